@@ -1,0 +1,3 @@
+var t = NBert.Tokenization.BertTokenizer.FromVocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]);
+Console.WriteLine(string.Join(",", t.Encode("hello").InputIds));
+return 0;

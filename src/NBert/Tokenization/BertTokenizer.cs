@@ -1,0 +1,303 @@
+using System.Text;
+
+namespace NBert.Tokenization;
+
+/// <summary>
+/// A BERT WordPiece tokenizer that gives the same ids, offsets and windows as Hugging Face's
+/// (<c>BertTokenizer</c> / <c>tokenizers</c>): BertNormalizer, BertPreTokenizer, WordPiece, added
+/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromDirectory"/>, or build
+/// one from a vocabulary. Instances are immutable and safe to use from many threads.
+/// </summary>
+public sealed partial class BertTokenizer
+{
+    private readonly WordPiece _model;
+    private readonly BertNormalizer _normalizer;
+    private readonly AddedTokenMatcher _rawMatcher;
+    private readonly AddedTokenMatcher _normalizedMatcher;
+    private readonly Dictionary<int, AddedToken> _addedById;
+    private readonly HashSet<string> _specialContents;
+
+    public WordPiece Model => _model;
+    public BertNormalizerOptions Normalizer => _normalizer.Options;
+    public IReadOnlyList<AddedToken> AddedTokens { get; }
+    /// <summary>The post-processor; null when the tokenizer adds no special tokens.</summary>
+    public TemplateProcessing? PostProcessor { get; }
+    /// <summary>The decoder's continuation prefix and whether it cleans up spaces before punctuation.</summary>
+    public (string Prefix, bool Cleanup) Decoder { get; }
+
+    public string UnkToken { get; }
+    public string ClsToken { get; }
+    public string SepToken { get; }
+    public string PadToken { get; }
+    public string MaskToken { get; }
+    public int PadTokenId { get; }
+    /// <summary>Hugging Face's <c>model_max_length</c>; null when the files do not give one.</summary>
+    public int? ModelMaxLength { get; }
+
+    internal BertTokenizer(WordPiece model, BertNormalizerOptions normalizer, IReadOnlyList<AddedToken> addedTokens,
+        TemplateProcessing? postProcessor, (string Prefix, bool Cleanup) decoder, SpecialTokenNames names, int? modelMaxLength)
+    {
+        _model = model;
+        _normalizer = BertNormalizer.For(normalizer);
+        AddedTokens = addedTokens;
+        PostProcessor = postProcessor;
+        Decoder = decoder;
+        _rawMatcher = new AddedTokenMatcher(addedTokens.Where(t => !t.Normalized).Select(t => (t.Content, t)));
+        _normalizedMatcher = new AddedTokenMatcher(addedTokens.Where(t => t.Normalized).Select(t => (_normalizer.Normalize(t.Content), t)));
+        _addedById = new Dictionary<int, AddedToken>();
+        foreach (var t in addedTokens) _addedById[t.Id] = t;
+        _specialContents = addedTokens.Where(t => t.Special).Select(t => t.Content).ToHashSet(StringComparer.Ordinal);
+        (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
+        PadTokenId = TokenToId(names.Pad) ?? 0;
+        ModelMaxLength = modelMaxLength;
+    }
+
+    public int VocabSize => Math.Max(_model.VocabSize, AddedTokens.Count == 0 ? 0 : AddedTokens.Max(t => t.Id) + 1);
+
+    public int? TokenToId(string token)
+    {
+        foreach (var t in AddedTokens) if (t.Content == token) return t.Id;
+        return _model.TokenToId(token);
+    }
+
+    public string? IdToToken(int id) => _addedById.TryGetValue(id, out var t) ? t.Content : _model.IdToToken(id);
+
+    /// <summary>Tokens of a text, without special tokens (Hugging Face's <c>tokenize</c>).</summary>
+    public string[] Tokenize(string text) => EncodeSequence(text).Tokens;
+
+    /// <summary>Encodes one text, or a pair when <paramref name="textPair"/> is given (an empty second text
+    /// counts as none, as in transformers).</summary>
+    public TokenEncoding Encode(string text, string? textPair = null, EncodeOptions? options = null)
+    {
+        options ??= EncodeOptions.Default;
+        var encoding = EncodeUnpadded(text, textPair, options);
+        return options.Padding == PaddingStrategy.None ? encoding : Pad([encoding], options)[0];
+    }
+
+    /// <summary>Encodes many texts on all cores; padding <see cref="PaddingStrategy.Longest"/> pads to the
+    /// longest of the batch.</summary>
+    public IReadOnlyList<TokenEncoding> EncodeBatch(IReadOnlyList<string> texts, EncodeOptions? options = null) =>
+        EncodeBatch(texts.Select(t => (t, (string?)null)).ToArray(), options);
+
+    /// <summary>Encodes many texts or pairs on all cores.</summary>
+    public IReadOnlyList<TokenEncoding> EncodeBatch(IReadOnlyList<(string Text, string? TextPair)> inputs, EncodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        options ??= EncodeOptions.Default;
+        var results = new TokenEncoding[inputs.Count];
+        Parallel.For(0, inputs.Count, i => results[i] = EncodeUnpadded(inputs[i].Text, inputs[i].TextPair, options));
+        return options.Padding == PaddingStrategy.None ? results : Pad(results, options);
+    }
+
+    /// <summary>Pads encodings as Hugging Face's <c>pad_encodings</c> does (overflowing windows too).</summary>
+    public IReadOnlyList<TokenEncoding> Pad(IReadOnlyList<TokenEncoding> encodings, EncodeOptions options)
+    {
+        if (encodings.Count == 0 || options.Padding == PaddingStrategy.None) return encodings;
+        int length = options.Padding == PaddingStrategy.MaxLength
+            ? options.MaxLength ?? ModelMaxLength ?? throw new ArgumentException("Padding to max_length needs MaxLength (this tokenizer has no model_max_length).")
+            : encodings.Max(e => e.Length);
+        if (options.PadToMultipleOf is int multiple)
+        {
+            if (multiple <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"PadToMultipleOf must be positive, not {multiple}.");
+            if (length % multiple != 0) length += multiple - length % multiple;
+        }
+        return encodings.Select(e => e.PadTo(length, PadTokenId, 0, PadToken)).ToArray();
+    }
+
+    private TokenEncoding EncodeUnpadded(string text, string? textPair, EncodeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // transformers tests `if text_pair`, so an empty second text means "no pair": [CLS] A [SEP].
+        if (textPair is { Length: 0 }) textPair = null;
+        var a = EncodeSequence(text);
+        var b = textPair is null ? null : EncodeSequence(textPair);
+        (a, b) = Truncate(a, b, options);
+        if (PostProcessor is not null) return PostProcessor.Process(a, b, options.AddSpecialTokens);
+        var single = a.WithSequence(0, 0);
+        if (b is null) { single.Overflowing = a.Overflowing.Select(o => o.WithSequence(0, 0)).ToList(); return single; }
+        return TokenEncoding.Concat([single, b.WithSequence(1, 1)]);
+    }
+
+    /// <summary>Hugging Face's <c>truncate_encodings</c>, with the room for special tokens taken off first.</summary>
+    private (TokenEncoding A, TokenEncoding? B) Truncate(TokenEncoding a, TokenEncoding? b, EncodeOptions options)
+    {
+        var strategy = options.Truncation ?? (options.MaxLength is null ? TruncationStrategy.None : TruncationStrategy.LongestFirst);
+        if (strategy == TruncationStrategy.None) return (a, b);
+        int maxLength = options.MaxLength ?? ModelMaxLength
+            ?? throw new ArgumentException("Truncation needs MaxLength (this tokenizer has no model_max_length).");
+        if (options.Stride < 0) throw new ArgumentOutOfRangeException(nameof(options), $"Stride must not be negative, not {options.Stride}.");
+        int added = options.AddSpecialTokens && PostProcessor is not null ? PostProcessor.AddedTokens(b is not null) : 0;
+        if (maxLength < added)
+            throw new ArgumentException($"max_length {maxLength} leaves no room: {(b is null ? "one text" : "a pair")} needs {added} special tokens.");
+        maxLength -= added;
+        int stride = options.Stride;
+        int total = a.Length + (b?.Length ?? 0);
+        if (total <= maxLength) return (a, b);
+        int toRemove = total - maxLength;
+        switch (strategy)
+        {
+            case TruncationStrategy.LongestFirst when b is null:
+                return (a.Truncate(a.Length - toRemove, stride), null);
+            case TruncationStrategy.LongestFirst:
+            {
+                int n1 = a.Length, n2 = b.Length;
+                bool swap = n1 > n2;
+                if (swap) (n1, n2) = (n2, n1);
+                n2 = n1 > maxLength ? n1 : Math.Max(n1, maxLength - n1);
+                if (n1 + n2 > maxLength)
+                {
+                    n1 = maxLength / 2;
+                    n2 = n1 + maxLength % 2;
+                }
+                if (swap) (n1, n2) = (n2, n1);
+                return (a.Truncate(n1, stride), b.Truncate(n2, stride));
+            }
+            default:
+            {
+                var target = strategy == TruncationStrategy.OnlyFirst ? a
+                    : b ?? throw new ArgumentException("Truncation only_second needs a second text (a pair), but only one was given.");
+                if (target.Length <= toRemove)
+                    throw new ArgumentException(
+                        $"Cannot truncate to max_length {maxLength + added} with {Name(strategy)}: the {(strategy == TruncationStrategy.OnlyFirst ? "first" : "second")} " +
+                        $"text has {target.Length} tokens but {toRemove} must go (the other text alone is too long). Use longest_first or a larger max_length.");
+                var cut = target.Truncate(target.Length - toRemove, stride);
+                return strategy == TruncationStrategy.OnlyFirst ? (cut, b) : (a, cut);
+            }
+        }
+    }
+
+    internal static string Name(TruncationStrategy s) => s switch
+    {
+        TruncationStrategy.LongestFirst => "longest_first",
+        TruncationStrategy.OnlyFirst => "only_first",
+        TruncationStrategy.OnlySecond => "only_second",
+        _ => "none",
+    };
+
+    /// <summary>Turns ids back into text as Hugging Face does: WordPiece pieces glued, spaces between
+    /// words, the decoder's clean-up of spaces before punctuation.</summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var sb = new StringBuilder();
+        bool first = true;
+        foreach (int id in ids)
+        {
+            string? token = IdToToken(id); // unknown ids are skipped, as Hugging Face skips them
+            if (token is null || (skipSpecialTokens && _specialContents.Contains(token))) continue;
+            string piece = token;
+            if (!first)
+                piece = Decoder.Prefix.Length > 0 && piece.StartsWith(Decoder.Prefix, StringComparison.Ordinal)
+                    ? piece[Decoder.Prefix.Length..]
+                    : " " + piece;
+            if (Decoder.Cleanup) piece = CleanUp(piece);
+            sb.Append(piece);
+            first = false;
+        }
+        return sb.ToString();
+    }
+
+    private static string CleanUp(string s) => s.Replace(" .", ".").Replace(" ?", "?").Replace(" !", "!")
+        .Replace(" ,", ",").Replace(" ' ", "'").Replace(" n't", "n't").Replace(" 'm", "'m")
+        .Replace(" do not", " don't").Replace(" 's", "'s").Replace(" 've", "'ve").Replace(" 're", "'re");
+
+    // ---- the tokenization of one text (no special tokens, no truncation) ----
+
+    /// <summary>Per-thread buffers, so encoding allocates little more than its results.</summary>
+    private sealed class Scratch
+    {
+        [ThreadStatic] private static Scratch? _current;
+        public static Scratch Current => _current ??= new Scratch();
+        public readonly NormalizedBuffer Normalized = new();
+        public readonly TokenSink Tokens = new();
+        public readonly List<(int Start, int End, AddedToken Token)> RawMatches = new();
+        public readonly List<(int Start, int End, AddedToken Token)> NormalizedMatches = new();
+    }
+
+    private TokenEncoding EncodeSequence(string text)
+    {
+        var scratch = Scratch.Current;
+        var sink = scratch.Tokens;
+        sink.Count = 0;
+        int word = 0;
+        _rawMatcher.FindAll(text, 0, text.Length, scratch.RawMatches);
+        int position = 0;
+        foreach (var (start, end, token) in scratch.RawMatches)
+        {
+            EncodeSegment(text, position, start, scratch, ref word);
+            sink.Add(token.Id, start, end, word++);
+            position = end;
+        }
+        EncodeSegment(text, position, text.Length, scratch, ref word);
+
+        int n = sink.Count;
+        var tokens = new string[n];
+        var table = _model.IdToTokenTable;
+        var offsets = new (int, int)[n];
+        var words = new int?[n];
+        for (int i = 0; i < n; i++)
+        {
+            int id = sink.Ids[i];
+            tokens[i] = (uint)id < (uint)table.Length && table[id] is { } t ? t : IdToToken(id) ?? "";
+            offsets[i] = (sink.Starts[i], sink.Ends[i]);
+            words[i] = sink.Words[i];
+        }
+        var result = new TokenEncoding(sink.Ids.AsSpan(0, n).ToArray(), new int[n], Filled(n, 1), tokens, offsets,
+            words, new int?[n], new int[n]);
+        sink.Trim();
+        scratch.Normalized.Trim();
+        return result;
+    }
+
+    private static int[] Filled(int n, int value)
+    {
+        var a = new int[n];
+        a.AsSpan().Fill(value);
+        return a;
+    }
+
+    private void EncodeSegment(string text, int from, int to, Scratch scratch, ref int word)
+    {
+        if (from >= to) return;
+        var buffer = scratch.Normalized;
+        buffer.Clear();
+        _normalizer.Normalize(text, from, to, buffer);
+        if (_normalizedMatcher.IsEmpty)
+        {
+            PreTokenize(buffer, 0, buffer.Length, scratch.Tokens, ref word);
+            return;
+        }
+        _normalizedMatcher.FindAll(buffer.Chars.AsSpan(0, buffer.Length), 0, buffer.Length, scratch.NormalizedMatches);
+        int position = 0;
+        foreach (var (start, end, token) in scratch.NormalizedMatches)
+        {
+            PreTokenize(buffer, position, start, scratch.Tokens, ref word);
+            scratch.Tokens.Add(token.Id, buffer.Start[start], buffer.End[end - 1], word++);
+            position = end;
+        }
+        PreTokenize(buffer, position, buffer.Length, scratch.Tokens, ref word);
+    }
+
+    /// <summary>BertPreTokenizer: split on whitespace (dropped) and punctuation (kept, one char per
+    /// word), then WordPiece on each word.</summary>
+    private void PreTokenize(NormalizedBuffer buffer, int from, int to, TokenSink sink, ref int word)
+    {
+        var chars = buffer.Chars.AsSpan(0, to);
+        int wordStart = -1;
+        for (int j = from; j < to;)
+        {
+            byte cls = UnicodeRules.PreTokenClass(chars, j, out int width);
+            if (cls == UnicodeRules.Word)
+            {
+                if (wordStart < 0) wordStart = j;
+            }
+            else
+            {
+                if (wordStart >= 0) { _model.Tokenize(buffer, wordStart, j, word++, sink); wordStart = -1; }
+                if (cls == UnicodeRules.Punct) _model.Tokenize(buffer, j, j + width, word++, sink);
+            }
+            j += width;
+        }
+        if (wordStart >= 0) _model.Tokenize(buffer, wordStart, to, word++, sink);
+    }
+}

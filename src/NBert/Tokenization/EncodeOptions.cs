@@ -1,0 +1,52 @@
+namespace NBert.Tokenization;
+
+/// <summary>Which text loses tokens when a text or pair is longer than the maximum length.</summary>
+public enum TruncationStrategy
+{
+    /// <summary>Never truncate.</summary>
+    None,
+    /// <summary>Take tokens from the longer text first (Hugging Face's default, <c>truncation=True</c>).</summary>
+    LongestFirst,
+    /// <summary>Only truncate the first text.</summary>
+    OnlyFirst,
+    /// <summary>Only truncate the second text (question answering: the context).</summary>
+    OnlySecond,
+}
+
+/// <summary>How encodings are padded.</summary>
+public enum PaddingStrategy
+{
+    /// <summary>No padding.</summary>
+    None,
+    /// <summary>To the longest encoding of the batch.</summary>
+    Longest,
+    /// <summary>To the maximum length.</summary>
+    MaxLength,
+}
+
+/// <summary>
+/// The arguments of a Hugging Face tokenizer call. Defaults are Hugging Face's: special tokens added,
+/// no truncation unless <see cref="MaxLength"/> is given (then <c>longest_first</c>), no padding.
+/// </summary>
+public sealed record EncodeOptions
+{
+    public static EncodeOptions Default { get; } = new();
+
+    public bool AddSpecialTokens { get; init; } = true;
+
+    /// <summary>Null means "not said": truncate <c>longest_first</c> when <see cref="MaxLength"/> is set, as
+    /// transformers does.</summary>
+    public TruncationStrategy? Truncation { get; init; }
+
+    /// <summary>Maximum length including special tokens; when null, truncation and <c>max_length</c>
+    /// padding use the tokenizer's <c>model_max_length</c>.</summary>
+    public int? MaxLength { get; init; }
+
+    /// <summary>Tokens shared by consecutive overflowing windows (only with truncation).</summary>
+    public int Stride { get; init; }
+
+    public PaddingStrategy Padding { get; init; } = PaddingStrategy.None;
+
+    /// <summary>Round the padded length up to a multiple of this.</summary>
+    public int? PadToMultipleOf { get; init; }
+}
