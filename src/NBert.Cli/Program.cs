@@ -1,3 +1,60 @@
-var t = NBert.Tokenization.BertTokenizer.FromVocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]);
-Console.WriteLine(string.Join(",", t.Encode("hello").InputIds));
-return 0;
+using System.CommandLine;
+using System.Text;
+using NBert.Cli.Commands;
+
+namespace NBert.Cli;
+
+/// <summary>The <c>nbert</c> command. Exit codes: 0 done, 2 bad input or usage (the message says what
+/// to fix), 1 an unexpected failure.</summary>
+public static class Program
+{
+    public const int Ok = 0, Failure = 1, BadInput = 2;
+
+    public static int Main(string[] args)
+    {
+        // Buffered UTF-8 standard output: JSON lines can be many megabytes.
+        using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
+        var stdin = new StreamReader(Console.OpenStandardInput(), new UTF8Encoding(false));
+        int code = Run(args, stdin, stdout, Console.Error);
+        stdout.Flush();
+        return code;
+    }
+
+    /// <summary>Runs a command line against the given streams (the tests call this in process).</summary>
+    public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand("nbert: BERT and transfer learning for .NET, with Hugging Face's behaviour.")
+        {
+            TokenizeCommand.Create(input, output),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) error.WriteLine($"nbert: {e.Message}");
+            error.WriteLine("Run 'nbert --help' or 'nbert COMMAND --help' for usage.");
+            return BadInput;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (CliException e)
+        {
+            error.WriteLine($"nbert: {e.Message}");
+            return BadInput;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            error.WriteLine($"nbert: {e.Message}");
+            return BadInput;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"nbert: unexpected failure: {e}");
+            return Failure;
+        }
+    }
+}
+
+/// <summary>A problem with what the user gave (a file, an option, a line of input): exit code 2.</summary>
+public sealed class CliException(string message, Exception? inner = null) : Exception(message, inner);

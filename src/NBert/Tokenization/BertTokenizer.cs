@@ -85,7 +85,20 @@ public sealed partial class BertTokenizer
         ArgumentNullException.ThrowIfNull(inputs);
         options ??= EncodeOptions.Default;
         var results = new TokenEncoding[inputs.Count];
-        Parallel.For(0, inputs.Count, i => results[i] = EncodeUnpadded(inputs[i].Text, inputs[i].TextPair, options));
+        BatchItemException? failure = null;
+        Parallel.For(0, inputs.Count, (i, loop) =>
+        {
+            try
+            {
+                results[i] = EncodeUnpadded(inputs[i].Text, inputs[i].TextPair, options);
+            }
+            catch (ArgumentException e)
+            {
+                Interlocked.CompareExchange(ref failure, new BatchItemException(i, e), null);
+                loop.Stop();
+            }
+        });
+        if (failure is not null) throw failure;
         return options.Padding == PaddingStrategy.None ? results : Pad(results, options);
     }
 
@@ -300,4 +313,11 @@ public sealed partial class BertTokenizer
         }
         if (wordStart >= 0) _model.Tokenize(buffer, wordStart, to, word++, sink);
     }
+}
+
+/// <summary>An input of a batch could not be encoded; <see cref="Index"/> says which.</summary>
+public sealed class BatchItemException(int index, ArgumentException inner)
+    : ArgumentException($"Input {index}: {inner.Message}", inner)
+{
+    public int Index { get; } = index;
 }

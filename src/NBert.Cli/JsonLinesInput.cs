@@ -1,0 +1,53 @@
+using System.Text.Json;
+
+namespace NBert.Cli;
+
+/// <summary>JSON-lines input (<c>--input FILE</c>, or <c>-</c> for standard input): one object per line,
+/// blank lines skipped; a bad line is reported with its number.</summary>
+public static class JsonLinesInput
+{
+    /// <param name="parse">turns one line's object, and its line number, into an item.</param>
+    public static List<T> Read<T>(string path, TextReader stdin, Func<JsonElement, int, T> parse)
+    {
+        TextReader reader;
+        if (path == "-") reader = stdin;
+        else if (!File.Exists(path)) throw new CliException($"input file '{path}' does not exist.");
+        else reader = new StreamReader(path);
+        var items = new List<T>();
+        try
+        {
+            int number = 0;
+            for (string? line; (line = reader.ReadLine()) is not null;)
+            {
+                number++;
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                try
+                {
+                    using var doc = JsonDocument.Parse(line);
+                    if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new FormatException("expected a JSON object");
+                    items.Add(parse(doc.RootElement, number));
+                }
+                catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+                {
+                    throw new CliException($"{Name(path)}, line {number}: {e.Message}", e);
+                }
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(reader, stdin)) reader.Dispose();
+        }
+        return items;
+    }
+
+    public static string Name(string path) => path == "-" ? "standard input" : path;
+
+    /// <summary>A string field; null when absent or null, an error when of another type.</summary>
+    public static string? OptionalString(JsonElement e, string field) =>
+        !e.TryGetProperty(field, out var v) || v.ValueKind == JsonValueKind.Null ? null
+        : v.ValueKind == JsonValueKind.String ? v.GetString()
+        : throw new FormatException($"\"{field}\" must be a string, not {v.ValueKind.ToString().ToLowerInvariant()}");
+
+    public static string RequiredString(JsonElement e, string field) =>
+        OptionalString(e, field) ?? throw new FormatException($"missing \"{field}\" (expected {{\"{field}\": \"...\"}})");
+}
