@@ -16,6 +16,13 @@ public sealed partial class BertTokenizer
     private readonly AddedTokenMatcher _normalizedMatcher;
     private readonly Dictionary<int, AddedToken> _addedById;
     private readonly HashSet<string> _specialContents;
+    private readonly string[] _tokenOf; // id -> token string, added tokens included
+    // The fused ASCII path: what the normalizer and pre-tokenizer make of each ASCII char, read off them
+    // once (so the two paths cannot disagree), and the id of each ASCII punctuation token.
+    private const byte AsciiWord = 0, AsciiSpace = 1, AsciiPunct = 2, AsciiOther = 3;
+    private readonly byte[] _asciiKind = new byte[128];
+    private readonly char[] _asciiChar = new char[128];
+    private readonly int[] _asciiPunctId = new int[128];
 
     public WordPiece Model => _model;
     public BertNormalizerOptions Normalizer => _normalizer.Options;
@@ -47,8 +54,24 @@ public sealed partial class BertTokenizer
         _addedById = new Dictionary<int, AddedToken>();
         foreach (var t in addedTokens) _addedById[t.Id] = t;
         _specialContents = addedTokens.Where(t => t.Special).Select(t => t.Content).ToHashSet(StringComparer.Ordinal);
+        _tokenOf = new string[VocabSize];
+        for (int id = 0; id < _tokenOf.Length; id++) _tokenOf[id] = IdToToken(id) ?? "";
         (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
         PadTokenId = TokenToId(names.Pad) ?? 0;
+        for (char c = '\0'; c < 128; c++)
+        {
+            string n = _normalizer.Normalize(c.ToString());
+            if (n.Length != 1 || n[0] >= 128) { _asciiKind[c] = AsciiOther; continue; } // removed: general path
+            _asciiChar[c] = n[0];
+            _asciiKind[c] = UnicodeRules.PreTokenClass(n, 0, out _) switch
+            {
+                UnicodeRules.Space => AsciiSpace,
+                UnicodeRules.Punct => AsciiPunct,
+                _ => AsciiWord,
+            };
+            if (_asciiKind[c] == AsciiPunct)
+                _asciiPunctId[c] = model.MaxInputCharsPerWord >= 1 && model.TokenToId(n) is int id ? id : model.UnkId;
+        }
         ModelMaxLength = modelMaxLength;
     }
 
@@ -63,7 +86,7 @@ public sealed partial class BertTokenizer
     public string? IdToToken(int id) => _addedById.TryGetValue(id, out var t) ? t.Content : _model.IdToToken(id);
 
     /// <summary>Tokens of a text, without special tokens (Hugging Face's <c>tokenize</c>).</summary>
-    public string[] Tokenize(string text) => EncodeSequence(text).Tokens;
+    public string[] Tokenize(string text) => Encode(text, options: new EncodeOptions { AddSpecialTokens = false }).Tokens;
 
     /// <summary>Encodes one text, or a pair when <paramref name="textPair"/> is given (an empty second text
     /// counts as none, as in transformers).</summary>
@@ -122,38 +145,59 @@ public sealed partial class BertTokenizer
         ArgumentNullException.ThrowIfNull(text);
         // transformers tests `if text_pair`, so an empty second text means "no pair": [CLS] A [SEP].
         if (textPair is { Length: 0 }) textPair = null;
-        var a = EncodeSequence(text);
-        var b = textPair is null ? null : EncodeSequence(textPair);
-        (a, b) = Truncate(a, b, options);
-        if (PostProcessor is not null) return PostProcessor.Process(a, b, options.AddSpecialTokens);
-        var single = a.WithSequence(0, 0);
-        if (b is null) { single.Overflowing = a.Overflowing.Select(o => o.WithSequence(0, 0)).ToList(); return single; }
-        return TokenEncoding.Concat([single, b.WithSequence(1, 1)]);
+        var scratch = Scratch.Current;
+        var sink = scratch.Tokens;
+        sink.Count = 0;
+        try
+        {
+            // Both texts go into one sink; windows and the template work on index ranges of it.
+            EncodeSequence(text, scratch);
+            int lengthA = sink.Count;
+            int lengthB = -1;
+            if (textPair is not null)
+            {
+                EncodeSequence(textPair, scratch);
+                lengthB = sink.Count - lengthA;
+            }
+            var (a, b) = Truncate(lengthA, lengthB, options);
+            return (PostProcessor ?? TemplateProcessing.Plain).Process(sink, a, b, options.AddSpecialTokens, _tokenOf);
+        }
+        finally
+        {
+            sink.Trim();
+            scratch.Normalized.Trim();
+        }
     }
 
-    /// <summary>Hugging Face's <c>truncate_encodings</c>, with the room for special tokens taken off first.</summary>
-    private (TokenEncoding A, TokenEncoding? B) Truncate(TokenEncoding a, TokenEncoding? b, EncodeOptions options)
+    /// <summary>
+    /// Hugging Face's <c>truncate_encodings</c>, with the room for special tokens taken off first. Returns
+    /// the windows of each text as ranges of the sink (A at 0, B right after it): the first is kept, the
+    /// others overflow.
+    /// </summary>
+    private (List<(int, int)> A, List<(int, int)>? B) Truncate(int lengthA, int lengthB, EncodeOptions options)
     {
+        bool pair = lengthB >= 0;
+        List<(int, int)> Whole(int start, int length) => [(start, length)];
         var strategy = options.Truncation ?? (options.MaxLength is null ? TruncationStrategy.None : TruncationStrategy.LongestFirst);
-        if (strategy == TruncationStrategy.None) return (a, b);
+        if (strategy == TruncationStrategy.None) return (Whole(0, lengthA), pair ? Whole(lengthA, lengthB) : null);
         int maxLength = options.MaxLength ?? ModelMaxLength
             ?? throw new ArgumentException("Truncation needs MaxLength (this tokenizer has no model_max_length).");
         if (options.Stride < 0) throw new ArgumentOutOfRangeException(nameof(options), $"Stride must not be negative, not {options.Stride}.");
-        int added = options.AddSpecialTokens && PostProcessor is not null ? PostProcessor.AddedTokens(b is not null) : 0;
+        int added = options.AddSpecialTokens && PostProcessor is not null ? PostProcessor.AddedTokens(pair) : 0;
         if (maxLength < added)
-            throw new ArgumentException($"max_length {maxLength} leaves no room: {(b is null ? "one text" : "a pair")} needs {added} special tokens.");
+            throw new ArgumentException($"max_length {maxLength} leaves no room: {(pair ? "a pair" : "one text")} needs {added} special tokens.");
         maxLength -= added;
         int stride = options.Stride;
-        int total = a.Length + (b?.Length ?? 0);
-        if (total <= maxLength) return (a, b);
+        int total = lengthA + Math.Max(lengthB, 0);
+        if (total <= maxLength) return (Whole(0, lengthA), pair ? Whole(lengthA, lengthB) : null);
         int toRemove = total - maxLength;
         switch (strategy)
         {
-            case TruncationStrategy.LongestFirst when b is null:
-                return (a.Truncate(a.Length - toRemove, stride), null);
+            case TruncationStrategy.LongestFirst when !pair:
+                return (Windows(0, lengthA, lengthA - toRemove, stride), null);
             case TruncationStrategy.LongestFirst:
             {
-                int n1 = a.Length, n2 = b.Length;
+                int n1 = lengthA, n2 = lengthB;
                 bool swap = n1 > n2;
                 if (swap) (n1, n2) = (n2, n1);
                 n2 = n1 > maxLength ? n1 : Math.Max(n1, maxLength - n1);
@@ -163,19 +207,42 @@ public sealed partial class BertTokenizer
                     n2 = n1 + maxLength % 2;
                 }
                 if (swap) (n1, n2) = (n2, n1);
-                return (a.Truncate(n1, stride), b.Truncate(n2, stride));
+                return (Windows(0, lengthA, n1, stride), Windows(lengthA, lengthB, n2, stride));
             }
             default:
             {
-                var target = strategy == TruncationStrategy.OnlyFirst ? a
-                    : b ?? throw new ArgumentException("Truncation only_second needs a second text (a pair), but only one was given.");
-                if (target.Length <= toRemove)
+                bool first = strategy == TruncationStrategy.OnlyFirst;
+                if (!first && !pair)
+                    throw new ArgumentException("Truncation only_second needs a second text (a pair), but only one was given.");
+                int targetLength = first ? lengthA : lengthB;
+                if (targetLength <= toRemove)
                     throw new ArgumentException(
-                        $"Cannot truncate to max_length {maxLength + added} with {Name(strategy)}: the {(strategy == TruncationStrategy.OnlyFirst ? "first" : "second")} " +
-                        $"text has {target.Length} tokens but {toRemove} must go (the other text alone is too long). Use longest_first or a larger max_length.");
-                var cut = target.Truncate(target.Length - toRemove, stride);
-                return strategy == TruncationStrategy.OnlyFirst ? (cut, b) : (a, cut);
+                        $"Cannot truncate to max_length {maxLength + added} with {Name(strategy)}: the {(first ? "first" : "second")} " +
+                        $"text has {targetLength} tokens but {toRemove} must go (the other text alone is too long). Use longest_first or a larger max_length.");
+                return first
+                    ? (Windows(0, lengthA, lengthA - toRemove, stride), pair ? Whole(lengthA, lengthB) : null)
+                    : (Whole(0, lengthA), Windows(lengthA, lengthB, lengthB - toRemove, stride));
             }
+        }
+    }
+
+    /// <summary>
+    /// Hugging Face's <c>Encoding::truncate</c> (right side) on tokens <c>start..start+length</c>: keep the
+    /// first <paramref name="maxLength"/>; with a stride, the rest becomes overflowing windows of
+    /// <paramref name="maxLength"/> tokens, each starting <c>maxLength - stride</c> after the previous one.
+    /// </summary>
+    private static List<(int, int)> Windows(int start, int length, int maxLength, int stride)
+    {
+        if (maxLength >= length) return [(start, length)];
+        if (maxLength == 0) return [(start, 0), (start, length)];
+        if (stride >= maxLength)
+            throw new ArgumentException($"stride ({stride}) must be less than the room left for this text ({maxLength} tokens once special tokens are counted): lower the stride or raise max_length.");
+        var windows = new List<(int, int)>();
+        for (int offset = 0; ; offset += maxLength - stride)
+        {
+            int stop = Math.Min(offset + maxLength, length);
+            windows.Add((start + offset, stop - offset));
+            if (stop == length) return windows;
         }
     }
 
@@ -225,13 +292,13 @@ public sealed partial class BertTokenizer
         public readonly TokenSink Tokens = new();
         public readonly List<(int Start, int End, AddedToken Token)> RawMatches = new();
         public readonly List<(int Start, int End, AddedToken Token)> NormalizedMatches = new();
+        public char[] Word = new char[64];
     }
 
-    private TokenEncoding EncodeSequence(string text)
+    /// <summary>Appends the tokens of one text (no special tokens) to the scratch sink; word ids start at 0.</summary>
+    private void EncodeSequence(string text, Scratch scratch)
     {
-        var scratch = Scratch.Current;
         var sink = scratch.Tokens;
-        sink.Count = 0;
         int word = 0;
         _rawMatcher.FindAll(text, 0, text.Length, scratch.RawMatches);
         int position = 0;
@@ -242,36 +309,69 @@ public sealed partial class BertTokenizer
             position = end;
         }
         EncodeSegment(text, position, text.Length, scratch, ref word);
-
-        int n = sink.Count;
-        var tokens = new string[n];
-        var table = _model.IdToTokenTable;
-        var offsets = new (int, int)[n];
-        var words = new int?[n];
-        for (int i = 0; i < n; i++)
-        {
-            int id = sink.Ids[i];
-            tokens[i] = (uint)id < (uint)table.Length && table[id] is { } t ? t : IdToToken(id) ?? "";
-            offsets[i] = (sink.Starts[i], sink.Ends[i]);
-            words[i] = sink.Words[i];
-        }
-        var result = new TokenEncoding(sink.Ids.AsSpan(0, n).ToArray(), new int[n], Filled(n, 1), tokens, offsets,
-            words, new int?[n], new int[n]);
-        sink.Trim();
-        scratch.Normalized.Trim();
-        return result;
     }
 
-    private static int[] Filled(int n, int value)
-    {
-        var a = new int[n];
-        a.AsSpan().Fill(value);
-        return a;
-    }
-
+    /// <summary>
+    /// Tokenizes <c>text[from..to)</c>. Plain ASCII words go through a fused path: normalised, split and
+    /// packed for the vocabulary lookup in one pass, their chars mapping one to one onto the source.
+    /// Anything else (a non-ASCII char, a char the normalizer removes) sends the stretch up to the next
+    /// ASCII whitespace through the general path, which produces the same tokens for ASCII text.
+    /// </summary>
     private void EncodeSegment(string text, int from, int to, Scratch scratch, ref int word)
     {
         if (from >= to) return;
+        if (!_normalizedMatcher.IsEmpty)
+        {
+            EncodeGeneral(text, from, to, scratch, ref word);
+            return;
+        }
+        var sink = scratch.Tokens;
+        int i = from;
+        while (i < to)
+        {
+            char c = text[i];
+            byte kind = c < 128 ? _asciiKind[c] : AsciiOther;
+            if (kind == AsciiSpace) { i++; continue; }
+            if (kind == AsciiPunct)
+            {
+                sink.Add(_asciiPunctId[c], i, i + 1, word++);
+                i++;
+                continue;
+            }
+            int start = i;
+            if (kind == AsciiWord)
+            {
+                var chars = scratch.Word;
+                ulong packed = 0;
+                int n = 0;
+                for (; i < to && (c = text[i]) < 128 && _asciiKind[c] == AsciiWord; i++, n++)
+                {
+                    if (n == chars.Length)
+                    {
+                        Array.Resize(ref scratch.Word, n * 2);
+                        chars = scratch.Word;
+                    }
+                    char mapped = _asciiChar[c];
+                    chars[n] = mapped;
+                    if (n < 8) packed |= (ulong)mapped << (8 * n);
+                }
+                if (i == to || (c < 128 && _asciiKind[c] != AsciiOther))
+                {
+                    _model.TokenizeAscii(chars.AsSpan(0, n), packed, start, word++, sink);
+                    continue;
+                }
+            }
+            int stop = i;
+            while (stop < to && !(text[stop] < 128 && _asciiKind[text[stop]] == AsciiSpace)) stop++;
+            EncodeGeneral(text, start, stop, scratch, ref word);
+            i = stop;
+        }
+    }
+
+    /// <summary>The reference path: BertNormalizer into a buffer with alignments, normalized added
+    /// tokens, then BertPreTokenizer and WordPiece.</summary>
+    private void EncodeGeneral(string text, int from, int to, Scratch scratch, ref int word)
+    {
         var buffer = scratch.Normalized;
         buffer.Clear();
         _normalizer.Normalize(text, from, to, buffer);

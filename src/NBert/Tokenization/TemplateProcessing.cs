@@ -42,50 +42,84 @@ public sealed class TemplateProcessing
          TemplatePiece.Sequence("B", 1), TemplatePiece.Special(sep, 1)],
         new Dictionary<string, (int[], string[])> { [cls] = ([clsId], [cls]), [sep] = ([sepId], [sep]) });
 
+    /// <summary>The template of a tokenizer without post-processor: the texts as they are, B with type id 1.</summary>
+    internal static TemplateProcessing Plain { get; } = new([TemplatePiece.Sequence("A", 0)],
+        [TemplatePiece.Sequence("A", 0), TemplatePiece.Sequence("B", 1)], new Dictionary<string, (int[], string[])>());
+
     /// <summary>How many tokens the template adds around one text (pair: false) or a pair (true).</summary>
     public int AddedTokens(bool pair) =>
         (pair ? Pair : Single).Where(p => !p.IsSequence).Sum(p => SpecialTokens[p.Id].Ids.Length);
 
     /// <summary>
     /// Applies the template to every combination of windows as Hugging Face does: the main encoding is
-    /// (A, B); its overflowing windows are, in order, each A window with B and then with each B window,
-    /// then A with each B window.
+    /// (A, B); its overflowing windows are, in order, each further A window with B and then with each
+    /// further B window, then A with each further B window. Windows are ranges of <paramref name="sink"/>.
     /// </summary>
-    internal TokenEncoding Process(TokenEncoding a, TokenEncoding? b, bool addSpecialTokens)
+    internal TokenEncoding Process(TokenSink sink, List<(int Start, int Length)> a, List<(int Start, int Length)>? b,
+        bool addSpecialTokens, string[] tokenOf)
     {
-        var main = Apply(a, b, addSpecialTokens);
+        var main = Build(sink, a[0], b?[0], addSpecialTokens, tokenOf);
+        if (a.Count == 1 && (b is null || b.Count == 1)) return main;
         var overflowing = new List<TokenEncoding>();
-        foreach (var ao in a.Overflowing)
+        for (int i = 1; i < a.Count; i++)
         {
-            overflowing.Add(Apply(ao, b, addSpecialTokens));
+            overflowing.Add(Build(sink, a[i], b?[0], addSpecialTokens, tokenOf));
             if (b is not null)
-                foreach (var bo in b.Overflowing) overflowing.Add(Apply(ao, bo, addSpecialTokens));
+                for (int j = 1; j < b.Count; j++) overflowing.Add(Build(sink, a[i], b[j], addSpecialTokens, tokenOf));
         }
         if (b is not null)
-            foreach (var bo in b.Overflowing) overflowing.Add(Apply(a, bo, addSpecialTokens));
+            for (int j = 1; j < b.Count; j++) overflowing.Add(Build(sink, a[0], b[j], addSpecialTokens, tokenOf));
         main.Overflowing = overflowing;
         return main;
     }
 
-    private TokenEncoding Apply(TokenEncoding a, TokenEncoding? b, bool addSpecialTokens)
+    /// <summary>One encoding: every field written once, straight from the sink.</summary>
+    private TokenEncoding Build(TokenSink sink, (int Start, int Length) a, (int Start, int Length)? b, bool addSpecialTokens, string[] tokenOf)
     {
-        var parts = new List<TokenEncoding>();
-        foreach (var piece in b is null ? Single : Pair)
+        var pieces = b is null ? Single : Pair;
+        int n = 0;
+        foreach (var piece in pieces)
+            n += piece.IsSequence ? (piece.Id == "A" ? a.Length : b!.Value.Length) : addSpecialTokens ? SpecialTokens[piece.Id].Ids.Length : 0;
+        var ids = new int[n];
+        var types = new int[n];
+        var attention = new int[n];
+        var tokens = new string[n];
+        var offsets = new (int, int)[n];
+        var words = new int?[n];
+        var sequences = new int?[n];
+        var special = new int[n];
+        attention.AsSpan().Fill(1);
+        int k = 0;
+        foreach (var piece in pieces)
         {
             if (piece.IsSequence)
             {
-                var (source, sequenceId) = piece.Id == "A" ? (a, 0) : (b!, 1);
-                parts.Add(source.WithSequence(piece.TypeId, sequenceId));
+                bool isA = piece.Id == "A";
+                var (start, length) = isA ? a : b!.Value;
+                int sequence = isA ? 0 : 1;
+                sink.Ids.AsSpan(start, length).CopyTo(ids.AsSpan(k));
+                types.AsSpan(k, length).Fill(piece.TypeId);
+                for (int i = 0; i < length; i++, k++)
+                {
+                    int t = start + i;
+                    tokens[k] = tokenOf[sink.Ids[t]];
+                    offsets[k] = (sink.Starts[t], sink.Ends[t]);
+                    words[k] = sink.Words[t];
+                    sequences[k] = sequence;
+                }
             }
             else if (addSpecialTokens)
             {
-                var (ids, tokens) = SpecialTokens[piece.Id];
-                int n = ids.Length;
-                parts.Add(new TokenEncoding(ids, Enumerable.Repeat(piece.TypeId, n).ToArray(),
-                    Enumerable.Repeat(1, n).ToArray(), tokens, new (int, int)[n], new int?[n], new int?[n],
-                    Enumerable.Repeat(1, n).ToArray()));
+                var (specialIds, specialTokens) = SpecialTokens[piece.Id];
+                for (int i = 0; i < specialIds.Length; i++, k++)
+                {
+                    ids[k] = specialIds[i];
+                    types[k] = piece.TypeId;
+                    tokens[k] = specialTokens[i];
+                    special[k] = 1;
+                }
             }
         }
-        return parts.Count == 0 ? TokenEncoding.CreateEmpty() : TokenEncoding.Concat(parts);
+        return new TokenEncoding(ids, types, attention, tokens, offsets, words, sequences, special);
     }
 }

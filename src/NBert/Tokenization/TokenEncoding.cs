@@ -37,52 +37,12 @@ public sealed class TokenEncoding
         Overflowing = overflowing ?? [];
     }
 
-    internal static TokenEncoding CreateEmpty() => new([], [], [], [], [], [], [], []);
-
+    /// <summary>Tokens <c>start..start+length</c> as an encoding of their own (no overflow).</summary>
     internal TokenEncoding Slice(int start, int length) => new(
         InputIds.AsSpan(start, length).ToArray(), TokenTypeIds.AsSpan(start, length).ToArray(),
         AttentionMask.AsSpan(start, length).ToArray(), Tokens.AsSpan(start, length).ToArray(),
         Offsets.AsSpan(start, length).ToArray(), WordIds.AsSpan(start, length).ToArray(),
         SequenceIds.AsSpan(start, length).ToArray(), SpecialTokensMask.AsSpan(start, length).ToArray());
-
-    /// <summary>
-    /// Hugging Face's <c>Encoding::truncate</c> (right side): keep the first <paramref name="maxLength"/>
-    /// tokens; with a stride, the rest becomes overflowing windows of <paramref name="maxLength"/> tokens,
-    /// each starting <c>maxLength - stride</c> after the previous one.
-    /// </summary>
-    internal TokenEncoding Truncate(int maxLength, int stride)
-    {
-        if (maxLength >= Length) return this;
-        if (maxLength == 0) return new TokenEncoding([], [], [], [], [], [], [], [], [this]);
-        if (stride >= maxLength)
-            throw new ArgumentException($"stride ({stride}) must be less than the room left for this text ({maxLength} tokens once special tokens are counted): lower the stride or raise max_length.");
-        var windows = new List<TokenEncoding>();
-        int step = maxLength - stride;
-        for (int start = 0; ; start += step)
-        {
-            int stop = Math.Min(start + maxLength, Length);
-            windows.Add(Slice(start, stop - start));
-            if (stop == Length) break;
-        }
-        var first = windows[0];
-        first.Overflowing = windows.Skip(1).ToList();
-        return first;
-    }
-
-    /// <summary>Concatenates encodings (no overflow handling: the post-processor combines windows).</summary>
-    internal static TokenEncoding Concat(IReadOnlyList<TokenEncoding> parts)
-    {
-        if (parts.Count == 1) return parts[0];
-        T[] Join<T>(Func<TokenEncoding, T[]> field) => parts.SelectMany(field).ToArray();
-        return new TokenEncoding(Join(e => e.InputIds), Join(e => e.TokenTypeIds), Join(e => e.AttentionMask),
-            Join(e => e.Tokens), Join(e => e.Offsets), Join(e => e.WordIds), Join(e => e.SequenceIds),
-            Join(e => e.SpecialTokensMask));
-    }
-
-    /// <summary>Copy with every token's type id and sequence id set (what TemplateProcessing does to A and B).</summary>
-    internal TokenEncoding WithSequence(int typeId, int? sequenceId) => new(InputIds,
-        Enumerable.Repeat(typeId, Length).ToArray(), AttentionMask, Tokens, Offsets, WordIds,
-        Enumerable.Repeat(sequenceId, Length).ToArray(), SpecialTokensMask);
 
     /// <summary>Pads on the right to <paramref name="length"/>, this encoding and its overflowing windows.</summary>
     internal TokenEncoding PadTo(int length, int padId, int padTypeId, string padToken)

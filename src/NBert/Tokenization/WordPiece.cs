@@ -9,10 +9,11 @@ public sealed class WordPiece
 {
     private readonly string[] _idToToken;
     private readonly Dictionary<string, int> _tokenToId;
-    // Continuation pieces are stored without their prefix, so lookups never build a string.
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _wordStart;
-    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _continuation;
-    private readonly int _maxPieceChars;
+    // Continuation pieces are stored without their prefix, so a lookup is a span of the word and never
+    // builds a string.
+    private readonly VocabTable _wordStart;
+    private readonly VocabTable _continuation;
+    private readonly int _maxWordStartChars, _maxContinuationChars;
 
     public string UnkToken { get; }
     public int UnkId { get; }
@@ -34,21 +35,22 @@ public sealed class WordPiece
         }
         _idToToken = new string[maxId + 1];
         _tokenToId = new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
-        var start = new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
-        var cont = new Dictionary<string, int>(StringComparer.Ordinal);
+        var continuation = new List<(string, int)>();
         foreach (var (token, id) in vocab)
         {
             _idToToken[id] = token;
             _tokenToId[token] = id;
-            start[token] = id;
+            _maxWordStartChars = Math.Max(_maxWordStartChars, token.Length);
             if (continuingSubwordPrefix.Length > 0 && token.StartsWith(continuingSubwordPrefix, StringComparison.Ordinal))
-                cont[token[continuingSubwordPrefix.Length..]] = id;
-            _maxPieceChars = Math.Max(_maxPieceChars, token.Length);
+            {
+                continuation.Add((token[continuingSubwordPrefix.Length..], id));
+                _maxContinuationChars = Math.Max(_maxContinuationChars, token.Length - continuingSubwordPrefix.Length);
+            }
         }
         if (!_tokenToId.TryGetValue(unkToken, out int unk))
             throw new ArgumentException($"The unknown token '{unkToken}' is not in the vocabulary.", nameof(unkToken));
-        _wordStart = start.GetAlternateLookup<ReadOnlySpan<char>>();
-        _continuation = cont.GetAlternateLookup<ReadOnlySpan<char>>();
+        _wordStart = new VocabTable(vocab.Select(e => (e.Key, e.Value)));
+        _continuation = new VocabTable(continuation);
         UnkToken = unkToken;
         UnkId = unk;
         ContinuingSubwordPrefix = continuingSubwordPrefix;
@@ -69,34 +71,54 @@ public sealed class WordPiece
     /// Splits one normalised word, <c>buffer.Chars[from..to)</c>, into pieces appended to
     /// <paramref name="sink"/> with offsets taken from the buffer's alignments.
     /// </summary>
-    internal void Tokenize(NormalizedBuffer buffer, int from, int to, int wordIndex, TokenSink sink)
+    internal void Tokenize(NormalizedBuffer buffer, int from, int to, int wordIndex, TokenSink sink) =>
+        Tokenize(buffer.Chars.AsSpan(from, to - from), buffer.Start.AsSpan(from, to - from), buffer.End.AsSpan(from, to - from), 0, wordIndex, sink);
+
+    /// <summary>
+    /// Splits a word of plain ASCII chars that map one to one onto the caller's text from
+    /// <paramref name="sourceStart"/>; <paramref name="packed"/> is the word packed by
+    /// <see cref="VocabTable.TryPack"/> when it has at most 8 chars, which makes the common case (the
+    /// whole word is a token) a single probe.
+    /// </summary>
+    internal void TokenizeAscii(ReadOnlySpan<char> word, ulong packed, int sourceStart, int wordIndex, TokenSink sink)
     {
-        var word = buffer.Chars.AsSpan(from, to - from);
+        if (word.Length <= 8 && word.Length <= MaxInputCharsPerWord && _wordStart.TryGetPacked(packed, word.Length, out int id))
+            sink.Add(id, sourceStart, sourceStart + word.Length, wordIndex);
+        else
+            Tokenize(word, default, default, sourceStart, wordIndex, sink);
+    }
+
+    /// <summary>Greedy longest-match-first. Char k of the word came from the caller's text at
+    /// <c>starts[k]..ends[k]</c>, or at <c>sourceStart + k</c> when no alignments are given.</summary>
+    private void Tokenize(ReadOnlySpan<char> word, ReadOnlySpan<int> starts, ReadOnlySpan<int> ends, int sourceStart, int wordIndex, TokenSink sink)
+    {
+        bool aligned = !starts.IsEmpty;
+        int wordStart = aligned ? starts[0] : sourceStart, wordEnd = aligned ? ends[^1] : sourceStart + word.Length;
         if (CodePointCount(word) > MaxInputCharsPerWord)
         {
-            sink.Add(UnkId, buffer.Start[from], buffer.End[to - 1], wordIndex);
+            sink.Add(UnkId, wordStart, wordEnd, wordIndex);
             return;
         }
         int mark = sink.Count;
         int start = 0;
         while (start < word.Length)
         {
-            int end = Math.Min(word.Length, start + _maxPieceChars);
+            var table = start == 0 ? _wordStart : _continuation;
+            int end = Math.Min(word.Length, start + (start == 0 ? _maxWordStartChars : _maxContinuationChars));
             int id = -1;
             for (; end > start; end--)
             {
                 // Rust slices at char (code point) boundaries: never split a surrogate pair.
                 if (end < word.Length && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) continue;
-                var lookup = start == 0 ? _wordStart : _continuation;
-                if (lookup.TryGetValue(word[start..end], out id)) break;
+                if (table.TryGet(word[start..end], out id)) break;
             }
             if (end == start)
             {
                 sink.Count = mark; // no complete split: the whole word is unknown
-                sink.Add(UnkId, buffer.Start[from], buffer.End[to - 1], wordIndex);
+                sink.Add(UnkId, wordStart, wordEnd, wordIndex);
                 return;
             }
-            sink.Add(id, buffer.Start[from + start], buffer.End[from + end - 1], wordIndex);
+            sink.Add(id, aligned ? starts[start] : sourceStart + start, aligned ? ends[end - 1] : sourceStart + end, wordIndex);
             start = end;
         }
     }

@@ -173,6 +173,30 @@ public class TokenizerBehaviourTests
     }
 
     [Fact]
+    public void The_fused_ascii_path_and_the_general_path_give_the_same_encodings()
+    {
+        // A normalized added token (that never occurs) sends every text through the general path.
+        var vocab = BertTokenizer.ReadVocabLines(File.ReadAllText(Fixtures.Path("tokenizer", "vocab.txt")));
+        var general = BertTokenizer.FromVocabulary(vocab, new BertTokenizerOptions
+        {
+            AddedTokens = [new AddedToken("\u2603never\u2603", vocab.Count, Special: false, Normalized: true)],
+        });
+        var texts = Fixtures.Json("tokenizer", "goldens.json")["variants"]!["uncased"]!["single"]!.AsArray()
+            .Select(c => (string)c!["text"]!)
+            .Concat(["UPPER lower MiXeD 123 a1b2 x\u0001y tab\there", "un-affable!!! (ok) [MASK]", new string('a', 150) + " b",
+                "trailing\u0007", "\u0000lead", "ascii then caf\u00e9 then ascii", "end."])
+            .ToArray();
+        foreach (var text in texts)
+        {
+            var a = Uncased.Encode(text);
+            var b = general.Encode(text);
+            Assert.Equal(b.InputIds, a.InputIds);
+            Assert.Equal(b.Offsets, a.Offsets);
+            Assert.Equal(b.WordIds, a.WordIds);
+        }
+    }
+
+    [Fact]
     public void Added_tokens_honour_lstrip_rstrip_single_word_and_normalized()
     {
         var tokenizer = BertTokenizer.FromVocabulary(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"], new BertTokenizerOptions
