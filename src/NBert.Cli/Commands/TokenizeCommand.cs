@@ -90,6 +90,7 @@ public static class TokenizeCommand
             Truncation = strategy,
             MaxLength = maxLength,
             Stride = stride ?? 0,
+            ReturnOverflowingTokens = stride is not null,
             Padding = padding switch { "longest" => PaddingStrategy.Longest, "max_length" => PaddingStrategy.MaxLength, _ => PaddingStrategy.None },
         };
     }

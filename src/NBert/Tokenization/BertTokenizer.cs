@@ -160,6 +160,11 @@ public sealed partial class BertTokenizer
                 lengthB = sink.Count - lengthA;
             }
             var (a, b) = Truncate(lengthA, lengthB, options);
+            if (!options.ReturnOverflowingTokens)
+            {
+                a = a.GetRange(0, 1);
+                b = b?.GetRange(0, 1);
+            }
             return (PostProcessor ?? TemplateProcessing.Plain).Process(sink, a, b, options.AddSpecialTokens, _tokenOf);
         }
         finally

@@ -45,6 +45,10 @@ public sealed record EncodeOptions
     /// <summary>Tokens shared by consecutive overflowing windows (only with truncation).</summary>
     public int Stride { get; init; }
 
+    /// <summary>Keep the windows that truncation cuts off in <see cref="TokenEncoding.Overflowing"/>
+    /// (transformers' <c>return_overflowing_tokens</c>, off by default as there).</summary>
+    public bool ReturnOverflowingTokens { get; init; }
+
     public PaddingStrategy Padding { get; init; } = PaddingStrategy.None;
 
     /// <summary>Round the padded length up to a multiple of this.</summary>

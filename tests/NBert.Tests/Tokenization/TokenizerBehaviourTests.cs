@@ -92,10 +92,21 @@ public class TokenizerBehaviourTests
     [Fact]
     public void Stride_on_a_single_text_gives_overlapping_windows()
     {
-        var e = Uncased.Encode("a b c d e f g h i j", options: new EncodeOptions { MaxLength = 6, Stride = 1 });
+        var e = Uncased.Encode("a b c d e f g h i j", options: new EncodeOptions { MaxLength = 6, Stride = 1, ReturnOverflowingTokens = true });
         string[][] windows = [e.Tokens, .. e.Overflowing.Select(o => o.Tokens)];
         Assert.Equal([["[CLS]", "a", "b", "c", "d", "[SEP]"], ["[CLS]", "d", "e", "f", "g", "[SEP]"],
             ["[CLS]", "g", "h", "i", "j", "[SEP]"]], windows);
+    }
+
+    [Fact]
+    public void Overflowing_windows_are_kept_only_when_asked_for_as_in_transformers()
+    {
+        var options = new EncodeOptions { MaxLength = 6, Stride = 1 };
+        Assert.Empty(Uncased.Encode("a b c d e f g h i j", options: options).Overflowing);
+        Assert.Equal(2, Uncased.Encode("a b c d e f g h i j", options: options with { ReturnOverflowingTokens = true }).Overflowing.Count);
+        // Without a stride, the rest is cut into windows that do not overlap.
+        var plain = Uncased.Encode("a b c d e f g h i j", options: new EncodeOptions { MaxLength = 6, ReturnOverflowingTokens = true });
+        Assert.Equal(["[CLS]", "e", "f", "g", "h", "[SEP]"], plain.Overflowing[0].Tokens);
     }
 
     [Fact]

@@ -111,7 +111,7 @@ public class TokenizerParityTests
         int maxLength = (int)o["max_length"]!, stride = (int)o["stride"]!;
         var e = tokenizer.Encode(question, context, new EncodeOptions
         {
-            MaxLength = maxLength, Stride = stride, Truncation = TruncationStrategy.OnlySecond, Padding = PaddingStrategy.MaxLength,
+            MaxLength = maxLength, Stride = stride, ReturnOverflowingTokens = true, Truncation = TruncationStrategy.OnlySecond, Padding = PaddingStrategy.MaxLength,
         });
         var windows = new[] { e }.Concat(e.Overflowing).ToArray();
 

@@ -91,7 +91,7 @@ public class TokenizerRobustnessTests
             {
                 CheckEncoding(tokenizer, tokenizer.Encode(a), a, null);
                 CheckEncoding(tokenizer, tokenizer.Encode(a, b), a, b);
-                var windows = tokenizer.Encode(a, b, new EncodeOptions { MaxLength = 16, Stride = 2, Truncation = TruncationStrategy.LongestFirst });
+                var windows = tokenizer.Encode(a, b, new EncodeOptions { MaxLength = 16, Stride = 2, Truncation = TruncationStrategy.LongestFirst, ReturnOverflowingTokens = true });
                 foreach (var w in windows.Overflowing.Prepend(windows))
                 {
                     Assert.True(w.Length <= 16);
