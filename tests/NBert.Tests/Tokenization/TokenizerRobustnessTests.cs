@@ -34,17 +34,22 @@ public class TokenizerRobustnessTests
         Assert.Equal(text.Length - 1, e.Offsets[^1].End); // the trailing BEL is not part of the last token
     }
 
+    // By index: xunit serialises a lone surrogate as U+FFFD, which would make two cases one.
+    private static readonly string[] BrokenTexts = ["abc\uD800def", "abc\uDC00def", "\uD83D", "x\uDE00\uD83D"];
+
     [Theory]
-    [InlineData("abc\uD800def")]   // lone high surrogate
-    [InlineData("abc\uDC00def")]   // lone low surrogate
-    [InlineData("\uD83D")]         // truncated emoji
-    [InlineData("x\uDE00\uD83D")]  // reversed pair
-    public void Lone_surrogates_are_treated_as_invalid_text_and_removed(string text)
+    [InlineData(0)] // lone high surrogate
+    [InlineData(1)] // lone low surrogate
+    [InlineData(2)] // truncated emoji
+    [InlineData(3)] // reversed pair
+    public void Lone_surrogates_are_treated_as_invalid_text_and_removed(int index)
     {
+        string text = BrokenTexts[index];
         foreach (var tokenizer in new[] { Uncased, Cased })
         {
             var e = tokenizer.Encode(text, options: new EncodeOptions { AddSpecialTokens = false });
             foreach (var (start, end) in e.Offsets) Assert.DoesNotContain(text[start..end], c => char.IsSurrogate(c));
+            Assert.Equal(text.Count(c => !char.IsSurrogate(c)) > 0, e.Length > 0);
         }
     }
 
