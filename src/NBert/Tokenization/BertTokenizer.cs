@@ -54,6 +54,7 @@ public sealed partial class BertTokenizer
         _addedById = new Dictionary<int, AddedToken>();
         foreach (var t in addedTokens) _addedById[t.Id] = t;
         _specialContents = addedTokens.Where(t => t.Special).Select(t => t.Content).ToHashSet(StringComparer.Ordinal);
+        VocabSize = Math.Max(model.VocabSize, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
         _tokenOf = new string[VocabSize];
         for (int id = 0; id < _tokenOf.Length; id++) _tokenOf[id] = IdToToken(id) ?? "";
         (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
@@ -75,7 +76,8 @@ public sealed partial class BertTokenizer
         ModelMaxLength = modelMaxLength;
     }
 
-    public int VocabSize => Math.Max(_model.VocabSize, AddedTokens.Count == 0 ? 0 : AddedTokens.Max(t => t.Id) + 1);
+    /// <summary>Ids run from 0 to VocabSize - 1 (added tokens included).</summary>
+    public int VocabSize { get; }
 
     public int? TokenToId(string token)
     {

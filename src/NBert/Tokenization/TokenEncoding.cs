@@ -44,12 +44,15 @@ public sealed class TokenEncoding
         Offsets.AsSpan(start, length).ToArray(), WordIds.AsSpan(start, length).ToArray(),
         SequenceIds.AsSpan(start, length).ToArray(), SpecialTokensMask.AsSpan(start, length).ToArray());
 
-    /// <summary>Pads on the right to <paramref name="length"/>, this encoding and its overflowing windows.</summary>
+    /// <summary>Pads on the right to <paramref name="length"/>, this encoding and its overflowing windows
+    /// (a new encoding; this one is left as it is).</summary>
     internal TokenEncoding PadTo(int length, int padId, int padTypeId, string padToken)
     {
         var overflowing = Overflowing.Select(o => o.PadTo(length, padId, padTypeId, padToken)).ToList();
         int n = Length;
-        if (length <= n) { Overflowing = overflowing; return this; }
+        if (length <= n)
+            return overflowing.Count == 0 ? this : new TokenEncoding(InputIds, TokenTypeIds, AttentionMask, Tokens, Offsets,
+                WordIds, SequenceIds, SpecialTokensMask, overflowing);
         T[] Pad<T>(T[] a, T fill)
         {
             var r = new T[length];

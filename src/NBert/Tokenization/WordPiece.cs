@@ -63,8 +63,6 @@ public sealed class WordPiece
 
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
-    internal string[] IdToTokenTable => _idToToken;
-
     public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
 
     /// <summary>
