@@ -1,0 +1,93 @@
+using System.Text.Json;
+
+namespace NBert.IO;
+
+/// <summary>Opens the weights of a model directory, in the order transformers looks for them.</summary>
+public static class Checkpoint
+{
+    public const string SafeTensorsName = "model.safetensors";
+    public const string SafeTensorsIndexName = "model.safetensors.index.json";
+    public const string PyTorchName = "pytorch_model.bin";
+    public const string PyTorchIndexName = "pytorch_model.bin.index.json";
+
+    /// <summary>model.safetensors, its sharded index, pytorch_model.bin, or its sharded index.</summary>
+    public static ITensorSource Open(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
+        string Path(string name) => System.IO.Path.Combine(directory, name);
+        if (File.Exists(Path(SafeTensorsName))) return new SafeTensorsFile(Path(SafeTensorsName));
+        if (File.Exists(Path(SafeTensorsIndexName))) return new ShardedTensorSource(Path(SafeTensorsIndexName), f => new SafeTensorsFile(f));
+        if (File.Exists(Path(PyTorchName))) return new PyTorchCheckpoint(Path(PyTorchName));
+        if (File.Exists(Path(PyTorchIndexName))) return new ShardedTensorSource(Path(PyTorchIndexName), f => new PyTorchCheckpoint(f));
+        throw new FileNotFoundException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.");
+    }
+
+    /// <summary>Opens a single weights file by its extension (.safetensors or .bin).</summary>
+    public static ITensorSource OpenFile(string path) =>
+        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase)
+            ? new PyTorchCheckpoint(path)
+            : new SafeTensorsFile(path);
+}
+
+/// <summary>A checkpoint split over several files, with an index <c>{"weight_map": {tensor: file}}</c>.</summary>
+public sealed class ShardedTensorSource : ITensorSource
+{
+    private readonly Dictionary<string, ITensorSource> _byTensor = new(StringComparer.Ordinal);
+    private readonly List<ITensorSource> _shards = new();
+
+    public IReadOnlyList<TensorInfo> Tensors { get; }
+
+    public ShardedTensorSource(string indexPath, Func<string, ITensorSource> open)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
+        Dictionary<string, string> map;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{indexPath}: no \"weight_map\" object.");
+            map = wm.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{indexPath}: not valid JSON ({e.Message}).", e);
+        }
+        var opened = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (tensor, file) in map)
+            {
+                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains(".."))
+                    throw new InvalidDataException($"{indexPath}: tensor '{tensor}' maps to '{file}', which is not a file beside the index.");
+                if (!opened.TryGetValue(file, out var shard))
+                {
+                    string shardPath = Path.Combine(dir, file);
+                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{file}' (holding '{tensor}') is missing.", shardPath);
+                    opened[file] = shard = open(shardPath);
+                    _shards.Add(shard);
+                }
+                if (!shard.Contains(tensor)) throw new InvalidDataException($"{indexPath}: tensor '{tensor}' is not in its shard '{file}'.");
+                _byTensor[tensor] = shard;
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        Tensors = _byTensor.Select(p => p.Value.Info(p.Key)).ToList();
+    }
+
+    public bool Contains(string name) => _byTensor.ContainsKey(name);
+    public TensorInfo Info(string name) => Shard(name).Info(name);
+    public float[] ReadFloat32(string name) => Shard(name).ReadFloat32(name);
+    public long[] ReadInt64(string name) => Shard(name).ReadInt64(name);
+
+    private ITensorSource Shard(string name) =>
+        _byTensor.TryGetValue(name, out var s) ? s : throw new KeyNotFoundException($"No tensor '{name}' in the sharded checkpoint.");
+
+    public void Dispose()
+    {
+        foreach (var s in _shards) s.Dispose();
+    }
+}

@@ -1,0 +1,355 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+using System.Text;
+
+namespace NBert.IO;
+
+/// <summary>
+/// A <c>pytorch_model.bin</c> as <c>torch.save</c> writes it: a zip holding <c>data.pkl</c> (the state
+/// dict, pickled) and <c>data/N</c> (the raw storages). The pickle is read by <see cref="StateDictUnpickler"/>,
+/// which interprets only what a state dict needs and never calls or imports anything.
+/// </summary>
+public sealed class PyTorchCheckpoint : ITensorSource
+{
+    private readonly ZipArchive _zip;
+    private readonly string _prefix;
+    private readonly Dictionary<string, StateDictUnpickler.TensorRef> _tensors = new(StringComparer.Ordinal);
+    private readonly List<TensorInfo> _infos = new();
+
+    public string Path { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _infos;
+
+    public PyTorchCheckpoint(string path)
+    {
+        Path = path;
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file.", path);
+        try
+        {
+            _zip = ZipFile.OpenRead(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: not a PyTorch zip checkpoint ({e.Message}). Legacy (pre-1.6) torch.save files are not supported.", e);
+        }
+        try
+        {
+            var pkl = _zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl")
+                ?? throw new InvalidDataException($"{path}: no data.pkl inside: not a torch.save checkpoint.");
+            _prefix = pkl.FullName[..^"data.pkl".Length];
+            var order = _zip.GetEntry(_prefix + "byteorder");
+            if (order is not null && ReadAll(order) is var b && Encoding.ASCII.GetString(b).Trim() is var o && o != "little")
+                throw new InvalidDataException($"{path}: byte order '{o}' is not supported (little-endian only).");
+            object root;
+            try
+            {
+                root = new StateDictUnpickler(ReadAll(pkl)).Load();
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"{path}: data.pkl: {e.Message}", e);
+            }
+            if (root is not Dictionary<object, object> dict)
+                throw new InvalidDataException($"{path}: data.pkl holds a {root.GetType().Name}, not a state dict.");
+            foreach (var (key, value) in dict)
+            {
+                if (key is not string name) throw new InvalidDataException($"{path}: a state dict key is not a string.");
+                if (value is not StateDictUnpickler.TensorRef tensor) throw new InvalidDataException($"{path}: '{name}' is not a tensor.");
+                _tensors[name] = tensor;
+                _infos.Add(new TensorInfo(name, tensor.Storage.DType, tensor.Shape, tensor.Offset * DTypes.Size(tensor.Storage.DType),
+                    tensor.Shape.Aggregate(1L, (n, d) => n * d) * DTypes.Size(tensor.Storage.DType)));
+            }
+        }
+        catch
+        {
+            _zip.Dispose();
+            throw;
+        }
+    }
+
+    private static byte[] ReadAll(ZipArchiveEntry entry)
+    {
+        using var s = entry.Open();
+        using var m = new MemoryStream();
+        s.CopyTo(m);
+        return m.ToArray();
+    }
+
+    public bool Contains(string name) => _tensors.ContainsKey(name);
+
+    public TensorInfo Info(string name) => _infos.FirstOrDefault(i => i.Name == name) ?? throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
+
+    public float[] ReadFloat32(string name)
+    {
+        var (t, storage) = Load(name);
+        long n = t.Shape.Aggregate(1L, (a, d) => a * d);
+        var result = new float[n];
+        int size = DTypes.Size(t.Storage.DType);
+        var gathered = Gather(t, storage, size, n);
+        DTypes.ToFloat32(gathered, t.Storage.DType, result);
+        return result;
+    }
+
+    public long[] ReadInt64(string name)
+    {
+        var (t, storage) = Load(name);
+        if (t.Storage.DType is not (DType.I64 or DType.I32)) throw new InvalidDataException($"{Path}: tensor '{name}' is {t.Storage.DType}, not integer ids.");
+        long n = t.Shape.Aggregate(1L, (a, d) => a * d);
+        var bytes = Gather(t, storage, DTypes.Size(t.Storage.DType), n);
+        return t.Storage.DType == DType.I64
+            ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(bytes).ToArray()
+            : Array.ConvertAll(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray(), x => (long)x);
+    }
+
+    private (StateDictUnpickler.TensorRef, byte[]) Load(string name)
+    {
+        if (!_tensors.TryGetValue(name, out var t)) throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
+        var entry = _zip.GetEntry($"{_prefix}data/{t.Storage.Key}")
+            ?? throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} is missing.");
+        var bytes = ReadAll(entry);
+        long need = t.Storage.Elements * DTypes.Size(t.Storage.DType);
+        if (bytes.Length < need)
+            throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} has {bytes.Length} bytes, {need} expected.");
+        return (t, bytes);
+    }
+
+    /// <summary>The tensor's elements in row-major order, from its storage, offset and strides.</summary>
+    private byte[] Gather(StateDictUnpickler.TensorRef t, byte[] storage, int size, long n)
+    {
+        var result = new byte[n * size];
+        if (n == 0) return result;
+        int rank = t.Shape.Length;
+        long expected = 1;
+        bool contiguous = true;
+        for (int d = rank - 1; d >= 0; d--)
+        {
+            if (t.Shape[d] != 1 && t.Stride[d] != expected) contiguous = false;
+            expected *= t.Shape[d];
+        }
+        if (contiguous)
+        {
+            if (t.Offset < 0 || (t.Offset + n) * size > storage.Length)
+                throw new InvalidDataException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
+            Buffer.BlockCopy(storage, checked((int)(t.Offset * size)), result, 0, result.Length);
+            return result;
+        }
+        var index = new int[rank];
+        for (long i = 0; i < n; i++)
+        {
+            long at = t.Offset;
+            for (int d = 0; d < rank; d++) at += (long)index[d] * t.Stride[d];
+            if (at < 0 || (at + 1) * size > storage.Length)
+                throw new InvalidDataException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
+            Buffer.BlockCopy(storage, (int)(at * size), result, (int)(i * size), size);
+            for (int d = rank - 1; d >= 0; d--)
+            {
+                if (++index[d] < t.Shape[d]) break;
+                index[d] = 0;
+            }
+        }
+        return result;
+    }
+
+    public void Dispose() => _zip.Dispose();
+}
+
+/// <summary>
+/// The pickle subset that <c>torch.save(state_dict)</c> writes (protocols 2 to 5): containers, numbers,
+/// strings, persistent ids for storages, and REDUCE of exactly these globals:
+/// <c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>
+/// and the typed storages. Any other global is refused by name when it is read, before anything could use it.
+/// </summary>
+public sealed class StateDictUnpickler(byte[] data)
+{
+    public sealed record Global(string Module, string Name);
+    public sealed record StorageRef(DType DType, string Key, long Elements);
+    public sealed record TensorRef(StorageRef Storage, long Offset, int[] Shape, long[] Stride);
+
+    private static readonly Dictionary<string, DType?> Allowed = new()
+    {
+        ["collections.OrderedDict"] = null,
+        ["torch._utils._rebuild_tensor_v2"] = null,
+        ["torch._utils._rebuild_parameter"] = null,
+        ["torch.FloatStorage"] = DType.F32,
+        ["torch.DoubleStorage"] = DType.F64,
+        ["torch.HalfStorage"] = DType.F16,
+        ["torch.BFloat16Storage"] = DType.BF16,
+        ["torch.LongStorage"] = DType.I64,
+        ["torch.IntStorage"] = DType.I32,
+    };
+
+    private sealed class Mark;
+    private static readonly Mark TheMark = new();
+    private readonly List<object?> _stack = new();
+    private readonly Dictionary<long, object?> _memo = new();
+    private int _pos;
+
+    public object Load()
+    {
+        while (true)
+        {
+            byte op = Byte();
+            switch (op)
+            {
+                case 0x80: Byte(); break;                                   // PROTO
+                case 0x95: Bytes(8); break;                                 // FRAME
+                case (byte)'.': return Pop() ?? throw Bad("the pickle ends with None");
+                case (byte)'(': _stack.Add(TheMark); break;                 // MARK
+                case (byte)')': _stack.Add(Array.Empty<object?>()); break;  // EMPTY_TUPLE
+                case (byte)']': _stack.Add(new List<object?>()); break;     // EMPTY_LIST
+                case (byte)'}': _stack.Add(new Dictionary<object, object>()); break; // EMPTY_DICT
+                case (byte)'N': _stack.Add(null); break;
+                case 0x88: _stack.Add(true); break;
+                case 0x89: _stack.Add(false); break;
+                case (byte)'J': _stack.Add((long)BinaryPrimitives.ReadInt32LittleEndian(Bytes(4))); break;
+                case (byte)'K': _stack.Add((long)Byte()); break;
+                case (byte)'M': _stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Bytes(2))); break;
+                case 0x8a: _stack.Add(Long1()); break;                      // LONG1
+                case (byte)'G': _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Bytes(8))); break;
+                case (byte)'X': _stack.Add(Encoding.UTF8.GetString(Bytes(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))))); break;
+                case 0x8c: _stack.Add(Encoding.UTF8.GetString(Bytes(Byte()))); break;   // SHORT_BINUNICODE
+                case (byte)'U': _stack.Add(Encoding.Latin1.GetString(Bytes(Byte()))); break; // SHORT_BINSTRING
+                case (byte)'T': _stack.Add(Encoding.Latin1.GetString(Bytes(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))))); break;
+                case (byte)'t': _stack.Add(PopToMark().ToArray()); break;   // TUPLE
+                case 0x85: { var a = Pop(); _stack.Add(new[] { a }); break; }
+                case 0x86: { var b = Pop(); var a = Pop(); _stack.Add(new[] { a, b }); break; }
+                case 0x87: { var c = Pop(); var b = Pop(); var a = Pop(); _stack.Add(new[] { a, b, c }); break; }
+                case (byte)'a': { var v = Pop(); AsList(Peek()).Add(v); break; }        // APPEND
+                case (byte)'e': { var items = PopToMark(); AsList(Peek()).AddRange(items); break; } // APPENDS
+                case (byte)'s': { var v = Pop(); var k = Pop(); AsDict(Peek())[Key(k)] = v!; break; }
+                case (byte)'u':                                             // SETITEMS
+                {
+                    var items = PopToMark();
+                    var dict = AsDict(Peek());
+                    for (int i = 0; i + 1 < items.Count; i += 2) dict[Key(items[i])] = items[i + 1]!;
+                    break;
+                }
+                case (byte)'c':                                             // GLOBAL "module\nname\n"
+                {
+                    string module = Line(), name = Line();
+                    _stack.Add(Resolve(module, name));
+                    break;
+                }
+                case 0x93:                                                  // STACK_GLOBAL
+                {
+                    var name = Pop() as string ?? throw Bad("STACK_GLOBAL without a name");
+                    var module = Pop() as string ?? throw Bad("STACK_GLOBAL without a module");
+                    _stack.Add(Resolve(module, name));
+                    break;
+                }
+                case (byte)'R': { var args = Pop(); var f = Pop(); _stack.Add(Reduce(f, args as object?[] ?? throw Bad("REDUCE arguments are not a tuple"))); break; }
+                case (byte)'b': Pop(); break;                               // BUILD: state of an OrderedDict (its _metadata); not needed
+                case (byte)'Q': _stack.Add(PersistentLoad(Pop() as object?[] ?? throw Bad("persistent id is not a tuple"))); break;
+                case (byte)'q': _memo[Byte()] = Peek(); break;              // BINPUT
+                case (byte)'r': _memo[BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4))] = Peek(); break;
+                case 0x94: _memo[_memo.Count] = Peek(); break;              // MEMOIZE
+                case (byte)'h': _stack.Add(Memo(Byte())); break;            // BINGET
+                case (byte)'j': _stack.Add(Memo(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))); break;
+                case (byte)'0': Pop(); break;                               // POP
+                case (byte)'1': PopToMark(); break;                         // POP_MARK
+                case (byte)'2': _stack.Add(Peek()); break;                  // DUP
+                default:
+                    throw Bad($"opcode 0x{op:x2} at byte {_pos - 1} is not part of a torch state dict");
+            }
+        }
+    }
+
+    private static InvalidDataException Bad(string message) => new(message);
+
+    /// <summary>The only place a name becomes something usable: anything not allowed stops here.</summary>
+    private static Global Resolve(string module, string name)
+    {
+        string full = $"{module}.{name}";
+        if (!Allowed.ContainsKey(full))
+            throw Bad($"refusing global '{full}': a state dict only needs {string.Join(", ", Allowed.Keys)}. The file may be malicious.");
+        return new Global(module, name);
+    }
+
+    private object Reduce(object? callable, object?[] args)
+    {
+        if (callable is not Global g) throw Bad("REDUCE of something that is not a known global");
+        switch ($"{g.Module}.{g.Name}")
+        {
+            case "collections.OrderedDict":
+                if (args.Length != 0) throw Bad("OrderedDict with arguments");
+                return new Dictionary<object, object>();
+            case "torch._utils._rebuild_parameter":
+                return args.Length >= 1 && args[0] is TensorRef p ? p : throw Bad("_rebuild_parameter without a tensor");
+            case "torch._utils._rebuild_tensor_v2":
+            {
+                if (args.Length < 4 || args[0] is not StorageRef storage) throw Bad("_rebuild_tensor_v2 without a storage");
+                long offset = Int(args[1]);
+                var shape = (args[2] as object?[] ?? throw Bad("tensor size is not a tuple")).Select(x => checked((int)Int(x))).ToArray();
+                var stride = (args[3] as object?[] ?? throw Bad("tensor stride is not a tuple")).Select(Int).ToArray();
+                if (shape.Length != stride.Length || shape.Any(d => d < 0)) throw Bad("tensor size and stride disagree");
+                return new TensorRef(storage, offset, shape, stride);
+            }
+            default:
+                throw Bad($"'{g.Module}.{g.Name}' cannot be called");
+        }
+    }
+
+    private static object PersistentLoad(object?[] id)
+    {
+        // ('storage', storage_type, key, location, numel)
+        if (id.Length < 5 || id[0] as string != "storage" || id[1] is not Global type || id[2] is not string key)
+            throw Bad("persistent id is not ('storage', type, key, location, numel)");
+        var dtype = Allowed.GetValueOrDefault($"{type.Module}.{type.Name}") ?? throw Bad($"'{type.Module}.{type.Name}' is not a storage type");
+        return new StorageRef(dtype, key, Int(id[4]));
+    }
+
+    private static long Int(object? o) => o is long l ? l : throw Bad($"expected an integer, found {o?.GetType().Name ?? "None"}");
+    private static object Key(object? k) => k ?? throw Bad("a dict key is None");
+    private static List<object?> AsList(object? o) => o as List<object?> ?? throw Bad("APPEND to something that is not a list");
+    private static Dictionary<object, object> AsDict(object? o) => o as Dictionary<object, object> ?? throw Bad("SETITEM on something that is not a dict");
+    private object? Memo(long key) => _memo.TryGetValue(key, out var v) ? v : throw Bad($"memo {key} was never stored");
+
+    private byte Byte() => _pos < data.Length ? data[_pos++] : throw Bad("the pickle is truncated");
+
+    private ReadOnlySpan<byte> Bytes(int n)
+    {
+        if (n < 0 || _pos + n > data.Length) throw Bad("the pickle is truncated");
+        var s = data.AsSpan(_pos, n);
+        _pos += n;
+        return s;
+    }
+
+    private string Line()
+    {
+        int end = Array.IndexOf(data, (byte)'\n', _pos);
+        if (end < 0) throw Bad("the pickle is truncated");
+        string s = Encoding.ASCII.GetString(data, _pos, end - _pos);
+        _pos = end + 1;
+        return s;
+    }
+
+    private long Long1()
+    {
+        int n = Byte();
+        if (n > 8) throw Bad("integer too large");
+        var b = Bytes(n);
+        long v = 0;
+        for (int i = n - 1; i >= 0; i--) v = (v << 8) | b[i];
+        if (n > 0 && n < 8 && (b[n - 1] & 0x80) != 0) v -= 1L << (8 * n); // sign
+        return v;
+    }
+
+    private object? Pop()
+    {
+        if (_stack.Count == 0) throw Bad("stack underflow");
+        var v = _stack[^1];
+        _stack.RemoveAt(_stack.Count - 1);
+        if (ReferenceEquals(v, TheMark)) throw Bad("unexpected MARK");
+        return v;
+    }
+
+    private object? Peek() => _stack.Count > 0 ? _stack[^1] : throw Bad("stack underflow");
+
+    private List<object?> PopToMark()
+    {
+        int mark = _stack.FindLastIndex(x => ReferenceEquals(x, TheMark));
+        if (mark < 0) throw Bad("no MARK on the stack");
+        var items = _stack.GetRange(mark + 1, _stack.Count - mark - 1);
+        _stack.RemoveRange(mark, _stack.Count - mark);
+        return items;
+    }
+}
