@@ -1,0 +1,337 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace NBert.Tensors;
+
+/// <summary>
+/// Single-precision matrix multiply, row-major: <c>C[m,n] (+)= A[m,k] · op(B)</c>, where op(B) is
+/// <c>B[k,n]</c> (NN) or the transpose of <c>B[n,k]</c> (NT, a linear layer's weight).
+/// Goto/BLIS structure: B is packed into 16-column micro-panels, A into 6-row micro-panels, and a 6x16
+/// register-blocked micro-kernel (12 <c>Vector256</c> accumulators, FMA; a <c>Vector128</c> kernel where
+/// AVX2 is missing) runs over them. Pack buffers are per thread, so steady state allocates nothing.
+/// </summary>
+public static unsafe class Sgemm
+{
+    internal const int MR = 6, NR = 16;
+    internal const int KC = 256, MC = 96, NC = 1024;
+
+    [ThreadStatic] private static float[]? _packA;
+    [ThreadStatic] private static float[]? _packB;
+
+    /// <summary>Where op(B) comes from: a raw matrix packed on the fly, or a <see cref="PackedWeight"/>.</summary>
+    private readonly struct BSource(float* raw, int ldb, bool transB, float* packed = null, int packedN = 0, int column = 0)
+    {
+        public readonly float* Raw = raw, Packed = packed;
+        public readonly int Ldb = ldb, PackedN = packedN, Column = column;
+        public readonly bool TransB = transB;
+
+        /// <summary>The columns from <paramref name="start"/> on.</summary>
+        public BSource From(int start) => Packed != null
+            ? new BSource(null, Ldb, TransB, Packed, PackedN, Column + start)
+            : new BSource(TransB ? Raw + (long)start * Ldb : Raw + start, Ldb, TransB);
+    }
+
+    /// <summary>C[m,n] (+)= A[m,k] · Wᵀ with W packed once (a linear layer's weight): multi-threaded.</summary>
+    public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc, bool accumulate = false)
+    {
+        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
+        if (m == 0 || w.N == 0) return;
+        fixed (float* pa = a, pc = c, pw = w.Data)
+            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, pw, w.PaddedN), pc, ldc, accumulate, Environment.ProcessorCount);
+    }
+
+    /// <summary>The same on one thread.</summary>
+    public static void MultiplySerial(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc, bool accumulate = false)
+    {
+        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
+        if (m == 0 || w.N == 0) return;
+        fixed (float* pa = a, pc = c, pw = w.Data)
+            Serial(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, pw, w.PaddedN), pc, ldc, accumulate);
+    }
+
+    /// <summary>Multi-threaded over the larger of m and n when the product is big enough.</summary>
+    public static void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
+        Span<float> c, int ldc, bool accumulate = false)
+    {
+        Check(m, n, k, a.Length, lda, b.Length, ldb, transB, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a, pb = b, pc = c)
+            Multiply(m, n, k, pa, lda, new BSource(pb, ldb, transB), pc, ldc, accumulate, Environment.ProcessorCount);
+    }
+
+    /// <summary>The same on one thread (for callers that parallelise outside, such as attention heads).</summary>
+    public static void MultiplySerial(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
+        Span<float> c, int ldc, bool accumulate = false)
+    {
+        Check(m, n, k, a.Length, lda, b.Length, ldb, transB, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a, pb = b, pc = c)
+            Serial(m, n, k, pa, lda, new BSource(pb, ldb, transB), pc, ldc, accumulate);
+    }
+
+    private static void Check(int m, int n, int k, int aLength, int lda, int bLength, int ldb, bool transB, int cLength, int ldc)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"Negative size m={m} n={n} k={k}.");
+        if (m == 0 || n == 0) return;
+        if (lda < k || ldc < n || ldb < (transB ? k : n))
+            throw new ArgumentException($"Leading dimensions too small: lda={lda} (k={k}), ldb={ldb}, ldc={ldc} (n={n}).");
+        long needA = (long)(m - 1) * lda + k, needC = (long)(m - 1) * ldc + n;
+        long needB = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
+        if (k > 0 && (aLength < needA || bLength < needB) || cLength < needC)
+            throw new ArgumentException($"Buffers too small for a {m}x{k} by {k}x{n} product.");
+    }
+
+    private static void Multiply(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, int threads)
+    {
+        long work = (long)m * n * k;
+        if (threads <= 1 || work < 1L << 20)
+        {
+            Serial(m, n, k, a, lda, b, c, ldc, accumulate);
+            return;
+        }
+        // Split the larger dimension into one chunk per thread (whole micro-panels).
+        bool splitN = n >= m;
+        int extent = splitN ? n : m, unit = splitN ? NR : MR;
+        int units = (extent + unit - 1) / unit;
+        int parts = Math.Min(threads, units);
+        nint pa = (nint)a, pc = (nint)c;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            int start = (int)((long)units * part / parts) * unit;
+            int end = Math.Min(extent, (int)((long)units * (part + 1) / parts) * unit);
+            if (start >= end) return;
+            float* a0 = (float*)pa, c0 = (float*)pc;
+            if (splitN)
+                Serial(m, end - start, k, a0, lda, b.From(start), c0 + start, ldc, accumulate);
+            else
+                Serial(end - start, n, k, a0 + (long)start * lda, lda, b, c0 + (long)start * ldc, ldc, accumulate);
+        });
+    }
+
+    private static void Serial(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate)
+    {
+        if (k == 0)
+        {
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
+        var packA = _packA ??= new float[MC * KC];
+        var packB = _packB ??= new float[KC * NC];
+        fixed (float* pA = packA, pB = packB)
+        {
+            for (int jc = 0; jc < n; jc += NC)
+            {
+                int nc = Math.Min(NC, n - jc);
+                for (int pc = 0; pc < k; pc += KC)
+                {
+                    int kc = Math.Min(KC, k - pc);
+                    bool overwrite = pc == 0 && !accumulate;
+                    float* panels = pB;
+                    if (b.Packed != null)
+                        panels = b.Packed + PackedWeight.Offset(pc, b.Column + jc, kc, b.PackedN);
+                    else
+                        PackB(b.Raw, b.Ldb, b.TransB, pc, kc, jc, nc, pB);
+                    for (int ic = 0; ic < m; ic += MC)
+                    {
+                        int mc = Math.Min(MC, m - ic);
+                        PackA(a + (long)ic * lda + pc, lda, mc, kc, pA);
+                        for (int jr = 0; jr < nc; jr += NR)
+                        {
+                            int cols = Math.Min(NR, nc - jr);
+                            for (int ir = 0; ir < mc; ir += MR)
+                            {
+                                int rows = Math.Min(MR, mc - ir);
+                                float* cTile = c + (long)(ic + ir) * ldc + jc + jr;
+                                Kernel(kc, pA + ir * kc, panels + jr * kc, cTile, ldc, rows, cols, overwrite);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Rows of A into micro-panels of MR rows: panel p holds [kc][MR], short panels padded with 0.</summary>
+    private static void PackA(float* a, int lda, int mc, int kc, float* packed)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int rows = Math.Min(MR, mc - ir);
+            float* dst = packed + ir * kc;
+            if (rows == MR)
+            {
+                float* r0 = a + (long)ir * lda, r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                for (int p = 0; p < kc; p++, dst += MR)
+                {
+                    dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p]; dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
+                }
+            }
+            else
+            {
+                for (int p = 0; p < kc; p++, dst += MR)
+                    for (int i = 0; i < MR; i++) dst[i] = i < rows ? a[(long)(ir + i) * lda + p] : 0f;
+            }
+        }
+    }
+
+    /// <summary>Columns of op(B) into micro-panels of NR columns: panel q holds [kc][NR], padded with 0.</summary>
+    internal static void PackB(float* b, int ldb, bool transB, int pc, int kc, int jc, int nc, float* packed)
+    {
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int cols = Math.Min(NR, nc - jr);
+            float* dst = packed + jr * kc;
+            if (!transB)
+            {
+                // B[k, n]: each k gives NR contiguous floats.
+                float* src = b + (long)pc * ldb + jc + jr;
+                for (int p = 0; p < kc; p++, dst += NR, src += ldb)
+                {
+                    if (cols == NR)
+                    {
+                        Vector256.Store(Vector256.Load(src), dst);
+                        Vector256.Store(Vector256.Load(src + 8), dst + 8);
+                    }
+                    else
+                        for (int j = 0; j < NR; j++) dst[j] = j < cols ? src[j] : 0f;
+                }
+            }
+            else
+            {
+                // B[n, k] (a weight): column j of op(B) is row j of B; gather NR rows into each k.
+                float* src = b + (long)(jc + jr) * ldb + pc;
+                for (int j = 0; j < NR; j++)
+                {
+                    if (j < cols)
+                    {
+                        float* row = src + (long)j * ldb;
+                        for (int p = 0; p < kc; p++) dst[p * NR + j] = row[p];
+                    }
+                    else
+                        for (int p = 0; p < kc; p++) dst[p * NR + j] = 0f;
+                }
+            }
+        }
+    }
+
+    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
+    {
+        if (rows == MR && cols == NR)
+        {
+            if (Fma.IsSupported) KernelAvx(kc, a, b, c, ldc, overwrite);
+            else Kernel128(kc, a, b, c, ldc, overwrite);
+            return;
+        }
+        // Edge tile: compute the full 6x16 into a local tile, then add the valid part.
+        float* tile = stackalloc float[MR * NR];
+        if (Fma.IsSupported) KernelAvx(kc, a, b, tile, NR, overwrite: true);
+        else Kernel128(kc, a, b, tile, NR, overwrite: true);
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+            {
+                float* dst = c + (long)i * ldc + j;
+                *dst = overwrite ? tile[i * NR + j] : *dst + tile[i * NR + j];
+            }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void KernelAvx(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kc; p++, a += MR, b += NR)
+        {
+            var b0 = Avx.LoadVector256(b);
+            var b1 = Avx.LoadVector256(b + 8);
+            var x = Avx.BroadcastScalarToVector256(a);
+            c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Avx.BroadcastScalarToVector256(a + 1);
+            c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Avx.BroadcastScalarToVector256(a + 2);
+            c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Avx.BroadcastScalarToVector256(a + 3);
+            c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+            x = Avx.BroadcastScalarToVector256(a + 4);
+            c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
+            x = Avx.BroadcastScalarToVector256(a + 5);
+            c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
+        }
+        Store(c, c00, c01, overwrite); c += ldc;
+        Store(c, c10, c11, overwrite); c += ldc;
+        Store(c, c20, c21, overwrite); c += ldc;
+        Store(c, c30, c31, overwrite); c += ldc;
+        Store(c, c40, c41, overwrite); c += ldc;
+        Store(c, c50, c51, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, bool overwrite)
+    {
+        if (!overwrite)
+        {
+            lo = Avx.Add(lo, Avx.LoadVector256(c));
+            hi = Avx.Add(hi, Avx.LoadVector256(c + 8));
+        }
+        Avx.Store(c, lo);
+        Avx.Store(c + 8, hi);
+    }
+
+    /// <summary>The portable micro-kernel (SSE, Arm AdvSimd): the same tile with 128-bit vectors.</summary>
+    private static void Kernel128(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    {
+        var acc = stackalloc Vector128<float>[MR * 4];
+        for (int i = 0; i < MR * 4; i++) acc[i] = default;
+        for (int p = 0; p < kc; p++, a += MR, b += NR)
+        {
+            var b0 = Vector128.Load(b); var b1 = Vector128.Load(b + 4); var b2 = Vector128.Load(b + 8); var b3 = Vector128.Load(b + 12);
+            for (int i = 0; i < MR; i++)
+            {
+                var x = Vector128.Create(a[i]);
+                var row = acc + i * 4;
+                row[0] += x * b0; row[1] += x * b1; row[2] += x * b2; row[3] += x * b3;
+            }
+        }
+        for (int i = 0; i < MR; i++, c += ldc)
+            for (int q = 0; q < 4; q++)
+            {
+                var v = acc[i * 4 + q];
+                if (!overwrite) v += Vector128.Load(c + q * 4);
+                v.Store(c + q * 4);
+            }
+    }
+}
+
+/// <summary>
+/// A constant matrix W[n,k] (a linear layer's weight, used as Wᵀ) packed once in the layout the GEMM
+/// micro-kernel reads: for each block of <c>KC</c> rows of Wᵀ, all 16-column panels, each [kc][16].
+/// Multiplying by it skips packing B, which at 128 rows is a fifth of the time.
+/// </summary>
+public sealed unsafe class PackedWeight
+{
+    public int N { get; }
+    public int K { get; }
+    internal float[] Data { get; }
+    internal int PaddedN { get; }
+
+    public PackedWeight(ReadOnlySpan<float> w, int n, int k)
+    {
+        if (w.Length < (long)n * k) throw new ArgumentException($"A {n}x{k} weight needs {(long)n * k} values, not {w.Length}.");
+        N = n;
+        K = k;
+        PaddedN = (n + Sgemm.NR - 1) / Sgemm.NR * Sgemm.NR;
+        Data = new float[(long)PaddedN * k];
+        fixed (float* pw = w, pd = Data)
+            for (int pc = 0; pc < k; pc += Sgemm.KC)
+            {
+                int kc = Math.Min(Sgemm.KC, k - pc);
+                Sgemm.PackB(pw, k, transB: true, pc, kc, 0, n, pd + Offset(pc, 0, kc, PaddedN));
+            }
+    }
+
+    /// <summary>Where the panels of columns from <paramref name="column"/> (a multiple of 16) start in the
+    /// block of rows from <paramref name="pc"/> (of <paramref name="kc"/> rows): every earlier block holds KC
+    /// rows of all <paramref name="paddedN"/> columns, and each panel before it kc rows of 16.</summary>
+    internal static long Offset(int pc, int column, int kc, int paddedN) => (long)pc * paddedN + (long)column * kc;
+}

@@ -1,0 +1,90 @@
+using NBert.Tensors;
+
+namespace NBert.Tests.Tensors;
+
+public class SgemmTests
+{
+    private static float[] Random(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+
+    /// <summary>float64 reference: C = (accumulate ? C : 0) + A · op(B).</summary>
+    private static double[] Reference(int m, int n, int k, float[] a, int lda, float[] b, int ldb, bool transB, float[] c, int ldc, bool accumulate)
+    {
+        var r = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = accumulate ? c[i * ldc + j] : 0;
+                for (int p = 0; p < k; p++) s += (double)a[i * lda + p] * (transB ? b[j * ldb + p] : b[p * ldb + j]);
+                r[i * n + j] = s;
+            }
+        return r;
+    }
+
+    public static readonly TheoryData<int, int, int, bool, bool> Shapes = new()
+    {
+        { 1, 1, 1, false, false }, { 6, 16, 8, true, false }, { 7, 17, 9, false, false }, { 13, 37, 300, true, false },
+        { 5, 3, 0, false, false }, { 5, 3, 0, true, true }, { 100, 70, 520, true, true }, { 97, 1030, 33, false, true },
+        { 128, 64, 128, false, false }, { 250, 300, 64, true, false },
+    };
+
+    [Theory, MemberData(nameof(Shapes))]
+    public void Matches_a_float64_reference_on_every_shape(int m, int n, int k, bool transB, bool accumulate)
+    {
+        var rng = new Random(m * 1000 + n * 10 + k);
+        // Leading dimensions wider than the matrices, as attention reads head slices of a wider buffer.
+        int lda = k + 3, ldb = (transB ? k : n) + 5, ldc = n + 2;
+        var a = Random(rng, m * lda);
+        var b = Random(rng, (transB ? n : Math.Max(k, 1)) * ldb);
+        var c = Random(rng, m * ldc);
+        var expected = Reference(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate);
+        var serial = (float[])c.Clone();
+        Sgemm.Multiply(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate);
+        Sgemm.MultiplySerial(m, n, k, a, lda, b, ldb, transB, serial, ldc, accumulate);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                Assert.True(Math.Abs(c[i * ldc + j] - expected[i * n + j]) <= 1e-4 * Math.Max(1, Math.Sqrt(k)), $"({i},{j}): {c[i * ldc + j]} vs {expected[i * n + j]}");
+                Assert.Equal(c[i * ldc + j], serial[i * ldc + j]);
+            }
+    }
+
+    [Fact]
+    public void Columns_beyond_n_in_a_wider_c_are_left_alone()
+    {
+        var rng = new Random(5);
+        int m = 9, n = 20, k = 11, ldc = 24;
+        var a = Random(rng, m * k);
+        var b = Random(rng, n * k);
+        var c = Enumerable.Repeat(42f, m * ldc).ToArray();
+        Sgemm.Multiply(m, n, k, a, k, b, k, transB: true, c, ldc);
+        for (int i = 0; i < m; i++)
+            for (int j = n; j < ldc; j++) Assert.Equal(42f, c[i * ldc + j]);
+    }
+
+    [Theory]
+    [InlineData(3, 40, 700)]     // n split over threads, several K blocks, a partial column panel
+    [InlineData(300, 37, 260)]   // m split over threads
+    [InlineData(128, 2000, 64)]  // more columns than one NC block
+    public void A_weight_packed_once_gives_the_same_result_as_packing_on_the_fly(int m, int n, int k)
+    {
+        var rng = new Random(m + n + k);
+        var a = Random(rng, m * k);
+        var w = Random(rng, n * k);
+        var expected = new float[m * n];
+        Sgemm.Multiply(m, n, k, a, k, w, k, transB: true, expected, n);
+        var packed = new PackedWeight(w, n, k);
+        var c = new float[m * n];
+        Sgemm.Multiply(m, a, k, packed, c, n);
+        Assert.Equal(expected, c);
+        var serial = new float[m * n];
+        Sgemm.MultiplySerial(m, a, k, packed, serial, n);
+        Assert.Equal(expected, serial);
+    }
+
+    [Fact]
+    public void Too_small_buffers_are_refused()
+    {
+        Assert.Throws<ArgumentException>(() => Sgemm.Multiply(4, 4, 4, new float[15], 4, new float[16], 4, false, new float[16], 4));
+        Assert.Throws<ArgumentException>(() => Sgemm.Multiply(4, 4, 4, new float[16], 3, new float[16], 4, false, new float[16], 4));
+    }
+}
