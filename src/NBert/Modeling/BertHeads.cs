@@ -1,0 +1,144 @@
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>The bare encoder: <c>last_hidden_state</c> and <c>pooler_output</c>.</summary>
+public sealed class BertModel : BertPreTrainedModel
+{
+    internal BertModel(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertModel, p) { }
+
+    public static BertModel FromPretrained(string directory) => (BertModel)FromPretrained(directory, BertArchitecture.BertModel);
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+}
+
+/// <summary>Shared by the heads: small linear layers on the body's outputs, their packed weights cached.</summary>
+public abstract class BertHeadModel : BertPreTrainedModel
+{
+    private readonly Dictionary<string, PackedWeight> _packed = new(StringComparer.Ordinal);
+
+    private protected BertHeadModel(BertConfig c, BertArchitecture a, IReadOnlyDictionary<string, Tensor> p) : base(c, a, p) { }
+
+    public override void WeightsChanged()
+    {
+        base.WeightsChanged();
+        lock (_packed) _packed.Clear();
+    }
+
+    /// <summary>input [rows, in] · weightᵀ + bias, as a new [rows, out] array.</summary>
+    private protected float[] Dense(ReadOnlySpan<float> input, int rows, string weight, string bias)
+    {
+        PackedWeight w;
+        lock (_packed)
+            if (!_packed.TryGetValue(weight, out w!)) _packed[weight] = w = Pack(weight);
+        var y = new float[rows * w.N];
+        Linear(rows, input, w, P(bias).Data, y);
+        return y;
+    }
+
+    /// <summary>The masked-LM head (<c>cls.predictions</c>): dense, activation, LayerNorm, then the decoder
+    /// (the word embeddings when tied) plus <c>cls.predictions.bias</c>: [rows, vocab].</summary>
+    private protected float[] PredictionLogits(Tensor hidden)
+    {
+        int rows = hidden.Shape[0] * hidden.Shape[1];
+        var t = Dense(hidden.Data, rows, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias");
+        ActivateHidden(t);
+        Kernels.LayerNorm(t, P("cls.predictions.transform.LayerNorm.weight").Data, P("cls.predictions.transform.LayerNorm.bias").Data,
+            (float)Config.LayerNormEps);
+        string decoder = Config.TieWordEmbeddings ? "embeddings.word_embeddings.weight" : "cls.predictions.decoder.weight";
+        return Dense(t, rows, decoder, "cls.predictions.bias");
+    }
+}
+
+/// <summary>Pre-training heads: <c>prediction_logits</c> [batch, sequence, vocab] and
+/// <c>seq_relationship_logits</c> [batch, 2].</summary>
+public sealed class BertForPreTraining : BertHeadModel
+{
+    internal BertForPreTraining(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForPreTraining, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+        var pooled = body.PoolerOutput!;
+        return body with
+        {
+            PredictionLogits = new Tensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
+            SeqRelationshipLogits = new Tensor(Dense(pooled.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2),
+        };
+    }
+}
+
+/// <summary>Masked language model: <c>logits</c> [batch, sequence, vocab].</summary>
+public sealed class BertForMaskedLM : BertHeadModel
+{
+    internal BertForMaskedLM(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForMaskedLM, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
+        return body with { Logits = new Tensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
+    }
+}
+
+/// <summary>Next sentence prediction: <c>logits</c> [batch, 2] (index 0: B follows A).</summary>
+public sealed class BertForNextSentencePrediction : BertHeadModel
+{
+    internal BertForNextSentencePrediction(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForNextSentencePrediction, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+        return body with { Logits = new Tensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
+    }
+}
+
+/// <summary>Sequence classification or regression on the pooled output: <c>logits</c> [batch, num_labels].</summary>
+public sealed class BertForSequenceClassification : BertHeadModel
+{
+    internal BertForSequenceClassification(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForSequenceClassification, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+        return body with { Logits = new Tensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
+    }
+}
+
+/// <summary>Token classification (NER): <c>logits</c> [batch, sequence, num_labels].</summary>
+public sealed class BertForTokenClassification : BertHeadModel
+{
+    internal BertForTokenClassification(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForTokenClassification, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
+        int rows = inputs.Batch * inputs.SequenceLength;
+        return body with { Logits = new Tensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
+    }
+}
+
+/// <summary>Extractive question answering: <c>start_logits</c> and <c>end_logits</c> [batch, sequence].</summary>
+public sealed class BertForQuestionAnswering : BertHeadModel
+{
+    internal BertForQuestionAnswering(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForQuestionAnswering, p) { }
+
+    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
+        int rows = inputs.Batch * inputs.SequenceLength;
+        var both = Dense(body.LastHiddenState!.Data, rows, "qa_outputs.weight", "qa_outputs.bias");
+        var start = new float[rows];
+        var end = new float[rows];
+        for (int i = 0; i < rows; i++)
+        {
+            start[i] = both[2 * i];
+            end[i] = both[2 * i + 1];
+        }
+        return body with
+        {
+            StartLogits = new Tensor(start, inputs.Batch, inputs.SequenceLength),
+            EndLogits = new Tensor(end, inputs.Batch, inputs.SequenceLength),
+        };
+    }
+}

@@ -1,0 +1,266 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using Tensor = NBert.Tensors.Tensor;
+using NBert.IO;
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>
+/// What every BERT architecture shares (transformers' <c>BertPreTrainedModel</c>): config, parameters
+/// by transformers name, loading, random initialisation, saving, and the body's forward pass
+/// (embeddings, encoder layers, pooler). The heads are the subclasses named as in transformers.
+/// </summary>
+public abstract class BertPreTrainedModel
+{
+    public BertConfig Config { get; }
+    public BertArchitecture Architecture { get; }
+    /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models.</summary>
+    public IReadOnlyDictionary<string, Tensor> Parameters { get; }
+    /// <summary>What loading did; null for a model initialised in code.</summary>
+    public LoadReport? LoadReport { get; init; }
+
+    private Layer[]? _layers; // packed weights built from the parameters, on first use
+    private PackedWeight? _pooler;
+
+    protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, Tensor> parameters)
+    {
+        config.Validate();
+        Config = config;
+        Architecture = architecture;
+        Parameters = parameters;
+        foreach (var spec in BertArchitectures.Parameters(config, architecture))
+            if (!parameters.TryGetValue(spec.Name, out var t) || !t.Shape.SequenceEqual(spec.Shape))
+                throw new ArgumentException($"Parameter '{spec.Name}' is missing or not of shape [{string.Join(", ", spec.Shape)}].");
+    }
+
+    protected Tensor P(string name) => Parameters[name];
+
+    /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
+    public virtual void WeightsChanged()
+    {
+        _layers = null;
+        _pooler = null;
+    }
+
+    // ---- loading and saving ----
+
+    /// <summary>Loads a model directory (config.json plus weights) as the architecture its config names,
+    /// or as <paramref name="architecture"/>.</summary>
+    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture = null, int seed = 0)
+    {
+        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        var arch = architecture ?? BertArchitectures.FromConfig(config);
+        using var source = Checkpoint.Open(directory);
+        var (parameters, report) = BertWeights.Load(source, config, arch, seed);
+        return Create(config, arch, parameters, report);
+    }
+
+    /// <summary>A randomly initialised model, with transformers' scheme, reproducible for a seed.</summary>
+    public static BertPreTrainedModel FromConfig(BertConfig config, BertArchitecture architecture, int seed = 0) =>
+        Create(config, architecture, BertWeights.Initialize(config, architecture, seed), null);
+
+    internal static BertPreTrainedModel Create(BertConfig config, BertArchitecture arch, Dictionary<string, Tensor> p, LoadReport? report) => arch switch
+    {
+        BertArchitecture.BertModel => new BertModel(config, p) { LoadReport = report },
+        BertArchitecture.BertForPreTraining => new BertForPreTraining(config, p) { LoadReport = report },
+        BertArchitecture.BertForMaskedLM => new BertForMaskedLM(config, p) { LoadReport = report },
+        BertArchitecture.BertForNextSentencePrediction => new BertForNextSentencePrediction(config, p) { LoadReport = report },
+        BertArchitecture.BertForSequenceClassification => new BertForSequenceClassification(config, p) { LoadReport = report },
+        BertArchitecture.BertForTokenClassification => new BertForTokenClassification(config, p) { LoadReport = report },
+        _ => new BertForQuestionAnswering(config, p) { LoadReport = report },
+    };
+
+    /// <summary>Writes config.json and model.safetensors as transformers saves them (each file written to a
+    /// temporary name, then renamed).</summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        (Config with { Architectures = [Architecture.ToString()] }).Save(Path.Combine(directory, "config.json"));
+        SafeTensorsWriter.Write(Path.Combine(directory, Checkpoint.SafeTensorsName),
+            BertArchitectures.Parameters(Config, Architecture).Select(s =>
+                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data)));
+    }
+
+    // ---- forward ----
+
+    /// <summary>Runs the model on a batch. Sequences longer than max_position_embeddings are refused.</summary>
+    public abstract ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false);
+
+    private sealed class Layer
+    {
+        public required PackedWeight Qkv, AttentionOutput, Intermediate, Output;
+        public required float[] QkvBias;
+    }
+
+    private Layer[] Layers => _layers ??= Enumerable.Range(0, Config.NumHiddenLayers).Select(i =>
+    {
+        string l = $"encoder.layer.{i}";
+        int h = Config.HiddenSize;
+        // Query, key and value as one [3h, h] weight: one GEMM, and heads read their slices by stride.
+        var qkv = new float[3 * h * h];
+        var qkvBias = new float[3 * h];
+        string[] parts = ["query", "key", "value"];
+        for (int p = 0; p < 3; p++)
+        {
+            P($"{l}.attention.self.{parts[p]}.weight").Data.CopyTo(qkv, p * h * h);
+            P($"{l}.attention.self.{parts[p]}.bias").Data.CopyTo(qkvBias, p * h);
+        }
+        return new Layer
+        {
+            Qkv = new PackedWeight(qkv, 3 * h, h),
+            QkvBias = qkvBias,
+            AttentionOutput = Pack($"{l}.attention.output.dense.weight"),
+            Intermediate = Pack($"{l}.intermediate.dense.weight"),
+            Output = Pack($"{l}.output.dense.weight"),
+        };
+    }).ToArray();
+
+    private protected PackedWeight Pack(string name)
+    {
+        var t = P(name);
+        return new PackedWeight(t.Data, t.Shape[0], t.Shape[1]);
+    }
+
+    /// <summary>y[m, out] = x[m, in] · Wᵀ + b.</summary>
+    private protected static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y)
+    {
+        Sgemm.Multiply(m, x, w.K, w, y, w.N);
+        Kernels.AddBias(y[..(m * w.N)], bias);
+    }
+
+    private void Activate(Span<float> x)
+    {
+        switch (Config.Activation)
+        {
+            case Activation.Gelu: Kernels.Gelu(x); break;
+            case Activation.GeluTanh: Kernels.GeluTanh(x); break;
+            case Activation.Relu: Kernels.Relu(x); break;
+            default: Kernels.Silu(x); break;
+        }
+    }
+
+    private protected void ActivateHidden(Span<float> x) => Activate(x);
+
+    /// <summary>
+    /// The body: embeddings, every encoder layer, and the pooler when <paramref name="withPooler"/>.
+    /// Scratch buffers come from the shared array pool, so a steady stream of calls allocates only outputs.
+    /// </summary>
+    private protected ModelOutput RunBody(ModelInputs inputs, bool withPooler, bool outputHiddenStates, bool outputAttentions)
+    {
+        var c = Config;
+        int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
+        if (s > c.MaxPositionEmbeddings)
+            throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        int m = b * s;
+        var x = new float[m * h];
+        Embed(inputs, x);
+        var hiddenStates = outputHiddenStates ? new List<Tensor> { new((float[])x.Clone(), b, s, h) } : null;
+        var attentions = outputAttentions ? new List<Tensor>() : null;
+
+        var pool = ArrayPool<float>.Shared;
+        float[] qkv = pool.Rent(m * 3 * h), context = pool.Rent(m * h), attended = pool.Rent(m * h), inner = pool.Rent(m * c.IntermediateSize);
+        try
+        {
+            float eps = (float)c.LayerNormEps;
+            for (int li = 0; li < c.NumHiddenLayers; li++)
+            {
+                var layer = Layers[li];
+                string l = $"encoder.layer.{li}";
+                Linear(m, x, layer.Qkv, layer.QkvBias, qkv);
+                var probs = outputAttentions ? new float[b * heads * s * s] : null;
+                SelfAttention(qkv, context, inputs.AttentionMask, b, s, heads, d, probs);
+                if (probs is not null) attentions!.Add(new Tensor(probs, b, heads, s, s));
+
+                var a = attended.AsSpan(0, m * h);
+                Linear(m, context, layer.AttentionOutput, P($"{l}.attention.output.dense.bias").Data, a);
+                TensorPrimitives.Add(a, x, a);
+                Kernels.LayerNorm(a, P($"{l}.attention.output.LayerNorm.weight").Data, P($"{l}.attention.output.LayerNorm.bias").Data, eps);
+
+                var inter = inner.AsSpan(0, m * c.IntermediateSize);
+                Linear(m, a, layer.Intermediate, P($"{l}.intermediate.dense.bias").Data, inter);
+                Activate(inter);
+                Linear(m, inter, layer.Output, P($"{l}.output.dense.bias").Data, x);
+                TensorPrimitives.Add(x, a, x);
+                Kernels.LayerNorm(x, P($"{l}.output.LayerNorm.weight").Data, P($"{l}.output.LayerNorm.bias").Data, eps);
+                hiddenStates?.Add(new Tensor((float[])x.Clone(), b, s, h));
+            }
+        }
+        finally
+        {
+            pool.Return(qkv);
+            pool.Return(context);
+            pool.Return(attended);
+            pool.Return(inner);
+        }
+
+        Tensor? pooled = null;
+        if (withPooler)
+        {
+            // The hidden state of each sequence's first token ([CLS]) through dense + tanh.
+            var first = new float[b * h];
+            for (int i = 0; i < b; i++) x.AsSpan(i * s * h, h).CopyTo(first.AsSpan(i * h));
+            var y = new float[b * h];
+            Linear(b, first, _pooler ??= Pack("pooler.dense.weight"), P("pooler.dense.bias").Data, y);
+            Kernels.Tanh(y);
+            pooled = new Tensor(y, b, h);
+        }
+        return new ModelOutput
+        {
+            LastHiddenState = new Tensor(x, b, s, h),
+            PoolerOutput = pooled,
+            HiddenStates = hiddenStates,
+            Attentions = attentions,
+        };
+    }
+
+    /// <summary>word + position + token type embeddings, then LayerNorm.</summary>
+    private void Embed(ModelInputs inputs, float[] x)
+    {
+        var c = Config;
+        int s = inputs.SequenceLength, h = c.HiddenSize;
+        Kernels.Gather(P("embeddings.word_embeddings.weight").Data, h, inputs.InputIds, x, "input id");
+        var position = P("embeddings.position_embeddings.weight").Data;
+        var types = P("embeddings.token_type_embeddings.weight").Data;
+        for (int t = 0; t < inputs.InputIds.Length; t++)
+        {
+            var row = x.AsSpan(t * h, h);
+            TensorPrimitives.Add(row, position.AsSpan(t % s * h, h), row);
+            int type = inputs.TokenTypeIds?[t] ?? 0;
+            if ((uint)type >= (uint)c.TypeVocabSize)
+                throw new ArgumentOutOfRangeException(nameof(inputs), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
+            TensorPrimitives.Add(row, types.AsSpan(type * h, h), row);
+        }
+        Kernels.LayerNorm(x, P("embeddings.LayerNorm.weight").Data, P("embeddings.LayerNorm.bias").Data, (float)c.LayerNormEps);
+    }
+
+    /// <summary>
+    /// Multi-head self-attention over the fused [m, 3h] query/key/value buffer: for each (sequence, head),
+    /// in parallel, softmax(Q Kᵀ / √d + mask) V into <paramref name="context"/> [m, h].
+    /// </summary>
+    private static void SelfAttention(float[] qkv, float[] context, int[]? mask, int batch, int s, int heads, int d, float[]? probs)
+    {
+        int h = heads * d, ld = 3 * h;
+        float scale = 1f / MathF.Sqrt(d);
+        Parallel.For(0, batch * heads, job =>
+        {
+            int bi = job / heads, hi = job % heads;
+            var scores = ArrayPool<float>.Shared.Rent(s * s);
+            try
+            {
+                var sc = scores.AsSpan(0, s * s);
+                int row0 = bi * s * ld;
+                Sgemm.MultiplySerial(s, s, d, qkv.AsSpan(row0 + hi * d), ld, qkv.AsSpan(row0 + h + hi * d), ld, transB: true, sc, s);
+                TensorPrimitives.Multiply(sc, scale, sc);
+                Kernels.MaskedSoftmax(sc, s, mask is null ? default : mask.AsSpan(bi * s, s));
+                if (probs is not null) sc.CopyTo(probs.AsSpan(job * s * s));
+                Sgemm.MultiplySerial(s, d, s, sc, s, qkv.AsSpan(row0 + 2 * h + hi * d), ld, transB: false,
+                    context.AsSpan(bi * s * h + hi * d), h);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(scores);
+            }
+        });
+    }
+}

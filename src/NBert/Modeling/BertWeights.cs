@@ -1,0 +1,127 @@
+using NBert.IO;
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>What loading a checkpoint did, as transformers' loading info: parameters the checkpoint lacked
+/// (initialised), its tensors the model does not use, and the ones dropped on purpose.</summary>
+public sealed record LoadReport(IReadOnlyList<string> Initialized, IReadOnlyList<string> Unexpected, IReadOnlyList<string> Ignored)
+{
+    public IEnumerable<string> Warnings
+    {
+        get
+        {
+            if (Initialized.Count > 0)
+                yield return $"Some weights were not in the checkpoint and were newly initialized: {string.Join(", ", Initialized)}. Train the model before using its predictions.";
+            if (Unexpected.Count > 0)
+                yield return $"Some checkpoint weights were not used: {string.Join(", ", Unexpected)}.";
+        }
+    }
+}
+
+/// <summary>Checkpoint names to parameters and back, with transformers' conventions.</summary>
+public static class BertWeights
+{
+    /// <summary>
+    /// Reads the parameters of <paramref name="architecture"/> from a checkpoint: optional <c>bert.</c>
+    /// prefix, legacy LayerNorm <c>gamma</c>/<c>beta</c>, <c>decoder.bias</c> as <c>cls.predictions.bias</c>,
+    /// a decoder weight tied to the word embeddings, <c>position_ids</c> buffers ignored. A missing head (or
+    /// pooler) is initialised as transformers does; missing embeddings or encoder weights are an error.
+    /// </summary>
+    public static (Dictionary<string, Tensor> Parameters, LoadReport Report) Load(ITensorSource source, BertConfig config,
+        BertArchitecture architecture, int seed = 0)
+    {
+        var byCanonical = new Dictionary<string, string>(StringComparer.Ordinal);
+        var ignored = new List<string>();
+        foreach (var t in source.Tensors)
+        {
+            string? canonical = Canonical(t.Name, config);
+            if (canonical is null) { ignored.Add(t.Name); continue; }
+            // Two names for one parameter (cls.predictions.bias and decoder.bias): the first one wins.
+            if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
+        }
+        var specs = BertArchitectures.Parameters(config, architecture);
+        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var initialized = new List<string>();
+        var rng = new NormalRandom(seed);
+        foreach (var spec in specs)
+        {
+            if (byCanonical.Remove(spec.Name, out var name))
+            {
+                var info = source.Info(name);
+                if (!info.Shape.SequenceEqual(spec.Shape))
+                    throw new InvalidDataException($"Checkpoint tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but the config needs [{string.Join(", ", spec.Shape)}] for {spec.Name}.");
+                parameters[spec.Name] = new Tensor(source.ReadFloat32(name), spec.Shape);
+            }
+            else if (spec.IsEncoder)
+                throw new InvalidDataException($"The checkpoint has no '{spec.Name}' (nor 'bert.{spec.Name}'): it is not a {architecture} checkpoint for this config.");
+            else
+            {
+                parameters[spec.Name] = Initialize(spec, config, rng);
+                initialized.Add(spec.Name);
+            }
+        }
+        var unexpected = byCanonical.Values.Order(StringComparer.Ordinal).ToList();
+        return (parameters, new LoadReport(initialized, unexpected, ignored));
+    }
+
+    /// <summary>Random parameters with transformers' scheme: normal(0, initializer_range) weights and
+    /// embeddings (the padding row zeroed), zero biases, LayerNorm weight 1.</summary>
+    public static Dictionary<string, Tensor> Initialize(BertConfig config, BertArchitecture architecture, int seed)
+    {
+        var rng = new NormalRandom(seed);
+        return BertArchitectures.Parameters(config, architecture).ToDictionary(s => s.Name, s => Initialize(s, config, rng), StringComparer.Ordinal);
+    }
+
+    private static Tensor Initialize(ParameterSpec spec, BertConfig config, NormalRandom rng)
+    {
+        var t = Tensor.Zeros(spec.Shape);
+        switch (spec.Init)
+        {
+            case Init.Ones: t.Data.AsSpan().Fill(1f); break;
+            case Init.Normal:
+            case Init.EmbeddingWithPadding:
+                for (int i = 0; i < t.Data.Length; i++) t.Data[i] = (float)(rng.Next() * config.InitializerRange);
+                int width = spec.Shape[^1];
+                if (spec.Init == Init.EmbeddingWithPadding && config.PadTokenId >= 0 && config.PadTokenId < spec.Shape[0])
+                    t.Data.AsSpan(config.PadTokenId * width, width).Clear();
+                break;
+        }
+        return t;
+    }
+
+    /// <summary>The parameter a checkpoint name stands for, or null for what transformers drops.</summary>
+    internal static string? Canonical(string name, BertConfig config)
+    {
+        if (name.EndsWith("position_ids", StringComparison.Ordinal)) return null;
+        if (name.StartsWith("bert.", StringComparison.Ordinal)) name = name["bert.".Length..];
+        if (name.EndsWith(".gamma", StringComparison.Ordinal)) name = name[..^".gamma".Length] + ".weight";
+        else if (name.EndsWith(".beta", StringComparison.Ordinal)) name = name[..^".beta".Length] + ".bias";
+        if (name == "cls.predictions.decoder.bias") return "cls.predictions.bias";
+        if (name == "cls.predictions.decoder.weight" && config.TieWordEmbeddings) return null; // tied to the word embeddings
+        return name;
+    }
+
+    /// <summary>The name a parameter has in a transformers checkpoint of this architecture.</summary>
+    public static string CheckpointName(string parameter, BertArchitecture architecture) =>
+        BertArchitectures.HasPrefix(architecture) && (parameter.StartsWith("embeddings.", StringComparison.Ordinal)
+            || parameter.StartsWith("encoder.", StringComparison.Ordinal) || parameter.StartsWith("pooler.", StringComparison.Ordinal))
+            ? "bert." + parameter
+            : parameter;
+
+    /// <summary>Standard normal numbers from a seed (Box-Muller over System.Random), reproducible.</summary>
+    internal sealed class NormalRandom(int seed)
+    {
+        private readonly Random _random = new(seed);
+        private double? _spare;
+
+        public double Next()
+        {
+            if (_spare is double s) { _spare = null; return s; }
+            double u1 = 1.0 - _random.NextDouble(), u2 = _random.NextDouble();
+            double r = Math.Sqrt(-2.0 * Math.Log(u1));
+            _spare = r * Math.Sin(2 * Math.PI * u2);
+            return r * Math.Cos(2 * Math.PI * u2);
+        }
+    }
+}

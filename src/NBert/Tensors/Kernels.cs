@@ -1,0 +1,116 @@
+using System.Numerics.Tensors;
+
+namespace NBert.Tensors;
+
+/// <summary>
+/// The elementwise and row-wise float32 kernels of a BERT forward pass. Each works in place on a span of
+/// rows, allocates nothing, and computes what the PyTorch op of the same name computes.
+/// </summary>
+public static class Kernels
+{
+    /// <summary>x[r, :] += bias for every row.</summary>
+    public static void AddBias(Span<float> x, ReadOnlySpan<float> bias)
+    {
+        int n = bias.Length;
+        for (int r = 0; r + n <= x.Length; r += n) TensorPrimitives.Add(x.Slice(r, n), bias, x.Slice(r, n));
+    }
+
+    /// <summary>GELU with the exact error function: x · Φ(x) = 0.5 x (1 + erf(x / √2)) (PyTorch's default).</summary>
+    public static void Gelu(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            x[i] = 0.5f * v * (1f + Erf(v * 0.70710678118654752f));
+        }
+    }
+
+    /// <summary>GELU's tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (gelu_new, gelu_pytorch_tanh).</summary>
+    public static void GeluTanh(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i];
+            x[i] = 0.5f * v * (1f + MathF.Tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        }
+    }
+
+    public static void Relu(Span<float> x) => TensorPrimitives.Max(x, 0f, x);
+
+    /// <summary>SiLU (swish): x · sigmoid(x).</summary>
+    public static void Silu(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] = x[i] / (1f + MathF.Exp(-x[i]));
+    }
+
+    public static void Tanh(Span<float> x) => TensorPrimitives.Tanh(x, x);
+
+    /// <summary>
+    /// The error function, |error| below 1.2e-7 (float precision): erf(x) = 1 - t·exp(-x² + P(t)) with
+    /// t = 1/(1 + |x|/2) (Numerical Recipes' erfc, Chebyshev-fitted), evaluated in double.
+    /// </summary>
+    public static float Erf(float x) => (float)Erf((double)x);
+
+    public static double Erf(double x)
+    {
+        double z = Math.Abs(x);
+        double t = 1.0 / (1.0 + 0.5 * z);
+        double erfc = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+        return x >= 0 ? 1.0 - erfc : erfc - 1.0;
+    }
+
+    /// <summary>
+    /// Softmax of each row of <paramref name="scores"/> [rows, n] after adding the attention mask: a key
+    /// position whose mask is 0 gets float.MinValue added, as transformers' extended attention mask does.
+    /// </summary>
+    public static void MaskedSoftmax(Span<float> scores, int n, ReadOnlySpan<int> keyMask)
+    {
+        for (int r = 0; r + n <= scores.Length; r += n)
+        {
+            var row = scores.Slice(r, n);
+            if (!keyMask.IsEmpty)
+                for (int j = 0; j < n; j++)
+                    if (keyMask[j] == 0) row[j] += float.MinValue;
+            Softmax(row);
+        }
+    }
+
+    /// <summary>Softmax of one row, subtracting the maximum first.</summary>
+    public static void Softmax(Span<float> row)
+    {
+        float max = TensorPrimitives.Max(row);
+        TensorPrimitives.Subtract(row, max, row);
+        TensorPrimitives.Exp(row, row);
+        float sum = TensorPrimitives.Sum(row);
+        TensorPrimitives.Divide(row, sum, row);
+    }
+
+    /// <summary>LayerNorm over the last dimension: (x - mean) / √(var + eps) · weight + bias, biased variance.</summary>
+    public static void LayerNorm(Span<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps)
+    {
+        int n = weight.Length;
+        for (int r = 0; r + n <= x.Length; r += n)
+        {
+            var row = x.Slice(r, n);
+            float mean = TensorPrimitives.Sum(row) / n;
+            TensorPrimitives.Subtract(row, mean, row);
+            float variance = TensorPrimitives.SumOfSquares(row) / n;
+            float scale = 1f / MathF.Sqrt(variance + eps);
+            TensorPrimitives.Multiply(row, scale, row);
+            TensorPrimitives.FusedMultiplyAdd(row, weight, bias, row);
+        }
+    }
+
+    /// <summary>output[i, :] = table[ids[i], :]; an id outside the table is an error naming it.</summary>
+    public static void Gather(ReadOnlySpan<float> table, int width, ReadOnlySpan<int> ids, Span<float> output, string what)
+    {
+        int rows = table.Length / width;
+        for (int i = 0; i < ids.Length; i++)
+        {
+            int id = ids[i];
+            if ((uint)id >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(ids), $"{what} {id} is outside 0..{rows - 1}.");
+            table.Slice(id * width, width).CopyTo(output.Slice(i * width, width));
+        }
+    }
+}
