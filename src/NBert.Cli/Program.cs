@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using NBert.Cli.Commands;
+using Spectre.Console;
 
 namespace NBert.Cli;
 
@@ -10,15 +11,27 @@ public static class Program
 {
     public const int Ok = 0, Failure = 1, BadInput = 2;
 
+    /// <summary>Whether standard output is a terminal (colours and live progress) rather than a file or pipe.</summary>
+    public static bool IsTerminal { get; private set; }
+
     public static int Main(string[] args)
     {
+        IsTerminal = !System.Console.IsOutputRedirected;
         // Buffered UTF-8 standard output: JSON lines can be many megabytes.
-        using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
-        var stdin = new StreamReader(Console.OpenStandardInput(), new UTF8Encoding(false));
-        int code = Run(args, stdin, stdout, Console.Error);
+        using var stdout = new StreamWriter(System.Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
+        var stdin = new StreamReader(System.Console.OpenStandardInput(), new UTF8Encoding(false));
+        int code = Run(args, stdin, stdout, System.Console.Error);
         stdout.Flush();
         return code;
     }
+
+    /// <summary>A Spectre console over <paramref name="output"/>: tables everywhere, colours only on a terminal.</summary>
+    public static IAnsiConsole Console(TextWriter output) => AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(output),
+        Ansi = IsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+        ColorSystem = IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+    });
 
     /// <summary>Runs a command line against the given streams (the tests call this in process).</summary>
     public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error)
@@ -26,6 +39,9 @@ public static class Program
         var root = new RootCommand("nbert: BERT and transfer learning for .NET, with Hugging Face's behaviour.")
         {
             TokenizeCommand.Create(input, output),
+            ModelCommands.Forward(output),
+            ModelCommands.Init(output),
+            ModelCommands.Inspect(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

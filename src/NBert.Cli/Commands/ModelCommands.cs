@@ -1,0 +1,195 @@
+using System.CommandLine;
+using System.Text.Json;
+using NBert.IO;
+using NBert.Modeling;
+using Spectre.Console;
+
+namespace NBert.Cli.Commands;
+
+/// <summary><c>nbert forward</c>, <c>nbert init</c> and <c>nbert inspect</c>: running, creating and
+/// describing checkpoints.</summary>
+public static class ModelCommands
+{
+    private static readonly Dictionary<string, BertArchitecture?> Heads = new()
+    {
+        ["auto"] = null,
+        ["base"] = BertArchitecture.BertModel,
+        ["pretraining"] = BertArchitecture.BertForPreTraining,
+        ["mlm"] = BertArchitecture.BertForMaskedLM,
+        ["nsp"] = BertArchitecture.BertForNextSentencePrediction,
+        ["sequence-classification"] = BertArchitecture.BertForSequenceClassification,
+        ["token-classification"] = BertArchitecture.BertForTokenClassification,
+        ["question-answering"] = BertArchitecture.BertForQuestionAnswering,
+    };
+
+    public static Command Forward(TextWriter stdout)
+    {
+        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights)", Required = true };
+        var inputs = new Option<string>("--inputs") { Description = "safetensors with input_ids [batch, sequence] and optional token_type_ids, attention_mask (I64 or I32)", Required = true };
+        var output = new Option<string>("--output") { Description = "safetensors file to write the outputs to (float32)", Required = true };
+        var hidden = new Option<bool>("--hidden-states") { Description = "Also write hidden_states.N" };
+        var attentions = new Option<bool>("--attentions") { Description = "Also write attentions.N" };
+        var head = new Option<string>("--head") { Description = "Which head to run; auto follows architectures in config.json", DefaultValueFactory = _ => "auto" };
+        head.AcceptOnlyFromAmong([.. Heads.Keys]);
+        var command = new Command("forward", "Run a model on a batch of ids and write its outputs, named as transformers names them.")
+        {
+            model, inputs, output, hidden, attentions, head,
+        };
+        command.SetAction(parse =>
+        {
+            var m = Load(parse.GetValue(model)!, Heads[parse.GetValue(head)!]);
+            var batch = ReadInputs(parse.GetValue(inputs)!);
+            ModelOutput result;
+            try
+            {
+                result = m.Forward(batch, parse.GetValue(hidden), parse.GetValue(attentions));
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException($"{parse.GetValue(inputs)}: {e.Message}");
+            }
+            string path = parse.GetValue(output)!;
+            SafeTensorsWriter.Write(path, result.Named().Select(t => SafeTensor.Float32(t.Name, t.Tensor.Shape, t.Tensor.Data)));
+            stdout.WriteLine($"wrote {string.Join(", ", result.Named().Select(t => t.Name))} to {path}");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    public static Command Init(TextWriter stdout)
+    {
+        var config = new Option<string>("--config") { Description = "config.json to build the model from", Required = true };
+        var output = new Option<string>("--out") { Description = "Directory to write config.json and model.safetensors to", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
+        var architecture = new Option<string?>("--architecture") { Description = "BertModel, BertForPreTraining, ... (default: the config's architectures, else BertModel)" };
+        var vocab = new Option<string?>("--vocab") { Description = "vocab.txt to copy beside the weights" };
+        var command = new Command("init", "Write a randomly initialised checkpoint (transformers' scheme) that transformers can load.")
+        {
+            config, output, seed, architecture, vocab,
+        };
+        command.SetAction(parse =>
+        {
+            var c = LoadConfig(parse.GetValue(config)!);
+            BertArchitecture arch;
+            try
+            {
+                arch = parse.GetValue(architecture) is { } name ? BertArchitectures.Parse(name) : BertArchitectures.FromConfig(c);
+            }
+            catch (NotSupportedException e)
+            {
+                throw new CliException(e.Message);
+            }
+            string? vocabPath = parse.GetValue(vocab);
+            if (vocabPath is not null && !File.Exists(vocabPath)) throw new CliException($"vocabulary '{vocabPath}' does not exist.");
+            string dir = parse.GetValue(output)!;
+            var model = BertPreTrainedModel.FromConfig(c, arch, parse.GetValue(seed));
+            model.SavePretrained(dir);
+            if (vocabPath is not null) File.Copy(vocabPath, Path.Combine(dir, "vocab.txt"), overwrite: true);
+            stdout.WriteLine($"wrote a random {arch} ({model.Parameters.Values.Sum(t => t.Length):N0} parameters, seed {parse.GetValue(seed)}) to {dir}");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    public static Command Inspect(TextWriter stdout)
+    {
+        var model = new Option<string>("--model") { Description = "Model directory", Required = true };
+        var json = new Option<bool>("--json") { Description = "One JSON object instead of tables" };
+        var command = new Command("inspect", "Describe a checkpoint: config, parameter count, tensors and what loading it does.") { model, json };
+        command.SetAction(parse =>
+        {
+            string dir = parse.GetValue(model)!;
+            var m = Load(dir, null);
+            List<TensorInfo> tensors;
+            using (var source = Checkpoint.Open(dir)) tensors = source.Tensors.ToList();
+            long parameters = m.Parameters.Values.Sum(t => t.Length);
+            var report = m.LoadReport!;
+            var c = m.Config;
+            if (parse.GetValue(json))
+            {
+                stdout.WriteLine(JsonSerializer.Serialize(new
+                {
+                    architecture = m.Architecture.ToString(),
+                    config = new { c.VocabSize, c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, c.HiddenAct, labels = c.Id2Label },
+                    parameters,
+                    tensors = tensors.Select(t => new { name = t.Name, dtype = t.DType.ToString(), shape = t.Shape }),
+                    initialized = report.Initialized,
+                    unexpected = report.Unexpected,
+                    ignored = report.Ignored,
+                }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                return Program.Ok;
+            }
+            var console = Program.Console(stdout);
+            var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {m.Architecture}");
+            foreach (var (k, v) in new (string, object)[]
+            {
+                ("vocab_size", c.VocabSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),
+                ("num_attention_heads", c.NumAttentionHeads), ("intermediate_size", c.IntermediateSize),
+                ("max_position_embeddings", c.MaxPositionEmbeddings), ("hidden_act", c.HiddenAct),
+                ("labels", string.Join(", ", c.Id2Label)), ("parameters", parameters.ToString("N0")),
+            })
+                summary.AddRow(k, Markup.Escape(v.ToString() ?? ""));
+            console.Write(summary);
+            var table = new Table().AddColumns("tensor", "dtype", "shape");
+            foreach (var t in tensors) table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"));
+            console.Write(table);
+            console.WriteLine(report.Initialized.Count == 0 && report.Unexpected.Count == 0
+                ? "Load report: every parameter loaded, nothing unused."
+                : string.Join(Environment.NewLine, report.Warnings.Select(w => "Load report: " + w)));
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>Loads a model, turning file and format problems into messages (exit code 2).</summary>
+    public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture)
+    {
+        try
+        {
+            return BertPreTrainedModel.FromPretrained(directory, architecture);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException or KeyNotFoundException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    private static BertConfig LoadConfig(string path)
+    {
+        try
+        {
+            return BertConfig.Load(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    /// <summary>input_ids [batch, sequence] (or [sequence]) and the optional tensors, as ints.</summary>
+    public static ModelInputs ReadInputs(string path)
+    {
+        try
+        {
+            using var file = new SafeTensorsFile(path);
+            if (!file.Contains("input_ids")) throw new CliException($"{path}: no tensor 'input_ids'.");
+            var shape = file.Info("input_ids").Shape;
+            if (shape.Length is not (1 or 2)) throw new CliException($"{path}: input_ids must be [batch, sequence], not [{string.Join(", ", shape)}].");
+            int batch = shape.Length == 2 ? shape[0] : 1, sequence = shape[^1];
+            int[]? Ints(string name)
+            {
+                if (!file.Contains(name)) return null;
+                var info = file.Info(name);
+                if (info.ElementCount != (long)batch * sequence)
+                    throw new CliException($"{path}: tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but input_ids is [{batch}, {sequence}].");
+                return file.ReadInt64(name).Select(v => v is < int.MinValue or > int.MaxValue
+                    ? throw new CliException($"{path}: tensor '{name}' holds {v}, outside the int range.") : (int)v).ToArray();
+            }
+            return new ModelInputs(batch, sequence, Ints("input_ids")!, Ints("token_type_ids"), Ints("attention_mask"));
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+}
