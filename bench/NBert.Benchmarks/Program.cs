@@ -9,9 +9,24 @@ if (args.Length > 0 && args[0] == "bdn")
     BenchmarkSwitcher.FromAssembly(typeof(Paths).Assembly).Run(args[1..]);
     return 0;
 }
+if (args.Length > 0 && args[0] == "engine")
+{
+    // libtorch must be able to load before any TorchSharp type is touched.
+    LibTorchLoader.Prepare();
+    int engineRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
+    string? target = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
+    string machine = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}, {Environment.ProcessorCount} cores; libtorch 2.10.0 through TorchSharp 0.107.0.";
+    string command = $"dotnet run -c Release --project bench/NBert.Benchmarks -- engine --rounds {engineRounds} --write docs/benchmarks.md";
+    string sgemm = EngineBenchmarks.Sgemm(engineRounds, Console.Out);
+    string forward = EngineBenchmarks.Forward(engineRounds, Console.Out);
+    string section = $"{machine}\n\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\nReproduce:\n\n```sh\n{command}\n```\n";
+    Console.WriteLine(section);
+    if (target is not null) Paths.WriteSection(target, "engine", section);
+    return 0;
+}
 if (args.Length == 0 || args[0] != "tokenizers")
 {
-    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | bdn [...]");
+    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | bdn [...]");
     return 2;
 }
 string Arg(string name, string fallback)

@@ -86,7 +86,7 @@ public static class TokenizerThroughput
         return sb.ToString();
     }
 
-    private static string Machine()
+    public static string Machine()
     {
         try
         {

@@ -242,7 +242,7 @@ public abstract class BertPreTrainedModel
     {
         int h = heads * d, ld = 3 * h;
         float scale = 1f / MathF.Sqrt(d);
-        Parallel.For(0, batch * heads, job =>
+        WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
             int bi = job / heads, hi = job % heads;
             var scores = ArrayPool<float>.Shared.Rent(s * s);
