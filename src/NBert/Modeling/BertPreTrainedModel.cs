@@ -122,11 +122,22 @@ public abstract class BertPreTrainedModel
         return new PackedWeight(t.Data, t.Shape[0], t.Shape[1]);
     }
 
-    /// <summary>y[m, out] = x[m, in] · Wᵀ + b.</summary>
-    private protected static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y)
+    /// <summary>y[m, out] = x[m, in] · Wᵀ + b (the bias added inside the GEMM).</summary>
+    private protected static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y) =>
+        Sgemm.Multiply(m, x, w.K, w, bias, y, w.N);
+
+    /// <summary>Runs body(firstRow, endRow) over row chunks on the engine's threads (elementwise work
+    /// between GEMMs would otherwise run on one core).</summary>
+    private static void Rows(int rows, Action<int, int> body)
     {
-        Sgemm.Multiply(m, x, w.K, w, y, w.N);
-        Kernels.AddBias(y[..(m * w.N)], bias);
+        int threads = Threading.MaxThreads;
+        if (threads <= 1 || rows < 32)
+        {
+            body(0, rows);
+            return;
+        }
+        int parts = Math.Min(rows, threads * 4);
+        WorkerPool.Shared.Run(parts, threads, p => body((int)((long)rows * p / parts), (int)((long)rows * (p + 1) / parts)));
     }
 
     private void Activate(Span<float> x)
@@ -172,17 +183,14 @@ public abstract class BertPreTrainedModel
                 SelfAttention(qkv, context, inputs.AttentionMask, b, s, heads, d, probs);
                 if (probs is not null) attentions!.Add(new Tensor(probs, b, heads, s, s));
 
-                var a = attended.AsSpan(0, m * h);
-                Linear(m, context, layer.AttentionOutput, P($"{l}.attention.output.dense.bias").Data, a);
-                TensorPrimitives.Add(a, x, a);
-                Kernels.LayerNorm(a, P($"{l}.attention.output.LayerNorm.weight").Data, P($"{l}.attention.output.LayerNorm.bias").Data, eps);
+                Linear(m, context, layer.AttentionOutput, P($"{l}.attention.output.dense.bias").Data, attended);
+                ResidualLayerNorm(attended, x, m, h, P($"{l}.attention.output.LayerNorm.weight").Data, P($"{l}.attention.output.LayerNorm.bias").Data, eps);
 
-                var inter = inner.AsSpan(0, m * c.IntermediateSize);
-                Linear(m, a, layer.Intermediate, P($"{l}.intermediate.dense.bias").Data, inter);
-                Activate(inter);
-                Linear(m, inter, layer.Output, P($"{l}.output.dense.bias").Data, x);
-                TensorPrimitives.Add(x, a, x);
-                Kernels.LayerNorm(x, P($"{l}.output.LayerNorm.weight").Data, P($"{l}.output.LayerNorm.bias").Data, eps);
+                int width = c.IntermediateSize;
+                Linear(m, attended, layer.Intermediate, P($"{l}.intermediate.dense.bias").Data, inner);
+                Rows(m, (r0, r1) => Activate(inner.AsSpan(r0 * width, (r1 - r0) * width)));
+                Linear(m, inner, layer.Output, P($"{l}.output.dense.bias").Data, x);
+                ResidualLayerNorm(x, attended, m, h, P($"{l}.output.LayerNorm.weight").Data, P($"{l}.output.LayerNorm.bias").Data, eps);
                 hiddenStates?.Add(new Tensor((float[])x.Clone(), b, s, h));
             }
         }
@@ -213,6 +221,15 @@ public abstract class BertPreTrainedModel
             Attentions = attentions,
         };
     }
+
+    /// <summary>y = LayerNorm(y + residual), rows in parallel.</summary>
+    private static void ResidualLayerNorm(float[] y, float[] residual, int m, int h, float[] weight, float[] bias, float eps) =>
+        Rows(m, (r0, r1) =>
+        {
+            var rows = y.AsSpan(r0 * h, (r1 - r0) * h);
+            TensorPrimitives.Add(rows, residual.AsSpan(r0 * h, (r1 - r0) * h), rows);
+            Kernels.LayerNorm(rows, weight, bias, eps);
+        });
 
     /// <summary>word + position + token type embeddings, then LayerNorm.</summary>
     private void Embed(ModelInputs inputs, float[] x)

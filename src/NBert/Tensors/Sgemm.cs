@@ -43,6 +43,18 @@ public static unsafe class Sgemm
         GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
+    /// <summary>C[m,n] = A[m,k] · Wᵀ + bias (a linear layer): the bias is added as each tile is stored,
+    /// saving a pass over C.</summary>
+    public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c, int ldc)
+    {
+        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
+        if (bias.Length < w.N) throw new ArgumentException($"A bias of {bias.Length} values for {w.N} outputs.");
+        if (m == 0 || w.N == 0) return;
+        fixed (float* pa = a, pc = c, pbias = bias)
+            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, false, Threading.MaxThreads, pbias);
+        GC.KeepAlive(w);
+    }
+
     /// <summary>The same on one thread.</summary>
     public static void MultiplySerial(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc, bool accumulate = false)
     {
@@ -85,12 +97,12 @@ public static unsafe class Sgemm
             throw new ArgumentException($"Buffers too small for a {m}x{k} by {k}x{n} product.");
     }
 
-    private static void Multiply(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, int threads)
+    private static void Multiply(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, int threads, float* bias = null)
     {
         long work = (long)m * n * k;
         if (threads <= 1 || work < 1L << 20)
         {
-            Serial(m, n, k, a, lda, b, c, ldc, accumulate);
+            Serial(m, n, k, a, lda, b, c, ldc, accumulate, bias);
             return;
         }
         // Split the larger dimension into one chunk per thread (whole micro-panels).
@@ -98,26 +110,30 @@ public static unsafe class Sgemm
         int extent = splitN ? n : m, unit = splitN ? NR : MR;
         int units = (extent + unit - 1) / unit;
         int parts = Math.Min(threads, units);
-        nint pa = (nint)a, pc = (nint)c;
+        nint pa = (nint)a, pc = (nint)c, pbias = (nint)bias;
         WorkerPool.Shared.Run(parts, threads, part =>
         {
             int start = (int)((long)units * part / parts) * unit;
             int end = Math.Min(extent, (int)((long)units * (part + 1) / parts) * unit);
             if (start >= end) return;
-            float* a0 = (float*)pa, c0 = (float*)pc;
+            float* a0 = (float*)pa, c0 = (float*)pc, bias0 = (float*)pbias;
             if (splitN)
-                Serial(m, end - start, k, a0, lda, b.From(start), c0 + start, ldc, accumulate);
+                Serial(m, end - start, k, a0, lda, b.From(start), c0 + start, ldc, accumulate, bias0 == null ? null : bias0 + start);
             else
-                Serial(end - start, n, k, a0 + (long)start * lda, lda, b, c0 + (long)start * ldc, ldc, accumulate);
+                Serial(end - start, n, k, a0 + (long)start * lda, lda, b, c0 + (long)start * ldc, ldc, accumulate, bias0);
         });
     }
 
-    private static void Serial(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate)
+    private static void Serial(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, float* bias = null)
     {
         if (k == 0)
         {
-            if (!accumulate)
-                for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            for (int i = 0; i < m; i++)
+            {
+                var row = new Span<float>(c + (long)i * ldc, n);
+                if (!accumulate) row.Clear();
+                if (bias != null) TensorPrimitivesAdd(row, new ReadOnlySpan<float>(bias, n));
+            }
             return;
         }
         float* pA = (_packA ??= new AlignedBuffer(MC * KC)).Pointer;
@@ -146,7 +162,9 @@ public static unsafe class Sgemm
                             {
                                 int rows = Math.Min(MR, mc - ir);
                                 float* cTile = c + (long)(ic + ir) * ldc + jc + jr;
-                                Kernel(kc, pA + ir * kc, panels + jr * kc, cTile, ldc, rows, cols, overwrite);
+                                // The bias goes in with the last block of k, as the tile is stored for good.
+                                float* biasTile = bias != null && pc + kc == k ? bias + jc + jr : null;
+                                Kernel(kc, pA + ir * kc, panels + jr * kc, cTile, ldc, rows, cols, overwrite, biasTile);
                             }
                         }
                     }
@@ -218,28 +236,31 @@ public static unsafe class Sgemm
         }
     }
 
-    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite)
+    private static void TensorPrimitivesAdd(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
+
+    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite, float* bias)
     {
         if (rows == MR && cols == NR)
         {
-            if (Fma.IsSupported) KernelAvx(kc, a, b, c, ldc, overwrite);
-            else Kernel128(kc, a, b, c, ldc, overwrite);
+            if (Fma.IsSupported) KernelAvx(kc, a, b, c, ldc, overwrite, bias);
+            else Kernel128(kc, a, b, c, ldc, overwrite, bias);
             return;
         }
         // Edge tile: compute the full 6x16 into a local tile, then add the valid part.
         float* tile = stackalloc float[MR * NR];
-        if (Fma.IsSupported) KernelAvx(kc, a, b, tile, NR, overwrite: true);
-        else Kernel128(kc, a, b, tile, NR, overwrite: true);
+        if (Fma.IsSupported) KernelAvx(kc, a, b, tile, NR, overwrite: true, null);
+        else Kernel128(kc, a, b, tile, NR, overwrite: true, null);
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++)
             {
                 float* dst = c + (long)i * ldc + j;
-                *dst = overwrite ? tile[i * NR + j] : *dst + tile[i * NR + j];
+                float v = (overwrite ? tile[i * NR + j] : *dst + tile[i * NR + j]);
+                *dst = bias != null ? v + bias[j] : v;
             }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelAvx(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void KernelAvx(int kc, float* a, float* b, float* c, int ldc, bool overwrite, float* bias)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -254,6 +275,17 @@ public static unsafe class Sgemm
         }
         for (; p < kc; p++, a += MR, b += NR)
             Step(a, b, ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
+        if (bias != null)
+        {
+            var bias0 = Avx.LoadVector256(bias);
+            var bias1 = Avx.LoadVector256(bias + 8);
+            c00 = Avx.Add(c00, bias0); c01 = Avx.Add(c01, bias1);
+            c10 = Avx.Add(c10, bias0); c11 = Avx.Add(c11, bias1);
+            c20 = Avx.Add(c20, bias0); c21 = Avx.Add(c21, bias1);
+            c30 = Avx.Add(c30, bias0); c31 = Avx.Add(c31, bias1);
+            c40 = Avx.Add(c40, bias0); c41 = Avx.Add(c41, bias1);
+            c50 = Avx.Add(c50, bias0); c51 = Avx.Add(c51, bias1);
+        }
         Store(c, c00, c01, overwrite); c += ldc;
         Store(c, c10, c11, overwrite); c += ldc;
         Store(c, c20, c21, overwrite); c += ldc;
@@ -297,7 +329,7 @@ public static unsafe class Sgemm
     }
 
     /// <summary>The portable micro-kernel (SSE, Arm AdvSimd): the same tile with 128-bit vectors.</summary>
-    private static void Kernel128(int kc, float* a, float* b, float* c, int ldc, bool overwrite)
+    private static void Kernel128(int kc, float* a, float* b, float* c, int ldc, bool overwrite, float* bias)
     {
         var acc = stackalloc Vector128<float>[MR * 4];
         for (int i = 0; i < MR * 4; i++) acc[i] = default;
@@ -315,6 +347,7 @@ public static unsafe class Sgemm
             for (int q = 0; q < 4; q++)
             {
                 var v = acc[i * 4 + q];
+                if (bias != null) v += Vector128.Load(bias + q * 4);
                 if (!overwrite) v += Vector128.Load(c + q * 4);
                 v.Store(c + q * 4);
             }

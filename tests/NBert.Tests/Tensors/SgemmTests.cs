@@ -81,6 +81,28 @@ public class SgemmTests
         Assert.Equal(expected, serial);
     }
 
+    [Theory]
+    [InlineData(3, 40, 700)]    // n split, several K blocks, an edge tile
+    [InlineData(301, 37, 260)]  // m split, edge rows and columns
+    [InlineData(7, 16, 0)]      // no k at all: just the bias
+    public void The_bias_added_as_tiles_are_stored_equals_adding_it_afterwards(int m, int n, int k)
+    {
+        var rng = new Random(m * n + k);
+        var a = Random(rng, Math.Max(1, m * k));
+        var w = Random(rng, Math.Max(1, n * k));
+        var bias = Random(rng, n);
+        var packed = new PackedWeight(w, n, k);
+        var expected = new float[m * n];
+        Sgemm.Multiply(m, a, Math.Max(k, 1), packed, expected, n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) expected[i * n + j] += bias[j];
+        var c = Enumerable.Repeat(float.NaN, m * n).ToArray(); // overwritten, never read
+        Sgemm.Multiply(m, a, Math.Max(k, 1), packed, bias, c, n);
+        // Same sum, other association of the last two float additions: within a couple of ulps.
+        for (int i = 0; i < c.Length; i++)
+            Assert.True(Math.Abs(expected[i] - c[i]) <= 1e-6 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {c[i]} vs {expected[i]}");
+    }
+
     [Fact]
     public void Too_small_buffers_are_refused()
     {
