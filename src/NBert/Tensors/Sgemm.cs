@@ -264,6 +264,13 @@ public static unsafe class Sgemm
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        // The C tile is read back only after the k loop: ask for its cache lines now, so that waiting for
+        // them (from L3 or memory, as C is large and visited once per block of k) overlaps the arithmetic.
+        for (int i = 0; i < MR; i++)
+        {
+            Sse.Prefetch0(c + (long)i * ldc);
+            Sse.Prefetch0(c + (long)i * ldc + NR - 1);
+        }
         // K unrolled by 4: the loop's own instructions would otherwise take a sixth of the issue slots.
         int p = 0;
         for (; p + 4 <= kc; p += 4, a += 4 * MR, b += 4 * NR)
