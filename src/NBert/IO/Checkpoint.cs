@@ -21,12 +21,6 @@ public static class Checkpoint
         if (File.Exists(Path(PyTorchIndexName))) return new ShardedTensorSource(Path(PyTorchIndexName), f => new PyTorchCheckpoint(f));
         throw new FileNotFoundException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.");
     }
-
-    /// <summary>Opens a single weights file by its extension (.safetensors or .bin).</summary>
-    public static ITensorSource OpenFile(string path) =>
-        path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase)
-            ? new PyTorchCheckpoint(path)
-            : new SafeTensorsFile(path);
 }
 
 /// <summary>A checkpoint split over several files, with an index <c>{"weight_map": {tensor: file}}</c>.</summary>

@@ -43,7 +43,7 @@ public abstract class BertHeadModel : BertPreTrainedModel
     {
         int rows = hidden.Shape[0] * hidden.Shape[1];
         var t = Dense(hidden.Data, rows, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias");
-        ActivateHidden(t);
+        Activate(t);
         Kernels.LayerNorm(t, P("cls.predictions.transform.LayerNorm.weight").Data, P("cls.predictions.transform.LayerNorm.bias").Data,
             (float)Config.LayerNormEps);
         string decoder = Config.TieWordEmbeddings ? "embeddings.word_embeddings.weight" : "cls.predictions.decoder.weight";

@@ -140,7 +140,8 @@ public abstract class BertPreTrainedModel
         WorkerPool.Shared.Run(parts, threads, p => body((int)((long)rows * p / parts), (int)((long)rows * (p + 1) / parts)));
     }
 
-    private void Activate(Span<float> x)
+    /// <summary>The config's hidden_act, in place.</summary>
+    private protected void Activate(Span<float> x)
     {
         switch (Config.Activation)
         {
@@ -150,8 +151,6 @@ public abstract class BertPreTrainedModel
             default: Kernels.Silu(x); break;
         }
     }
-
-    private protected void ActivateHidden(Span<float> x) => Activate(x);
 
     /// <summary>
     /// The body: embeddings, every encoder layer, and the pooler when <paramref name="withPooler"/>.

@@ -8,13 +8,6 @@ namespace NBert.Tensors;
 /// </summary>
 public static class Kernels
 {
-    /// <summary>x[r, :] += bias for every row.</summary>
-    public static void AddBias(Span<float> x, ReadOnlySpan<float> bias)
-    {
-        int n = bias.Length;
-        for (int r = 0; r + n <= x.Length; r += n) TensorPrimitives.Add(x.Slice(r, n), bias, x.Slice(r, n));
-    }
-
     private const int Block = 256;
 
     /// <summary>

@@ -84,6 +84,20 @@ public sealed class ModelLoadingTests : IDisposable
     }
 
     [Fact]
+    public void Padded_encodings_make_a_batch_with_their_ids_types_and_mask()
+    {
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var encodings = tokenizer.EncodeBatch([("The man went to the store.", "He bought milk."), ("Hi", null)],
+            new NBert.Tokenization.EncodeOptions { Padding = NBert.Tokenization.PaddingStrategy.Longest });
+        var batch = ModelInputs.FromEncodings(encodings);
+        Assert.Equal((2, encodings[0].Length), (batch.Batch, batch.SequenceLength));
+        Assert.Equal(encodings.SelectMany(e => e.InputIds), batch.InputIds);
+        Assert.Equal(encodings.SelectMany(e => e.TokenTypeIds), batch.TokenTypeIds!);
+        Assert.Equal(encodings.SelectMany(e => e.AttentionMask), batch.AttentionMask!);
+        Assert.Throws<ArgumentException>(() => ModelInputs.FromEncodings([encodings[0], tokenizer.Encode("Hi")]));
+    }
+
+    [Fact]
     public void Too_long_sequences_and_bad_ids_are_refused()
     {
         var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1);
