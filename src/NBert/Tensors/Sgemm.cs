@@ -183,7 +183,14 @@ public static unsafe class Sgemm
             if (rows == MR)
             {
                 float* r0 = a + (long)ir * lda, r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
-                for (int p = 0; p < kc; p++, dst += MR)
+                int p = 0;
+                if (Avx.IsSupported)
+                    // Eight k at a time: an 8x8 transpose of the six rows (and two zero rows) in registers, each
+                    // column stored as 8 floats of which the next store overwrites the last two. The final
+                    // chunk stays scalar so nothing is written past the panel.
+                    for (; p + 8 < kc; p += 8, dst += 8 * MR)
+                        Transpose6x8(r0 + p, r1 + p, r2 + p, r3 + p, r4 + p, r5 + p, dst);
+                for (; p < kc; p++, dst += MR)
                 {
                     dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p]; dst[3] = r3[p]; dst[4] = r4[p]; dst[5] = r5[p];
                 }
@@ -194,6 +201,31 @@ public static unsafe class Sgemm
                     for (int i = 0; i < MR; i++) dst[i] = i < rows ? a[(long)(ir + i) * lda + p] : 0f;
             }
         }
+    }
+
+    /// <summary>dst[j*6 + i] = row_i[j] for j in 0..7, i in 0..5 (writes 2 floats past the 48).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose6x8(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* dst)
+    {
+        Vector256<float> a0 = Avx.LoadVector256(r0), a1 = Avx.LoadVector256(r1), a2 = Avx.LoadVector256(r2),
+            a3 = Avx.LoadVector256(r3), a4 = Avx.LoadVector256(r4), a5 = Avx.LoadVector256(r5), a6 = default, a7 = default;
+        // 8x8 transpose: interleave pairs, then quads, then swap 128-bit halves.
+        var t0 = Avx.UnpackLow(a0, a1); var t1 = Avx.UnpackHigh(a0, a1);
+        var t2 = Avx.UnpackLow(a2, a3); var t3 = Avx.UnpackHigh(a2, a3);
+        var t4 = Avx.UnpackLow(a4, a5); var t5 = Avx.UnpackHigh(a4, a5);
+        var t6 = Avx.UnpackLow(a6, a7); var t7 = Avx.UnpackHigh(a6, a7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+        var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+        var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst + 0 * MR, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + 1 * MR, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * MR, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * MR, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * MR, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * MR, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * MR, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * MR, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>Columns of op(B) into micro-panels of NR columns: panel q holds [kc][NR], padded with 0.</summary>
