@@ -175,6 +175,7 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
     /// <summary>The raw little-endian bytes of a tensor, straight from the mapping.</summary>
     public ReadOnlySpan<byte> Bytes(string name)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var t = Info(name);
         return new ReadOnlySpan<byte>(_base + _dataStart + t.Offset, checked((int)t.ByteLength));
     }
@@ -199,8 +200,12 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         };
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (_view is not null)
         {
             if (_base != null) _view.SafeMemoryMappedViewHandle.ReleasePointer();
