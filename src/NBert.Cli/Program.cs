@@ -42,6 +42,7 @@ public static class Program
             ModelCommands.Forward(output),
             ModelCommands.Init(output),
             ModelCommands.Inspect(output),
+            ModelCommands.ImportOnnx(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

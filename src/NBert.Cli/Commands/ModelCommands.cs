@@ -91,6 +91,36 @@ public static class ModelCommands
         return command;
     }
 
+    public static Command ImportOnnx(TextWriter stdout)
+    {
+        var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT model (BertModel)" };
+        var vocab = new Option<string>("--vocab") { Description = "Its vocab.txt", Required = true };
+        var output = new Option<string>("--out") { Description = "Directory to write the checkpoint to", Required = true };
+        var heads = new Option<int?>("--heads") { Description = "Attention heads, when the graph does not say" };
+        var command = new Command("import-onnx", "Turn an ONNX BERT into an ordinary checkpoint directory (config.json, model.safetensors, vocab.txt).")
+        {
+            onnx, vocab, output, heads,
+        };
+        command.SetAction(parse =>
+        {
+            OnnxImport.Result result;
+            try
+            {
+                result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
+            }
+            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or NotSupportedException or FormatException)
+            {
+                throw new CliException(e.Message, e);
+            }
+            var c = result.Config;
+            stdout.WriteLine($"wrote {parse.GetValue(output)}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
+                $"intermediate {c.IntermediateSize}, vocabulary {c.VocabSize}");
+            foreach (var note in result.Notes) stdout.WriteLine($"  {note}");
+            return Program.Ok;
+        });
+        return command;
+    }
+
     public static Command Inspect(TextWriter stdout)
     {
         var model = new Option<string>("--model") { Description = "Model directory", Required = true };
