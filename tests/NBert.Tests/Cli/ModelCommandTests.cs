@@ -6,12 +6,8 @@ using NBert.Tests.Modeling;
 
 namespace NBert.Tests.Cli;
 
-public sealed class ModelCommandTests : IDisposable
+public sealed class ModelCommandTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("nbert-cli-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
         var output = new StringWriter();
@@ -19,8 +15,6 @@ public sealed class ModelCommandTests : IDisposable
         int code = Program.Run(args, new StringReader(""), output, error);
         return (code, output.ToString(), error.ToString());
     }
-
-    private string Temp(string name) => Path.Combine(_dir, name);
 
     [Fact]
     public void Forward_writes_transformers_outputs_matching_the_goldens()

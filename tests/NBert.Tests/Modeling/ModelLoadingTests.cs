@@ -3,12 +3,8 @@ using NBert.Modeling;
 
 namespace NBert.Tests.Modeling;
 
-public sealed class ModelLoadingTests : IDisposable
+public sealed class ModelLoadingTests : TempDirectoryTest
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("nbert-model-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, true);
-
     private static BertConfig Tiny => BertConfig.Load(Fixtures.Path("model", "pretraining", "config.json"));
 
     [Fact]
@@ -34,7 +30,7 @@ public sealed class ModelLoadingTests : IDisposable
     [InlineData("""{"id2label": {"0": "a", "5": "b"}}""", "id2label")]
     public void Unsupported_or_inconsistent_configs_are_refused_naming_the_field(string json, string named)
     {
-        string path = Path.Combine(_dir, "config.json");
+        string path = Path.Combine(Dir, "config.json");
         File.WriteAllText(path, json);
         var ex = Assert.Throws<InvalidDataException>(() => BertConfig.Load(path));
         Assert.Contains(named, ex.Message);
@@ -70,15 +66,15 @@ public sealed class ModelLoadingTests : IDisposable
         {
             var kept = source.Tensors.Where(t => t.Name != "encoder.layer.1.output.dense.weight")
                 .Select(t => SafeTensor.Float32(t.Name, t.Shape, source.ReadFloat32(t.Name)));
-            SafeTensorsWriter.Write(Path.Combine(_dir, "model.safetensors"), kept);
+            SafeTensorsWriter.Write(Path.Combine(Dir, "model.safetensors"), kept);
         }
-        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(_dir, "config.json"));
-        var ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(_dir));
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(Dir, "config.json"));
+        var ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(Dir));
         Assert.Contains("encoder.layer.1.output.dense.weight", ex.Message);
 
-        File.WriteAllText(Path.Combine(_dir, "config.json"), File.ReadAllText(Fixtures.Path("model", "encoder_only", "config.json")).Replace("\"vocab_size\": 4000", "\"vocab_size\": 4001"));
-        File.Copy(Fixtures.Path("model", "encoder_only", "model.safetensors"), Path.Combine(_dir, "model.safetensors"), overwrite: true);
-        ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(_dir));
+        File.WriteAllText(Path.Combine(Dir, "config.json"), File.ReadAllText(Fixtures.Path("model", "encoder_only", "config.json")).Replace("\"vocab_size\": 4000", "\"vocab_size\": 4001"));
+        File.Copy(Fixtures.Path("model", "encoder_only", "model.safetensors"), Path.Combine(Dir, "model.safetensors"), overwrite: true);
+        ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(Dir));
         Assert.Contains("embeddings.word_embeddings.weight", ex.Message);
         Assert.Contains("[4000, 32]", ex.Message);
     }
@@ -112,15 +108,15 @@ public sealed class ModelLoadingTests : IDisposable
     public void Saved_models_reload_to_the_same_outputs_with_transformers_names()
     {
         var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertForPreTraining, seed: 7);
-        model.SavePretrained(_dir);
-        using (var st = new SafeTensorsFile(Path.Combine(_dir, "model.safetensors")))
+        model.SavePretrained(Dir);
+        using (var st = new SafeTensorsFile(Path.Combine(Dir, "model.safetensors")))
         {
             Assert.Contains(st.Tensors, t => t.Name == "bert.embeddings.word_embeddings.weight");
             Assert.Contains(st.Tensors, t => t.Name == "cls.predictions.bias");
             Assert.DoesNotContain(st.Tensors, t => t.Name.Contains("decoder")); // tied to the word embeddings
             Assert.Equal("pt", st.Metadata["format"]);
         }
-        var reloaded = BertPreTrainedModel.FromPretrained(_dir);
+        var reloaded = BertPreTrainedModel.FromPretrained(Dir);
         Assert.IsType<BertForPreTraining>(reloaded);
         Assert.Empty(reloaded.LoadReport!.Initialized);
         var inputs = new ModelInputs(2, 5, [101, 7, 8, 9, 102, 101, 10, 102, 0, 0], attentionMask: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
