@@ -43,6 +43,8 @@ public static class Program
             ModelCommands.Init(output),
             ModelCommands.Inspect(output),
             ModelCommands.ImportOnnx(output),
+            EmbeddingCommands.Embed(input, output),
+            EmbeddingCommands.Similarity(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using NBert.Pipelines;
+using Spectre.Console;
+
+namespace NBert.Cli.Commands;
+
+/// <summary><c>nbert embed</c> and <c>nbert similarity</c>: sentence embeddings and semantic search.</summary>
+public static class EmbeddingCommands
+{
+    private static Option<string> ModelOption() => new("--model") { Description = "Model directory (tokenizer and weights)", Required = true };
+
+    private static Option<string> PoolingOption()
+    {
+        var o = new Option<string>("--pooling") { Description = "cls, mean (over the attention mask) or max", DefaultValueFactory = _ => "mean" };
+        o.AcceptOnlyFromAmong("cls", "mean", "max");
+        return o;
+    }
+
+    private static SentenceEmbeddings Load(string directory, string pooling, bool normalize)
+    {
+        var options = new EmbeddingOptions
+        {
+            Pooling = pooling switch { "cls" => Pooling.Cls, "max" => Pooling.Max, _ => Pooling.Mean },
+            Normalize = normalize,
+        };
+        var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+        var model = ModelCommands.Load(directory, NBert.Modeling.BertArchitecture.BertModel);
+        return new SentenceEmbeddings(tokenizer, model, options);
+    }
+
+    public static Command Embed(TextReader stdin, TextWriter stdout)
+    {
+        var model = ModelOption();
+        var pooling = PoolingOption();
+        var normalize = new Option<bool>("--normalize") { Description = "Scale each embedding to length 1" };
+        var json = new Option<bool>("--json") { Description = "One JSON line per input: {\"embedding\": [...]}" };
+        var input = new Option<string?>("--input") { Description = "JSON lines {\"text\": ...}; - for standard input (used when no TEXT is given)" };
+        var texts = new Argument<string[]>("TEXT") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("embed", "Sentence embeddings of texts.") { model, pooling, normalize, json, input, texts };
+        command.SetAction(parse =>
+        {
+            var given = parse.GetValue(texts) ?? [];
+            var items = given.Length > 0 ? given.ToList()
+                : JsonLinesInput.Read(parse.GetValue(input) ?? "-", stdin, (e, _) => JsonLinesInput.RequiredString(e, "text"));
+            if (items.Count == 0) throw new CliException("no text to embed: give TEXT arguments or JSON lines through --input.");
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling)!, parse.GetValue(normalize));
+            var vectors = embedder.Embed(items);
+            if (parse.GetValue(json))
+            {
+                foreach (var v in vectors) stdout.WriteLine(JsonSerializer.Serialize(new { embedding = v }));
+                return Program.Ok;
+            }
+            var table = new Table().AddColumns("#", "text", "dimensions", "norm", "first values");
+            for (int i = 0; i < items.Count; i++)
+                table.AddRow((i + 1).ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(items[i])), vectors[i].Length.ToString(CultureInfo.InvariantCulture),
+                    System.Numerics.Tensors.TensorPrimitives.Norm(vectors[i]).ToString("F4", CultureInfo.InvariantCulture),
+                    string.Join(" ", vectors[i].Take(4).Select(x => x.ToString("F4", CultureInfo.InvariantCulture))) + " ...");
+            Program.Console(stdout).Write(table);
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    public static Command Similarity(TextWriter stdout)
+    {
+        var model = ModelOption();
+        var pooling = PoolingOption();
+        var query = new Option<string>("--query") { Description = "The text to search for", Required = true };
+        var corpus = new Option<string>("--corpus") { Description = "A text file, one document per line", Required = true };
+        var topK = new Option<int>("--top-k") { Description = "How many results", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "One JSON line per result" };
+        var command = new Command("similarity", "The corpus lines most similar to a query (cosine of sentence embeddings).") { model, pooling, query, corpus, topK, json };
+        command.SetAction(parse =>
+        {
+            string path = parse.GetValue(corpus)!;
+            if (!File.Exists(path)) throw new CliException($"corpus file '{path}' does not exist.");
+            int k = parse.GetValue(topK);
+            if (k < 1) throw new CliException($"--top-k must be positive, not {k}.");
+            var lines = File.ReadAllLines(path).Select((text, i) => (Text: text.Trim(), Line: i + 1)).Where(l => l.Text.Length > 0).ToList();
+            if (lines.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling)!, normalize: true);
+            var vectors = embedder.Embed(lines.Select(l => l.Text).ToList());
+            var hits = SentenceEmbeddings.Search(embedder.Embed(parse.GetValue(query)!), vectors, k);
+            if (parse.GetValue(json))
+            {
+                int rank = 0;
+                foreach (var (index, score) in hits)
+                    stdout.WriteLine(JsonSerializer.Serialize(new { rank = ++rank, score, line = lines[index].Line, text = lines[index].Text }));
+                return Program.Ok;
+            }
+            var table = new Table().AddColumns("rank", "score", "line", "text");
+            int r = 0;
+            foreach (var (index, score) in hits)
+                table.AddRow((++r).ToString(CultureInfo.InvariantCulture), score.ToString("F4", CultureInfo.InvariantCulture),
+                    lines[index].Line.ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(lines[index].Text)));
+            Program.Console(stdout).Write(table);
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
+}
