@@ -24,7 +24,7 @@ public static class ModelCommands
 
     public static Command Forward(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights)", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights), or minilm (built in)", Required = true };
         var inputs = new Option<string>("--inputs") { Description = "safetensors with input_ids [batch, sequence] and optional token_type_ids, attention_mask (I64 or I32)", Required = true };
         var output = new Option<string>("--output") { Description = "safetensors file to write the outputs to (float32)", Required = true };
         var hidden = new Option<bool>("--hidden-states") { Description = "Also write hidden_states.N" };
@@ -123,12 +123,12 @@ public static class ModelCommands
 
     public static Command Inspect(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", Required = true };
         var json = new Option<bool>("--json") { Description = "One JSON object instead of tables" };
         var command = new Command("inspect", "Describe a checkpoint: config, parameter count, tensors and what loading it does.") { model, json };
         command.SetAction(parse =>
         {
-            string dir = parse.GetValue(model)!;
+            string dir = Resolve(parse.GetValue(model)!);
             var m = Load(dir, null);
             List<TensorInfo> tensors;
             using (var source = Checkpoint.Open(dir)) tensors = source.Tensors.ToList();
@@ -171,12 +171,25 @@ public static class ModelCommands
         return command;
     }
 
+    /// <summary>A model directory for a directory or a built-in name (minilm), converting it on first use.</summary>
+    public static string Resolve(string model)
+    {
+        try
+        {
+            return BuiltinModels.Resolve(model);
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException or IOException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
     /// <summary>Loads a model, turning file and format problems into messages (exit code 2).</summary>
     public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture)
     {
         try
         {
-            return BertPreTrainedModel.FromPretrained(directory, architecture);
+            return BertPreTrainedModel.FromPretrained(Resolve(directory), architecture);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException or KeyNotFoundException)
         {

@@ -14,7 +14,7 @@ public static class TokenizeCommand
 
     public static Command Create(TextReader stdin, TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory with tokenizer.json or vocab.txt", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory with tokenizer.json or vocab.txt, or minilm (built in)", Required = true };
         var maxLength = new Option<int?>("--max-length") { Description = "Maximum tokens per window, special tokens included (default: the model's model_max_length when truncating)" };
         var truncation = new Option<string?>("--truncation") { Description = "Which text loses tokens: longest_first (default when --max-length or --stride is given), only_first, only_second, none" };
         truncation.AcceptOnlyFromAmong(Truncations);
@@ -56,12 +56,12 @@ public static class TokenizeCommand
         return command;
     }
 
-    /// <summary>Loads the tokenizer of a model directory, turning loading problems into messages.</summary>
+    /// <summary>Loads the tokenizer of a model directory (or built-in model name), turning loading problems into messages.</summary>
     public static BertTokenizer LoadTokenizer(string directory)
     {
         try
         {
-            return BertTokenizer.FromDirectory(directory);
+            return BertTokenizer.FromDirectory(ModelCommands.Resolve(directory));
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or InvalidDataException)
         {

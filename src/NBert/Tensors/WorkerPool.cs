@@ -16,10 +16,20 @@ internal sealed class WorkerPool
     private readonly object _gate = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly int _workers;
-    private Action<int>? _body;
-    private int _parts, _next, _pending, _sleeping;
+    private int _sleeping;
     private volatile int _generation;
-    private Exception? _error;
+    private volatile Job? _job;
+
+    /// <summary>One call's work. Each job counts its own parts, so a worker that arrives late from an
+    /// earlier job can only claim from that job's exhausted counter, never a part of the next one.</summary>
+    private sealed class Job(Action<int> body, int parts)
+    {
+        public readonly Action<int> Body = body;
+        public readonly int Parts = parts;
+        public int Next;
+        public int Pending = parts;
+        public Exception? Error;
+    }
 
     private WorkerPool(int workers)
     {
@@ -33,46 +43,45 @@ internal sealed class WorkerPool
     {
         if (parts <= 1 || threads <= 1 || _workers == 0 || !Monitor.TryEnter(_gate))
         {
-            for (int i = 0; i < parts; i++) body(i);
+            // Inline, with the same contract as a shared job: every part runs, the first failure comes after.
+            var inline = new Job(body, parts);
+            Work(inline);
+            if (inline.Error is { } error) throw new AggregateException(error);
             return;
         }
         try
         {
-            _error = null;
-            _body = body;
-            _parts = parts;
-            Volatile.Write(ref _pending, parts); // before _next, so a late worker cannot claim a part of this job early
-            Volatile.Write(ref _next, 0);
+            var job = new Job(body, parts);
+            _job = job;
             _generation++;
             int sleepers = Volatile.Read(ref _sleeping);
             if (sleepers > 0) _wake.Release(Math.Min(sleepers, Math.Min(parts, threads) - 1));
-            Work();
+            Work(job);
             var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
-            if (_error is { } e) throw new AggregateException(e);
+            while (Volatile.Read(ref job.Pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            _job = null;
+            if (job.Error is { } e) throw new AggregateException(e);
         }
         finally
         {
-            _body = null;
             Monitor.Exit(_gate);
         }
     }
 
-    private void Work()
+    private static void Work(Job job)
     {
         int i;
-        while ((i = Interlocked.Increment(ref _next) - 1) < Volatile.Read(ref _parts))
+        while ((i = Interlocked.Increment(ref job.Next) - 1) < job.Parts)
         {
-            var body = _body;
             try
             {
-                body?.Invoke(i);
+                job.Body(i);
             }
             catch (Exception e)
             {
-                Interlocked.CompareExchange(ref _error, e, null);
+                Interlocked.CompareExchange(ref job.Error, e, null);
             }
-            Interlocked.Decrement(ref _pending);
+            Interlocked.Decrement(ref job.Pending);
         }
     }
 
@@ -95,7 +104,7 @@ internal sealed class WorkerPool
                 until = Stopwatch.GetTimestamp() + SpinTicks;
             }
             seen = _generation;
-            Work();
+            if (_job is { } job) Work(job);
         }
     }
 }
