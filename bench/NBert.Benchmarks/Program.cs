@@ -14,8 +14,8 @@ if (args.Length > 0 && args[0] == "embeddings")
     int embRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
     string? embTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
     var sentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 1000);
-    string table = EmbeddingBenchmarks.Run(sentences, embRounds, Console.Out);
-    string embSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}; ONNX Runtime 1.31.1.\n\n{table}\nReproduce:\n\n```sh\nbench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- embeddings --rounds {embRounds} --write docs/benchmarks.md\n```\n";
+    string embTable = EmbeddingBenchmarks.Run(sentences, embRounds, Console.Out);
+    string embSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}; ONNX Runtime 1.31.1.\n\n{embTable}\nReproduce:\n\n```sh\nbench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- embeddings --rounds {embRounds} --write docs/benchmarks.md\n```\n";
     Console.WriteLine(embSection);
     if (embTarget is not null) Paths.WriteSection(embTarget, "embeddings", embSection);
     return 0;
