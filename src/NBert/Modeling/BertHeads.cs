@@ -13,29 +13,10 @@ public sealed class BertModel : BertPreTrainedModel
         RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
 }
 
-/// <summary>Shared by the heads: small linear layers on the body's outputs, their packed weights cached.</summary>
+/// <summary>Shared by the heads: the masked-LM head that pre-training and masked-LM models both have.</summary>
 public abstract class BertHeadModel : BertPreTrainedModel
 {
-    private readonly Dictionary<string, PackedWeight> _packed = new(StringComparer.Ordinal);
-
     private protected BertHeadModel(BertConfig c, BertArchitecture a, IReadOnlyDictionary<string, Tensor> p) : base(c, a, p) { }
-
-    public override void WeightsChanged()
-    {
-        base.WeightsChanged();
-        lock (_packed) _packed.Clear();
-    }
-
-    /// <summary>input [rows, in] · weightᵀ + bias, as a new [rows, out] array.</summary>
-    private protected float[] Dense(ReadOnlySpan<float> input, int rows, string weight, string bias)
-    {
-        PackedWeight w;
-        lock (_packed)
-            if (!_packed.TryGetValue(weight, out w!)) _packed[weight] = w = Pack(weight);
-        var y = new float[rows * w.N];
-        Linear(rows, input, w, P(bias).Data, y);
-        return y;
-    }
 
     /// <summary>The masked-LM head (<c>cls.predictions</c>): dense, activation, LayerNorm, then the decoder
     /// (the word embeddings when tied) plus <c>cls.predictions.bias</c>: [rows, vocab].</summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using Tensor = NBert.Tensors.Tensor;
 using NBert.IO;
@@ -20,8 +21,10 @@ public abstract class BertPreTrainedModel
     /// <summary>What loading did; null for a model initialised in code.</summary>
     public LoadReport? LoadReport { get; init; }
 
-    private Layer[]? _layers; // packed weights built from the parameters, on first use
-    private PackedWeight? _pooler;
+    // Derived from the parameters on first use, dropped by WeightsChanged: the encoder layers, and the
+    // other linear weights (pooler, heads) packed for the GEMM.
+    private Layer[]? _layers;
+    private readonly ConcurrentDictionary<string, PackedWeight> _packed = new(StringComparer.Ordinal);
 
     protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, Tensor> parameters)
     {
@@ -37,10 +40,10 @@ public abstract class BertPreTrainedModel
     protected Tensor P(string name) => Parameters[name];
 
     /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
-    public virtual void WeightsChanged()
+    public void WeightsChanged()
     {
         _layers = null;
-        _pooler = null;
+        _packed.Clear();
     }
 
     // ---- loading and saving ----
@@ -87,10 +90,12 @@ public abstract class BertPreTrainedModel
     /// <summary>Runs the model on a batch. Sequences longer than max_position_embeddings are refused.</summary>
     public abstract ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false);
 
+    /// <summary>One encoder layer's weights, resolved once: packed matrices and the vectors beside them.</summary>
     private sealed class Layer
     {
         public required PackedWeight Qkv, AttentionOutput, Intermediate, Output;
-        public required float[] QkvBias;
+        public required float[] QkvBias, AttentionOutputBias, AttentionNormWeight, AttentionNormBias,
+            IntermediateBias, OutputBias, OutputNormWeight, OutputNormBias;
     }
 
     private Layer[] Layers => _layers ??= Enumerable.Range(0, Config.NumHiddenLayers).Select(i =>
@@ -111,20 +116,36 @@ public abstract class BertPreTrainedModel
             Qkv = new PackedWeight(qkv, 3 * h, h),
             QkvBias = qkvBias,
             AttentionOutput = Pack($"{l}.attention.output.dense.weight"),
+            AttentionOutputBias = P($"{l}.attention.output.dense.bias").Data,
+            AttentionNormWeight = P($"{l}.attention.output.LayerNorm.weight").Data,
+            AttentionNormBias = P($"{l}.attention.output.LayerNorm.bias").Data,
             Intermediate = Pack($"{l}.intermediate.dense.weight"),
+            IntermediateBias = P($"{l}.intermediate.dense.bias").Data,
             Output = Pack($"{l}.output.dense.weight"),
+            OutputBias = P($"{l}.output.dense.bias").Data,
+            OutputNormWeight = P($"{l}.output.LayerNorm.weight").Data,
+            OutputNormBias = P($"{l}.output.LayerNorm.bias").Data,
         };
     }).ToArray();
 
-    private protected PackedWeight Pack(string name)
+    private PackedWeight Pack(string name)
     {
         var t = P(name);
         return new PackedWeight(t.Data, t.Shape[0], t.Shape[1]);
     }
 
+    /// <summary>input [rows, in] · weightᵀ + bias as a new [rows, out] array, the weight packed once.</summary>
+    private protected float[] Dense(ReadOnlySpan<float> input, int rows, string weight, string bias)
+    {
+        var w = _packed.GetOrAdd(weight, Pack);
+        var y = new float[rows * w.N];
+        Linear(rows, input, w, P(bias).Data, y);
+        return y;
+    }
+
     /// <summary>y[m, out] = x[m, in] · Wᵀ + b (the bias added inside the GEMM).</summary>
-    private protected static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y) =>
-        Sgemm.Multiply(m, x, w.K, w, bias, y, w.N);
+    private static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y) =>
+        Sgemm.Multiply(m, x, w.K, w, y, w.N, bias: bias);
 
     /// <summary>Runs body(firstRow, endRow) over row chunks on the engine's threads (elementwise work
     /// between GEMMs would otherwise run on one core).</summary>
@@ -176,20 +197,19 @@ public abstract class BertPreTrainedModel
             for (int li = 0; li < c.NumHiddenLayers; li++)
             {
                 var layer = Layers[li];
-                string l = $"encoder.layer.{li}";
                 Linear(m, x, layer.Qkv, layer.QkvBias, qkv);
                 var probs = outputAttentions ? new float[b * heads * s * s] : null;
                 SelfAttention(qkv, context, inputs.AttentionMask, b, s, heads, d, probs);
                 if (probs is not null) attentions!.Add(new Tensor(probs, b, heads, s, s));
 
-                Linear(m, context, layer.AttentionOutput, P($"{l}.attention.output.dense.bias").Data, attended);
-                ResidualLayerNorm(attended, x, m, h, P($"{l}.attention.output.LayerNorm.weight").Data, P($"{l}.attention.output.LayerNorm.bias").Data, eps);
+                Linear(m, context, layer.AttentionOutput, layer.AttentionOutputBias, attended);
+                ResidualLayerNorm(attended, x, m, h, layer.AttentionNormWeight, layer.AttentionNormBias, eps);
 
                 int width = c.IntermediateSize;
-                Linear(m, attended, layer.Intermediate, P($"{l}.intermediate.dense.bias").Data, inner);
+                Linear(m, attended, layer.Intermediate, layer.IntermediateBias, inner);
                 Rows(m, (r0, r1) => Activate(inner.AsSpan(r0 * width, (r1 - r0) * width)));
-                Linear(m, inner, layer.Output, P($"{l}.output.dense.bias").Data, x);
-                ResidualLayerNorm(x, attended, m, h, P($"{l}.output.LayerNorm.weight").Data, P($"{l}.output.LayerNorm.bias").Data, eps);
+                Linear(m, inner, layer.Output, layer.OutputBias, x);
+                ResidualLayerNorm(x, attended, m, h, layer.OutputNormWeight, layer.OutputNormBias, eps);
                 hiddenStates?.Add(new Tensor((float[])x.Clone(), b, s, h));
             }
         }
@@ -207,8 +227,7 @@ public abstract class BertPreTrainedModel
             // The hidden state of each sequence's first token ([CLS]) through dense + tanh.
             var first = new float[b * h];
             for (int i = 0; i < b; i++) x.AsSpan(i * s * h, h).CopyTo(first.AsSpan(i * h));
-            var y = new float[b * h];
-            Linear(b, first, _pooler ??= Pack("pooler.dense.weight"), P("pooler.dense.bias").Data, y);
+            var y = Dense(first, b, "pooler.dense.weight", "pooler.dense.bias");
             Kernels.Tanh(y);
             pooled = new Tensor(y, b, h);
         }

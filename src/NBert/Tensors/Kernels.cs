@@ -10,68 +10,64 @@ public static class Kernels
 {
     private const int Block = 256;
 
+    private delegate void BlockKernel(Span<float> block, Span<float> scratch);
+
+    /// <summary>Applies <paramref name="kernel"/> to blocks of 256 values, each with a stack scratch block
+    /// of the same length (vectorised steps need somewhere to put intermediate values).</summary>
+    private static void InBlocks(Span<float> x, BlockKernel kernel)
+    {
+        Span<float> scratch = stackalloc float[Block];
+        for (int start = 0; start < x.Length; start += Block)
+        {
+            int n = Math.Min(Block, x.Length - start);
+            kernel(x.Slice(start, n), scratch[..n]);
+        }
+    }
+
     /// <summary>
     /// GELU with the exact error function: x · Φ(x) = 0.5 x (1 + erf(x / √2)) (PyTorch's default). Vectorised
     /// in blocks: erf(z) = 1 - t·P(t)·exp(-z²), t = 1/(1 + 0.3275911|z|) (Abramowitz and Stegun 7.1.26,
     /// |error| ≤ 1.5e-7, below float precision).
     /// </summary>
-    public static void Gelu(Span<float> x)
+    public static void Gelu(Span<float> x) => InBlocks(x, static (v, e) =>
     {
-        Span<float> e = stackalloc float[Block];
-        for (int start = 0; start < x.Length; start += Block)
+        // exp(-z²) with z = x/√2, i.e. exp(-x²/2)
+        TensorPrimitives.Multiply(v, v, e);
+        TensorPrimitives.Multiply(e, -0.5f, e);
+        TensorPrimitives.Exp(e, e);
+        for (int i = 0; i < v.Length; i++)
         {
-            var v = x.Slice(start, Math.Min(Block, x.Length - start));
-            var ev = e[..v.Length];
-            // exp(-z²) with z = x/√2, i.e. exp(-x²/2)
-            TensorPrimitives.Multiply(v, v, ev);
-            TensorPrimitives.Multiply(ev, -0.5f, ev);
-            TensorPrimitives.Exp(ev, ev);
-            for (int i = 0; i < v.Length; i++)
-            {
-                float xi = v[i];
-                float z = MathF.Abs(xi) * 0.70710678118654752f;
-                float t = 1f / (1f + 0.3275911f * z);
-                float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-                float erf = 1f - poly * ev[i];
-                v[i] = 0.5f * xi * (1f + (xi < 0 ? -erf : erf));
-            }
+            float xi = v[i];
+            float z = MathF.Abs(xi) * 0.70710678118654752f;
+            float t = 1f / (1f + 0.3275911f * z);
+            float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+            float erf = 1f - poly * e[i];
+            v[i] = 0.5f * xi * (1f + (xi < 0 ? -erf : erf));
         }
-    }
+    });
 
     /// <summary>GELU's tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (gelu_new, gelu_pytorch_tanh).</summary>
-    public static void GeluTanh(Span<float> x)
+    public static void GeluTanh(Span<float> x) => InBlocks(x, static (v, u) =>
     {
-        Span<float> u = stackalloc float[Block];
-        for (int start = 0; start < x.Length; start += Block)
-        {
-            var v = x.Slice(start, Math.Min(Block, x.Length - start));
-            var uv = u[..v.Length];
-            TensorPrimitives.Multiply(v, v, uv);
-            TensorPrimitives.Multiply(uv, 0.044715f, uv);
-            TensorPrimitives.Add(uv, 1f, uv);                         // 1 + 0.044715 x²
-            TensorPrimitives.Multiply(uv, v, uv);                     // x + 0.044715 x³
-            TensorPrimitives.Multiply(uv, 0.7978845608028654f, uv);
-            TensorPrimitives.Tanh(uv, uv);
-            TensorPrimitives.Add(uv, 1f, uv);
-            TensorPrimitives.Multiply(uv, v, uv);
-            TensorPrimitives.Multiply(uv, 0.5f, v);
-        }
-    }
+        TensorPrimitives.Multiply(v, v, u);
+        TensorPrimitives.Multiply(u, 0.044715f, u);
+        TensorPrimitives.Add(u, 1f, u);                         // 1 + 0.044715 x²
+        TensorPrimitives.Multiply(u, v, u);                     // x + 0.044715 x³
+        TensorPrimitives.Multiply(u, 0.7978845608028654f, u);
+        TensorPrimitives.Tanh(u, u);
+        TensorPrimitives.Add(u, 1f, u);
+        TensorPrimitives.Multiply(u, v, u);
+        TensorPrimitives.Multiply(u, 0.5f, v);
+    });
 
     public static void Relu(Span<float> x) => TensorPrimitives.Max(x, 0f, x);
 
     /// <summary>SiLU (swish): x · sigmoid(x).</summary>
-    public static void Silu(Span<float> x)
+    public static void Silu(Span<float> x) => InBlocks(x, static (v, sigmoid) =>
     {
-        Span<float> sig = stackalloc float[Block];
-        for (int start = 0; start < x.Length; start += Block)
-        {
-            var v = x.Slice(start, Math.Min(Block, x.Length - start));
-            var sv = sig[..v.Length];
-            TensorPrimitives.Sigmoid(v, sv);
-            TensorPrimitives.Multiply(v, sv, v);
-        }
-    }
+        TensorPrimitives.Sigmoid(v, sigmoid);
+        TensorPrimitives.Multiply(v, sigmoid, v);
+    });
 
     public static void Tanh(Span<float> x) => TensorPrimitives.Tanh(x, x);
 

@@ -33,36 +33,19 @@ public static unsafe class Sgemm
             : new BSource(TransB ? Raw + (long)start * Ldb : Raw + start, Ldb, TransB);
     }
 
-    /// <summary>C[m,n] (+)= A[m,k] · Wᵀ with W packed once (a linear layer's weight): multi-threaded.</summary>
-    public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc, bool accumulate = false)
+    /// <summary>
+    /// C[m,n] (+)= A[m,k] · Wᵀ (+ bias) with W packed once (a linear layer's weight), multi-threaded. A bias
+    /// is added as each tile is stored, saving a pass over C.
+    /// </summary>
+    public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc,
+        bool accumulate = false, ReadOnlySpan<float> bias = default)
     {
         Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
-        if (m == 0 || w.N == 0) return;
-        fixed (float* pa = a, pc = c)
-            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads);
-        GC.KeepAlive(w); // its memory is read through a raw pointer until here
-    }
-
-    /// <summary>C[m,n] = A[m,k] · Wᵀ + bias (a linear layer): the bias is added as each tile is stored,
-    /// saving a pass over C.</summary>
-    public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c, int ldc)
-    {
-        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
-        if (bias.Length < w.N) throw new ArgumentException($"A bias of {bias.Length} values for {w.N} outputs.");
+        if (!bias.IsEmpty && bias.Length < w.N) throw new ArgumentException($"A bias of {bias.Length} values for {w.N} outputs.");
         if (m == 0 || w.N == 0) return;
         fixed (float* pa = a, pc = c, pbias = bias)
-            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, false, Threading.MaxThreads, pbias);
-        GC.KeepAlive(w);
-    }
-
-    /// <summary>The same on one thread.</summary>
-    public static void MultiplySerial(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc, bool accumulate = false)
-    {
-        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
-        if (m == 0 || w.N == 0) return;
-        fixed (float* pa = a, pc = c)
-            Serial(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate);
-        GC.KeepAlive(w);
+            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads, pbias);
+        GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
     /// <summary>Multi-threaded over the larger of m and n when the product is big enough.</summary>

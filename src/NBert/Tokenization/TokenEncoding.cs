@@ -37,13 +37,6 @@ public sealed class TokenEncoding
         Overflowing = overflowing ?? [];
     }
 
-    /// <summary>Tokens <c>start..start+length</c> as an encoding of their own (no overflow).</summary>
-    internal TokenEncoding Slice(int start, int length) => new(
-        InputIds.AsSpan(start, length).ToArray(), TokenTypeIds.AsSpan(start, length).ToArray(),
-        AttentionMask.AsSpan(start, length).ToArray(), Tokens.AsSpan(start, length).ToArray(),
-        Offsets.AsSpan(start, length).ToArray(), WordIds.AsSpan(start, length).ToArray(),
-        SequenceIds.AsSpan(start, length).ToArray(), SpecialTokensMask.AsSpan(start, length).ToArray());
-
     /// <summary>Pads on the right to <paramref name="length"/>, this encoding and its overflowing windows
     /// (a new encoding; this one is left as it is).</summary>
     internal TokenEncoding PadTo(int length, int padId, int padTypeId, string padToken)

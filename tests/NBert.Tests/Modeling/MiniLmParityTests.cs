@@ -1,4 +1,3 @@
-using System.Reflection;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Tokenization;
@@ -11,21 +10,10 @@ namespace NBert.Tests.Modeling;
 /// </summary>
 public sealed class MiniLmParityTests : TempDirectoryTest
 {
-    internal static string PackageAssembly => typeof(MiniLmParityTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "MiniLmAssembly").Value!;
-
-    private OnnxImport.Result Import()
-    {
-        string onnx = Path.Combine(Dir, "model.onnx"), vocab = Path.Combine(Dir, "package-vocab.txt");
-        File.WriteAllBytes(onnx, AssemblyResources.Read(PackageAssembly, "model.onnx"));
-        File.WriteAllBytes(vocab, AssemblyResources.Read(PackageAssembly, "vocab.txt"));
-        return OnnxImport.ToDirectory(onnx, vocab, Path.Combine(Dir, "model"));
-    }
-
     [Fact]
     public void The_config_is_inferred_from_the_weights_and_the_graph()
     {
-        var c = Import().Config;
+        var c = MiniLmPackage.Import.Result.Config;
         Assert.Equal((6, 384, 12, 1536, 512, 30522, 2, "gelu", 1e-12), (c.NumHiddenLayers, c.HiddenSize, c.NumAttentionHeads,
             c.IntermediateSize, c.MaxPositionEmbeddings, c.VocabSize, c.TypeVocabSize, c.HiddenAct, c.LayerNormEps));
     }
@@ -40,8 +28,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     [Fact]
     public void The_imported_model_matches_onnx_runtime_and_the_reference_sentence_embeddings()
     {
-        Import();
-        var model = BertPreTrainedModel.FromPretrained(Path.Combine(Dir, "model"));
+        var model = BertPreTrainedModel.FromPretrained(MiniLmPackage.Import.Model);
         Assert.IsType<BertModel>(model);
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
         var shape = reference.Info("input_ids").Shape;
@@ -51,7 +38,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
             reference.ReadInt64("token_type_ids").Select(v => (int)v).ToArray(), mask)).LastHiddenState!.Data;
 
         float[] ort;
-        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(Path.Combine(Dir, "model.onnx")))
+        using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(MiniLmPackage.Import.Onnx))
         {
             var inputs = new[] { "input_ids", "attention_mask", "token_type_ids" }.Select(n => Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor(n,
                 new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(reference.ReadInt64(n), [b, s]))).ToList();
@@ -95,8 +82,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     [Fact]
     public void The_written_tokenizer_reproduces_the_reference_ids()
     {
-        Import();
-        var tokenizer = BertTokenizer.FromDirectory(Path.Combine(Dir, "model"));
+        var tokenizer = BertTokenizer.FromDirectory(MiniLmPackage.Import.Model);
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         var encodings = tokenizer.EncodeBatch(texts, new EncodeOptions { MaxLength = 128, Truncation = TruncationStrategy.LongestFirst, Padding = PaddingStrategy.Longest });
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
@@ -107,9 +93,8 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     [Fact]
     public void The_import_onnx_command_writes_a_loadable_checkpoint_and_refuses_bad_files()
     {
-        string onnx = Path.Combine(Dir, "model.onnx"), vocab = Path.Combine(Dir, "vocab.txt"), output = Path.Combine(Dir, "cli");
-        File.WriteAllBytes(onnx, AssemblyResources.Read(PackageAssembly, "model.onnx"));
-        File.WriteAllBytes(vocab, AssemblyResources.Read(PackageAssembly, "vocab.txt"));
+        var (onnx, vocab) = MiniLmPackage.Extract(Dir);
+        string output = Path.Combine(Dir, "cli");
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         Assert.Equal(0, NBert.Cli.Program.Run(["import-onnx", onnx, "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));

@@ -1,28 +1,18 @@
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Pipelines;
-using NBert.Tests.Modeling;
 
 namespace NBert.Tests.Pipelines;
 
-public sealed class SentenceEmbeddingsTests : TempDirectoryTest
+public sealed class SentenceEmbeddingsTests
 {
-    private string ImportMiniLm()
-    {
-        File.WriteAllBytes(Temp("model.onnx"), AssemblyResources.Read(MiniLmParityTests.PackageAssembly, "model.onnx"));
-        File.WriteAllBytes(Temp("vocab.txt"), AssemblyResources.Read(MiniLmParityTests.PackageAssembly, "vocab.txt"));
-        OnnxImport.ToDirectory(Temp("model.onnx"), Temp("vocab.txt"), Temp("minilm"));
-        return Temp("minilm");
-    }
-
     [Fact]
     public void MiniLm_sentence_embeddings_match_sentence_transformers_whatever_the_batch_size()
     {
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
         var expected = reference.ReadFloat32("sentence_embedding");
-        string dir = ImportMiniLm();
-        var batched = SentenceEmbeddings.FromDirectory(dir, new EmbeddingOptions { BatchSize = 5 });
+        var batched = SentenceEmbeddings.FromDirectory(MiniLmPackage.Import.Model, new EmbeddingOptions { BatchSize = 5 });
         var vectors = batched.Embed(texts);
         Assert.Equal(texts.Length, vectors.Length);
         for (int i = 0; i < texts.Length; i++)
