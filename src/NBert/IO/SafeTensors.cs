@@ -188,6 +188,14 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         return result;
     }
 
+    /// <summary>The tensor as float64, exactly for every dtype.</summary>
+    public double[] ReadFloat64(string name) => Info(name).DType switch
+    {
+        DType.F64 => MemoryMarshal.Cast<byte, double>(Bytes(name)).ToArray(),
+        DType.I64 or DType.I32 => Array.ConvertAll(ReadInt64(name), x => (double)x),
+        _ => Array.ConvertAll(ReadFloat32(name), x => (double)x),
+    };
+
     public long[] ReadInt64(string name)
     {
         var t = Info(name);

@@ -147,31 +147,8 @@ public abstract class BertPreTrainedModel
     private static void Linear(int m, ReadOnlySpan<float> x, PackedWeight w, ReadOnlySpan<float> bias, Span<float> y) =>
         Sgemm.Multiply(m, x, w.K, w, y, w.N, bias: bias);
 
-    /// <summary>Runs body(firstRow, endRow) over row chunks on the engine's threads (elementwise work
-    /// between GEMMs would otherwise run on one core).</summary>
-    private static void Rows(int rows, Action<int, int> body)
-    {
-        int threads = Threading.MaxThreads;
-        if (threads <= 1 || rows < 32)
-        {
-            body(0, rows);
-            return;
-        }
-        int parts = Math.Min(rows, threads * 4);
-        WorkerPool.Shared.Run(parts, threads, p => body((int)((long)rows * p / parts), (int)((long)rows * (p + 1) / parts)));
-    }
-
     /// <summary>The config's hidden_act, in place.</summary>
-    private protected void Activate(Span<float> x)
-    {
-        switch (Config.Activation)
-        {
-            case Activation.Gelu: Kernels.Gelu(x); break;
-            case Activation.GeluTanh: Kernels.GeluTanh(x); break;
-            case Activation.Relu: Kernels.Relu(x); break;
-            default: Kernels.Silu(x); break;
-        }
-    }
+    private protected void Activate(Span<float> x) => Ops.ActivationForward<float>(Config.Activation, x, x);
 
     /// <summary>
     /// The body: embeddings, every encoder layer, and the pooler when <paramref name="withPooler"/>.
@@ -207,7 +184,7 @@ public abstract class BertPreTrainedModel
 
                 int width = c.IntermediateSize;
                 Linear(m, attended, layer.Intermediate, layer.IntermediateBias, inner);
-                Rows(m, (r0, r1) => Activate(inner.AsSpan(r0 * width, (r1 - r0) * width)));
+                Threading.ForRows(m, (r0, r1) => Activate(inner.AsSpan(r0 * width, (r1 - r0) * width)));
                 Linear(m, inner, layer.Output, layer.OutputBias, x);
                 ResidualLayerNorm(x, attended, m, h, layer.OutputNormWeight, layer.OutputNormBias, eps);
                 hiddenStates?.Add(new Tensor((float[])x.Clone(), b, s, h));
@@ -242,7 +219,7 @@ public abstract class BertPreTrainedModel
 
     /// <summary>y = LayerNorm(y + residual), rows in parallel.</summary>
     private static void ResidualLayerNorm(float[] y, float[] residual, int m, int h, float[] weight, float[] bias, float eps) =>
-        Rows(m, (r0, r1) =>
+        Threading.ForRows(m, (r0, r1) =>
         {
             var rows = y.AsSpan(r0 * h, (r1 - r0) * h);
             TensorPrimitives.Add(rows, residual.AsSpan(r0 * h, (r1 - r0) * h), rows);

@@ -46,6 +46,36 @@ public static class Kernels
         }
     });
 
+    /// <summary>
+    /// GELU's backward: dx += dy · (Φ(x) + x·φ(x)), with Φ from the same erf approximation as
+    /// <see cref="Gelu"/> and φ(x) = e^(-x²/2)/√(2π), vectorised in blocks.
+    /// </summary>
+    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        Span<float> e = stackalloc float[Block];
+        for (int start = 0; start < x.Length; start += Block)
+        {
+            int n = Math.Min(Block, x.Length - start);
+            var v = x.Slice(start, n);
+            var g = dy.Slice(start, n);
+            var d = dx.Slice(start, n);
+            var ex = e[..n];
+            TensorPrimitives.Multiply(v, v, ex);
+            TensorPrimitives.Multiply(ex, -0.5f, ex);
+            TensorPrimitives.Exp(ex, ex);
+            for (int i = 0; i < n; i++)
+            {
+                float xi = v[i];
+                float z = MathF.Abs(xi) * 0.70710678118654752f;
+                float t = 1f / (1f + 0.3275911f * z);
+                float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+                float erf = 1f - poly * ex[i];
+                float cdf = 0.5f * (1f + (xi < 0 ? -erf : erf));
+                d[i] += g[i] * (cdf + xi * 0.3989422804014327f * ex[i]);
+            }
+        }
+    }
+
     /// <summary>GELU's tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (gelu_new, gelu_pytorch_tanh).</summary>
     public static void GeluTanh(Span<float> x) => InBlocks(x, static (v, u) =>
     {
@@ -71,62 +101,38 @@ public static class Kernels
 
     public static void Tanh(Span<float> x) => TensorPrimitives.Tanh(x, x);
 
-    /// <summary>
-    /// The error function in double, |error| below 1.2e-7: erf(x) = 1 - t·exp(-x² + P(t)) with
-    /// t = 1/(1 + |x|/2) (Numerical Recipes' erfc, Chebyshev-fitted). For reference and scalar use.
-    /// </summary>
+    /// <summary>The error function, to float precision.</summary>
     public static float Erf(float x) => (float)Erf((double)x);
 
+    /// <summary>
+    /// The error function in double, to about 1e-15: erf(x) = 2/√π · e^(-x²) · Σ (2x²)ⁿ x / (1·3·…·(2n+1)),
+    /// a series of positive terms (no cancellation); beyond |x| = 6, erf is ±1 in double. Scalar: the
+    /// float64 training path and references use it; float32 GELU has its own vectorised approximation.
+    /// </summary>
     public static double Erf(double x)
     {
         double z = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.5 * z);
-        double erfc = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? 1.0 - erfc : erfc - 1.0;
+        if (double.IsNaN(x)) return x;
+        if (z >= 6) return Math.Sign(x);
+        double z2 = 2 * z * z, term = z, sum = z;
+        for (int n = 1; term > sum * 1e-17; n++)
+        {
+            term *= z2 / (2 * n + 1);
+            sum += term;
+        }
+        double erf = 2 / Math.Sqrt(Math.PI) * Math.Exp(-z * z) * sum;
+        return x < 0 ? -erf : erf;
     }
 
-    /// <summary>
-    /// Softmax of each row of <paramref name="scores"/> [rows, n] after adding the attention mask: a key
-    /// position whose mask is 0 gets float.MinValue added, as transformers' extended attention mask does.
-    /// </summary>
-    public static void MaskedSoftmax(Span<float> scores, int n, ReadOnlySpan<int> keyMask)
-    {
-        for (int r = 0; r + n <= scores.Length; r += n)
-        {
-            var row = scores.Slice(r, n);
-            if (!keyMask.IsEmpty)
-                for (int j = 0; j < n; j++)
-                    if (keyMask[j] == 0) row[j] += float.MinValue;
-            Softmax(row);
-        }
-    }
+    /// <summary>Softmax of each row [rows, n] after adding the attention mask (see <see cref="Ops.MaskedSoftmax{T}"/>).</summary>
+    public static void MaskedSoftmax(Span<float> scores, int n, ReadOnlySpan<int> keyMask) => Ops.MaskedSoftmax(scores, n, keyMask);
 
     /// <summary>Softmax of one row, subtracting the maximum first.</summary>
-    public static void Softmax(Span<float> row)
-    {
-        float max = TensorPrimitives.Max(row);
-        TensorPrimitives.Subtract(row, max, row);
-        TensorPrimitives.Exp(row, row);
-        float sum = TensorPrimitives.Sum(row);
-        TensorPrimitives.Divide(row, sum, row);
-    }
+    public static void Softmax(Span<float> row) => Ops.Softmax(row);
 
     /// <summary>LayerNorm over the last dimension: (x - mean) / √(var + eps) · weight + bias, biased variance.</summary>
-    public static void LayerNorm(Span<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps)
-    {
-        int n = weight.Length;
-        for (int r = 0; r + n <= x.Length; r += n)
-        {
-            var row = x.Slice(r, n);
-            float mean = TensorPrimitives.Sum(row) / n;
-            TensorPrimitives.Subtract(row, mean, row);
-            float variance = TensorPrimitives.SumOfSquares(row) / n;
-            float scale = 1f / MathF.Sqrt(variance + eps);
-            TensorPrimitives.Multiply(row, scale, row);
-            TensorPrimitives.FusedMultiplyAdd(row, weight, bias, row);
-        }
-    }
+    public static void LayerNorm(Span<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps) =>
+        Ops.LayerNormForward<float>(x, x, weight, bias, eps);
 
     /// <summary>output[i, :] = table[ids[i], :]; an id outside the table is an error naming it.</summary>
     public static void Gather(ReadOnlySpan<float> table, int width, ReadOnlySpan<int> ids, Span<float> output, string what)

@@ -5,8 +5,9 @@ using System.Runtime.Intrinsics.X86;
 namespace NBert.Tensors;
 
 /// <summary>
-/// Single-precision matrix multiply, row-major: <c>C[m,n] (+)= A[m,k] · op(B)</c>, where op(B) is
-/// <c>B[k,n]</c> (NN) or the transpose of <c>B[n,k]</c> (NT, a linear layer's weight).
+/// Single-precision matrix multiply, row-major: <c>C[m,n] (+)= op(A) · op(B)</c>, where op(A) is <c>A[m,k]</c>
+/// or the transpose of <c>A[k,m]</c> (a weight gradient's Yᵀ·X), and op(B) is <c>B[k,n]</c> (NN) or the
+/// transpose of <c>B[n,k]</c> (NT, a linear layer's weight).
 /// Goto/BLIS structure: B is packed into 16-column micro-panels, A into 6-row micro-panels, and a 6x16
 /// register-blocked micro-kernel (12 <c>Vector256</c> accumulators, FMA; a <c>Vector128</c> kernel where
 /// AVX2 is missing) runs over them. Pack buffers are per thread, so steady state allocates nothing.
@@ -40,52 +41,52 @@ public static unsafe class Sgemm
     public static void Multiply(int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc,
         bool accumulate = false, ReadOnlySpan<float> bias = default)
     {
-        Check(m, w.N, w.K, a.Length, lda, w.N * w.K, w.K, true, c.Length, ldc);
+        Check(m, w.N, w.K, a.Length, lda, false, w.N * w.K, w.K, true, c.Length, ldc);
         if (!bias.IsEmpty && bias.Length < w.N) throw new ArgumentException($"A bias of {bias.Length} values for {w.N} outputs.");
         if (m == 0 || w.N == 0) return;
         fixed (float* pa = a, pc = c, pbias = bias)
-            Multiply(m, w.N, w.K, pa, lda, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads, pbias);
+            Multiply(m, w.N, w.K, pa, lda, false, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads, pbias);
         GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
     /// <summary>Multi-threaded over the larger of m and n when the product is big enough.</summary>
     public static void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
-        Span<float> c, int ldc, bool accumulate = false)
+        Span<float> c, int ldc, bool accumulate = false, bool transA = false)
     {
-        Check(m, n, k, a.Length, lda, b.Length, ldb, transB, c.Length, ldc);
+        Check(m, n, k, a.Length, lda, transA, b.Length, ldb, transB, c.Length, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Multiply(m, n, k, pa, lda, new BSource(pb, ldb, transB), pc, ldc, accumulate, Threading.MaxThreads);
+            Multiply(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, Threading.MaxThreads);
     }
 
     /// <summary>The same on one thread (for callers that parallelise outside, such as attention heads).</summary>
     public static void MultiplySerial(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
-        Span<float> c, int ldc, bool accumulate = false)
+        Span<float> c, int ldc, bool accumulate = false, bool transA = false)
     {
-        Check(m, n, k, a.Length, lda, b.Length, ldb, transB, c.Length, ldc);
+        Check(m, n, k, a.Length, lda, transA, b.Length, ldb, transB, c.Length, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Serial(m, n, k, pa, lda, new BSource(pb, ldb, transB), pc, ldc, accumulate);
+            Serial(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate);
     }
 
-    private static void Check(int m, int n, int k, int aLength, int lda, int bLength, int ldb, bool transB, int cLength, int ldc)
+    private static void Check(int m, int n, int k, int aLength, int lda, bool transA, int bLength, int ldb, bool transB, int cLength, int ldc)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"Negative size m={m} n={n} k={k}.");
         if (m == 0 || n == 0) return;
-        if (lda < k || ldc < n || ldb < (transB ? k : n))
+        if (lda < (transA ? m : k) || ldc < n || ldb < (transB ? k : n))
             throw new ArgumentException($"Leading dimensions too small: lda={lda} (k={k}), ldb={ldb}, ldc={ldc} (n={n}).");
-        long needA = (long)(m - 1) * lda + k, needC = (long)(m - 1) * ldc + n;
+        long needA = transA ? (long)(k - 1) * lda + m : (long)(m - 1) * lda + k, needC = (long)(m - 1) * ldc + n;
         long needB = transB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n;
         if (k > 0 && (aLength < needA || bLength < needB) || cLength < needC)
             throw new ArgumentException($"Buffers too small for a {m}x{k} by {k}x{n} product.");
     }
 
-    private static void Multiply(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, int threads, float* bias = null)
+    private static void Multiply(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, int threads, float* bias = null)
     {
         long work = (long)m * n * k;
         if (threads <= 1 || work < 1L << 20)
         {
-            Serial(m, n, k, a, lda, b, c, ldc, accumulate, bias);
+            Serial(m, n, k, a, lda, transA, b, c, ldc, accumulate, bias);
             return;
         }
         // Split the larger dimension into one chunk per thread (whole micro-panels).
@@ -101,13 +102,13 @@ public static unsafe class Sgemm
             if (start >= end) return;
             float* a0 = (float*)pa, c0 = (float*)pc, bias0 = (float*)pbias;
             if (splitN)
-                Serial(m, end - start, k, a0, lda, b.From(start), c0 + start, ldc, accumulate, bias0 == null ? null : bias0 + start);
+                Serial(m, end - start, k, a0, lda, transA, b.From(start), c0 + start, ldc, accumulate, bias0 == null ? null : bias0 + start);
             else
-                Serial(end - start, n, k, a0 + (long)start * lda, lda, b, c0 + (long)start * ldc, ldc, accumulate, bias0);
+                Serial(end - start, n, k, transA ? a0 + start : a0 + (long)start * lda, lda, transA, b, c0 + (long)start * ldc, ldc, accumulate, bias0);
         });
     }
 
-    private static void Serial(int m, int n, int k, float* a, int lda, BSource b, float* c, int ldc, bool accumulate, float* bias = null)
+    private static void Serial(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, float* bias = null)
     {
         if (k == 0)
         {
@@ -137,7 +138,8 @@ public static unsafe class Sgemm
                     for (int ic = 0; ic < m; ic += MC)
                     {
                         int mc = Math.Min(MC, m - ic);
-                        PackA(a + (long)ic * lda + pc, lda, mc, kc, pA);
+                        if (transA) PackTransposedA(a + (long)pc * lda + ic, lda, mc, kc, pA);
+                        else PackA(a + (long)ic * lda + pc, lda, mc, kc, pA);
                         for (int jr = 0; jr < nc; jr += NR)
                         {
                             int cols = Math.Min(NR, nc - jr);
@@ -183,6 +185,18 @@ public static unsafe class Sgemm
                 for (int p = 0; p < kc; p++, dst += MR)
                     for (int i = 0; i < MR; i++) dst[i] = i < rows ? a[(long)(ir + i) * lda + p] : 0f;
             }
+        }
+    }
+
+    /// <summary>A stored transposed ([k, m]): each k already holds the panel's MR values side by side.</summary>
+    private static void PackTransposedA(float* a, int lda, int mc, int kc, float* packed)
+    {
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int rows = Math.Min(MR, mc - ir);
+            float* dst = packed + ir * kc, src = a + ir;
+            for (int p = 0; p < kc; p++, dst += MR, src += lda)
+                for (int i = 0; i < MR; i++) dst[i] = i < rows ? src[i] : 0f;
         }
     }
 

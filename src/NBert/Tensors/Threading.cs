@@ -10,4 +10,18 @@ public static class Threading
         get => _maxThreads;
         set => _maxThreads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), $"MaxThreads must be at least 1, not {value}.");
     }
+
+    /// <summary>Runs body(firstRow, endRow) over row chunks on the engine's threads (elementwise work
+    /// between GEMMs would otherwise run on one core).</summary>
+    internal static void ForRows(int rows, Action<int, int> body)
+    {
+        int threads = MaxThreads;
+        if (threads <= 1 || rows < 32)
+        {
+            body(0, rows);
+            return;
+        }
+        int parts = Math.Min(rows, threads * 4);
+        WorkerPool.Shared.Run(parts, threads, p => body((int)((long)rows * p / parts), (int)((long)rows * (p + 1) / parts)));
+    }
 }
