@@ -45,6 +45,7 @@ public static class Program
             ModelCommands.ImportOnnx(output),
             EmbeddingCommands.Embed(input, output),
             EmbeddingCommands.Similarity(output),
+            TrainingCommands.Overfit(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

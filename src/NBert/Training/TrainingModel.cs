@@ -78,10 +78,17 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         }).ToArray();
     }
 
-    /// <summary>A training copy of a model's parameters (converted to T). <paramref name="seed"/> seeds dropout.</summary>
-    public static TrainingModel<T> From(BertPreTrainedModel model, ulong seed = 0)
+    /// <summary>A training copy of a model's parameters (converted to T). <paramref name="seed"/> seeds dropout;
+    /// <paramref name="dropout"/>, when given, replaces every dropout probability of the config for training.</summary>
+    public static TrainingModel<T> From(BertPreTrainedModel model, ulong seed = 0, double? dropout = null)
     {
-        var result = new TrainingModel<T>(model.Config, model.Architecture, seed);
+        var config = model.Config;
+        if (dropout is double p)
+        {
+            if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"Dropout must be in [0, 1), not {p}.");
+            config = config with { HiddenDropoutProb = p, AttentionProbsDropoutProb = p, ClassifierDropout = null };
+        }
+        var result = new TrainingModel<T>(config, model.Architecture, seed);
         foreach (var slot in result.Slots)
         {
             var source = model.Parameters[slot.Name].Data;

@@ -312,3 +312,61 @@ public class GradientCheckTests
         Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(6 * 8)..].ToArray(), v => Assert.Equal(0, v));
     }
 }
+
+public class GradientAccumulationTests
+{
+    [Fact]
+    public void Two_accumulated_half_batches_give_the_full_batch_gradient()
+    {
+        var config = new BertConfig
+        {
+            VocabSize = 30, HiddenSize = 8, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 12, MaxPositionEmbeddings = 8,
+            Id2Label = ["a", "b", "c"],
+        };
+        var model = TrainingModel<double>.From(BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForSequenceClassification, seed: 1));
+        var r = new Random(2);
+        int[] ids = Enumerable.Range(0, 4 * 5).Select(_ => r.Next(30)).ToArray();
+        TrainingBatch Rows(int first, int count) => new()
+        {
+            Inputs = new ModelInputs(count, 5, ids[(first * 5)..((first + count) * 5)]),
+            Labels = new[] { 0, 2, 1, 2 }[first..(first + count)],
+        };
+        model.ZeroGradients();
+        model.Forward(Rows(0, 4), training: false);
+        model.Backward();
+        var full = (double[])model.Gradients.Clone();
+        model.ZeroGradients();
+        foreach (var half in new[] { Rows(0, 2), Rows(2, 2) })
+        {
+            model.Forward(half, training: false);
+            model.Backward(lossScale: 0.5);
+        }
+        for (int i = 0; i < full.Length; i++) Assert.Equal(full[i], model.Gradients[i], 12);
+    }
+
+    [Fact]
+    public void A_training_step_clips_schedules_and_updates()
+    {
+        var config = new BertConfig
+        {
+            VocabSize = 30, HiddenSize = 8, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 12, MaxPositionEmbeddings = 8,
+            Id2Label = ["a", "b"],
+        };
+        var model = TrainingModel<double>.From(BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForSequenceClassification, seed: 1));
+        var batch = new TrainingBatch { Inputs = new ModelInputs(2, 3, [1, 2, 3, 4, 5, 6]), Labels = [0, 1] };
+        var step = new TrainingStep<double>(model, new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create("linear", 1e-2, 2, 10))
+        {
+            MaxGradNorm = 1e-3,
+            Dropout = false,
+        };
+        var before = (double[])model.Values.Clone();
+        var first = step.Run([batch]);
+        Assert.Equal(0, first.LearningRate); // warm-up starts at 0, as transformers' schedule
+        Assert.Equal(before, model.Values);  // ... so the first update changes nothing
+        var second = step.Run([batch]);
+        Assert.Equal(5e-3, second.LearningRate, 15);
+        Assert.True(second.GradientNorm > 1e-3);
+        Assert.InRange(GradientClipping.GlobalNorm<double>(model.Gradients), 0, 1e-3);
+        Assert.NotEqual(before, model.Values);
+    }
+}

@@ -1,0 +1,58 @@
+using System.Numerics;
+
+namespace NBert.Training;
+
+/// <summary>What one optimiser step did.</summary>
+public readonly record struct StepResult(long Step, double Loss, double GradientNorm, double LearningRate, TrainingLoss Parts);
+
+/// <summary>
+/// One optimiser step as transformers' Trainer takes it: gradients of each micro-batch's loss divided by the
+/// number of micro-batches (gradient accumulation), clipping to a global norm, the scheduled learning
+/// rate, then AdamW.
+/// </summary>
+public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public TrainingModel<T> Model { get; }
+    public AdamW<T> Optimizer { get; }
+    public LearningRateSchedule Schedule { get; }
+    /// <summary>Clip the global gradient norm to this; 0 or less: no clipping.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    /// <summary>Dropout on (train mode).</summary>
+    public bool Dropout { get; init; } = true;
+
+    public TrainingStep(TrainingModel<T> model, AdamWOptions options, LearningRateSchedule schedule)
+    {
+        Model = model;
+        Optimizer = new AdamW<T>(model, options);
+        Schedule = schedule;
+    }
+
+    /// <summary>Optimiser steps taken so far.</summary>
+    public long Steps => Optimizer.Step;
+
+    /// <summary>One update from <paramref name="microBatches"/> (one batch, or several accumulated).
+    /// <paramref name="afterBackward"/>, when given, sees the gradients before clipping.</summary>
+    public StepResult Run(IReadOnlyList<TrainingBatch> microBatches, Action? afterBackward = null)
+    {
+        if (microBatches.Count == 0) throw new ArgumentException("A step needs at least one batch.", nameof(microBatches));
+        Model.ZeroGradients();
+        double loss = 0, mlm = 0, nsp = 0;
+        bool hasMlm = false, hasNsp = false;
+        double scale = 1.0 / microBatches.Count;
+        foreach (var batch in microBatches)
+        {
+            var l = Model.Forward(batch, Dropout);
+            Model.Backward(scale);
+            loss += l.Loss * scale;
+            if (l.MaskedLmLoss is double m) { mlm += m * scale; hasMlm = true; }
+            if (l.NextSentenceLoss is double n) { nsp += n * scale; hasNsp = true; }
+        }
+        afterBackward?.Invoke();
+        double norm = MaxGradNorm > 0
+            ? GradientClipping.ClipGlobalNorm<T>(Model.Gradients, MaxGradNorm)
+            : GradientClipping.GlobalNorm<T>(Model.Gradients);
+        double lr = Schedule.At(Optimizer.Step);
+        Optimizer.Update(Model, lr);
+        return new StepResult(Optimizer.Step, loss, norm, lr, new TrainingLoss(loss, hasMlm ? mlm : null, hasNsp ? nsp : null));
+    }
+}
