@@ -20,6 +20,17 @@ if (args.Length > 0 && args[0] == "embeddings")
     if (embTarget is not null) Paths.WriteSection(embTarget, "embeddings", embSection);
     return 0;
 }
+if (args.Length > 0 && args[0] == "training")
+{
+    LibTorchLoader.Prepare();
+    int trainRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
+    string? trainTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
+    string trainTable = TrainingBenchmarks.Run(trainRounds, Console.Out);
+    string trainSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}, {Environment.ProcessorCount} cores; libtorch 2.10.0 through TorchSharp 0.107.0.\n\n{trainTable}\nReproduce:\n\n```sh\ndotnet run -c Release --project bench/NBert.Benchmarks -- training --rounds {trainRounds} --write docs/benchmarks.md\n```\n";
+    Console.WriteLine(trainSection);
+    if (trainTarget is not null) Paths.WriteSection(trainTarget, "training", trainSection);
+    return 0;
+}
 if (args.Length > 0 && args[0] == "engine")
 {
     // libtorch must be able to load before any TorchSharp type is touched.
@@ -37,7 +48,7 @@ if (args.Length > 0 && args[0] == "engine")
 }
 if (args.Length == 0 || args[0] != "tokenizers")
 {
-    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | bdn [...]");
+    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | bdn [...]");
     return 2;
 }
 string Arg(string name, string fallback)

@@ -195,18 +195,36 @@ public static unsafe class Sgemm
         {
             int rows = Math.Min(MR, mc - ir);
             float* dst = packed + ir * kc, src = a + ir;
-            for (int p = 0; p < kc; p++, dst += MR, src += lda)
-                for (int i = 0; i < MR; i++) dst[i] = i < rows ? src[i] : 0f;
+            if (rows == MR)
+                for (int p = 0; p < kc; p++, dst += MR, src += lda)
+                {
+                    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2]; dst[3] = src[3]; dst[4] = src[4]; dst[5] = src[5];
+                }
+            else
+                for (int p = 0; p < kc; p++, dst += MR, src += lda)
+                    for (int i = 0; i < MR; i++) dst[i] = i < rows ? src[i] : 0f;
         }
     }
 
     /// <summary>dst[j*6 + i] = row_i[j] for j in 0..7, i in 0..5 (writes 2 floats past the 48).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose6x8(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* dst)
+    private static void Transpose6x8(float* r0, float* r1, float* r2, float* r3, float* r4, float* r5, float* dst) =>
+        Transpose(Avx.LoadVector256(r0), Avx.LoadVector256(r1), Avx.LoadVector256(r2), Avx.LoadVector256(r3),
+            Avx.LoadVector256(r4), Avx.LoadVector256(r5), default, default, dst, MR);
+
+    /// <summary>dst[j * dstStride + i] = src[i * ld + j] for an 8x8 block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, int ld, float* dst, int dstStride) =>
+        Transpose(Avx.LoadVector256(src), Avx.LoadVector256(src + ld), Avx.LoadVector256(src + 2L * ld), Avx.LoadVector256(src + 3L * ld),
+            Avx.LoadVector256(src + 4L * ld), Avx.LoadVector256(src + 5L * ld), Avx.LoadVector256(src + 6L * ld), Avx.LoadVector256(src + 7L * ld),
+            dst, dstStride);
+
+    /// <summary>Stores column j of the 8x8 block a0..a7 (rows) at dst + j * dstStride: interleave pairs, then
+    /// quads, then swap 128-bit halves. Stores go in order, so a stride below 8 overwrites the tail of the last.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7, float* dst, int dstStride)
     {
-        Vector256<float> a0 = Avx.LoadVector256(r0), a1 = Avx.LoadVector256(r1), a2 = Avx.LoadVector256(r2),
-            a3 = Avx.LoadVector256(r3), a4 = Avx.LoadVector256(r4), a5 = Avx.LoadVector256(r5), a6 = default, a7 = default;
-        // 8x8 transpose: interleave pairs, then quads, then swap 128-bit halves.
         var t0 = Avx.UnpackLow(a0, a1); var t1 = Avx.UnpackHigh(a0, a1);
         var t2 = Avx.UnpackLow(a2, a3); var t3 = Avx.UnpackHigh(a2, a3);
         var t4 = Avx.UnpackLow(a4, a5); var t5 = Avx.UnpackHigh(a4, a5);
@@ -215,14 +233,14 @@ public static unsafe class Sgemm
         var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
         var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
         var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Store(dst + 0 * MR, Avx.Permute2x128(u0, u4, 0x20));
-        Avx.Store(dst + 1 * MR, Avx.Permute2x128(u1, u5, 0x20));
-        Avx.Store(dst + 2 * MR, Avx.Permute2x128(u2, u6, 0x20));
-        Avx.Store(dst + 3 * MR, Avx.Permute2x128(u3, u7, 0x20));
-        Avx.Store(dst + 4 * MR, Avx.Permute2x128(u0, u4, 0x31));
-        Avx.Store(dst + 5 * MR, Avx.Permute2x128(u1, u5, 0x31));
-        Avx.Store(dst + 6 * MR, Avx.Permute2x128(u2, u6, 0x31));
-        Avx.Store(dst + 7 * MR, Avx.Permute2x128(u3, u7, 0x31));
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(dst + dstStride, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * dstStride, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(dst + 3 * dstStride, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * dstStride, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(dst + 5 * dstStride, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * dstStride, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(dst + 7 * dstStride, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     /// <summary>Columns of op(B) into micro-panels of NR columns: panel q holds [kc][NR], padded with 0.</summary>
@@ -251,6 +269,19 @@ public static unsafe class Sgemm
             {
                 // B[n, k] (a weight): column j of op(B) is row j of B; gather NR rows into each k.
                 float* src = b + (long)(jc + jr) * ldb + pc;
+                if (cols == NR && Avx.IsSupported)
+                {
+                    // Eight k at a time: two 8x8 register transposes (rows 0-7, rows 8-15), the rest scalar.
+                    int p = 0;
+                    for (; p + 8 <= kc; p += 8)
+                    {
+                        Transpose8x8(src + p, ldb, dst + p * NR, NR);
+                        Transpose8x8(src + 8L * ldb + p, ldb, dst + p * NR + 8, NR);
+                    }
+                    for (; p < kc; p++)
+                        for (int j = 0; j < NR; j++) dst[p * NR + j] = src[(long)j * ldb + p];
+                    continue;
+                }
                 for (int j = 0; j < NR; j++)
                 {
                     if (j < cols)

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using NBert.Tensors;
 
 namespace NBert.Training;
 
@@ -47,33 +48,71 @@ public sealed class AdamW<T> where T : unmanaged, IFloatingPointIeee754<T>
         SecondMoment = new T[model.Values.Length];
     }
 
-    /// <summary>One update of <paramref name="model"/>'s values from its gradients at learning rate <paramref name="lr"/>.</summary>
+    /// <summary>One update of <paramref name="model"/>'s values from its gradients at learning rate <paramref name="lr"/>.
+    /// Chunks of the flat buffers run in parallel, each vectorised; every element sees PyTorch's operations in PyTorch's order.</summary>
     public void Update(TrainingModel<T> model, double lr)
     {
         Step++;
         var o = Options;
         double bias1 = 1 - Math.Pow(o.Beta1, Step), bias2 = 1 - Math.Pow(o.Beta2, Step);
-        T stepSize = T.CreateTruncating(lr / bias1), bias2Sqrt = T.CreateTruncating(Math.Sqrt(bias2));
-        T beta2 = T.CreateTruncating(o.Beta2), eps = T.CreateTruncating(o.Epsilon);
-        T oneMinusBeta1 = T.CreateTruncating(1 - o.Beta1), oneMinusBeta2 = T.CreateTruncating(1 - o.Beta2);
-        T decay = T.CreateTruncating(1 - lr * o.WeightDecay);
-        for (int si = 0; si < _slots.Count; si++)
+        var k = new Constants(T.CreateTruncating(lr / bias1), T.CreateTruncating(Math.Sqrt(bias2)), T.CreateTruncating(o.Beta2),
+            T.CreateTruncating(o.Epsilon), T.CreateTruncating(1 - o.Beta1), T.CreateTruncating(1 - o.Beta2), T.CreateTruncating(1 - lr * o.WeightDecay));
+        var chunks = Chunks(o.WeightDecay != 0);
+        T[] p = model.Values, g = model.Gradients, m = FirstMoment, v = SecondMoment;
+        WorkerPool.Shared.Run(chunks.Count, Threading.MaxThreads, i =>
         {
-            var slot = _slots[si];
-            var p = model.Values.AsSpan(slot.Offset, slot.Length);
-            var g = model.Gradients.AsSpan(slot.Offset, slot.Length);
-            var m = FirstMoment.AsSpan(slot.Offset, slot.Length);
-            var v = SecondMoment.AsSpan(slot.Offset, slot.Length);
-            bool decays = _decays[si] && o.WeightDecay != 0;
-            for (int i = 0; i < p.Length; i++)
+            var (offset, length, decays) = chunks[i];
+            UpdateRange(p.AsSpan(offset, length), g.AsSpan(offset, length), m.AsSpan(offset, length), v.AsSpan(offset, length), decays, k);
+        });
+    }
+
+    private readonly record struct Constants(T StepSize, T Bias2Sqrt, T Beta2, T Epsilon, T OneMinusBeta1, T OneMinusBeta2, T Decay);
+
+    private List<(int Offset, int Length, bool Decays)>? _chunks;
+
+    /// <summary>The slots cut into pieces of at most 64K values, so that the threads share the work evenly.</summary>
+    private List<(int Offset, int Length, bool Decays)> Chunks(bool weightDecay) => _chunks ??= _slots.SelectMany((slot, si) =>
+        Enumerable.Range(0, (slot.Length + ChunkSize - 1) / ChunkSize).Select(c =>
+            (slot.Offset + c * ChunkSize, Math.Min(ChunkSize, slot.Length - c * ChunkSize), _decays[si] && weightDecay))).ToList();
+
+    private const int ChunkSize = 1 << 16;
+
+    private static void UpdateRange(Span<T> p, ReadOnlySpan<T> g, Span<T> m, Span<T> v, bool decays, Constants k)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var stepSize = new Vector<T>(k.StepSize);
+            var bias2Sqrt = new Vector<T>(k.Bias2Sqrt);
+            var beta2 = new Vector<T>(k.Beta2);
+            var eps = new Vector<T>(k.Epsilon);
+            var oneMinusBeta1 = new Vector<T>(k.OneMinusBeta1);
+            var oneMinusBeta2 = new Vector<T>(k.OneMinusBeta2);
+            var decay = new Vector<T>(k.Decay);
+            for (; i + Vector<T>.Count <= p.Length; i += Vector<T>.Count)
             {
-                T gi = g[i];
-                if (decays) p[i] *= decay;
-                m[i] += (gi - m[i]) * oneMinusBeta1;  // lerp_, as PyTorch
-                v[i] = v[i] * beta2 + oneMinusBeta2 * gi * gi;
-                T denom = T.Sqrt(v[i]) / bias2Sqrt + eps;
-                p[i] -= stepSize * m[i] / denom;
+                var gi = new Vector<T>(g[i..]);
+                var pi = new Vector<T>(p[i..]);
+                var mi = new Vector<T>(m[i..]);
+                var vi = new Vector<T>(v[i..]);
+                if (decays) pi *= decay;
+                mi += (gi - mi) * oneMinusBeta1;
+                vi = vi * beta2 + oneMinusBeta2 * gi * gi;
+                var denom = Vector.SquareRoot(vi) / bias2Sqrt + eps;
+                pi -= stepSize * mi / denom;
+                pi.CopyTo(p[i..]);
+                mi.CopyTo(m[i..]);
+                vi.CopyTo(v[i..]);
             }
+        }
+        for (; i < p.Length; i++)
+        {
+            T gi = g[i];
+            if (decays) p[i] *= k.Decay;
+            m[i] += (gi - m[i]) * k.OneMinusBeta1; // lerp_, as PyTorch
+            v[i] = v[i] * k.Beta2 + k.OneMinusBeta2 * gi * gi;
+            T denom = T.Sqrt(v[i]) / k.Bias2Sqrt + k.Epsilon;
+            p[i] -= k.StepSize * m[i] / denom;
         }
     }
 }

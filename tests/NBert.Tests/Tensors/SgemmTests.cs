@@ -6,40 +6,44 @@ public class SgemmTests
 {
     private static float[] Random(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
 
-    /// <summary>float64 reference: C = (accumulate ? C : 0) + A · op(B).</summary>
-    private static double[] Reference(int m, int n, int k, float[] a, int lda, float[] b, int ldb, bool transB, float[] c, int ldc, bool accumulate)
+    /// <summary>float64 reference: C = (accumulate ? C : 0) + op(A) · op(B).</summary>
+    private static double[] Reference(int m, int n, int k, float[] a, int lda, float[] b, int ldb, bool transB, float[] c, int ldc, bool accumulate,
+        bool transA = false)
     {
         var r = new double[m * n];
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
                 double s = accumulate ? c[i * ldc + j] : 0;
-                for (int p = 0; p < k; p++) s += (double)a[i * lda + p] * (transB ? b[j * ldb + p] : b[p * ldb + j]);
+                for (int p = 0; p < k; p++) s += (double)(transA ? a[p * lda + i] : a[i * lda + p]) * (transB ? b[j * ldb + p] : b[p * ldb + j]);
                 r[i * n + j] = s;
             }
         return r;
     }
 
-    public static readonly TheoryData<int, int, int, bool, bool> Shapes = new()
+    public static readonly TheoryData<int, int, int, bool, bool, bool> Shapes = new()
     {
-        { 1, 1, 1, false, false }, { 6, 16, 8, true, false }, { 7, 17, 9, false, false }, { 13, 37, 300, true, false },
-        { 5, 3, 0, false, false }, { 5, 3, 0, true, true }, { 100, 70, 520, true, true }, { 97, 1030, 33, false, true },
-        { 128, 64, 128, false, false }, { 250, 300, 64, true, false },
+        { 1, 1, 1, false, false, false }, { 6, 16, 8, true, false, false }, { 7, 17, 9, false, false, false }, { 13, 37, 300, true, false, false },
+        { 5, 3, 0, false, false, false }, { 5, 3, 0, true, true, false }, { 100, 70, 520, true, true, false }, { 97, 1030, 33, false, true, false },
+        { 128, 64, 128, false, false, false }, { 250, 300, 64, true, false, false },
+        // A transposed (weight gradients: dYᵀ · X), including an m split over threads.
+        { 7, 17, 9, false, false, true }, { 13, 37, 300, true, false, true }, { 100, 70, 520, false, true, true }, { 600, 40, 100, false, true, true },
+        { 6, 16, 8, true, false, true },
     };
 
     [Theory, MemberData(nameof(Shapes))]
-    public void Matches_a_float64_reference_on_every_shape(int m, int n, int k, bool transB, bool accumulate)
+    public void Matches_a_float64_reference_on_every_shape(int m, int n, int k, bool transB, bool accumulate, bool transA)
     {
         var rng = new Random(m * 1000 + n * 10 + k);
         // Leading dimensions wider than the matrices, as attention reads head slices of a wider buffer.
-        int lda = k + 3, ldb = (transB ? k : n) + 5, ldc = n + 2;
-        var a = Random(rng, m * lda);
+        int lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 2;
+        var a = Random(rng, (transA ? Math.Max(k, 1) : m) * lda);
         var b = Random(rng, (transB ? n : Math.Max(k, 1)) * ldb);
         var c = Random(rng, m * ldc);
-        var expected = Reference(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate);
+        var expected = Reference(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate, transA);
         var serial = (float[])c.Clone();
-        Sgemm.Multiply(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate);
-        Sgemm.MultiplySerial(m, n, k, a, lda, b, ldb, transB, serial, ldc, accumulate);
+        Sgemm.Multiply(m, n, k, a, lda, b, ldb, transB, c, ldc, accumulate, transA);
+        Sgemm.MultiplySerial(m, n, k, a, lda, b, ldb, transB, serial, ldc, accumulate, transA);
         for (int i = 0; i < m; i++)
             for (int j = 0; j < n; j++)
             {
