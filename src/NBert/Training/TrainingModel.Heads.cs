@@ -19,9 +19,21 @@ public sealed partial class TrainingModel<T>
     private int[] _mlmTargets = [];
     private T[] _mlmInput = [], _mlmDense = [], _mlmActivated = [], _mlmMean = [], _mlmRstd = [], _mlmNormed = [], _mlmLogits = [], _mlmDLogits = [];
 
+    // Gradient scratch of the heads, kept between steps.
+    private T[] _dPooled = [], _dPoolerInput = [], _dFirst = [], _dClassifierInput = [], _qaColumn = [], _dQaColumn = [],
+        _dMlmNormed = [], _dMlmActivated = [], _dMlmDense = [], _dMlmInput = [];
+
+    /// <summary>A buffer of at least <paramref name="length"/> values, grown when needed and kept.</summary>
     private static T[] Ensure(ref T[] buffer, int length)
     {
         if (buffer.Length < length) buffer = new T[length];
+        return buffer;
+    }
+
+    /// <summary>Like <see cref="Ensure"/>, with its first <paramref name="length"/> values cleared.</summary>
+    private static T[] Zeroed(ref T[] buffer, int length)
+    {
+        Array.Clear(Ensure(ref buffer, length), 0, length);
         return buffer;
     }
 
@@ -73,27 +85,27 @@ public sealed partial class TrainingModel<T>
         var inputs = _batch!.Inputs;
         int b = inputs.Batch, s = inputs.SequenceLength, m = b * s, h = c.HiddenSize;
         T scale = T.CreateTruncating(lossScale);
-        T[]? dPooled = UsesPooler ? new T[b * h] : null;
+        T[]? dPooled = UsesPooler ? Zeroed(ref _dPooled, b * h) : null;
         switch (Architecture)
         {
             case BertArchitecture.BertForPreTraining:
                 MaskedLmBackward(scale, dx);
-                ClassifierBackward(scale, _pooled, dPooled!, b, "cls.seq_relationship", 2);
+                ClassifierBackward(scale, dPooled!, b, "cls.seq_relationship", 2);
                 break;
             case BertArchitecture.BertForMaskedLM:
                 MaskedLmBackward(scale, dx);
                 break;
             case BertArchitecture.BertForNextSentencePrediction:
-                ClassifierBackward(scale, _pooled, dPooled!, b, "cls.seq_relationship", 2);
+                ClassifierBackward(scale, dPooled!, b, "cls.seq_relationship", 2);
                 break;
             case BertArchitecture.BertForSequenceClassification:
-                ClassifierBackward(scale, _pooled, dPooled!, b, "classifier", c.NumLabels);
+                ClassifierBackward(scale, dPooled!, b, "classifier", c.NumLabels);
                 break;
             case BertArchitecture.BertForTokenClassification:
-                ClassifierBackward(scale, LastHidden, dx, m, "classifier", c.NumLabels);
+                ClassifierBackward(scale, dx, m, "classifier", c.NumLabels);
                 break;
             default:
-                ClassifierBackward(scale, LastHidden, dx, m, "qa_outputs", 2);
+                ClassifierBackward(scale, dx, m, "qa_outputs", 2);
                 break;
         }
         if (dPooled is not null) PoolerBackward(dPooled, dx, b, s);
@@ -114,11 +126,11 @@ public sealed partial class TrainingModel<T>
     private void PoolerBackward(T[] dPooled, T[] dx, int b, int s)
     {
         int h = Config.HiddenSize;
-        var dPre = new T[b * h];
-        Ops.TanhBackward<T>(dPooled, _pooled.AsSpan(0, b * h), dPre);
-        var dFirst = new T[b * h];
+        var dPre = Zeroed(ref _dPoolerInput, b * h).AsSpan(0, b * h);
+        Ops.TanhBackward<T>(dPooled.AsSpan(0, b * h), _pooled.AsSpan(0, b * h), dPre);
+        var dFirst = Zeroed(ref _dFirst, b * h);
         int w = Off("pooler.dense.weight");
-        Ops.LinearBackward<T>(dPre, _first.AsSpan(0, b * h), W(w, h * h), dFirst, G(w, h * h), G(Off("pooler.dense.bias"), h), b, h, h);
+        Ops.LinearBackward<T>(dPre, _first.AsSpan(0, b * h), W(w, h * h), dFirst.AsSpan(0, b * h), G(w, h * h), G(Off("pooler.dense.bias"), h), b, h, h);
         for (int i = 0; i < b; i++)
         {
             var row = dx.AsSpan(i * s * h, h);
@@ -154,13 +166,14 @@ public sealed partial class TrainingModel<T>
         return logits.AsSpan(0, rows * classes);
     }
 
-    /// <summary>From the logits' gradient (kept by the forward pass) to dinput, which it adds to.</summary>
-    private void ClassifierBackward(T scale, T[] input, T[] dInput, int rows, string prefix, int classes)
+    /// <summary>From the logits' gradient (kept by the forward pass) to the classifier's input, whose
+    /// gradient <paramref name="dInput"/> it adds to.</summary>
+    private void ClassifierBackward(T scale, T[] dInput, int rows, string prefix, int classes)
     {
         int h = Config.HiddenSize;
         var d = _dLogits.AsSpan(0, rows * classes);
         TensorPrimitives.Multiply<T>(d, scale, d);
-        var dx = new T[rows * h];
+        var dx = Zeroed(ref _dClassifierInput, rows * h).AsSpan(0, rows * h);
         int w = Off(prefix + ".weight");
         Ops.LinearBackward<T>(d, _classifierInput.AsSpan(0, rows * h), W(w, classes * h), dx, G(w, classes * h), G(Off(prefix + ".bias"), classes), rows, h, classes);
         if (_classifierDropout > 0) Ops.DropoutBackward<T>(dx, _classifierDropout, _classifierKeep, dInput.AsSpan(0, rows * h));
@@ -207,13 +220,13 @@ public sealed partial class TrainingModel<T>
         d.Clear();
         // As transformers: positions outside the sequence are clamped to s, which is then ignored.
         double total = 0;
-        var column = new T[m];
-        var dColumn = new T[m];
+        var column = Ensure(ref _qaColumn, m).AsSpan(0, m);
+        var dColumn = Ensure(ref _dQaColumn, m).AsSpan(0, m);
         for (int which = 0; which < 2; which++)
         {
             var positions = (which == 0 ? batch.StartPositions : batch.EndPositions).Select(p => Math.Clamp(p, 0, s)).ToArray();
             for (int t = 0; t < m; t++) column[t] = logits[2 * t + which];
-            Array.Clear(dColumn);
+            dColumn.Clear();
             total += Ops.CrossEntropy<T>(column, s, positions, dColumn, dloss: 0.5, ignoreIndex: s);
             for (int t = 0; t < m; t++) d[2 * t + which] = dColumn[t];
         }
@@ -260,16 +273,16 @@ public sealed partial class TrainingModel<T>
         if (r == 0) return;
         var d = _mlmDLogits.AsSpan(0, r * v);
         TensorPrimitives.Multiply<T>(d, scale, d);
-        var dNormed = new T[r * h];
-        Ops.LinearBackward<T>(d, _mlmNormed.AsSpan(0, r * h), W(DecoderOffset, v * h), dNormed, G(DecoderOffset, v * h), G(Off("cls.predictions.bias"), v), r, h, v);
-        var dActivated = new T[r * h];
+        var dNormed = Zeroed(ref _dMlmNormed, r * h);
+        Ops.LinearBackward<T>(d, _mlmNormed.AsSpan(0, r * h), W(DecoderOffset, v * h), dNormed.AsSpan(0, r * h), G(DecoderOffset, v * h), G(Off("cls.predictions.bias"), v), r, h, v);
+        var dActivated = Zeroed(ref _dMlmActivated, r * h);
         LayerNormBackward(dNormed, _mlmActivated, _mlmMean, _mlmRstd, Off("cls.predictions.transform.LayerNorm.weight"),
             Off("cls.predictions.transform.LayerNorm.bias"), dActivated, r);
-        var dDense = new T[r * h];
-        Ops.ActivationBackward<T>(c.Activation, dActivated, _mlmDense.AsSpan(0, r * h), dDense);
-        var dInput = new T[r * h];
+        var dDense = Zeroed(ref _dMlmDense, r * h).AsSpan(0, r * h);
+        Ops.ActivationBackward<T>(c.Activation, dActivated.AsSpan(0, r * h), _mlmDense.AsSpan(0, r * h), dDense);
+        var dInput = Zeroed(ref _dMlmInput, r * h);
         int w = Off("cls.predictions.transform.dense.weight");
-        Ops.LinearBackward<T>(dDense, _mlmInput.AsSpan(0, r * h), W(w, h * h), dInput, G(w, h * h), G(Off("cls.predictions.transform.dense.bias"), h), r, h, h);
+        Ops.LinearBackward<T>(dDense, _mlmInput.AsSpan(0, r * h), W(w, h * h), dInput.AsSpan(0, r * h), G(w, h * h), G(Off("cls.predictions.transform.dense.bias"), h), r, h, h);
         for (int i = 0; i < r; i++)
         {
             var row = dx.AsSpan(_mlmRows[i] * h, h);
@@ -302,16 +315,10 @@ public sealed partial class TrainingModel<T>
                 var dKept = dKeptBuffer.AsSpan(0, s * s);
                 Gemm.Multiply<T>(s, s, d, dC, h, false, l.Qkv.AsSpan(row0 + 2 * h + hi * d), ld, true, dKept, s, serial: true);
                 Gemm.Multiply<T>(s, d, s, kept, s, true, dC, h, false, dQkv.AsSpan(row0 + 2 * h + hi * d), ld, accumulate: true, serial: true);
-                Span<T> dProbs = dKept;
-                if (p > 0)
-                {
-                    var keep = l.KeepProbs.AsSpan(job * s * s, s * s);
-                    T inv = T.CreateTruncating(1 / (1 - p));
-                    for (int i = 0; i < dKept.Length; i++) dKept[i] = keep[i] ? dKept[i] * inv : T.Zero;
-                }
+                DropoutBackwardInPlace(dKept, p, l.KeepProbs.AsSpan(job * s * s, s * s)); // now d(probabilities)
                 var dScores = dScoresBuffer.AsSpan(0, s * s);
                 dScores.Clear();
-                Ops.SoftmaxBackward<T>(dProbs, probs, dScores, s, scale);
+                Ops.SoftmaxBackward<T>(dKept, probs, dScores, s, scale);
                 Gemm.Multiply<T>(s, d, s, dScores, s, false, l.Qkv.AsSpan(row0 + h + hi * d), ld, false, dQkv.AsSpan(row0 + hi * d), ld, accumulate: true, serial: true);
                 Gemm.Multiply<T>(s, d, s, dScores, s, true, l.Qkv.AsSpan(row0 + hi * d), ld, false, dQkv.AsSpan(row0 + h + hi * d), ld, accumulate: true, serial: true);
             }

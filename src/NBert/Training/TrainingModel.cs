@@ -343,7 +343,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     }
 
     /// <summary>dy ← dy · keep/(1-p), when dropout was on.</summary>
-    private static void DropoutBackwardInPlace(T[] dy, double p, bool[] keep)
+    private static void DropoutBackwardInPlace(Span<T> dy, double p, ReadOnlySpan<bool> keep)
     {
         if (p <= 0) return;
         T scale = T.CreateTruncating(1 / (1 - p));
