@@ -38,6 +38,18 @@ public sealed partial class TrainingModel<T>
     }
 
     private bool UsesPooler => BertArchitectures.HasPooler(Architecture);
+    private int _logitsLength, _mlmLogitsLength;
+
+    /// <summary>The last forward pass's head logits, row-major: sequence classification and NSP [batch, classes],
+    /// token classification [batch·sequence, labels], QA [batch·sequence, 2] (start, end). For pre-training, the NSP logits.</summary>
+    public ReadOnlySpan<T> Logits => _logits.AsSpan(0, _logitsLength);
+
+    /// <summary>The last forward pass's masked-LM logits [rows, vocab] at the positions <see cref="MaskedLmPositions"/>
+    /// (those with a label): the only positions the loss needs.</summary>
+    public ReadOnlySpan<T> MaskedLmLogits => _mlmLogits.AsSpan(0, _mlmLogitsLength);
+
+    /// <summary>Token indices (batch·sequence) of the rows of <see cref="MaskedLmLogits"/>.</summary>
+    public IReadOnlyList<int> MaskedLmPositions => _mlmRows;
 
     private TrainingLoss HeadForward(TrainingBatch batch)
     {
@@ -162,6 +174,7 @@ public sealed partial class TrainingModel<T>
             Ops.DropoutForward<T>(x.AsSpan(0, rows * h), dropout, Random, Random.Take(rows * h), _classifierKeep);
         }
         var logits = Ensure(ref _logits, rows * classes);
+        _logitsLength = rows * classes;
         Ops.LinearForward<T>(x.AsSpan(0, rows * h), W(Off(prefix + ".weight"), classes * h), W(Off(prefix + ".bias"), classes), logits, rows, h, classes);
         return logits.AsSpan(0, rows * classes);
     }
@@ -246,6 +259,7 @@ public sealed partial class TrainingModel<T>
         _mlmRows = rows.ToArray();
         _mlmTargets = rows.Select(t => labels[t]).ToArray();
         int r = _mlmRows.Length;
+        _mlmLogitsLength = r * v;
         if (r == 0) return 0;
         var x = LastHidden;
         var input = Ensure(ref _mlmInput, r * h);

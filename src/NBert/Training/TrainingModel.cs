@@ -133,9 +133,10 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         public required bool[] KeepProbs, Keep1, Keep2;
     }
 
+    /// <summary>Buffers sized for the largest batch seen so far; a pass uses the first batch·sequence rows.</summary>
     private sealed class Activations
     {
-        public int Batch, Sequence;
+        public int Batch, Sequence, RowCapacity, ProbabilityCapacity;
         public required T[] EmbeddingSum, Mean0, Rstd0, Embedded;
         public required bool[] Keep0;
         public required LayerActivations[] Layers;
@@ -150,14 +151,22 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
 
     private Activations Buffers(int b, int s)
     {
-        if (_acts is { } a && a.Batch == b && a.Sequence == s) return a;
         var c = Config;
         int m = b * s, h = c.HiddenSize, inner = c.IntermediateSize, probs = b * c.NumAttentionHeads * s * s;
+        if (_acts is { } a && m <= a.RowCapacity && probs <= a.ProbabilityCapacity)
+        {
+            (a.Batch, a.Sequence) = (b, s);
+            return a;
+        }
+        m = Math.Max(m, _acts?.RowCapacity ?? 0);
+        probs = Math.Max(probs, _acts?.ProbabilityCapacity ?? 0);
         _acts = null; // let the old buffers go before allocating new ones
         return _acts = new Activations
         {
             Batch = b,
             Sequence = s,
+            RowCapacity = m,
+            ProbabilityCapacity = probs,
             EmbeddingSum = new T[m * h], Mean0 = new T[m], Rstd0 = new T[m], Embedded = new T[m * h], Keep0 = new bool[m * h],
             Layers = Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LayerActivations
             {
@@ -209,7 +218,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
             TensorPrimitives.Add(row, types.Slice(type * h, h), row);
         }
         LayerNorm(a.EmbeddingSum, a.Embedded, Off("embeddings.LayerNorm.weight"), Off("embeddings.LayerNorm.bias"), a.Mean0, a.Rstd0, m, eps);
-        Dropout(a.Embedded, _pHidden, a.Keep0);
+        Dropout(a.Embedded, m * h, _pHidden, a.Keep0);
 
         var x = a.Embedded;
         for (int li = 0; li < c.NumHiddenLayers; li++)
@@ -227,15 +236,15 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         Ops.LinearForward<T>(x, W(p.Qkv, 3 * h * h), W(p.QkvBias, 3 * h), l.Qkv, m, h, 3 * h);
         AttentionForward(l, inputs.AttentionMask, b, s);
         Ops.LinearForward<T>(l.Context, W(p.AttentionOutput, h * h), W(p.AttentionOutputBias, h), l.Residual1, m, h, h);
-        Dropout(l.Residual1, _pHidden, l.Keep1);
-        TensorPrimitives.Add(l.Residual1, x, l.Residual1);
+        Dropout(l.Residual1, m * h, _pHidden, l.Keep1);
+        TensorPrimitives.Add(l.Residual1.AsSpan(0, m * h), x.AsSpan(0, m * h), l.Residual1);
         LayerNorm(l.Residual1, l.Attended, p.Norm1, p.Norm1Bias, l.Mean1, l.Rstd1, m, eps);
         Ops.LinearForward<T>(l.Attended, W(p.Intermediate, inner * h), W(p.IntermediateBias, inner), l.Inner, m, h, inner);
         var activation = c.Activation;
         Threading.ForRows(m, (r0, r1) => Ops.ActivationForward<T>(activation, l.Inner.AsSpan(r0 * inner, (r1 - r0) * inner), l.Activated.AsSpan(r0 * inner, (r1 - r0) * inner)));
         Ops.LinearForward<T>(l.Activated, W(p.Output, h * inner), W(p.OutputBias, h), l.Residual2, m, inner, h);
-        Dropout(l.Residual2, _pHidden, l.Keep2);
-        TensorPrimitives.Add(l.Residual2, l.Attended, l.Residual2);
+        Dropout(l.Residual2, m * h, _pHidden, l.Keep2);
+        TensorPrimitives.Add(l.Residual2.AsSpan(0, m * h), l.Attended.AsSpan(0, m * h), l.Residual2);
         LayerNorm(l.Residual2, l.Output, p.Norm2, p.Norm2Bias, l.Mean2, l.Rstd2, m, eps);
     }
 
@@ -258,13 +267,13 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         Ops.LayerNormParameterBackward<T>(dy.AsSpan(0, rows * h), x.AsSpan(0, rows * h), mean, rstd, G(weight, h), G(bias, h));
     }
 
-    /// <summary>Dropout in place when p > 0 (the mask kept in <paramref name="keep"/>).</summary>
-    private void Dropout(T[] x, double p, bool[] keep)
+    /// <summary>Dropout in place on the first <paramref name="length"/> values when p > 0 (the mask kept in <paramref name="keep"/>).</summary>
+    private void Dropout(T[] x, int length, double p, bool[] keep)
     {
         if (p <= 0) return;
-        ulong start = Random.Take(x.Length);
+        ulong start = Random.Take(length);
         var random = Random;
-        Threading.ForRows(x.Length / Config.HiddenSize, (r0, r1) =>
+        Threading.ForRows(length / Config.HiddenSize, (r0, r1) =>
         {
             int h = Config.HiddenSize;
             Ops.DropoutForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), p, random, start + (ulong)(r0 * h), keep.AsSpan(r0 * h, (r1 - r0) * h));
@@ -281,7 +290,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         int heads = c.NumAttentionHeads, d = c.HeadSize, h = c.HiddenSize, ld = 3 * h;
         T scale = T.One / T.Sqrt(T.CreateTruncating(d));
         double p = _pAttention;
-        ulong start = p > 0 ? Random.Take(l.Probs.Length) : 0;
+        ulong start = p > 0 ? Random.Take((long)batch * heads * s * s) : 0;
         var random = Random;
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
@@ -315,7 +324,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         var inputs = _batch.Inputs;
         int b = inputs.Batch, s = inputs.SequenceLength, m = b * s, h = c.HiddenSize;
         var dx = a.DHidden;
-        Array.Clear(dx);
+        Array.Clear(dx, 0, m * h);
         HeadBackward(lossScale, dx);
 
         for (int li = c.NumHiddenLayers - 1; li >= 0; li--)
@@ -326,8 +335,8 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
 
         // Embeddings: dropout, LayerNorm, then the three tables.
         var dSum = a.DResidual;
-        Array.Clear(dSum);
-        DropoutBackwardInPlace(dx, _pHidden, a.Keep0);
+        Array.Clear(dSum, 0, m * h);
+        DropoutBackwardInPlace(dx.AsSpan(0, m * h), _pHidden, a.Keep0);
         LayerNormBackward(dx, a.EmbeddingSum, a.Mean0, a.Rstd0, Off("embeddings.LayerNorm.weight"), Off("embeddings.LayerNorm.bias"), dSum, m);
         Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * h), inputs.InputIds, G(Off("embeddings.word_embeddings.weight"), c.VocabSize * h), h);
         var dPosition = G(Off("embeddings.position_embeddings.weight"), c.MaxPositionEmbeddings * h);
@@ -358,31 +367,31 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         int b = inputs.Batch, s = inputs.SequenceLength, m = b * s, h = c.HiddenSize, inner = c.IntermediateSize;
         // Output LayerNorm: d(residual2). The residual's two branches: the attended input and the FFN output.
         var dRes = a.DResidual;
-        Array.Clear(dRes);
+        Array.Clear(dRes, 0, m * h);
         LayerNormBackward(dx, l.Residual2, l.Mean2, l.Rstd2, p.Norm2, p.Norm2Bias, dRes, m);
         var dAttended = a.DAttended;
-        Array.Copy(dRes, dAttended, dRes.Length);
-        DropoutBackwardInPlace(dRes, _pHidden, l.Keep2);
+        Array.Copy(dRes, dAttended, m * h);
+        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), _pHidden, l.Keep2);
         // FFN: output dense, activation, intermediate dense.
         var dInner = a.DInner;
-        Array.Clear(dInner);
+        Array.Clear(dInner, 0, m * inner);
         Ops.LinearBackward<T>(dRes, l.Activated, W(p.Output, h * inner), dInner, G(p.Output, h * inner), G(p.OutputBias, h), m, inner, h);
         var activation = c.Activation;
         var dPre = a.DPreActivation;
-        Array.Clear(dPre);
+        Array.Clear(dPre, 0, m * inner);
         Threading.ForRows(m, (r0, r1) => Ops.ActivationBackward<T>(activation, dInner.AsSpan(r0 * inner, (r1 - r0) * inner),
             l.Inner.AsSpan(r0 * inner, (r1 - r0) * inner), dPre.AsSpan(r0 * inner, (r1 - r0) * inner)));
         Ops.LinearBackward<T>(dPre, l.Attended, W(p.Intermediate, inner * h), dAttended, G(p.Intermediate, inner * h), G(p.IntermediateBias, inner), m, h, inner);
         // Attention-output LayerNorm, residual, dropout, dense.
-        Array.Clear(dRes);
+        Array.Clear(dRes, 0, m * h);
         LayerNormBackward(dAttended, l.Residual1, l.Mean1, l.Rstd1, p.Norm1, p.Norm1Bias, dRes, m);
-        Array.Copy(dRes, dx, dRes.Length); // the residual: d(input) starts as d(residual1)
-        DropoutBackwardInPlace(dRes, _pHidden, l.Keep1);
+        Array.Copy(dRes, dx, m * h); // the residual: d(input) starts as d(residual1)
+        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), _pHidden, l.Keep1);
         var dContext = a.DContext;
-        Array.Clear(dContext);
+        Array.Clear(dContext, 0, m * h);
         Ops.LinearBackward<T>(dRes, l.Context, W(p.AttentionOutput, h * h), dContext, G(p.AttentionOutput, h * h), G(p.AttentionOutputBias, h), m, h, h);
         var dQkv = a.DQkv;
-        Array.Clear(dQkv);
+        Array.Clear(dQkv, 0, m * 3 * h);
         AttentionBackward(l, dContext, dQkv, inputs.AttentionMask, b, s);
         Ops.LinearBackward<T>(dQkv, input, W(p.Qkv, 3 * h * h), dx, G(p.Qkv, 3 * h * h), G(p.QkvBias, 3 * h), m, h, 3 * h);
     }

@@ -370,3 +370,42 @@ public class GradientAccumulationTests
         Assert.NotEqual(before, model.Values);
     }
 }
+
+public class BatchShapeTests
+{
+    [Fact]
+    public void A_smaller_batch_after_a_larger_one_gives_what_a_fresh_model_gives()
+    {
+        var config = new BertConfig
+        {
+            VocabSize = 30, HiddenSize = 8, NumHiddenLayers = 2, NumAttentionHeads = 2, IntermediateSize = 12, MaxPositionEmbeddings = 16,
+        };
+        var pretrained = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForTokenClassification, seed: 4);
+        TrainingBatch Batch(int b, int s, int seed)
+        {
+            var r = new Random(seed);
+            return new TrainingBatch
+            {
+                Inputs = new ModelInputs(b, s, Enumerable.Range(0, b * s).Select(_ => r.Next(30)).ToArray()),
+                Labels = Enumerable.Range(0, b * s).Select(_ => r.Next(3) - 1 == -1 ? -100 : r.Next(2)).ToArray(),
+            };
+        }
+        // Dropout on (the config's 0.1), both models drawing from position 0 for the small batch.
+        var reused = TrainingModel<double>.From(pretrained, seed: 1);
+        reused.Forward(Batch(4, 12, 1));
+        reused.Backward();
+        var small = Batch(3, 5, 2);
+        reused.Random.Position = 0;
+        reused.ZeroGradients();
+        double loss = reused.Forward(small).Loss;
+        reused.Backward();
+
+        var fresh = TrainingModel<double>.From(pretrained, seed: 1);
+        Assert.Equal(loss, fresh.Forward(small).Loss, 14);
+        fresh.ZeroGradients();
+        fresh.Backward();
+        Assert.Equal(3 * 5 * 2, fresh.Logits.Length);
+        Assert.Equal(fresh.Logits.ToArray(), reused.Logits.ToArray());
+        for (int i = 0; i < fresh.Gradients.Length; i++) Assert.Equal(fresh.Gradients[i], reused.Gradients[i], 14);
+    }
+}
