@@ -11,9 +11,6 @@ namespace NBert.Cli.Commands;
 /// <summary><c>nbert overfit</c>: the "can this setup learn at all" check.</summary>
 public static class TrainingCommands
 {
-    /// <summary>Tokenizer files copied beside a trained checkpoint so that it loads as a whole.</summary>
-    internal static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
-
     public static Command Overfit(TextWriter stdout)
     {
         var model = new Option<string>("--model") { Description = "Model directory; its architectures entry picks the head and loss", Required = true };
@@ -147,12 +144,7 @@ public static class TrainingCommands
         try
         {
             model.SavePretrained(outDir);
-            foreach (var name in TokenizerFiles)
-            {
-                string source = Path.Combine(sourceDirectory, name);
-                if (File.Exists(source) && Path.GetFullPath(source) != Path.GetFullPath(Path.Combine(outDir, name)))
-                    AtomicFile.Write(Path.Combine(outDir, name), s => { using var f = File.OpenRead(source); f.CopyTo(s); });
-            }
+            Checkpoint.CopyTokenizerFiles(sourceDirectory, outDir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -21,6 +21,21 @@ public static class Checkpoint
         if (File.Exists(Path(PyTorchIndexName))) return new ShardedTensorSource(Path(PyTorchIndexName), f => new PyTorchCheckpoint(f));
         throw new FileNotFoundException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.");
     }
+
+    /// <summary>The tokenizer files that travel with a model directory.</summary>
+    public static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
+
+    /// <summary>Copies the tokenizer files of <paramref name="source"/> that exist into <paramref name="target"/>
+    /// (each written to a temporary name, then renamed), so a saved model loads as a whole.</summary>
+    public static void CopyTokenizerFiles(string source, string target)
+    {
+        foreach (var name in TokenizerFiles)
+        {
+            string from = System.IO.Path.Combine(source, name), to = System.IO.Path.Combine(target, name);
+            if (File.Exists(from) && System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(to))
+                AtomicFile.Write(to, s => { using var f = File.OpenRead(from); f.CopyTo(s); });
+        }
+    }
 }
 
 /// <summary>A checkpoint split over several files, with an index <c>{"weight_map": {tensor: file}}</c>.</summary>

@@ -1,0 +1,57 @@
+using NBert.Modeling;
+
+namespace NBert.Training;
+
+/// <summary>
+/// One model input of a fine-tuning task, unpadded: ids and token types plus the targets of its task (a
+/// class, float values, a label per token, or answer positions), and what evaluation needs to map
+/// predictions back (the example it came from, word ids, context offsets).
+/// </summary>
+public sealed class Feature
+{
+    public required int[] InputIds { get; init; }
+    public required int[] TokenTypeIds { get; init; }
+    /// <summary>Single-label classification: the class index.</summary>
+    public int Label { get; init; } = -100;
+    /// <summary>Regression [1] or multi-label [num_labels] targets.</summary>
+    public float[]? Values { get; init; }
+    /// <summary>Token classification: a label per token, -100 where none.</summary>
+    public int[]? TokenLabels { get; init; }
+    public int StartPosition { get; init; }
+    public int EndPosition { get; init; }
+    /// <summary>Index of the example this feature came from (QA contexts give several windows).</summary>
+    public int Example { get; init; }
+    /// <summary>QA: each token's character span in the context, or (-1, -1) for question, special and padding tokens.</summary>
+    public (int Start, int End)[]? ContextOffsets { get; init; }
+
+    public int Length => InputIds.Length;
+
+    /// <summary>Pads a list of features to the longest and stacks them into a batch with its targets.</summary>
+    public static TrainingBatch Collate(IReadOnlyList<Feature> features, int padId)
+    {
+        if (features.Count == 0) throw new ArgumentException("An empty batch.", nameof(features));
+        int b = features.Count, s = features.Max(f => f.Length);
+        var ids = new int[b * s];
+        var types = new int[b * s];
+        var mask = new int[b * s];
+        Array.Fill(ids, padId);
+        bool tokens = features[0].TokenLabels is not null, values = features[0].Values is not null, qa = features[0].ContextOffsets is not null;
+        var tokenLabels = tokens ? Enumerable.Repeat(-100, b * s).ToArray() : null;
+        for (int i = 0; i < b; i++)
+        {
+            var f = features[i];
+            f.InputIds.CopyTo(ids, i * s);
+            f.TokenTypeIds.CopyTo(types, i * s);
+            mask.AsSpan(i * s, f.Length).Fill(1);
+            f.TokenLabels?.CopyTo(tokenLabels!, i * s);
+        }
+        return new TrainingBatch
+        {
+            Inputs = new ModelInputs(b, s, ids, types, mask),
+            Labels = tokens ? tokenLabels : values || qa ? null : features.Select(f => f.Label).ToArray(),
+            LabelValues = values ? features.SelectMany(f => f.Values!).ToArray() : null,
+            StartPositions = qa ? features.Select(f => f.StartPosition).ToArray() : null,
+            EndPositions = qa ? features.Select(f => f.EndPosition).ToArray() : null,
+        };
+    }
+}

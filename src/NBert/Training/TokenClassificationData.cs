@@ -1,0 +1,167 @@
+using System.Text;
+using System.Text.Json;
+using NBert.Tokenization;
+
+namespace NBert.Training;
+
+/// <summary>A sentence of words with a tag each (IOB2 names such as B-PER, I-PER, O).</summary>
+public sealed record TaggedSentence(string[] Words, string[] Tags, string Source);
+
+/// <summary>
+/// Token-classification data: CoNLL files (a word per line, its tag in the last column, blank lines between
+/// sentences, -DOCSTART- lines skipped) or JSON lines <c>{"tokens": [...], "tags": [...]}</c>. Tags are names,
+/// or indices into the label list in JSON lines.
+/// </summary>
+public static class TokenClassificationData
+{
+    public static List<TaggedSentence> Read(string path, IReadOnlyList<string>? labels = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
+        string ext = Path.GetExtension(path).ToLowerInvariant();
+        return ext is ".jsonl" or ".json" ? ReadJsonLines(path, labels) : ReadConll(path);
+    }
+
+    private static List<TaggedSentence> ReadConll(string path)
+    {
+        var result = new List<TaggedSentence>();
+        var words = new List<string>();
+        var tags = new List<string>();
+        int lineNumber = 0, start = 1;
+        void Flush()
+        {
+            if (words.Count > 0) result.Add(new TaggedSentence(words.ToArray(), tags.ToArray(), $"{path}:{start}"));
+            words.Clear();
+            tags.Clear();
+        }
+        foreach (var raw in File.ReadLines(path))
+        {
+            lineNumber++;
+            string line = raw.Trim();
+            if (line.Length == 0 || line.StartsWith("-DOCSTART-", StringComparison.Ordinal))
+            {
+                Flush();
+                start = lineNumber + 1;
+                continue;
+            }
+            var parts = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length < 2) throw new InvalidDataException($"{path}:{lineNumber}: expected a word and its tag, got '{line}'.");
+            if (words.Count == 0) start = lineNumber;
+            words.Add(parts[0]);
+            tags.Add(parts[^1]);
+        }
+        Flush();
+        return result;
+    }
+
+    private static List<TaggedSentence> ReadJsonLines(string path, IReadOnlyList<string>? labels)
+    {
+        var result = new List<TaggedSentence>();
+        int lineNumber = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"{path}:{lineNumber}";
+            JsonElement e;
+            try
+            {
+                e = JsonDocument.Parse(line).RootElement;
+            }
+            catch (JsonException x)
+            {
+                throw new InvalidDataException($"{where}: not a JSON object ({x.Message}).", x);
+            }
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("tokens", out var tokens) || tokens.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"{where}: expected {{\"tokens\": [...], \"tags\": [...]}}.");
+            if (!e.TryGetProperty("tags", out var tagList) && !e.TryGetProperty("ner_tags", out tagList) || tagList.ValueKind != JsonValueKind.Array)
+                throw new InvalidDataException($"{where}: no list \"tags\".");
+            var words = tokens.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.String ? t.GetString()!
+                : throw new InvalidDataException($"{where}: tokens must be strings.")).ToArray();
+            var tags = tagList.EnumerateArray().Select(t => t.ValueKind switch
+            {
+                JsonValueKind.String => t.GetString()!,
+                JsonValueKind.Number when labels is not null && t.TryGetInt32(out int i) && (uint)i < (uint)labels.Count => labels[i],
+                JsonValueKind.Number => throw new InvalidDataException($"{where}: tag index {t.GetRawText()} needs a label list (--labels) that has it."),
+                _ => throw new InvalidDataException($"{where}: a tag must be a name or an index."),
+            }).ToArray();
+            if (words.Length != tags.Length) throw new InvalidDataException($"{where}: {words.Length} tokens but {tags.Length} tags.");
+            result.Add(new TaggedSentence(words, tags, where));
+        }
+        return result;
+    }
+
+    /// <summary>Tag names in order: B- and I- of each type sorted by type, then O first, as a stable default.</summary>
+    public static List<string> LabelNames(IEnumerable<TaggedSentence> sentences)
+    {
+        var tags = new SortedSet<string>(sentences.SelectMany(s => s.Tags), StringComparer.Ordinal);
+        var result = new List<string>();
+        if (tags.Remove("O")) result.Add("O");
+        result.AddRange(tags.OrderBy(t => t.Length > 2 ? t[2..] : t, StringComparer.Ordinal).ThenBy(t => t, StringComparer.Ordinal));
+        return result;
+    }
+
+    /// <summary>
+    /// Tokenizes each sentence as pre-split words and puts each word's label on its first piece and -100 on
+    /// the rest (transformers' run_ner), or, with <paramref name="labelAllTokens"/>, the word's label on every
+    /// piece with B- turned into I- after the first. The word ids beside each feature say which word each token is.
+    /// </summary>
+    public static List<(Feature Feature, int?[] WordIds)> Encode(IReadOnlyList<TaggedSentence> sentences, BertTokenizer tokenizer, int maxLength,
+        IReadOnlyList<string> labels, bool labelAllTokens = false)
+    {
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < labels.Count; i++) index[labels[i]] = i;
+        int ToId(string tag, TaggedSentence s) => index.TryGetValue(tag, out int id) ? id
+            : throw new InvalidDataException($"{s.Source}: unknown tag '{tag}' (labels: {string.Join(", ", labels)}).");
+        foreach (var s in sentences)
+            foreach (var t in s.Tags) ToId(t, s); // every bad tag before any tokenizing
+
+        var texts = new List<string>(sentences.Count);
+        var spans = new List<int[]>(sentences.Count);
+        foreach (var s in sentences)
+        {
+            var sb = new StringBuilder();
+            var starts = new int[s.Words.Length];
+            for (int w = 0; w < s.Words.Length; w++)
+            {
+                if (w > 0) sb.Append(' ');
+                starts[w] = sb.Length;
+                sb.Append(s.Words[w]);
+            }
+            texts.Add(sb.ToString());
+            spans.Add(starts);
+        }
+        var encodings = tokenizer.EncodeBatch(texts, new EncodeOptions { MaxLength = maxLength, Truncation = TruncationStrategy.LongestFirst });
+        var result = new List<(Feature, int?[])>(sentences.Count);
+        for (int i = 0; i < sentences.Count; i++)
+        {
+            var e = encodings[i];
+            var starts = spans[i];
+            var words = new int?[e.Length];
+            var tokenLabels = new int[e.Length];
+            int? previous = null;
+            for (int t = 0; t < e.Length; t++)
+            {
+                int? word = null;
+                if (e.SequenceIds[t] is not null)
+                {
+                    // The input word whose text holds this token's first character.
+                    int at = Array.BinarySearch(starts, e.Offsets[t].Start);
+                    word = at >= 0 ? at : ~at - 1;
+                }
+                words[t] = word;
+                if (word is not int wd) tokenLabels[t] = -100;
+                else if (wd != previous) tokenLabels[t] = ToId(sentences[i].Tags[wd], sentences[i]);
+                else if (labelAllTokens)
+                {
+                    string tag = sentences[i].Tags[wd];
+                    string inside = tag.StartsWith("B-", StringComparison.Ordinal) ? "I-" + tag[2..] : tag;
+                    tokenLabels[t] = index.TryGetValue(inside, out int id) ? id : ToId(tag, sentences[i]);
+                }
+                else tokenLabels[t] = -100;
+                previous = word;
+            }
+            result.Add((new Feature { InputIds = e.InputIds, TokenTypeIds = e.TokenTypeIds, TokenLabels = tokenLabels, Example = i }, words));
+        }
+        return result;
+    }
+}
