@@ -50,9 +50,15 @@ public abstract class BertPreTrainedModel
 
     /// <summary>Loads a model directory (config.json plus weights) as the architecture its config names,
     /// or as <paramref name="architecture"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture = null, int seed = 0)
+    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture = null, int seed = 0) =>
+        FromPretrained(directory, architecture, seed, configure: null);
+
+    /// <summary>Loads a model directory with its config changed by <paramref name="configure"/> first (for example new
+    /// labels for a classification head, which is then initialised as transformers initialises a missing head).</summary>
+    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
     {
         var config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        if (configure is not null) config = configure(config);
         var arch = architecture ?? BertArchitectures.FromConfig(config);
         using var source = Checkpoint.Open(directory);
         var (parameters, report) = BertWeights.Load(source, config, arch, seed);

@@ -43,10 +43,13 @@ public sealed record TrainerOptions
     }
 }
 
-/// <summary>An evaluation: metric values by name and which of them decides the best checkpoint (higher is better).</summary>
-public sealed record Evaluation(IReadOnlyDictionary<string, double> Metrics, string MainMetric)
+/// <summary>An evaluation: metric values by name and which of them decides the best checkpoint.</summary>
+public sealed record Evaluation(IReadOnlyDictionary<string, double> Metrics, string MainMetric, bool HigherIsBetter = true)
 {
     public double Main => Metrics[MainMetric];
+
+    /// <summary>Whether this evaluation beats a best main metric so far.</summary>
+    public bool Beats(double? best) => best is not double b || (HigherIsBetter ? Main > b : Main < b);
 }
 
 /// <summary>What the trainer reports as it goes.</summary>
@@ -172,7 +175,7 @@ public sealed class Trainer
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4) };
                 foreach (var (k, v) in last.Metrics) entry["eval_" + k] = v;
                 Log(metricsPath, state, entry);
-                if (state.BestMetric is null || last.Main > state.BestMetric)
+                if (last.Beats(state.BestMetric))
                 {
                     state.BestMetric = last.Main;
                     state.BestStep = state.Step;

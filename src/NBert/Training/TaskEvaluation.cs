@@ -1,0 +1,134 @@
+using NBert.Modeling;
+
+namespace NBert.Training;
+
+/// <summary>Runs a model over evaluation features in batches and scores it with each task's metrics.</summary>
+public static class TaskEvaluation
+{
+    /// <summary>Forward passes (dropout off) over <paramref name="features"/> in order; the head logits of each
+    /// feature and the mean loss.</summary>
+    public static (List<float[]> Logits, double Loss) Run(TrainingModel<float> model, IReadOnlyList<Feature> features, int batchSize, int padId)
+    {
+        var logits = new List<float[]>(features.Count);
+        double loss = 0;
+        int batches = 0;
+        for (int start = 0; start < features.Count; start += batchSize)
+        {
+            var part = features.Skip(start).Take(batchSize).ToList();
+            var batch = Feature.Collate(part, padId);
+            loss += model.Forward(batch, training: false).Loss;
+            batches++;
+            var all = model.Logits;
+            // Token-level heads give [sequence, classes] per feature: keep the real tokens (padding is at the end).
+            bool tokenLevel = part[0].TokenLabels is not null || part[0].ContextOffsets is not null;
+            int perFeature = all.Length / part.Count, classes = tokenLevel ? perFeature / batch.Inputs.SequenceLength : perFeature;
+            for (int i = 0; i < part.Count; i++)
+                logits.Add(all.Slice(i * perFeature, tokenLevel ? part[i].Length * classes : perFeature).ToArray());
+        }
+        return (logits, batches == 0 ? 0 : loss / batches);
+    }
+
+    public static Evaluation Classification(TrainingModel<float> model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
+    {
+        var (logits, loss) = Run(model, features, batchSize, padId);
+        var metrics = new Dictionary<string, double> { ["loss"] = loss };
+        switch (problem)
+        {
+            case ClassificationProblem.SingleLabel:
+            {
+                var gold = features.Select(f => f.Label).ToList();
+                var predicted = logits.Select(ArgMax).ToList();
+                metrics["accuracy"] = ClassificationMetrics.Accuracy(gold, predicted);
+                metrics["macro_f1"] = ClassificationMetrics.MacroF1(gold, predicted);
+                return new Evaluation(metrics, "accuracy");
+            }
+            case ClassificationProblem.Regression:
+                metrics["mse"] = features.Zip(logits, (f, l) => (double)(l[0] - f.Values![0]) * (l[0] - f.Values![0])).Average();
+                return new Evaluation(metrics, "mse", HigherIsBetter: false);
+            default:
+            {
+                // A label is predicted where its logit is positive (sigmoid above 0.5). Exact-match accuracy and
+                // macro-F1 over the labels, each label a binary problem.
+                int labels = features[0].Values!.Length;
+                metrics["accuracy"] = features.Zip(logits, (f, l) => Enumerable.Range(0, labels).All(j => (l[j] > 0) == (f.Values![j] > 0.5f)) ? 1.0 : 0).Average();
+                double f1 = 0;
+                for (int j = 0; j < labels; j++)
+                {
+                    int tp = 0, fp = 0, fn = 0;
+                    foreach (var (f, l) in features.Zip(logits))
+                    {
+                        bool g = f.Values![j] > 0.5f, p = l[j] > 0;
+                        if (g && p) tp++; else if (p) fp++; else if (g) fn++;
+                    }
+                    f1 += 2 * tp + fp + fn == 0 ? 0 : 2.0 * tp / (2 * tp + fp + fn);
+                }
+                metrics["macro_f1"] = f1 / labels;
+                return new Evaluation(metrics, "macro_f1");
+            }
+        }
+    }
+
+    /// <summary>Entity-level precision, recall and F1 (seqeval) over the labelled positions, as run_ner evaluates.</summary>
+    public static Evaluation TokenClassification(TrainingModel<float> model, IReadOnlyList<Feature> features, IReadOnlyList<string> labels, int batchSize, int padId)
+    {
+        var (logits, loss) = Run(model, features, batchSize, padId);
+        var gold = new List<IReadOnlyList<string>>();
+        var predicted = new List<IReadOnlyList<string>>();
+        int n = labels.Count, right = 0, total = 0;
+        for (int i = 0; i < features.Count; i++)
+        {
+            var g = new List<string>();
+            var p = new List<string>();
+            var tokenLabels = features[i].TokenLabels!;
+            for (int t = 0; t < tokenLabels.Length; t++)
+            {
+                if (tokenLabels[t] == -100) continue;
+                int best = ArgMax(logits[i].AsSpan(t * n, n).ToArray());
+                g.Add(labels[tokenLabels[t]]);
+                p.Add(labels[best]);
+                total++;
+                if (best == tokenLabels[t]) right++;
+            }
+            gold.Add(g);
+            predicted.Add(p);
+        }
+        var s = SeqEval.Score(gold, predicted);
+        return new Evaluation(new Dictionary<string, double>
+        {
+            ["loss"] = loss, ["precision"] = s.Precision, ["recall"] = s.Recall, ["f1"] = s.F1, ["accuracy"] = total == 0 ? 0 : (double)right / total,
+        }, "f1");
+    }
+
+    /// <summary>Exact match and F1 (0 to 100, as the SQuAD script reports them) of the best span per question.</summary>
+    public static (Evaluation Evaluation, List<string> Answers) QuestionAnswering(TrainingModel<float> model, IReadOnlyList<QuestionExample> examples,
+        IReadOnlyList<Feature> features, QuestionAnsweringData.Options options, bool allowImpossible, int batchSize, int padId)
+    {
+        var (logits, loss) = Run(model, features, batchSize, padId);
+        var split = logits.Select((l, i) =>
+        {
+            int s = features[i].Length;
+            var start = new float[s];
+            var end = new float[s];
+            for (int t = 0; t < s; t++) (start[t], end[t]) = (l[2 * t], l[2 * t + 1]);
+            return (start, end);
+        }).ToList();
+        var answers = QuestionAnsweringData.Predict(examples, features, split, options, allowImpossible);
+        double em = 0, f1 = 0;
+        for (int i = 0; i < examples.Count; i++)
+        {
+            var (e, f) = SquadMetrics.Score(answers[i], examples[i].Answers.Select(a => a.Text).ToList());
+            em += e;
+            f1 += f;
+        }
+        int count = Math.Max(1, examples.Count);
+        return (new Evaluation(new Dictionary<string, double> { ["loss"] = loss, ["exact_match"] = 100 * em / count, ["f1"] = 100 * f1 / count }, "f1"), answers);
+    }
+
+    private static int ArgMax(float[] values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+            if (values[i] > values[best]) best = i;
+        return best;
+    }
+}
