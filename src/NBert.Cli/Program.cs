@@ -46,6 +46,8 @@ public static class Program
             EmbeddingCommands.Embed(input, output),
             EmbeddingCommands.Similarity(output),
             TrainingCommands.Overfit(output),
+            FineTuneCommands.FineTune(output),
+            FineTuneCommands.Evaluate(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

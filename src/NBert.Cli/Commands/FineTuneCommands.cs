@@ -1,0 +1,200 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using NBert.Modeling;
+using NBert.Training;
+using Spectre.Console;
+
+namespace NBert.Cli.Commands;
+
+/// <summary><c>nbert finetune</c> and <c>nbert evaluate</c>: classification, NER and extractive QA.</summary>
+public static class FineTuneCommands
+{
+    private static Option<string> TaskOption()
+    {
+        var o = new Option<string>("--task") { Description = "classification (JSONL or CSV: text, text_pair, label), ner (CoNLL or JSONL tokens/tags) or qa (SQuAD v1.1/v2.0 JSON)", Required = true };
+        o.AcceptOnlyFromAmong("classification", "ner", "qa");
+        return o;
+    }
+
+    public static Command FineTune(TextWriter stdout)
+    {
+        var task = TaskOption();
+        var model = new Option<string>("--model") { Description = "Pretrained model directory, or minilm (built in)", Required = true };
+        var train = new Option<string>("--train") { Description = "Training data", Required = true };
+        var eval = new Option<string>("--eval") { Description = "Evaluation data: scored after every epoch (or --eval-steps); the best model is kept", Required = true };
+        var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-5 };
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" };
+        var warmup = new Option<double>("--warmup-ratio") { Description = "Linear warm-up as a fraction of all steps", DefaultValueFactory = _ => 0.1 };
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
+        var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
+        var labels = new Option<string?>("--labels") { Description = "Label names in id order, comma-separated (default: the model's, else sorted from the data)" };
+        var earlyStopping = new Option<int?>("--early-stopping") { Description = "Stop after N evaluations without a better main metric" };
+        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate every N steps instead of every epoch" };
+        var saveSteps = new Option<int?>("--save-steps") { Description = "Also write a resumable checkpoint every N steps" };
+        var labelAll = new Option<bool>("--label-all-tokens") { Description = "ner: label every piece of a word, not only the first" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var command = new Command("finetune", "Fine-tune a pretrained model for classification, NER or question answering.")
+        {
+            task, model, train, eval, output, epochs, lr, batchSize, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
+            evalSteps, saveSteps, labelAll, resume, seed,
+        };
+        command.SetAction(parse =>
+        {
+            var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
+            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+            var baseConfig = LoadConfig(directory);
+            var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, baseConfig, parse.GetValue(train), parse.GetValue(eval), names,
+                parse.GetValue(maxLength), parse.GetValue(labelAll)));
+            if (prepared.Train.Count == 0) throw new CliException($"{parse.GetValue(train)}: no training examples.");
+            if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(eval)}: no evaluation examples.");
+            int seedValue = parse.GetValue(seed);
+            var pretrained = LoadModel(directory, prepared, seedValue);
+            var options = Options(() => new TrainerOptions
+            {
+                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr),
+                WarmupRatio = parse.GetValue(warmup), AdamW = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay) },
+                MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps),
+                SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping),
+            });
+            int batch = options.BatchSize;
+            var trainer = new Trainer(pretrained, directory, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
+                m => prepared.Evaluate(m, batch), options);
+            stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
+                $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
+            trainer.Progress += e => ReportProgress(stdout, e);
+            string outDir = parse.GetValue(output)!;
+            Evaluation? result;
+            try
+            {
+                result = trainer.Train(outDir, parse.GetValue(resume));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException($"{outDir}: {e.Message}", e);
+            }
+            if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
+            stdout.WriteLine($"wrote the best model to {outDir}");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    public static Command Evaluate(TextWriter stdout)
+    {
+        var task = TaskOption();
+        var model = new Option<string>("--model") { Description = "Fine-tuned model directory", Required = true };
+        var data = new Option<string>("--data") { Description = "Data to score, in the task's format", Required = true };
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" };
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var json = new Option<bool>("--json") { Description = "The metrics as one JSON object" };
+        var command = new Command("evaluate", "Score a fine-tuned model on labelled data with its task's metrics.") { task, model, data, maxLength, batchSize, json };
+        command.SetAction(parse =>
+        {
+            var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
+            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+            var config = LoadConfig(directory);
+            var architecture = FineTuningTask.ArchitectureOf(kind);
+            if (config.Architectures.Count == 0 || config.Architectures[0] != architecture.ToString())
+                throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
+            var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength)));
+            if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
+            var trainingModel = TrainingModel<float>.From(ModelCommands.Load(directory, architecture));
+            var result = prepared.Evaluate(trainingModel, parse.GetValue(batchSize));
+            if (parse.GetValue(json))
+                stdout.WriteLine(JsonSerializer.Serialize(result.Metrics.ToDictionary(k => k.Key, k => Math.Round(k.Value, 6))));
+            else
+                WriteTable(stdout, result, $"{parse.GetValue(data)} ({prepared.Eval.Count:N0} features):");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    private static T Data<T>(Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    private static TrainerOptions Options(Func<TrainerOptions> build)
+    {
+        try
+        {
+            var o = build();
+            o.Validate();
+            o.AdamW.Validate();
+            return o;
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    private static BertConfig LoadConfig(string directory)
+    {
+        try
+        {
+            return BertConfig.Load(Path.Combine(directory, "config.json"));
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw new CliException(e.Message, e);
+        }
+    }
+
+    private static BertPreTrainedModel LoadModel(string directory, FineTuningTask task, int seed)
+    {
+        try
+        {
+            return BertPreTrainedModel.FromPretrained(directory, task.Architecture, seed, task.Configure);
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
+        {
+            throw new CliException($"{e.Message} (a head trained with other labels cannot be reused: start from the model without that head)", e);
+        }
+    }
+
+    internal static void ReportProgress(TextWriter stdout, TrainerEvent e)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string width = e.TotalSteps.ToString(inv).Length.ToString(inv);
+        switch (e.Kind)
+        {
+            case "train":
+                stdout.WriteLine(string.Format(inv, "step {0," + width + "}/{1}  epoch {2:F2}  loss {3:F4}  lr {4:E2}  {5:N0} tokens/s  {6} elapsed, eta {7}",
+                    e.Step, e.TotalSteps, e.Epoch, e.Loss, e.LearningRate, e.TokensPerSecond, Duration(e.Elapsed), Duration(e.Remaining ?? TimeSpan.Zero)));
+                break;
+            case "eval":
+                stdout.WriteLine(string.Format(inv, "eval at step {0}: {1}", e.Step,
+                    string.Join("  ", e.Evaluation!.Metrics.Select(m => string.Format(inv, "{0} {1:F4}", m.Key, m.Value)))));
+                break;
+        }
+        if (e.Message is not null) stdout.WriteLine(e.Message);
+        stdout.Flush();
+    }
+
+    private static string Duration(TimeSpan t) => t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes:D2}m" : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds:D2}s" : $"{t.TotalSeconds:F0}s";
+
+    private static void WriteTable(TextWriter stdout, Evaluation result, string title)
+    {
+        stdout.WriteLine(title);
+        var table = new Table().AddColumns("metric", "value");
+        foreach (var (name, value) in result.Metrics)
+            table.AddRow(name == result.MainMetric ? $"[bold]{name}[/]" : name, value.ToString("F4", CultureInfo.InvariantCulture));
+        Program.Console(stdout).Write(table);
+    }
+}
