@@ -48,6 +48,7 @@ public static class Program
             TrainingCommands.Overfit(output),
             FineTuneCommands.FineTune(output),
             FineTuneCommands.Evaluate(output),
+            PretrainCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

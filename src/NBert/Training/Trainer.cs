@@ -213,8 +213,18 @@ public sealed class Trainer
     public static int[] Permutation(int seed, int epoch, int count)
     {
         var order = Enumerable.Range(0, count).ToArray();
-        new Random(HashCode.Combine(seed, epoch, 0x5EED)).Shuffle(order);
+        new Random(DeriveSeed(seed, epoch, 0x5EED)).Shuffle(order);
         return order;
+    }
+
+    /// <summary>A seed for a purpose (an epoch's order, a step's masks) from the run's seed, the same in every process
+    /// (HashCode.Combine is randomised per process, so it cannot serve).</summary>
+    public static int DeriveSeed(int seed, long a, long b)
+    {
+        ulong z = (ulong)(uint)seed * 0x9E3779B97F4A7C15UL ^ (ulong)a * 0xBF58476D1CE4E5B9UL ^ (ulong)b * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
     // ---- saving and resuming ----

@@ -1,0 +1,138 @@
+using System.CommandLine;
+using NBert.Modeling;
+using NBert.Tokenization;
+using NBert.Training;
+
+namespace NBert.Cli.Commands;
+
+/// <summary><c>nbert pretrain</c>: masked-LM (+ NSP) pre-training on a corpus in BERT's format.</summary>
+public static class PretrainCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var model = new Option<string?>("--model") { Description = "Checkpoint to continue pre-training (else --config and --vocab)" };
+        var config = new Option<string?>("--config") { Description = "config.json of a model to pre-train from scratch (vocab_size follows the vocabulary)" };
+        var vocab = new Option<string?>("--vocab") { Description = "Directory with the tokenizer (vocab.txt or tokenizer.json), with --config" };
+        var corpus = new Option<string[]>("--corpus") { Description = "Corpus files: a sentence per line, blank lines between documents (.gz read as gzip)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var evalCorpus = new Option<string[]>("--eval-corpus") { Description = "Held-out corpus files for masked-token and NSP accuracy", AllowMultipleArgumentsPerToken = true };
+        var evalInstances = new Option<int>("--eval-instances") { Description = "Held-out instances to score", DefaultValueFactory = _ => 2000 };
+        var output = new Option<string>("--out") { Description = "Output directory (model, tokenizer files, checkpoints, metrics.jsonl, loss.svg)", Required = true };
+        var maxSeqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
+        var mlmProbability = new Option<double>("--mlm-probability") { DefaultValueFactory = _ => 0.15 };
+        var wholeWord = new Option<bool>("--whole-word-mask") { Description = "Mask whole words (all their pieces)" };
+        var noNsp = new Option<bool>("--no-nsp") { Description = "Masked-LM only (RoBERTa style): single segments, BertForMaskedLM" };
+        var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 };
+        var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" };
+        var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" };
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 };
+        var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 };
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
+        var beta1 = new Option<double>("--adam-beta1") { DefaultValueFactory = _ => 0.9 };
+        var beta2 = new Option<double>("--adam-beta2") { DefaultValueFactory = _ => 0.999 };
+        var epsilon = new Option<double>("--adam-epsilon") { DefaultValueFactory = _ => 1e-8 };
+        var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
+        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate on the held-out corpus every N steps (default: at the end)" };
+        var saveSteps = new Option<int?>("--save-steps") { Description = "Write a resumable checkpoint every N steps" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
+        {
+            model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, shortSeq, maxPredictions,
+            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, seed,
+        };
+        command.SetAction(parse =>
+        {
+            bool nsp = !parse.GetValue(noNsp);
+            var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
+            int seedValue = parse.GetValue(seed);
+            var (pretrained, tokenizer, tokenizerDirectory) = LoadModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
+            int maxLength = parse.GetValue(maxSeqLength);
+            if (maxLength > pretrained.Config.MaxPositionEmbeddings)
+                throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
+            List<PretrainingInstance> Instances(string[] files, int instanceSeed)
+            {
+                try
+                {
+                    var builder = new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed);
+                    return builder.Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer)).ToList();
+                }
+                catch (Exception e) when (e is FileNotFoundException or IOException or InvalidDataException or ArgumentException)
+                {
+                    throw new CliException(e.Message, e);
+                }
+            }
+            var train = Instances(parse.GetValue(corpus)!, seedValue);
+            if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");
+            var held = parse.GetValue(evalCorpus) is { Length: > 0 } evalFiles
+                ? Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList() : null;
+            var collator = new MaskedLmCollator(tokenizer)
+            {
+                Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
+            };
+            TrainerOptions options;
+            try
+            {
+                options = new TrainerOptions
+                {
+                    MaxSteps = parse.GetValue(steps) ?? (train.Count + parse.GetValue(batchSize) - 1) / parse.GetValue(batchSize),
+                    BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
+                    AdamW = new AdamWOptions
+                    {
+                        WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
+                    },
+                    MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
+                    SaveSteps = parse.GetValue(saveSteps),
+                };
+                options.Validate();
+                options.AdamW.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message, e);
+            }
+            int evalBatch = Math.Min(64, options.BatchSize);
+            var trainer = new Trainer(pretrained, tokenizerDirectory, train.Count,
+                (indices, step) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, step, 0x4D4C4D)), nsp),
+                held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
+            stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
+                $"{train.Count:N0} training instances ({train.Sum(x => (long)x.A.Length + x.B.Length):N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
+            trainer.Progress += e => FineTuneCommands.ReportProgress(stdout, e);
+            string outDir = parse.GetValue(output)!;
+            try
+            {
+                trainer.Train(outDir, parse.GetValue(resume));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException($"{outDir}: {e.Message}", e);
+            }
+            stdout.WriteLine($"wrote {outDir}");
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    private static (BertPreTrainedModel Model, BertTokenizer Tokenizer, string TokenizerDirectory) LoadModel(string? model, string? config, string? vocab,
+        BertArchitecture architecture, int seed)
+    {
+        if (model is not null)
+        {
+            if (config is not null) throw new CliException("Give either --model or --config with --vocab, not both.");
+            string directory = ModelCommands.Resolve(model);
+            return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory), directory);
+        }
+        if (config is null || vocab is null) throw new CliException("Give --model DIR, or --config CONFIG.json with --vocab DIR.");
+        var tokenizer = TokenizeCommand.LoadTokenizer(vocab);
+        BertConfig c;
+        try
+        {
+            c = BertConfig.Load(config) with { VocabSize = tokenizer.VocabSize, Architectures = [architecture.ToString()] };
+        }
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        {
+            throw new CliException(e.Message, e);
+        }
+        return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer, vocab);
+    }
+}

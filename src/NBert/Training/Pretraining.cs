@@ -1,0 +1,248 @@
+using System.IO.Compression;
+using NBert.Modeling;
+using NBert.Tokenization;
+
+namespace NBert.Training;
+
+/// <summary>
+/// A pre-training corpus in BERT's convention: one sentence per line, a blank line between documents;
+/// plain text or gzip (by the <c>.gz</c> extension). Read as a stream, one document at a time.
+/// </summary>
+public static class PretrainingCorpus
+{
+    public static IEnumerable<List<string>> Documents(IEnumerable<string> paths)
+    {
+        foreach (var path in paths)
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file.", path);
+            using var file = File.OpenRead(path);
+            using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
+            using var reader = new StreamReader(stream);
+            var document = new List<string>();
+            string? line;
+            while ((line = reader.ReadLine()) is not null)
+            {
+                if (line.Trim().Length == 0)
+                {
+                    if (document.Count > 0) yield return document;
+                    document = [];
+                }
+                else document.Add(line);
+            }
+            if (document.Count > 0) yield return document;
+        }
+    }
+
+    /// <summary>Each document's sentences as WordPiece ids (no special tokens), dropping sentences with no tokens.</summary>
+    public static IEnumerable<List<int[]>> Tokenized(IEnumerable<List<string>> documents, BertTokenizer tokenizer)
+    {
+        var options = new EncodeOptions { AddSpecialTokens = false };
+        foreach (var document in documents)
+        {
+            var ids = tokenizer.EncodeBatch(document, options).Select(e => e.InputIds).Where(x => x.Length > 0).ToList();
+            if (ids.Count > 0) yield return ids;
+        }
+    }
+}
+
+/// <summary>A pre-training example: segment A, segment B (empty without NSP), and whether B is a random continuation.</summary>
+public sealed record PretrainingInstance(int[] A, int[] B, bool IsRandomNext);
+
+/// <summary>
+/// Sentence-pair instances as Google's <c>create_pretraining_data.py</c> builds them: sentences of a document
+/// gathered up to a target length of <c>max_seq_length - 3</c> (shorter with probability
+/// <c>short_seq_prob</c>), split at a random point into A and B; half of the time B comes from another random
+/// document and the unused sentences are put back; the pair trimmed by <c>truncate_seq_pair</c> (the longer
+/// side loses a token at its front or back at random). Without NSP, A alone fills <c>max_seq_length - 2</c>.
+/// Documents are read in shards, so the corpus never has to fit in memory; random B segments come from the
+/// same shard. Deterministic for a seed.
+/// </summary>
+public sealed class InstanceBuilder(int maxSeqLength = 128, double shortSeqProbability = 0.1, bool nextSentencePrediction = true, int seed = 12345,
+    int documentsPerShard = 100_000)
+{
+    public IEnumerable<PretrainingInstance> Build(IEnumerable<List<int[]>> documents)
+    {
+        if (maxSeqLength < (nextSentencePrediction ? 5 : 3)) throw new ArgumentOutOfRangeException(nameof(maxSeqLength), $"max_seq_length {maxSeqLength} is too short.");
+        var rng = new Random(seed);
+        var shard = new List<List<int[]>>();
+        foreach (var document in documents)
+        {
+            shard.Add(document);
+            if (shard.Count < documentsPerShard) continue;
+            foreach (var instance in BuildShard(shard, rng)) yield return instance;
+            shard = [];
+        }
+        foreach (var instance in BuildShard(shard, rng)) yield return instance;
+    }
+
+    private List<PretrainingInstance> BuildShard(List<List<int[]>> documents, Random rng)
+    {
+        var instances = new List<PretrainingInstance>();
+        for (int d = 0; d < documents.Count; d++) FromDocument(documents, d, rng, instances);
+        rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(instances));
+        return instances;
+    }
+
+    private void FromDocument(List<List<int[]>> documents, int index, Random rng, List<PretrainingInstance> instances)
+    {
+        var document = documents[index];
+        int maxTokens = maxSeqLength - (nextSentencePrediction ? 3 : 2);
+        int target = rng.NextDouble() < shortSeqProbability ? rng.Next(2, maxTokens + 1) : maxTokens;
+        var chunk = new List<int[]>();
+        int length = 0;
+        for (int i = 0; i < document.Count; i++)
+        {
+            chunk.Add(document[i]);
+            length += document[i].Length;
+            if (i != document.Count - 1 && length < target) continue;
+            if (!nextSentencePrediction)
+            {
+                var a = chunk.SelectMany(x => x).ToList();
+                Truncate(a, [], maxTokens, rng);
+                instances.Add(new PretrainingInstance(a.ToArray(), [], false));
+            }
+            else
+            {
+                int aEnd = chunk.Count >= 2 ? rng.Next(1, chunk.Count) : 1;
+                var a = chunk.Take(aEnd).SelectMany(x => x).ToList();
+                var b = new List<int>();
+                bool randomNext = false;
+                if (chunk.Count == 1 || rng.NextDouble() < 0.5)
+                {
+                    randomNext = true;
+                    int targetB = target - a.Count;
+                    int other = index;
+                    for (int tries = 0; tries < 10 && other == index; tries++) other = rng.Next(documents.Count);
+                    var random = documents[other];
+                    for (int j = rng.Next(random.Count); j < random.Count; j++)
+                    {
+                        b.AddRange(random[j]);
+                        if (b.Count >= targetB) break;
+                    }
+                    i -= chunk.Count - aEnd; // the sentences not used go back
+                }
+                else b.AddRange(chunk.Skip(aEnd).SelectMany(x => x));
+                Truncate(a, b, maxTokens, rng);
+                if (a.Count >= 1 && b.Count >= 1) instances.Add(new PretrainingInstance(a.ToArray(), b.ToArray(), randomNext));
+            }
+            chunk.Clear();
+            length = 0;
+        }
+    }
+
+    /// <summary>truncate_seq_pair: until the pair fits, the longer side loses its first or last token at random.</summary>
+    private static void Truncate(List<int> a, List<int> b, int maxTokens, Random rng)
+    {
+        while (a.Count + b.Count > maxTokens)
+        {
+            var longer = a.Count > b.Count ? a : b;
+            if (rng.NextDouble() < 0.5) longer.RemoveAt(0);
+            else longer.RemoveAt(longer.Count - 1);
+        }
+    }
+}
+
+/// <summary>
+/// Masked-LM batches as transformers' <c>DataCollatorForLanguageModeling</c> makes them: each token that is not
+/// special or padding is chosen with probability <c>mlm_probability</c>; of those, 80% become [MASK], 10% a
+/// random token and 10% stay; labels are the original ids there and -100 elsewhere. With whole-word masking
+/// (<c>DataCollatorForWholeWordMask</c>), whole words (a piece and its ## continuations) are chosen until
+/// 15% of the tokens are. <c>max_predictions_per_seq</c> caps the targets per sequence. NSP labels: 0 when B
+/// follows A, 1 when it is random.
+/// </summary>
+public sealed class MaskedLmCollator
+{
+    private readonly int _cls, _sep, _mask, _pad, _vocab;
+    private readonly bool[] _continuation;
+    public double Probability { get; init; } = 0.15;
+    public bool WholeWordMask { get; init; }
+    public int? MaxPredictionsPerSequence { get; init; }
+
+    public MaskedLmCollator(BertTokenizer tokenizer)
+    {
+        int Id(string token) => tokenizer.TokenToId(token) ?? throw new ArgumentException($"The vocabulary has no {token} token.");
+        (_cls, _sep, _mask, _pad, _vocab) = (Id(tokenizer.ClsToken), Id(tokenizer.SepToken), Id(tokenizer.MaskToken), tokenizer.PadTokenId, tokenizer.VocabSize);
+        _continuation = Enumerable.Range(0, _vocab).Select(i => tokenizer.IdToToken(i)?.StartsWith("##", StringComparison.Ordinal) == true).ToArray();
+    }
+
+    /// <summary>[CLS] A [SEP] (B [SEP]) for each instance, padded to the longest, masked with <paramref name="random"/>.</summary>
+    public TrainingBatch Collate(IReadOnlyList<PretrainingInstance> instances, Random random, bool withNextSentenceLabels)
+    {
+        int b = instances.Count;
+        int s = instances.Max(x => x.A.Length + x.B.Length + (x.B.Length > 0 ? 3 : 2));
+        var ids = new int[b * s];
+        var types = new int[b * s];
+        var mask = new int[b * s];
+        var labels = Enumerable.Repeat(-100, b * s).ToArray();
+        Array.Fill(ids, _pad);
+        for (int i = 0; i < b; i++)
+        {
+            var x = instances[i];
+            int at = i * s, n = 0;
+            ids[at + n++] = _cls;
+            foreach (int id in x.A) ids[at + n++] = id;
+            ids[at + n++] = _sep;
+            if (x.B.Length > 0)
+            {
+                int bStart = n;
+                foreach (int id in x.B) ids[at + n++] = id;
+                ids[at + n++] = _sep;
+                types.AsSpan(at + bStart, n - bStart).Fill(1);
+            }
+            mask.AsSpan(at, n).Fill(1);
+            Mask(ids.AsSpan(at, n), labels.AsSpan(at, n), random);
+        }
+        return new TrainingBatch
+        {
+            Inputs = new ModelInputs(b, s, ids, types, mask),
+            Labels = labels,
+            NextSentenceLabel = withNextSentenceLabels ? instances.Select(x => x.IsRandomNext ? 1 : 0).ToArray() : null,
+        };
+    }
+
+    private bool Special(int id) => id == _cls || id == _sep || id == _pad;
+
+    private void Mask(Span<int> ids, Span<int> labels, Random random)
+    {
+        var chosen = new List<int>();
+        if (WholeWordMask)
+        {
+            // Words: a piece and the ## pieces after it. Chosen in random order until 15% of the tokens are.
+            var words = new List<List<int>>();
+            for (int t = 0; t < ids.Length; t++)
+            {
+                if (Special(ids[t])) continue;
+                if (words.Count > 0 && _continuation[ids[t]] && words[^1][^1] == t - 1) words[^1].Add(t);
+                else words.Add([t]);
+            }
+            int candidates = words.Sum(w => w.Count);
+            int toPredict = Math.Min(MaxPredictionsPerSequence ?? 512, Math.Max(1, (int)Math.Round(candidates * Probability)));
+            var order = words.ToArray();
+            random.Shuffle(order);
+            foreach (var word in order)
+            {
+                if (chosen.Count >= toPredict) break;
+                if (chosen.Count + word.Count > toPredict) continue;
+                chosen.AddRange(word);
+            }
+        }
+        else
+        {
+            for (int t = 0; t < ids.Length; t++)
+                if (!Special(ids[t]) && random.NextDouble() < Probability) chosen.Add(t);
+            if (MaxPredictionsPerSequence is int max && chosen.Count > max)
+            {
+                var array = chosen.ToArray();
+                random.Shuffle(array);
+                chosen = array.Take(max).Order().ToList();
+            }
+        }
+        foreach (int t in chosen)
+        {
+            labels[t] = ids[t];
+            double r = random.NextDouble();
+            if (r < 0.8) ids[t] = _mask;
+            else if (r < 0.9) ids[t] = random.Next(_vocab);
+        }
+    }
+}
