@@ -49,6 +49,7 @@ public static class Program
             FineTuneCommands.FineTune(output),
             FineTuneCommands.Evaluate(output),
             PretrainCommand.Create(output),
+            VocabCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
