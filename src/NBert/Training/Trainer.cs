@@ -121,7 +121,7 @@ public sealed class Trainer
         string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
         if (resume && LatestCheckpoint(outputDirectory) is { } checkpoint)
         {
-            state = Restore(checkpoint, model, step.Optimizer);
+            state = Restore(checkpoint, model, step.Optimizer, step.Schedule);
             Report("resume", state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
         else if (File.Exists(metricsPath))
@@ -188,7 +188,7 @@ public sealed class Trainer
                     stop ? $"no better {last.MainMetric} in {state.EvaluationsWithoutGain} evaluations: stopping early (best {state.BestMetric:F4} at step {state.BestStep})" : null);
             }
             if (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0))
-                SaveCheckpoint(model, step.Optimizer, state, outputDirectory);
+                SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
         if (_evaluate is null) SaveModel(model, outputDirectory);
         else if (state.BestMetric is null) SaveModel(model, outputDirectory);
@@ -236,7 +236,7 @@ public sealed class Trainer
         if (_tokenizerDirectory is not null) Checkpoint.CopyTokenizerFiles(_tokenizerDirectory, directory);
     }
 
-    private void SaveCheckpoint(TrainingModel<float> model, AdamW<float> optimizer, State state, string directory)
+    private void SaveCheckpoint(TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule, State state, string directory)
     {
         string final = Path.Combine(directory, $"checkpoint-{state.Step}");
         string temp = Path.Combine(directory, $".checkpoint-{state.Step}.{Environment.ProcessId}.tmp");
@@ -253,7 +253,10 @@ public sealed class Trainer
             ["optimizer_step"] = optimizer.Step, ["dropout_seed"] = model.Random.Seed.ToString(CultureInfo.InvariantCulture),
             ["dropout_position"] = state.DropoutPosition.ToString(CultureInfo.InvariantCulture),
             ["best_metric"] = state.BestMetric, ["best_step"] = state.BestStep, ["evaluations_without_gain"] = state.EvaluationsWithoutGain,
-            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize, ["log_history"] = state.History.DeepClone(),
+            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize,
+            // The schedule is a function of the optimiser step; its settings must not change on resume.
+            ["scheduler"] = ScheduleJson(schedule),
+            ["log_history"] = state.History.DeepClone(),
         };
         AtomicFile.WriteAllText(Path.Combine(temp, "trainer_state.json"), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (Directory.Exists(final)) Directory.Delete(final, true);
@@ -272,7 +275,12 @@ public sealed class Trainer
             .Where(d => CheckpointStep(d) is not null && File.Exists(Path.Combine(d, "trainer_state.json")))
             .OrderByDescending(d => CheckpointStep(d)).FirstOrDefault();
 
-    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer)
+    private static JsonObject ScheduleJson(LearningRateSchedule s) => new()
+    {
+        ["kind"] = s.Kind, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
+    };
+
+    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule)
     {
         JsonNode json;
         try
@@ -285,8 +293,9 @@ public sealed class Trainer
         }
         if ((int)json["seed"]! != Options.Seed || (int)json["batch_size"]! != Options.BatchSize)
             throw new InvalidDataException($"{checkpoint}: written with seed {json["seed"]} and batch size {json["batch_size"]}; resume with the same settings.");
-        var saved = BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture);
-        var restored = TrainingModel<float>.From(saved);
+        if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
+            throw new InvalidDataException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
+        var restored = TrainingModel<float>.From(BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture));
         restored.Values.CopyTo(model.Values, 0);
         using (var file = new SafeTensorsFile(Path.Combine(checkpoint, "optimizer.safetensors")))
             foreach (var s in model.Slots)
