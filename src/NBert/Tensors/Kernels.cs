@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace NBert.Tensors;
 
@@ -31,19 +32,15 @@ public static class Kernels
     /// </summary>
     public static void Gelu(Span<float> x) => InBlocks(x, static (v, e) =>
     {
-        // exp(-z²) with z = x/√2, i.e. exp(-x²/2)
-        TensorPrimitives.Multiply(v, v, e);
-        TensorPrimitives.Multiply(e, -0.5f, e);
-        TensorPrimitives.Exp(e, e);
-        for (int i = 0; i < v.Length; i++)
-        {
-            float xi = v[i];
-            float z = MathF.Abs(xi) * 0.70710678118654752f;
-            float t = 1f / (1f + 0.3275911f * z);
-            float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-            float erf = 1f - poly * e[i];
-            v[i] = 0.5f * xi * (1f + (xi < 0 ? -erf : erf));
-        }
+        ExpMinusHalfSquare(v, e);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= v.Length; i += 8)
+            {
+                var xi = Vector256.Create<float>(v[i..]);
+                (xi * Cdf(xi, Vector256.Create<float>(e[i..]))).CopyTo(v[i..]);
+            }
+        for (; i < v.Length; i++) v[i] *= Cdf(v[i], e[i]);
     });
 
     /// <summary>
@@ -52,28 +49,54 @@ public static class Kernels
     /// </summary>
     public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
-        Span<float> e = stackalloc float[Block];
+        Span<float> scratch = stackalloc float[Block];
+        const float InvSqrt2Pi = 0.3989422804014327f;
         for (int start = 0; start < x.Length; start += Block)
         {
             int n = Math.Min(Block, x.Length - start);
             var v = x.Slice(start, n);
             var g = dy.Slice(start, n);
             var d = dx.Slice(start, n);
-            var ex = e[..n];
-            TensorPrimitives.Multiply(v, v, ex);
-            TensorPrimitives.Multiply(ex, -0.5f, ex);
-            TensorPrimitives.Exp(ex, ex);
-            for (int i = 0; i < n; i++)
-            {
-                float xi = v[i];
-                float z = MathF.Abs(xi) * 0.70710678118654752f;
-                float t = 1f / (1f + 0.3275911f * z);
-                float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-                float erf = 1f - poly * ex[i];
-                float cdf = 0.5f * (1f + (xi < 0 ? -erf : erf));
-                d[i] += g[i] * (cdf + xi * 0.3989422804014327f * ex[i]);
-            }
+            var e = scratch[..n];
+            ExpMinusHalfSquare(v, e);
+            int i = 0;
+            if (Vector256.IsHardwareAccelerated)
+                for (; i + 8 <= n; i += 8)
+                {
+                    var xi = Vector256.Create<float>(v[i..]);
+                    var ei = Vector256.Create<float>(e[i..]);
+                    var di = Vector256.Create<float>(d[i..]) + Vector256.Create<float>(g[i..]) * (Cdf(xi, ei) + xi * InvSqrt2Pi * ei);
+                    di.CopyTo(d[i..]);
+                }
+            for (; i < n; i++) d[i] += g[i] * (Cdf(v[i], e[i]) + v[i] * InvSqrt2Pi * e[i]);
         }
+    }
+
+    /// <summary>e = exp(-x²/2), which both Φ's erf (as exp(-z²) at z = x/√2) and φ need.</summary>
+    private static void ExpMinusHalfSquare(ReadOnlySpan<float> x, Span<float> e)
+    {
+        TensorPrimitives.Multiply(x, x, e);
+        TensorPrimitives.Multiply(e, -0.5f, e);
+        TensorPrimitives.Exp(e, e);
+    }
+
+    private const float P = 0.3275911f, A1 = 0.254829592f, A2 = -0.284496736f, A3 = 1.421413741f, A4 = -1.453152027f, A5 = 1.061405429f;
+
+    /// <summary>Φ(x) = 0.5 (1 + erf(x/√2)) from x and e = exp(-x²/2).</summary>
+    private static float Cdf(float x, float e)
+    {
+        float t = 1f / (1f + P * MathF.Abs(x) * 0.70710678118654752f);
+        float erf = 1f - t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5)))) * e;
+        return 0.5f * (1f + (x < 0 ? -erf : erf));
+    }
+
+    private static Vector256<float> Cdf(Vector256<float> x, Vector256<float> e)
+    {
+        var t = Vector256<float>.One / (Vector256<float>.One + Vector256.Create(P * 0.70710678118654752f) * Vector256.Abs(x));
+        var poly = t * (Vector256.Create(A1) + t * (Vector256.Create(A2) + t * (Vector256.Create(A3) + t * (Vector256.Create(A4) + t * A5))));
+        var erf = Vector256<float>.One - poly * e;
+        var signed = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -erf, erf);
+        return Vector256.Create(0.5f) * (Vector256<float>.One + signed);
     }
 
     /// <summary>GELU's tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))) (gelu_new, gelu_pytorch_tanh).</summary>

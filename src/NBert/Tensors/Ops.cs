@@ -298,20 +298,31 @@ public static class Ops
         if (counted == 0) return 0;
         double total = 0;
         T gradScale = T.CreateTruncating(dloss / counted);
-        for (int r = 0; r < targets.Length; r++)
+        // Each row's exponentials (shifted by its maximum), vectorised, in one scratch row.
+        var rented = System.Buffers.ArrayPool<T>.Shared.Rent(classes);
+        var e = rented.AsSpan(0, classes);
+        try
         {
-            int t = targets[r];
-            if (t == ignoreIndex) continue;
-            var row = logits.Slice(r * classes, classes);
-            T max = TensorPrimitives.Max(row);
-            T sum = T.Zero;
-            for (int j = 0; j < classes; j++) sum += T.Exp(row[j] - max);
-            T logSum = T.Log(sum) + max;
-            total += double.CreateTruncating(logSum - row[t]);
-            if (dlogits.IsEmpty) continue;
-            var g = dlogits.Slice(r * classes, classes);
-            for (int j = 0; j < classes; j++) g[j] += gradScale * T.Exp(row[j] - logSum);
-            g[t] -= gradScale;
+            for (int r = 0; r < targets.Length; r++)
+            {
+                int t = targets[r];
+                if (t == ignoreIndex) continue;
+                var row = logits.Slice(r * classes, classes);
+                T max = TensorPrimitives.Max(row);
+                TensorPrimitives.Subtract(row, max, e);
+                TensorPrimitives.Exp<T>(e, e);
+                T sum = TensorPrimitives.Sum<T>(e);
+                total += double.CreateTruncating(T.Log(sum) + max - row[t]);
+                if (dlogits.IsEmpty) continue;
+                // d/dlogits = scale · (softmax - one-hot(target))
+                var g = dlogits.Slice(r * classes, classes);
+                TensorPrimitives.MultiplyAdd(e, gradScale / sum, g, g);
+                g[t] -= gradScale;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<T>.Shared.Return(rented);
         }
         return total / counted;
     }

@@ -188,21 +188,25 @@ public static unsafe class Sgemm
         }
     }
 
-    /// <summary>A stored transposed ([k, m]): each k already holds the panel's MR values side by side.</summary>
+    /// <summary>A stored transposed ([k, m]): each k already holds the panels' values side by side, so each row
+    /// of A is read once, front to back, and dealt out to the panels.</summary>
     private static void PackTransposedA(float* a, int lda, int mc, int kc, float* packed)
     {
-        for (int ir = 0; ir < mc; ir += MR)
+        int full = mc / MR * MR;
+        for (int p = 0; p < kc; p++)
         {
-            int rows = Math.Min(MR, mc - ir);
-            float* dst = packed + ir * kc, src = a + ir;
-            if (rows == MR)
-                for (int p = 0; p < kc; p++, dst += MR, src += lda)
-                {
-                    dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2]; dst[3] = src[3]; dst[4] = src[4]; dst[5] = src[5];
-                }
-            else
-                for (int p = 0; p < kc; p++, dst += MR, src += lda)
-                    for (int i = 0; i < MR; i++) dst[i] = i < rows ? src[i] : 0f;
+            float* src = a + (long)p * lda;
+            int ir = 0;
+            for (; ir < full; ir += MR)
+            {
+                float* dst = packed + ir * kc + p * MR;
+                dst[0] = src[ir]; dst[1] = src[ir + 1]; dst[2] = src[ir + 2]; dst[3] = src[ir + 3]; dst[4] = src[ir + 4]; dst[5] = src[ir + 5];
+            }
+            if (ir < mc)
+            {
+                float* dst = packed + ir * kc + p * MR;
+                for (int i = 0; i < MR; i++) dst[i] = ir + i < mc ? src[ir + i] : 0f;
+            }
         }
     }
 
