@@ -50,22 +50,28 @@ public static class PretrainCommand
             int maxLength = parse.GetValue(maxSeqLength);
             if (maxLength > pretrained.Config.MaxPositionEmbeddings)
                 throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
-            List<PretrainingInstance> Instances(string[] files, int instanceSeed)
+            T Read<T>(Func<T> read)
             {
                 try
                 {
-                    var builder = new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed);
-                    return builder.Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer)).ToList();
+                    return read();
                 }
                 catch (Exception e) when (e is FileNotFoundException or IOException or InvalidDataException or ArgumentException)
                 {
                     throw new CliException(e.Message, e);
                 }
             }
-            var train = Instances(parse.GetValue(corpus)!, seedValue);
+            IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
+                new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
+            string outDir = parse.GetValue(output)!;
+            Directory.CreateDirectory(outDir);
+            // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
+            string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");
+            using var cleanup = new DeleteOnDispose(instancesPath); // disposed last: after the map is closed
+            using var train = Read(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
             if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");
             var held = parse.GetValue(evalCorpus) is { Length: > 0 } evalFiles
-                ? Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList() : null;
+                ? Read(() => Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList()) : null;
             var collator = new MaskedLmCollator(tokenizer)
             {
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
@@ -96,9 +102,8 @@ public static class PretrainCommand
                 (indices, step) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, step, 0x4D4C4D)), nsp),
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
-                $"{train.Count:N0} training instances ({train.Sum(x => (long)x.A.Length + x.B.Length):N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
+                $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
             trainer.Progress += e => FineTuneCommands.ReportProgress(stdout, e);
-            string outDir = parse.GetValue(output)!;
             try
             {
                 trainer.Train(outDir, parse.GetValue(resume));
@@ -111,6 +116,15 @@ public static class PretrainCommand
             return Program.Ok;
         });
         return command;
+    }
+
+    /// <summary>Deletes a temporary file when disposed.</summary>
+    private sealed class DeleteOnDispose(string path) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (File.Exists(path)) File.Delete(path);
+        }
     }
 
     private static (BertPreTrainedModel Model, BertTokenizer Tokenizer, string TokenizerDirectory) LoadModel(string? model, string? config, string? vocab,

@@ -246,3 +246,63 @@ public sealed class MaskedLmCollator
         }
     }
 }
+
+/// <summary>
+/// Pre-training instances kept in a file rather than in memory: written once as they are built, then read
+/// back by index through a memory map. Memory holds one offset per instance, whatever the corpus size.
+/// </summary>
+public sealed class PretrainingInstanceFile : IDisposable
+{
+    private readonly long[] _offsets;
+    private readonly System.IO.MemoryMappedFiles.MemoryMappedFile? _map;
+    private readonly System.IO.MemoryMappedFiles.MemoryMappedViewAccessor? _view;
+    public string Path { get; }
+    public int Count => _offsets.Length;
+    public long Tokens { get; }
+
+    private PretrainingInstanceFile(string path, long[] offsets, long tokens)
+    {
+        (Path, _offsets, Tokens) = (path, offsets, tokens);
+        if (offsets.Length == 0) return;
+        _map = System.IO.MemoryMappedFiles.MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+        _view = _map.CreateViewAccessor(0, 0, System.IO.MemoryMappedFiles.MemoryMappedFileAccess.Read);
+    }
+
+    /// <summary>Writes the instances to <paramref name="path"/> (each: length of A, length of B, random-next flag, the ids).</summary>
+    public static PretrainingInstanceFile Write(string path, IEnumerable<PretrainingInstance> instances)
+    {
+        var offsets = new List<long>();
+        long tokens = 0;
+        using (var writer = new BinaryWriter(new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16)))
+            foreach (var x in instances)
+            {
+                offsets.Add(writer.BaseStream.Position);
+                writer.Write(x.A.Length);
+                writer.Write(x.B.Length);
+                writer.Write(x.IsRandomNext ? 1 : 0);
+                foreach (int id in x.A) writer.Write(id);
+                foreach (int id in x.B) writer.Write(id);
+                tokens += x.A.Length + x.B.Length;
+            }
+        return new PretrainingInstanceFile(path, offsets.ToArray(), tokens);
+    }
+
+    public PretrainingInstance this[int index]
+    {
+        get
+        {
+            long at = _offsets[index];
+            int a = _view!.ReadInt32(at), b = _view.ReadInt32(at + 4);
+            bool random = _view.ReadInt32(at + 8) != 0;
+            var ids = new int[a + b];
+            _view.ReadArray(at + 12, ids, 0, a + b);
+            return new PretrainingInstance(ids[..a], ids[a..], random);
+        }
+    }
+
+    public void Dispose()
+    {
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+}

@@ -40,6 +40,7 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.Equal("BertForPreTraining", (string)config["architectures"]![0]!);
         Assert.True(File.Exists(Temp("out/vocab.txt")));
         Assert.True(File.Exists(Temp("out/checkpoint-12/optimizer.safetensors")));
+        Assert.Empty(Directory.GetFiles(Temp("out"), "*.tmp")); // the instance file is gone
         var losses = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] is not null).Select(l => (double)l["loss"]!).ToList();
         Assert.True(losses[^1] < losses[0], string.Join(", ", losses));
 

@@ -66,6 +66,25 @@ public sealed class PretrainingDataTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Instances_written_to_a_file_read_back_the_same()
+    {
+        var instances = new InstanceBuilder(maxSeqLength: 64, seed: 9).Build(Documents(50, 3)).ToList();
+        using (var file = PretrainingInstanceFile.Write(Temp("i.bin"), instances))
+        {
+            Assert.Equal(instances.Count, file.Count);
+            Assert.Equal(instances.Sum(x => (long)x.A.Length + x.B.Length), file.Tokens);
+            for (int i = instances.Count - 1; i >= 0; i--)
+            {
+                Assert.Equal(instances[i].A, file[i].A);
+                Assert.Equal(instances[i].B, file[i].B);
+                Assert.Equal(instances[i].IsRandomNext, file[i].IsRandomNext);
+            }
+        }
+        using var empty = PretrainingInstanceFile.Write(Temp("e.bin"), []);
+        Assert.Equal(0, empty.Count);
+    }
+
+    [Fact]
     public void The_masked_lm_collator_masks_15_percent_80_10_10_and_never_special_tokens()
     {
         var instances = new InstanceBuilder(maxSeqLength: 128, seed: 3).Build(Documents(400, 2).Select(d => d.Select(s => s.Select(t => t % 28000 + 1000).ToArray()).ToList())).ToList();
