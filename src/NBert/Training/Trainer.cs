@@ -122,6 +122,8 @@ public sealed class Trainer
         if (resume && LatestCheckpoint(outputDirectory) is { } checkpoint)
         {
             state = Restore(checkpoint, model, step.Optimizer, step.Schedule);
+            // The log as it was at the checkpoint: lines written after it, by the run that stopped, go.
+            File.WriteAllLines(metricsPath, state.History.Select(h => h!.ToJsonString()));
             Report("resume", state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
         else if (File.Exists(metricsPath))
@@ -190,11 +192,10 @@ public sealed class Trainer
             if (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
-        if (_evaluate is null) SaveModel(model, outputDirectory);
-        else if (state.BestMetric is null) SaveModel(model, outputDirectory);
+        if (_evaluate is null || state.BestMetric is null) SaveModel(model, outputDirectory);
         LossCurve.Write(Path.Combine(outputDirectory, "loss.svg"), metricsPath);
         Report("done", state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
-            _evaluate is null ? null : $"best {last?.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
+            last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
     }
 
