@@ -266,12 +266,18 @@ public sealed partial class BertTokenizer
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
+        // Unknown ids are skipped, as Hugging Face skips them.
+        return ConvertTokensToString(ids.Select(IdToToken).OfType<string>().Where(t => !(skipSpecialTokens && _specialContents.Contains(t))));
+    }
+
+    /// <summary>The WordPiece decoder over tokens (transformers' <c>convert_tokens_to_string</c>): a continuation
+    /// piece loses its ## and joins the token before it, other tokens are separated by spaces, then clean-up.</summary>
+    public string ConvertTokensToString(IEnumerable<string> tokens)
+    {
         var sb = new StringBuilder();
         bool first = true;
-        foreach (int id in ids)
+        foreach (var token in tokens)
         {
-            string? token = IdToToken(id); // unknown ids are skipped, as Hugging Face skips them
-            if (token is null || (skipSpecialTokens && _specialContents.Contains(token))) continue;
             string piece = token;
             if (!first)
                 piece = Decoder.Prefix.Length > 0 && piece.StartsWith(Decoder.Prefix, StringComparison.Ordinal)

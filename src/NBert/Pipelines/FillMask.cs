@@ -1,0 +1,89 @@
+using System.Text.Json.Serialization;
+using NBert.Modeling;
+using NBert.Tokenization;
+
+namespace NBert.Pipelines;
+
+/// <summary>One candidate for a [MASK], with transformers' field names.</summary>
+public sealed record FillMaskCandidate(
+    [property: JsonPropertyName("score")] float Score,
+    [property: JsonPropertyName("token")] int Token,
+    [property: JsonPropertyName("token_str")] string TokenStr,
+    [property: JsonPropertyName("sequence")] string Sequence);
+
+/// <summary>
+/// transformers' <c>fill-mask</c> pipeline: the softmax over the vocabulary at each [MASK], the <c>top_k</c> best
+/// (or the best among <c>targets</c>), each with the text it makes. One list per [MASK]; with several masks,
+/// the sequence keeps the special tokens and the other masks, as transformers decodes it.
+/// </summary>
+public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
+{
+    public BertTokenizer Tokenizer { get; } = tokenizer;
+    public BertPreTrainedModel Model { get; } = Check(model);
+    public int BatchSize { get; init; } = 32;
+
+    private static BertPreTrainedModel Check(BertPreTrainedModel m) =>
+        m.Architecture is BertArchitecture.BertForMaskedLM or BertArchitecture.BertForPreTraining ? m
+            : throw new ArgumentException($"fill-mask needs a masked-LM head (BertForMaskedLM or BertForPreTraining), not {m.Architecture}.");
+
+    public static FillMask FromDirectory(string directory)
+    {
+        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
+        return new FillMask(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, arch));
+    }
+
+    /// <summary>The candidates for each [MASK] of each text (texts without a [MASK] are an error naming the text).</summary>
+    public List<List<List<FillMaskCandidate>>> Run(IReadOnlyList<string> texts, int topK = 5, IReadOnlyList<string>? targets = null)
+    {
+        if (topK < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"top_k must be at least 1, not {topK}.");
+        int maskId = Tokenizer.TokenToId(Tokenizer.MaskToken) ?? throw new InvalidOperationException("The tokenizer has no mask token.");
+        int[]? targetIds = targets is null ? null : TargetIds(targets);
+        var options = new EncodeOptions { MaxLength = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
+        var encodings = Tokenizer.EncodeBatch(texts, options);
+        for (int i = 0; i < texts.Count; i++)
+            if (!encodings[i].InputIds.Contains(maskId))
+                throw new ArgumentException($"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{texts[i]}\".");
+        var results = new List<List<FillMaskCandidate>>[texts.Count];
+        int vocab = Model.Config.VocabSize;
+        Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, padded, output) =>
+        {
+            var logits = (output.PredictionLogits ?? output.Logits)!.Data;
+            int s = padded[0].Length;
+            for (int r = 0; r < rows.Length; r++)
+            {
+                var ids = encodings[rows[r]].InputIds;
+                var masks = Enumerable.Range(0, ids.Length).Where(t => ids[t] == maskId).ToList();
+                var perMask = new List<List<FillMaskCandidate>>();
+                foreach (int m in masks)
+                {
+                    var probs = Batches.Softmax(logits.AsSpan((r * s + m) * vocab, vocab));
+                    var candidates = (targetIds ?? Enumerable.Range(0, vocab)).Select(id => (Id: id, P: probs[id]))
+                        .OrderByDescending(x => x.P).ThenBy(x => x.Id).Take(topK);
+                    perMask.Add(candidates.Select(c =>
+                    {
+                        var filled = (int[])ids.Clone();
+                        filled[m] = c.Id;
+                        return new FillMaskCandidate(c.P, c.Id, Tokenizer.Decode([c.Id]), Tokenizer.Decode(filled, skipSpecialTokens: masks.Count == 1));
+                    }).ToList());
+                }
+                results[rows[r]] = perMask;
+            }
+        });
+        return results.ToList();
+    }
+
+    /// <summary>Each target's id: the word itself when it is in the vocabulary, else its first piece (as transformers does, with a warning there).</summary>
+    private int[] TargetIds(IReadOnlyList<string> targets)
+    {
+        var ids = new List<int>();
+        foreach (var target in targets)
+        {
+            if (Tokenizer.TokenToId(target) is int id) { ids.Add(id); continue; }
+            var pieces = Tokenizer.Encode(target, options: new EncodeOptions { AddSpecialTokens = false }).InputIds;
+            if (pieces.Length == 0) throw new ArgumentException($"The target \"{target}\" gives no token.");
+            ids.Add(pieces[0]);
+        }
+        return ids.Distinct().ToArray();
+    }
+}
