@@ -40,6 +40,52 @@ public static class JsonLinesInput
         return items;
     }
 
+    /// <summary>
+    /// The same, streamed: items in chunks of <paramref name="chunkSize"/>, so any input size runs in constant
+    /// memory. <paramref name="progress"/> gets the lines read and, for a file, the fraction of it read.
+    /// </summary>
+    public static IEnumerable<List<T>> ReadChunks<T>(string path, TextReader stdin, Func<JsonElement, int, T> parse, int chunkSize,
+        Action<long, double?>? progress = null)
+    {
+        FileStream? file = null;
+        TextReader reader;
+        if (path == "-") reader = stdin;
+        else if (!File.Exists(path)) throw new CliException($"input file '{path}' does not exist.");
+        else reader = new StreamReader(file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16));
+        try
+        {
+            var chunk = new List<T>(chunkSize);
+            int number = 0;
+            for (string? line; (line = reader.ReadLine()) is not null;)
+            {
+                number++;
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                try
+                {
+                    using var doc = JsonDocument.Parse(line);
+                    if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new FormatException("expected a JSON object");
+                    chunk.Add(parse(doc.RootElement, number));
+                }
+                catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+                {
+                    throw new CliException($"{Name(path)}, line {number}: {e.Message}", e);
+                }
+                if (chunk.Count == chunkSize)
+                {
+                    yield return chunk;
+                    chunk = new List<T>(chunkSize);
+                    progress?.Invoke(number, file is null || file.Length == 0 ? null : (double)file.Position / file.Length);
+                }
+            }
+            if (chunk.Count > 0) yield return chunk;
+            progress?.Invoke(number, file is null ? null : 1.0);
+        }
+        finally
+        {
+            if (!ReferenceEquals(reader, stdin)) reader.Dispose();
+        }
+    }
+
     public static string Name(string path) => path == "-" ? "standard input" : path;
 
     /// <summary>A string field; null when absent or null, an error when of another type.</summary>

@@ -14,9 +14,13 @@ public static class Program
     /// <summary>Whether standard output is a terminal (colours and live progress) rather than a file or pipe.</summary>
     public static bool IsTerminal { get; private set; }
 
+    /// <summary>Whether standard error is a terminal (live progress there).</summary>
+    public static bool IsErrorTerminal { get; private set; }
+
     public static int Main(string[] args)
     {
         IsTerminal = !System.Console.IsOutputRedirected;
+        IsErrorTerminal = !System.Console.IsErrorRedirected;
         // Buffered UTF-8 standard output: JSON lines can be many megabytes.
         using var stdout = new StreamWriter(System.Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
         var stdin = new StreamReader(System.Console.OpenStandardInput(), new UTF8Encoding(false));
@@ -50,6 +54,11 @@ public static class Program
             FineTuneCommands.Evaluate(output),
             PretrainCommand.Create(output),
             VocabCommand.Create(output),
+            PipelineCommands.FillMask(input, output, error),
+            PipelineCommands.Classify(input, output, error),
+            PipelineCommands.Ner(input, output, error),
+            PipelineCommands.Qa(input, output, error),
+            PipelineCommands.Nsp(input, output, error),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,233 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using NBert.Modeling;
+using NBert.Pipelines;
+using Spectre.Console;
+
+namespace NBert.Cli.Commands;
+
+/// <summary>
+/// <c>nbert fill-mask</c>, <c>classify</c>, <c>ner</c>, <c>qa</c> and <c>nsp</c>: the pipelines on texts given as
+/// arguments or JSON lines (<c>--input FILE|-</c>, streamed in chunks with progress on stderr). A table by
+/// default; with <c>--json</c>, one line per input holding exactly the pipeline's JSON value for it.
+/// </summary>
+public static class PipelineCommands
+{
+    private const int Chunk = 256;
+    private static readonly JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private static Option<string> ModelOption() => new("--model") { Description = "Model directory with the task's head", Required = true };
+    private static Option<string?> InputOption(string format) => new("--input") { Description = $"JSON lines {format}; - for standard input (used when no argument is given)" };
+    private static Option<bool> JsonOption() => new("--json") { Description = "One JSON line per input: the pipeline's value for it" };
+
+    private static T Load<T>(string model, Func<string, T> create)
+    {
+        string directory = ModelCommands.Resolve(model);
+        try
+        {
+            return create(directory);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException or ArgumentException)
+        {
+            throw new CliException($"{directory}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
+    private static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,
+        Func<JsonElement, int, T> fromJson, Func<IReadOnlyList<T>, IReadOnlyList<object>> run, bool json, Func<T, string> describe,
+        Func<object, IEnumerable<string[]>> rows, string[] columns)
+    {
+        var clock = Stopwatch.StartNew();
+        long done = 0;
+        bool streaming = fromArguments is null;
+        IEnumerable<List<T>> chunks = fromArguments is not null ? [fromArguments.ToList()]
+            : JsonLinesInput.ReadChunks(input ?? "-", stdin, fromJson, Chunk, (lines, fraction) =>
+            {
+                if (!Program.IsErrorTerminal) return;
+                double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
+                string bar = fraction is double f ? $"[{new string('#', (int)(f * 30)).PadRight(30, '-')}] {f:P0} " : "";
+                stderr.Write(string.Format(Inv, "\r{0}{1:N0} inputs, {2:N0}/s", bar, done, rate));
+            });
+        foreach (var chunk in chunks)
+        {
+            IReadOnlyList<object> values;
+            try
+            {
+                values = run(chunk);
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message, e);
+            }
+            done += chunk.Count;
+            if (json)
+                foreach (var v in values) stdout.WriteLine(JsonSerializer.Serialize(v, v.GetType(), Json));
+            else
+            {
+                var table = new Table().AddColumns(["#", "input", .. columns]);
+                for (int i = 0; i < chunk.Count; i++)
+                {
+                    bool first = true;
+                    foreach (var row in rows(values[i]).DefaultIfEmpty(columns.Select(_ => "").ToArray()))
+                    {
+                        table.AddRow([first ? (done - chunk.Count + i + 1).ToString(Inv) : "", first ? Markup.Escape(Shorten(describe(chunk[i]))) : "",
+                            .. row.Select(Markup.Escape)]);
+                        first = false;
+                    }
+                }
+                Program.Console(stdout).Write(table);
+            }
+            stdout.Flush();
+        }
+        if (streaming)
+        {
+            if (Program.IsErrorTerminal) stderr.WriteLine();
+            stderr.WriteLine(string.Format(Inv, "{0:N0} inputs in {1:F1} s ({2:N0}/s)", done, clock.Elapsed.TotalSeconds, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3)));
+        }
+        return Program.Ok;
+    }
+
+    private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
+    private static string Score(float s) => s.ToString("F4", Inv);
+
+    private static int? ParseTopK(string value, string option) =>
+        value == "all" ? null : int.TryParse(value, NumberStyles.None, Inv, out int k) && k >= 1 ? k
+            : throw new CliException($"{option} must be a positive number or all, not '{value}'.");
+
+    public static Command FillMask(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var model = ModelOption();
+        var input = InputOption("{\"text\": ...}");
+        var json = JsonOption();
+        var topK = new Option<int>("--top-k") { Description = "Candidates per [MASK]", DefaultValueFactory = _ => 5 };
+        var targets = new Option<string?>("--targets") { Description = "Only score these words (comma-separated)" };
+        var texts = new Argument<string[]>("TEXT") { Description = "Texts with [MASK]", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("fill-mask", "The likeliest tokens for each [MASK] (transformers' fill-mask pipeline).") { model, input, json, topK, targets, texts };
+        command.SetAction(parse =>
+        {
+            int k = parse.GetValue(topK);
+            if (k < 1) throw new CliException($"--top-k must be at least 1, not {k}.");
+            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromDirectory);
+            var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
+            return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
+                chunk => pipeline.Run(chunk, k, targetList).Select(perMask => perMask.Count == 1 ? (object)perMask[0] : perMask).ToList(),
+                parse.GetValue(json), x => x,
+                v => (v is List<FillMaskCandidate> one ? [one] : (List<List<FillMaskCandidate>>)v)
+                    .SelectMany((list, m) => list.Select(c => new[] { (m + 1).ToString(Inv), c.TokenStr, Score(c.Score), c.Sequence })),
+                ["mask", "token", "score", "sequence"]);
+        });
+        return command;
+    }
+
+    public static Command Classify(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var model = ModelOption();
+        var input = InputOption("{\"text\": ..., \"text_pair\": ...}");
+        var json = JsonOption();
+        var topK = new Option<string>("--top-k") { Description = "Labels per input, or all", DefaultValueFactory = _ => "1" };
+        var function = new Option<string>("--function-to-apply") { Description = "softmax, sigmoid or none (default: as the model's config implies)", DefaultValueFactory = _ => "default" };
+        function.AcceptOnlyFromAmong("default", "softmax", "sigmoid", "none");
+        var texts = new Argument<string[]>("TEXT") { Description = "Texts to classify", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("classify", "Labels and scores of texts or pairs (transformers' text-classification pipeline).") { model, input, json, topK, function, texts };
+        command.SetAction(parse =>
+        {
+            int? k = ParseTopK(parse.GetValue(topK)!, "--top-k");
+            var apply = parse.GetValue(function) switch { "softmax" => ScoreFunction.Softmax, "sigmoid" => ScoreFunction.Sigmoid, "none" => ScoreFunction.None, _ => ScoreFunction.Default };
+            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromDirectory);
+            var given = parse.GetValue(texts) is { Length: > 0 } t ? t.Select(x => (x, (string?)null)).ToList() : null;
+            return Run(stdin, stdout, stderr, given, parse.GetValue(input),
+                (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.OptionalString(e, "text_pair")),
+                chunk => pipeline.Run(chunk, k, apply).Cast<object>().ToList(), parse.GetValue(json),
+                x => x.Item2 is null ? x.Item1 : $"{x.Item1} | {x.Item2}",
+                v => ((List<LabelScore>)v).Select(l => new[] { l.Label, Score(l.Score) }), ["label", "score"]);
+        });
+        return command;
+    }
+
+    public static Command Ner(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var model = ModelOption();
+        var input = InputOption("{\"text\": ...}");
+        var json = JsonOption();
+        var aggregation = new Option<string>("--aggregation") { Description = "none (every token), simple, first, average or max", DefaultValueFactory = _ => "simple" };
+        aggregation.AcceptOnlyFromAmong("none", "simple", "first", "average", "max");
+        var stride = new Option<int?>("--stride") { Description = "Process texts longer than the model's maximum in windows overlapping by this many tokens" };
+        var texts = new Argument<string[]>("TEXT") { Description = "Texts to tag", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("ner", "Named entities (transformers' token-classification pipeline).") { model, input, json, aggregation, stride, texts };
+        command.SetAction(parse =>
+        {
+            var strategy = Enum.Parse<Aggregation>(parse.GetValue(aggregation)!, ignoreCase: true);
+            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromDirectory);
+            var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
+            return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
+                chunk => pipeline.Run(chunk, strategy, parse.GetValue(stride)).Cast<object>().ToList(), parse.GetValue(json), x => x,
+                v => ((List<EntityPrediction>)v).Select(e => new[] { e.EntityGroup ?? e.Entity!, e.Word, Score(e.Score), $"{e.Start}-{e.End}" }),
+                ["entity", "word", "score", "span"]);
+        });
+        return command;
+    }
+
+    public static Command Qa(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var model = ModelOption();
+        var input = InputOption("{\"question\": ..., \"context\": ...}");
+        var json = JsonOption();
+        var topK = new Option<int>("--top-k") { Description = "Answers per question", DefaultValueFactory = _ => 1 };
+        var maxAnswer = new Option<int>("--max-answer-len") { Description = "Longest answer in tokens", DefaultValueFactory = _ => 15 };
+        var docStride = new Option<int?>("--doc-stride") { Description = "Overlap of context windows in tokens (default min(128, max_seq_len / 2))" };
+        var maxSeq = new Option<int?>("--max-seq-len") { Description = "Tokens per window (default min(model_max_length, 384))" };
+        var maxQuestion = new Option<int>("--max-question-len") { Description = "Question tokens kept", DefaultValueFactory = _ => 64 };
+        var impossible = new Option<bool>("--handle-impossible-answer") { Description = "Allow the empty answer" };
+        var noAlign = new Option<bool>("--no-align-to-words") { Description = "Keep spans at token boundaries instead of whole words" };
+        var arguments = new Argument<string[]>("QUESTION CONTEXT") { Description = "A question and its context", Arity = new ArgumentArity(0, 2) };
+        var command = new Command("qa", "Answer spans from a context (transformers 4's question-answering pipeline).")
+        {
+            model, input, json, topK, maxAnswer, docStride, maxSeq, maxQuestion, impossible, noAlign, arguments,
+        };
+        command.SetAction(parse =>
+        {
+            var options = new QuestionAnsweringOptions
+            {
+                TopK = parse.GetValue(topK), MaxAnswerLen = parse.GetValue(maxAnswer), DocStride = parse.GetValue(docStride), MaxSeqLen = parse.GetValue(maxSeq),
+                MaxQuestionLen = parse.GetValue(maxQuestion), HandleImpossibleAnswer = parse.GetValue(impossible), AlignToWords = !parse.GetValue(noAlign),
+            };
+            var given = parse.GetValue(arguments) ?? [];
+            if (given.Length == 1) throw new CliException("give a QUESTION and a CONTEXT, or JSON lines through --input.");
+            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromDirectory);
+            return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
+                (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
+                chunk => pipeline.Run(chunk, options).Select(a => options.TopK == 1 ? (object)a[0] : a).ToList(), parse.GetValue(json),
+                x => x.Item1,
+                v => (v is QaAnswer one ? [one] : (List<QaAnswer>)v).Select(a => new[] { a.Answer, Score(a.Score), $"{a.Start}-{a.End}" }),
+                ["answer", "score", "span"]);
+        });
+        return command;
+    }
+
+    public static Command Nsp(TextReader stdin, TextWriter stdout, TextWriter stderr)
+    {
+        var model = ModelOption();
+        var input = InputOption("{\"text\": ..., \"text_pair\": ...}");
+        var json = JsonOption();
+        var arguments = new Argument<string[]>("A B") { Description = "A sentence and the one that may follow it", Arity = new ArgumentArity(0, 2) };
+        var command = new Command("nsp", "The probability that sentence B follows sentence A (next sentence prediction).") { model, input, json, arguments };
+        command.SetAction(parse =>
+        {
+            var given = parse.GetValue(arguments) ?? [];
+            if (given.Length == 1) throw new CliException("give two sentences A and B, or JSON lines through --input.");
+            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromDirectory);
+            return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
+                (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
+                chunk => pipeline.Run(chunk).Select(p => (object)new Dictionary<string, object> { ["is_next"] = p >= 0.5f, ["score"] = p }).ToList(),
+                parse.GetValue(json), x => $"{x.Item1} | {x.Item2}",
+                v => [[((Dictionary<string, object>)v)["is_next"].ToString()!.ToLowerInvariant(), Score((float)((Dictionary<string, object>)v)["score"])]],
+                ["is next", "probability"]);
+        });
+        return command;
+    }
+}
