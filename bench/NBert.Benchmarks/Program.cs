@@ -20,6 +20,17 @@ if (args.Length > 0 && args[0] == "embeddings")
     if (embTarget is not null) Paths.WriteSection(embTarget, "embeddings", embSection);
     return 0;
 }
+if (args.Length > 0 && args[0] == "pipelines")
+{
+    int pipeRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
+    string? pipeTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
+    var pipeSentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 2000);
+    string pipeTable = PipelineBenchmarks.Run(pipeSentences, pipeRounds, Console.Out);
+    string pipeSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}.\n\n{pipeTable}\nReproduce:\n\n```sh\nbench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- pipelines --rounds {pipeRounds} --write docs/benchmarks.md\n```\n";
+    Console.WriteLine(pipeSection);
+    if (pipeTarget is not null) Paths.WriteSection(pipeTarget, "pipelines", pipeSection);
+    return 0;
+}
 if (args.Length > 0 && args[0] == "training")
 {
     LibTorchLoader.Prepare();
@@ -48,7 +59,7 @@ if (args.Length > 0 && args[0] == "engine")
 }
 if (args.Length == 0 || args[0] != "tokenizers")
 {
-    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | bdn [...]");
+    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | pipelines [--rounds N] [--write FILE] | bdn [...]");
     return 2;
 }
 string Arg(string name, string fallback)

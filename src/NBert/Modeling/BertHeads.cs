@@ -18,6 +18,21 @@ public abstract class BertHeadModel : BertPreTrainedModel
 {
     private protected BertHeadModel(BertConfig c, BertArchitecture a, IReadOnlyDictionary<string, Tensor> p) : base(c, a, p) { }
 
+    /// <summary>
+    /// Masked-LM logits [positions, vocab] at the given token positions (indices into batch·sequence) only:
+    /// what fill-mask needs, without the vocabulary-sized product at every other position.
+    /// </summary>
+    public float[] PredictionLogitsAt(ModelInputs inputs, IReadOnlyList<int> positions)
+    {
+        if (Architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM))
+            throw new InvalidOperationException($"{Architecture} has no masked-LM head.");
+        var hidden = RunBody(inputs, withPooler: false, outputHiddenStates: false, outputAttentions: false).LastHiddenState!.Data;
+        int h = Config.HiddenSize;
+        var rows = new float[positions.Count * h];
+        for (int i = 0; i < positions.Count; i++) hidden.AsSpan(positions[i] * h, h).CopyTo(rows.AsSpan(i * h));
+        return PredictionLogits(new Tensor(rows, positions.Count, 1, h));
+    }
+
     /// <summary>The masked-LM head (<c>cls.predictions</c>): dense, activation, LayerNorm, then the decoder
     /// (the word embeddings when tied) plus <c>cls.predictions.bias</c>: [rows, vocab].</summary>
     private protected float[] PredictionLogits(Tensor hidden)

@@ -11,13 +11,36 @@ internal static class Batches
     public static void Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<TokenEncoding> encodings, int batchSize,
         Action<int[], IReadOnlyList<TokenEncoding>, ModelOutput> take)
     {
+        foreach (var (rows, padded) in Plan(tokenizer, encodings, batchSize))
+            take(rows, padded, model.Forward(ModelInputs.FromEncodings(padded)));
+    }
+
+    /// <summary>The batches: rows sorted by length, each batch padded to its longest.</summary>
+    public static IEnumerable<(int[] Rows, IReadOnlyList<TokenEncoding> Padded)> Plan(BertTokenizer tokenizer, IReadOnlyList<TokenEncoding> encodings, int batchSize)
+    {
         var order = Enumerable.Range(0, encodings.Count).OrderBy(i => encodings[i].Length).ToArray();
         for (int start = 0; start < order.Length; start += batchSize)
         {
             var rows = order.AsSpan(start, Math.Min(batchSize, order.Length - start)).ToArray();
-            var padded = tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
-            take(rows, padded, model.Forward(ModelInputs.FromEncodings(padded)));
+            yield return (rows, tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest }));
         }
+    }
+
+    /// <summary>The <paramref name="k"/> candidates with the highest values, best first (the lower id first among
+    /// equal values), in one pass that keeps a sorted list of k.</summary>
+    public static List<(int Id, float Value)> TopK(IEnumerable<int> candidates, ReadOnlySpan<float> values, int k)
+    {
+        var best = new List<(int Id, float Value)>(k + 1);
+        foreach (int id in candidates)
+        {
+            float v = values[id];
+            if (best.Count == k && !(v > best[^1].Value)) continue;
+            int at = best.Count;
+            while (at > 0 && v > best[at - 1].Value) at--;
+            best.Insert(at, (id, v));
+            if (best.Count > k) best.RemoveAt(k);
+        }
+        return best;
     }
 
     /// <summary>Softmax of a row of float32 logits as numpy computes it in the pipelines: exp(x - max) / sum.</summary>

@@ -46,30 +46,33 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
                 throw new ArgumentException($"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{texts[i]}\".");
         var results = new List<List<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
-        Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, padded, output) =>
+        var head = (BertHeadModel)Model;
+        foreach (var (rows, padded) in Batches.Plan(Tokenizer, encodings, BatchSize))
         {
-            var logits = (output.PredictionLogits ?? output.Logits)!.Data;
+            // The vocabulary logits at the masks only.
             int s = padded[0].Length;
+            var masks = rows.Select(row => Enumerable.Range(0, encodings[row].Length).Where(t => encodings[row].InputIds[t] == maskId).ToList()).ToList();
+            var positions = masks.SelectMany((m, r) => m.Select(t => r * s + t)).ToList();
+            var logits = head.PredictionLogitsAt(ModelInputs.FromEncodings(padded), positions);
+            int at = 0;
             for (int r = 0; r < rows.Length; r++)
             {
                 var ids = encodings[rows[r]].InputIds;
-                var masks = Enumerable.Range(0, ids.Length).Where(t => ids[t] == maskId).ToList();
                 var perMask = new List<List<FillMaskCandidate>>();
-                foreach (int m in masks)
+                foreach (int m in masks[r])
                 {
-                    var probs = Batches.Softmax(logits.AsSpan((r * s + m) * vocab, vocab));
-                    var candidates = (targetIds ?? Enumerable.Range(0, vocab)).Select(id => (Id: id, P: probs[id]))
-                        .OrderByDescending(x => x.P).ThenBy(x => x.Id).Take(topK);
+                    var probs = Batches.Softmax(logits.AsSpan(at++ * vocab, vocab));
+                    var candidates = Batches.TopK(targetIds ?? Enumerable.Range(0, vocab), probs, topK);
                     perMask.Add(candidates.Select(c =>
                     {
                         var filled = (int[])ids.Clone();
                         filled[m] = c.Id;
-                        return new FillMaskCandidate(c.P, c.Id, Tokenizer.Decode([c.Id]), Tokenizer.Decode(filled, skipSpecialTokens: masks.Count == 1));
+                        return new FillMaskCandidate(c.Value, c.Id, Tokenizer.Decode([c.Id]), Tokenizer.Decode(filled, skipSpecialTokens: masks[r].Count == 1));
                     }).ToList());
                 }
                 results[rows[r]] = perMask;
             }
-        });
+        }
         return results.ToList();
     }
 
