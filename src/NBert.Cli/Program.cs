@@ -47,7 +47,7 @@ public static class Program
             ModelCommands.Init(output),
             ModelCommands.Inspect(output),
             ModelCommands.ImportOnnx(output),
-            EmbeddingCommands.Embed(input, output),
+            EmbeddingCommands.Embed(input, output, error),
             EmbeddingCommands.Similarity(output),
             TrainingCommands.Overfit(output),
             FineTuneCommands.FineTune(output),

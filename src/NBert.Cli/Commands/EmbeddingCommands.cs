@@ -30,7 +30,10 @@ public static class EmbeddingCommands
         return new SentenceEmbeddings(tokenizer, model, options);
     }
 
-    public static Command Embed(TextReader stdin, TextWriter stdout)
+    /// <summary>One text's embedding as the JSON line {"embedding": [...]}.</summary>
+    private sealed record EmbeddingValue([property: System.Text.Json.Serialization.JsonPropertyName("embedding")] float[] Embedding);
+
+    public static Command Embed(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
         var pooling = PoolingOption();
@@ -41,24 +44,18 @@ public static class EmbeddingCommands
         var command = new Command("embed", "Sentence embeddings of texts.") { model, pooling, normalize, json, input, texts };
         command.SetAction(parse =>
         {
-            var given = parse.GetValue(texts) ?? [];
-            var items = given.Length > 0 ? given.ToList()
-                : JsonLinesInput.Read(parse.GetValue(input) ?? "-", stdin, (e, _) => JsonLinesInput.RequiredString(e, "text"));
-            if (items.Count == 0) throw new CliException("no text to embed: give TEXT arguments or JSON lines through --input.");
             var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling)!, parse.GetValue(normalize));
-            var vectors = embedder.Embed(items);
-            if (parse.GetValue(json))
-            {
-                foreach (var v in vectors) stdout.WriteLine(JsonSerializer.Serialize(new { embedding = v }));
-                return Program.Ok;
-            }
-            var table = new Table().AddColumns("#", "text", "dimensions", "norm", "first values");
-            for (int i = 0; i < items.Count; i++)
-                table.AddRow((i + 1).ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(items[i])), vectors[i].Length.ToString(CultureInfo.InvariantCulture),
-                    System.Numerics.Tensors.TensorPrimitives.Norm(vectors[i]).ToString("F4", CultureInfo.InvariantCulture),
-                    string.Join(" ", vectors[i].Take(4).Select(x => x.ToString("F4", CultureInfo.InvariantCulture))) + " ...");
-            Program.Console(stdout).Write(table);
-            return Program.Ok;
+            var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
+            var inv = CultureInfo.InvariantCulture;
+            return PipelineCommands.Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
+                chunk => embedder.Embed(chunk).Select(v => (object)new EmbeddingValue(v)).ToList(), parse.GetValue(json), x => x,
+                v =>
+                {
+                    float[] vector = ((EmbeddingValue)v).Embedding;
+                    return [[vector.Length.ToString(inv), System.Numerics.Tensors.TensorPrimitives.Norm(vector).ToString("F4", inv),
+                        string.Join(" ", vector.Take(4).Select(x => x.ToString("F4", inv))) + " ..."]];
+                },
+                ["dimensions", "norm", "first values"]);
         });
         return command;
     }

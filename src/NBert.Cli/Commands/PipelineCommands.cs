@@ -37,7 +37,7 @@ public static class PipelineCommands
     }
 
     /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
-    private static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,
+    internal static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,
         Func<JsonElement, int, T> fromJson, Func<IReadOnlyList<T>, IReadOnlyList<object>> run, bool json, Func<T, string> describe,
         Func<object, IEnumerable<string[]>> rows, string[] columns)
     {
@@ -83,6 +83,8 @@ public static class PipelineCommands
             }
             stdout.Flush();
         }
+        if (streaming && done == 0)
+            throw new CliException($"no input in {JsonLinesInput.Name(input ?? "-")}: give arguments or JSON lines through --input.");
         if (streaming)
         {
             if (Program.IsErrorTerminal) stderr.WriteLine();
