@@ -59,6 +59,7 @@ public static class Program
             PipelineCommands.Ner(input, output, error),
             PipelineCommands.Qa(input, output, error),
             PipelineCommands.Nsp(input, output, error),
+            BenchCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using NBert.Modeling;
+using NBert.Tensors;
+using NBert.Training;
+using Spectre.Console;
+
+namespace NBert.Cli.Commands;
+
+/// <summary>
+/// <c>nbert bench</c>: NBert's own speed on this machine for a model: tokenization, inference and a training
+/// step. The comparisons with other engines live in bench/NBert.Benchmarks (they need bench-only packages).
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", DefaultValueFactory = _ => "minilm" };
+        var threads = new Option<int?>("--threads") { Description = "Engine threads (default: all cores)" };
+        var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
+        var command = new Command("bench", "Measure tokenization, inference and training speed of a model on this machine.") { model, threads, seconds, json };
+        command.SetAction(parse =>
+        {
+            if (parse.GetValue(threads) is int t)
+            {
+                if (t < 1) throw new CliException($"--threads must be at least 1, not {t}.");
+                Threading.MaxThreads = t;
+            }
+            double budget = parse.GetValue(seconds);
+            if (!(budget > 0)) throw new CliException($"--seconds must be positive, not {budget}.");
+            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+            var encoder = ModelCommands.Load(directory, BertArchitecture.BertModel);
+            var config = encoder.Config;
+
+            // Sentences of vocabulary words (whole words only), so the measure needs no corpus.
+            var rng = new Random(1);
+            var words = Enumerable.Range(1000, Math.Max(1, tokenizer.VocabSize - 1000)).Select(tokenizer.IdToToken)
+                .Where(w => w is { Length: > 1 } && char.IsLetter(w[0])).Take(5000).ToArray();
+            var sentences = Enumerable.Range(0, 2000).Select(_ => string.Join(' ', Enumerable.Range(0, rng.Next(8, 40)).Select(_ => words[rng.Next(words.Length)])) + ".").ToList();
+            long tokens = 0;
+            var (_, tokenizeTime) = Measure(budget, () => tokens += tokenizer.EncodeBatch(sentences).Sum(e => (long)e.Length));
+            double tokenizeRate = tokens / tokenizeTime;
+
+            int s = Math.Min(128, config.MaxPositionEmbeddings);
+            var ids = Enumerable.Range(0, 32 * s).Select(_ => rng.Next(1000, config.VocabSize)).ToArray();
+            var inputs = new ModelInputs(32, s, ids);
+            encoder.Forward(inputs);
+            var (forwards, forwardTime) = Measure(budget, () => encoder.Forward(inputs));
+
+            var classifier = BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification, 1, c => c with { Id2Label = ["a", "b"] });
+            var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create("constant", 1e-5, 0, 1));
+            var batch = new TrainingBatch { Inputs = new ModelInputs(8, s, ids[..(8 * s)]), Labels = [0, 1, 0, 1, 0, 1, 0, 1] };
+            step.Run([batch]);
+            var (steps, stepTime) = Measure(budget, () => step.Run([batch]));
+
+            var figures = new Dictionary<string, double>
+            {
+                ["tokenize_tokens_per_s"] = Math.Round(tokenizeRate),
+                ["inference_sequences_per_s"] = Math.Round(forwards * 32 / forwardTime, 1),
+                ["training_step_ms"] = Math.Round(stepTime / steps * 1000, 1),
+            };
+            if (parse.GetValue(json))
+            {
+                stdout.WriteLine(JsonSerializer.Serialize(figures));
+                return Program.Ok;
+            }
+            var inv = CultureInfo.InvariantCulture;
+            stdout.WriteLine($"{directory}: {config.NumHiddenLayers} layers, hidden {config.HiddenSize}; {Threading.MaxThreads} threads");
+            var table = new Table().AddColumns("measure", "value", "what");
+            table.AddRow("tokenization", $"{tokenizeRate.ToString("N0", inv)} tokens/s", "2,000 sentences of 8-40 words, batch encode");
+            table.AddRow("inference", $"{(forwards * 32 / forwardTime).ToString("N1", inv)} sequences/s", $"BertModel forward, batch 32 x {s}");
+            table.AddRow("training step", $"{(stepTime / steps * 1000).ToString("N0", inv)} ms", $"classification, batch 8 x {s}: forward, backward, AdamW");
+            Program.Console(stdout).Write(table);
+            return Program.Ok;
+        });
+        return command;
+    }
+
+    /// <summary>Calls <paramref name="action"/> until <paramref name="seconds"/> have passed (at least twice); calls and time.</summary>
+    private static (int Calls, double Seconds) Measure(double seconds, Action action)
+    {
+        var clock = Stopwatch.StartNew();
+        int calls = 0;
+        do
+        {
+            action();
+            calls++;
+        } while (clock.Elapsed.TotalSeconds < seconds || calls < 2);
+        return (calls, clock.Elapsed.TotalSeconds);
+    }
+}
