@@ -17,18 +17,34 @@ public sealed record ClassificationExample(string Text, string? TextPair, JsonEl
 /// <c>text</c>, optional <c>text_pair</c> and <c>label</c>.</summary>
 public static class ClassificationData
 {
+    /// <summary>Reads JSON lines, or CSV/TSV by the extension; a further <c>.gz</c> is read as gzip.</summary>
     public static List<ClassificationExample> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
-        string ext = Path.GetExtension(path).ToLowerInvariant();
+        string name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
+        string ext = Path.GetExtension(name).ToLowerInvariant();
         return ext is ".csv" or ".tsv" ? ReadCsv(path, ext == ".tsv" ? "\t" : ",") : ReadJsonLines(path);
+    }
+
+    /// <summary>The file's text, decompressed when it ends in .gz.</summary>
+    private static StreamReader Open(string path)
+    {
+        Stream stream = File.OpenRead(path);
+        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) stream = new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress);
+        return new StreamReader(stream);
+    }
+
+    private static IEnumerable<string> Lines(string path)
+    {
+        using var reader = Open(path);
+        for (string? line; (line = reader.ReadLine()) is not null;) yield return line;
     }
 
     private static List<ClassificationExample> ReadJsonLines(string path)
     {
         var result = new List<ClassificationExample>();
         int lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in Lines(path))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
@@ -55,7 +71,7 @@ public static class ClassificationData
     private static List<ClassificationExample> ReadCsv(string path, string delimiter)
     {
         var result = new List<ClassificationExample>();
-        using var reader = new StreamReader(path);
+        using var reader = Open(path);
         using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture) { Delimiter = delimiter, BadDataFound = null });
         if (!csv.Read() || !csv.ReadHeader()) throw new InvalidDataException($"{path}: empty; the first line must name the columns (text, label).");
         var header = csv.HeaderRecord!;
