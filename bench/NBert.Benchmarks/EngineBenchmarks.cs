@@ -19,7 +19,8 @@ public static class EngineBenchmarks
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private static double Median(IEnumerable<double> values)
+    /// <summary>The median of timings (shared by the benchmark harnesses).</summary>
+    internal static double Median(IEnumerable<double> values)
     {
         var s = values.Order().ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;

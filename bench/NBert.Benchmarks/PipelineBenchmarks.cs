@@ -62,7 +62,7 @@ public static class PipelineBenchmarks
                     run();
                     times.Add(clock.Elapsed.TotalSeconds);
                 }
-                perThreads.Add(count / times.Order().ElementAt(times.Count / 2));
+                perThreads.Add(count / EngineBenchmarks.Median(times));
             }
             string line = string.Create(Inv, $"| {name} | {count:N0} | {perThreads[0]:N0} | {perThreads[1]:N0} |");
             log.WriteLine(line);

@@ -20,12 +20,6 @@ public static class TrainingBenchmarks
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var s = values.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
     private static double Time(Action action, int calls)
     {
         var watch = Stopwatch.StartNew();
@@ -90,7 +84,7 @@ public static class TrainingBenchmarks
                     tTimes.Add(Time(() => torchStep.Step(data), calls));
                     Thread.Sleep(200);
                 }
-                double nt = Median(nTimes), tt = Median(tTimes);
+                double nt = EngineBenchmarks.Median(nTimes), tt = EngineBenchmarks.Median(tTimes);
                 string line = string.Create(Inv,
                     $"| {name} | {batch} x {sequence} | {threads} | {nt * 1e3:F0} ms | {tt * 1e3:F0} ms | {tt / nt:F2} | {data.Tokens / nt:F0} | {lossDiff:E1} |");
                 log.WriteLine(line);

@@ -7,38 +7,8 @@ namespace NBert.Cli;
 public static class JsonLinesInput
 {
     /// <param name="parse">turns one line's object, and its line number, into an item.</param>
-    public static List<T> Read<T>(string path, TextReader stdin, Func<JsonElement, int, T> parse)
-    {
-        TextReader reader;
-        if (path == "-") reader = stdin;
-        else if (!File.Exists(path)) throw new CliException($"input file '{path}' does not exist.");
-        else reader = new StreamReader(path);
-        var items = new List<T>();
-        try
-        {
-            int number = 0;
-            for (string? line; (line = reader.ReadLine()) is not null;)
-            {
-                number++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                try
-                {
-                    using var doc = JsonDocument.Parse(line);
-                    if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new FormatException("expected a JSON object");
-                    items.Add(parse(doc.RootElement, number));
-                }
-                catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
-                {
-                    throw new CliException($"{Name(path)}, line {number}: {e.Message}", e);
-                }
-            }
-        }
-        finally
-        {
-            if (!ReferenceEquals(reader, stdin)) reader.Dispose();
-        }
-        return items;
-    }
+    public static List<T> Read<T>(string path, TextReader stdin, Func<JsonElement, int, T> parse) =>
+        ReadChunks(path, stdin, parse, int.MaxValue).SelectMany(chunk => chunk).ToList();
 
     /// <summary>
     /// The same, streamed: items in chunks of <paramref name="chunkSize"/>, so any input size runs in constant
@@ -54,7 +24,7 @@ public static class JsonLinesInput
         else reader = new StreamReader(file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16));
         try
         {
-            var chunk = new List<T>(chunkSize);
+            var chunk = new List<T>(Math.Min(chunkSize, 1024));
             int number = 0;
             for (string? line; (line = reader.ReadLine()) is not null;)
             {
@@ -73,7 +43,7 @@ public static class JsonLinesInput
                 if (chunk.Count == chunkSize)
                 {
                     yield return chunk;
-                    chunk = new List<T>(chunkSize);
+                    chunk = new List<T>(Math.Min(chunkSize, 1024));
                     progress?.Invoke(number, file is null || file.Length == 0 ? null : (double)file.Position / file.Length);
                 }
             }

@@ -48,7 +48,7 @@ public static class FineTuneCommands
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
-            var baseConfig = LoadConfig(directory);
+            var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, baseConfig, parse.GetValue(train), parse.GetValue(eval), names,
                 parse.GetValue(maxLength), parse.GetValue(labelAll)));
@@ -100,7 +100,7 @@ public static class FineTuneCommands
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
-            var config = LoadConfig(directory);
+            var config = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var architecture = FineTuningTask.ArchitectureOf(kind);
             if (config.Architectures.Count == 0 || config.Architectures[0] != architecture.ToString())
                 throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
@@ -139,18 +139,6 @@ public static class FineTuneCommands
             return o;
         }
         catch (ArgumentException e)
-        {
-            throw new CliException(e.Message, e);
-        }
-    }
-
-    private static BertConfig LoadConfig(string directory)
-    {
-        try
-        {
-            return BertConfig.Load(Path.Combine(directory, "config.json"));
-        }
-        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
         {
             throw new CliException(e.Message, e);
         }

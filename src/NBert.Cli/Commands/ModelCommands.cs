@@ -197,7 +197,7 @@ public static class ModelCommands
         }
     }
 
-    private static BertConfig LoadConfig(string path)
+    internal static BertConfig LoadConfig(string path)
     {
         try
         {

@@ -66,7 +66,7 @@ public sealed class QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedMod
             TokenEncoding first;
             try
             {
-                first = Tokenizer.Encode(LimitQuestion(question, o.MaxQuestionLen), context, encodeOptions);
+                first = Tokenizer.Encode(NBert.Training.QuestionAnsweringData.LimitQuestion(question, Tokenizer, o.MaxQuestionLen), context, encodeOptions);
             }
             catch (ArgumentException e)
             {
@@ -89,12 +89,6 @@ public sealed class QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedMod
             var mine = Enumerable.Range(0, windows.Count).Where(w => windows[w].Input == i).ToList();
             return Answers(inputs[i].Context, mine.Select(w => windows[w].Encoding).ToList(), mine.Select(w => logits[w]).ToList(), o);
         }).ToList();
-    }
-
-    private string LimitQuestion(string question, int maxTokens)
-    {
-        var e = Tokenizer.Encode(question, options: new EncodeOptions { AddSpecialTokens = false });
-        return e.Length <= maxTokens ? question : question[..e.Offsets[maxTokens - 1].End];
     }
 
     /// <summary>The answers of one context from its windows' encodings and start/end logits.</summary>

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 using NBert.Modeling;
 using NBert.Tokenization;
@@ -91,7 +92,7 @@ public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedM
         if (aggregation is Aggregation.None or Aggregation.Simple)
             entities = pre.Select(p =>
             {
-                int best = ArgMax(p.Scores);
+                int best = TensorPrimitives.IndexOfMax<float>(p.Scores);
                 return new EntityPrediction(labels[best], null, p.Scores[best], p.Index, p.Word, p.Start, p.End);
             }).ToList();
         else
@@ -120,7 +121,7 @@ public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedM
             Aggregation.Max => pieces.OrderByDescending(p => p.Scores.Max()).First().Scores, // the first of equal maxima, as Python's max
             _ => Enumerable.Range(0, pieces[0].Scores.Length).Select(j => pieces.Average(p => p.Scores[j])).Select(x => (float)x).ToArray(),
         };
-        int best = ArgMax(scores);
+        int best = TensorPrimitives.IndexOfMax<float>(scores);
         return new EntityPrediction(Model.Config.Id2Label[best], null, scores[best], null,
             Tokenizer.ConvertTokensToString(pieces.Select(p => p.Word)), pieces[0].Start, pieces[^1].End);
     }
@@ -181,13 +182,5 @@ public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedM
         }
         result.Add(previous);
         return result;
-    }
-
-    private static int ArgMax(float[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best]) best = i;
-        return best;
     }
 }

@@ -26,39 +26,11 @@ public static class ClassificationData
         return ext is ".csv" or ".tsv" ? ReadCsv(path, ext == ".tsv" ? "\t" : ",") : ReadJsonLines(path);
     }
 
-    /// <summary>The file's text, decompressed when it ends in .gz.</summary>
-    private static StreamReader Open(string path)
-    {
-        Stream stream = File.OpenRead(path);
-        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) stream = new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress);
-        return new StreamReader(stream);
-    }
-
-    private static IEnumerable<string> Lines(string path)
-    {
-        using var reader = Open(path);
-        for (string? line; (line = reader.ReadLine()) is not null;) yield return line;
-    }
-
     private static List<ClassificationExample> ReadJsonLines(string path)
     {
         var result = new List<ClassificationExample>();
-        int lineNumber = 0;
-        foreach (var line in Lines(path))
+        foreach (var (e, where) in DataFiles.JsonObjects(path))
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string where = $"{path}:{lineNumber}";
-            JsonElement e;
-            try
-            {
-                e = JsonDocument.Parse(line).RootElement;
-            }
-            catch (JsonException x)
-            {
-                throw new InvalidDataException($"{where}: not a JSON object ({x.Message}).", x);
-            }
-            if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where}: not a JSON object.");
             string text = e.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()!
                 : throw new InvalidDataException($"{where}: no string field \"text\".");
             string? pair = e.TryGetProperty("text_pair", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
@@ -71,7 +43,7 @@ public static class ClassificationData
     private static List<ClassificationExample> ReadCsv(string path, string delimiter)
     {
         var result = new List<ClassificationExample>();
-        using var reader = Open(path);
+        using var reader = DataFiles.OpenText(path);
         using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture) { Delimiter = delimiter, BadDataFound = null });
         if (!csv.Read() || !csv.ReadHeader()) throw new InvalidDataException($"{path}: empty; the first line must name the columns (text, label).");
         var header = csv.HeaderRecord!;

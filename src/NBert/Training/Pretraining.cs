@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using NBert.Modeling;
 using NBert.Tokenization;
 
@@ -15,9 +14,7 @@ public static class PretrainingCorpus
         foreach (var path in paths)
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file.", path);
-            using var file = File.OpenRead(path);
-            using Stream stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
-            using var reader = new StreamReader(stream);
+            using var reader = DataFiles.OpenText(path);
             var document = new List<string>();
             string? line;
             while ((line = reader.ReadLine()) is not null)

@@ -24,10 +24,7 @@ public static class PretrainingEvaluation
             int vocab = model.Config.VocabSize;
             for (int r = 0; r < positions.Count; r++)
             {
-                var row = logits.Slice(r * vocab, vocab);
-                int best = 0;
-                for (int v = 1; v < vocab; v++)
-                    if (row[v] > row[best]) best = v;
+                int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.Slice(r * vocab, vocab));
                 masked++;
                 if (best == batch.Labels![positions[r]]) maskedRight++;
             }

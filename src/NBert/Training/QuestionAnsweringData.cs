@@ -133,7 +133,7 @@ public static class QuestionAnsweringData
     }
 
     /// <summary>The question cut after its first <paramref name="maxTokens"/> tokens.</summary>
-    private static string LimitQuestion(string question, BertTokenizer tokenizer, int maxTokens)
+    internal static string LimitQuestion(string question, BertTokenizer tokenizer, int maxTokens)
     {
         var e = tokenizer.Encode(question, options: new EncodeOptions { AddSpecialTokens = false });
         return e.Length <= maxTokens ? question : question[..e.Offsets[maxTokens - 1].End];

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using NBert.Modeling;
 
 namespace NBert.Training;
@@ -37,7 +38,7 @@ public static class TaskEvaluation
             case ClassificationProblem.SingleLabel:
             {
                 var gold = features.Select(f => f.Label).ToList();
-                var predicted = logits.Select(ArgMax).ToList();
+                var predicted = logits.Select(l => TensorPrimitives.IndexOfMax<float>(l)).ToList();
                 metrics["accuracy"] = ClassificationMetrics.Accuracy(gold, predicted);
                 metrics["macro_f1"] = ClassificationMetrics.MacroF1(gold, predicted);
                 return new Evaluation(metrics, "accuracy");
@@ -83,7 +84,7 @@ public static class TaskEvaluation
             for (int t = 0; t < tokenLabels.Length; t++)
             {
                 if (tokenLabels[t] == -100) continue;
-                int best = ArgMax(logits[i].AsSpan(t * n, n).ToArray());
+                int best = TensorPrimitives.IndexOfMax<float>(logits[i].AsSpan(t * n, n));
                 g.Add(labels[tokenLabels[t]]);
                 p.Add(labels[best]);
                 total++;
@@ -122,13 +123,5 @@ public static class TaskEvaluation
         }
         int count = Math.Max(1, examples.Count);
         return (new Evaluation(new Dictionary<string, double> { ["loss"] = loss, ["exact_match"] = 100 * em / count, ["f1"] = 100 * f1 / count }, "f1"), answers);
-    }
-
-    private static int ArgMax(float[] values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best]) best = i;
-        return best;
     }
 }

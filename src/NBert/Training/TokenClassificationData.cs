@@ -56,22 +56,9 @@ public static class TokenClassificationData
     private static List<TaggedSentence> ReadJsonLines(string path, IReadOnlyList<string>? labels)
     {
         var result = new List<TaggedSentence>();
-        int lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (e, where) in DataFiles.JsonObjects(path))
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            string where = $"{path}:{lineNumber}";
-            JsonElement e;
-            try
-            {
-                e = JsonDocument.Parse(line).RootElement;
-            }
-            catch (JsonException x)
-            {
-                throw new InvalidDataException($"{where}: not a JSON object ({x.Message}).", x);
-            }
-            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("tokens", out var tokens) || tokens.ValueKind != JsonValueKind.Array)
+            if (!e.TryGetProperty("tokens", out var tokens) || tokens.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"{where}: expected {{\"tokens\": [...], \"tags\": [...]}}.");
             if (!e.TryGetProperty("tags", out var tagList) && !e.TryGetProperty("ner_tags", out tagList) || tagList.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"{where}: no list \"tags\".");

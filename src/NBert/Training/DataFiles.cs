@@ -1,0 +1,39 @@
+using System.IO.Compression;
+using System.Text.Json;
+
+namespace NBert.Training;
+
+/// <summary>Reading training data files: text that may be gzip (by the <c>.gz</c> extension), and JSON lines
+/// whose every non-blank line must be an object, each with its "file:line" for error messages.</summary>
+public static class DataFiles
+{
+    public static StreamReader OpenText(string path)
+    {
+        Stream stream = File.OpenRead(path);
+        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) stream = new GZipStream(stream, CompressionMode.Decompress);
+        return new StreamReader(stream);
+    }
+
+    public static IEnumerable<(JsonElement Object, string Where)> JsonObjects(string path)
+    {
+        using var reader = OpenText(path);
+        int lineNumber = 0;
+        for (string? line; (line = reader.ReadLine()) is not null;)
+        {
+            lineNumber++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            string where = $"{path}:{lineNumber}";
+            JsonElement e;
+            try
+            {
+                e = JsonDocument.Parse(line).RootElement;
+            }
+            catch (JsonException x)
+            {
+                throw new InvalidDataException($"{where}: not a JSON object ({x.Message}).", x);
+            }
+            if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where}: not a JSON object.");
+            yield return (e, where);
+        }
+    }
+}
