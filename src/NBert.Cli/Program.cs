@@ -42,6 +42,7 @@ public static class Program
     {
         var root = new RootCommand("nbert: BERT and transfer learning for .NET, with Hugging Face's behaviour.")
         {
+            QuickstartCommand.Create(output),
             TokenizeCommand.Create(input, output),
             ModelCommands.Forward(output),
             ModelCommands.Init(output),

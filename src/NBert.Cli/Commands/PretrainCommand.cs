@@ -21,6 +21,7 @@ public static class PretrainCommand
         var mlmProbability = new Option<double>("--mlm-probability") { DefaultValueFactory = _ => 0.15 };
         var wholeWord = new Option<bool>("--whole-word-mask") { Description = "Mask whole words (all their pieces)" };
         var noNsp = new Option<bool>("--no-nsp") { Description = "Masked-LM only (RoBERTa style): single segments, BertForMaskedLM" };
+        var dupeFactor = new Option<int>("--dupe-factor") { Description = "Passes over the corpus, each with other pairs and split points (Google's dupe_factor)", DefaultValueFactory = _ => 1 };
         var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 };
         var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" };
         var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" };
@@ -36,10 +37,12 @@ public static class PretrainCommand
         var saveSteps = new Option<int?>("--save-steps") { Description = "Write a resumable checkpoint every N steps" };
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 };
+        var loggingFirstStep = new Option<bool>("--logging-first-step") { Description = "Also log the first step's loss" };
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
-            model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, shortSeq, maxPredictions,
-            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, seed,
+            model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, dupeFactor, shortSeq, maxPredictions,
+            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, seed, loggingSteps, loggingFirstStep,
         };
         command.SetAction(parse =>
         {
@@ -62,7 +65,7 @@ public static class PretrainCommand
                 }
             }
             IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
-                new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
+                new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
@@ -88,7 +91,7 @@ public static class PretrainCommand
                         WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
                     },
                     MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
-                    SaveSteps = parse.GetValue(saveSteps),
+                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep),
                 };
                 options.Validate();
                 options.AdamW.Validate();

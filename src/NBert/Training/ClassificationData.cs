@@ -21,8 +21,7 @@ public static class ClassificationData
     public static List<ClassificationExample> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
-        string name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
-        string ext = Path.GetExtension(name).ToLowerInvariant();
+        string ext = DataFiles.FormatExtension(path);
         return ext is ".csv" or ".tsv" ? ReadCsv(path, ext == ".tsv" ? "\t" : ",") : ReadJsonLines(path);
     }
 

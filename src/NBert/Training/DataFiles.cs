@@ -7,6 +7,10 @@ namespace NBert.Training;
 /// whose every non-blank line must be an object, each with its "file:line" for error messages.</summary>
 public static class DataFiles
 {
+    /// <summary>The format's extension, lower case, under an optional <c>.gz</c> (".jsonl" for "x.jsonl.gz").</summary>
+    public static string FormatExtension(string path) =>
+        Path.GetExtension(path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path).ToLowerInvariant();
+
     public static StreamReader OpenText(string path)
     {
         Stream stream = File.OpenRead(path);

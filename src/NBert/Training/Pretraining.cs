@@ -52,14 +52,16 @@ public sealed record PretrainingInstance(int[] A, int[] B, bool IsRandomNext);
 /// document and the unused sentences are put back; the pair trimmed by <c>truncate_seq_pair</c> (the longer
 /// side loses a token at its front or back at random). Without NSP, A alone fills <c>max_seq_length - 2</c>.
 /// Documents are read in shards, so the corpus never has to fit in memory; random B segments come from the
-/// same shard. Deterministic for a seed.
+/// same shard. With <c>dupe_factor</c> above 1 each shard is passed over that many times (other split points,
+/// other random B segments) before its instances are shuffled together. Deterministic for a seed.
 /// </summary>
 public sealed class InstanceBuilder(int maxSeqLength = 128, double shortSeqProbability = 0.1, bool nextSentencePrediction = true, int seed = 12345,
-    int documentsPerShard = 100_000)
+    int documentsPerShard = 100_000, int dupeFactor = 1)
 {
     public IEnumerable<PretrainingInstance> Build(IEnumerable<List<int[]>> documents)
     {
         if (maxSeqLength < (nextSentencePrediction ? 5 : 3)) throw new ArgumentOutOfRangeException(nameof(maxSeqLength), $"max_seq_length {maxSeqLength} is too short.");
+        if (dupeFactor < 1) throw new ArgumentOutOfRangeException(nameof(dupeFactor), $"dupe_factor must be at least 1, not {dupeFactor}.");
         var rng = new Random(seed);
         var shard = new List<List<int[]>>();
         foreach (var document in documents)
@@ -75,7 +77,8 @@ public sealed class InstanceBuilder(int maxSeqLength = 128, double shortSeqProba
     private List<PretrainingInstance> BuildShard(List<List<int[]>> documents, Random rng)
     {
         var instances = new List<PretrainingInstance>();
-        for (int d = 0; d < documents.Count; d++) FromDocument(documents, d, rng, instances);
+        for (int pass = 0; pass < dupeFactor; pass++)
+            for (int d = 0; d < documents.Count; d++) FromDocument(documents, d, rng, instances);
         rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(instances));
         return instances;
     }

@@ -29,7 +29,8 @@ public static class QuestionAnsweringData
         JsonElement root;
         try
         {
-            root = JsonDocument.Parse(File.ReadAllBytes(path)).RootElement;
+            using var reader = DataFiles.OpenText(path); // plain or gzip
+            root = JsonDocument.Parse(reader.BaseStream).RootElement;
         }
         catch (JsonException e)
         {

@@ -17,7 +17,7 @@ public static class TokenClassificationData
     public static List<TaggedSentence> Read(string path, IReadOnlyList<string>? labels = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
-        string ext = Path.GetExtension(path).ToLowerInvariant();
+        string ext = DataFiles.FormatExtension(path);
         return ext is ".jsonl" or ".json" ? ReadJsonLines(path, labels) : ReadConll(path);
     }
 
@@ -33,7 +33,8 @@ public static class TokenClassificationData
             words.Clear();
             tags.Clear();
         }
-        foreach (var raw in File.ReadLines(path))
+        using var reader = DataFiles.OpenText(path);
+        for (string? raw; (raw = reader.ReadLine()) is not null;)
         {
             lineNumber++;
             string line = raw.Trim();

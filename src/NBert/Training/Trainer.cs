@@ -31,6 +31,8 @@ public sealed record TrainerOptions
     public int? EarlyStoppingPatience { get; init; }
     /// <summary>Report (and log) the training loss every this many steps.</summary>
     public int LogSteps { get; init; } = 10;
+    /// <summary>Also log the first step's loss (transformers' logging_first_step).</summary>
+    public bool LogFirstStep { get; init; }
 
     public void Validate()
     {
@@ -158,7 +160,7 @@ public sealed class Trainer
             double epoch = state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch;
             var elapsed = clock.Elapsed;
             var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / (state.Step - startStep) * (total - state.Step));
-            if (state.Step % o.LogSteps == 0 || state.Step == total)
+            if (state.Step % o.LogSteps == 0 || state.Step == total || (o.LogFirstStep && state.Step == 1))
             {
                 double loss = lossSum / lossCount;
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4), ["loss"] = loss, ["learning_rate"] = r.LearningRate, ["grad_norm"] = r.GradientNorm };

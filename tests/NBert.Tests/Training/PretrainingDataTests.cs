@@ -66,6 +66,22 @@ public sealed class PretrainingDataTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_dupe_factor_passes_over_the_corpus_again_with_other_pairs()
+    {
+        var documents = Documents(100, 4);
+        var once = new InstanceBuilder(maxSeqLength: 64, seed: 5).Build(documents).ToList();
+        var thrice = new InstanceBuilder(maxSeqLength: 64, seed: 5, dupeFactor: 3).Build(documents).ToList();
+        // Every pass covers every sentence, so three passes hold each token about three times.
+        long tokens = once.Sum(x => (long)x.A.Length + x.B.Length), tokens3 = thrice.Sum(x => (long)x.A.Length + x.B.Length);
+        Assert.InRange(tokens3, 2.7 * tokens, 3.3 * tokens);
+        // The passes draw other split points: the instances are not three copies of one pass.
+        var distinct = thrice.Select(x => string.Join(",", x.A) + "|" + string.Join(",", x.B)).Distinct().Count();
+        Assert.True(distinct > 1.5 * once.Count, $"{distinct} distinct instances from 3 passes of {once.Count}");
+        Assert.Equal(thrice.Select(x => x.A.Length), new InstanceBuilder(maxSeqLength: 64, seed: 5, dupeFactor: 3).Build(documents).Select(x => x.A.Length));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new InstanceBuilder(dupeFactor: 0).Build(documents).ToList());
+    }
+
+    [Fact]
     public void Instances_written_to_a_file_read_back_the_same()
     {
         var instances = new InstanceBuilder(maxSeqLength: 64, seed: 9).Build(Documents(50, 3)).ToList();
