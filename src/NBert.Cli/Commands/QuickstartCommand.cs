@@ -110,11 +110,11 @@ public static class QuickstartCommand
                     console.Write(table);
                 }
                 else
-                    console.MarkupLine($"   no NER model in {Markup.Escape(nerDir)}; make one with (about 5 minutes):\n   [grey]{Markup.Escape(NerCommand(nerDir))}[/]");
+                    console.MarkupLine($"   no NER model in {Markup.Escape(nerDir)}; make one with (about 15 minutes on 2 cores):\n   [grey]{Markup.Escape(NerCommand(nerDir))}[/]");
                 if (answer is not null)
                     console.MarkupLine($"   {Markup.Escape(QaQuestion)} [green]{Markup.Escape(answer.Answer)}[/] (score {Fixed(answer.Score)})");
                 else
-                    console.MarkupLine($"   no QA model in {Markup.Escape(qaDir)}; make one with (about 10 minutes):\n   [grey]{Markup.Escape(QaCommand(qaDir))}[/]");
+                    console.MarkupLine($"   no QA model in {Markup.Escape(qaDir)}; make one with (about 15 minutes on 2 cores):\n   [grey]{Markup.Escape(QaCommand(qaDir))}[/]");
                 console.MarkupLine($"[bold]Next[/]: classify your own text with [grey]nbert classify --model {Markup.Escape(outDir)} \"your sentence\"[/]; the README lists more.");
             }
             else
@@ -136,7 +136,7 @@ public static class QuickstartCommand
         $"nbert finetune --task ner --model minilm --train data/ner/train.jsonl.gz --eval data/ner/dev.jsonl.gz --epochs 3 --out {outDir}";
 
     internal static string QaCommand(string outDir) =>
-        $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 2 --max-length 256 --out {outDir}";
+        $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 3 --lr 1e-4 --max-length 256 --out {outDir}";
 
     private static void FineTune(string baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log)
     {

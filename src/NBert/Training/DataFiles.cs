@@ -11,12 +11,14 @@ public static class DataFiles
     public static string FormatExtension(string path) =>
         Path.GetExtension(path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path).ToLowerInvariant();
 
-    public static StreamReader OpenText(string path)
+    /// <summary>The file's bytes, decompressed when it ends in <c>.gz</c>.</summary>
+    public static Stream OpenRead(string path)
     {
         Stream stream = File.OpenRead(path);
-        if (path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)) stream = new GZipStream(stream, CompressionMode.Decompress);
-        return new StreamReader(stream);
+        return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(stream, CompressionMode.Decompress) : stream;
     }
+
+    public static StreamReader OpenText(string path) => new(OpenRead(path));
 
     public static IEnumerable<(JsonElement Object, string Where)> JsonObjects(string path)
     {

@@ -29,8 +29,8 @@ public static class QuestionAnsweringData
         JsonElement root;
         try
         {
-            using var reader = DataFiles.OpenText(path); // plain or gzip
-            root = JsonDocument.Parse(reader.BaseStream).RootElement;
+            using var stream = DataFiles.OpenRead(path);
+            root = JsonDocument.Parse(stream).RootElement;
         }
         catch (JsonException e)
         {

@@ -30,7 +30,8 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         File.WriteAllText(Temp("config.json"), """{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}""");
         string[] args = ["pretrain", "--config", Temp("config.json"), "--vocab", Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"),
             "--corpus", Temp("train.txt"), "--eval-corpus", Temp("held.txt"), "--out", Temp("out"), "--max-seq-length", "64",
-            "--steps", "12", "--batch-size", "8", "--lr", "1e-3", "--warmup-steps", "2", "--save-steps", "6", "--eval-steps", "6"];
+            "--steps", "12", "--batch-size", "8", "--lr", "1e-3", "--warmup-steps", "2", "--save-steps", "6", "--eval-steps", "6",
+            "--logging-steps", "4", "--logging-first-step"];
         var (code, stdout, error) = Run(args);
         Assert.True(code == 0, error + stdout);
         Assert.Contains("BertForPreTraining", stdout);
@@ -41,7 +42,9 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.True(File.Exists(Temp("out/vocab.txt")));
         Assert.True(File.Exists(Temp("out/checkpoint-12/optimizer.safetensors")));
         Assert.Empty(Directory.GetFiles(Temp("out"), "*.tmp")); // the instance file is gone
-        var losses = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] is not null).Select(l => (double)l["loss"]!).ToList();
+        var logged = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] is not null).ToList();
+        Assert.Equal([1, 4, 8, 12], logged.Select(l => (int)l["step"]!));
+        var losses = logged.Select(l => (double)l["loss"]!).ToList();
         Assert.True(losses[^1] < losses[0], string.Join(", ", losses));
 
         // Resuming a finished run has nothing left to do.
@@ -70,5 +73,8 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         (code, _, error) = Run("pretrain", "--model", Fixtures.Path("model", "pretraining"), "--corpus", Temp("c.txt"), "--out", Temp("o"), "--max-seq-length", "512");
         Assert.Equal(2, code);
         Assert.Contains("max_position_embeddings", error);
+        (code, _, error) = Run("pretrain", "--model", Fixtures.Path("model", "pretraining"), "--corpus", Temp("c.txt"), "--out", Temp("o"), "--dupe-factor", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("dupe_factor must be at least 1", error);
     }
 }
