@@ -112,7 +112,7 @@ public static class QuickstartCommand
                 else
                     console.MarkupLine($"   no NER model in {Markup.Escape(nerDir)}; make one with (about 15 minutes on 2 cores):\n   [grey]{Markup.Escape(NerCommand(nerDir))}[/]");
                 if (answer is not null)
-                    console.MarkupLine($"   {Markup.Escape(QaQuestion)} [green]{Markup.Escape(answer.Answer)}[/] (score {Fixed(answer.Score)})");
+                    console.MarkupLine($"   {Markup.Escape(QaQuestion)} [green]{(answer.Answer.Length == 0 ? "(no answer in the context)" : Markup.Escape(answer.Answer))}[/] (score {Fixed(answer.Score)})");
                 else
                     console.MarkupLine($"   no QA model in {Markup.Escape(qaDir)}; make one with (about 15 minutes on 2 cores):\n   [grey]{Markup.Escape(QaCommand(qaDir))}[/]");
                 console.MarkupLine($"[bold]Next[/]: classify your own text with [grey]nbert classify --model {Markup.Escape(outDir)} \"your sentence\"[/]; the README lists more.");
