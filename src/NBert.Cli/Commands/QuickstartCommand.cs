@@ -93,7 +93,8 @@ public static class QuickstartCommand
                 console.Write(table);
             }
 
-            string models = Path.GetDirectoryName(Path.GetFullPath(outDir))!;
+            // The NER and QA models live beside the sentiment model (models/ by default).
+            string models = Path.GetDirectoryName(outDir.TrimEnd('/', '\\')) ?? "";
             string nerDir = Path.Combine(models, "ner-minilm"), qaDir = Path.Combine(models, "qa-minilm");
             List<EntityPrediction>? entities = IsModel(nerDir, BertArchitecture.BertForTokenClassification)
                 ? TokenClassification.FromDirectory(nerDir).Run([NerExample], Aggregation.Simple)[0] : null;
@@ -114,7 +115,7 @@ public static class QuickstartCommand
                 if (answer is not null)
                     console.MarkupLine($"   {Markup.Escape(QaQuestion)} [green]{(answer.Answer.Length == 0 ? "(no answer in the context)" : Markup.Escape(answer.Answer))}[/] (score {Fixed(answer.Score)})");
                 else
-                    console.MarkupLine($"   no QA model in {Markup.Escape(qaDir)}; make one with (about 15 minutes on 2 cores):\n   [grey]{Markup.Escape(QaCommand(qaDir))}[/]");
+                    console.MarkupLine($"   no QA model in {Markup.Escape(qaDir)}; make one with (about 35 minutes on 2 cores):\n   [grey]{Markup.Escape(QaCommand(qaDir))}[/]");
                 console.MarkupLine($"[bold]Next[/]: classify your own text with [grey]nbert classify --model {Markup.Escape(outDir)} \"your sentence\"[/]; the README lists more.");
             }
             else
@@ -136,7 +137,7 @@ public static class QuickstartCommand
         $"nbert finetune --task ner --model minilm --train data/ner/train.jsonl.gz --eval data/ner/dev.jsonl.gz --epochs 3 --out {outDir}";
 
     internal static string QaCommand(string outDir) =>
-        $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 3 --lr 1e-4 --max-length 256 --out {outDir}";
+        $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 6 --lr 1e-4 --max-length 256 --out {outDir}";
 
     private static void FineTune(string baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log)
     {
