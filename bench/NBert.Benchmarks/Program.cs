@@ -4,74 +4,61 @@ using NBert.Benchmarks;
 // dotnet run -c Release --project bench/NBert.Benchmarks -- tokenizers [--rounds N] [--write docs/benchmarks.md]
 // dotnet run -c Release --project bench/NBert.Benchmarks -- bdn [BenchmarkDotNet arguments]
 string repo = Paths.RepoRoot();
-if (args.Length > 0 && args[0] == "bdn")
+string command = args.Length > 0 ? args[0] : "";
+if (command == "bdn")
 {
     BenchmarkSwitcher.FromAssembly(typeof(Paths).Assembly).Run(args[1..]);
     return 0;
-}
-if (args.Length > 0 && args[0] == "embeddings")
-{
-    int embRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
-    string? embTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
-    var sentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 1000);
-    string embTable = EmbeddingBenchmarks.Run(sentences, embRounds, Console.Out);
-    string embSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}; ONNX Runtime 1.31.1.\n\n{embTable}\nReproduce:\n\n```sh\nbench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- embeddings --rounds {embRounds} --write docs/benchmarks.md\n```\n";
-    Console.WriteLine(embSection);
-    if (embTarget is not null) Paths.WriteSection(embTarget, "embeddings", embSection);
-    return 0;
-}
-if (args.Length > 0 && args[0] == "pipelines")
-{
-    int pipeRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
-    string? pipeTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
-    var pipeSentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 2000);
-    string pipeTable = PipelineBenchmarks.Run(pipeSentences, pipeRounds, Console.Out);
-    string pipeSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}.\n\n{pipeTable}\nReproduce:\n\n```sh\nbench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- pipelines --rounds {pipeRounds} --write docs/benchmarks.md\n```\n";
-    Console.WriteLine(pipeSection);
-    if (pipeTarget is not null) Paths.WriteSection(pipeTarget, "pipelines", pipeSection);
-    return 0;
-}
-if (args.Length > 0 && args[0] == "training")
-{
-    LibTorchLoader.Prepare();
-    int trainRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
-    string? trainTarget = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
-    string trainTable = TrainingBenchmarks.Run(trainRounds, Console.Out);
-    string trainSection = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}, {Environment.ProcessorCount} cores; libtorch 2.10.0 through TorchSharp 0.107.0.\n\n{trainTable}\nReproduce:\n\n```sh\ndotnet run -c Release --project bench/NBert.Benchmarks -- training --rounds {trainRounds} --write docs/benchmarks.md\n```\n";
-    Console.WriteLine(trainSection);
-    if (trainTarget is not null) Paths.WriteSection(trainTarget, "training", trainSection);
-    return 0;
-}
-if (args.Length > 0 && args[0] == "engine")
-{
-    // libtorch must be able to load before any TorchSharp type is touched.
-    LibTorchLoader.Prepare();
-    int engineRounds = args.Contains("--rounds") ? int.Parse(args[Array.IndexOf(args, "--rounds") + 1]) : 3;
-    string? target = args.Contains("--write") ? args[Array.IndexOf(args, "--write") + 1] : null;
-    string machine = $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}, {Environment.ProcessorCount} cores; libtorch 2.10.0 through TorchSharp 0.107.0.";
-    string command = $"dotnet run -c Release --project bench/NBert.Benchmarks -- engine --rounds {engineRounds} --write docs/benchmarks.md";
-    string sgemm = EngineBenchmarks.Sgemm(engineRounds, Console.Out);
-    string forward = EngineBenchmarks.Forward(engineRounds, Console.Out);
-    string section = $"{machine}\n\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\nReproduce:\n\n```sh\n{command}\n```\n";
-    Console.WriteLine(section);
-    if (target is not null) Paths.WriteSection(target, "engine", section);
-    return 0;
-}
-if (args.Length == 0 || args[0] != "tokenizers")
-{
-    Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | pipelines [--rounds N] [--write FILE] | bdn [...]");
-    return 2;
 }
 string Arg(string name, string fallback)
 {
     int i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 }
-int rounds = int.Parse(Arg("--rounds", "5"));
+int rounds = int.Parse(Arg("--rounds", command == "tokenizers" ? "5" : "3"));
+string? write = Arg("--write", "") is { Length: > 0 } w ? w : null;
+string Measured(string peers) => $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {TokenizerThroughput.Machine()}, .NET {Environment.Version}{peers}.";
+string Reproduce(string before) =>
+    $"Reproduce:\n\n```sh\n{before}dotnet run -c Release --project bench/NBert.Benchmarks -- {command} --rounds {rounds} --write docs/benchmarks.md\n```\n";
+int Publish(string section)
+{
+    Console.WriteLine(section);
+    if (write is not null) Paths.WriteSection(write, command, section);
+    return 0;
+}
+string libTorch = $", {Environment.ProcessorCount} cores; libtorch 2.10.0 through TorchSharp 0.107.0";
+switch (command)
+{
+    case "embeddings":
+    {
+        var sentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 1000);
+        return Publish($"{Measured("; ONNX Runtime 1.31.1")}\n\n{EmbeddingBenchmarks.Run(sentences, rounds, Console.Out)}\n{Reproduce("bench/fetch-sotu.sh && ")}");
+    }
+    case "pipelines":
+    {
+        var sentences = EmbeddingBenchmarks.Sentences(Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu")), 2000);
+        return Publish($"{Measured("")}\n\n{PipelineBenchmarks.Run(sentences, rounds, Console.Out)}\n{Reproduce("bench/fetch-sotu.sh && ")}");
+    }
+    case "training":
+        LibTorchLoader.Prepare();
+        return Publish($"{Measured(libTorch)}\n\n{TrainingBenchmarks.Run(rounds, Console.Out)}\n{Reproduce("")}");
+    case "engine":
+    {
+        // libtorch must be able to load before any TorchSharp type is touched.
+        LibTorchLoader.Prepare();
+        string sgemm = EngineBenchmarks.Sgemm(rounds, Console.Out);
+        string forward = EngineBenchmarks.Forward(rounds, Console.Out);
+        return Publish($"{Measured(libTorch)}\n\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\n{Reproduce("")}");
+    }
+    case "tokenizers":
+        break;
+    default:
+        Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | pipelines [--rounds N] [--write FILE] | bdn [...]");
+        return 2;
+}
 string data = Arg("--data", Path.Combine(repo, "bench", "data", "sotu"));
 string vocab = Arg("--vocab", Paths.Vocab(repo));
 string tokenizerJson = Arg("--tokenizer-json", Paths.TokenizerJson(repo));
-string? write = Arg("--write", "") is { Length: > 0 } w ? w : null;
 
 var chunks = Corpus.LoadSotu(data);
 long chars = chunks.Sum(c => (long)c.Length);
@@ -86,9 +73,7 @@ foreach (var e in engines) e.Dispose();
 string table = TokenizerThroughput.ToMarkdown(results, chunks.Count, chars, rounds,
     $"bench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.Benchmarks -- tokenizers --rounds {rounds} --write docs/benchmarks.md");
 Console.WriteLine();
-Console.WriteLine(table);
-if (write is not null) Paths.WriteSection(write, "tokenizers", table);
-return 0;
+return Publish(table);
 
 namespace NBert.Benchmarks
 {

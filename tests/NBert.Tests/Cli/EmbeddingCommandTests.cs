@@ -7,12 +7,7 @@ public sealed class EmbeddingCommandTests : TempDirectoryTest
 {
     private static readonly string Model = Fixtures.Path("model", "pretraining");
 
-    private static (int Code, string Out, string Err) Run(string stdin, params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        return (Program.Run(args, new StringReader(stdin), output, error), output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(string stdin, params string[] args) => Nbert.RunWithInput(stdin, args);
 
     [Fact]
     public void Embed_writes_one_json_line_per_text_from_arguments_or_input()

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using NBert.Cli;
 using NBert.Modeling;
+using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;
 
@@ -9,14 +9,6 @@ namespace NBert.Tests.Cli;
 public sealed class FineTuneCommandTests : TempDirectoryTest
 {
     private static string Base => Fixtures.Path("model", "pretraining");
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(""), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
 
     /// <summary>"good" texts start with "he", "bad" ones with "it": a rule the tiny model learns in a few epochs.</summary>
     private void WriteSentiment(string name, int count, int seed, string? badLabelAt = null)

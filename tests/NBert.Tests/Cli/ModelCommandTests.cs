@@ -1,21 +1,13 @@
 using System.Text.Json.Nodes;
-using NBert.Cli;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Tests.Modeling;
+using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;
 
 public sealed class ModelCommandTests : TempDirectoryTest
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(""), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public void Forward_writes_transformers_outputs_matching_the_goldens()
     {

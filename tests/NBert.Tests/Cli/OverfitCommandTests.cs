@@ -1,22 +1,14 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using NBert.Cli;
 using NBert.IO;
 using NBert.Modeling;
+using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;
 
 public sealed class OverfitCommandTests : TempDirectoryTest
 {
     private static readonly JsonNode Expected = Fixtures.Json("training", "expected_training.json");
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(""), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
 
     private static string Batch => Fixtures.Path("training", "pretraining_grads.safetensors");
     private static string Pretraining => Fixtures.Path("model", "pretraining");

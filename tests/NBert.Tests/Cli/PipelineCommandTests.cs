@@ -9,13 +9,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
 {
     private static string Model(string name) => Fixtures.Path("model", name);
 
-    private static (int Code, string Out, string Err) Run(string stdin, params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(stdin), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(string stdin, params string[] args) => Nbert.RunWithInput(stdin, args);
 
     private static List<JsonNode> Lines(string output) => output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
 

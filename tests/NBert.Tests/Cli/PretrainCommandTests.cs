@@ -1,19 +1,11 @@
 using System.Text.Json.Nodes;
-using NBert.Cli;
 using NBert.Modeling;
+using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;
 
 public sealed class PretrainCommandTests : TempDirectoryTest
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(""), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
     private void WriteCorpus(string name, int documents, int seed)
     {
         var r = new Random(seed);

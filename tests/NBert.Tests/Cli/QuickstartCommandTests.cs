@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using NBert.Cli;
+using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;
 
@@ -8,14 +8,6 @@ namespace NBert.Tests.Cli;
 /// is reused, scored on the shipped test split, and tried on examples.</summary>
 public sealed class QuickstartCommandTests : TempDirectoryTest
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(""), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
     [Fact]
     public void A_sentiment_model_in_out_is_reused_and_scored_on_the_shipped_test_split()
     {

@@ -8,13 +8,7 @@ public class TokenizeCommandTests
 {
     private static readonly string Model = Fixtures.Path("tokenizer", "saved_uncased");
 
-    private static (int Code, string Out, string Err) Run(string stdin, params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.Run(args, new StringReader(stdin), output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(string stdin, params string[] args) => Nbert.RunWithInput(stdin, args);
 
     private static JsonNode[] Lines(string output) =>
         output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToArray();
