@@ -117,13 +117,14 @@ public static class FineTuneCommands
         return command;
     }
 
-    private static T Data<T>(Func<T> read)
+    /// <summary>Reads data, turning a missing, unreadable or malformed file into a message (exit code 2).</summary>
+    internal static T Data<T>(Func<T> read)
     {
         try
         {
             return read();
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException)
+        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
         {
             throw new CliException(e.Message, e);
         }

@@ -53,17 +53,6 @@ public static class PretrainCommand
             int maxLength = parse.GetValue(maxSeqLength);
             if (maxLength > pretrained.Config.MaxPositionEmbeddings)
                 throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
-            T Read<T>(Func<T> read)
-            {
-                try
-                {
-                    return read();
-                }
-                catch (Exception e) when (e is FileNotFoundException or IOException or InvalidDataException or ArgumentException)
-                {
-                    throw new CliException(e.Message, e);
-                }
-            }
             IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             string outDir = parse.GetValue(output)!;
@@ -71,10 +60,10 @@ public static class PretrainCommand
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
             string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");
             using var cleanup = new DeleteOnDispose(instancesPath); // disposed last: after the map is closed
-            using var train = Read(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
+            using var train = FineTuneCommands.Data(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
             if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");
             var held = parse.GetValue(evalCorpus) is { Length: > 0 } evalFiles
-                ? Read(() => Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList()) : null;
+                ? FineTuneCommands.Data(() => Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList()) : null;
             var collator = new MaskedLmCollator(tokenizer)
             {
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),

@@ -52,12 +52,13 @@ public static class QuickstartCommand
             }
             using var data = ShippedData.Extract("sentiment");
             string baseModel = ModelCommands.Resolve("minilm");
+            var testTexts = ClassificationData.Read(data.Split("test")).Select(e => e.Text).ToList();
             bool trained = false;
             if (parse.GetValue(retrain) || !IsSentimentModel(outDir))
             {
-                Say(string.Create(CultureInfo.InvariantCulture, $"[bold]1. Fine-tuning[/] the built-in all-MiniLM-L6-v2 on {Count(data.Split("train")):N0} review sentences " +
-                    $"(dev {Count(data.Split("dev")):N0}, test {Count(data.Split("test")):N0}; data/DATA.md), seed {parse.GetValue(seed)}, {parse.GetValue(epochs)} epochs."));
-                FineTune(baseModel, data, outDir, parse.GetValue(epochs), parse.GetValue(seed), asJson ? TextWriter.Null : stdout);
+                FineTune(baseModel, data, outDir, parse.GetValue(epochs), parse.GetValue(seed), asJson ? TextWriter.Null : stdout,
+                    task => Say(string.Create(CultureInfo.InvariantCulture, $"[bold]1. Fine-tuning[/] the built-in all-MiniLM-L6-v2 on {task.Train.Count:N0} review sentences " +
+                        $"(dev {task.Eval.Count:N0}, test {testTexts.Count:N0}; data/DATA.md), seed {parse.GetValue(seed)}, {parse.GetValue(epochs)} epochs.")));
                 trained = true;
             }
             else
@@ -66,12 +67,13 @@ public static class QuickstartCommand
             var tokenizer = TokenizeCommand.LoadTokenizer(outDir);
             var config = ModelCommands.LoadConfig(Path.Combine(outDir, "config.json"));
             var test = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, config, null, data.Split("test"), maxLength: 64);
-            var score = test.Evaluate(TrainingModel<float>.From(ModelCommands.Load(outDir, BertArchitecture.BertForSequenceClassification)), 32);
+            var model = ModelCommands.Load(outDir, BertArchitecture.BertForSequenceClassification);
+            var score = test.Evaluate(TrainingModel<float>.From(model), 32);
             double accuracy = score.Metrics["accuracy"];
             Say(string.Create(CultureInfo.InvariantCulture, $"[bold]2. Test accuracy[/] on {test.Eval.Count} held-out sentences: [green]{accuracy:F3}[/] " +
                 $"(macro-F1 {score.Metrics["macro_f1"]:F3}). docs/results.md: 0.910 with seed 1, 0.907 the mean of seeds 1-3, 0.763 from random initialisation."));
 
-            var classifier = TextClassification.FromDirectory(outDir);
+            var classifier = new TextClassification(tokenizer, model);
             var labels = classifier.Run(Examples.Select(e => (e, (string?)null)).ToList());
             if (!asJson)
             {
@@ -83,7 +85,6 @@ public static class QuickstartCommand
 
             // Sentence embeddings come from the pretrained model itself, not the fine-tuned one.
             var embedder = SentenceEmbeddings.FromDirectory(baseModel, new EmbeddingOptions { Normalize = true });
-            var testTexts = ClassificationData.Read(data.Split("test")).Select(e => e.Text).ToList();
             var hits = SentenceEmbeddings.Search(embedder.Embed(SimilarityQuery), embedder.Embed(testTexts), 3);
             if (!asJson)
             {
@@ -139,11 +140,12 @@ public static class QuickstartCommand
     internal static string QaCommand(string outDir) =>
         $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 6 --lr 1e-4 --max-length 256 --out {outDir}";
 
-    private static void FineTune(string baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log)
+    private static void FineTune(string baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log, Action<FineTuningTask> announce)
     {
         var tokenizer = TokenizeCommand.LoadTokenizer(baseModel);
         var baseConfig = ModelCommands.LoadConfig(Path.Combine(baseModel, "config.json"));
         var task = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, baseConfig, data.Split("train"), data.Split("dev"), ["negative", "positive"], 64);
+        announce(task);
         var model = BertPreTrainedModel.FromPretrained(baseModel, task.Architecture, seed, task.Configure);
         var options = new TrainerOptions
         {
@@ -192,18 +194,19 @@ public static class QuickstartCommand
         }
     }
 
-    private static bool IsSentimentModel(string directory) => IsModel(directory, BertArchitecture.BertForSequenceClassification)
-        && ModelCommands.LoadConfig(Path.Combine(directory, "config.json")).Id2Label is ["negative", "positive"];
+    private static bool IsSentimentModel(string directory) =>
+        ModelConfig(directory, BertArchitecture.BertForSequenceClassification)?.Id2Label is ["negative", "positive"];
 
-    private static bool IsModel(string directory, BertArchitecture architecture)
+    private static bool IsModel(string directory, BertArchitecture architecture) => ModelConfig(directory, architecture) is not null;
+
+    /// <summary>The config of a model directory holding weights for <paramref name="architecture"/>; null when it holds none.</summary>
+    private static BertConfig? ModelConfig(string directory, BertArchitecture architecture)
     {
         string config = Path.Combine(directory, "config.json");
-        if (!File.Exists(config) || !File.Exists(Path.Combine(directory, "model.safetensors"))) return false;
+        if (!File.Exists(config) || !File.Exists(Path.Combine(directory, "model.safetensors"))) return null;
         var c = ModelCommands.LoadConfig(config);
-        return c.Architectures.Count > 0 && c.Architectures[0] == architecture.ToString();
+        return c.Architectures.Count > 0 && c.Architectures[0] == architecture.ToString() ? c : null;
     }
-
-    private static int Count(string path) => ClassificationData.Read(path).Count;
 
     private static string Fixed(float value) => value.ToString("F3", CultureInfo.InvariantCulture);
 }

