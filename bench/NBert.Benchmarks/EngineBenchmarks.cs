@@ -5,7 +5,6 @@ using NBert.Modeling;
 using NBert.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
-using NTensor = NBert.Tensors.Tensor;
 using TTensor = TorchSharp.torch.Tensor;
 
 namespace NBert.Benchmarks;

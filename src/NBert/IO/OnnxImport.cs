@@ -3,8 +3,8 @@ using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using NBert.Modeling;
+using NBert.Tensors;
 using Onnx;
-using Tensor = NBert.Tensors.Tensor;
 
 namespace NBert.IO;
 
@@ -18,7 +18,7 @@ namespace NBert.IO;
 public static class OnnxImport
 {
     /// <summary>The imported model: its config, parameters by transformers name, and what was inferred how.</summary>
-    public sealed record Result(BertConfig Config, Dictionary<string, Tensor> Parameters, IReadOnlyList<string> Notes);
+    public sealed record Result(BertConfig Config, Dictionary<string, FloatTensor> Parameters, IReadOnlyList<string> Notes);
 
     public static Result Read(string onnxPath, int? heads = null)
     {
@@ -69,7 +69,7 @@ public static class OnnxImport
         var producers = graph.Node.SelectMany(n => n.Output.Select(o => (o, n))).ToDictionary(x => x.o, x => x.n);
         var notes = new List<string>();
 
-        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         foreach (var t in initializers.Values)
             if (t.Name.EndsWith(".weight", StringComparison.Ordinal) || t.Name.EndsWith(".bias", StringComparison.Ordinal))
                 parameters[t.Name] = ToTensor(t);
@@ -131,7 +131,7 @@ public static class OnnxImport
         return new Result(config, parameters, notes);
     }
 
-    private static Tensor Param(Dictionary<string, Tensor> p, string name) =>
+    private static FloatTensor Param(Dictionary<string, FloatTensor> p, string name) =>
         p.GetValueOrDefault(name) ?? throw new InvalidOperationException($"no '{name}' in the export.");
 
     private static double? Scalar(string name, Dictionary<string, TensorProto> constants, Dictionary<string, TensorProto> initializers)
@@ -143,22 +143,22 @@ public static class OnnxImport
         return double.Parse(v.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static Tensor ToTensor(TensorProto t)
+    private static FloatTensor ToTensor(TensorProto t)
     {
         if (t.DataType != (int)TensorProto.Types.DataType.Float)
             throw new InvalidOperationException($"initializer '{t.Name}' is not float32 (data type {t.DataType}).");
         var shape = t.Dims.Select(d => checked((int)d)).ToArray();
         var data = t.FloatData.Count > 0 ? t.FloatData.ToArray() : MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
-        return new Tensor(data, shape);
+        return new FloatTensor(data, shape);
     }
 
-    private static Tensor Transpose(Tensor t)
+    private static FloatTensor Transpose(FloatTensor t)
     {
         int rows = t.Shape[0], cols = t.Shape[1];
         var data = new float[t.Data.Length];
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++) data[j * rows + i] = t.Data[i * cols + j];
-        return new Tensor(data, cols, rows);
+        return new FloatTensor(data, cols, rows);
     }
 }
 

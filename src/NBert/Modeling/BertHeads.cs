@@ -5,7 +5,7 @@ namespace NBert.Modeling;
 /// <summary>The bare encoder: <c>last_hidden_state</c> and <c>pooler_output</c>.</summary>
 public sealed class BertModel : BertPreTrainedModel
 {
-    internal BertModel(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertModel, p) { }
+    internal BertModel(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertModel, p) { }
 
     public static BertModel FromPretrained(string directory) => (BertModel)FromPretrained(directory, BertArchitecture.BertModel);
 
@@ -16,7 +16,7 @@ public sealed class BertModel : BertPreTrainedModel
 /// <summary>Shared by the heads: the masked-LM head that pre-training and masked-LM models both have.</summary>
 public abstract class BertHeadModel : BertPreTrainedModel
 {
-    private protected BertHeadModel(BertConfig c, BertArchitecture a, IReadOnlyDictionary<string, Tensor> p) : base(c, a, p) { }
+    private protected BertHeadModel(BertConfig c, BertArchitecture a, IReadOnlyDictionary<string, FloatTensor> p) : base(c, a, p) { }
 
     /// <summary>
     /// Masked-LM logits [positions, vocab] at the given token positions (indices into batch·sequence) only:
@@ -30,12 +30,12 @@ public abstract class BertHeadModel : BertPreTrainedModel
         int h = Config.HiddenSize;
         var rows = new float[positions.Count * h];
         for (int i = 0; i < positions.Count; i++) hidden.AsSpan(positions[i] * h, h).CopyTo(rows.AsSpan(i * h));
-        return PredictionLogits(new Tensor(rows, positions.Count, 1, h));
+        return PredictionLogits(new FloatTensor(rows, positions.Count, 1, h));
     }
 
     /// <summary>The masked-LM head (<c>cls.predictions</c>): dense, activation, LayerNorm, then the decoder
     /// (the word embeddings when tied) plus <c>cls.predictions.bias</c>: [rows, vocab].</summary>
-    private protected float[] PredictionLogits(Tensor hidden)
+    private protected float[] PredictionLogits(FloatTensor hidden)
     {
         int rows = hidden.Shape[0] * hidden.Shape[1];
         var t = Dense(hidden.Data, rows, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias");
@@ -51,7 +51,7 @@ public abstract class BertHeadModel : BertPreTrainedModel
 /// <c>seq_relationship_logits</c> [batch, 2].</summary>
 public sealed class BertForPreTraining : BertHeadModel
 {
-    internal BertForPreTraining(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForPreTraining, p) { }
+    internal BertForPreTraining(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForPreTraining, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
@@ -59,8 +59,8 @@ public sealed class BertForPreTraining : BertHeadModel
         var pooled = body.PoolerOutput!;
         return body with
         {
-            PredictionLogits = new Tensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
-            SeqRelationshipLogits = new Tensor(Dense(pooled.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2),
+            PredictionLogits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
+            SeqRelationshipLogits = new FloatTensor(Dense(pooled.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2),
         };
     }
 }
@@ -68,56 +68,56 @@ public sealed class BertForPreTraining : BertHeadModel
 /// <summary>Masked language model: <c>logits</c> [batch, sequence, vocab].</summary>
 public sealed class BertForMaskedLM : BertHeadModel
 {
-    internal BertForMaskedLM(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForMaskedLM, p) { }
+    internal BertForMaskedLM(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForMaskedLM, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
-        return body with { Logits = new Tensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
+        return body with { Logits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
     }
 }
 
 /// <summary>Next sentence prediction: <c>logits</c> [batch, 2] (index 0: B follows A).</summary>
 public sealed class BertForNextSentencePrediction : BertHeadModel
 {
-    internal BertForNextSentencePrediction(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForNextSentencePrediction, p) { }
+    internal BertForNextSentencePrediction(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForNextSentencePrediction, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return body with { Logits = new Tensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
+        return body with { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
     }
 }
 
 /// <summary>Sequence classification or regression on the pooled output: <c>logits</c> [batch, num_labels].</summary>
 public sealed class BertForSequenceClassification : BertHeadModel
 {
-    internal BertForSequenceClassification(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForSequenceClassification, p) { }
+    internal BertForSequenceClassification(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForSequenceClassification, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return body with { Logits = new Tensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
+        return body with { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
     }
 }
 
 /// <summary>Token classification (NER): <c>logits</c> [batch, sequence, num_labels].</summary>
 public sealed class BertForTokenClassification : BertHeadModel
 {
-    internal BertForTokenClassification(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForTokenClassification, p) { }
+    internal BertForTokenClassification(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForTokenClassification, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
-        return body with { Logits = new Tensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
+        return body with { Logits = new FloatTensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
     }
 }
 
 /// <summary>Extractive question answering: <c>start_logits</c> and <c>end_logits</c> [batch, sequence].</summary>
 public sealed class BertForQuestionAnswering : BertHeadModel
 {
-    internal BertForQuestionAnswering(BertConfig c, IReadOnlyDictionary<string, Tensor> p) : base(c, BertArchitecture.BertForQuestionAnswering, p) { }
+    internal BertForQuestionAnswering(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForQuestionAnswering, p) { }
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
@@ -133,8 +133,8 @@ public sealed class BertForQuestionAnswering : BertHeadModel
         }
         return body with
         {
-            StartLogits = new Tensor(start, inputs.Batch, inputs.SequenceLength),
-            EndLogits = new Tensor(end, inputs.Batch, inputs.SequenceLength),
+            StartLogits = new FloatTensor(start, inputs.Batch, inputs.SequenceLength),
+            EndLogits = new FloatTensor(end, inputs.Batch, inputs.SequenceLength),
         };
     }
 }

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
-using Tensor = NBert.Tensors.Tensor;
 using NBert.IO;
 using NBert.Tensors;
 
@@ -17,7 +16,7 @@ public abstract class BertPreTrainedModel
     public BertConfig Config { get; }
     public BertArchitecture Architecture { get; }
     /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models.</summary>
-    public IReadOnlyDictionary<string, Tensor> Parameters { get; }
+    public IReadOnlyDictionary<string, FloatTensor> Parameters { get; }
     /// <summary>What loading did; null for a model initialised in code.</summary>
     public LoadReport? LoadReport { get; init; }
 
@@ -26,7 +25,7 @@ public abstract class BertPreTrainedModel
     private Layer[]? _layers;
     private readonly ConcurrentDictionary<string, PackedWeight> _packed = new(StringComparer.Ordinal);
 
-    protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, Tensor> parameters)
+    protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, FloatTensor> parameters)
     {
         config.Validate();
         Config = config;
@@ -37,7 +36,7 @@ public abstract class BertPreTrainedModel
                 throw new ArgumentException($"Parameter '{spec.Name}' is missing or not of shape [{string.Join(", ", spec.Shape)}].");
     }
 
-    protected Tensor P(string name) => Parameters[name];
+    protected FloatTensor P(string name) => Parameters[name];
 
     /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
     public void WeightsChanged()
@@ -69,7 +68,7 @@ public abstract class BertPreTrainedModel
     public static BertPreTrainedModel FromConfig(BertConfig config, BertArchitecture architecture, int seed = 0) =>
         Create(config, architecture, BertWeights.Initialize(config, architecture, seed), null);
 
-    internal static BertPreTrainedModel Create(BertConfig config, BertArchitecture arch, Dictionary<string, Tensor> p, LoadReport? report) => arch switch
+    internal static BertPreTrainedModel Create(BertConfig config, BertArchitecture arch, Dictionary<string, FloatTensor> p, LoadReport? report) => arch switch
     {
         BertArchitecture.BertModel => new BertModel(config, p) { LoadReport = report },
         BertArchitecture.BertForPreTraining => new BertForPreTraining(config, p) { LoadReport = report },
@@ -169,8 +168,8 @@ public abstract class BertPreTrainedModel
         int m = b * s;
         var x = new float[m * h];
         Embed(inputs, x);
-        var hiddenStates = outputHiddenStates ? new List<Tensor> { new((float[])x.Clone(), b, s, h) } : null;
-        var attentions = outputAttentions ? new List<Tensor>() : null;
+        var hiddenStates = outputHiddenStates ? new List<FloatTensor> { new((float[])x.Clone(), b, s, h) } : null;
+        var attentions = outputAttentions ? new List<FloatTensor>() : null;
 
         var pool = ArrayPool<float>.Shared;
         float[] qkv = pool.Rent(m * 3 * h), context = pool.Rent(m * h), attended = pool.Rent(m * h), inner = pool.Rent(m * c.IntermediateSize);
@@ -183,7 +182,7 @@ public abstract class BertPreTrainedModel
                 Linear(m, x, layer.Qkv, layer.QkvBias, qkv);
                 var probs = outputAttentions ? new float[b * heads * s * s] : null;
                 SelfAttention(qkv, context, inputs.AttentionMask, b, s, heads, d, probs);
-                if (probs is not null) attentions!.Add(new Tensor(probs, b, heads, s, s));
+                if (probs is not null) attentions!.Add(new FloatTensor(probs, b, heads, s, s));
 
                 Linear(m, context, layer.AttentionOutput, layer.AttentionOutputBias, attended);
                 ResidualLayerNorm(attended, x, m, h, layer.AttentionNormWeight, layer.AttentionNormBias, eps);
@@ -193,7 +192,7 @@ public abstract class BertPreTrainedModel
                 Threading.ForRows(m, (r0, r1) => Activate(inner.AsSpan(r0 * width, (r1 - r0) * width)));
                 Linear(m, inner, layer.Output, layer.OutputBias, x);
                 ResidualLayerNorm(x, attended, m, h, layer.OutputNormWeight, layer.OutputNormBias, eps);
-                hiddenStates?.Add(new Tensor((float[])x.Clone(), b, s, h));
+                hiddenStates?.Add(new FloatTensor((float[])x.Clone(), b, s, h));
             }
         }
         finally
@@ -204,7 +203,7 @@ public abstract class BertPreTrainedModel
             pool.Return(inner);
         }
 
-        Tensor? pooled = null;
+        FloatTensor? pooled = null;
         if (withPooler)
         {
             // The hidden state of each sequence's first token ([CLS]) through dense + tanh.
@@ -212,11 +211,11 @@ public abstract class BertPreTrainedModel
             for (int i = 0; i < b; i++) x.AsSpan(i * s * h, h).CopyTo(first.AsSpan(i * h));
             var y = Dense(first, b, "pooler.dense.weight", "pooler.dense.bias");
             Kernels.Tanh(y);
-            pooled = new Tensor(y, b, h);
+            pooled = new FloatTensor(y, b, h);
         }
         return new ModelOutput
         {
-            LastHiddenState = new Tensor(x, b, s, h),
+            LastHiddenState = new FloatTensor(x, b, s, h),
             PoolerOutput = pooled,
             HiddenStates = hiddenStates,
             Attentions = attentions,

@@ -28,7 +28,7 @@ public static class BertWeights
     /// a decoder weight tied to the word embeddings, <c>position_ids</c> buffers ignored. A missing head (or
     /// pooler) is initialised as transformers does; missing embeddings or encoder weights are an error.
     /// </summary>
-    public static (Dictionary<string, Tensor> Parameters, LoadReport Report) Load(ITensorSource source, BertConfig config,
+    public static (Dictionary<string, FloatTensor> Parameters, LoadReport Report) Load(ITensorSource source, BertConfig config,
         BertArchitecture architecture, int seed = 0)
     {
         var byCanonical = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -41,7 +41,7 @@ public static class BertWeights
             if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
         }
         var specs = BertArchitectures.Parameters(config, architecture);
-        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var initialized = new List<string>();
         var rng = new NormalRandom(seed);
         foreach (var spec in specs)
@@ -51,7 +51,7 @@ public static class BertWeights
                 var info = source.Info(name);
                 if (!info.Shape.SequenceEqual(spec.Shape))
                     throw new InvalidDataException($"Checkpoint tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but the config needs [{string.Join(", ", spec.Shape)}] for {spec.Name}.");
-                parameters[spec.Name] = new Tensor(source.ReadFloat32(name), spec.Shape);
+                parameters[spec.Name] = new FloatTensor(source.ReadFloat32(name), spec.Shape);
             }
             else if (spec.IsEncoder)
                 throw new InvalidDataException($"The checkpoint has no '{spec.Name}' (nor 'bert.{spec.Name}'): it is not a {architecture} checkpoint for this config.");
@@ -67,15 +67,15 @@ public static class BertWeights
 
     /// <summary>Random parameters with transformers' scheme: normal(0, initializer_range) weights and
     /// embeddings (the padding row zeroed), zero biases, LayerNorm weight 1.</summary>
-    public static Dictionary<string, Tensor> Initialize(BertConfig config, BertArchitecture architecture, int seed)
+    public static Dictionary<string, FloatTensor> Initialize(BertConfig config, BertArchitecture architecture, int seed)
     {
         var rng = new NormalRandom(seed);
         return BertArchitectures.Parameters(config, architecture).ToDictionary(s => s.Name, s => Initialize(s, config, rng), StringComparer.Ordinal);
     }
 
-    private static Tensor Initialize(ParameterSpec spec, BertConfig config, NormalRandom rng)
+    private static FloatTensor Initialize(ParameterSpec spec, BertConfig config, NormalRandom rng)
     {
-        var t = Tensor.Zeros(spec.Shape);
+        var t = FloatTensor.Zeros(spec.Shape);
         switch (spec.Init)
         {
             case Init.Ones: t.Data.AsSpan().Fill(1f); break;

@@ -52,20 +52,20 @@ public sealed record ModelInputs
 /// <summary>A model's outputs, named as transformers names them; what a model does not compute is null.</summary>
 public sealed record ModelOutput
 {
-    public Tensor? LastHiddenState { get; init; }
-    public Tensor? PoolerOutput { get; init; }
+    public FloatTensor? LastHiddenState { get; init; }
+    public FloatTensor? PoolerOutput { get; init; }
     /// <summary>Embedding output then each layer's output ([batch, sequence, hidden] each).</summary>
-    public IReadOnlyList<Tensor>? HiddenStates { get; init; }
+    public IReadOnlyList<FloatTensor>? HiddenStates { get; init; }
     /// <summary>Each layer's attention probabilities [batch, heads, sequence, sequence].</summary>
-    public IReadOnlyList<Tensor>? Attentions { get; init; }
-    public Tensor? PredictionLogits { get; init; }
-    public Tensor? SeqRelationshipLogits { get; init; }
-    public Tensor? Logits { get; init; }
-    public Tensor? StartLogits { get; init; }
-    public Tensor? EndLogits { get; init; }
+    public IReadOnlyList<FloatTensor>? Attentions { get; init; }
+    public FloatTensor? PredictionLogits { get; init; }
+    public FloatTensor? SeqRelationshipLogits { get; init; }
+    public FloatTensor? Logits { get; init; }
+    public FloatTensor? StartLogits { get; init; }
+    public FloatTensor? EndLogits { get; init; }
 
     /// <summary>Every tensor with transformers' name (<c>hidden_states.0</c>, <c>attentions.1</c>, ...).</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> Named()
+    public IEnumerable<(string Name, FloatTensor Tensor)> Named()
     {
         if (LastHiddenState is not null) yield return ("last_hidden_state", LastHiddenState);
         if (PoolerOutput is not null) yield return ("pooler_output", PoolerOutput);

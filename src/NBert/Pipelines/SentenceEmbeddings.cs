@@ -1,7 +1,7 @@
 using System.Numerics.Tensors;
 using NBert.Modeling;
+using NBert.Tensors;
 using NBert.Tokenization;
-using Tensor = NBert.Tensors.Tensor;
 
 namespace NBert.Pipelines;
 
@@ -55,11 +55,11 @@ public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedMo
     private EncodeOptions Encoding => new() { MaxLength = Math.Min(Options.MaxLength, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
 
     /// <summary>Token vectors of one text, [tokens, hidden] (transformers' feature-extraction pipeline).</summary>
-    public Tensor TokenEmbeddings(string text)
+    public FloatTensor TokenEmbeddings(string text)
     {
         var e = Tokenizer.Encode(text, options: Encoding);
         var hidden = Model.Forward(ModelInputs.FromEncodings([e])).LastHiddenState!;
-        return new Tensor(hidden.Data, e.Length, Dimension);
+        return new FloatTensor(hidden.Data, e.Length, Dimension);
     }
 
     public float[] Embed(string text) => Embed([text])[0];

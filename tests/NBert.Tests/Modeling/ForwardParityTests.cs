@@ -31,7 +31,7 @@ public sealed class ForwardParityTests : IDisposable
         return max;
     }
 
-    private void AssertClose(string name, Tensor? actual)
+    private void AssertClose(string name, FloatTensor? actual)
     {
         Assert.NotNull(actual);
         Assert.Equal(_expected.Info(name).Shape, actual.Shape);

@@ -1,12 +1,12 @@
 namespace NBert.Tensors;
 
 /// <summary>A float32 tensor: flat row-major data and its shape. Model outputs are tensors.</summary>
-public sealed class Tensor
+public sealed class FloatTensor
 {
     public float[] Data { get; }
     public int[] Shape { get; }
 
-    public Tensor(float[] data, params int[] shape)
+    public FloatTensor(float[] data, params int[] shape)
     {
         long n = shape.Aggregate(1L, (a, d) => a * d);
         if (shape.Any(d => d < 0) || data.Length != n)
@@ -15,7 +15,7 @@ public sealed class Tensor
         Shape = shape;
     }
 
-    public static Tensor Zeros(params int[] shape) => new(new float[shape.Aggregate(1L, (a, d) => a * d)], shape);
+    public static FloatTensor Zeros(params int[] shape) => new(new float[shape.Aggregate(1L, (a, d) => a * d)], shape);
 
     public int Rank => Shape.Length;
     public long Length => Data.Length;
@@ -39,5 +39,5 @@ public sealed class Tensor
         return at;
     }
 
-    public override string ToString() => $"Tensor [{string.Join(", ", Shape)}]";
+    public override string ToString() => $"FloatTensor [{string.Join(", ", Shape)}]";
 }
