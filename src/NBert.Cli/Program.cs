@@ -78,7 +78,7 @@ public static class Program
             error.WriteLine($"nbert: {e.Message}");
             return BadInput;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NBertException or InvalidDataException)
         {
             error.WriteLine($"nbert: {e.Message}");
             return BadInput;

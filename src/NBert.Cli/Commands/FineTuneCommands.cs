@@ -124,7 +124,7 @@ public static class FineTuneCommands
         {
             return read();
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
+        catch (Exception e) when (e is IOException or NBertException or ArgumentException)
         {
             throw new CliException(e.Message, e);
         }
@@ -151,7 +151,7 @@ public static class FineTuneCommands
         {
             return BertPreTrainedModel.FromPretrained(directory, task.Architecture, seed, task.Configure);
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
+        catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
         {
             throw new CliException($"{e.Message} (a head trained with other labels cannot be reused: start from the model without that head)", e);
         }

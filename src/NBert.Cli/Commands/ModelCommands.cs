@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using NBert.Hub;
 using NBert.IO;
 using NBert.Modeling;
 using Spectre.Console;
@@ -108,7 +109,7 @@ public static class ModelCommands
             {
                 result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
             }
-            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or NotSupportedException or FormatException)
+            catch (Exception e) when (e is FileNotFoundException or NBertException or NotSupportedException or FormatException)
             {
                 throw new CliException(e.Message, e);
             }
@@ -171,14 +172,14 @@ public static class ModelCommands
         return command;
     }
 
-    /// <summary>A model directory for a directory or a built-in name (minilm), converting it on first use.</summary>
+    /// <summary>A model directory for a directory or a model's name (<see cref="ModelResolver"/>).</summary>
     public static string Resolve(string model)
     {
         try
         {
-            return BuiltinModels.Resolve(model);
+            return ModelResolver.Resolve(model);
         }
-        catch (Exception e) when (e is FileNotFoundException or InvalidDataException or IOException)
+        catch (Exception e) when (e is FileNotFoundException or NBertException or IOException)
         {
             throw new CliException(e.Message, e);
         }
@@ -191,7 +192,7 @@ public static class ModelCommands
         {
             return BertPreTrainedModel.FromPretrained(Resolve(directory), architecture);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException or KeyNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or KeyNotFoundException)
         {
             throw new CliException(e.Message, e);
         }
@@ -203,7 +204,7 @@ public static class ModelCommands
         {
             return BertConfig.Load(path);
         }
-        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is FileNotFoundException or NBertException)
         {
             throw new CliException(e.Message, e);
         }
@@ -230,7 +231,7 @@ public static class ModelCommands
             }
             return new ModelInputs(batch, sequence, Ints("input_ids")!, Ints("token_type_ids"), Ints("attention_mask"));
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException)
+        catch (Exception e) when (e is NBertException or FileNotFoundException or ArgumentException)
         {
             throw new CliException(e.Message, e);
         }

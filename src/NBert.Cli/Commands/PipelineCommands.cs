@@ -30,7 +30,7 @@ public static class PipelineCommands
         {
             return create(directory);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException or NotSupportedException or ArgumentException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or ArgumentException)
         {
             throw new CliException($"{directory}: {e.Message}", e);
         }

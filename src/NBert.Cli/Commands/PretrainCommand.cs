@@ -135,7 +135,7 @@ public static class PretrainCommand
         {
             c = BertConfig.Load(config) with { VocabSize = tokenizer.VocabSize, Architectures = [architecture.ToString()] };
         }
-        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is FileNotFoundException or NBertException)
         {
             throw new CliException(e.Message, e);
         }

@@ -63,7 +63,7 @@ public static class TokenizeCommand
         {
             return BertTokenizer.FromDirectory(ModelCommands.Resolve(directory));
         }
-        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or InvalidDataException)
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or NBertException)
         {
             throw new CliException(e.Message, e);
         }

@@ -52,7 +52,7 @@ public static class TrainingCommands
             {
                 batch = TrainingBatch.Load(path);
             }
-            catch (Exception e) when (e is InvalidDataException or FileNotFoundException or ArgumentException or OverflowException)
+            catch (Exception e) when (e is NBertException or FileNotFoundException or ArgumentException or OverflowException)
             {
                 throw new CliException(e is FileNotFoundException ? $"{path}: no such batch file." : e.Message, e);
             }

@@ -30,7 +30,7 @@ public static class VocabCommand
                         lines++;
                     }
             }
-            catch (Exception e) when (e is FileNotFoundException or IOException or InvalidDataException)
+            catch (Exception e) when (e is FileNotFoundException or IOException or NBertException)
             {
                 throw new CliException(e.Message, e);
             }

@@ -28,6 +28,9 @@ public static class BuiltinModels
         }
     }
 
+    /// <summary>The names that <see cref="Resolve"/> knows, each built-in model's short name first.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["minilm", MiniLmName];
+
     public static bool IsBuiltin(string name) =>
         name.Equals("minilm", StringComparison.OrdinalIgnoreCase) || name.Equals(MiniLmName, StringComparison.OrdinalIgnoreCase);
 
@@ -73,7 +76,7 @@ public static class BuiltinModels
         {
             if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
         }
-        return IsValid(target) ? target : throw new InvalidDataException($"The built-in model in '{target}' could not be prepared.");
+        return IsValid(target) ? target : throw new NBertException($"The built-in model in '{target}' could not be prepared.");
     }
 
     /// <summary>The package's assembly: <c>$NBERT_MINILM_ASSEMBLY</c>, beside the application, or in the
@@ -123,7 +126,7 @@ public static class BuiltinModels
             using var _ = new SafeTensorsFile(Path.Combine(directory, "model.safetensors"));
             return true;
         }
-        catch (Exception e) when (e is IOException or JsonException or InvalidDataException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or JsonException or NBertException or UnauthorizedAccessException)
         {
             return false;
         }

@@ -54,12 +54,12 @@ public sealed class ShardedTensorSource : ITensorSource
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
             if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
-                throw new InvalidDataException($"{indexPath}: no \"weight_map\" object.");
+                throw new NBertException($"{indexPath}: no \"weight_map\" object.");
             map = wm.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{indexPath}: not valid JSON ({e.Message}).", e);
+            throw new NBertException($"{indexPath}: not valid JSON ({e.Message}).", e);
         }
         var opened = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
         try
@@ -67,7 +67,7 @@ public sealed class ShardedTensorSource : ITensorSource
             foreach (var (tensor, file) in map)
             {
                 if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains(".."))
-                    throw new InvalidDataException($"{indexPath}: tensor '{tensor}' maps to '{file}', which is not a file beside the index.");
+                    throw new NBertException($"{indexPath}: tensor '{tensor}' maps to '{file}', which is not a file beside the index.");
                 if (!opened.TryGetValue(file, out var shard))
                 {
                     string shardPath = Path.Combine(dir, file);
@@ -75,7 +75,7 @@ public sealed class ShardedTensorSource : ITensorSource
                     opened[file] = shard = open(shardPath);
                     _shards.Add(shard);
                 }
-                if (!shard.Contains(tensor)) throw new InvalidDataException($"{indexPath}: tensor '{tensor}' is not in its shard '{file}'.");
+                if (!shard.Contains(tensor)) throw new NBertException($"{indexPath}: tensor '{tensor}' is not in its shard '{file}'.");
                 _byTensor[tensor] = shard;
             }
         }

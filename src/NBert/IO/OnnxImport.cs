@@ -31,7 +31,7 @@ public static class OnnxImport
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new InvalidDataException($"{onnxPath}: not an ONNX model ({e.Message}).", e);
+            throw new NBertException($"{onnxPath}: not an ONNX model ({e.Message}).", e);
         }
         try
         {
@@ -39,7 +39,7 @@ public static class OnnxImport
         }
         catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or ArgumentException or FormatException)
         {
-            throw new InvalidDataException($"{onnxPath}: {e.Message}", e);
+            throw new NBertException($"{onnxPath}: {e.Message}", e);
         }
     }
 
@@ -171,7 +171,7 @@ public static class AssemblyResources
     {
         using var stream = File.OpenRead(assemblyPath);
         using var pe = new PEReader(stream);
-        if (!pe.HasMetadata) throw new InvalidDataException($"{assemblyPath}: not a .NET assembly.");
+        if (!pe.HasMetadata) throw new NBertException($"{assemblyPath}: not a .NET assembly.");
         var metadata = pe.GetMetadataReader();
         int rva = pe.PEHeaders.CorHeader!.ResourcesDirectory.RelativeVirtualAddress;
         foreach (var handle in metadata.ManifestResources)

@@ -29,31 +29,31 @@ public sealed class PyTorchCheckpoint : ITensorSource
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: not a PyTorch zip checkpoint ({e.Message}). Legacy (pre-1.6) torch.save files are not supported.", e);
+            throw new NBertException($"{path}: not a PyTorch zip checkpoint ({e.Message}). Legacy (pre-1.6) torch.save files are not supported.", e);
         }
         try
         {
             var pkl = _zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl")
-                ?? throw new InvalidDataException($"{path}: no data.pkl inside: not a torch.save checkpoint.");
+                ?? throw new NBertException($"{path}: no data.pkl inside: not a torch.save checkpoint.");
             _prefix = pkl.FullName[..^"data.pkl".Length];
             var order = _zip.GetEntry(_prefix + "byteorder");
             if (order is not null && ReadAll(order) is var b && Encoding.ASCII.GetString(b).Trim() is var o && o != "little")
-                throw new InvalidDataException($"{path}: byte order '{o}' is not supported (little-endian only).");
+                throw new NBertException($"{path}: byte order '{o}' is not supported (little-endian only).");
             object root;
             try
             {
                 root = new StateDictUnpickler(ReadAll(pkl)).Load();
             }
-            catch (InvalidDataException e)
+            catch (NBertException e)
             {
-                throw new InvalidDataException($"{path}: data.pkl: {e.Message}", e);
+                throw new NBertException($"{path}: data.pkl: {e.Message}", e);
             }
             if (root is not Dictionary<object, object> dict)
-                throw new InvalidDataException($"{path}: data.pkl holds a {root.GetType().Name}, not a state dict.");
+                throw new NBertException($"{path}: data.pkl holds a {root.GetType().Name}, not a state dict.");
             foreach (var (key, value) in dict)
             {
-                if (key is not string name) throw new InvalidDataException($"{path}: a state dict key is not a string.");
-                if (value is not StateDictUnpickler.TensorRef tensor) throw new InvalidDataException($"{path}: '{name}' is not a tensor.");
+                if (key is not string name) throw new NBertException($"{path}: a state dict key is not a string.");
+                if (value is not StateDictUnpickler.TensorRef tensor) throw new NBertException($"{path}: '{name}' is not a tensor.");
                 _tensors[name] = tensor;
                 _infos.Add(new TensorInfo(name, tensor.Storage.DType, tensor.Shape, tensor.Offset * DTypes.Size(tensor.Storage.DType),
                     tensor.Shape.Aggregate(1L, (n, d) => n * d) * DTypes.Size(tensor.Storage.DType)));
@@ -92,7 +92,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
     public long[] ReadInt64(string name)
     {
         var (t, storage) = Load(name);
-        if (t.Storage.DType is not (DType.I64 or DType.I32)) throw new InvalidDataException($"{Path}: tensor '{name}' is {t.Storage.DType}, not integer ids.");
+        if (t.Storage.DType is not (DType.I64 or DType.I32)) throw new NBertException($"{Path}: tensor '{name}' is {t.Storage.DType}, not integer ids.");
         long n = t.Shape.Aggregate(1L, (a, d) => a * d);
         var bytes = Gather(t, storage, DTypes.Size(t.Storage.DType), n);
         return t.Storage.DType == DType.I64
@@ -104,11 +104,11 @@ public sealed class PyTorchCheckpoint : ITensorSource
     {
         if (!_tensors.TryGetValue(name, out var t)) throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
         var entry = _zip.GetEntry($"{_prefix}data/{t.Storage.Key}")
-            ?? throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} is missing.");
+            ?? throw new NBertException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} is missing.");
         var bytes = ReadAll(entry);
         long need = t.Storage.Elements * DTypes.Size(t.Storage.DType);
         if (bytes.Length < need)
-            throw new InvalidDataException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} has {bytes.Length} bytes, {need} expected.");
+            throw new NBertException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} has {bytes.Length} bytes, {need} expected.");
         return (t, bytes);
     }
 
@@ -128,7 +128,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
         if (contiguous)
         {
             if (t.Offset < 0 || (t.Offset + n) * size > storage.Length)
-                throw new InvalidDataException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
+                throw new NBertException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
             Buffer.BlockCopy(storage, checked((int)(t.Offset * size)), result, 0, result.Length);
             return result;
         }
@@ -138,7 +138,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
             long at = t.Offset;
             for (int d = 0; d < rank; d++) at += (long)index[d] * t.Stride[d];
             if (at < 0 || (at + 1) * size > storage.Length)
-                throw new InvalidDataException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
+                throw new NBertException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
             Buffer.BlockCopy(storage, (int)(at * size), result, (int)(i * size), size);
             for (int d = rank - 1; d >= 0; d--)
             {
@@ -253,7 +253,7 @@ public sealed class StateDictUnpickler(byte[] data)
         }
     }
 
-    private static InvalidDataException Bad(string message) => new(message);
+    private static NBertException Bad(string message) => new(message);
 
     /// <summary>The only place a name becomes something usable: anything not allowed stops here.</summary>
     private static Global Resolve(string module, string name)

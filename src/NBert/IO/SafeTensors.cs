@@ -105,7 +105,7 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         }
     }
 
-    private InvalidDataException Error(string message, string? tensor = null) =>
+    private NBertException Error(string message, string? tensor = null) =>
         new(tensor is null ? $"{Path}: {message}." : $"{Path}: tensor '{tensor}': {message}.");
 
     private (List<TensorInfo>, Dictionary<string, string>) ParseHeader(ReadOnlySpan<byte> json, long dataLength)

@@ -70,7 +70,7 @@ public sealed record BertConfig
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NotSupportedException or ArgumentException)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new NBertException($"{path}: {e.Message}", e);
         }
     }
 

@@ -50,11 +50,11 @@ public static class BertWeights
             {
                 var info = source.Info(name);
                 if (!info.Shape.SequenceEqual(spec.Shape))
-                    throw new InvalidDataException($"Checkpoint tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but the config needs [{string.Join(", ", spec.Shape)}] for {spec.Name}.");
+                    throw new NBertException($"Checkpoint tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but the config needs [{string.Join(", ", spec.Shape)}] for {spec.Name}.");
                 parameters[spec.Name] = new FloatTensor(source.ReadFloat32(name), spec.Shape);
             }
             else if (spec.IsEncoder)
-                throw new InvalidDataException($"The checkpoint has no '{spec.Name}' (nor 'bert.{spec.Name}'): it is not a {architecture} checkpoint for this config.");
+                throw new NBertException($"The checkpoint has no '{spec.Name}' (nor 'bert.{spec.Name}'): it is not a {architecture} checkpoint for this config.");
             else
             {
                 parameters[spec.Name] = Initialize(spec, config, rng);

@@ -58,7 +58,7 @@ public sealed partial class BertTokenizer
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new NBertException($"{path}: {e.Message}", e);
         }
     }
 
@@ -103,11 +103,11 @@ public sealed partial class BertTokenizer
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON ({e.Message}).", e);
+            throw new NBertException($"{path}: not valid JSON ({e.Message}).", e);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or NotSupportedException)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            throw new NBertException($"{path}: {e.Message}", e);
         }
     }
 
@@ -158,7 +158,7 @@ internal sealed record TokenizerConfig
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
             {
-                throw new InvalidDataException($"{path}: {e.Message}", e);
+                throw new NBertException($"{path}: {e.Message}", e);
             }
         }
         return config;

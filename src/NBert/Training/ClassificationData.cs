@@ -31,7 +31,7 @@ public static class ClassificationData
         foreach (var (e, where) in DataFiles.JsonObjects(path))
         {
             string text = e.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()!
-                : throw new InvalidDataException($"{where}: no string field \"text\".");
+                : throw new NBertException($"{where}: no string field \"text\".");
             string? pair = e.TryGetProperty("text_pair", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
             JsonElement? label = e.TryGetProperty("label", out var l) && l.ValueKind != JsonValueKind.Null ? l.Clone() : null;
             result.Add(new ClassificationExample(text, pair, label, where));
@@ -44,14 +44,14 @@ public static class ClassificationData
         var result = new List<ClassificationExample>();
         using var reader = DataFiles.OpenText(path);
         using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture) { Delimiter = delimiter, BadDataFound = null });
-        if (!csv.Read() || !csv.ReadHeader()) throw new InvalidDataException($"{path}: empty; the first line must name the columns (text, label).");
+        if (!csv.Read() || !csv.ReadHeader()) throw new NBertException($"{path}: empty; the first line must name the columns (text, label).");
         var header = csv.HeaderRecord!;
-        if (!header.Contains("text")) throw new InvalidDataException($"{path}: no column \"text\" (columns: {string.Join(", ", header)}).");
+        if (!header.Contains("text")) throw new NBertException($"{path}: no column \"text\" (columns: {string.Join(", ", header)}).");
         bool hasPair = header.Contains("text_pair"), hasLabel = header.Contains("label");
         while (csv.Read())
         {
             string where = $"{path}:{csv.Parser.RawRow}";
-            string text = csv.GetField("text") ?? throw new InvalidDataException($"{where}: no text.");
+            string text = csv.GetField("text") ?? throw new NBertException($"{where}: no text.");
             string? pair = hasPair ? csv.GetField("text_pair") : null;
             JsonElement? label = null;
             if (hasLabel && csv.GetField("label") is { Length: > 0 } raw)
@@ -98,11 +98,11 @@ public static class ClassificationData
             int at = IndexOf(labels, name);
             if (at >= 0) return at;
             if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int parsed) && parsed < labels.Count) return parsed;
-            throw new InvalidDataException($"{where}: unknown label '{name}' (labels: {string.Join(", ", labels)}).");
+            throw new NBertException($"{where}: unknown label '{name}' (labels: {string.Join(", ", labels)}).");
         }
         if (label.ValueKind == JsonValueKind.Number && label.TryGetInt32(out int i))
-            return (uint)i < (uint)labels.Count ? i : throw new InvalidDataException($"{where}: label index {i} is outside 0..{labels.Count - 1}.");
-        throw new InvalidDataException($"{where}: a label must be a name or an index, not {label.GetRawText()}.");
+            return (uint)i < (uint)labels.Count ? i : throw new NBertException($"{where}: label index {i} is outside 0..{labels.Count - 1}.");
+        throw new NBertException($"{where}: a label must be a name or an index, not {label.GetRawText()}.");
     }
 
     private static int IndexOf(IReadOnlyList<string> labels, string name)
@@ -123,7 +123,7 @@ public static class ClassificationData
         for (int i = 0; i < examples.Count; i++)
         {
             var e = examples[i];
-            var label = e.Label ?? throw new InvalidDataException($"{e.Source}: no label.");
+            var label = e.Label ?? throw new NBertException($"{e.Source}: no label.");
             int single = -100;
             float[]? values = null;
             switch (problem)
@@ -133,12 +133,12 @@ public static class ClassificationData
                     break;
                 case ClassificationProblem.Regression:
                     values = label.ValueKind == JsonValueKind.Number ? [label.GetSingle()]
-                        : throw new InvalidDataException($"{e.Source}: a regression label must be a number, not {label.GetRawText()}.");
+                        : throw new NBertException($"{e.Source}: a regression label must be a number, not {label.GetRawText()}.");
                     break;
                 default:
                     values = new float[labels.Count];
                     if (label.ValueKind != JsonValueKind.Array)
-                        throw new InvalidDataException($"{e.Source}: a multi-label example needs a list of labels, not {label.GetRawText()}.");
+                        throw new NBertException($"{e.Source}: a multi-label example needs a list of labels, not {label.GetRawText()}.");
                     foreach (var x in label.EnumerateArray()) values[Index(x, labels, e.Source)] = 1;
                     break;
             }

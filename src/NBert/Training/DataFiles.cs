@@ -36,9 +36,9 @@ public static class DataFiles
             }
             catch (JsonException x)
             {
-                throw new InvalidDataException($"{where}: not a JSON object ({x.Message}).", x);
+                throw new NBertException($"{where}: not a JSON object ({x.Message}).", x);
             }
-            if (e.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where}: not a JSON object.");
+            if (e.ValueKind != JsonValueKind.Object) throw new NBertException($"{where}: not a JSON object.");
             yield return (e, where);
         }
     }

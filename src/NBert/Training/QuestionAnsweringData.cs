@@ -34,10 +34,10 @@ public static class QuestionAnsweringData
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not JSON ({e.Message}).", e);
+            throw new NBertException($"{path}: not JSON ({e.Message}).", e);
         }
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
-            throw new InvalidDataException($"{path}: not SQuAD JSON (no \"data\" list).");
+            throw new NBertException($"{path}: not SQuAD JSON (no \"data\" list).");
         var result = new List<QuestionExample>();
         foreach (var article in data.EnumerateArray())
             foreach (var paragraph in Array(article, "paragraphs", path))
@@ -55,9 +55,9 @@ public static class QuestionAnsweringData
                         {
                             string text = String(a, "text", path, $"an answer of question {id}");
                             int start = a.TryGetProperty("answer_start", out var s) && s.TryGetInt32(out int v) ? v
-                                : throw new InvalidDataException($"{where}: an answer has no integer answer_start.");
+                                : throw new NBertException($"{where}: an answer has no integer answer_start.");
                             if (start < 0 || start + text.Length > context.Length || string.CompareOrdinal(context, start, text, 0, text.Length) != 0)
-                                throw new InvalidDataException($"{where}: the answer '{text}' is not in its context at {start}.");
+                                throw new NBertException($"{where}: the answer '{text}' is not in its context at {start}.");
                             answers.Add((text, start));
                         }
                     result.Add(new QuestionExample(id, question, context, answers));
@@ -68,11 +68,11 @@ public static class QuestionAnsweringData
 
     private static IEnumerable<JsonElement> Array(JsonElement e, string name, string path) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var a) && a.ValueKind == JsonValueKind.Array
-            ? a.EnumerateArray() : throw new InvalidDataException($"{path}: expected a list \"{name}\".");
+            ? a.EnumerateArray() : throw new NBertException($"{path}: expected a list \"{name}\".");
 
     private static string String(JsonElement e, string name, string path, string what) =>
         e.TryGetProperty(name, out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()!
-            : throw new InvalidDataException($"{path}: {what} has no string \"{name}\".");
+            : throw new NBertException($"{path}: {what} has no string \"{name}\".");
 
     /// <summary>The windows of every example with their answer positions (the first gold answer) and context offsets.</summary>
     public static List<Feature> Encode(IReadOnlyList<QuestionExample> examples, BertTokenizer tokenizer, Options options)
@@ -93,7 +93,7 @@ public static class QuestionAnsweringData
             }
             catch (ArgumentException e)
             {
-                throw new InvalidDataException($"question {ex.Id}: {e.Message}", e);
+                throw new NBertException($"question {ex.Id}: {e.Message}", e);
             }
             foreach (var window in new[] { first }.Concat(first.Overflowing))
             {

@@ -45,7 +45,7 @@ public static class TokenClassificationData
                 continue;
             }
             var parts = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 2) throw new InvalidDataException($"{path}:{lineNumber}: expected a word and its tag, got '{line}'.");
+            if (parts.Length < 2) throw new NBertException($"{path}:{lineNumber}: expected a word and its tag, got '{line}'.");
             if (words.Count == 0) start = lineNumber;
             words.Add(parts[0]);
             tags.Add(parts[^1]);
@@ -60,19 +60,19 @@ public static class TokenClassificationData
         foreach (var (e, where) in DataFiles.JsonObjects(path))
         {
             if (!e.TryGetProperty("tokens", out var tokens) || tokens.ValueKind != JsonValueKind.Array)
-                throw new InvalidDataException($"{where}: expected {{\"tokens\": [...], \"tags\": [...]}}.");
+                throw new NBertException($"{where}: expected {{\"tokens\": [...], \"tags\": [...]}}.");
             if (!e.TryGetProperty("tags", out var tagList) && !e.TryGetProperty("ner_tags", out tagList) || tagList.ValueKind != JsonValueKind.Array)
-                throw new InvalidDataException($"{where}: no list \"tags\".");
+                throw new NBertException($"{where}: no list \"tags\".");
             var words = tokens.EnumerateArray().Select(t => t.ValueKind == JsonValueKind.String ? t.GetString()!
-                : throw new InvalidDataException($"{where}: tokens must be strings.")).ToArray();
+                : throw new NBertException($"{where}: tokens must be strings.")).ToArray();
             var tags = tagList.EnumerateArray().Select(t => t.ValueKind switch
             {
                 JsonValueKind.String => t.GetString()!,
                 JsonValueKind.Number when labels is not null && t.TryGetInt32(out int i) && (uint)i < (uint)labels.Count => labels[i],
-                JsonValueKind.Number => throw new InvalidDataException($"{where}: tag index {t.GetRawText()} needs a label list (--labels) that has it."),
-                _ => throw new InvalidDataException($"{where}: a tag must be a name or an index."),
+                JsonValueKind.Number => throw new NBertException($"{where}: tag index {t.GetRawText()} needs a label list (--labels) that has it."),
+                _ => throw new NBertException($"{where}: a tag must be a name or an index."),
             }).ToArray();
-            if (words.Length != tags.Length) throw new InvalidDataException($"{where}: {words.Length} tokens but {tags.Length} tags.");
+            if (words.Length != tags.Length) throw new NBertException($"{where}: {words.Length} tokens but {tags.Length} tags.");
             result.Add(new TaggedSentence(words, tags, where));
         }
         return result;
@@ -99,7 +99,7 @@ public static class TokenClassificationData
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < labels.Count; i++) index[labels[i]] = i;
         int ToId(string tag, TaggedSentence s) => index.TryGetValue(tag, out int id) ? id
-            : throw new InvalidDataException($"{s.Source}: unknown tag '{tag}' (labels: {string.Join(", ", labels)}).");
+            : throw new NBertException($"{s.Source}: unknown tag '{tag}' (labels: {string.Join(", ", labels)}).");
         foreach (var s in sentences)
             foreach (var t in s.Tags) ToId(t, s); // every bad tag before any tokenizing
 

@@ -292,12 +292,12 @@ public sealed class Trainer
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{checkpoint}/trainer_state.json: {e.Message}", e);
+            throw new NBertException($"{checkpoint}/trainer_state.json: {e.Message}", e);
         }
         if ((int)json["seed"]! != Options.Seed || (int)json["batch_size"]! != Options.BatchSize)
-            throw new InvalidDataException($"{checkpoint}: written with seed {json["seed"]} and batch size {json["batch_size"]}; resume with the same settings.");
+            throw new NBertException($"{checkpoint}: written with seed {json["seed"]} and batch size {json["batch_size"]}; resume with the same settings.");
         if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
-            throw new InvalidDataException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
+            throw new NBertException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
         var restored = TrainingModel<float>.From(BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture));
         restored.Values.CopyTo(model.Values, 0);
         using (var file = new SafeTensorsFile(Path.Combine(checkpoint, "optimizer.safetensors")))

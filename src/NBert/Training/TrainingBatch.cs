@@ -30,16 +30,16 @@ public sealed record TrainingBatch
     public static TrainingBatch Load(string path)
     {
         using var file = new SafeTensorsFile(path);
-        if (!file.Contains("input_ids")) throw new InvalidDataException($"{path}: no tensor 'input_ids'.");
+        if (!file.Contains("input_ids")) throw new NBertException($"{path}: no tensor 'input_ids'.");
         var idsInfo = file.Info("input_ids");
-        if (idsInfo.Shape.Length != 2) throw new InvalidDataException($"{path}: 'input_ids' must be [batch, sequence], not [{string.Join(", ", idsInfo.Shape)}].");
+        if (idsInfo.Shape.Length != 2) throw new NBertException($"{path}: 'input_ids' must be [batch, sequence], not [{string.Join(", ", idsInfo.Shape)}].");
         int b = idsInfo.Shape[0], s = idsInfo.Shape[1];
         int[]? Ints(string name, params int[][] shapes)
         {
             if (!file.Contains(name)) return null;
             var info = file.Info(name);
             if (!shapes.Any(shape => shape.SequenceEqual(info.Shape)))
-                throw new InvalidDataException($"{path}: '{name}' has shape [{string.Join(", ", info.Shape)}], expected {string.Join(" or ", shapes.Select(x => $"[{string.Join(", ", x)}]"))}.");
+                throw new NBertException($"{path}: '{name}' has shape [{string.Join(", ", info.Shape)}], expected {string.Join(" or ", shapes.Select(x => $"[{string.Join(", ", x)}]"))}.");
             return Array.ConvertAll(file.ReadInt64(name), v => checked((int)v));
         }
         var inputs = new ModelInputs(b, s, Ints("input_ids", [b, s])!, Ints("token_type_ids", [b, s]), Ints("attention_mask", [b, s]));
@@ -49,7 +49,7 @@ public sealed record TrainingBatch
         {
             var info = file.Info("labels");
             if (info.Shape.Length == 0 || info.Shape[0] != b)
-                throw new InvalidDataException($"{path}: 'labels' has shape [{string.Join(", ", info.Shape)}]; its first dimension must be the batch, {b}.");
+                throw new NBertException($"{path}: 'labels' has shape [{string.Join(", ", info.Shape)}]; its first dimension must be the batch, {b}.");
             if (info.DType is DType.I64 or DType.I32) labels = Ints("labels", [b], [b, s]);
             else values = file.ReadFloat32("labels");
         }

@@ -70,7 +70,7 @@ public sealed class CheckpointIOTests : TempDirectoryTest
         Assert.Equal([0.1f, -1e10f], st.ReadFloat32("f64"));
         Assert.Equal([7L, -3L], st.ReadInt64("i32"));
         Assert.Equal([7f, -3f], st.ReadFloat32("i32"));
-        var ex = Assert.Throws<InvalidDataException>(() => st.ReadInt64("f16"));
+        var ex = Assert.Throws<NBertException>(() => st.ReadInt64("f16"));
         Assert.Contains("'f16'", ex.Message);
     }
 
@@ -101,7 +101,7 @@ public sealed class CheckpointIOTests : TempDirectoryTest
     public void Corrupt_files_are_refused_naming_the_file_and_the_tensor(string header, int dataBytes, long? declared, string message)
     {
         string path = Raw("bad.safetensors", header, dataBytes, declared);
-        var ex = Assert.Throws<InvalidDataException>(() => new SafeTensorsFile(path));
+        var ex = Assert.Throws<NBertException>(() => new SafeTensorsFile(path));
         Assert.Contains(path, ex.Message);
         Assert.Contains(message, ex.Message);
     }
@@ -111,7 +111,7 @@ public sealed class CheckpointIOTests : TempDirectoryTest
     {
         string path = Temp("tiny.safetensors");
         File.WriteAllBytes(path, [1, 2, 3]);
-        Assert.Contains("fewer than the 8-byte header length", Assert.Throws<InvalidDataException>(() => new SafeTensorsFile(path)).Message);
+        Assert.Contains("fewer than the 8-byte header length", Assert.Throws<NBertException>(() => new SafeTensorsFile(path)).Message);
     }
 
     [Fact]
@@ -151,7 +151,7 @@ public sealed class CheckpointIOTests : TempDirectoryTest
     public void A_pickle_that_calls_os_system_is_refused_naming_the_global_and_never_runs()
     {
         string path = MaliciousBin();
-        var ex = Assert.Throws<InvalidDataException>(() => new PyTorchCheckpoint(path));
+        var ex = Assert.Throws<NBertException>(() => new PyTorchCheckpoint(path));
         Assert.Contains("posix.system", ex.Message);
         Assert.Contains(path, ex.Message);
         Assert.False(File.Exists(Temp("pwned")));
@@ -162,8 +162,8 @@ public sealed class CheckpointIOTests : TempDirectoryTest
     {
         string path = Temp("x.bin");
         File.WriteAllText(path, "not a zip");
-        Assert.Contains(path, Assert.Throws<InvalidDataException>(() => new PyTorchCheckpoint(path)).Message);
+        Assert.Contains(path, Assert.Throws<NBertException>(() => new PyTorchCheckpoint(path)).Message);
         using (var zip = ZipFile.Open(Temp("y.bin"), ZipArchiveMode.Create)) zip.CreateEntry("other.txt");
-        Assert.Contains("no data.pkl", Assert.Throws<InvalidDataException>(() => new PyTorchCheckpoint(Temp("y.bin"))).Message);
+        Assert.Contains("no data.pkl", Assert.Throws<NBertException>(() => new PyTorchCheckpoint(Temp("y.bin"))).Message);
     }
 }

@@ -111,7 +111,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     {
         string path = Path.Combine(Dir, "bad.onnx");
         File.WriteAllText(path, "this is not a protobuf");
-        var ex = Assert.Throws<InvalidDataException>(() => OnnxImport.Read(path));
+        var ex = Assert.Throws<NBertException>(() => OnnxImport.Read(path));
         Assert.Contains(path, ex.Message);
     }
 }

@@ -32,7 +32,7 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     {
         string path = Path.Combine(Dir, "config.json");
         File.WriteAllText(path, json);
-        var ex = Assert.Throws<InvalidDataException>(() => BertConfig.Load(path));
+        var ex = Assert.Throws<NBertException>(() => BertConfig.Load(path));
         Assert.Contains(named, ex.Message);
         Assert.Contains(path, ex.Message);
     }
@@ -69,12 +69,12 @@ public sealed class ModelLoadingTests : TempDirectoryTest
             SafeTensorsWriter.Write(Path.Combine(Dir, "model.safetensors"), kept);
         }
         File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(Dir, "config.json"));
-        var ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(Dir));
+        var ex = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(Dir));
         Assert.Contains("encoder.layer.1.output.dense.weight", ex.Message);
 
         File.WriteAllText(Path.Combine(Dir, "config.json"), File.ReadAllText(Fixtures.Path("model", "encoder_only", "config.json")).Replace("\"vocab_size\": 4000", "\"vocab_size\": 4001"));
         File.Copy(Fixtures.Path("model", "encoder_only", "model.safetensors"), Path.Combine(Dir, "model.safetensors"), overwrite: true);
-        ex = Assert.Throws<InvalidDataException>(() => BertPreTrainedModel.FromPretrained(Dir));
+        ex = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(Dir));
         Assert.Contains("embeddings.word_embeddings.weight", ex.Message);
         Assert.Contains("[4000, 32]", ex.Message);
     }

@@ -166,17 +166,17 @@ public class TokenizerBehaviourTests
             var empty = Assert.Throws<FileNotFoundException>(() => BertTokenizer.FromDirectory(dir));
             Assert.Contains("vocab.txt", empty.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");
-            var bad = Assert.Throws<InvalidDataException>(() => BertTokenizer.FromDirectory(dir));
+            var bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
             Assert.Contains("tokenizer.json", bad.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "BPE", "vocab": {}}}""");
-            bad = Assert.Throws<InvalidDataException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
             Assert.Contains("model.type", bad.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "WordPiece"}}""");
-            bad = Assert.Throws<InvalidDataException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
             Assert.Contains("model.vocab", bad.Message);
             File.Delete(Path.Combine(dir, "tokenizer.json"));
             File.WriteAllText(Path.Combine(dir, "vocab.txt"), "a\nb\n");
-            bad = Assert.Throws<InvalidDataException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
             Assert.Contains("[UNK]", bad.Message);
             Assert.Contains("vocab.txt", bad.Message);
         }

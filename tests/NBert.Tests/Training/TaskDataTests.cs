@@ -58,14 +58,14 @@ public sealed class TaskDataTests : TempDirectoryTest
     public void Bad_classification_data_names_file_and_line()
     {
         File.WriteAllText(Temp("bad.jsonl"), "{\"text\": \"ok\", \"label\": \"pos\"}\n{\"text\": \"x\", \"label\": \"maybe\"}\n");
-        var e = Assert.Throws<InvalidDataException>(() =>
+        var e = Assert.Throws<NBertException>(() =>
             ClassificationData.Encode(ClassificationData.Read(Temp("bad.jsonl")), Tokenizer, 8, ["neg", "pos"], ClassificationProblem.SingleLabel));
         Assert.Contains("bad.jsonl:2", e.Message);
         Assert.Contains("maybe", e.Message);
         File.WriteAllText(Temp("broken.jsonl"), "{\"text\": \"ok\"}\n{\"text\": \n");
-        Assert.Contains("broken.jsonl:2", Assert.Throws<InvalidDataException>(() => ClassificationData.Read(Temp("broken.jsonl"))).Message);
+        Assert.Contains("broken.jsonl:2", Assert.Throws<NBertException>(() => ClassificationData.Read(Temp("broken.jsonl"))).Message);
         File.WriteAllText(Temp("nolabel.csv"), "sentence,label\nx,1\n");
-        Assert.Contains("no column \"text\"", Assert.Throws<InvalidDataException>(() => ClassificationData.Read(Temp("nolabel.csv"))).Message);
+        Assert.Contains("no column \"text\"", Assert.Throws<NBertException>(() => ClassificationData.Read(Temp("nolabel.csv"))).Message);
     }
 
     [Fact]
@@ -93,7 +93,7 @@ public sealed class TaskDataTests : TempDirectoryTest
         Assert.Equal(all.IndexOf("I-PER"), allTokens.TokenLabels![2]);
 
         File.WriteAllText(Temp("bad.jsonl"), "{\"tokens\": [\"a\", \"b\"], \"tags\": [\"O\", \"B-FOO\"]}\n");
-        var e = Assert.Throws<InvalidDataException>(() => TokenClassificationData.Encode(TokenClassificationData.Read(Temp("bad.jsonl")), Tokenizer, 8, all));
+        var e = Assert.Throws<NBertException>(() => TokenClassificationData.Encode(TokenClassificationData.Read(Temp("bad.jsonl")), Tokenizer, 8, all));
         Assert.Contains("bad.jsonl:1", e.Message);
         Assert.Contains("B-FOO", e.Message);
     }
@@ -147,7 +147,7 @@ public sealed class TaskDataTests : TempDirectoryTest
     public void A_squad_answer_that_is_not_in_its_context_is_refused_by_question_id()
     {
         File.WriteAllText(Temp("bad.json"), Squad("Rollo", 3));
-        var e = Assert.Throws<InvalidDataException>(() => QuestionAnsweringData.Read(Temp("bad.json")));
+        var e = Assert.Throws<NBertException>(() => QuestionAnsweringData.Read(Temp("bad.json")));
         Assert.Contains("question q1", e.Message);
         Assert.Contains("not in its context", e.Message);
     }

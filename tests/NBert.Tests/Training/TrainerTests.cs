@@ -60,7 +60,7 @@ public sealed class TrainerTests : TempDirectoryTest
         Assert.Contains("<polyline", File.ReadAllText(Temp("straight/loss.svg")));
         // Resuming with other settings is refused rather than silently changing the run.
         var other = BertPreTrainedModel.FromConfig(Config, BertArchitecture.BertForSequenceClassification, seed: 2);
-        Assert.Contains("schedule", Assert.Throws<InvalidDataException>(() =>
+        Assert.Contains("schedule", Assert.Throws<NBertException>(() =>
             Create(other, train, options with { LearningRate = 2e-3 }).Train(Temp("resumed"), resume: true)).Message);
         var reloaded = BertPreTrainedModel.FromPretrained(Temp("resumed"));
         Assert.Equal(straight.Parameters["classifier.weight"].Data, reloaded.Parameters["classifier.weight"].Data);
