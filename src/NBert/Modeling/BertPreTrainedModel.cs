@@ -254,11 +254,18 @@ public abstract class BertPreTrainedModel
     /// <summary>
     /// Multi-head self-attention over the fused [m, 3h] query/key/value buffer: for each (sequence, head),
     /// in parallel, softmax(Q Kᵀ / √d + mask) V into <paramref name="context"/> [m, h].
+    /// A right-padded sequence (mask 1…1 0…0) attends over its first n keys only: the scores, the softmax and
+    /// the product with V run over n, not the padded length. The padded keys' weights are exactly 0 either way
+    /// (exp underflows), but a softmax sum or a product over more (zero) terms groups its additions differently,
+    /// so skipping them is what makes a sequence's output the same bits alone or padded in any batch (and is
+    /// less work). Other masks add the mask's large negative value to the scores, as transformers does.
     /// </summary>
     private static void SelfAttention(float[] qkv, float[] context, int[]? mask, int batch, int s, int heads, int d, float[]? probs)
     {
         int h = heads * d, ld = 3 * h;
         float scale = 1f / MathF.Sqrt(d);
+        var keys = new int[batch];
+        for (int bi = 0; bi < batch; bi++) keys[bi] = mask is null ? s : ValidPrefix(mask.AsSpan(bi * s, s));
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
             int bi = job / heads, hi = job % heads;
@@ -267,11 +274,27 @@ public abstract class BertPreTrainedModel
             {
                 var sc = scores.AsSpan(0, s * s);
                 int row0 = bi * s * ld;
-                Sgemm.MultiplySerial(s, s, d, qkv.AsSpan(row0 + hi * d), ld, qkv.AsSpan(row0 + h + hi * d), ld, transB: true, sc, s);
-                TensorPrimitives.Multiply(sc, scale, sc);
-                Kernels.MaskedSoftmax(sc, s, mask is null ? default : mask.AsSpan(bi * s, s));
+                int n = keys[bi];
+                if (n > 0)
+                {
+                    Sgemm.MultiplySerial(s, n, d, qkv.AsSpan(row0 + hi * d), ld, qkv.AsSpan(row0 + h + hi * d), ld, transB: true, sc, s);
+                    for (int i = 0; i < s; i++)
+                    {
+                        var row = sc.Slice(i * s, n);
+                        TensorPrimitives.Multiply(row, scale, row);
+                        Kernels.Softmax(row);
+                        sc.Slice(i * s + n, s - n).Clear();
+                    }
+                }
+                else
+                {
+                    n = s;
+                    Sgemm.MultiplySerial(s, s, d, qkv.AsSpan(row0 + hi * d), ld, qkv.AsSpan(row0 + h + hi * d), ld, transB: true, sc, s);
+                    TensorPrimitives.Multiply(sc, scale, sc);
+                    Kernels.MaskedSoftmax(sc, s, mask!.AsSpan(bi * s, s));
+                }
                 if (probs is not null) sc.CopyTo(probs.AsSpan(job * s * s));
-                Sgemm.MultiplySerial(s, d, s, sc, s, qkv.AsSpan(row0 + 2 * h + hi * d), ld, transB: false,
+                Sgemm.MultiplySerial(s, d, n, sc, s, qkv.AsSpan(row0 + 2 * h + hi * d), ld, transB: false,
                     context.AsSpan(bi * s * h + hi * d), h);
             }
             finally
@@ -279,5 +302,13 @@ public abstract class BertPreTrainedModel
                 ArrayPool<float>.Shared.Return(scores);
             }
         });
+    }
+
+    /// <summary>n when the mask is n ≥ 1 ones followed only by zeros (right padding, or none); 0 otherwise.</summary>
+    private static int ValidPrefix(ReadOnlySpan<int> mask)
+    {
+        int n = mask.IndexOf(0);
+        if (n < 0) return mask.Length;
+        return n > 0 && mask[n..].IndexOfAnyExcept(0) < 0 ? n : 0;
     }
 }

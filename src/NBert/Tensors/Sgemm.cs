@@ -310,7 +310,9 @@ public static unsafe class Sgemm
             else Kernel128(kc, a, b, c, ldc, overwrite, bias);
             return;
         }
-        // Edge tile: compute the full 6x16 into a local tile, then add the valid part.
+        // Edge tile: compute the full 6x16 into a local tile, then store the valid part. The additions go in
+        // the full tile's order, (sum + bias) + C, so a row's values never depend on where it falls in the
+        // matrix (a sentence gives the same bits alone or in a batch).
         float* tile = stackalloc float[MR * NR];
         if (Fma.IsSupported) KernelAvx(kc, a, b, tile, NR, overwrite: true, null);
         else Kernel128(kc, a, b, tile, NR, overwrite: true, null);
@@ -318,8 +320,9 @@ public static unsafe class Sgemm
             for (int j = 0; j < cols; j++)
             {
                 float* dst = c + (long)i * ldc + j;
-                float v = (overwrite ? tile[i * NR + j] : *dst + tile[i * NR + j]);
-                *dst = bias != null ? v + bias[j] : v;
+                float v = tile[i * NR + j];
+                if (bias != null) v += bias[j];
+                *dst = overwrite ? v : v + *dst;
             }
     }
 

@@ -110,4 +110,26 @@ public class SgemmTests
         Assert.Throws<ArgumentException>(() => Sgemm.Multiply(4, 4, 4, new float[15], 4, new float[16], 4, false, new float[16], 4));
         Assert.Throws<ArgumentException>(() => Sgemm.Multiply(4, 4, 4, new float[16], 3, new float[16], 4, false, new float[16], 4));
     }
+
+    [Fact]
+    public void A_row_gives_the_same_bits_in_any_position_of_the_product()
+    {
+        // K over one block of 256 (so the last block adds to C) with a bias: the edge tiles (a lone row, the
+        // last rows, the last columns) must add in the full tile's order, or a sentence's output would depend on
+        // the batch it ran in.
+        var rng = new Random(3);
+        int m = 13, n = 20, k = 300;
+        var a = Random(rng, m * k);
+        var w = Random(rng, n * k);
+        var bias = Random(rng, n);
+        var packed = new PackedWeight(w, n, k);
+        var all = new float[m * n];
+        Sgemm.Multiply(m, a, k, packed, all, n, bias: bias);
+        for (int i = 0; i < m; i++)
+        {
+            var alone = new float[n];
+            Sgemm.Multiply(1, a.AsSpan(i * k, k), k, packed, alone, n, bias: bias);
+            Assert.Equal(all.AsSpan(i * n, n).ToArray().Select(BitConverter.SingleToInt32Bits), alone.Select(BitConverter.SingleToInt32Bits));
+        }
+    }
 }
