@@ -195,13 +195,14 @@ public sealed partial class BertTokenizer
             throw new ArgumentException($"max_length {maxLength} leaves no room: {(pair ? "a pair" : "one text")} needs {added} special tokens.");
         maxLength -= added;
         int stride = options.Stride;
+        var side = options.TruncationSide;
         int total = lengthA + Math.Max(lengthB, 0);
         if (total <= maxLength) return (Whole(0, lengthA), pair ? Whole(lengthA, lengthB) : null);
         int toRemove = total - maxLength;
         switch (strategy)
         {
             case TruncationStrategy.LongestFirst when !pair:
-                return (Windows(0, lengthA, lengthA - toRemove, stride), null);
+                return (Windows(0, lengthA, lengthA - toRemove, stride, side), null);
             case TruncationStrategy.LongestFirst:
             {
                 int n1 = lengthA, n2 = lengthB;
@@ -214,7 +215,7 @@ public sealed partial class BertTokenizer
                     n2 = n1 + maxLength % 2;
                 }
                 if (swap) (n1, n2) = (n2, n1);
-                return (Windows(0, lengthA, n1, stride), Windows(lengthA, lengthB, n2, stride));
+                return (Windows(0, lengthA, n1, stride, side), Windows(lengthA, lengthB, n2, stride, side));
             }
             default:
             {
@@ -227,24 +228,32 @@ public sealed partial class BertTokenizer
                         $"Cannot truncate to max_length {maxLength + added} with {Name(strategy)}: the {(first ? "first" : "second")} " +
                         $"text has {targetLength} tokens but {toRemove} must go (the other text alone is too long). Use longest_first or a larger max_length.");
                 return first
-                    ? (Windows(0, lengthA, lengthA - toRemove, stride), pair ? Whole(lengthA, lengthB) : null)
-                    : (Whole(0, lengthA), Windows(lengthA, lengthB, lengthB - toRemove, stride));
+                    ? (Windows(0, lengthA, lengthA - toRemove, stride, side), pair ? Whole(lengthA, lengthB) : null)
+                    : (Whole(0, lengthA), Windows(lengthA, lengthB, lengthB - toRemove, stride, side));
             }
         }
     }
 
     /// <summary>
-    /// Hugging Face's <c>Encoding::truncate</c> (right side) on tokens <c>start..start+length</c>: keep the
-    /// first <paramref name="maxLength"/>; with a stride, the rest becomes overflowing windows of
-    /// <paramref name="maxLength"/> tokens, each starting <c>maxLength - stride</c> after the previous one.
+    /// Hugging Face's <c>Encoding::truncate</c> on tokens <c>start..start+length</c>: keep the first
+    /// <paramref name="maxLength"/> (the last, on the left side); with a stride, the rest becomes overflowing
+    /// windows of <paramref name="maxLength"/> tokens, each <c>maxLength - stride</c> after the previous one
+    /// (before it, on the left side, down to the first token).
     /// </summary>
-    private static List<(int, int)> Windows(int start, int length, int maxLength, int stride)
+    private static List<(int, int)> Windows(int start, int length, int maxLength, int stride, TruncationSide side)
     {
         if (maxLength >= length) return [(start, length)];
         if (maxLength == 0) return [(start, 0), (start, length)];
         if (stride >= maxLength)
             throw new ArgumentException($"stride ({stride}) must be less than the room left for this text ({maxLength} tokens once special tokens are counted): lower the stride or raise max_length.");
         var windows = new List<(int, int)>();
+        if (side == TruncationSide.Left)
+            for (int stop = length; ; stop -= maxLength - stride)
+            {
+                int first = Math.Max(0, stop - maxLength);
+                windows.Add((start + first, stop - first));
+                if (first == 0) return windows;
+            }
         for (int offset = 0; ; offset += maxLength - stride)
         {
             int stop = Math.Min(offset + maxLength, length);

@@ -13,6 +13,16 @@ public enum TruncationStrategy
     OnlySecond,
 }
 
+/// <summary>Which end of a text loses tokens when it is truncated (transformers' <c>truncation_side</c>, tokenizers'
+/// <c>TruncationDirection</c>).</summary>
+public enum TruncationSide
+{
+    /// <summary>Keep the start, drop the end (the default).</summary>
+    Right,
+    /// <summary>Keep the end, drop the start; with a stride, the overflowing windows walk back towards the start.</summary>
+    Left,
+}
+
 /// <summary>How encodings are padded.</summary>
 public enum PaddingStrategy
 {
@@ -41,6 +51,9 @@ public sealed record EncodeOptions
     /// <summary>Maximum length including special tokens; when null, truncation and <c>max_length</c>
     /// padding use the tokenizer's <c>model_max_length</c>.</summary>
     public int? MaxLength { get; init; }
+
+    /// <summary>Which end of a text truncation removes tokens from.</summary>
+    public TruncationSide TruncationSide { get; init; } = TruncationSide.Right;
 
     /// <summary>Tokens shared by consecutive overflowing windows (only with truncation).</summary>
     public int Stride { get; init; }
