@@ -61,6 +61,7 @@ public static class Program
             PipelineCommands.Qa(input, output, error),
             PipelineCommands.Nsp(input, output, error),
             BenchCommand.Create(output),
+            ServeCommand.Create(output, error),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

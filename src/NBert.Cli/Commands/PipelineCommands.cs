@@ -16,7 +16,6 @@ namespace NBert.Cli.Commands;
 public static class PipelineCommands
 {
     private const int Chunk = 256;
-    private static readonly JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     private static Option<string> ModelOption() => new("--model") { Description = "Model directory with the task's head", Required = true };
@@ -65,7 +64,7 @@ public static class PipelineCommands
             }
             done += chunk.Count;
             if (json)
-                foreach (var v in values) stdout.WriteLine(JsonSerializer.Serialize(v, v.GetType(), Json));
+                foreach (var v in values) stdout.WriteLine(PipelineJson.Serialize(v));
             else
             {
                 var table = new Table().AddColumns(["#", "input", .. columns]);
@@ -117,7 +116,7 @@ public static class PipelineCommands
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
-                chunk => pipeline.Run(chunk, k, targetList).Select(perMask => perMask.Count == 1 ? (object)perMask[0] : perMask).ToList(),
+                chunk => pipeline.Run(chunk, k, targetList).Select(PipelineJson.FillMask).ToList(),
                 parse.GetValue(json), x => x,
                 v => (v is List<FillMaskCandidate> one ? [one] : (List<List<FillMaskCandidate>>)v)
                     .SelectMany((list, m) => list.Select(c => new[] { (m + 1).ToString(Inv), c.TokenStr, Score(c.Score), c.Sequence })),
@@ -203,7 +202,7 @@ public static class PipelineCommands
             var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromDirectory);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
-                chunk => pipeline.Run(chunk, options).Select(a => options.TopK == 1 ? (object)a[0] : a).ToList(), parse.GetValue(json),
+                chunk => pipeline.Run(chunk, options).Select(a => PipelineJson.QuestionAnswering(a, options.TopK)).ToList(), parse.GetValue(json),
                 x => x.Item1,
                 v => (v is QaAnswer one ? [one] : (List<QaAnswer>)v).Select(a => new[] { a.Answer, Score(a.Score), $"{a.Start}-{a.End}" }),
                 ["answer", "score", "span"]);
@@ -225,9 +224,9 @@ public static class PipelineCommands
             var pipeline = Load(parse.GetValue(model)!, NextSentence.FromDirectory);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
-                chunk => pipeline.Run(chunk).Select(p => (object)new Dictionary<string, object> { ["is_next"] = p >= 0.5f, ["score"] = p }).ToList(),
+                chunk => pipeline.Run(chunk).Select(p => (object)PipelineJson.NextSentence(p)).ToList(),
                 parse.GetValue(json), x => $"{x.Item1} | {x.Item2}",
-                v => [[((Dictionary<string, object>)v)["is_next"].ToString()!.ToLowerInvariant(), Score((float)((Dictionary<string, object>)v)["score"])]],
+                v => [[((NextSentenceValue)v).IsNext ? "true" : "false", Score(((NextSentenceValue)v).Score)]],
                 ["is next", "probability"]);
         });
         return command;

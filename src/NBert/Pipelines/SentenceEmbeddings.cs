@@ -84,7 +84,12 @@ public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedMo
         return result;
     }
 
-    private float[] Pool(ReadOnlySpan<float> tokens, int[] mask)
+    /// <summary>
+    /// One sentence vector from a sequence's token vectors ([tokens, hidden], padding included) and its attention
+    /// mask, by <see cref="EmbeddingOptions.Pooling"/>, scaled to length 1 when <see cref="EmbeddingOptions.Normalize"/>.
+    /// <see cref="Embed(IReadOnlyList{string})"/> pools with it, and so can a caller that ran the model on its own batches.
+    /// </summary>
+    public float[] Pool(ReadOnlySpan<float> tokens, IReadOnlyList<int> mask)
     {
         int h = Dimension;
         var v = new float[h];
@@ -95,22 +100,25 @@ public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedMo
                 break;
             case Pooling.Mean:
                 int count = 0;
-                for (int t = 0; t < mask.Length; t++)
+                for (int t = 0; t < mask.Count; t++)
                     if (mask[t] == 1) { TensorPrimitives.Add(v, tokens.Slice(t * h, h), v); count++; }
                 TensorPrimitives.Divide(v, Math.Max(count, 1), v);
                 break;
             default:
                 v.AsSpan().Fill(float.NegativeInfinity);
-                for (int t = 0; t < mask.Length; t++)
+                for (int t = 0; t < mask.Count; t++)
                     if (mask[t] == 1) TensorPrimitives.Max(v, tokens.Slice(t * h, h), v);
                 break;
         }
-        if (Options.Normalize)
-        {
-            float norm = TensorPrimitives.Norm(v);
-            if (norm > 0) TensorPrimitives.Divide(v, norm, v);
-        }
+        if (Options.Normalize) Normalize(v);
         return v;
+    }
+
+    /// <summary>Scales a vector to length 1 in place (a zero vector stays zero).</summary>
+    public static void Normalize(Span<float> v)
+    {
+        float norm = TensorPrimitives.Norm(v);
+        if (norm > 0) TensorPrimitives.Divide(v, norm, v);
     }
 
     public static float CosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => TensorPrimitives.CosineSimilarity(a, b);

@@ -1,0 +1,52 @@
+using NBert.Pipelines;
+
+namespace NBert.Server;
+
+/// <summary>
+/// The options of <c>nbert serve</c>, named and defaulted as text-embeddings-inference's router names them
+/// (<c>--max-concurrent-requests</c>, <c>--max-batch-tokens</c>, ...).
+/// </summary>
+public sealed record ServerOptions
+{
+    /// <summary>A model directory or a built-in model name (<c>minilm</c>).</summary>
+    public required string Model { get; init; }
+    /// <summary>The TCP port; 0 picks a free one (<see cref="InferenceServer.Address"/> says which).</summary>
+    public int Port { get; init; } = 3000;
+    /// <summary>The address to listen on: an IP address, or <c>localhost</c>.</summary>
+    public string Hostname { get; init; } = "0.0.0.0";
+    /// <summary>Requests in progress at once; one more is answered 429 at once.</summary>
+    public int MaxConcurrentRequests { get; init; } = 512;
+    /// <summary>The most tokens one forward pass takes, counted padded (rows × the longest row).</summary>
+    public int MaxBatchTokens { get; init; } = 16384;
+    /// <summary>The most inputs one forward pass takes; null: as many as the tokens allow.</summary>
+    public int? MaxBatchRequests { get; init; }
+    /// <summary>The most inputs one request may carry.</summary>
+    public int MaxClientBatchSize { get; init; } = 32;
+    /// <summary>Truncate inputs longer than the model's maximum when the request does not say (<c>truncate</c>).</summary>
+    public bool AutoTruncate { get; init; }
+    /// <summary>The largest request body in bytes; a larger one is answered 413.</summary>
+    public long PayloadLimit { get; init; } = 2_000_000;
+    /// <summary>When set, every route but <c>/health</c> needs <c>Authorization: Bearer KEY</c> (401 otherwise).</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>How an embedding model's token vectors become a sentence vector (as <c>nbert embed --pooling</c>).</summary>
+    public Pooling Pooling { get; init; } = Pooling.Mean;
+    /// <summary>How long a stop (SIGTERM) waits for requests in progress before it ends them.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first option out of range.</summary>
+    public void Validate()
+    {
+        static void Positive(long value, string option)
+        {
+            if (value < 1) throw new ArgumentException($"--{option} must be at least 1, not {value}.");
+        }
+        if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in 0..65535, not {Port}.");
+        Positive(MaxConcurrentRequests, "max-concurrent-requests");
+        Positive(MaxBatchTokens, "max-batch-tokens");
+        if (MaxBatchRequests is int r) Positive(r, "max-batch-requests");
+        Positive(MaxClientBatchSize, "max-client-batch-size");
+        Positive(PayloadLimit, "payload-limit");
+        if (ApiKey is { Length: 0 }) throw new ArgumentException("--api-key must not be empty.");
+        if (ShutdownTimeout < TimeSpan.Zero) throw new ArgumentException($"--shutdown-timeout must not be negative, not {ShutdownTimeout.TotalSeconds} s.");
+    }
+}
