@@ -77,6 +77,12 @@ internal sealed class BatchingQueue
         _thread.Start();
     }
 
+    /// <summary>The work waiting now, oldest first (what the tests look at).</summary>
+    internal Work[] Waiting()
+    {
+        lock (_lock) return [.. _waiting];
+    }
+
     /// <summary>Whether the loop is taking work (false once stopping).</summary>
     public bool IsRunning => _thread.IsAlive && !Volatile.Read(ref _stopping);
 
