@@ -99,7 +99,8 @@ internal sealed class BatchingQueue
         }
     }
 
-    /// <summary>Stops the loop after the batch in progress; whatever still waits fails as unhealthy.</summary>
+    /// <summary>Stops the loop after the batch in progress (without waiting for it: a stop must end in bounded time);
+    /// whatever still waits fails as unhealthy.</summary>
     public void Stop()
     {
         lock (_lock)
@@ -109,7 +110,6 @@ internal sealed class BatchingQueue
             _waiting.Clear();
             Monitor.PulseAll(_lock);
         }
-        if (Thread.CurrentThread != _thread) _thread.Join();
     }
 
     private void Loop()

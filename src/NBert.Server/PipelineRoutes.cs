@@ -27,7 +27,7 @@ internal sealed class PipelineRoutes(ServedModel model, BatchingQueue queue, Ser
         if (inputs.Count > options.MaxClientBatchSize) throw ServerError.BatchTooLarge(inputs.Count, options.MaxClientBatchSize);
         var work = new PipelineWork(group, inputs, run, call.Aborted);
         queue.Add(work);
-        var (values, timing) = await work.Done.Task;
+        var (values, timing) = await work.Done.Task.WaitAsync(call.Aborted);
         // The pipelines tokenize inside the run, so their tokenization time is part of the inference time.
         call.Compute = new Compute(characters, null, TimeSpan.Zero, timing.Queue, timing.Inference);
         return single ? values[0] : values;

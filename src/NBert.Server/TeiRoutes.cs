@@ -72,7 +72,8 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         foreach (var e in encodings) metrics.Observe("te_request_input_length", e.Length);
         var work = encodings.Select(e => new EncoderWork(e, output, call.Aborted)).ToList();
         foreach (var w in work) queue.Add(w);
-        var done = await Task.WhenAll(work.Select(w => w.Done.Task));
+        // The wait ends with the request too: a client that has gone away (or a stop that ran out of time) frees it.
+        var done = await Task.WhenAll(work.Select(w => w.Done.Task)).WaitAsync(call.Aborted);
         int n = done.Length;
         call.Compute = new Compute(characters, encodings.Sum(e => e.Length), tokenization / n,
             TimeSpan.FromTicks((long)done.Average(d => d.Timing.Queue.Ticks)), TimeSpan.FromTicks((long)done.Average(d => d.Timing.Inference.Ticks)));
