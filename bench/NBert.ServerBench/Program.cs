@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Runtime.Intrinsics;
+using System.Text;
+using System.Text.RegularExpressions;
+using NBert.Benchmarks;
+using NBert.Hub;
+using NBert.Pipelines;
+using NBert.Server;
+
+// dotnet run -c Release --project bench/NBert.ServerBench -- [--sentences 1000] [--rounds 3] [--write docs/benchmarks.md]
+// MiniLM sentence embeddings through `nbert serve`'s /embed with 1, 8 and 64 concurrent clients (one sentence a
+// request), against the same process's in-process pipeline (SentenceEmbeddings.Embed, batches of 32).
+var inv = CultureInfo.InvariantCulture;
+string Arg(string name, string fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}
+int count = int.Parse(Arg("--sentences", "1000"), inv), rounds = int.Parse(Arg("--rounds", "3"), inv);
+string? write = Arg("--write", "") is { Length: > 0 } w ? w : null;
+string repo = Paths.RepoRoot();
+
+// The embeddings benchmark's sentences: the first of 5 to 60 words in the State of the Union corpus.
+var sentences = Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu"))
+    .SelectMany(c => c.Split(". ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+    .Select(s => s.EndsWith('.') ? s : s + ".")
+    .Where(s => s.Split(' ').Length is >= 5 and <= 60)
+    .Take(count).ToList();
+
+var pipeline = SentenceEmbeddings.FromDirectory(ModelResolver.Resolve("minilm"));
+await using var server = await InferenceServer.StartAsync(new ServerOptions { Model = "minilm", Port = 0, Hostname = "127.0.0.1" });
+using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = server.Address, Timeout = TimeSpan.FromMinutes(10) };
+
+double InProcess()
+{
+    var clock = Stopwatch.StartNew();
+    pipeline.Embed(sentences);
+    return sentences.Count / clock.Elapsed.TotalSeconds;
+}
+
+async Task<(double Sum, double Count)> BatchSizes()
+{
+    string metrics = await http.GetStringAsync("/metrics");
+    double Read(string what) => double.Parse(Regex.Match(metrics, $@"^te_batch_next_size_{what} (\S+)$", RegexOptions.Multiline).Groups[1].Value, inv);
+    return (Read("sum"), Read("count"));
+}
+
+async Task<(double PerSecond, double P50, double P99, double MeanBatch)> Served(int clients)
+{
+    var latencies = new double[sentences.Count];
+    int next = -1;
+    var before = await BatchSizes();
+    var clock = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, clients).Select(_ => Task.Run(async () =>
+    {
+        for (int k; (k = Interlocked.Increment(ref next)) < sentences.Count;)
+        {
+            long start = Stopwatch.GetTimestamp();
+            using var response = await http.PostAsJsonAsync("/embed", new { inputs = sentences[k] });
+            response.EnsureSuccessStatusCode();
+            await response.Content.ReadAsByteArrayAsync();
+            latencies[k] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+    })));
+    double perSecond = sentences.Count / clock.Elapsed.TotalSeconds;
+    var after = await BatchSizes();
+    Array.Sort(latencies);
+    return (perSecond, latencies[latencies.Length / 2], latencies[(int)Math.Ceiling(latencies.Length * 0.99) - 1],
+        (after.Sum - before.Sum) / (after.Count - before.Count));
+}
+
+double Median(IEnumerable<double> xs)
+{
+    var s = xs.Order().ToArray();
+    return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+}
+
+// Warm-up (JIT, packed weights), then rounds interleaving the modes, medians over rounds.
+InProcess();
+await Served(8);
+int[] clientCounts = [1, 8, 64];
+var inProcess = new List<double>();
+var served = clientCounts.ToDictionary(c => c, _ => new List<(double PerSecond, double P50, double P99, double MeanBatch)>());
+for (int r = 0; r < rounds; r++)
+{
+    inProcess.Add(InProcess());
+    Console.Error.WriteLine(string.Create(inv, $"round {r + 1}: in-process {inProcess[^1]:F1}/s"));
+    foreach (int c in clientCounts)
+    {
+        served[c].Add(await Served(c));
+        Console.Error.WriteLine(string.Create(inv, $"round {r + 1}: {c} clients {served[c][^1].PerSecond:F1}/s, p50 {served[c][^1].P50:F1} ms, p99 {served[c][^1].P99:F1} ms, mean batch {served[c][^1].MeanBatch:F1}"));
+    }
+}
+
+string cpu = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?" : "?";
+string isa = Vector512.IsHardwareAccelerated ? "AVX-512 present; NBert's kernels use AVX2/FMA" : Vector256.IsHardwareAccelerated ? "AVX2/FMA" : "no AVX2";
+double pipelineRate = Median(inProcess);
+var sb = new StringBuilder();
+sb.AppendLine(string.Create(inv, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {cpu} ({isa}), .NET {Environment.Version}, {Environment.ProcessorCount} cores."));
+sb.AppendLine();
+sb.AppendLine("| mode | clients | sentences/s | p50 latency | p99 latency | mean batch | vs in-process |");
+sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+sb.AppendLine(string.Create(inv, $"| in-process `SentenceEmbeddings.Embed` (batches of 32) | - | {pipelineRate:F1} | - | - | 32 | 1.00 |"));
+foreach (int c in clientCounts)
+{
+    double rate = Median(served[c].Select(x => x.PerSecond));
+    sb.AppendLine(string.Create(inv, $"| `nbert serve`, POST /embed, one sentence a request | {c} | {rate:F1} | {Median(served[c].Select(x => x.P50)):F1} ms | {Median(served[c].Select(x => x.P99)):F1} ms | {Median(served[c].Select(x => x.MeanBatch)):F1} | {rate / pipelineRate:F2} |"));
+}
+double scale = Median(served[64].Select(x => x.PerSecond)) / Median(served[1].Select(x => x.PerSecond));
+sb.AppendLine();
+sb.AppendLine(string.Create(inv, $"all-MiniLM-L6-v2, {sentences.Count:N0} State of the Union sentences (the first of 5 to 60 words, as in the embeddings table), server and clients in one process on the same cores,"));
+sb.AppendLine(string.Create(inv, $"default options (--max-batch-tokens 16384), HTTP/1.1 on loopback; median of {rounds} rounds. 64 clients give {scale:F1}x the throughput of one: dynamic batching."));
+sb.AppendLine();
+sb.AppendLine("Reproduce:");
+sb.AppendLine();
+sb.AppendLine("```sh");
+sb.AppendLine($"bench/fetch-sotu.sh && dotnet run -c Release --project bench/NBert.ServerBench -- --sentences {count} --rounds {rounds} --write docs/benchmarks.md");
+sb.AppendLine("```");
+Console.WriteLine(sb);
+if (write is not null) Paths.WriteSection(Path.Combine(repo, write), "server", sb.ToString());
+return 0;
