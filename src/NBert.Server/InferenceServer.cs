@@ -73,6 +73,7 @@ public sealed class InferenceServer : IAsyncDisposable
     public static async Task<InferenceServer> StartAsync(ServerOptions options, TextWriter? log = null)
     {
         options.Validate();
+        ParseHostname(options.Hostname);
         var model = ServedModel.Load(options.Model, options.Pooling);
         if (model.MaxInputLength > options.MaxBatchTokens)
             throw new ArgumentException($"--max-batch-tokens ({options.MaxBatchTokens}) must be at least the model's maximum input length ({model.MaxInputLength}).");
