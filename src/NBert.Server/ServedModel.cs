@@ -69,8 +69,11 @@ internal sealed class ServedModel
         // NBert also keeps to the tokenizer's model_max_length.
         int limit = Math.Min(Tokenizer.ModelMaxLength ?? Config.MaxPositionEmbeddings, Config.MaxPositionEmbeddings);
         string st = Path.Combine(directory, "sentence_bert_config.json");
-        if (File.Exists(st) && JsonDocument.Parse(File.ReadAllText(st)).RootElement.TryGetProperty("max_seq_length", out var m) && m.TryGetInt32(out int seq))
-            limit = Math.Min(limit, seq);
+        if (File.Exists(st))
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(st));
+            if (document.RootElement.TryGetProperty("max_seq_length", out var m) && m.TryGetInt32(out int seq)) limit = Math.Min(limit, seq);
+        }
         MaxInputLength = limit;
     }
 
