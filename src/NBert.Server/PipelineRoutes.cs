@@ -16,8 +16,10 @@ internal sealed class PipelineRoutes(ServedModel model, BatchingQueue queue, Ser
         if (!model.Serves(route)) throw ServerError.WrongModel($"Model is not a {route} model (the model served is for {model.Task})");
     }
 
+    private static readonly JsonElement NoParameters = JsonDocument.Parse("{}").RootElement.Clone();
+
     private static JsonElement Parameters(JsonElement o) =>
-        RequestJson.Optional(o, "parameters") is { } p ? RequestJson.Object(p, "parameters") : JsonDocument.Parse("{}").RootElement;
+        RequestJson.Optional(o, "parameters") is { } p ? RequestJson.Object(p, "parameters") : NoParameters;
 
     private async Task<object> Run(Call call, string group, IReadOnlyList<object> inputs, bool single, int characters,
         Func<IReadOnlyList<object>, IReadOnlyList<object>> run)
