@@ -19,7 +19,7 @@ public static class BenchCommand
     {
         var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", DefaultValueFactory = _ => "minilm" };
         var threads = new Option<int?>("--threads") { Description = "Engine threads (default: all cores)" };
-        var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 }.Above(0);
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
         var command = new Command("bench", "Measure tokenization, inference and training speed of a model on this machine.") { model, threads, seconds, json };
         command.SetAction(parse =>

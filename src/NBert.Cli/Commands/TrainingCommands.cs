@@ -20,13 +20,13 @@ public static class TrainingCommands
             Required = true,
         };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps on the batch", Required = true };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW's decoupled weight decay (not on biases and LayerNorm weights)", DefaultValueFactory = _ => 0.01 };
-        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the global gradient norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 };
-        var epsilon = new Option<double>("--adam-epsilon") { Description = "AdamW's epsilon", DefaultValueFactory = _ => 1e-8 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 }.Above(0);
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW's decoupled weight decay (not on biases and LayerNorm weights)", DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
+        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the global gradient norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
+        var epsilon = new Option<double>("--adam-epsilon") { Description = "AdamW's epsilon", DefaultValueFactory = _ => 1e-8 }.Above(0);
         var scheduler = new Option<string>("--scheduler") { Description = "Learning-rate schedule", DefaultValueFactory = _ => "constant" };
         scheduler.AcceptOnlyFromAmong(LearningRateSchedule.Kinds);
-        var warmup = new Option<int>("--warmup-steps") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
+        var warmup = new Option<int>("--warmup-steps") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var dropout = new Option<double>("--dropout") { Description = "Dropout probability for every dropout layer during this run", DefaultValueFactory = _ => 0 };
         var grads = new Option<string?>("--grads") { Description = "Write the first step's gradients (before clipping) here, float32, named by parameter" };
         var output = new Option<string>("--out") { Description = "Directory for the final checkpoint (config.json, model.safetensors, tokenizer files)", Required = true };

@@ -90,6 +90,38 @@ public abstract class BertPreTrainedModel
                 SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data)));
     }
 
+    // ---- outputs that are not numbers ----
+
+    /// <summary>The parameters holding NaN or infinity, with how many such values each holds (none for a sound model).</summary>
+    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters()
+    {
+        var found = new List<(string, long)>();
+        foreach (var (name, t) in Parameters)
+        {
+            if (TensorPrimitives.IsFiniteAll<float>(t.Data)) continue;
+            long count = 0;
+            foreach (float v in t.Data)
+                if (!float.IsFinite(v)) count++;
+            found.Add((name, count));
+        }
+        return found.OrderBy(f => f.Item1, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Throws an <see cref="NBertException"/> that names the cause when <paramref name="outputs"/> (values this
+    /// model computed) hold NaN or infinity: a number that is not one must never pass for an answer.</summary>
+    public void EnsureFinite(ReadOnlySpan<float> outputs, string what = "outputs")
+    {
+        if (TensorPrimitives.IsFiniteAll(outputs)) return;
+        throw new NBertException(NotFiniteMessage(what, NonFiniteParameters()));
+    }
+
+    /// <summary>Why a model's <paramref name="what"/> are NaN or infinite, given the weights that are.</summary>
+    internal static string NotFiniteMessage(string what, IReadOnlyList<(string Name, long Count)> nonFinite) =>
+        nonFinite.Count > 0
+            ? $"The model's {what} are not finite (NaN or infinity): its weights hold {nonFinite.Sum(n => n.Count):N0} non-finite values, in " +
+              $"{string.Join(", ", nonFinite.Take(5).Select(n => n.Name))}{(nonFinite.Count > 5 ? $" and {nonFinite.Count - 5} more" : "")}. The checkpoint is damaged or its training diverged."
+            : $"The model's {what} are not finite (NaN or infinity) although its weights are: check config.json (layer_norm_eps, hidden_act) and the inputs.";
+
     // ---- forward ----
 
     /// <summary>Runs the model on a batch. Sequences longer than max_position_embeddings are refused.</summary>

@@ -86,6 +86,7 @@ public sealed partial class SentenceEmbeddings
     {
         var e = Tokenizer.Encode(text, options: Encoding);
         var hidden = Model.Forward(ModelInputs.FromEncodings([e])).LastHiddenState!;
+        Model.EnsureFinite(hidden.Data, "hidden states");
         return new FloatTensor(hidden.Data, e.Length, Dimension);
     }
 
@@ -110,6 +111,7 @@ public sealed partial class SentenceEmbeddings
             var batch = Tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
             var inputs = ModelInputs.FromEncodings(batch);
             var hidden = Model.Forward(inputs).LastHiddenState!;
+            Model.EnsureFinite(hidden.Data, "hidden states");
             for (int r = 0; r < rows.Length; r++)
                 result[rows[r]] = Pool(hidden.Data.AsSpan(r * inputs.SequenceLength * Dimension, inputs.SequenceLength * Dimension),
                     batch[r].AttentionMask);

@@ -56,10 +56,11 @@ public sealed class FineTuningTask
             {
                 var train = trainPath is null ? [] : ClassificationData.Read(trainPath);
                 var eval = evalPath is null ? [] : ClassificationData.Read(evalPath);
-                var problem = modelConfig.ProblemType switch
+                // Evaluation only: the data must fit the model's problem, whatever its labels look like.
+                var problem = trainPath is null ? ModelProblem(modelConfig) : modelConfig.ProblemType switch
                 {
-                    "regression" when configLabels || trainPath is null => ClassificationProblem.Regression,
-                    "multi_label_classification" when configLabels || trainPath is null => ClassificationProblem.MultiLabel,
+                    "regression" when configLabels => ClassificationProblem.Regression,
+                    "multi_label_classification" when configLabels => ClassificationProblem.MultiLabel,
                     _ => ClassificationData.Problem(train.Concat(eval)),
                 };
                 var names = labels ?? (configLabels || trainPath is null ? modelConfig.Id2Label
@@ -87,6 +88,16 @@ public sealed class FineTuningTask
             }
         }
     }
+
+    /// <summary>The problem a classification model was trained for: its problem_type, else regression for one label
+    /// and single-label classification for more, as transformers infers it.</summary>
+    public static ClassificationProblem ModelProblem(BertConfig config) => config.ProblemType switch
+    {
+        "regression" => ClassificationProblem.Regression,
+        "multi_label_classification" => ClassificationProblem.MultiLabel,
+        "single_label_classification" => ClassificationProblem.SingleLabel,
+        _ => config.NumLabels == 1 ? ClassificationProblem.Regression : ClassificationProblem.SingleLabel,
+    };
 
     public static BertArchitecture ArchitectureOf(FineTuningTaskKind kind) => kind switch
     {

@@ -45,6 +45,7 @@ public static class QuestionAnsweringData
                 string context = String(paragraph, "context", path, "a paragraph");
                 foreach (var qa in Array(paragraph, "qas", path))
                 {
+                    if (qa.ValueKind != JsonValueKind.Object) throw new NBertException($"{path}: a question must be an object, not {qa.ValueKind.ToString().ToLowerInvariant()}.");
                     string id = qa.TryGetProperty("id", out var idValue) ? idValue.ToString() : $"#{result.Count}";
                     string where = $"{path}: question {id}";
                     string question = String(qa, "question", path, $"question {id}");
@@ -53,9 +54,10 @@ public static class QuestionAnsweringData
                     if (!impossible && qa.TryGetProperty("answers", out var list) && list.ValueKind == JsonValueKind.Array)
                         foreach (var a in list.EnumerateArray())
                         {
+                            if (a.ValueKind != JsonValueKind.Object) throw new NBertException($"{where}: an answer must be an object with \"text\" and \"answer_start\".");
                             string text = String(a, "text", path, $"an answer of question {id}");
-                            int start = a.TryGetProperty("answer_start", out var s) && s.TryGetInt32(out int v) ? v
-                                : throw new NBertException($"{where}: an answer has no integer answer_start.");
+                            int start = a.TryGetProperty("answer_start", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt32(out int v) ? v
+                                : throw new NBertException($"{where}: an answer's \"answer_start\" must be an integer, not {(a.TryGetProperty("answer_start", out var bad) ? bad.GetRawText() : "missing")}.");
                             if (start < 0 || start + text.Length > context.Length || string.CompareOrdinal(context, start, text, 0, text.Length) != 0)
                                 throw new NBertException($"{where}: the answer '{text}' is not in its context at {start}.");
                             answers.Add((text, start));
@@ -71,7 +73,7 @@ public static class QuestionAnsweringData
             ? a.EnumerateArray() : throw new NBertException($"{path}: expected a list \"{name}\".");
 
     private static string String(JsonElement e, string name, string path, string what) =>
-        e.TryGetProperty(name, out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()!
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()!
             : throw new NBertException($"{path}: {what} has no string \"{name}\".");
 
     /// <summary>The windows of every example with their answer positions (the first gold answer) and context offsets.</summary>

@@ -34,15 +34,38 @@ public sealed record TrainerOptions
     /// <summary>Also log the first step's loss (transformers' logging_first_step).</summary>
     public bool LogFirstStep { get; init; }
 
+    /// <summary>Refuses settings that cannot train, naming the setting as transformers' TrainingArguments does.</summary>
     public void Validate()
     {
-        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), $"The batch size must be at least 1, not {BatchSize}.");
-        if (Epochs < 1 && MaxSteps is null) throw new ArgumentOutOfRangeException(nameof(Epochs), $"Epochs must be at least 1, not {Epochs}.");
-        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException(nameof(MaxSteps), $"Steps must be at least 1, not {MaxSteps}.");
-        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(WarmupRatio), $"The warm-up ratio must be in [0, 1], not {WarmupRatio}.");
-        if (EvalSteps is < 1 || SaveSteps is < 1 || EarlyStoppingPatience is < 1 || LogSteps < 1)
-            throw new ArgumentOutOfRangeException(nameof(EvalSteps), "Step intervals and the patience must be at least 1.");
+        static void AtLeastOne(int? value, string name)
+        {
+            if (value is < 1) throw new ArgumentOutOfRangeException(name, $"{name} must be at least 1, not {value}.");
+        }
+        AtLeastOne(BatchSize, "per_device_train_batch_size");
+        if (MaxSteps is null) AtLeastOne(Epochs, "num_train_epochs");
+        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException("max_steps", $"max_steps must be at least 1, not {MaxSteps}.");
+        if (!(double.IsFinite(LearningRate) && LearningRate > 0))
+            throw new ArgumentOutOfRangeException("learning_rate", $"learning_rate must be a positive number, not {LearningRate}.");
+        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException("warmup_ratio", $"warmup_ratio must be in [0, 1], not {WarmupRatio}.");
+        if (WarmupSteps is < 0) throw new ArgumentOutOfRangeException("warmup_steps", $"warmup_steps must not be negative, not {WarmupSteps}.");
+        if (!(MaxGradNorm >= 0 && !double.IsNaN(MaxGradNorm))) throw new ArgumentOutOfRangeException("max_grad_norm", $"max_grad_norm must be 0 (no clipping) or more, not {MaxGradNorm}.");
+        AtLeastOne(EvalSteps, "eval_steps");
+        AtLeastOne(SaveSteps, "save_steps");
+        AtLeastOne(EarlyStoppingPatience, "early_stopping_patience");
+        AtLeastOne(LogSteps, "logging_steps");
     }
+}
+
+/// <summary>Training stopped because the loss or the gradients stopped being numbers (NaN or infinity): the learning
+/// rate is too high for the data, or clipping is off. What was logged before that step stays in metrics.jsonl.</summary>
+public sealed class TrainingDivergedException(long step, double loss, double gradientNorm, string message) : NBertException(message)
+{
+    /// <summary>The step (1-based) whose loss or gradient norm was not finite.</summary>
+    public long Step { get; } = step;
+    /// <summary>That step's loss.</summary>
+    public double Loss { get; } = loss;
+    /// <summary>That step's gradient norm, before clipping.</summary>
+    public double GradientNorm { get; } = gradientNorm;
 }
 
 /// <summary>An evaluation: metric values by name and which of them decides the best checkpoint.</summary>
@@ -121,11 +144,14 @@ public sealed class Trainer
         };
         var state = new State();
         string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
-        if (resume && LatestCheckpoint(outputDirectory) is { } checkpoint)
+        if (resume)
         {
-            state = Restore(checkpoint, model, step.Optimizer, step.Schedule);
+            // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.
+            string checkpoint = LatestCheckpoint(outputDirectory)
+                ?? throw new NBertException($"{outputDirectory}: no checkpoint to resume from (a checkpoint-N folder with trainer_state.json); train without resuming to start afresh.");
+            state = Restore(checkpoint, model, step.Optimizer, step.Schedule, total);
             // The log as it was at the checkpoint: lines written after it, by the run that stopped, go.
-            File.WriteAllLines(metricsPath, state.History.Select(h => h!.ToJsonString()));
+            AtomicFile.WriteAllText(metricsPath, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
             Report("resume", state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
         else if (File.Exists(metricsPath))
@@ -138,6 +164,7 @@ public sealed class Trainer
         long tokens = 0;
         int[] order = Permutation(o.Seed, state.Epoch, _count);
         Evaluation? last = null;
+        StepResult? lastGood = null;
         bool stop = false;
         while (state.Step < total && !stop)
         {
@@ -151,6 +178,9 @@ public sealed class Trainer
             var indices = order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray();
             var batch = _batch(indices, state.Step);
             var r = step.Run([batch]);
+            if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
+                Diverged(r, state, lastGood, lossSum, lossCount, metricsPath, outputDirectory);
+            lastGood = r;
             state.Step++;
             state.BatchInEpoch++;
             state.DropoutPosition = model.Random.Position;
@@ -199,6 +229,24 @@ public sealed class Trainer
         Report("done", state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
+    }
+
+    /// <summary>Logs the finite losses not logged yet, draws the loss curve so far, and stops with the step that diverged.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void Diverged(StepResult r, State state, StepResult? lastGood, double lossSum, int lossCount, string metricsPath, string outputDirectory)
+    {
+        if (lastGood is { } g && lossCount > 0)
+            Log(metricsPath, state, new JsonObject
+            {
+                ["step"] = state.Step, ["epoch"] = Math.Round(state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch, 4),
+                ["loss"] = lossSum / lossCount, ["learning_rate"] = g.LearningRate, ["grad_norm"] = g.GradientNorm,
+            });
+        if (File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory, "loss.svg"), metricsPath);
+        long at = state.Step + 1;
+        throw new TrainingDivergedException(at, r.Loss, r.GradientNorm,
+            $"Training diverged at step {at}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)} and the gradient norm " +
+            $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower the learning rate (now {Options.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}) " +
+            $"or clip the gradients (max_grad_norm {Options.MaxGradNorm.ToString(CultureInfo.InvariantCulture)}); {metricsPath} keeps what was logged before it.");
     }
 
     private void Report(string kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
@@ -283,36 +331,84 @@ public sealed class Trainer
         ["kind"] = s.Kind, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
     };
 
-    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule)
+    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule, long total)
     {
-        JsonNode json;
+        string statePath = Path.Combine(checkpoint, "trainer_state.json");
+        JsonObject json;
         try
         {
-            json = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, "trainer_state.json")))!;
+            json = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new NBertException($"{statePath}: not a JSON object.");
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{checkpoint}/trainer_state.json: {e.Message}", e);
+            throw new NBertException($"{statePath}: not valid JSON ({e.Message}).", e);
         }
-        if ((int)json["seed"]! != Options.Seed || (int)json["batch_size"]! != Options.BatchSize)
-            throw new NBertException($"{checkpoint}: written with seed {json["seed"]} and batch size {json["batch_size"]}; resume with the same settings.");
+        long Integer(string field, long min, long max)
+        {
+            long n;
+            if (json[field] is JsonValue v && v.TryGetValue(out long whole)) n = whole;
+            else if (json[field] is JsonValue w && w.TryGetValue(out double d) && d == Math.Floor(d) && Math.Abs(d) < 9e18) n = (long)d;
+            else throw new NBertException($"{statePath}: \"{field}\" must be an integer, not {json[field]?.ToJsonString() ?? "missing"}.");
+            if (n < min || n > max) throw new NBertException($"{statePath}: \"{field}\" is {n}, outside {min}..{max}.");
+            return n;
+        }
+        ulong Unsigned(string field) => json[field] is JsonValue v && v.TryGetValue(out string? text) && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong u) ? u
+            : throw new NBertException($"{statePath}: \"{field}\" must be a whole number in a string, not {json[field]?.ToJsonString() ?? "missing"}.");
+
+        long seed = Integer("seed", int.MinValue, int.MaxValue), batchSize = Integer("batch_size", 1, int.MaxValue);
+        if (seed != Options.Seed || batchSize != Options.BatchSize)
+            throw new NBertException($"{checkpoint}: written with seed {seed} and batch size {batchSize}; resume with the same settings.");
         if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
             throw new NBertException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
-        var restored = TrainingModel<float>.From(BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture));
-        restored.Values.CopyTo(model.Values, 0);
-        using (var file = new SafeTensorsFile(Path.Combine(checkpoint, "optimizer.safetensors")))
-            foreach (var s in model.Slots)
-            {
-                file.ReadFloat32("exp_avg." + s.CheckpointName).CopyTo(optimizer.FirstMoment, s.Offset);
-                file.ReadFloat32("exp_avg_sq." + s.CheckpointName).CopyTo(optimizer.SecondMoment, s.Offset);
-            }
-        optimizer.Step = (long)json["optimizer_step"]!;
-        model.Random.Position = ulong.Parse((string)json["dropout_position"]!, CultureInfo.InvariantCulture);
-        return new State
+        long globalStep = Integer("global_step", 0, total);
+        var state = new State
         {
-            Step = (long)json["global_step"]!, Epoch = (int)json["epoch"]!, BatchInEpoch = (int)json["batch_in_epoch"]!,
-            DropoutPosition = model.Random.Position, BestMetric = (double?)json["best_metric"], BestStep = (long)json["best_step"]!,
-            EvaluationsWithoutGain = (int)json["evaluations_without_gain"]!, History = json["log_history"]!.AsArray().DeepClone().AsArray(),
+            Step = globalStep,
+            Epoch = (int)Integer("epoch", 0, int.MaxValue),
+            BatchInEpoch = (int)Integer("batch_in_epoch", 0, StepsPerEpoch),
+            BestStep = Integer("best_step", 0, globalStep),
+            EvaluationsWithoutGain = (int)Integer("evaluations_without_gain", 0, int.MaxValue),
+            BestMetric = json["best_metric"] switch
+            {
+                null => null,
+                JsonValue v when v.TryGetValue(out double d) && double.IsFinite(d) => d,
+                var other => throw new NBertException($"{statePath}: \"best_metric\" must be a number or null, not {other.ToJsonString()}."),
+            },
+            History = json["log_history"] is JsonArray history && history.All(h => h is JsonObject) ? history.DeepClone().AsArray()
+                : throw new NBertException($"{statePath}: \"log_history\" must be a list of objects, not {json["log_history"]?.ToJsonString() ?? "missing"}."),
         };
+        long optimizerStep = Integer("optimizer_step", 0, globalStep);
+        ulong dropoutPosition = Unsigned("dropout_position");
+
+        BertPreTrainedModel weights;
+        try
+        {
+            weights = BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{checkpoint}: its weights do not fit this model ({e.Message}).", e);
+        }
+        if (weights.LoadReport is { Initialized.Count: > 0 } report)
+            throw new NBertException($"{checkpoint}: its weights lack {string.Join(", ", report.Initialized.Take(5))}.");
+        var restored = TrainingModel<float>.From(weights);
+        if (restored.Values.Length != model.Values.Length)
+            throw new NBertException($"{checkpoint}: its model has {restored.Values.Length:N0} parameters, not {model.Values.Length:N0}.");
+        string optimizerPath = Path.Combine(checkpoint, "optimizer.safetensors");
+        using (var file = new SafeTensorsFile(optimizerPath))
+            foreach (var slot in model.Slots)
+                foreach (var (name, target) in new[] { ("exp_avg." + slot.CheckpointName, optimizer.FirstMoment), ("exp_avg_sq." + slot.CheckpointName, optimizer.SecondMoment) })
+                {
+                    if (!file.Contains(name)) throw new NBertException($"{optimizerPath}: no tensor '{name}'.");
+                    var info = file.Info(name);
+                    if (!info.Shape.SequenceEqual(slot.Shape))
+                        throw new NBertException($"{optimizerPath}: '{name}' has shape [{string.Join(", ", info.Shape)}], not [{string.Join(", ", slot.Shape)}].");
+                    file.ReadFloat32(name).CopyTo(target, slot.Offset);
+                }
+        restored.Values.CopyTo(model.Values, 0);
+        optimizer.Step = optimizerStep;
+        model.Random.Position = dropoutPosition;
+        state.DropoutPosition = dropoutPosition;
+        return state;
     }
 }

@@ -23,6 +23,11 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     /// <summary>The dropout masks' random numbers; its position is part of a training run's state.</summary>
     public DropoutRandom Random { get; set; }
 
+    /// <summary>The parameters holding NaN or infinity, with how many such values each holds.</summary>
+    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters() =>
+        Slots.Select(s => (s.CheckpointName, Count: (long)Values.AsSpan(s.Offset, s.Length).ToArray().Count(v => !T.IsFinite(v))))
+            .Where(x => x.Count > 0).ToList();
+
     private readonly Dictionary<string, ParameterSlot> _byName;
     private readonly LayerSlots[] _layers;
 
