@@ -104,6 +104,10 @@ public static class PretrainCommand
             {
                 throw new CliException($"{outDir}: {e.Message}", e);
             }
+            catch (TrainingDivergedException e)
+            {
+                throw FineTuneCommands.Diverged(e, parse.GetValue(lr), parse.GetValue(maxGradNorm), outDir);
+            }
             stdout.WriteLine($"wrote {outDir}");
             return Program.Ok;
         });

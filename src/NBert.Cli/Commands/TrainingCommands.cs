@@ -75,6 +75,9 @@ public static class TrainingCommands
                 {
                     throw new CliException($"{path}: {e.Message}", e);
                 }
+                if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
+                    throw new CliException($"training diverged at step {i + 1}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
+                        $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}; lower --lr{(parse.GetValue(maxGradNorm) > 0 ? "" : " or clip with --max-grad-norm 1")}. Nothing was written to --out.");
                 Report(stdout, r, n, clock.Elapsed, asJson);
             }
             trainer.Model.CopyTo(pretrained);

@@ -106,6 +106,16 @@ public sealed class HostileInputTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Overfit_that_diverges_stops_and_its_json_lines_stay_valid()
+    {
+        var r = Run("overfit", "--model", Model("pretraining"), "--batch", Fixtures.Path("training", "pretraining_grads.safetensors"), "--steps", "5",
+            "--lr", "1e30", "--max-grad-norm", "0", "--json", "--out", Temp("out"));
+        AssertRefused(r, "diverged", "--lr");
+        foreach (var line in r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)) JsonNode.Parse(line);
+        Assert.False(Directory.Exists(Temp("out")));
+    }
+
+    [Fact]
     public void A_regression_label_beyond_float32_is_refused_naming_its_line()
     {
         WriteClassification("train.jsonl", new { text = "a", label = 0.5 }, new { text = "b", label = 1e308 });
