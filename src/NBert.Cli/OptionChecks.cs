@@ -46,3 +46,10 @@ internal static class OptionChecks
         return option;
     }
 }
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the training thread, in order (the framework's
+/// <see cref="Progress{T}"/> posts each report to the thread pool, so console lines could come out of order).</summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

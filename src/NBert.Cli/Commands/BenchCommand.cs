@@ -52,7 +52,7 @@ public static class BenchCommand
             var (forwards, forwardTime) = Measure(budget, () => encoder.Forward(inputs));
 
             var classifier = BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification, 1, c => c with { Id2Label = ["a", "b"] });
-            var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create("constant", 1e-5, 0, 1));
+            var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create(SchedulerType.Constant, 1e-5, 0, 1));
             var batch = new TrainingBatch { Inputs = new ModelInputs(8, s, ids[..(8 * s)]), Labels = [0, 1, 0, 1, 0, 1, 0, 1] };
             step.Run([batch]);
             var (steps, stepTime) = Measure(budget, () => step.Run([batch]));

@@ -73,11 +73,10 @@ public static class FineTuneCommands
                 m => prepared.Evaluate(m, batch), options);
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
                 $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
-            trainer.Progress += e => ReportProgress(stdout, e);
             Evaluation? result;
             try
             {
-                result = trainer.Train(outDir, parse.GetValue(resume));
+                result = trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => ReportProgress(stdout, e)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -180,17 +179,17 @@ public static class FineTuneCommands
         }
     }
 
-    internal static void ReportProgress(TextWriter stdout, TrainerEvent e)
+    internal static void ReportProgress(TextWriter stdout, TrainerProgress e)
     {
         var inv = CultureInfo.InvariantCulture;
         string width = e.TotalSteps.ToString(inv).Length.ToString(inv);
         switch (e.Kind)
         {
-            case "train":
+            case TrainerProgressKind.Train:
                 stdout.WriteLine(string.Format(inv, "step {0," + width + "}/{1}  epoch {2:F2}  loss {3:F4}  lr {4:E2}  {5:N0} tokens/s  {6} elapsed, eta {7}",
                     e.Step, e.TotalSteps, e.Epoch, e.Loss, e.LearningRate, e.TokensPerSecond, Duration(e.Elapsed), Duration(e.Remaining ?? TimeSpan.Zero)));
                 break;
-            case "eval":
+            case TrainerProgressKind.Evaluate:
                 stdout.WriteLine(string.Format(inv, "eval at step {0}: {1}", e.Step,
                     string.Join("  ", e.Evaluation!.Metrics.Select(m => string.Format(inv, "{0} {1:F4}", m.Key, m.Value)))));
                 break;

@@ -94,8 +94,8 @@ public static class TrainingCommands
     {
         try
         {
-            var trainingModel = TrainingModel<float>.From(pretrained, (ulong)parse.GetValue(seed), dropout);
-            var schedule = LearningRateSchedule.Create(parse.GetValue(scheduler)!, parse.GetValue(lr), parse.GetValue(warmup), steps);
+            var trainingModel = TrainingModel<float>.From(pretrained, parse.GetValue(seed), dropout);
+            var schedule = LearningRateSchedule.Create(LearningRateSchedule.Parse(parse.GetValue(scheduler)!), parse.GetValue(lr), parse.GetValue(warmup), steps);
             var options = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay), Epsilon = parse.GetValue(epsilon) };
             return new TrainingStep<float>(trainingModel, options, schedule) { MaxGradNorm = parse.GetValue(maxGradNorm), Dropout = dropout > 0 };
         }

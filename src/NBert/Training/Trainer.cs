@@ -7,19 +7,26 @@ using NBert.Modeling;
 
 namespace NBert.Training;
 
-/// <summary>The trainer's settings, with transformers' Trainer defaults where it has them.</summary>
-public sealed record TrainerOptions
+/// <summary>The trainer's settings, with transformers' TrainingArguments defaults where it has them.</summary>
+public record TrainerOptions
 {
+    /// <summary>Passes over the training data (<c>num_train_epochs</c>).</summary>
     public int Epochs { get; init; } = 3;
     /// <summary>Optimiser steps to take; when set, it overrides <see cref="Epochs"/>.</summary>
     public long? MaxSteps { get; init; }
+    /// <summary>Examples per optimiser step (<c>per_device_train_batch_size</c>).</summary>
     public int BatchSize { get; init; } = 32;
+    /// <summary>The peak learning rate, reached after warm-up (<c>learning_rate</c>).</summary>
     public double LearningRate { get; init; } = 5e-5;
     /// <summary>Warm-up as a fraction of all steps (ignored when <see cref="WarmupSteps"/> is set).</summary>
     public double WarmupRatio { get; init; }
+    /// <summary>Warm-up in steps; overrides <see cref="WarmupRatio"/>.</summary>
     public int? WarmupSteps { get; init; }
-    public string Scheduler { get; init; } = "linear";
+    /// <summary>How the learning rate changes after warm-up (<c>lr_scheduler_type</c>).</summary>
+    public SchedulerType Scheduler { get; init; } = SchedulerType.Linear;
+    /// <summary>AdamW's betas, epsilon and weight decay.</summary>
     public AdamWOptions AdamW { get; init; } = new();
+    /// <summary>Clip the gradients' global norm to this (<c>max_grad_norm</c>); 0 turns clipping off.</summary>
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Seeds the data order, dropout and whatever the batch function draws.</summary>
     public int Seed { get; init; } = 42;
@@ -77,9 +84,33 @@ public sealed record Evaluation(IReadOnlyDictionary<string, double> Metrics, str
     public bool Beats(double? best) => best is not double b || (HigherIsBetter ? Main > b : Main < b);
 }
 
-/// <summary>What the trainer reports as it goes.</summary>
-public sealed record TrainerEvent(string Kind, long Step, long TotalSteps, double Epoch, double? Loss, double? LearningRate, double? TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Remaining, Evaluation? Evaluation, string? Message);
+/// <summary>What a <see cref="TrainerProgress"/> report is about.</summary>
+public enum TrainerProgressKind
+{
+    /// <summary>Training resumed from a checkpoint.</summary>
+    Resume,
+    /// <summary>The mean training loss over the last logging steps.</summary>
+    Train,
+    /// <summary>An evaluation of the current weights.</summary>
+    Evaluate,
+    /// <summary>Training ended (all steps taken, or stopped early).</summary>
+    Done,
+}
+
+/// <summary>What the trainer reports as it goes: the step, the loss, the rate, speed and time left, or an evaluation.</summary>
+/// <param name="Kind">What this report is about.</param>
+/// <param name="Step">Optimiser steps taken so far.</param>
+/// <param name="TotalSteps">Optimiser steps the run takes.</param>
+/// <param name="Epoch">Epochs done, with the fraction of the current one.</param>
+/// <param name="Loss">The mean training loss since the last report (<see cref="TrainerProgressKind.Train"/>).</param>
+/// <param name="LearningRate">The learning rate of the last step.</param>
+/// <param name="TokensPerSecond">Training speed since the run (or the resumed run) started.</param>
+/// <param name="Elapsed">Time since the run (or the resumed run) started.</param>
+/// <param name="Remaining">Estimated time to the last step.</param>
+/// <param name="Evaluation">The evaluation (<see cref="TrainerProgressKind.Evaluate"/>, and the last one at <see cref="TrainerProgressKind.Done"/>).</param>
+/// <param name="Message">A sentence for people: resumed from where, stopped early why, the best result.</param>
+public sealed record TrainerProgress(TrainerProgressKind Kind, long Step, long TotalSteps, double Epoch, double? Loss, double? LearningRate,
+    double? TokensPerSecond, TimeSpan Elapsed, TimeSpan? Remaining, Evaluation? Evaluation, string? Message);
 
 /// <summary>
 /// Fine-tuning and pre-training loop: shuffled batches per epoch, <see cref="TrainingStep{T}"/> per batch,
@@ -96,8 +127,9 @@ public sealed class Trainer
     private readonly int _count;
     private readonly Func<IReadOnlyList<int>, long, TrainingBatch> _batch;
     private readonly Func<TrainingModel<float>, Evaluation>? _evaluate;
+    /// <summary>The settings of this run.</summary>
     public TrainerOptions Options { get; }
-    public event Action<TrainerEvent>? Progress;
+    private IProgress<TrainerProgress>? _progress;
 
     /// <param name="model">The model to train; its parameters are updated in place.</param>
     /// <param name="tokenizerDirectory">Where the tokenizer files to copy beside every saved model are.</param>
@@ -127,34 +159,41 @@ public sealed class Trainer
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
 
     /// <summary>
-    /// Trains into <paramref name="outputDirectory"/>: the best model (or the last, without evaluation) with
-    /// tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and <c>loss.svg</c>. With
-    /// <paramref name="resume"/>, continues from the latest checkpoint there. Returns the final evaluation, if any.
+    /// Trains the model in place. With an <paramref name="outputDirectory"/>, writes there the best model (or the last,
+    /// without evaluation) with tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and
+    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there. Without one, nothing
+    /// is written. Either way the model ends with the best evaluation's weights (the last ones without evaluation).
+    /// <paramref name="cancellationToken"/> is checked before every step: a cancelled run writes a checkpoint to resume
+    /// from (when it has an output directory) and throws <see cref="OperationCanceledException"/>.
     /// </summary>
-    public Evaluation? Train(string outputDirectory, bool resume = false)
+    /// <returns>The last evaluation, if any.</returns>
+    public Evaluation? Train(string? outputDirectory = null, bool resume = false, IProgress<TrainerProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(outputDirectory);
+        if (resume && outputDirectory is null) throw new ArgumentException("Resuming needs the output directory that holds the checkpoints.", nameof(resume));
+        if (outputDirectory is not null) Directory.CreateDirectory(outputDirectory);
+        _progress = progress;
         var o = Options;
         long total = TotalSteps;
         int warmup = o.WarmupSteps ?? (int)Math.Ceiling(o.WarmupRatio * total);
-        var model = TrainingModel<float>.From(_model, (ulong)o.Seed);
+        var model = TrainingModel<float>.From(_model, o.Seed);
         var step = new TrainingStep<float>(model, o.AdamW, LearningRateSchedule.Create(o.Scheduler, o.LearningRate, warmup, (int)Math.Min(total, int.MaxValue)))
         {
             MaxGradNorm = o.MaxGradNorm,
         };
         var state = new State();
-        string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
+        string? metricsPath = outputDirectory is null ? null : Path.Combine(outputDirectory, "metrics.jsonl");
         if (resume)
         {
             // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.
-            string checkpoint = LatestCheckpoint(outputDirectory)
+            string checkpoint = LatestCheckpoint(outputDirectory!)
                 ?? throw new NBertException($"{outputDirectory}: no checkpoint to resume from (a checkpoint-N folder with trainer_state.json); train without resuming to start afresh.");
             state = Restore(checkpoint, model, step.Optimizer, step.Schedule, total);
             // The log as it was at the checkpoint: lines written after it, by the run that stopped, go.
-            AtomicFile.WriteAllText(metricsPath, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
-            Report("resume", state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
+            AtomicFile.WriteAllText(metricsPath!, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
+            Report(TrainerProgressKind.Resume, state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
-        else if (File.Exists(metricsPath))
+        else if (metricsPath is not null && File.Exists(metricsPath))
             File.Delete(metricsPath);
 
         var clock = Stopwatch.StartNew();
@@ -168,6 +207,11 @@ public sealed class Trainer
         bool stop = false;
         while (state.Step < total && !stop)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                if (outputDirectory is not null && state.Step > 0) SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             if (state.BatchInEpoch >= StepsPerEpoch)
             {
                 state.Epoch++;
@@ -197,7 +241,7 @@ public sealed class Trainer
                 if (r.Parts.MaskedLmLoss is double mlm) entry["mlm_loss"] = mlm;
                 if (r.Parts.NextSentenceLoss is double nsp) entry["nsp_loss"] = nsp;
                 Log(metricsPath, state, entry);
-                Report("train", state, total, loss, r.LearningRate, tokens / elapsed.TotalSeconds, elapsed, remaining, null, null);
+                Report(TrainerProgressKind.Train, state, total, loss, r.LearningRate, tokens / elapsed.TotalSeconds, elapsed, remaining, null, null);
                 lossSum = 0;
                 lossCount = 0;
             }
@@ -214,26 +258,26 @@ public sealed class Trainer
                     state.BestMetric = last.Main;
                     state.BestStep = state.Step;
                     state.EvaluationsWithoutGain = 0;
-                    SaveModel(model, outputDirectory);
+                    KeepBest(model, outputDirectory);
                 }
                 else if (++state.EvaluationsWithoutGain >= (o.EarlyStoppingPatience ?? int.MaxValue))
                     stop = true;
-                Report("eval", state, total, null, null, null, clock.Elapsed, remaining, last,
+                Report(TrainerProgressKind.Evaluate, state, total, null, null, null, clock.Elapsed, remaining, last,
                     stop ? $"no better {last.MainMetric} in {state.EvaluationsWithoutGain} evaluations: stopping early (best {state.BestMetric:F4} at step {state.BestStep})" : null);
             }
-            if (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0))
+            if (outputDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
-        if (_evaluate is null || state.BestMetric is null) SaveModel(model, outputDirectory);
-        LossCurve.Write(Path.Combine(outputDirectory, "loss.svg"), metricsPath);
-        Report("done", state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
+        if (_evaluate is null || state.BestMetric is null) KeepBest(model, outputDirectory);
+        if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
+        Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
     }
 
     /// <summary>Logs the finite losses not logged yet, draws the loss curve so far, and stops with the step that diverged.</summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void Diverged(StepResult r, State state, StepResult? lastGood, double lossSum, int lossCount, string metricsPath, string outputDirectory)
+    private void Diverged(StepResult r, State state, StepResult? lastGood, double lossSum, int lossCount, string? metricsPath, string? outputDirectory)
     {
         if (lastGood is { } g && lossCount > 0)
             Log(metricsPath, state, new JsonObject
@@ -241,23 +285,24 @@ public sealed class Trainer
                 ["step"] = state.Step, ["epoch"] = Math.Round(state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch, 4),
                 ["loss"] = lossSum / lossCount, ["learning_rate"] = g.LearningRate, ["grad_norm"] = g.GradientNorm,
             });
-        if (File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory, "loss.svg"), metricsPath);
+        if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
         long at = state.Step + 1;
         throw new TrainingDivergedException(at, r.Loss, r.GradientNorm,
             $"Training diverged at step {at}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)} and the gradient norm " +
             $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower the learning rate (now {Options.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}) " +
-            $"or clip the gradients (max_grad_norm {Options.MaxGradNorm.ToString(CultureInfo.InvariantCulture)}); {metricsPath} keeps what was logged before it.");
+            $"or clip the gradients (max_grad_norm {Options.MaxGradNorm.ToString(CultureInfo.InvariantCulture)})" + (metricsPath is null ? "." : $"; {metricsPath} keeps what was logged before it."));
     }
 
-    private void Report(string kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
+    private void Report(TrainerProgressKind kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
         Evaluation? evaluation, string? message) =>
-        Progress?.Invoke(new TrainerEvent(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
+        _progress?.Report(new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
             elapsed, remaining, evaluation, message));
 
-    private static void Log(string path, State state, JsonObject entry)
+    /// <summary>Adds a line to the run's history (trainer_state.json's log_history) and, with an output directory, to metrics.jsonl.</summary>
+    private static void Log(string? path, State state, JsonObject entry)
     {
         state.History.Add(entry.DeepClone());
-        File.AppendAllText(path, entry.ToJsonString() + "\n");
+        if (path is not null) File.AppendAllText(path, entry.ToJsonString() + "\n");
     }
 
     /// <summary>The items of an epoch in a shuffled order that depends only on the seed and the epoch.</summary>
@@ -279,6 +324,13 @@ public sealed class Trainer
     }
 
     // ---- saving and resuming ----
+
+    /// <summary>The current weights become the model's (and, with an output directory, the saved model).</summary>
+    private void KeepBest(TrainingModel<float> model, string? directory)
+    {
+        if (directory is null) model.CopyTo(_model);
+        else SaveModel(model, directory);
+    }
 
     private void SaveModel(TrainingModel<float> model, string directory)
     {
@@ -328,7 +380,7 @@ public sealed class Trainer
 
     private static JsonObject ScheduleJson(LearningRateSchedule s) => new()
     {
-        ["kind"] = s.Kind, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
+        ["kind"] = s.Name, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
     };
 
     private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule, long total)

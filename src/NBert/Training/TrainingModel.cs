@@ -85,7 +85,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
 
     /// <summary>A training copy of a model's parameters (converted to T). <paramref name="seed"/> seeds dropout;
     /// <paramref name="dropout"/>, when given, replaces every dropout probability of the config for training.</summary>
-    public static TrainingModel<T> From(BertPreTrainedModel model, ulong seed = 0, double? dropout = null)
+    public static TrainingModel<T> From(BertPreTrainedModel model, int seed = 0, double? dropout = null)
     {
         var config = model.Config;
         if (dropout is double p)
@@ -93,7 +93,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
             if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"Dropout must be in [0, 1), not {p}.");
             config = config with { HiddenDropoutProb = p, AttentionProbsDropoutProb = p, ClassifierDropout = null };
         }
-        var result = new TrainingModel<T>(config, model.Architecture, seed);
+        var result = new TrainingModel<T>(config, model.Architecture, unchecked((ulong)seed));
         foreach (var slot in result.Slots)
         {
             var source = model.Parameters[slot.Name].Data;
