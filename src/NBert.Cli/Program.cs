@@ -69,6 +69,8 @@ public static class Program
             error.WriteLine("Run 'nbert --help' or 'nbert COMMAND --help' for usage.");
             return BadInput;
         }
+        // The library's warnings (a newly initialised head, unused weights) go to this run's standard error.
+        using var warnings = NBertWarnings.Capture(message => error.WriteLine($"nbert: warning: {message}"));
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });

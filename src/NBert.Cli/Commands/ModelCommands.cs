@@ -185,12 +185,6 @@ public static class ModelCommands
         }
     }
 
-    /// <summary>Writes what loading the model had to make up or leave out (its load report) to standard error.</summary>
-    internal static void Warn(BertPreTrainedModel model, TextWriter stderr)
-    {
-        foreach (var w in model.LoadReport?.Warnings ?? []) stderr.WriteLine($"nbert: warning: {w}");
-    }
-
     /// <summary>Loads a model, turning file and format problems into messages (exit code 2).</summary>
     public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture)
     {

@@ -23,22 +23,19 @@ public static class PipelineCommands
     private static Option<string?> InputOption(string format) => new("--input") { Description = $"JSON lines {format}; - for standard input (used when no argument is given)" };
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON line per input: the pipeline's value for it" };
 
-    /// <summary>Loads a pipeline, and says on standard error what loading had to make up (a head the checkpoint
-    /// lacks is newly initialised: its answers mean nothing until it is trained), as transformers warns.</summary>
-    internal static T Load<T>(string model, Func<string, T> create, Func<T, BertPreTrainedModel> modelOf, TextWriter stderr)
+    /// <summary>Loads a pipeline (what loading had to make up, such as a newly initialised head, the library warns
+    /// about on standard error).</summary>
+    private static T Load<T>(string model, Func<string, T> create)
     {
         string directory = ModelCommands.Resolve(model);
-        T pipeline;
         try
         {
-            pipeline = create(directory);
+            return create(directory);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or ArgumentException)
         {
             throw new CliException($"{directory}: {e.Message}", e);
         }
-        ModelCommands.Warn(modelOf(pipeline), stderr);
-        return pipeline;
     }
 
     /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
@@ -119,7 +116,7 @@ public static class PipelineCommands
         command.SetAction(parse =>
         {
             int k = parse.GetValue(topK);
-            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromDirectory, p => p.Model, stderr);
+            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromDirectory);
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (targetList is { Length: 0 }) throw new CliException($"--targets '{parse.GetValue(targets)}' names no word: give comma-separated words, or leave it out for the whole vocabulary.");
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
@@ -147,7 +144,7 @@ public static class PipelineCommands
         {
             int? k = ParseTopK(parse.GetValue(topK)!, "--top-k");
             var apply = parse.GetValue(function) switch { "softmax" => ScoreFunction.Softmax, "sigmoid" => ScoreFunction.Sigmoid, "none" => ScoreFunction.None, _ => ScoreFunction.Default };
-            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromDirectory, p => p.Model, stderr);
+            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromDirectory);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t.Select(x => (x, (string?)null)).ToList() : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.OptionalString(e, "text_pair")),
@@ -171,7 +168,7 @@ public static class PipelineCommands
         command.SetAction(parse =>
         {
             var strategy = Enum.Parse<Aggregation>(parse.GetValue(aggregation)!, ignoreCase: true);
-            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromDirectory, p => p.Model, stderr);
+            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromDirectory);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
                 chunk => pipeline.Run(chunk, strategy, parse.GetValue(stride)).Cast<object>().ToList(), parse.GetValue(json), x => x,
@@ -207,7 +204,7 @@ public static class PipelineCommands
             };
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give a QUESTION and a CONTEXT, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromDirectory, p => p.Model, stderr);
+            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromDirectory);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
                 chunk => pipeline.Run(chunk, options).Select(a => options.TopK == 1 ? (object)a[0] : a).ToList(), parse.GetValue(json),
@@ -229,7 +226,7 @@ public static class PipelineCommands
         {
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give two sentences A and B, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromDirectory, p => p.Model, stderr);
+            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromDirectory);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
                 chunk => pipeline.Run(chunk).Select(p => (object)new Dictionary<string, object> { ["is_next"] = p >= 0.5f, ["score"] = p }).ToList(),

@@ -61,6 +61,7 @@ public abstract class BertPreTrainedModel
         var arch = architecture ?? BertArchitectures.FromConfig(config);
         using var source = Checkpoint.Open(directory);
         var (parameters, report) = BertWeights.Load(source, config, arch, seed);
+        foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
         return Create(config, arch, parameters, report);
     }
 
