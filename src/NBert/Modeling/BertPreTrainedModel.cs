@@ -80,6 +80,28 @@ public abstract class BertPreTrainedModel
         _ => new BertForQuestionAnswering(config, p) { LoadReport = report },
     };
 
+    /// <summary>
+    /// This model as <paramref name="architecture"/> (with its config changed by <paramref name="configure"/>): every
+    /// parameter of the same name and shape is kept (the encoder, the pooler, a head that fits), the others are
+    /// initialised as transformers initialises a head a checkpoint lacks, with the warning. What loading a checkpoint of
+    /// one head as another does, for a model already in memory. The parameters are copies: the two models are independent.
+    /// </summary>
+    public BertPreTrainedModel WithArchitecture(BertArchitecture architecture, Func<BertConfig, BertConfig>? configure = null, int seed = 0)
+    {
+        var config = configure is null ? Config : configure(Config);
+        var parameters = BertWeights.Initialize(config, architecture, seed);
+        var initialized = new List<string>();
+        foreach (var (name, fresh) in parameters)
+        {
+            if (Parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
+            else initialized.Add(name);
+        }
+        var unused = Parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var report = new LoadReport(initialized, unused, []);
+        foreach (var warning in report.Warnings) NBertWarnings.Raise(warning);
+        return Create(config, architecture, parameters, report);
+    }
+
     /// <summary>Writes config.json and model.safetensors as transformers saves them (each file written to a
     /// temporary name, then renamed).</summary>
     public void SavePretrained(string directory)
