@@ -7,7 +7,15 @@ using NBert.Tokenization;
 namespace NBert.Training;
 
 /// <summary>What kind of sequence-classification problem a dataset is (transformers' problem_type).</summary>
-public enum ClassificationProblem { SingleLabel, MultiLabel, Regression }
+public enum ClassificationProblem
+{
+    /// <summary>One class per example, cross-entropy loss (<c>single_label_classification</c>).</summary>
+    SingleLabel,
+    /// <summary>Any number of classes per example, a sigmoid and binary cross-entropy per class (<c>multi_label_classification</c>).</summary>
+    MultiLabel,
+    /// <summary>A number per example, mean squared error (<c>regression</c>; a one-label head).</summary>
+    Regression,
+}
 
 /// <summary>One labelled text (or pair). <see cref="Label"/> is a name, an index (a JSON integer), a list of
 /// names or indices (multi-label), or a number (regression); <see cref="Source"/> is "file:line".</summary>

@@ -27,6 +27,15 @@ public sealed record FineTuned<TModel>(TModel Model, IReadOnlyList<string> Label
 /// epoch when evaluation data is given and keeping the best weights. Give <c>outputDirectory</c> to also write
 /// checkpoints, metrics.jsonl and the best model there (with the tokenizer's files when it was loaded from a directory).
 /// </summary>
+/// <remarks>
+/// The model passed in is left as it was: the result holds a new one. Each method throws <see cref="ArgumentException"/>
+/// for no training data, a null text or label, words and tags of different counts, or a tokenizer whose vocabulary is
+/// larger than the model's (<see cref="ArgumentOutOfRangeException"/> for an option that cannot train, named as in
+/// <c>TrainingArguments</c>);
+/// <see cref="NBertException"/> for data that cannot be encoded (an unknown label, an answer not in its context);
+/// <see cref="TrainingDivergedException"/> when the loss stops being a number; and <see cref="OperationCanceledException"/>
+/// when <c>cancellationToken</c> is cancelled.
+/// </remarks>
 public static class FineTuning
 {
     /// <summary>Sequence classification of single texts.</summary>

@@ -4,7 +4,15 @@ using NBert.Tokenization;
 namespace NBert.Training;
 
 /// <summary>The fine-tuning tasks: sequence classification, named-entity recognition, extractive QA.</summary>
-public enum FineTuningTaskKind { Classification, Ner, Qa }
+public enum FineTuningTaskKind
+{
+    /// <summary>Sequence classification (<c>BertForSequenceClassification</c>, run_glue): a text or pair to a class, classes or a number.</summary>
+    Classification,
+    /// <summary>Named-entity recognition (<c>BertForTokenClassification</c>, run_ner): a tag per word.</summary>
+    Ner,
+    /// <summary>Extractive question answering (<c>BertForQuestionAnswering</c>, run_qa): an answer span in a context.</summary>
+    Qa,
+}
 
 /// <summary>
 /// One fine-tuning task made ready: labels, encoded training and evaluation features, the head's
@@ -13,12 +21,19 @@ public enum FineTuningTaskKind { Classification, Ner, Qa }
 /// </summary>
 public sealed class FineTuningTask
 {
+    /// <summary>Which task this is.</summary>
     public FineTuningTaskKind Kind { get; }
+    /// <summary>The head the task trains (see <see cref="ArchitectureOf"/>).</summary>
     public BertArchitecture Architecture => ArchitectureOf(Kind);
+    /// <summary>The label names in id order, the head's <c>id2label</c>; for QA the two placeholders LABEL_0 and LABEL_1.</summary>
     public IReadOnlyList<string> Labels { get; }
+    /// <summary>Classification: single-label, multi-label or regression; <see cref="ClassificationProblem.SingleLabel"/> for the other tasks.</summary>
     public ClassificationProblem Problem { get; }
+    /// <summary>The encoded training features (empty for evaluation only); a QA example can give several windows.</summary>
     public IReadOnlyList<Feature> Train { get; }
+    /// <summary>The encoded evaluation features (empty without evaluation data).</summary>
     public IReadOnlyList<Feature> Eval { get; }
+    /// <summary>The tokenizer's [PAD] id, which <see cref="Feature.Collate"/> pads batches with.</summary>
     public int PadId { get; }
     private readonly IReadOnlyList<QuestionExample>? _evalQuestions;
     private readonly QuestionAnsweringData.Options _qa;
@@ -30,6 +45,8 @@ public sealed class FineTuningTask
         (Kind, Labels, Problem, Train, Eval, PadId, _evalQuestions, _qa, _allowImpossible) = (kind, labels, problem, train, eval, padId, evalQuestions, qa, allowImpossible);
     }
 
+    /// <summary>A task by the command line's name for it: <c>classification</c>, <c>ner</c> or <c>qa</c> (lower case).</summary>
+    /// <exception cref="ArgumentException">Any other name; the message lists the three.</exception>
     public static FineTuningTaskKind ParseKind(string task) => task switch
     {
         "classification" => FineTuningTaskKind.Classification,
@@ -118,6 +135,8 @@ public sealed class FineTuningTask
         _ => config.NumLabels == 1 ? ClassificationProblem.Regression : ClassificationProblem.SingleLabel,
     };
 
+    /// <summary>The head a task trains: <c>BertForSequenceClassification</c>, <c>BertForTokenClassification</c> or
+    /// <c>BertForQuestionAnswering</c>.</summary>
     public static BertArchitecture ArchitectureOf(FineTuningTaskKind kind) => kind switch
     {
         FineTuningTaskKind.Classification => BertArchitecture.BertForSequenceClassification,

@@ -14,15 +14,26 @@ public sealed record QuestionExample(string Id, string Question, string Context,
 /// </summary>
 public static class QuestionAnsweringData
 {
+    /// <summary>How questions and contexts become windows, and how answers are picked from the logits (run_qa's arguments).</summary>
     public sealed record Options
     {
+        /// <summary>Tokens per window, question, context and special tokens included (<c>max_seq_length</c>, 384).</summary>
         public int MaxSeqLength { get; init; } = 384;
+        /// <summary>Context tokens shared by consecutive windows of a long context (<c>doc_stride</c>, 128).</summary>
         public int DocStride { get; init; } = 128;
+        /// <summary>Question tokens kept; the rest is cut (<c>max_query_length</c>, 64).</summary>
         public int MaxQueryLength { get; init; } = 64;
+        /// <summary>The longest answer predicted, in tokens (<c>max_answer_length</c>, 30).</summary>
         public int MaxAnswerLength { get; init; } = 30;
+        /// <summary>Start and end candidates per window considered when predicting (<c>n_best_size</c>, 20).</summary>
         public int NBest { get; init; } = 20;
     }
 
+    /// <summary>Reads SQuAD JSON (<c>{"data": [{"paragraphs": [{"context", "qas"}]}]}</c>; a further <c>.gz</c> is read as gzip).
+    /// Questions marked <c>is_impossible</c> get no answers; a question without an <c>id</c> gets "#n".</summary>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="NBertException">The file is not SQuAD JSON, or an answer is not in its context at its
+    /// <c>answer_start</c>; the message names the file and question.</exception>
     public static List<QuestionExample> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);

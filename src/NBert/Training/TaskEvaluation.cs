@@ -33,6 +33,12 @@ public static class TaskEvaluation
         return (logits, batches == 0 ? 0 : loss / batches);
     }
 
+    /// <summary>
+    /// Scores a sequence-classification model. Metrics: <c>loss</c>; single-label <c>accuracy</c> (the main metric) and
+    /// <c>macro_f1</c>; regression <c>mse</c> (main, lower is better); multi-label exact-match <c>accuracy</c> and
+    /// <c>macro_f1</c> (main), a label counting as predicted where its logit is positive.
+    /// </summary>
+    /// <exception cref="NBertException">The loss or the logits are NaN or infinite (the message names the broken parameters).</exception>
     public static Evaluation Classification(TrainingModel<float> model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
     {
         var (logits, loss) = Run(model, features, batchSize, padId);

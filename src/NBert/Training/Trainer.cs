@@ -78,6 +78,8 @@ public sealed class TrainingDivergedException(long step, double loss, double gra
 /// <summary>An evaluation: metric values by name and which of them decides the best checkpoint.</summary>
 public sealed record Evaluation(IReadOnlyDictionary<string, double> Metrics, string MainMetric, bool HigherIsBetter = true)
 {
+    /// <summary>The value of <see cref="MainMetric"/> (transformers' <c>metric_for_best_model</c>).</summary>
+    /// <exception cref="KeyNotFoundException"><see cref="Metrics"/> has no such metric.</exception>
     public double Main => Metrics[MainMetric];
 
     /// <summary>Whether this evaluation beats a best main metric so far.</summary>
@@ -119,6 +121,7 @@ public sealed record TrainerProgress(TrainerProgressKind Kind, long Step, long T
 /// position and the data position (epoch, batch), written to a temporary directory that is then renamed;
 /// a resumed run therefore ends with exactly the weights of one that was never stopped. The data order of an
 /// epoch and anything the batch function draws depend only on the seed, the epoch and the step.
+/// Not thread-safe: run one <see cref="Train"/> at a time, and do not use the model elsewhere while it trains.
 /// </summary>
 public sealed class Trainer
 {
@@ -136,6 +139,9 @@ public sealed class Trainer
     /// <param name="count">Training items.</param>
     /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
     /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
+    /// <param name="options">The run's settings.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException"><paramref name="count"/> is below 1: there is no training data.</exception>
     public Trainer(BertPreTrainedModel model, string? tokenizerDirectory, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
         Func<TrainingModel<float>, Evaluation>? evaluate, TrainerOptions options)
     {
@@ -155,7 +161,11 @@ public sealed class Trainer
         public JsonArray History = [];
     }
 
+    /// <summary>Batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last batch
+    /// may be smaller, as transformers' default <c>dataloader_drop_last=False</c>).</summary>
     public int StepsPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>Optimiser steps of the whole run: <see cref="TrainerOptions.MaxSteps"/> when set, else epochs × <see cref="StepsPerEpoch"/>.
+    /// The learning-rate schedule decays over these.</summary>
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
 
     /// <summary>
