@@ -58,7 +58,7 @@ public static class TrainingBenchmarks
             var model = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForPreTraining, seed: 1);
             var data = Batch(config, batch, sequence, seed: 2);
             var options = new AdamWOptions { WeightDecay = 0.01 };
-            var schedule = LearningRateSchedule.Create("constant", 1e-4, 0, 1000);
+            var schedule = LearningRateSchedule.Create(SchedulerType.Constant, 1e-4, 0, 1000);
             var nbert = new TrainingStep<float>(TrainingModel<float>.From(model, seed: 3), options, schedule);
             using var torchStep = new TorchPretrainingStep(model, options, 1e-4);
 

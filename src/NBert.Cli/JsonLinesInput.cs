@@ -30,6 +30,7 @@ public static class JsonLinesInput
             {
                 number++;
                 if (string.IsNullOrWhiteSpace(line)) continue;
+                CliException? bad = null;
                 try
                 {
                     using var doc = JsonDocument.Parse(line);
@@ -38,7 +39,13 @@ public static class JsonLinesInput
                 }
                 catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
                 {
-                    throw new CliException($"{Name(path)}, line {number}: {e.Message}", e);
+                    bad = new CliException($"{Name(path)}, line {number}: {e.Message}", e);
+                }
+                if (bad is not null)
+                {
+                    // The lines before the bad one are results the caller must still get: hand them over first.
+                    if (chunk.Count > 0) yield return chunk;
+                    throw bad;
                 }
                 if (chunk.Count == chunkSize)
                 {

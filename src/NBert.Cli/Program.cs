@@ -5,11 +5,11 @@ using Spectre.Console;
 
 namespace NBert.Cli;
 
-/// <summary>The <c>nbert</c> command. Exit codes: 0 done, 2 bad input or usage (the message says what
-/// to fix), 1 an unexpected failure.</summary>
+/// <summary>The <c>nbert</c> command. Exit codes: 0 done, 2 bad input or usage (the message names the file,
+/// field, line or option and says what to fix), 70 an internal error (a bug to report; EX_SOFTWARE).</summary>
 public static class Program
 {
-    public const int Ok = 0, Failure = 1, BadInput = 2;
+    public const int Ok = 0, BadInput = 2, InternalError = 70;
 
     /// <summary>Whether standard output is a terminal (colours and live progress) rather than a file or pipe.</summary>
     public static bool IsTerminal { get; private set; }
@@ -70,6 +70,8 @@ public static class Program
             error.WriteLine("Run 'nbert --help' or 'nbert COMMAND --help' for usage.");
             return BadInput;
         }
+        // The library's warnings (a newly initialised head, unused weights) go to this run's standard error.
+        using var warnings = NBertWarnings.Capture(message => error.WriteLine($"nbert: warning: {message}"));
         try
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
@@ -86,8 +88,12 @@ public static class Program
         }
         catch (Exception e)
         {
-            error.WriteLine($"nbert: unexpected failure: {e}");
-            return Failure;
+            // The last resort: no listed kind of bad input may end here. The stack trace only on request.
+            error.WriteLine($"nbert: internal error: {e.GetType().Name}: {e.Message}");
+            error.WriteLine(Environment.GetEnvironmentVariable("NBERT_DEBUG") is { Length: > 0 }
+                ? e.ToString()
+                : "This is a bug in nbert: please report it with the command line that caused it (NBERT_DEBUG=1 prints the stack trace).");
+            return InternalError;
         }
     }
 }

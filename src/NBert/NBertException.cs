@@ -14,4 +14,15 @@ public class NBertException : Exception
 
     /// <summary>An error with a message that names what is wrong, and the exception that revealed it.</summary>
     public NBertException(string message, Exception? inner) : base(message, inner) { }
+
+    /// <summary>At most <paramref name="max"/> characters of a text for a message (an input may be megabytes long),
+    /// with its length when it was cut.</summary>
+    public static string Quote(string text, int max = 80)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Length <= max) return text;
+        int cut = max - 3;
+        if (char.IsHighSurrogate(text[cut - 1])) cut--;
+        return $"{text[..cut]}... ({text.Length:N0} characters)";
+    }
 }

@@ -19,7 +19,7 @@ public static class BenchCommand
     {
         var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", DefaultValueFactory = _ => "minilm" };
         var threads = new Option<int?>("--threads") { Description = "Engine threads (default: all cores)" };
-        var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 }.Above(0);
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
         var command = new Command("bench", "Measure tokenization, inference and training speed of a model on this machine.") { model, threads, seconds, json };
         command.SetAction(parse =>
@@ -52,7 +52,7 @@ public static class BenchCommand
             var (forwards, forwardTime) = Measure(budget, () => encoder.Forward(inputs));
 
             var classifier = BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification, 1, c => c with { Id2Label = ["a", "b"] });
-            var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create("constant", 1e-5, 0, 1));
+            var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create(SchedulerType.Constant, 1e-5, 0, 1));
             var batch = new TrainingBatch { Inputs = new ModelInputs(8, s, ids[..(8 * s)]), Labels = [0, 1, 0, 1, 0, 1, 0, 1] };
             step.Run([batch]);
             var (steps, stepTime) = Measure(budget, () => step.Run([batch]));

@@ -24,17 +24,17 @@ public static class FineTuneCommands
         var train = new Option<string>("--train") { Description = "Training data", Required = true };
         var eval = new Option<string>("--eval") { Description = "Evaluation data: scored after every epoch (or --eval-steps); the best model is kept", Required = true };
         var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-5 };
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
-        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" };
-        var warmup = new Option<double>("--warmup-ratio") { Description = "Linear warm-up as a fraction of all steps", DefaultValueFactory = _ => 0.1 };
-        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
-        var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 }.AtLeast(1);
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-5 }.Above(0);
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
+        var warmup = new Option<double>("--warmup-ratio") { Description = "Linear warm-up as a fraction of all steps", DefaultValueFactory = _ => 0.1 }.Between(0, 1);
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
+        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the gradients' global norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
         var labels = new Option<string?>("--labels") { Description = "Label names in id order, comma-separated (default: the model's, else sorted from the data)" };
-        var earlyStopping = new Option<int?>("--early-stopping") { Description = "Stop after N evaluations without a better main metric" };
-        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate every N steps instead of every epoch" };
-        var saveSteps = new Option<int?>("--save-steps") { Description = "Also write a resumable checkpoint every N steps" };
+        var earlyStopping = new Option<int?>("--early-stopping") { Description = "Stop after N evaluations without a better main metric" }.AtLeast(1);
+        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate every N steps instead of every epoch" }.AtLeast(1);
+        var saveSteps = new Option<int?>("--save-steps") { Description = "Also write a resumable checkpoint every N steps" }.AtLeast(1);
         var labelAll = new Option<bool>("--label-all-tokens") { Description = "ner: label every piece of a word, not only the first" };
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
@@ -47,9 +47,14 @@ public static class FineTuneCommands
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            string outDir = parse.GetValue(output)!;
+            if (SamePath(outDir, directory))
+                throw new CliException($"--out {outDir} is the model directory of --model: fine-tuning would overwrite the model it starts from; give another --out.");
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
             var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (names?.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                throw new CliException($"--labels names '{twice.Key}' twice: each label once, in id order.");
             var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, baseConfig, parse.GetValue(train), parse.GetValue(eval), names,
                 parse.GetValue(maxLength), parse.GetValue(labelAll)));
             if (prepared.Train.Count == 0) throw new CliException($"{parse.GetValue(train)}: no training examples.");
@@ -68,16 +73,22 @@ public static class FineTuneCommands
                 m => prepared.Evaluate(m, batch), options);
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
                 $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
-            trainer.Progress += e => ReportProgress(stdout, e);
-            string outDir = parse.GetValue(output)!;
             Evaluation? result;
             try
             {
-                result = trainer.Train(outDir, parse.GetValue(resume));
+                result = trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => ReportProgress(stdout, e)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new CliException($"{outDir}: {e.Message}", e);
+            }
+            catch (TrainingDivergedException e)
+            {
+                throw Diverged(e, parse.GetValue(lr), parse.GetValue(maxGradNorm), outDir);
+            }
+            catch (NBertException e)
+            {
+                throw new CliException(e.Message, e);
             }
             if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
             stdout.WriteLine($"wrote the best model to {outDir}");
@@ -91,8 +102,8 @@ public static class FineTuneCommands
         var task = TaskOption();
         var model = new Option<string>("--model") { Description = "Fine-tuned model directory", Required = true };
         var data = new Option<string>("--data") { Description = "Data to score, in the task's format", Required = true };
-        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" };
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
         var json = new Option<bool>("--json") { Description = "The metrics as one JSON object" };
         var command = new Command("evaluate", "Score a fine-tuned model on labelled data with its task's metrics.") { task, model, data, maxLength, batchSize, json };
         command.SetAction(parse =>
@@ -116,6 +127,17 @@ public static class FineTuneCommands
         });
         return command;
     }
+
+    /// <summary>A diverged run, said in the command line's own terms.</summary>
+    internal static CliException Diverged(TrainingDivergedException e, double lr, double maxGradNorm, string outDir) =>
+        new($"training diverged at step {e.Step}: the loss is {e.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
+            $"{e.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower --lr (now {lr.ToString("G3", CultureInfo.InvariantCulture)})" +
+            (maxGradNorm > 0 ? "" : " or clip the gradients with --max-grad-norm 1") + $"; {Path.Combine(outDir, "metrics.jsonl")} keeps what was logged before it.", e);
+
+    /// <summary>Whether two paths name the same directory (a trailing separator or a relative form aside).</summary>
+    internal static bool SamePath(string a, string b) =>
+        string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
+            OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>Reads data, turning a missing, unreadable or malformed file into a message (exit code 2).</summary>
     internal static T Data<T>(Func<T> read)
@@ -157,17 +179,17 @@ public static class FineTuneCommands
         }
     }
 
-    internal static void ReportProgress(TextWriter stdout, TrainerEvent e)
+    internal static void ReportProgress(TextWriter stdout, TrainerProgress e)
     {
         var inv = CultureInfo.InvariantCulture;
         string width = e.TotalSteps.ToString(inv).Length.ToString(inv);
         switch (e.Kind)
         {
-            case "train":
+            case TrainerProgressKind.Train:
                 stdout.WriteLine(string.Format(inv, "step {0," + width + "}/{1}  epoch {2:F2}  loss {3:F4}  lr {4:E2}  {5:N0} tokens/s  {6} elapsed, eta {7}",
                     e.Step, e.TotalSteps, e.Epoch, e.Loss, e.LearningRate, e.TokensPerSecond, Duration(e.Elapsed), Duration(e.Remaining ?? TimeSpan.Zero)));
                 break;
-            case "eval":
+            case TrainerProgressKind.Evaluate:
                 stdout.WriteLine(string.Format(inv, "eval at step {0}: {1}", e.Step,
                     string.Join("  ", e.Evaluation!.Metrics.Select(m => string.Format(inv, "{0} {1:F4}", m.Key, m.Value)))));
                 break;

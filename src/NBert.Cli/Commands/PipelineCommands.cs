@@ -22,6 +22,8 @@ public static class PipelineCommands
     private static Option<string?> InputOption(string format) => new("--input") { Description = $"JSON lines {format}; - for standard input (used when no argument is given)" };
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON line per input: the pipeline's value for it" };
 
+    /// <summary>Loads a pipeline (what loading had to make up, such as a newly initialised head, the library warns
+    /// about on standard error).</summary>
     private static T Load<T>(string model, Func<string, T> create)
     {
         string directory = ModelCommands.Resolve(model);
@@ -40,6 +42,8 @@ public static class PipelineCommands
         Func<JsonElement, int, T> fromJson, Func<IReadOnlyList<T>, IReadOnlyList<object>> run, bool json, Func<T, string> describe,
         Func<object, IEnumerable<string[]>> rows, string[] columns)
     {
+        if (fromArguments is not null && input is not null)
+            throw new CliException("give texts as arguments or --input, not both (--input would be ignored).");
         var clock = Stopwatch.StartNew();
         long done = 0;
         bool streaming = fromArguments is null;
@@ -58,7 +62,7 @@ public static class PipelineCommands
             {
                 values = run(chunk);
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is ArgumentException or NBertException)
             {
                 throw new CliException(e.Message, e);
             }
@@ -104,16 +108,16 @@ public static class PipelineCommands
         var model = ModelOption();
         var input = InputOption("{\"text\": ...}");
         var json = JsonOption();
-        var topK = new Option<int>("--top-k") { Description = "Candidates per [MASK]", DefaultValueFactory = _ => 5 };
+        var topK = new Option<int>("--top-k") { Description = "Candidates per [MASK]", DefaultValueFactory = _ => 5 }.AtLeast(1);
         var targets = new Option<string?>("--targets") { Description = "Only score these words (comma-separated)" };
         var texts = new Argument<string[]>("TEXT") { Description = "Texts with [MASK]", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("fill-mask", "The likeliest tokens for each [MASK] (transformers' fill-mask pipeline).") { model, input, json, topK, targets, texts };
         command.SetAction(parse =>
         {
             int k = parse.GetValue(topK);
-            if (k < 1) throw new CliException($"--top-k must be at least 1, not {k}.");
             var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromDirectory);
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (targetList is { Length: 0 }) throw new CliException($"--targets '{parse.GetValue(targets)}' names no word: give comma-separated words, or leave it out for the whole vocabulary.");
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
                 chunk => pipeline.Run(chunk, k, targetList).Select(PipelineJson.FillMask).ToList(),
@@ -157,7 +161,7 @@ public static class PipelineCommands
         var json = JsonOption();
         var aggregation = new Option<string>("--aggregation") { Description = "none (every token), simple, first, average or max", DefaultValueFactory = _ => "simple" };
         aggregation.AcceptOnlyFromAmong("none", "simple", "first", "average", "max");
-        var stride = new Option<int?>("--stride") { Description = "Process texts longer than the model's maximum in windows overlapping by this many tokens" };
+        var stride = new Option<int?>("--stride") { Description = "Process texts longer than the model's maximum in windows overlapping by this many tokens" }.AtLeast(0);
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to tag", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("ner", "Named entities (transformers' token-classification pipeline).") { model, input, json, aggregation, stride, texts };
         command.SetAction(parse =>
@@ -178,11 +182,11 @@ public static class PipelineCommands
         var model = ModelOption();
         var input = InputOption("{\"question\": ..., \"context\": ...}");
         var json = JsonOption();
-        var topK = new Option<int>("--top-k") { Description = "Answers per question", DefaultValueFactory = _ => 1 };
-        var maxAnswer = new Option<int>("--max-answer-len") { Description = "Longest answer in tokens", DefaultValueFactory = _ => 15 };
-        var docStride = new Option<int?>("--doc-stride") { Description = "Overlap of context windows in tokens (default min(128, max_seq_len / 2))" };
-        var maxSeq = new Option<int?>("--max-seq-len") { Description = "Tokens per window (default min(model_max_length, 384))" };
-        var maxQuestion = new Option<int>("--max-question-len") { Description = "Question tokens kept", DefaultValueFactory = _ => 64 };
+        var topK = new Option<int>("--top-k") { Description = "Answers per question", DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var maxAnswer = new Option<int>("--max-answer-len") { Description = "Longest answer in tokens", DefaultValueFactory = _ => 15 }.AtLeast(1);
+        var docStride = new Option<int?>("--doc-stride") { Description = "Overlap of context windows in tokens (default min(128, max_seq_len / 2))" }.AtLeast(0);
+        var maxSeq = new Option<int?>("--max-seq-len") { Description = "Tokens per window (default min(model_max_length, 384))" }.AtLeast(4);
+        var maxQuestion = new Option<int>("--max-question-len") { Description = "Question tokens kept", DefaultValueFactory = _ => 64 }.AtLeast(1);
         var impossible = new Option<bool>("--handle-impossible-answer") { Description = "Allow the empty answer" };
         var noAlign = new Option<bool>("--no-align-to-words") { Description = "Keep spans at token boundaries instead of whole words" };
         var arguments = new Argument<string[]>("QUESTION CONTEXT") { Description = "A question and its context", Arity = new ArgumentArity(0, 2) };

@@ -15,29 +15,29 @@ public static class PretrainCommand
         var vocab = new Option<string?>("--vocab") { Description = "Directory with the tokenizer (vocab.txt or tokenizer.json), with --config" };
         var corpus = new Option<string[]>("--corpus") { Description = "Corpus files: a sentence per line, blank lines between documents (.gz read as gzip)", Required = true, AllowMultipleArgumentsPerToken = true };
         var evalCorpus = new Option<string[]>("--eval-corpus") { Description = "Held-out corpus files for masked-token and NSP accuracy", AllowMultipleArgumentsPerToken = true };
-        var evalInstances = new Option<int>("--eval-instances") { Description = "Held-out instances to score", DefaultValueFactory = _ => 2000 };
+        var evalInstances = new Option<int>("--eval-instances") { Description = "Held-out instances to score", DefaultValueFactory = _ => 2000 }.AtLeast(1);
         var output = new Option<string>("--out") { Description = "Output directory (model, tokenizer files, checkpoints, metrics.jsonl, loss.svg)", Required = true };
-        var maxSeqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
-        var mlmProbability = new Option<double>("--mlm-probability") { DefaultValueFactory = _ => 0.15 };
+        var maxSeqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 }.AtLeast(8);
+        var mlmProbability = new Option<double>("--mlm-probability") { DefaultValueFactory = _ => 0.15 }.Between(0, 1, open: true);
         var wholeWord = new Option<bool>("--whole-word-mask") { Description = "Mask whole words (all their pieces)" };
         var noNsp = new Option<bool>("--no-nsp") { Description = "Masked-LM only (RoBERTa style): single segments, BertForMaskedLM" };
-        var dupeFactor = new Option<int>("--dupe-factor") { Description = "Passes over the corpus, each with other pairs and split points (Google's dupe_factor)", DefaultValueFactory = _ => 1 };
-        var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 };
-        var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" };
-        var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" };
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
-        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 };
-        var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 };
-        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
-        var beta1 = new Option<double>("--adam-beta1") { DefaultValueFactory = _ => 0.9 };
-        var beta2 = new Option<double>("--adam-beta2") { DefaultValueFactory = _ => 0.999 };
-        var epsilon = new Option<double>("--adam-epsilon") { DefaultValueFactory = _ => 1e-8 };
-        var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
-        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate on the held-out corpus every N steps (default: at the end)" };
-        var saveSteps = new Option<int?>("--save-steps") { Description = "Write a resumable checkpoint every N steps" };
+        var dupeFactor = new Option<int>("--dupe-factor") { Description = "Passes over the corpus, each with other pairs and split points (Google's dupe_factor)", DefaultValueFactory = _ => 1 }.AtLeast(1);
+        var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 }.Between(0, 1);
+        var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" }.AtLeast(1);
+        var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" }.AtLeast(1);
+        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 }.Above(0);
+        var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 }.AtLeast(0);
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
+        var beta1 = new Option<double>("--adam-beta1") { DefaultValueFactory = _ => 0.9 }.Between(0, 1);
+        var beta2 = new Option<double>("--adam-beta2") { DefaultValueFactory = _ => 0.999 }.Between(0, 1);
+        var epsilon = new Option<double>("--adam-epsilon") { DefaultValueFactory = _ => 1e-8 }.Above(0);
+        var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
+        var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate on the held-out corpus every N steps (default: at the end)" }.AtLeast(1);
+        var saveSteps = new Option<int?>("--save-steps") { Description = "Write a resumable checkpoint every N steps" }.AtLeast(1);
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
-        var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 };
+        var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var loggingFirstStep = new Option<bool>("--logging-first-step") { Description = "Also log the first step's loss" };
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
@@ -95,14 +95,17 @@ public static class PretrainCommand
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
-            trainer.Progress += e => FineTuneCommands.ReportProgress(stdout, e);
             try
             {
-                trainer.Train(outDir, parse.GetValue(resume));
+                trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => FineTuneCommands.ReportProgress(stdout, e)));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new CliException($"{outDir}: {e.Message}", e);
+            }
+            catch (TrainingDivergedException e)
+            {
+                throw FineTuneCommands.Diverged(e, parse.GetValue(lr), parse.GetValue(maxGradNorm), outDir);
             }
             stdout.WriteLine($"wrote {outDir}");
             return Program.Ok;

@@ -167,21 +167,19 @@ public static class QuickstartCommand
                     {
                         var bar = ctx.AddTask("fine-tuning", maxValue: trainer.TotalSteps);
                         string dev = "";
-                        trainer.Progress += e =>
+                        trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
                         {
                             if (e.Evaluation is not null) dev = $", dev accuracy {e.Evaluation.Metrics["accuracy"]:F3}";
                             if (e.Loss is double loss) bar.Description = string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch:F1}, loss {loss:F3}{dev}");
                             bar.Value = e.Step;
-                        };
-                        trainer.Train(staging);
+                        }));
                     });
             else
             {
-                trainer.Progress += e =>
+                trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
                 {
-                    if (e.Kind != "train" || e.Step % 25 == 0 || e.Step == e.TotalSteps) FineTuneCommands.ReportProgress(log, e);
-                };
-                trainer.Train(staging);
+                    if (e.Kind != TrainerProgressKind.Train || e.Step % 25 == 0 || e.Step == e.TotalSteps) FineTuneCommands.ReportProgress(log, e);
+                }));
             }
             foreach (var checkpoint in Directory.GetDirectories(staging, "checkpoint-*")) Directory.Delete(checkpoint, recursive: true);
             if (Directory.Exists(full)) Directory.Delete(full, recursive: true);

@@ -15,10 +15,10 @@ public static class TokenizeCommand
     public static Command Create(TextReader stdin, TextWriter stdout)
     {
         var model = new Option<string>("--model") { Description = "Model directory with tokenizer.json or vocab.txt, or minilm (built in)", Required = true };
-        var maxLength = new Option<int?>("--max-length") { Description = "Maximum tokens per window, special tokens included (default: the model's model_max_length when truncating)" };
+        var maxLength = new Option<int?>("--max-length") { Description = "Maximum tokens per window, special tokens included (default: the model's model_max_length when truncating)" }.AtLeast(1);
         var truncation = new Option<string?>("--truncation") { Description = "Which text loses tokens: longest_first (default when --max-length or --stride is given), only_first, only_second, none" };
         truncation.AcceptOnlyFromAmong(Truncations);
-        var stride = new Option<int?>("--stride") { Description = "Return overflowing windows that overlap by this many tokens (in \"overflow\")" };
+        var stride = new Option<int?>("--stride") { Description = "Return overflowing windows that overlap by this many tokens (in \"overflow\")" }.AtLeast(0);
         var padding = new Option<string>("--padding") { Description = "none, longest (over the whole input) or max_length", DefaultValueFactory = _ => "none" };
         padding.AcceptOnlyFromAmong(Paddings);
         var noSpecial = new Option<bool>("--no-special-tokens") { Description = "Do not add [CLS] and [SEP]" };

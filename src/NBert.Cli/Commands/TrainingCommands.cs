@@ -20,13 +20,13 @@ public static class TrainingCommands
             Required = true,
         };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps on the batch", Required = true };
-        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW's decoupled weight decay (not on biases and LayerNorm weights)", DefaultValueFactory = _ => 0.01 };
-        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the global gradient norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 };
-        var epsilon = new Option<double>("--adam-epsilon") { Description = "AdamW's epsilon", DefaultValueFactory = _ => 1e-8 };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 }.Above(0);
+        var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW's decoupled weight decay (not on biases and LayerNorm weights)", DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
+        var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the global gradient norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
+        var epsilon = new Option<double>("--adam-epsilon") { Description = "AdamW's epsilon", DefaultValueFactory = _ => 1e-8 }.Above(0);
         var scheduler = new Option<string>("--scheduler") { Description = "Learning-rate schedule", DefaultValueFactory = _ => "constant" };
         scheduler.AcceptOnlyFromAmong(LearningRateSchedule.Kinds);
-        var warmup = new Option<int>("--warmup-steps") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
+        var warmup = new Option<int>("--warmup-steps") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var dropout = new Option<double>("--dropout") { Description = "Dropout probability for every dropout layer during this run", DefaultValueFactory = _ => 0 };
         var grads = new Option<string?>("--grads") { Description = "Write the first step's gradients (before clipping) here, float32, named by parameter" };
         var output = new Option<string>("--out") { Description = "Directory for the final checkpoint (config.json, model.safetensors, tokenizer files)", Required = true };
@@ -75,6 +75,9 @@ public static class TrainingCommands
                 {
                     throw new CliException($"{path}: {e.Message}", e);
                 }
+                if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
+                    throw new CliException($"training diverged at step {i + 1}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
+                        $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}; lower --lr{(parse.GetValue(maxGradNorm) > 0 ? "" : " or clip with --max-grad-norm 1")}. Nothing was written to --out.");
                 Report(stdout, r, n, clock.Elapsed, asJson);
             }
             trainer.Model.CopyTo(pretrained);
@@ -91,8 +94,8 @@ public static class TrainingCommands
     {
         try
         {
-            var trainingModel = TrainingModel<float>.From(pretrained, (ulong)parse.GetValue(seed), dropout);
-            var schedule = LearningRateSchedule.Create(parse.GetValue(scheduler)!, parse.GetValue(lr), parse.GetValue(warmup), steps);
+            var trainingModel = TrainingModel<float>.From(pretrained, parse.GetValue(seed), dropout);
+            var schedule = LearningRateSchedule.Create(LearningRateSchedule.Parse(parse.GetValue(scheduler)!), parse.GetValue(lr), parse.GetValue(warmup), steps);
             var options = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay), Epsilon = parse.GetValue(epsilon) };
             return new TrainingStep<float>(trainingModel, options, schedule) { MaxGradNorm = parse.GetValue(maxGradNorm), Dropout = dropout > 0 };
         }

@@ -10,9 +10,9 @@ public static class VocabCommand
     public static Command Create(TextWriter stdout)
     {
         var corpus = new Option<string[]>("--corpus") { Description = "Text files (.gz read as gzip)", Required = true, AllowMultipleArgumentsPerToken = true };
-        var size = new Option<int>("--size") { Description = "Vocabulary size, special tokens included", DefaultValueFactory = _ => 8000 };
+        var size = new Option<int>("--size") { Description = "Vocabulary size, special tokens included", DefaultValueFactory = _ => 8000 }.AtLeast(1);
         var lowercase = new Option<bool>("--lowercase") { Description = "Lowercase and strip accents (an uncased vocabulary)" };
-        var minFrequency = new Option<int>("--min-frequency") { Description = "Merge only pairs seen at least this often", DefaultValueFactory = _ => 0 };
+        var minFrequency = new Option<int>("--min-frequency") { Description = "Merge only pairs seen at least this often", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var output = new Option<string>("--out") { Description = "Directory for vocab.txt, tokenizer.json and tokenizer_config.json", Required = true };
         var command = new Command("vocab", "Train a WordPiece vocabulary on a corpus (writes files transformers loads).") { corpus, size, lowercase, minFrequency, output };
         command.SetAction(parse =>

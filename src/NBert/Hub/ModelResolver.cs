@@ -18,4 +18,13 @@ public static class ModelResolver
         if (BuiltinModels.IsBuiltin(nameOrPath)) return BuiltinModels.Resolve(nameOrPath);
         throw new NBertException($"Model '{nameOrPath}' is not a directory and not a built-in model ({string.Join(", ", BuiltinModels.Names)}).");
     }
+
+    /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2),
+    /// a directory's own name, or the name as given.</summary>
+    public static string ModelId(string nameOrPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
+        if (Directory.Exists(nameOrPath)) return Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(nameOrPath)));
+        return BuiltinModels.IsBuiltin(nameOrPath) ? BuiltinModels.MiniLmHubId : nameOrPath;
+    }
 }

@@ -61,6 +61,7 @@ public abstract class BertPreTrainedModel
         var arch = architecture ?? BertArchitectures.FromConfig(config);
         using var source = Checkpoint.Open(directory);
         var (parameters, report) = BertWeights.Load(source, config, arch, seed);
+        foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
         return Create(config, arch, parameters, report);
     }
 
@@ -79,6 +80,28 @@ public abstract class BertPreTrainedModel
         _ => new BertForQuestionAnswering(config, p) { LoadReport = report },
     };
 
+    /// <summary>
+    /// This model as <paramref name="architecture"/> (with its config changed by <paramref name="configure"/>): every
+    /// parameter of the same name and shape is kept (the encoder, the pooler, a head that fits), the others are
+    /// initialised as transformers initialises a head a checkpoint lacks, with the warning. What loading a checkpoint of
+    /// one head as another does, for a model already in memory. The parameters are copies: the two models are independent.
+    /// </summary>
+    public BertPreTrainedModel WithArchitecture(BertArchitecture architecture, Func<BertConfig, BertConfig>? configure = null, int seed = 0)
+    {
+        var config = configure is null ? Config : configure(Config);
+        var parameters = BertWeights.Initialize(config, architecture, seed);
+        var initialized = new List<string>();
+        foreach (var (name, fresh) in parameters)
+        {
+            if (Parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
+            else initialized.Add(name);
+        }
+        var unused = Parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var report = new LoadReport(initialized, unused, []);
+        foreach (var warning in report.Warnings) NBertWarnings.Raise(warning);
+        return Create(config, architecture, parameters, report);
+    }
+
     /// <summary>Writes config.json and model.safetensors as transformers saves them (each file written to a
     /// temporary name, then renamed).</summary>
     public void SavePretrained(string directory)
@@ -89,6 +112,38 @@ public abstract class BertPreTrainedModel
             BertArchitectures.Parameters(Config, Architecture).Select(s =>
                 SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data)));
     }
+
+    // ---- outputs that are not numbers ----
+
+    /// <summary>The parameters holding NaN or infinity, with how many such values each holds (none for a sound model).</summary>
+    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters()
+    {
+        var found = new List<(string, long)>();
+        foreach (var (name, t) in Parameters)
+        {
+            if (TensorPrimitives.IsFiniteAll<float>(t.Data)) continue;
+            long count = 0;
+            foreach (float v in t.Data)
+                if (!float.IsFinite(v)) count++;
+            found.Add((name, count));
+        }
+        return found.OrderBy(f => f.Item1, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Throws an <see cref="NBertException"/> that names the cause when <paramref name="outputs"/> (values this
+    /// model computed) hold NaN or infinity: a number that is not one must never pass for an answer.</summary>
+    public void EnsureFinite(ReadOnlySpan<float> outputs, string what = "outputs")
+    {
+        if (TensorPrimitives.IsFiniteAll(outputs)) return;
+        throw new NBertException(NotFiniteMessage(what, NonFiniteParameters()));
+    }
+
+    /// <summary>Why a model's <paramref name="what"/> are NaN or infinite, given the weights that are.</summary>
+    internal static string NotFiniteMessage(string what, IReadOnlyList<(string Name, long Count)> nonFinite) =>
+        nonFinite.Count > 0
+            ? $"The model's {what} are not finite (NaN or infinity): its weights hold {nonFinite.Sum(n => n.Count):N0} non-finite values, in " +
+              $"{string.Join(", ", nonFinite.Take(5).Select(n => n.Name))}{(nonFinite.Count > 5 ? $" and {nonFinite.Count - 5} more" : "")}. The checkpoint is damaged or its training diverged."
+            : $"The model's {what} are not finite (NaN or infinity) although its weights are: check config.json (layer_norm_eps, hidden_act) and the inputs.";
 
     // ---- forward ----
 

@@ -7,12 +7,16 @@ namespace NBert.Pipelines;
 internal static class Batches
 {
     /// <summary>Calls <paramref name="take"/> with each batch's rows (indices into <paramref name="encodings"/>), the
-    /// padded encodings and the model's output.</summary>
+    /// padded encodings and the model's output. Outputs that are not finite are an error (<see cref="BertPreTrainedModel.EnsureFinite"/>).</summary>
     public static void Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<TokenEncoding> encodings, int batchSize,
         Action<int[], IReadOnlyList<TokenEncoding>, ModelOutput> take)
     {
         foreach (var (rows, padded) in Plan(tokenizer, encodings, batchSize))
-            take(rows, padded, model.Forward(ModelInputs.FromEncodings(padded)));
+        {
+            var output = model.Forward(ModelInputs.FromEncodings(padded));
+            foreach (var (name, tensor) in output.Named()) model.EnsureFinite(tensor.Data, name);
+            take(rows, padded, output);
+        }
     }
 
     /// <summary>The batches: rows sorted by length, each batch padded to its longest.</summary>

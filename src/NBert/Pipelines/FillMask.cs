@@ -38,12 +38,15 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
     {
         if (topK < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"top_k must be at least 1, not {topK}.");
         int maskId = Tokenizer.TokenToId(Tokenizer.MaskToken) ?? throw new InvalidOperationException("The tokenizer has no mask token.");
+        if (targets is { Count: 0 }) throw new ArgumentException("targets is empty: give at least one word, or none for the whole vocabulary.", nameof(targets));
         int[]? targetIds = targets is null ? null : TargetIds(targets);
         var options = new EncodeOptions { MaxLength = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
         var encodings = Tokenizer.EncodeBatch(texts, options);
         for (int i = 0; i < texts.Count; i++)
             if (!encodings[i].InputIds.Contains(maskId))
-                throw new ArgumentException($"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{texts[i]}\".");
+                throw new ArgumentException(texts[i].Contains(Tokenizer.MaskToken, StringComparison.Ordinal)
+                    ? $"Text {i + 1}: its {Tokenizer.MaskToken} comes after the first {options.MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
+                    : $"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{NBertException.Quote(texts[i])}\".");
         var results = new List<List<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
         var head = (BertHeadModel)Model;
@@ -54,6 +57,7 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
             var masks = rows.Select(row => Enumerable.Range(0, encodings[row].Length).Where(t => encodings[row].InputIds[t] == maskId).ToList()).ToList();
             var positions = masks.SelectMany((m, r) => m.Select(t => r * s + t)).ToList();
             var logits = head.PredictionLogitsAt(ModelInputs.FromEncodings(padded), positions);
+            Model.EnsureFinite(logits, "prediction logits");
             int at = 0;
             for (int r = 0; r < rows.Length; r++)
             {

@@ -4,9 +4,12 @@ namespace NBert.Tensors;
 /// The random numbers behind dropout: counter-based, so the whole state is (seed, position). A run
 /// resumed from a checkpoint that stored <see cref="Position"/> draws exactly the masks an uninterrupted
 /// run would have drawn. Each value is SplitMix64's mix of seed and counter.
+/// Not thread-safe: <see cref="Take"/> advances <see cref="Position"/>; call it from one thread and hand the
+/// reserved ranges to parallel <see cref="Fill"/> calls, which only read the seed.
 /// </summary>
 public sealed class DropoutRandom(ulong seed, ulong position = 0)
 {
+    /// <summary>The seed every value derives from (a run's <c>seed</c>, saved as <c>dropout_seed</c> in a checkpoint).</summary>
     public ulong Seed { get; } = seed;
     /// <summary>How many values have been drawn.</summary>
     public ulong Position { get; set; } = position;

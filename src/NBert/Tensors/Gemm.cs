@@ -11,6 +11,25 @@ namespace NBert.Tensors;
 /// </summary>
 public static class Gemm
 {
+    /// <summary>
+    /// <c>C[m,n] = op(A) · op(B)</c>, or <c>+=</c> with <paramref name="accumulate"/>, over row-major buffers. Safe to call
+    /// from several threads on different outputs.
+    /// </summary>
+    /// <param name="m">Rows of C and of op(A).</param>
+    /// <param name="n">Columns of C and of op(B).</param>
+    /// <param name="k">The inner dimension: columns of op(A), rows of op(B).</param>
+    /// <param name="a">A as <c>[m, k]</c>, or <c>[k, m]</c> when <paramref name="transA"/>.</param>
+    /// <param name="lda">A's row stride in elements (its column count for a dense matrix).</param>
+    /// <param name="transA">Use Aᵀ (A stored <c>[k, m]</c>), as in a weight gradient dyᵀ · x.</param>
+    /// <param name="b">B as <c>[k, n]</c>, or <c>[n, k]</c> when <paramref name="transB"/>.</param>
+    /// <param name="ldb">B's row stride in elements.</param>
+    /// <param name="transB">Use Bᵀ (B stored <c>[n, k]</c>), as a linear layer's weight <c>[out_features, in_features]</c> is used.</param>
+    /// <param name="c">C as <c>[m, n]</c>.</param>
+    /// <param name="ldc">C's row stride in elements.</param>
+    /// <param name="accumulate">Add the product to C instead of overwriting it.</param>
+    /// <param name="serial">Stay on the calling thread (float32; float64 always does), for callers that parallelise outside.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A size is negative.</exception>
+    /// <exception cref="ArgumentException">A buffer or leading dimension is too small for the shapes.</exception>
     public static void Multiply<T>(int m, int n, int k, ReadOnlySpan<T> a, int lda, bool transA, ReadOnlySpan<T> b, int ldb, bool transB,
         Span<T> c, int ldc, bool accumulate = false, bool serial = false) where T : unmanaged, IFloatingPointIeee754<T>
     {

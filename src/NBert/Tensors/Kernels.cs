@@ -6,6 +6,7 @@ namespace NBert.Tensors;
 /// <summary>
 /// The elementwise and row-wise float32 kernels of a BERT forward pass. Each works in place on a span of
 /// rows, allocates nothing, and computes what the PyTorch op of the same name computes.
+/// They keep no state, so several threads may call them on different buffers.
 /// </summary>
 public static class Kernels
 {
@@ -113,6 +114,7 @@ public static class Kernels
         TensorPrimitives.Multiply(u, 0.5f, v);
     });
 
+    /// <summary>ReLU in place: max(x, 0) (<c>hidden_act</c> "relu").</summary>
     public static void Relu(Span<float> x) => TensorPrimitives.Max(x, 0f, x);
 
     /// <summary>SiLU (swish): x · sigmoid(x).</summary>
@@ -122,6 +124,7 @@ public static class Kernels
         TensorPrimitives.Multiply(v, sigmoid, v);
     });
 
+    /// <summary>tanh in place (the pooler's activation).</summary>
     public static void Tanh(Span<float> x) => TensorPrimitives.Tanh(x, x);
 
     /// <summary>The error function, to float precision.</summary>

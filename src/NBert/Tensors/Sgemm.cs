@@ -432,15 +432,21 @@ public static unsafe class Sgemm
 /// A constant matrix W[n,k] (a linear layer's weight, used as Wᵀ) packed once in the layout the GEMM
 /// micro-kernel reads: for each block of <c>KC</c> rows of Wᵀ, all 16-column panels, each [kc][16].
 /// Multiplying by it skips packing B, which at 128 rows is a fifth of the time.
+/// Immutable once built, so one instance can serve several threads; its pinned memory lives as long as it does.
 /// </summary>
 public sealed unsafe class PackedWeight
 {
+    /// <summary>Rows of W: the layer's output features (<c>out_features</c>), the columns of the product.</summary>
     public int N { get; }
+    /// <summary>Columns of W: the layer's input features (<c>in_features</c>), the product's inner dimension.</summary>
     public int K { get; }
     private readonly AlignedBuffer _data;
     internal float* Pointer => _data.Pointer;
     internal int PaddedN { get; }
 
+    /// <summary>Packs <paramref name="w"/>, row-major <c>[n, k]</c> as PyTorch stores <c>nn.Linear.weight</c>
+    /// (<c>[out_features, in_features]</c>). The values are copied: later changes to <paramref name="w"/> are not seen.</summary>
+    /// <exception cref="ArgumentException"><paramref name="w"/> holds fewer than n·k values.</exception>
     public PackedWeight(ReadOnlySpan<float> w, int n, int k)
     {
         if (w.Length < (long)n * k) throw new ArgumentException($"A {n}x{k} weight needs {(long)n * k} values, not {w.Length}.");

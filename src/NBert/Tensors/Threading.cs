@@ -5,6 +5,9 @@ public static class Threading
 {
     private static int _maxThreads = Environment.ProcessorCount;
 
+    /// <summary>The most threads one operation (a GEMM, a row-wise kernel, an AdamW update) runs on; process-wide, read at
+    /// the start of each operation. Defaults to <see cref="Environment.ProcessorCount"/>; 1 runs everything on the calling thread.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
     public static int MaxThreads
     {
         get => _maxThreads;

@@ -110,7 +110,10 @@ public sealed partial class BertTokenizer
         ArgumentNullException.ThrowIfNull(inputs);
         options ??= EncodeOptions.Default;
         var results = new TokenEncoding[inputs.Count];
-        BatchItemException? failure = null;
+        // The first input that fails, by index, not by time: Break (unlike Stop) still runs every lower index.
+        int firstFailure = int.MaxValue;
+        ArgumentException? failure = null;
+        var gate = new object();
         Parallel.For(0, inputs.Count, (i, loop) =>
         {
             try
@@ -119,11 +122,12 @@ public sealed partial class BertTokenizer
             }
             catch (ArgumentException e)
             {
-                Interlocked.CompareExchange(ref failure, new BatchItemException(i, e), null);
-                loop.Stop();
+                lock (gate)
+                    if (i < firstFailure) (firstFailure, failure) = (i, e);
+                loop.Break();
             }
         });
-        if (failure is not null) throw failure;
+        if (failure is not null) throw new BatchItemException(firstFailure, failure);
         return options.Padding == PaddingStrategy.None ? results : Pad(results, options);
     }
 

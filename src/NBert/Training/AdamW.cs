@@ -4,15 +4,22 @@ using NBert.Tensors;
 
 namespace NBert.Training;
 
-/// <summary>AdamW's hyper-parameters, with PyTorch's and transformers' defaults.</summary>
+/// <summary>AdamW's hyper-parameters, with transformers' <c>TrainingArguments</c> defaults.</summary>
 public sealed record AdamWOptions
 {
+    /// <summary>Decay rate of the first moment, the gradients' running mean (<c>adam_beta1</c>, 0.9); in [0, 1).</summary>
     public double Beta1 { get; init; } = 0.9;
+    /// <summary>Decay rate of the second moment, the squared gradients' running mean (<c>adam_beta2</c>, 0.999); in [0, 1).</summary>
     public double Beta2 { get; init; } = 0.999;
+    /// <summary>Added to the denominator for numerical stability (<c>adam_epsilon</c>, 1e-8).</summary>
     public double Epsilon { get; init; } = 1e-8;
-    /// <summary>Decoupled weight decay, applied to the parameters whose <see cref="ParameterSlot.Decays"/> is true.</summary>
+    /// <summary>Decoupled weight decay, applied to the parameters whose <see cref="ParameterSlot.Decays"/> is true
+    /// (<c>weight_decay</c>, 0 as in transformers; PyTorch's own default is 0.01).</summary>
     public double WeightDecay { get; init; } = 0.0;
 
+    /// <summary>Refuses values AdamW cannot use.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A beta outside [0, 1), or a negative or NaN epsilon or weight decay;
+    /// the parameter name is the property's.</exception>
     public void Validate()
     {
         if (!(Beta1 is >= 0 and < 1)) throw new ArgumentOutOfRangeException(nameof(Beta1), $"beta1 must be in [0, 1), not {Beta1}.");
@@ -26,18 +33,24 @@ public sealed record AdamWOptions
 /// <c>torch.optim.AdamW</c>, step for step: decoupled weight decay (p ← p·(1 - lr·λ)), moment updates,
 /// bias correction, p ← p - lr/(1-β₁ᵗ) · m / (√v / √(1-β₂ᵗ) + ε), in PyTorch's order of operations.
 /// Biases and LayerNorm weights are not decayed (transformers' parameter groups). The moments use the
-/// model's flat layout.
+/// model's flat layout. Not thread-safe: one update at a time (each update runs on several threads itself).
 /// </summary>
 public sealed class AdamW<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The hyper-parameters, validated.</summary>
     public AdamWOptions Options { get; }
     /// <summary>Steps taken (t).</summary>
     public long Step { get; set; }
+    /// <summary>m, the running mean of the gradients (PyTorch's <c>exp_avg</c>), laid out as <see cref="TrainingModel{T}.Values"/>
+    /// (see <see cref="ParameterSlot.Offset"/>).</summary>
     public T[] FirstMoment { get; }
+    /// <summary>v, the running mean of the squared gradients (PyTorch's <c>exp_avg_sq</c>), laid out as <see cref="TrainingModel{T}.Values"/>.</summary>
     public T[] SecondMoment { get; }
     private readonly bool[] _decays;
     private readonly IReadOnlyList<ParameterSlot> _slots;
 
+    /// <summary>An optimiser for <paramref name="model"/>'s parameters, with zero moments and no step taken.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The options are invalid (see <see cref="AdamWOptions.Validate"/>).</exception>
     public AdamW(TrainingModel<T> model, AdamWOptions options)
     {
         options.Validate();

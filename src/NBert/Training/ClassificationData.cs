@@ -7,7 +7,15 @@ using NBert.Tokenization;
 namespace NBert.Training;
 
 /// <summary>What kind of sequence-classification problem a dataset is (transformers' problem_type).</summary>
-public enum ClassificationProblem { SingleLabel, MultiLabel, Regression }
+public enum ClassificationProblem
+{
+    /// <summary>One class per example, cross-entropy loss (<c>single_label_classification</c>).</summary>
+    SingleLabel,
+    /// <summary>Any number of classes per example, a sigmoid and binary cross-entropy per class (<c>multi_label_classification</c>).</summary>
+    MultiLabel,
+    /// <summary>A number per example, mean squared error (<c>regression</c>; a one-label head).</summary>
+    Regression,
+}
 
 /// <summary>One labelled text (or pair). <see cref="Label"/> is a name, an index (a JSON integer), a list of
 /// names or indices (multi-label), or a number (regression); <see cref="Source"/> is "file:line".</summary>
@@ -15,7 +23,7 @@ public sealed record ClassificationExample(string Text, string? TextPair, JsonEl
 
 /// <summary>Reading, label mapping and encoding of sequence-classification data: JSON lines or CSV with
 /// <c>text</c>, optional <c>text_pair</c> and <c>label</c>.</summary>
-public static class ClassificationData
+public static partial class ClassificationData
 {
     /// <summary>Reads JSON lines, or CSV/TSV by the extension; a further <c>.gz</c> is read as gzip.</summary>
     public static List<ClassificationExample> Read(string path)
@@ -51,17 +59,34 @@ public static class ClassificationData
         while (csv.Read())
         {
             string where = $"{path}:{csv.Parser.RawRow}";
+            if (csv.Parser.Count < header.Length)
+                throw new NBertException($"{where}: {csv.Parser.Count} field{(csv.Parser.Count == 1 ? "" : "s")}, but the header names {header.Length} ({string.Join(", ", header)}).");
             string text = csv.GetField("text") ?? throw new NBertException($"{where}: no text.");
             string? pair = hasPair ? csv.GetField("text_pair") : null;
             JsonElement? label = null;
-            if (hasLabel && csv.GetField("label") is { Length: > 0 } raw)
-                label = double.TryParse(raw, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
-                    ? JsonDocument.Parse(raw).RootElement.Clone()
-                    : JsonSerializer.SerializeToElement(raw);
+            if (hasLabel && csv.GetField("label") is { Length: > 0 } raw) label = CsvLabel(raw, where);
             result.Add(new ClassificationExample(text, string.IsNullOrEmpty(pair) ? null : pair, label, where));
         }
         return result;
     }
+
+    /// <summary>A CSV label as JSON would hold it: a number written as JSON writes numbers (1, 0.5, -2e3), else a name.
+    /// Something that reads as a number only loosely ("+1", "01", "1.", "NaN", "Infinity") is refused: it is not
+    /// clear whether it names a class or gives a value.</summary>
+    private static JsonElement CsvLabel(string raw, string where)
+    {
+        if (JsonNumber().IsMatch(raw))
+        {
+            var number = JsonDocument.Parse(raw).RootElement.Clone();
+            return double.IsFinite(number.GetDouble()) ? number : throw new NBertException($"{where}: the label {raw} is too large for a number.");
+        }
+        if (double.TryParse(raw, NumberStyles.Float | NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out _))
+            throw new NBertException($"{where}: the label '{NBertException.Quote(raw)}' reads as a number only loosely: write it as 1, 0.5 or -2 for a value or an index, or use a name that is not a number.");
+        return JsonSerializer.SerializeToElement(raw);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")]
+    private static partial System.Text.RegularExpressions.Regex JsonNumber();
 
     /// <summary>The problem the labels describe: lists are multi-label, non-integer numbers regression, else single-label.</summary>
     public static ClassificationProblem Problem(IEnumerable<ClassificationExample> examples)
@@ -132,8 +157,10 @@ public static class ClassificationData
                     single = Index(label, labels, e.Source);
                     break;
                 case ClassificationProblem.Regression:
-                    values = label.ValueKind == JsonValueKind.Number ? [label.GetSingle()]
-                        : throw new NBertException($"{e.Source}: a regression label must be a number, not {label.GetRawText()}.");
+                    values = label.ValueKind == JsonValueKind.Number ? [(float)label.GetDouble()]
+                        : throw new NBertException($"{e.Source}: a regression label must be a number, not {NBertException.Quote(label.GetRawText())}.");
+                    if (!float.IsFinite(values[0]))
+                        throw new NBertException($"{e.Source}: the regression label {label.GetRawText()} does not fit a float32 (at most about 3.4E+38).");
                     break;
                 default:
                     values = new float[labels.Count];

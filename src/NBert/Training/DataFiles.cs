@@ -18,8 +18,13 @@ public static class DataFiles
         return path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(stream, CompressionMode.Decompress) : stream;
     }
 
+    /// <summary>The file as text (UTF-8 unless a byte-order mark says otherwise), decompressed when it ends in <c>.gz</c>.
+    /// The caller disposes it.</summary>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
     public static StreamReader OpenText(string path) => new(OpenRead(path));
 
+    /// <summary>The JSON object on each non-blank line, with its "file:line"; read lazily, one line at a time.</summary>
+    /// <exception cref="NBertException">A line is not a JSON object (the message names file and line).</exception>
     public static IEnumerable<(JsonElement Object, string Where)> JsonObjects(string path)
     {
         using var reader = OpenText(path);

@@ -9,7 +9,9 @@ namespace NBert.Training;
 /// </summary>
 public sealed class Feature
 {
+    /// <summary>Token ids with the special tokens ([CLS] ... [SEP]), not padded (<c>input_ids</c>).</summary>
     public required int[] InputIds { get; init; }
+    /// <summary>Segment ids, one per token: 0 for the first text, 1 for the second of a pair (<c>token_type_ids</c>).</summary>
     public required int[] TokenTypeIds { get; init; }
     /// <summary>Single-label classification: the class index.</summary>
     public int Label { get; init; } = -100;
@@ -17,13 +19,18 @@ public sealed class Feature
     public float[]? Values { get; init; }
     /// <summary>Token classification: a label per token, -100 where none.</summary>
     public int[]? TokenLabels { get; init; }
+    /// <summary>QA: the token index of the answer's first token in this window (<c>start_positions</c>); 0, the [CLS]
+    /// token, when the answer is not in the window or there is none.</summary>
     public int StartPosition { get; init; }
+    /// <summary>QA: the token index of the answer's last token in this window (<c>end_positions</c>); 0 as for
+    /// <see cref="StartPosition"/>.</summary>
     public int EndPosition { get; init; }
     /// <summary>Index of the example this feature came from (QA contexts give several windows).</summary>
     public int Example { get; init; }
     /// <summary>QA: each token's character span in the context, or (-1, -1) for question, special and padding tokens.</summary>
     public (int Start, int End)[]? ContextOffsets { get; init; }
 
+    /// <summary>The number of tokens, special tokens included.</summary>
     public int Length => InputIds.Length;
 
     /// <summary>Pads a list of features to the longest and stacks them into a batch with its targets.</summary>

@@ -1,121 +1,100 @@
+using System.Text.Json;
 using NBert.Modeling;
 using NBert.Tokenization;
 
 namespace NBert.Training;
 
-/// <summary>The fine-tuning tasks: sequence classification, named-entity recognition, extractive QA.</summary>
-public enum FineTuningTaskKind { Classification, Ner, Qa }
+/// <summary>Settings of a fine-tuning run: the trainer's, and how the data is encoded.</summary>
+public sealed record FineTuningOptions : TrainerOptions
+{
+    /// <summary>Tokens per input (special tokens included): 128 by default, 384 for question answering; never more than
+    /// the model's max_position_embeddings.</summary>
+    public int? MaxLength { get; init; }
+    /// <summary>Label names in id order; by default the names found in the data, sorted (NER: O first, then B-/I- by type).</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
+    /// <summary>NER: label every piece of a word, not only the first (transformers' label_all_tokens).</summary>
+    public bool LabelAllTokens { get; init; }
+    /// <summary>Examples per forward pass when evaluating.</summary>
+    public int EvalBatchSize { get; init; } = 32;
+}
+
+/// <summary>A fine-tuned model, the labels of its head (by id) and its last evaluation (null without evaluation data).</summary>
+public sealed record FineTuned<TModel>(TModel Model, IReadOnlyList<string> Labels, Evaluation? Evaluation) where TModel : BertPreTrainedModel;
 
 /// <summary>
-/// One fine-tuning task made ready: labels, encoded training and evaluation features, the head's
-/// architecture and config, and the evaluation with the task's metrics. All data problems (a malformed
-/// line, an unknown label, an answer not in its context) surface here, before any training.
+/// Fine-tuning from data in memory, in one call per task, as transformers' Trainer is used for them: the model's encoder
+/// gets the task's head (labels from the data), the examples are encoded, and the trainer runs, evaluating after each
+/// epoch when evaluation data is given and keeping the best weights. Give <c>outputDirectory</c> to also write
+/// checkpoints, metrics.jsonl and the best model there (with the tokenizer's files when it was loaded from a directory).
 /// </summary>
-public sealed class FineTuningTask
+/// <remarks>
+/// The model passed in is left as it was: the result holds a new one. Each method throws <see cref="ArgumentException"/>
+/// for no training data, a null text or label, words and tags of different counts, or a tokenizer whose vocabulary is
+/// larger than the model's (<see cref="ArgumentOutOfRangeException"/> for an option that cannot train, named as in
+/// <c>TrainingArguments</c>);
+/// <see cref="NBertException"/> for data that cannot be encoded (an unknown label, an answer not in its context);
+/// <see cref="TrainingDivergedException"/> when the loss stops being a number; and <see cref="OperationCanceledException"/>
+/// when <c>cancellationToken</c> is cancelled.
+/// </remarks>
+public static class FineTuning
 {
-    public FineTuningTaskKind Kind { get; }
-    public BertArchitecture Architecture => ArchitectureOf(Kind);
-    public IReadOnlyList<string> Labels { get; }
-    public ClassificationProblem Problem { get; }
-    public IReadOnlyList<Feature> Train { get; }
-    public IReadOnlyList<Feature> Eval { get; }
-    public int PadId { get; }
-    private readonly IReadOnlyList<QuestionExample>? _evalQuestions;
-    private readonly QuestionAnsweringData.Options _qa;
-    private readonly bool _allowImpossible;
+    /// <summary>Sequence classification of single texts.</summary>
+    public static FineTuned<BertForSequenceClassification> Classification(BertPreTrainedModel model, BertTokenizer tokenizer,
+        IEnumerable<(string Text, string Label)> train, IEnumerable<(string Text, string Label)>? eval = null, FineTuningOptions? options = null,
+        string? outputDirectory = null, IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Classification(model, tokenizer, train.Select(x => (x.Text, (string?)null, x.Label)), eval?.Select(x => (x.Text, (string?)null, x.Label)),
+            options, outputDirectory, progress, cancellationToken);
 
-    private FineTuningTask(FineTuningTaskKind kind, IReadOnlyList<string> labels, ClassificationProblem problem, IReadOnlyList<Feature> train,
-        IReadOnlyList<Feature> eval, int padId, IReadOnlyList<QuestionExample>? evalQuestions, QuestionAnsweringData.Options qa, bool allowImpossible)
+    /// <summary>Sequence classification of texts or pairs (<c>TextPair</c> null for a single text).</summary>
+    public static FineTuned<BertForSequenceClassification> Classification(BertPreTrainedModel model, BertTokenizer tokenizer,
+        IEnumerable<(string Text, string? TextPair, string Label)> train, IEnumerable<(string Text, string? TextPair, string Label)>? eval = null,
+        FineTuningOptions? options = null, string? outputDirectory = null, IProgress<TrainerProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
-        (Kind, Labels, Problem, Train, Eval, PadId, _evalQuestions, _qa, _allowImpossible) = (kind, labels, problem, train, eval, padId, evalQuestions, qa, allowImpossible);
+        var o = options ?? new FineTuningOptions();
+        static List<ClassificationExample> Examples(IEnumerable<(string Text, string? TextPair, string Label)> items, string set) =>
+            items.Select((x, i) => new ClassificationExample(x.Text ?? throw new ArgumentException($"{set}[{i}]: the text is null."), x.TextPair,
+                JsonSerializer.SerializeToElement(x.Label ?? throw new ArgumentException($"{set}[{i}]: the label is null.")), $"{set}[{i}]")).ToList();
+        var task = FineTuningTask.Classification(tokenizer, model.Config, Examples(train, "train"), eval is null ? [] : Examples(eval, "eval"), o.Labels, o.MaxLength);
+        return Run<BertForSequenceClassification>(task, model, tokenizer, o, outputDirectory, progress, cancellationToken);
     }
 
-    public static FineTuningTaskKind ParseKind(string task) => task switch
+    /// <summary>Token classification (NER) of pre-split words with a tag each (IOB2: B-PER, I-PER, O, ...).</summary>
+    public static FineTuned<BertForTokenClassification> TokenClassification(BertPreTrainedModel model, BertTokenizer tokenizer,
+        IEnumerable<(IReadOnlyList<string> Tokens, IReadOnlyList<string> Tags)> train, IEnumerable<(IReadOnlyList<string> Tokens, IReadOnlyList<string> Tags)>? eval = null,
+        FineTuningOptions? options = null, string? outputDirectory = null, IProgress<TrainerProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
-        "classification" => FineTuningTaskKind.Classification,
-        "ner" => FineTuningTaskKind.Ner,
-        "qa" => FineTuningTaskKind.Qa,
-        _ => throw new ArgumentException($"Unknown task '{task}': classification, ner or qa."),
-    };
-
-    /// <summary>
-    /// Reads and encodes the data. Labels come from <paramref name="labels"/>, else from the model's config
-    /// when it was trained for this task, else from the data (sorted names). <paramref name="trainPath"/> may be
-    /// null (evaluation only).
-    /// </summary>
-    public static FineTuningTask Prepare(FineTuningTaskKind kind, BertTokenizer tokenizer, BertConfig modelConfig, string? trainPath, string? evalPath,
-        IReadOnlyList<string>? labels = null, int? maxLength = null, bool labelAllTokens = false, QuestionAnsweringData.Options? qaOptions = null)
-    {
-        bool configLabels = !modelConfig.Id2Label.Select((l, i) => l == $"LABEL_{i}").All(x => x)
-            && modelConfig.Architectures.Count > 0 && modelConfig.Architectures[0] == ArchitectureOf(kind).ToString();
-        int limit = Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), modelConfig.MaxPositionEmbeddings);
-        var qa = (qaOptions ?? new QuestionAnsweringData.Options()) with { MaxSeqLength = kind == FineTuningTaskKind.Qa ? limit : 384 };
-        switch (kind)
-        {
-            case FineTuningTaskKind.Classification:
-            {
-                var train = trainPath is null ? [] : ClassificationData.Read(trainPath);
-                var eval = evalPath is null ? [] : ClassificationData.Read(evalPath);
-                var problem = modelConfig.ProblemType switch
-                {
-                    "regression" when configLabels || trainPath is null => ClassificationProblem.Regression,
-                    "multi_label_classification" when configLabels || trainPath is null => ClassificationProblem.MultiLabel,
-                    _ => ClassificationData.Problem(train.Concat(eval)),
-                };
-                var names = labels ?? (configLabels || trainPath is null ? modelConfig.Id2Label
-                    : problem == ClassificationProblem.Regression ? ["LABEL_0"] : ClassificationData.LabelNames(train.Concat(eval)));
-                return new FineTuningTask(kind, names, problem, ClassificationData.Encode(train, tokenizer, limit, names, problem),
-                    ClassificationData.Encode(eval, tokenizer, limit, names, problem), tokenizer.PadTokenId, null, qa, false);
-            }
-            case FineTuningTaskKind.Ner:
-            {
-                var train = trainPath is null ? [] : TokenClassificationData.Read(trainPath, labels);
-                var eval = evalPath is null ? [] : TokenClassificationData.Read(evalPath, labels ?? (configLabels ? modelConfig.Id2Label : null));
-                var names = labels ?? (configLabels || trainPath is null ? modelConfig.Id2Label : TokenClassificationData.LabelNames(train.Concat(eval)));
-                return new FineTuningTask(kind, names, default,
-                    TokenClassificationData.Encode(train, tokenizer, limit, names, labelAllTokens).Select(x => x.Feature).ToList(),
-                    TokenClassificationData.Encode(eval, tokenizer, limit, names).Select(x => x.Feature).ToList(), tokenizer.PadTokenId, null, qa, false);
-            }
-            default:
-            {
-                var train = trainPath is null ? [] : QuestionAnsweringData.Read(trainPath);
-                var eval = evalPath is null ? [] : QuestionAnsweringData.Read(evalPath);
-                // SQuAD v2.0 (some questions without answers): the empty answer is a possible prediction.
-                bool impossible = train.Concat(eval).Any(q => q.Answers.Count == 0);
-                return new FineTuningTask(kind, ["LABEL_0", "LABEL_1"], default, QuestionAnsweringData.Encode(train, tokenizer, qa),
-                    QuestionAnsweringData.Encode(eval, tokenizer, qa), tokenizer.PadTokenId, eval, qa, impossible);
-            }
-        }
+        var o = options ?? new FineTuningOptions();
+        static List<TaggedSentence> Sentences(IEnumerable<(IReadOnlyList<string> Tokens, IReadOnlyList<string> Tags)> items, string set) =>
+            items.Select((x, i) => x.Tokens.Count == x.Tags.Count ? new TaggedSentence(x.Tokens.ToArray(), x.Tags.ToArray(), $"{set}[{i}]")
+                : throw new ArgumentException($"{set}[{i}]: {x.Tokens.Count} tokens but {x.Tags.Count} tags.")).ToList();
+        var task = FineTuningTask.TokenClassification(tokenizer, model.Config, Sentences(train, "train"), eval is null ? [] : Sentences(eval, "eval"),
+            o.Labels, o.MaxLength, o.LabelAllTokens);
+        return Run<BertForTokenClassification>(task, model, tokenizer, o, outputDirectory, progress, cancellationToken);
     }
 
-    public static BertArchitecture ArchitectureOf(FineTuningTaskKind kind) => kind switch
+    /// <summary>Extractive question answering on SQuAD-like questions (no answers: unanswerable, as SQuAD v2.0).</summary>
+    public static FineTuned<BertForQuestionAnswering> QuestionAnswering(BertPreTrainedModel model, BertTokenizer tokenizer,
+        IEnumerable<QuestionExample> train, IEnumerable<QuestionExample>? eval = null, FineTuningOptions? options = null,
+        string? outputDirectory = null, IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        FineTuningTaskKind.Classification => BertArchitecture.BertForSequenceClassification,
-        FineTuningTaskKind.Ner => BertArchitecture.BertForTokenClassification,
-        _ => BertArchitecture.BertForQuestionAnswering,
-    };
+        var o = options ?? new FineTuningOptions();
+        var task = FineTuningTask.QuestionAnswering(tokenizer, model.Config, train.ToList(), eval?.ToList() ?? [], o.MaxLength);
+        return Run<BertForQuestionAnswering>(task, model, tokenizer, o, outputDirectory, progress, cancellationToken);
+    }
 
-    /// <summary>The model's config for this task: labels, problem type and architecture.</summary>
-    public BertConfig Configure(BertConfig config) => config with
+    private static FineTuned<TModel> Run<TModel>(FineTuningTask task, BertPreTrainedModel model, BertTokenizer tokenizer, FineTuningOptions o,
+        string? outputDirectory, IProgress<TrainerProgress>? progress, CancellationToken cancellationToken) where TModel : BertPreTrainedModel
     {
-        Id2Label = Kind == FineTuningTaskKind.Qa ? config.Id2Label : Labels.ToArray(),
-        ProblemType = Kind != FineTuningTaskKind.Classification ? config.ProblemType : Problem switch
-        {
-            ClassificationProblem.Regression => "regression",
-            ClassificationProblem.MultiLabel => "multi_label_classification",
-            _ => "single_label_classification",
-        },
-        Architectures = [Architecture.ToString()],
-    };
-
-    /// <summary>A batch of training features.</summary>
-    public TrainingBatch Batch(IReadOnlyList<int> indices) => Feature.Collate(indices.Select(i => Train[i]).ToList(), PadId);
-
-    /// <summary>Scores the model on the evaluation features.</summary>
-    public Evaluation Evaluate(TrainingModel<float> model, int batchSize = 32) => Kind switch
-    {
-        FineTuningTaskKind.Classification => TaskEvaluation.Classification(model, Eval, Problem, batchSize, PadId),
-        FineTuningTaskKind.Ner => TaskEvaluation.TokenClassification(model, Eval, Labels, batchSize, PadId),
-        _ => TaskEvaluation.QuestionAnswering(model, _evalQuestions!, Eval, _qa, _allowImpossible, batchSize, PadId).Evaluation,
-    };
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (task.Train.Count == 0) throw new ArgumentException("There is no training data.");
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize:N0} tokens but the model's vocabulary {model.Config.VocabSize:N0}: they do not belong together.");
+        var head = model.WithArchitecture(task.Architecture, task.Configure, o.Seed);
+        var trainer = new Trainer(head, null, task.Train.Count, (indices, _) => task.Batch(indices),
+            task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);
+        var evaluation = trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);
+        return new FineTuned<TModel>((TModel)head, task.Labels, evaluation);
+    }
 }

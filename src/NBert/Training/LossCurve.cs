@@ -7,6 +7,9 @@ namespace NBert.Training;
 /// <summary>The training loss (and evaluation metrics, on a second axis from 0 to 1) of a metrics.jsonl as an SVG chart.</summary>
 public static class LossCurve
 {
+    /// <summary>Draws <paramref name="metricsPath"/>'s <c>loss</c> and the <c>eval_*</c> metrics that lie in [0, 1] against
+    /// <c>step</c>, and writes the chart to <paramref name="svgPath"/> (atomically: a temporary file, then a rename). Lines
+    /// without a step are skipped; a missing metrics file gives empty axes.</summary>
     public static void Write(string svgPath, string metricsPath)
     {
         var loss = new List<(double Step, double Value)>();

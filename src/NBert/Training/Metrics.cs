@@ -6,6 +6,8 @@ namespace NBert.Training;
 /// <summary>Classification metrics as scikit-learn computes them.</summary>
 public static class ClassificationMetrics
 {
+    /// <summary>The fraction of predictions equal to the gold labels (<c>accuracy_score</c>); 0 for no examples.</summary>
+    /// <exception cref="ArgumentException">The two lists differ in length.</exception>
     public static double Accuracy(IReadOnlyList<int> gold, IReadOnlyList<int> predicted)
     {
         Check(gold, predicted);
@@ -54,6 +56,8 @@ public readonly record struct EntityScores(double Precision, double Recall, doub
 /// </summary>
 public static class SeqEval
 {
+    /// <summary>The entities of several tag sequences, as seqeval reads a list of sentences: the sequences joined with an
+    /// <c>O</c> after each, so an entity never spans two of them. Positions count in that joined sequence.</summary>
     public static List<Entity> Entities(IEnumerable<IReadOnlyList<string>> sequences)
     {
         var flat = new List<string>();
@@ -65,6 +69,8 @@ public static class SeqEval
         return Entities(flat);
     }
 
+    /// <summary>The entities of one tag sequence (seqeval's <c>get_entities</c>), each with its first and last
+    /// (inclusive) tag index. A tag without a type (<c>B</c>) has the type "_".</summary>
     public static List<Entity> Entities(IReadOnlyList<string> tags)
     {
         var result = new List<Entity>();
@@ -132,8 +138,11 @@ public static partial class SquadMetrics
         return string.Join(' ', noArticles.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
     }
 
+    /// <summary>1 when the two answers are equal after <see cref="Normalize"/>, else 0.</summary>
     public static double ExactMatch(string prediction, string gold) => Normalize(prediction) == Normalize(gold) ? 1 : 0;
 
+    /// <summary>The F1 of the normalized answers' word overlap (counting repeated words): 2·P·R / (P + R), 0 with no common
+    /// word; 1 when both are empty and 0 when only one is (an unanswerable question).</summary>
     public static double F1(string prediction, string gold)
     {
         var p = Normalize(prediction).Split(' ', StringSplitOptions.RemoveEmptyEntries);

@@ -9,6 +9,8 @@ namespace NBert.Training;
 /// </summary>
 public static class PretrainingCorpus
 {
+    /// <summary>The documents of the files in order, each as its non-blank lines (sentences); read lazily.</summary>
+    /// <exception cref="FileNotFoundException">A file does not exist (raised when enumeration reaches it).</exception>
     public static IEnumerable<List<string>> Documents(IEnumerable<string> paths)
     {
         foreach (var path in paths)
@@ -58,6 +60,11 @@ public sealed record PretrainingInstance(int[] A, int[] B, bool IsRandomNext);
 public sealed class InstanceBuilder(int maxSeqLength = 128, double shortSeqProbability = 0.1, bool nextSentencePrediction = true, int seed = 12345,
     int documentsPerShard = 100_000, int dupeFactor = 1)
 {
+    /// <summary>The instances of <paramref name="documents"/> (each a list of sentences as WordPiece ids, as
+    /// <see cref="PretrainingCorpus.Tokenized"/> gives them), lazily, a shard at a time. Lengths count tokens without
+    /// [CLS] and [SEP].</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><c>maxSeqLength</c> below 5 with NSP (3 without), or <c>dupeFactor</c>
+    /// below 1; raised when enumeration starts.</exception>
     public IEnumerable<PretrainingInstance> Build(IEnumerable<List<int[]>> documents)
     {
         if (maxSeqLength < (nextSentencePrediction ? 5 : 3)) throw new ArgumentOutOfRangeException(nameof(maxSeqLength), $"max_seq_length {maxSeqLength} is too short.");
@@ -148,16 +155,22 @@ public sealed class InstanceBuilder(int maxSeqLength = 128, double shortSeqProba
 /// random token and 10% stay; labels are the original ids there and -100 elsewhere. With whole-word masking
 /// (<c>DataCollatorForWholeWordMask</c>), whole words (a piece and its ## continuations) are chosen until
 /// 15% of the tokens are. <c>max_predictions_per_seq</c> caps the targets per sequence. NSP labels: 0 when B
-/// follows A, 1 when it is random.
+/// follows A, 1 when it is random. Immutable once built: threads may share it, each with its own <see cref="Random"/>.
 /// </summary>
 public sealed class MaskedLmCollator
 {
     private readonly int _cls, _sep, _mask, _pad, _vocab;
     private readonly bool[] _continuation;
+    /// <summary>The share of tokens chosen as targets (<c>mlm_probability</c>, 0.15).</summary>
     public double Probability { get; init; } = 0.15;
+    /// <summary>Choose whole words rather than single pieces (<c>DataCollatorForWholeWordMask</c>); off by default.</summary>
     public bool WholeWordMask { get; init; }
+    /// <summary>The most targets per sequence (<c>max_predictions_per_seq</c>); null: no cap beyond 512 with whole-word masking.</summary>
     public int? MaxPredictionsPerSequence { get; init; }
 
+    /// <summary>A collator for <paramref name="tokenizer"/>'s vocabulary: its [CLS], [SEP], [MASK] and [PAD] ids, and which
+    /// pieces continue a word (<c>##</c>).</summary>
+    /// <exception cref="ArgumentException">The vocabulary lacks the [CLS], [SEP] or [MASK] token.</exception>
     public MaskedLmCollator(BertTokenizer tokenizer)
     {
         int Id(string token) => tokenizer.TokenToId(token) ?? throw new ArgumentException($"The vocabulary has no {token} token.");
@@ -256,8 +269,11 @@ public sealed class PretrainingInstanceFile : IDisposable
     private readonly long[] _offsets;
     private readonly System.IO.MemoryMappedFiles.MemoryMappedFile? _map;
     private readonly System.IO.MemoryMappedFiles.MemoryMappedViewAccessor? _view;
+    /// <summary>The file the instances are in.</summary>
     public string Path { get; }
+    /// <summary>The number of instances.</summary>
     public int Count => _offsets.Length;
+    /// <summary>The tokens of all instances, A and B, without special tokens.</summary>
     public long Tokens { get; }
 
     private PretrainingInstanceFile(string path, long[] offsets, long tokens)
@@ -287,6 +303,8 @@ public sealed class PretrainingInstanceFile : IDisposable
         return new PretrainingInstanceFile(path, offsets.ToArray(), tokens);
     }
 
+    /// <summary>Instance <paramref name="index"/> (0-based), read from the file.</summary>
+    /// <exception cref="IndexOutOfRangeException"><paramref name="index"/> is outside 0..<see cref="Count"/> - 1.</exception>
     public PretrainingInstance this[int index]
     {
         get
@@ -300,6 +318,7 @@ public sealed class PretrainingInstanceFile : IDisposable
         }
     }
 
+    /// <summary>Unmaps the file (which stays on disk); no instance can be read afterwards.</summary>
     public void Dispose()
     {
         _view?.Dispose();

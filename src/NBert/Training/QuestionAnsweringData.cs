@@ -14,15 +14,26 @@ public sealed record QuestionExample(string Id, string Question, string Context,
 /// </summary>
 public static class QuestionAnsweringData
 {
+    /// <summary>How questions and contexts become windows, and how answers are picked from the logits (run_qa's arguments).</summary>
     public sealed record Options
     {
+        /// <summary>Tokens per window, question, context and special tokens included (<c>max_seq_length</c>, 384).</summary>
         public int MaxSeqLength { get; init; } = 384;
+        /// <summary>Context tokens shared by consecutive windows of a long context (<c>doc_stride</c>, 128).</summary>
         public int DocStride { get; init; } = 128;
+        /// <summary>Question tokens kept; the rest is cut (<c>max_query_length</c>, 64).</summary>
         public int MaxQueryLength { get; init; } = 64;
+        /// <summary>The longest answer predicted, in tokens (<c>max_answer_length</c>, 30).</summary>
         public int MaxAnswerLength { get; init; } = 30;
+        /// <summary>Start and end candidates per window considered when predicting (<c>n_best_size</c>, 20).</summary>
         public int NBest { get; init; } = 20;
     }
 
+    /// <summary>Reads SQuAD JSON (<c>{"data": [{"paragraphs": [{"context", "qas"}]}]}</c>; a further <c>.gz</c> is read as gzip).
+    /// Questions marked <c>is_impossible</c> get no answers; a question without an <c>id</c> gets "#n".</summary>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="NBertException">The file is not SQuAD JSON, or an answer is not in its context at its
+    /// <c>answer_start</c>; the message names the file and question.</exception>
     public static List<QuestionExample> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
@@ -45,6 +56,7 @@ public static class QuestionAnsweringData
                 string context = String(paragraph, "context", path, "a paragraph");
                 foreach (var qa in Array(paragraph, "qas", path))
                 {
+                    if (qa.ValueKind != JsonValueKind.Object) throw new NBertException($"{path}: a question must be an object, not {qa.ValueKind.ToString().ToLowerInvariant()}.");
                     string id = qa.TryGetProperty("id", out var idValue) ? idValue.ToString() : $"#{result.Count}";
                     string where = $"{path}: question {id}";
                     string question = String(qa, "question", path, $"question {id}");
@@ -53,9 +65,10 @@ public static class QuestionAnsweringData
                     if (!impossible && qa.TryGetProperty("answers", out var list) && list.ValueKind == JsonValueKind.Array)
                         foreach (var a in list.EnumerateArray())
                         {
+                            if (a.ValueKind != JsonValueKind.Object) throw new NBertException($"{where}: an answer must be an object with \"text\" and \"answer_start\".");
                             string text = String(a, "text", path, $"an answer of question {id}");
-                            int start = a.TryGetProperty("answer_start", out var s) && s.TryGetInt32(out int v) ? v
-                                : throw new NBertException($"{where}: an answer has no integer answer_start.");
+                            int start = a.TryGetProperty("answer_start", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt32(out int v) ? v
+                                : throw new NBertException($"{where}: an answer's \"answer_start\" must be an integer, not {(a.TryGetProperty("answer_start", out var bad) ? bad.GetRawText() : "missing")}.");
                             if (start < 0 || start + text.Length > context.Length || string.CompareOrdinal(context, start, text, 0, text.Length) != 0)
                                 throw new NBertException($"{where}: the answer '{text}' is not in its context at {start}.");
                             answers.Add((text, start));
@@ -71,7 +84,7 @@ public static class QuestionAnsweringData
             ? a.EnumerateArray() : throw new NBertException($"{path}: expected a list \"{name}\".");
 
     private static string String(JsonElement e, string name, string path, string what) =>
-        e.TryGetProperty(name, out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()!
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()!
             : throw new NBertException($"{path}: {what} has no string \"{name}\".");
 
     /// <summary>The windows of every example with their answer positions (the first gold answer) and context offsets.</summary>

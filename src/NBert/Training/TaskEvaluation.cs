@@ -17,9 +17,13 @@ public static class TaskEvaluation
         {
             var part = features.Skip(start).Take(batchSize).ToList();
             var batch = Feature.Collate(part, padId);
-            loss += model.Forward(batch, training: false).Loss;
-            batches++;
+            double batchLoss = model.Forward(batch, training: false).Loss;
             var all = model.Logits;
+            // NaN in, NaN out: an accuracy beside a NaN loss would pass a broken model off as a scored one.
+            if (!double.IsFinite(batchLoss) || !TensorPrimitives.IsFiniteAll(all))
+                throw new NBertException(BertPreTrainedModel.NotFiniteMessage("outputs on the evaluation data", model.NonFiniteParameters()));
+            loss += batchLoss;
+            batches++;
             // Token-level heads give [sequence, classes] per feature: keep the real tokens (padding is at the end).
             bool tokenLevel = part[0].TokenLabels is not null || part[0].ContextOffsets is not null;
             int perFeature = all.Length / part.Count, classes = tokenLevel ? perFeature / batch.Inputs.SequenceLength : perFeature;
@@ -29,6 +33,12 @@ public static class TaskEvaluation
         return (logits, batches == 0 ? 0 : loss / batches);
     }
 
+    /// <summary>
+    /// Scores a sequence-classification model. Metrics: <c>loss</c>; single-label <c>accuracy</c> (the main metric) and
+    /// <c>macro_f1</c>; regression <c>mse</c> (main, lower is better); multi-label exact-match <c>accuracy</c> and
+    /// <c>macro_f1</c> (main), a label counting as predicted where its logit is positive.
+    /// </summary>
+    /// <exception cref="NBertException">The loss or the logits are NaN or infinite (the message names the broken parameters).</exception>
     public static Evaluation Classification(TrainingModel<float> model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
     {
         var (logits, loss) = Run(model, features, batchSize, padId);

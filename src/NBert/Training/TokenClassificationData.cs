@@ -4,8 +4,13 @@ using NBert.Tokenization;
 
 namespace NBert.Training;
 
-/// <summary>A sentence of words with a tag each (IOB2 names such as B-PER, I-PER, O).</summary>
-public sealed record TaggedSentence(string[] Words, string[] Tags, string Source);
+/// <summary>A sentence of words with a tag each (IOB2 names such as B-PER, I-PER, O). <see cref="Source"/> is
+/// "file:line" of the sentence; <see cref="Lines"/>, for CoNLL files, the line of each word.</summary>
+public sealed record TaggedSentence(string[] Words, string[] Tags, string Source, int[]? Lines = null)
+{
+    /// <summary>Where word <paramref name="w"/> is: its own line in a CoNLL file, else the sentence's.</summary>
+    public string WordSource(int w) => Lines is null ? Source : $"{Source[..Source.LastIndexOf(':')]}:{Lines[w]}";
+}
 
 /// <summary>
 /// Token-classification data: CoNLL files (a word per line, its tag in the last column, blank lines between
@@ -14,6 +19,12 @@ public sealed record TaggedSentence(string[] Words, string[] Tags, string Source
 /// </summary>
 public static class TokenClassificationData
 {
+    /// <summary>Reads JSON lines (<c>.jsonl</c>, <c>.json</c>) or else CoNLL; a further <c>.gz</c> is read as gzip.</summary>
+    /// <param name="path">The data file.</param>
+    /// <param name="labels">The label names by id, which integer tags (as in a dataset's <c>ner_tags</c>) index; not needed for tag names.</param>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="NBertException">A malformed line, tokens and tags of different counts, or an integer tag without
+    /// <paramref name="labels"/>; the message names file and line.</exception>
     public static List<TaggedSentence> Read(string path, IReadOnlyList<string>? labels = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
@@ -26,12 +37,14 @@ public static class TokenClassificationData
         var result = new List<TaggedSentence>();
         var words = new List<string>();
         var tags = new List<string>();
+        var lines = new List<int>();
         int lineNumber = 0, start = 1;
         void Flush()
         {
-            if (words.Count > 0) result.Add(new TaggedSentence(words.ToArray(), tags.ToArray(), $"{path}:{start}"));
+            if (words.Count > 0) result.Add(new TaggedSentence(words.ToArray(), tags.ToArray(), $"{path}:{start}", lines.ToArray()));
             words.Clear();
             tags.Clear();
+            lines.Clear();
         }
         using var reader = DataFiles.OpenText(path);
         for (string? raw; (raw = reader.ReadLine()) is not null;)
@@ -49,6 +62,7 @@ public static class TokenClassificationData
             if (words.Count == 0) start = lineNumber;
             words.Add(parts[0]);
             tags.Add(parts[^1]);
+            lines.Add(lineNumber);
         }
         Flush();
         return result;
@@ -98,10 +112,10 @@ public static class TokenClassificationData
     {
         var index = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < labels.Count; i++) index[labels[i]] = i;
-        int ToId(string tag, TaggedSentence s) => index.TryGetValue(tag, out int id) ? id
-            : throw new NBertException($"{s.Source}: unknown tag '{tag}' (labels: {string.Join(", ", labels)}).");
+        int ToId(string tag, TaggedSentence s, int w) => index.TryGetValue(tag, out int id) ? id
+            : throw new NBertException($"{s.WordSource(w)}: unknown tag '{NBertException.Quote(tag)}' (labels: {string.Join(", ", labels)}).");
         foreach (var s in sentences)
-            foreach (var t in s.Tags) ToId(t, s); // every bad tag before any tokenizing
+            for (int w = 0; w < s.Tags.Length; w++) ToId(s.Tags[w], s, w); // every bad tag before any tokenizing
 
         var texts = new List<string>(sentences.Count);
         var spans = new List<int[]>(sentences.Count);
@@ -138,12 +152,12 @@ public static class TokenClassificationData
                 }
                 words[t] = word;
                 if (word is not int wd) tokenLabels[t] = -100;
-                else if (wd != previous) tokenLabels[t] = ToId(sentences[i].Tags[wd], sentences[i]);
+                else if (wd != previous) tokenLabels[t] = ToId(sentences[i].Tags[wd], sentences[i], wd);
                 else if (labelAllTokens)
                 {
                     string tag = sentences[i].Tags[wd];
                     string inside = tag.StartsWith("B-", StringComparison.Ordinal) ? "I-" + tag[2..] : tag;
-                    tokenLabels[t] = index.TryGetValue(inside, out int id) ? id : ToId(tag, sentences[i]);
+                    tokenLabels[t] = index.TryGetValue(inside, out int id) ? id : ToId(tag, sentences[i], wd);
                 }
                 else tokenLabels[t] = -100;
                 previous = word;

@@ -7,19 +7,26 @@ using NBert.Modeling;
 
 namespace NBert.Training;
 
-/// <summary>The trainer's settings, with transformers' Trainer defaults where it has them.</summary>
-public sealed record TrainerOptions
+/// <summary>The trainer's settings, with transformers' TrainingArguments defaults where it has them.</summary>
+public record TrainerOptions
 {
+    /// <summary>Passes over the training data (<c>num_train_epochs</c>).</summary>
     public int Epochs { get; init; } = 3;
     /// <summary>Optimiser steps to take; when set, it overrides <see cref="Epochs"/>.</summary>
     public long? MaxSteps { get; init; }
+    /// <summary>Examples per optimiser step (<c>per_device_train_batch_size</c>).</summary>
     public int BatchSize { get; init; } = 32;
+    /// <summary>The peak learning rate, reached after warm-up (<c>learning_rate</c>).</summary>
     public double LearningRate { get; init; } = 5e-5;
     /// <summary>Warm-up as a fraction of all steps (ignored when <see cref="WarmupSteps"/> is set).</summary>
     public double WarmupRatio { get; init; }
+    /// <summary>Warm-up in steps; overrides <see cref="WarmupRatio"/>.</summary>
     public int? WarmupSteps { get; init; }
-    public string Scheduler { get; init; } = "linear";
+    /// <summary>How the learning rate changes after warm-up (<c>lr_scheduler_type</c>).</summary>
+    public SchedulerType Scheduler { get; init; } = SchedulerType.Linear;
+    /// <summary>AdamW's betas, epsilon and weight decay.</summary>
     public AdamWOptions AdamW { get; init; } = new();
+    /// <summary>Clip the gradients' global norm to this (<c>max_grad_norm</c>); 0 turns clipping off.</summary>
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Seeds the data order, dropout and whatever the batch function draws.</summary>
     public int Seed { get; init; } = 42;
@@ -34,29 +41,78 @@ public sealed record TrainerOptions
     /// <summary>Also log the first step's loss (transformers' logging_first_step).</summary>
     public bool LogFirstStep { get; init; }
 
+    /// <summary>Refuses settings that cannot train, naming the setting as transformers' TrainingArguments does.</summary>
     public void Validate()
     {
-        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), $"The batch size must be at least 1, not {BatchSize}.");
-        if (Epochs < 1 && MaxSteps is null) throw new ArgumentOutOfRangeException(nameof(Epochs), $"Epochs must be at least 1, not {Epochs}.");
-        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException(nameof(MaxSteps), $"Steps must be at least 1, not {MaxSteps}.");
-        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(WarmupRatio), $"The warm-up ratio must be in [0, 1], not {WarmupRatio}.");
-        if (EvalSteps is < 1 || SaveSteps is < 1 || EarlyStoppingPatience is < 1 || LogSteps < 1)
-            throw new ArgumentOutOfRangeException(nameof(EvalSteps), "Step intervals and the patience must be at least 1.");
+        static void AtLeastOne(int? value, string name)
+        {
+            if (value is < 1) throw new ArgumentOutOfRangeException(name, $"{name} must be at least 1, not {value}.");
+        }
+        AtLeastOne(BatchSize, "per_device_train_batch_size");
+        if (MaxSteps is null) AtLeastOne(Epochs, "num_train_epochs");
+        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException("max_steps", $"max_steps must be at least 1, not {MaxSteps}.");
+        if (!(double.IsFinite(LearningRate) && LearningRate > 0))
+            throw new ArgumentOutOfRangeException("learning_rate", $"learning_rate must be a positive number, not {LearningRate}.");
+        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException("warmup_ratio", $"warmup_ratio must be in [0, 1], not {WarmupRatio}.");
+        if (WarmupSteps is < 0) throw new ArgumentOutOfRangeException("warmup_steps", $"warmup_steps must not be negative, not {WarmupSteps}.");
+        if (!(MaxGradNorm >= 0 && !double.IsNaN(MaxGradNorm))) throw new ArgumentOutOfRangeException("max_grad_norm", $"max_grad_norm must be 0 (no clipping) or more, not {MaxGradNorm}.");
+        AtLeastOne(EvalSteps, "eval_steps");
+        AtLeastOne(SaveSteps, "save_steps");
+        AtLeastOne(EarlyStoppingPatience, "early_stopping_patience");
+        AtLeastOne(LogSteps, "logging_steps");
     }
+}
+
+/// <summary>Training stopped because the loss or the gradients stopped being numbers (NaN or infinity): the learning
+/// rate is too high for the data, or clipping is off. What was logged before that step stays in metrics.jsonl.</summary>
+public sealed class TrainingDivergedException(long step, double loss, double gradientNorm, string message) : NBertException(message)
+{
+    /// <summary>The step (1-based) whose loss or gradient norm was not finite.</summary>
+    public long Step { get; } = step;
+    /// <summary>That step's loss.</summary>
+    public double Loss { get; } = loss;
+    /// <summary>That step's gradient norm, before clipping.</summary>
+    public double GradientNorm { get; } = gradientNorm;
 }
 
 /// <summary>An evaluation: metric values by name and which of them decides the best checkpoint.</summary>
 public sealed record Evaluation(IReadOnlyDictionary<string, double> Metrics, string MainMetric, bool HigherIsBetter = true)
 {
+    /// <summary>The value of <see cref="MainMetric"/> (transformers' <c>metric_for_best_model</c>).</summary>
+    /// <exception cref="KeyNotFoundException"><see cref="Metrics"/> has no such metric.</exception>
     public double Main => Metrics[MainMetric];
 
     /// <summary>Whether this evaluation beats a best main metric so far.</summary>
     public bool Beats(double? best) => best is not double b || (HigherIsBetter ? Main > b : Main < b);
 }
 
-/// <summary>What the trainer reports as it goes.</summary>
-public sealed record TrainerEvent(string Kind, long Step, long TotalSteps, double Epoch, double? Loss, double? LearningRate, double? TokensPerSecond,
-    TimeSpan Elapsed, TimeSpan? Remaining, Evaluation? Evaluation, string? Message);
+/// <summary>What a <see cref="TrainerProgress"/> report is about.</summary>
+public enum TrainerProgressKind
+{
+    /// <summary>Training resumed from a checkpoint.</summary>
+    Resume,
+    /// <summary>The mean training loss over the last logging steps.</summary>
+    Train,
+    /// <summary>An evaluation of the current weights.</summary>
+    Evaluate,
+    /// <summary>Training ended (all steps taken, or stopped early).</summary>
+    Done,
+}
+
+/// <summary>What the trainer reports as it goes: the step, the loss, the rate, speed and time left, or an evaluation.</summary>
+/// <param name="Kind">What this report is about.</param>
+/// <param name="Step">Optimiser steps taken so far.</param>
+/// <param name="TotalSteps">Optimiser steps the run takes.</param>
+/// <param name="Epoch">Epochs done, with the fraction of the current one.</param>
+/// <param name="Loss">The mean training loss since the last report (<see cref="TrainerProgressKind.Train"/>).</param>
+/// <param name="LearningRate">The learning rate of the last step.</param>
+/// <param name="TokensPerSecond">Training speed since the run (or the resumed run) started.</param>
+/// <param name="Elapsed">Time since the run (or the resumed run) started.</param>
+/// <param name="Remaining">Estimated time to the last step.</param>
+/// <param name="Evaluation">The evaluation (<see cref="TrainerProgressKind.Evaluate"/>, and the last one at <see cref="TrainerProgressKind.Done"/>).</param>
+/// <param name="Message">A sentence for people: resumed from where, stopped early why, the best result.</param>
+public sealed record TrainerProgress(TrainerProgressKind Kind, long Step, long TotalSteps, double Epoch, double? Loss, double? LearningRate,
+    double? TokensPerSecond, TimeSpan Elapsed, TimeSpan? Remaining, Evaluation? Evaluation, string? Message);
 
 /// <summary>
 /// Fine-tuning and pre-training loop: shuffled batches per epoch, <see cref="TrainingStep{T}"/> per batch,
@@ -65,6 +121,7 @@ public sealed record TrainerEvent(string Kind, long Step, long TotalSteps, doubl
 /// position and the data position (epoch, batch), written to a temporary directory that is then renamed;
 /// a resumed run therefore ends with exactly the weights of one that was never stopped. The data order of an
 /// epoch and anything the batch function draws depend only on the seed, the epoch and the step.
+/// Not thread-safe: run one <see cref="Train"/> at a time, and do not use the model elsewhere while it trains.
 /// </summary>
 public sealed class Trainer
 {
@@ -73,14 +130,18 @@ public sealed class Trainer
     private readonly int _count;
     private readonly Func<IReadOnlyList<int>, long, TrainingBatch> _batch;
     private readonly Func<TrainingModel<float>, Evaluation>? _evaluate;
+    /// <summary>The settings of this run.</summary>
     public TrainerOptions Options { get; }
-    public event Action<TrainerEvent>? Progress;
+    private IProgress<TrainerProgress>? _progress;
 
     /// <param name="model">The model to train; its parameters are updated in place.</param>
     /// <param name="tokenizerDirectory">Where the tokenizer files to copy beside every saved model are.</param>
     /// <param name="count">Training items.</param>
     /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
     /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
+    /// <param name="options">The run's settings.</param>
+    /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException"><paramref name="count"/> is below 1: there is no training data.</exception>
     public Trainer(BertPreTrainedModel model, string? tokenizerDirectory, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
         Func<TrainingModel<float>, Evaluation>? evaluate, TrainerOptions options)
     {
@@ -100,35 +161,49 @@ public sealed class Trainer
         public JsonArray History = [];
     }
 
+    /// <summary>Batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last batch
+    /// may be smaller, as transformers' default <c>dataloader_drop_last=False</c>).</summary>
     public int StepsPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>Optimiser steps of the whole run: <see cref="TrainerOptions.MaxSteps"/> when set, else epochs × <see cref="StepsPerEpoch"/>.
+    /// The learning-rate schedule decays over these.</summary>
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
 
     /// <summary>
-    /// Trains into <paramref name="outputDirectory"/>: the best model (or the last, without evaluation) with
-    /// tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and <c>loss.svg</c>. With
-    /// <paramref name="resume"/>, continues from the latest checkpoint there. Returns the final evaluation, if any.
+    /// Trains the model in place. With an <paramref name="outputDirectory"/>, writes there the best model (or the last,
+    /// without evaluation) with tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and
+    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there. Without one, nothing
+    /// is written. Either way the model ends with the best evaluation's weights (the last ones without evaluation).
+    /// <paramref name="cancellationToken"/> is checked before every step: a cancelled run writes a checkpoint to resume
+    /// from (when it has an output directory) and throws <see cref="OperationCanceledException"/>.
     /// </summary>
-    public Evaluation? Train(string outputDirectory, bool resume = false)
+    /// <returns>The last evaluation, if any.</returns>
+    public Evaluation? Train(string? outputDirectory = null, bool resume = false, IProgress<TrainerProgress>? progress = null,
+        CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(outputDirectory);
+        if (resume && outputDirectory is null) throw new ArgumentException("Resuming needs the output directory that holds the checkpoints.", nameof(resume));
+        if (outputDirectory is not null) Directory.CreateDirectory(outputDirectory);
+        _progress = progress;
         var o = Options;
         long total = TotalSteps;
         int warmup = o.WarmupSteps ?? (int)Math.Ceiling(o.WarmupRatio * total);
-        var model = TrainingModel<float>.From(_model, (ulong)o.Seed);
+        var model = TrainingModel<float>.From(_model, o.Seed);
         var step = new TrainingStep<float>(model, o.AdamW, LearningRateSchedule.Create(o.Scheduler, o.LearningRate, warmup, (int)Math.Min(total, int.MaxValue)))
         {
             MaxGradNorm = o.MaxGradNorm,
         };
         var state = new State();
-        string metricsPath = Path.Combine(outputDirectory, "metrics.jsonl");
-        if (resume && LatestCheckpoint(outputDirectory) is { } checkpoint)
+        string? metricsPath = outputDirectory is null ? null : Path.Combine(outputDirectory, "metrics.jsonl");
+        if (resume)
         {
-            state = Restore(checkpoint, model, step.Optimizer, step.Schedule);
+            // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.
+            string checkpoint = LatestCheckpoint(outputDirectory!)
+                ?? throw new NBertException($"{outputDirectory}: no checkpoint to resume from (a checkpoint-N folder with trainer_state.json); train without resuming to start afresh.");
+            state = Restore(checkpoint, model, step.Optimizer, step.Schedule, total);
             // The log as it was at the checkpoint: lines written after it, by the run that stopped, go.
-            File.WriteAllLines(metricsPath, state.History.Select(h => h!.ToJsonString()));
-            Report("resume", state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
+            AtomicFile.WriteAllText(metricsPath!, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
+            Report(TrainerProgressKind.Resume, state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
-        else if (File.Exists(metricsPath))
+        else if (metricsPath is not null && File.Exists(metricsPath))
             File.Delete(metricsPath);
 
         var clock = Stopwatch.StartNew();
@@ -138,9 +213,15 @@ public sealed class Trainer
         long tokens = 0;
         int[] order = Permutation(o.Seed, state.Epoch, _count);
         Evaluation? last = null;
+        StepResult? lastGood = null;
         bool stop = false;
         while (state.Step < total && !stop)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                if (outputDirectory is not null && state.Step > 0) SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             if (state.BatchInEpoch >= StepsPerEpoch)
             {
                 state.Epoch++;
@@ -151,6 +232,9 @@ public sealed class Trainer
             var indices = order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray();
             var batch = _batch(indices, state.Step);
             var r = step.Run([batch]);
+            if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
+                Diverged(r, state, lastGood, lossSum, lossCount, metricsPath, outputDirectory);
+            lastGood = r;
             state.Step++;
             state.BatchInEpoch++;
             state.DropoutPosition = model.Random.Position;
@@ -167,7 +251,7 @@ public sealed class Trainer
                 if (r.Parts.MaskedLmLoss is double mlm) entry["mlm_loss"] = mlm;
                 if (r.Parts.NextSentenceLoss is double nsp) entry["nsp_loss"] = nsp;
                 Log(metricsPath, state, entry);
-                Report("train", state, total, loss, r.LearningRate, tokens / elapsed.TotalSeconds, elapsed, remaining, null, null);
+                Report(TrainerProgressKind.Train, state, total, loss, r.LearningRate, tokens / elapsed.TotalSeconds, elapsed, remaining, null, null);
                 lossSum = 0;
                 lossCount = 0;
             }
@@ -184,32 +268,51 @@ public sealed class Trainer
                     state.BestMetric = last.Main;
                     state.BestStep = state.Step;
                     state.EvaluationsWithoutGain = 0;
-                    SaveModel(model, outputDirectory);
+                    KeepBest(model, outputDirectory);
                 }
                 else if (++state.EvaluationsWithoutGain >= (o.EarlyStoppingPatience ?? int.MaxValue))
                     stop = true;
-                Report("eval", state, total, null, null, null, clock.Elapsed, remaining, last,
+                Report(TrainerProgressKind.Evaluate, state, total, null, null, null, clock.Elapsed, remaining, last,
                     stop ? $"no better {last.MainMetric} in {state.EvaluationsWithoutGain} evaluations: stopping early (best {state.BestMetric:F4} at step {state.BestStep})" : null);
             }
-            if (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0))
+            if (outputDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
-        if (_evaluate is null || state.BestMetric is null) SaveModel(model, outputDirectory);
-        LossCurve.Write(Path.Combine(outputDirectory, "loss.svg"), metricsPath);
-        Report("done", state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
+        if (_evaluate is null || state.BestMetric is null) KeepBest(model, outputDirectory);
+        if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
+        Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
     }
 
-    private void Report(string kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
+    /// <summary>Logs the finite losses not logged yet, draws the loss curve so far, and stops with the step that diverged.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void Diverged(StepResult r, State state, StepResult? lastGood, double lossSum, int lossCount, string? metricsPath, string? outputDirectory)
+    {
+        if (lastGood is { } g && lossCount > 0)
+            Log(metricsPath, state, new JsonObject
+            {
+                ["step"] = state.Step, ["epoch"] = Math.Round(state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch, 4),
+                ["loss"] = lossSum / lossCount, ["learning_rate"] = g.LearningRate, ["grad_norm"] = g.GradientNorm,
+            });
+        if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
+        long at = state.Step + 1;
+        throw new TrainingDivergedException(at, r.Loss, r.GradientNorm,
+            $"Training diverged at step {at}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)} and the gradient norm " +
+            $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower the learning rate (now {Options.LearningRate.ToString("G3", CultureInfo.InvariantCulture)}) " +
+            $"or clip the gradients (max_grad_norm {Options.MaxGradNorm.ToString(CultureInfo.InvariantCulture)})" + (metricsPath is null ? "." : $"; {metricsPath} keeps what was logged before it."));
+    }
+
+    private void Report(TrainerProgressKind kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
         Evaluation? evaluation, string? message) =>
-        Progress?.Invoke(new TrainerEvent(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
+        _progress?.Report(new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
             elapsed, remaining, evaluation, message));
 
-    private static void Log(string path, State state, JsonObject entry)
+    /// <summary>Adds a line to the run's history (trainer_state.json's log_history) and, with an output directory, to metrics.jsonl.</summary>
+    private static void Log(string? path, State state, JsonObject entry)
     {
         state.History.Add(entry.DeepClone());
-        File.AppendAllText(path, entry.ToJsonString() + "\n");
+        if (path is not null) File.AppendAllText(path, entry.ToJsonString() + "\n");
     }
 
     /// <summary>The items of an epoch in a shuffled order that depends only on the seed and the epoch.</summary>
@@ -231,6 +334,13 @@ public sealed class Trainer
     }
 
     // ---- saving and resuming ----
+
+    /// <summary>The current weights become the model's (and, with an output directory, the saved model).</summary>
+    private void KeepBest(TrainingModel<float> model, string? directory)
+    {
+        if (directory is null) model.CopyTo(_model);
+        else SaveModel(model, directory);
+    }
 
     private void SaveModel(TrainingModel<float> model, string directory)
     {
@@ -280,39 +390,87 @@ public sealed class Trainer
 
     private static JsonObject ScheduleJson(LearningRateSchedule s) => new()
     {
-        ["kind"] = s.Kind, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
+        ["kind"] = s.Name, ["base_rate"] = s.BaseRate, ["warmup_steps"] = s.WarmupSteps, ["training_steps"] = s.TrainingSteps,
     };
 
-    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule)
+    private State Restore(string checkpoint, TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule, long total)
     {
-        JsonNode json;
+        string statePath = Path.Combine(checkpoint, "trainer_state.json");
+        JsonObject json;
         try
         {
-            json = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, "trainer_state.json")))!;
+            json = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new NBertException($"{statePath}: not a JSON object.");
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{checkpoint}/trainer_state.json: {e.Message}", e);
+            throw new NBertException($"{statePath}: not valid JSON ({e.Message}).", e);
         }
-        if ((int)json["seed"]! != Options.Seed || (int)json["batch_size"]! != Options.BatchSize)
-            throw new NBertException($"{checkpoint}: written with seed {json["seed"]} and batch size {json["batch_size"]}; resume with the same settings.");
+        long Integer(string field, long min, long max)
+        {
+            long n;
+            if (json[field] is JsonValue v && v.TryGetValue(out long whole)) n = whole;
+            else if (json[field] is JsonValue w && w.TryGetValue(out double d) && d == Math.Floor(d) && Math.Abs(d) < 9e18) n = (long)d;
+            else throw new NBertException($"{statePath}: \"{field}\" must be an integer, not {json[field]?.ToJsonString() ?? "missing"}.");
+            if (n < min || n > max) throw new NBertException($"{statePath}: \"{field}\" is {n}, outside {min}..{max}.");
+            return n;
+        }
+        ulong Unsigned(string field) => json[field] is JsonValue v && v.TryGetValue(out string? text) && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong u) ? u
+            : throw new NBertException($"{statePath}: \"{field}\" must be a whole number in a string, not {json[field]?.ToJsonString() ?? "missing"}.");
+
+        long seed = Integer("seed", int.MinValue, int.MaxValue), batchSize = Integer("batch_size", 1, int.MaxValue);
+        if (seed != Options.Seed || batchSize != Options.BatchSize)
+            throw new NBertException($"{checkpoint}: written with seed {seed} and batch size {batchSize}; resume with the same settings.");
         if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
             throw new NBertException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
-        var restored = TrainingModel<float>.From(BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture));
-        restored.Values.CopyTo(model.Values, 0);
-        using (var file = new SafeTensorsFile(Path.Combine(checkpoint, "optimizer.safetensors")))
-            foreach (var s in model.Slots)
-            {
-                file.ReadFloat32("exp_avg." + s.CheckpointName).CopyTo(optimizer.FirstMoment, s.Offset);
-                file.ReadFloat32("exp_avg_sq." + s.CheckpointName).CopyTo(optimizer.SecondMoment, s.Offset);
-            }
-        optimizer.Step = (long)json["optimizer_step"]!;
-        model.Random.Position = ulong.Parse((string)json["dropout_position"]!, CultureInfo.InvariantCulture);
-        return new State
+        long globalStep = Integer("global_step", 0, total);
+        var state = new State
         {
-            Step = (long)json["global_step"]!, Epoch = (int)json["epoch"]!, BatchInEpoch = (int)json["batch_in_epoch"]!,
-            DropoutPosition = model.Random.Position, BestMetric = (double?)json["best_metric"], BestStep = (long)json["best_step"]!,
-            EvaluationsWithoutGain = (int)json["evaluations_without_gain"]!, History = json["log_history"]!.AsArray().DeepClone().AsArray(),
+            Step = globalStep,
+            Epoch = (int)Integer("epoch", 0, int.MaxValue),
+            BatchInEpoch = (int)Integer("batch_in_epoch", 0, StepsPerEpoch),
+            BestStep = Integer("best_step", 0, globalStep),
+            EvaluationsWithoutGain = (int)Integer("evaluations_without_gain", 0, int.MaxValue),
+            BestMetric = json["best_metric"] switch
+            {
+                null => null,
+                JsonValue v when v.TryGetValue(out double d) && double.IsFinite(d) => d,
+                var other => throw new NBertException($"{statePath}: \"best_metric\" must be a number or null, not {other.ToJsonString()}."),
+            },
+            History = json["log_history"] is JsonArray history && history.All(h => h is JsonObject) ? history.DeepClone().AsArray()
+                : throw new NBertException($"{statePath}: \"log_history\" must be a list of objects, not {json["log_history"]?.ToJsonString() ?? "missing"}."),
         };
+        long optimizerStep = Integer("optimizer_step", 0, globalStep);
+        ulong dropoutPosition = Unsigned("dropout_position");
+
+        BertPreTrainedModel weights;
+        try
+        {
+            weights = BertPreTrainedModel.FromPretrained(checkpoint, _model.Architecture);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{checkpoint}: its weights do not fit this model ({e.Message}).", e);
+        }
+        if (weights.LoadReport is { Initialized.Count: > 0 } report)
+            throw new NBertException($"{checkpoint}: its weights lack {string.Join(", ", report.Initialized.Take(5))}.");
+        var restored = TrainingModel<float>.From(weights);
+        if (restored.Values.Length != model.Values.Length)
+            throw new NBertException($"{checkpoint}: its model has {restored.Values.Length:N0} parameters, not {model.Values.Length:N0}.");
+        string optimizerPath = Path.Combine(checkpoint, "optimizer.safetensors");
+        using (var file = new SafeTensorsFile(optimizerPath))
+            foreach (var slot in model.Slots)
+                foreach (var (name, target) in new[] { ("exp_avg." + slot.CheckpointName, optimizer.FirstMoment), ("exp_avg_sq." + slot.CheckpointName, optimizer.SecondMoment) })
+                {
+                    if (!file.Contains(name)) throw new NBertException($"{optimizerPath}: no tensor '{name}'.");
+                    var info = file.Info(name);
+                    if (!info.Shape.SequenceEqual(slot.Shape))
+                        throw new NBertException($"{optimizerPath}: '{name}' has shape [{string.Join(", ", info.Shape)}], not [{string.Join(", ", slot.Shape)}].");
+                    file.ReadFloat32(name).CopyTo(target, slot.Offset);
+                }
+        restored.Values.CopyTo(model.Values, 0);
+        optimizer.Step = optimizerStep;
+        model.Random.Position = dropoutPosition;
+        state.DropoutPosition = dropoutPosition;
+        return state;
     }
 }

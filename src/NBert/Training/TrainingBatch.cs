@@ -11,12 +11,18 @@ namespace NBert.Training;
 /// </summary>
 public sealed record TrainingBatch
 {
+    /// <summary>The model inputs: <c>input_ids</c>, <c>token_type_ids</c> and <c>attention_mask</c>, each [batch, sequence].</summary>
     public required ModelInputs Inputs { get; init; }
+    /// <summary>Integer targets (<c>labels</c>): a class per sequence [batch], or per token [batch, sequence] for masked-LM
+    /// and token classification, -100 where nothing is predicted. Null for QA and float labels.</summary>
     public int[]? Labels { get; init; }
     /// <summary>Float labels: [batch] for regression, [batch, num_labels] of 0/1 for multi-label classification.</summary>
     public float[]? LabelValues { get; init; }
+    /// <summary>Next-sentence targets [batch] (<c>next_sentence_label</c>): 0 when B follows A, 1 when B is random.</summary>
     public int[]? NextSentenceLabel { get; init; }
+    /// <summary>QA: each sequence's answer start token [batch] (<c>start_positions</c>), 0 ([CLS]) for no answer.</summary>
     public int[]? StartPositions { get; init; }
+    /// <summary>QA: each sequence's answer end token [batch] (<c>end_positions</c>, inclusive), 0 ([CLS]) for no answer.</summary>
     public int[]? EndPositions { get; init; }
 
     /// <summary>Real (unpadded) tokens, for throughput figures.</summary>

@@ -12,16 +12,27 @@ namespace NBert.Training;
 /// in reverse with the explicit backward functions of <see cref="Ops"/>. Generic over float32 (training)
 /// and float64 (checked against PyTorch's float64 gradients). Query, key and value are laid out side by
 /// side, so each layer's attention input projection is one [3h, h] GEMM forward and backward.
+/// Not thread-safe: a forward pass overwrites the activations of the last one (each pass runs on several threads itself).
 /// </summary>
 public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The model's config, with the dropout probabilities given to <see cref="From"/> when there were any.</summary>
     public BertConfig Config { get; }
+    /// <summary>The head being trained, which decides the parameters and the loss.</summary>
     public BertArchitecture Architecture { get; }
+    /// <summary>Every parameter's name, shape and place in <see cref="Values"/> and <see cref="Gradients"/>, in layout order.</summary>
     public IReadOnlyList<ParameterSlot> Slots { get; }
+    /// <summary>All parameters in one flat buffer (see <see cref="Slots"/>); the optimiser updates it in place.</summary>
     public T[] Values { get; }
+    /// <summary>The loss's gradient for every parameter, laid out as <see cref="Values"/>; <see cref="Backward"/> adds into it.</summary>
     public T[] Gradients { get; }
     /// <summary>The dropout masks' random numbers; its position is part of a training run's state.</summary>
     public DropoutRandom Random { get; set; }
+
+    /// <summary>The parameters holding NaN or infinity, with how many such values each holds.</summary>
+    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters() =>
+        Slots.Select(s => (s.CheckpointName, Count: (long)Values.AsSpan(s.Offset, s.Length).ToArray().Count(v => !T.IsFinite(v))))
+            .Where(x => x.Count > 0).ToList();
 
     private readonly Dictionary<string, ParameterSlot> _byName;
     private readonly LayerSlots[] _layers;
@@ -80,7 +91,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
 
     /// <summary>A training copy of a model's parameters (converted to T). <paramref name="seed"/> seeds dropout;
     /// <paramref name="dropout"/>, when given, replaces every dropout probability of the config for training.</summary>
-    public static TrainingModel<T> From(BertPreTrainedModel model, ulong seed = 0, double? dropout = null)
+    public static TrainingModel<T> From(BertPreTrainedModel model, int seed = 0, double? dropout = null)
     {
         var config = model.Config;
         if (dropout is double p)
@@ -88,7 +99,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
             if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(dropout), $"Dropout must be in [0, 1), not {p}.");
             config = config with { HiddenDropoutProb = p, AttentionProbsDropoutProb = p, ClassifierDropout = null };
         }
-        var result = new TrainingModel<T>(config, model.Architecture, seed);
+        var result = new TrainingModel<T>(config, model.Architecture, unchecked((ulong)seed));
         foreach (var slot in result.Slots)
         {
             var source = model.Parameters[slot.Name].Data;
@@ -112,13 +123,21 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         model.WeightsChanged();
     }
 
+    /// <summary>A parameter's slot by the model's name (<c>encoder.layer.0.output.dense.weight</c>) or its checkpoint name
+    /// (<c>bert.encoder.layer.0.output.dense.weight</c>, <c>classifier.weight</c>).</summary>
+    /// <exception cref="KeyNotFoundException">No parameter has that name in this architecture.</exception>
     public ParameterSlot Slot(string name) =>
         _byName.TryGetValue(name, out var s) ? s : Slots.FirstOrDefault(x => x.CheckpointName == name)
             ?? throw new KeyNotFoundException($"No parameter '{name}' in {Architecture}.");
 
+    /// <summary>A parameter's values, row-major in its <see cref="ParameterSlot.Shape"/>, as a writable view of <see cref="Values"/>.</summary>
+    /// <exception cref="KeyNotFoundException">No parameter has that name (see <see cref="Slot"/>).</exception>
     public Span<T> Value(string name) => Values.AsSpan(Slot(name).Offset, Slot(name).Length);
+    /// <summary>A parameter's gradient, as a writable view of <see cref="Gradients"/>.</summary>
+    /// <exception cref="KeyNotFoundException">No parameter has that name (see <see cref="Slot"/>).</exception>
     public Span<T> Gradient(string name) => Gradients.AsSpan(Slot(name).Offset, Slot(name).Length);
 
+    /// <summary>Sets every gradient to 0 (<c>optimizer.zero_grad()</c>), before the backward pass of a new step.</summary>
     public void ZeroGradients() => Gradients.AsSpan().Clear();
 
     private Span<T> W(int offset, int length) => Values.AsSpan(offset, length);

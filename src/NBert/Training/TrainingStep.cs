@@ -12,14 +12,19 @@ public readonly record struct StepResult(long Step, double Loss, double Gradient
 /// </summary>
 public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The model the steps train, in place.</summary>
     public TrainingModel<T> Model { get; }
+    /// <summary>The AdamW optimiser (its moments and step count are part of a checkpoint).</summary>
     public AdamW<T> Optimizer { get; }
+    /// <summary>The learning rate of each step, from the optimiser's step count.</summary>
     public LearningRateSchedule Schedule { get; }
     /// <summary>Clip the global gradient norm to this; 0 or less: no clipping.</summary>
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>Dropout on (train mode).</summary>
     public bool Dropout { get; init; } = true;
 
+    /// <summary>Steps for <paramref name="model"/> with a new AdamW optimiser (zero moments, step 0).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The AdamW options are invalid (see <see cref="AdamWOptions.Validate"/>).</exception>
     public TrainingStep(TrainingModel<T> model, AdamWOptions options, LearningRateSchedule schedule)
     {
         Model = model;

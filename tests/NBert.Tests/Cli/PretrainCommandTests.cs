@@ -67,6 +67,6 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.Contains("max_position_embeddings", error);
         (code, _, error) = Run("pretrain", "--model", Fixtures.Path("model", "pretraining"), "--corpus", Temp("c.txt"), "--out", Temp("o"), "--dupe-factor", "0");
         Assert.Equal(2, code);
-        Assert.Contains("dupe_factor must be at least 1", error);
+        Assert.Contains("--dupe-factor must be at least 1", error);
     }
 }

@@ -354,7 +354,7 @@ public class GradientAccumulationTests
         };
         var model = TrainingModel<double>.From(BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForSequenceClassification, seed: 1));
         var batch = new TrainingBatch { Inputs = new ModelInputs(2, 3, [1, 2, 3, 4, 5, 6]), Labels = [0, 1] };
-        var step = new TrainingStep<double>(model, new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create("linear", 1e-2, 2, 10))
+        var step = new TrainingStep<double>(model, new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create(SchedulerType.Linear, 1e-2, 2, 10))
         {
             MaxGradNorm = 1e-3,
             Dropout = false,

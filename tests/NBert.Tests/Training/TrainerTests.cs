@@ -75,7 +75,7 @@ public sealed class TrainerTests : TempDirectoryTest
         double[] scores = [0.5, 0.9, 0.7, 0.6, 0.95];
         int calls = 0;
         float[]? atBest = null;
-        var events = new List<TrainerEvent>();
+        var events = new List<TrainerProgress>();
         var trainer = Create(model, train, new TrainerOptions { Epochs = 10, BatchSize = 4, EvalSteps = 2, EarlyStoppingPatience = 2, LogSteps = 2 },
             evaluate: m =>
             {
@@ -83,14 +83,13 @@ public sealed class TrainerTests : TempDirectoryTest
                 if (score == 0.9) atBest = m.Value("classifier.weight").ToArray();
                 return new Evaluation(new Dictionary<string, double> { ["accuracy"] = score }, "accuracy");
             });
-        trainer.Progress += events.Add;
-        trainer.Train(Temp("out"));
+        trainer.Train(Temp("out"), progress: new Recorder<TrainerProgress>(events));
         Assert.Equal(4, calls); // 0.7 and 0.6 do not beat 0.9: stop after the fourth evaluation
         Assert.Equal(atBest, BertPreTrainedModel.FromPretrained(Temp("out")).Parameters["classifier.weight"].Data);
-        Assert.Contains(events, e => e.Kind == "eval" && e.Message?.Contains("stopping early") == true);
+        Assert.Contains(events, e => e.Kind == TrainerProgressKind.Evaluate && e.Message?.Contains("stopping early") == true);
         var log = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal([0.5, 0.9, 0.7, 0.6], log.Where(l => l["eval_accuracy"] is not null).Select(l => (double)l["eval_accuracy"]!));
-        Assert.All(events.Where(e => e.Kind == "train"), e => Assert.NotNull(e.Remaining));
+        Assert.All(events.Where(e => e.Kind == TrainerProgressKind.Train), e => Assert.NotNull(e.Remaining));
     }
 
     [Fact]
@@ -111,4 +110,10 @@ public sealed class TrainerTests : TempDirectoryTest
         var result = Create(model, train, new TrainerOptions { Epochs = 10, BatchSize = 16, LearningRate = 1e-3, WarmupRatio = 0.1 }, evaluate: Evaluate).Train(Temp("learn"));
         Assert.True(result!.Main >= 0.9, $"accuracy {result.Main}");
     }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that keeps every report, in order, on the reporting thread.</summary>
+internal sealed class Recorder<T>(List<T> reports) : IProgress<T>
+{
+    public void Report(T value) => reports.Add(value);
 }

@@ -154,7 +154,7 @@ public class TrainingParityTests(Xunit.Abstractions.ITestOutputHelper output)
     public void The_linear_warmup_schedule_is_transformers_exactly()
     {
         var s = Expected["linear_schedule"]!;
-        var schedule = LearningRateSchedule.Create("linear", (double)s["base_lr"]!, (int)s["num_warmup_steps"]!, (int)s["num_training_steps"]!);
+        var schedule = LearningRateSchedule.Create(SchedulerType.Linear, (double)s["base_lr"]!, (int)s["num_warmup_steps"]!, (int)s["num_training_steps"]!);
         var expected = s["lr_per_step"]!.AsArray().Select(v => (double)v!).ToArray();
         Assert.Equal(101, expected.Length);
         for (int step = 0; step < expected.Length; step++) Assert.Equal(expected[step], schedule.At(step));
