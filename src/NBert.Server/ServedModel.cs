@@ -188,6 +188,8 @@ internal sealed class ServedModel
     {
         var padded = Tokenizer.Pad(rows.Select(i => encodings[i]).ToList(), new EncodeOptions { Padding = PaddingStrategy.Longest });
         var output = _model.Forward(ModelInputs.FromEncodings(padded));
+        // Never NaN passed off as an answer: a model whose weights overflow fails the batch (424) naming them.
+        _model.EnsureFinite((output.Logits ?? output.LastHiddenState)!.Data, output.Logits is null ? "hidden states" : "logits");
         int s = padded[0].Length, h = Config.HiddenSize, labels = Config.NumLabels;
         for (int r = 0; r < rows.Length; r++)
             results[rows[r]] = wanted[rows[r]] switch

@@ -116,4 +116,27 @@ public sealed class ServerErrorTests(FixtureServers servers)
         Assert.Equal(HttpStatusCode.OK, (await server.Post("/embed", new { inputs = "x" })).Status);
         Assert.Equal(HttpStatusCode.OK, (await server.Get("/info")).Status);
     }
+
+    [Fact]
+    public async Task A_model_that_computes_nan_answers_424_naming_the_weights_never_nan()
+    {
+        string dir = Directory.CreateTempSubdirectory("nbert-nan-").FullName;
+        try
+        {
+            string source = Fixtures.Path("model", "encoder_only");
+            var model = NBert.Modeling.BertPreTrainedModel.FromPretrained(source);
+            model.Parameters["encoder.layer.0.output.dense.weight"].Data[0] = float.NaN;
+            model.SavePretrained(dir);
+            foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json", "vocab.txt" }) File.Copy(Path.Combine(source, file), Path.Combine(dir, file));
+            await using var server = await RunningServer.Start(dir);
+            string message = (await server.Post("/embed", new { inputs = "the man" })).Error(424, "Backend");
+            Assert.Contains("not finite", message);
+            Assert.Contains("encoder.layer.0.output.dense.weight", message);
+            Assert.Equal(HttpStatusCode.OK, (await server.Post("/tokenize", new { inputs = "the man" })).Status);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }
