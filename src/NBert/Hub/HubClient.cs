@@ -120,7 +120,14 @@ public sealed class HubClient : IDisposable
             break;
         }
         if (!weights)
-            throw new HubException(HubError.EntryNotFound, $"{repo}@{revision} has no weights: none of {string.Join(", ", WeightFiles.SelectMany(w => new[] { w.File, w.Index }))}.");
+        {
+            var names = WeightFiles.SelectMany(w => new[] { w.File, w.Index }).ToList();
+            // Only the Hub can say that a file is not there; offline (or unreachable), the cache may just lack it.
+            throw names.All(n => cache.IsKnownMissing(commit, n))
+                ? new HubException(HubError.EntryNotFound, $"{repo}@{revision} has no weights: none of {string.Join(", ", names)}.")
+                : new HubException(HubError.NotInCache, $"{repo}@{revision}: the cache holds no weights for commit {commit} ({cache.SnapshotDirectory(commit)}), " +
+                    $"and the Hub was not asked{(Settings.Offline ? " (HF_HUB_OFFLINE is set)" : " (it could not be reached)")}.");
+        }
         foreach (string file in TokenizerFiles) await Optional(file).ConfigureAwait(false);
         return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
     }

@@ -5,7 +5,9 @@ namespace NBert.Hub;
 /// <summary>
 /// Where the Hugging Face Hub is and how to talk to it, read from the same environment variables as Python's
 /// huggingface_hub (<see cref="FromEnvironment()"/>), so that NBert and transformers share one cache and one login.
-/// Code that wants other values builds its own (the tests do, rather than change the process's environment).
+/// Code that wants other values builds its own (the tests do, rather than change the process's environment):
+/// <c>HubSettings.FromEnvironment() with { Offline = true }</c>. <c>new HubSettings()</c> holds huggingface_hub's
+/// defaults and ignores the environment.
 /// </summary>
 public sealed record HubSettings
 {

@@ -29,6 +29,15 @@ public sealed class HubAccessTests(FakeHubFixture fixture) : HubTest(fixture)
         e = await Assert.ThrowsAsync<HubException>(() => offline.DownloadModelAsync(UniqueRepo("never-downloaded")));
         Assert.Equal(HubError.NotInCache, e.Error);
         Assert.Equal(before, Hub.Requests.Count);
+
+        // Only config.json was fetched: offline, the weights are missing from the cache, not from the repository.
+        string partial = UniqueRepo("config-only");
+        Hub.AddModel(partial, Model("seqcls"));
+        using (var client = Client()) await client.DownloadAsync(partial, null, ["config.json"]);
+        e = await Assert.ThrowsAsync<HubException>(() => offline.DownloadModelAsync(partial));
+        Assert.Equal(HubError.NotInCache, e.Error);
+        Assert.Contains("holds no weights", e.Message);
+        Assert.Contains("HF_HUB_OFFLINE", e.Message);
     }
 
     [Fact]
