@@ -19,7 +19,8 @@ public sealed record HubSettings
     /// (where <c>hf auth login</c> writes it). Null sends none.</summary>
     public string? Token { get; init; }
 
-    /// <summary><c>HF_HUB_OFFLINE</c>: no request at all; names resolve from the cache (<c>refs/</c>) or fail.</summary>
+    /// <summary><c>HF_HUB_OFFLINE</c> (else <c>TRANSFORMERS_OFFLINE</c>): no request at all; names resolve from the
+    /// cache (<c>refs/</c>) or fail.</summary>
     public bool Offline { get; init; }
 
     /// <summary>The cache root holding <c>models--{org}--{name}</c>: <c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>,
@@ -47,7 +48,7 @@ public sealed record HubSettings
         {
             Endpoint = (Get("HF_ENDPOINT") ?? DefaultEndpoint).TrimEnd('/'),
             Token = ReadToken(Get),
-            Offline = IsTrue(Get("HF_HUB_OFFLINE")),
+            Offline = IsTrue(Get("HF_HUB_OFFLINE") ?? Get("TRANSFORMERS_OFFLINE")), // as huggingface_hub reads it
             CacheDirectory = DefaultCacheDirectory(Get),
             MetadataTimeout = Seconds(Get, "HF_HUB_ETAG_TIMEOUT"),
             DownloadTimeout = Seconds(Get, "HF_HUB_DOWNLOAD_TIMEOUT"),
@@ -83,8 +84,9 @@ public sealed record HubSettings
     {
         string? value = get(name);
         if (value is null) return TimeSpan.FromSeconds(10);
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) && s > 0 && double.IsFinite(s)) return TimeSpan.FromSeconds(s);
-        throw new NBertException($"Environment variable {name}='{value}' is not a number of seconds.");
+        if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) || s < 0 || !double.IsFinite(s))
+            throw new NBertException($"Environment variable {name}='{value}' is not a number of seconds.");
+        return TimeSpan.FromSeconds(s == 0 ? 10 : s); // 0 means the default, as in huggingface_hub
     }
 
     private static string Expand(string path) =>

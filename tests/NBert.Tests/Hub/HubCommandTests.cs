@@ -151,7 +151,7 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "nbert.dll"));
         foreach (string a in args) start.ArgumentList.Add(a);
-        foreach (string name in new[] { "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN" })
+        foreach (string name in new[] { "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE" })
             start.Environment.Remove(name);
         foreach (var (name, value) in env) start.Environment[name] = value;
         using var process = Process.Start(start)!;

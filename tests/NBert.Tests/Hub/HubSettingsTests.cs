@@ -43,8 +43,11 @@ public sealed class HubSettingsTests : TempDirectoryTest
         Assert.Equal("http://127.0.0.1:5000", From(("HF_ENDPOINT", "http://127.0.0.1:5000/")).Endpoint);
         foreach (string yes in new[] { "1", "true", "ON", "yes" }) Assert.True(From(("HF_HUB_OFFLINE", yes)).Offline);
         foreach (string no in new[] { "0", "false", "" }) Assert.False(From(("HF_HUB_OFFLINE", no)).Offline);
+        Assert.True(From(("TRANSFORMERS_OFFLINE", "1")).Offline);
+        Assert.False(From(("HF_HUB_OFFLINE", "0"), ("TRANSFORMERS_OFFLINE", "1")).Offline); // HF_HUB_OFFLINE first, as Python's 'or'
         Assert.Equal(TimeSpan.FromSeconds(2.5), From(("HF_HUB_ETAG_TIMEOUT", "2.5")).MetadataTimeout);
         Assert.Equal(TimeSpan.FromSeconds(30), From(("HF_HUB_DOWNLOAD_TIMEOUT", "30")).DownloadTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(10), From(("HF_HUB_DOWNLOAD_TIMEOUT", "0")).DownloadTimeout);
         var e = Assert.Throws<NBertException>(() => From(("HF_HUB_DOWNLOAD_TIMEOUT", "soon")));
         Assert.Contains("HF_HUB_DOWNLOAD_TIMEOUT", e.Message);
     }
