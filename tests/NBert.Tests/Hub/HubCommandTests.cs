@@ -158,7 +158,15 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true); // never leave a stuck nbert behind
+            throw new TimeoutException($"nbert {string.Join(' ', args)} did not finish in 3 minutes.");
+        }
         return (process.ExitCode, await stdout, await stderr);
     }
 }
