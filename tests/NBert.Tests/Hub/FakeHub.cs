@@ -44,7 +44,8 @@ public sealed class FakeHub : IAsyncDisposable
     public string CdnEndpoint { get; }
     public ConcurrentQueue<Request> Requests { get; } = new();
 
-    /// <summary>(repo, file) → bytes after which the next response for it is cut off (once).</summary>
+    /// <summary>(repo, file) → bytes after which the next response for it is cut off (once). The client may receive
+    /// fewer: the abort can drop bytes the transport had not sent yet.</summary>
     public ConcurrentDictionary<(string, string), long> Cuts { get; } = new();
     /// <summary>(repo, file) → how many of the next responses for it carry a flipped byte.</summary>
     public ConcurrentDictionary<(string, string), int> Corruptions { get; } = new();
@@ -228,6 +229,7 @@ public sealed class FakeHub : IAsyncDisposable
         {
             await ctx.Response.Body.WriteAsync(body.AsMemory(0, (int)Math.Min(cut, body.Length)));
             await ctx.Response.Body.FlushAsync();
+            await Task.Delay(200); // let the transport send what was written: an abort drops what it still holds
             ctx.Abort(); // the connection drops mid-body
             return;
         }

@@ -7,6 +7,8 @@ namespace NBert.Tests.Hub;
 /// progress line on a terminal.</summary>
 public sealed class HubProtocolTests(FakeHubFixture fixture) : HubTest(fixture)
 {
+    private int _gets;
+
     [Fact]
     public async Task Head_gives_commit_etag_size_and_where_the_bytes_are()
     {
@@ -42,11 +44,19 @@ public sealed class HubProtocolTests(FakeHubFixture fixture) : HubTest(fixture)
     {
         string repo = UniqueRepo("stall");
         Hub.AddModel(repo, Model("seqcls"));
-        Hub.Holds[(repo, "model.safetensors")] = Task.Delay(1500); // longer than the timeout, once or twice
+        // The first GET of the weights answers nothing until a second one arrives, which only a client that gave up
+        // waiting sends.
+        var retried = new TaskCompletionSource();
+        Hub.Holds[(repo, "model.safetensors")] = retried.Task;
+        Hub.OnRequest += r =>
+        {
+            if (r is { Method: "GET", File: "model.safetensors" } && r.Repo == repo) Interlocked.Increment(ref _gets);
+            if (Volatile.Read(ref _gets) >= 2) retried.TrySetResult();
+        };
         using var client = new HubClient(Settings() with { DownloadTimeout = TimeSpan.FromMilliseconds(500) });
         var snapshot = await client.DownloadModelAsync(repo);
         Assert.Equal(FixtureBytes("seqcls", "model.safetensors"), File.ReadAllBytes(Path.Combine(snapshot.Directory, "model.safetensors")));
-        Assert.True(Hub.RequestsFor(repo).Count(r => r is { Method: "GET", File: "model.safetensors" }) >= 2);
+        Assert.Equal(2, Hub.RequestsFor(repo).Count(r => r is { Method: "GET", File: "model.safetensors" }));
     }
 
     [Fact]
