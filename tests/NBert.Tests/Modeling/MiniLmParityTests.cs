@@ -19,14 +19,13 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     }
 
     /// <summary>
-    /// The package's ONNX run by ONNX Runtime 1.31.1 and the imported checkpoint run by NBert agree within
-    /// 1e-4 (measured: 3e-6). Against <c>minilm/</c> (transformers, float64), sentence embeddings agree to a
-    /// cosine of 0.99999; its last_hidden_state, though, differs from ONNX Runtime's on the package's own
-    /// ONNX by 3.75e-3, so the reference was not computed from exactly these weights: NBert is held to
-    /// being as close to it as ONNX Runtime is, and the gap is reported, not hidden.
+    /// Against <c>minilm/</c> (transformers in float64 on the package's own float32 weights): every
+    /// last_hidden_state value on unmasked positions within 1e-4, pooler_output and the sentence embeddings
+    /// (mean over the mask, L2-normalised, through the embeddings pipeline) within 1e-5. Measured: 2.3e-6,
+    /// 2.5e-7 and 1.3e-7. ONNX Runtime 1.31.1 on the package's ONNX is the second check (NBert within 1e-4 of it).
     /// </summary>
     [Fact]
-    public void The_imported_model_matches_onnx_runtime_and_the_reference_sentence_embeddings()
+    public void The_imported_model_matches_the_float64_reference_and_onnx_runtime()
     {
         var model = BertPreTrainedModel.FromPretrained(MiniLmPackage.Import.Model);
         Assert.IsType<BertModel>(model);
@@ -35,7 +34,27 @@ public sealed class MiniLmParityTests : TempDirectoryTest
         int b = shape[0], s = shape[1], h = model.Config.HiddenSize;
         var mask = reference.ReadInt64("attention_mask").Select(v => (int)v).ToArray();
         var output = model.Forward(new ModelInputs(b, s, reference.ReadInt64("input_ids").Select(v => (int)v).ToArray(),
-            reference.ReadInt64("token_type_ids").Select(v => (int)v).ToArray(), mask)).LastHiddenState!.Data;
+            reference.ReadInt64("token_type_ids").Select(v => (int)v).ToArray(), mask));
+        var hidden = output.LastHiddenState!.Data;
+
+        double MaxOnUnmasked(float[] x, float[] y)
+        {
+            double worst = 0;
+            for (int i = 0; i < x.Length; i++)
+                if (mask[i / h] == 1) worst = Math.Max(worst, Math.Abs(x[i] - y[i]));
+            return worst;
+        }
+        static double Max(float[] x, float[] y) => x.Zip(y, (p, q) => (double)Math.Abs(p - q)).Max();
+
+        double lastHidden = MaxOnUnmasked(hidden, reference.ReadFloat32("last_hidden_state"));
+        Assert.True(lastHidden <= 1e-4, $"last_hidden_state: max |difference| {lastHidden:E2} from the float64 reference");
+        double pooler = Max(output.PoolerOutput!.Data, reference.ReadFloat32("pooler_output"));
+        Assert.True(pooler <= 1e-5, $"pooler_output: max |difference| {pooler:E2} from the float64 reference");
+
+        var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
+        var embedded = new NBert.Pipelines.SentenceEmbeddings(BertTokenizer.FromDirectory(MiniLmPackage.Import.Model), model).Embed(texts);
+        double sentences = Max(embedded.SelectMany(v => v).ToArray(), reference.ReadFloat32("sentence_embedding"));
+        Assert.True(sentences <= 1e-5, $"sentence embeddings: max |difference| {sentences:E2} from the float64 reference");
 
         float[] ort;
         using (var session = new Microsoft.ML.OnnxRuntime.InferenceSession(MiniLmPackage.Import.Onnx))
@@ -45,38 +64,10 @@ public sealed class MiniLmParityTests : TempDirectoryTest
             using var results = session.Run(inputs);
             ort = results.First(r => r.Name == "last_hidden_state").AsTensor<float>().ToArray();
         }
-        double MaxDifference(float[] x, float[] y)
-        {
-            double worst = 0;
-            for (int i = 0; i < x.Length; i++)
-                if (mask[i / h] == 1) worst = Math.Max(worst, Math.Abs(x[i] - y[i]));
-            return worst;
-        }
-        double vsOrt = MaxDifference(output, ort);
+        double vsOrt = MaxOnUnmasked(hidden, ort);
         Assert.True(vsOrt <= 1e-4, $"last_hidden_state against ONNX Runtime: max |difference| {vsOrt:E2}");
-        var expected = reference.ReadFloat32("last_hidden_state");
-        Assert.True(Math.Abs(MaxDifference(output, expected) - MaxDifference(ort, expected)) <= 1e-4,
-            $"NBert is {MaxDifference(output, expected):E2} from the reference, ONNX Runtime {MaxDifference(ort, expected):E2}");
-
-        var sentences = reference.ReadFloat32("sentence_embedding");
-        for (int row = 0; row < b; row++)
-        {
-            // sentence-transformers' pooling for this model: mean over the attention mask, then L2 norm.
-            var mean = new double[h];
-            for (int t = 0; t < s; t++)
-                if (mask[row * s + t] == 1)
-                    for (int j = 0; j < h; j++) mean[j] += output[(row * s + t) * h + j];
-            double dot = 0, norm = 0, refNorm = 0;
-            for (int j = 0; j < h; j++)
-            {
-                double r = sentences[row * h + j];
-                dot += mean[j] * r;
-                norm += mean[j] * mean[j];
-                refNorm += r * r;
-            }
-            double cosine = dot / Math.Sqrt(norm * refNorm);
-            Assert.True(cosine >= 0.99999, $"text {row}: cosine {cosine:F7}");
-        }
+        Console.WriteLine($"MiniLM max |difference| from the float64 reference: last_hidden_state {lastHidden:E2}, pooler_output {pooler:E2}, " +
+            $"sentence embeddings {sentences:E2}; from ONNX Runtime {vsOrt:E2}; ONNX Runtime from the reference {MaxOnUnmasked(ort, reference.ReadFloat32("last_hidden_state")):E2}");
     }
 
     [Fact]
