@@ -79,7 +79,14 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
                 break;
             }
             if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable) return; // already whole; the check decides
-            if (!response.IsSuccessStatusCode) throw Error(response, null, null, url.ToString());
+            if (!response.IsSuccessStatusCode)
+            {
+                // The metadata said the file is there, so this is the server's trouble (retried) or a refused link.
+                string failure = $"{url.GetLeftPart(UriPartial.Path)}: the download failed with {(int)response.StatusCode} {response.ReasonPhrase}";
+                throw (int)response.StatusCode >= 500
+                    ? new HubException(HubError.Unreachable, failure + ".")
+                    : new HubException(HubError.Forbidden, $"{failure}{(Header(response, "X-Error-Message") is { } m ? $" ({m.ReplaceLineEndings(" ")})" : "")}.");
+            }
             bool partial = response.StatusCode == HttpStatusCode.PartialContent;
             if (partial && response.Content.Headers.ContentRange?.From != offset)
                 throw new HubException(HubError.Protocol, $"{url}: asked for bytes from {offset}, the server sent '{response.Content.Headers.ContentRange}'.");
@@ -144,12 +151,12 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
     }
 
     /// <summary>The Hub's error for a response, named by its X-Error-Code as huggingface_hub's hf_raise_for_status does.</summary>
-    private HubException Error(HttpResponseMessage response, string? repo, string? revision, string file)
+    private HubException Error(HttpResponseMessage response, string repo, string revision, string file)
     {
         string? code = Header(response, "X-Error-Code"), message = Header(response, "X-Error-Message");
         string? commit = Header(response, "X-Repo-Commit");
         int status = (int)response.StatusCode;
-        string what = repo is null ? file : $"{repo}@{revision}: {file}";
+        string what = $"{repo}@{revision}: {file}";
         string detail = message is null ? "" : $" ({message.ReplaceLineEndings(" ")})";
         string tokenAdvice = settings.Token is null
             ? "set HF_TOKEN to a token that can read it (or log in with 'hf auth login')"
@@ -160,7 +167,7 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
             "EntryNotFound" => new HubException(HubError.EntryNotFound, $"{what}: no such file in the repository{detail}.") { Commit = commit },
             "GatedRepo" => new HubException(HubError.Gated, $"{repo} is gated: accept its conditions at {settings.Endpoint}/{repo}, then {tokenAdvice}{detail}."),
             "RepoNotFound" => new HubException(HubError.RepositoryNotFound, $"repository '{repo}' not found on {settings.Endpoint}, or private: {tokenAdvice}{detail}."),
-            _ when status == 401 => new HubException(HubError.RepositoryNotFound, $"repository '{repo ?? file}' not found on {settings.Endpoint}, or private: {tokenAdvice}{detail}."),
+            _ when status == 401 => new HubException(HubError.RepositoryNotFound, $"repository '{repo}' not found on {settings.Endpoint}, or private: {tokenAdvice}{detail}."),
             _ when status == 403 => new HubException(HubError.Forbidden, $"{what}: access refused (403): {tokenAdvice}{detail}."),
             _ when status == 404 => new HubException(HubError.EntryNotFound, $"{what}: not found (404){detail}.") { Commit = commit },
             _ => new HubException(HubError.Unreachable, $"{what}: {settings.Endpoint} answered {status} {response.ReasonPhrase}{detail}."),

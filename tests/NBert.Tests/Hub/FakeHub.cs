@@ -49,6 +49,8 @@ public sealed class FakeHub : IAsyncDisposable
     public ConcurrentDictionary<(string, string), long> Cuts { get; } = new();
     /// <summary>(repo, file) → how many of the next responses for it carry a flipped byte.</summary>
     public ConcurrentDictionary<(string, string), int> Corruptions { get; } = new();
+    /// <summary>(repo, file) → a status code the next GETs of its bytes get instead, and how many times.</summary>
+    public ConcurrentDictionary<(string, string), (int Status, int Times)> Failures { get; } = new();
     /// <summary>(repo, file) → a task every response with its bytes waits for before sending them.</summary>
     public ConcurrentDictionary<(string, string), Task> Holds { get; } = new();
     /// <summary>Called for each request as it arrives (before any hold).</summary>
@@ -200,6 +202,12 @@ public sealed class FakeHub : IAsyncDisposable
     /// <summary>The file's bytes with Range support and the faults injected for it.</summary>
     private async Task ServeBytes(HttpContext ctx, string repo, string file, byte[] bytes)
     {
+        if (HttpMethods.IsGet(ctx.Request.Method) && Failures.TryGetValue((repo, file), out var failure) && failure.Times > 0)
+        {
+            Failures[(repo, file)] = (failure.Status, failure.Times - 1);
+            ctx.Response.StatusCode = failure.Status;
+            return;
+        }
         long start = 0;
         string? range = ctx.Request.Headers.Range;
         if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))

@@ -60,6 +60,27 @@ public sealed class HubProtocolTests(FakeHubFixture fixture) : HubTest(fixture)
     }
 
     [Fact]
+    public async Task A_server_error_during_the_download_is_retried_and_a_refused_download_is_an_error()
+    {
+        string repo = UniqueRepo("get-errors");
+        Hub.AddModel(repo, Model("seqcls"));
+        Hub.Failures[(repo, "model.safetensors")] = (503, 1);
+        using var client = Client();
+        var snapshot = await client.DownloadModelAsync(repo);
+        Assert.Equal(FixtureBytes("seqcls", "model.safetensors"), File.ReadAllBytes(Path.Combine(snapshot.Directory, "model.safetensors")));
+        Assert.Equal(2, Hub.RequestsFor(repo).Count(r => r is { Method: "GET", File: "model.safetensors" }));
+
+        string refused = UniqueRepo("get-refused");
+        Hub.AddModel(refused, Model("seqcls"));
+        Hub.Failures[(refused, "model.safetensors")] = (403, 1); // a CDN link that expired, say
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(refused));
+        Assert.Equal(HubError.Forbidden, e.Error);
+        Assert.Contains("the download failed with 403", e.Message);
+        Assert.StartsWith(Hub.CdnEndpoint, e.Message);
+        Assert.DoesNotContain("X-Amz-Signature", e.Message); // the signed query stays out of messages
+    }
+
+    [Fact]
     public void The_terminal_progress_redraws_one_line_per_file_and_ends_it_when_complete()
     {
         var writer = new StringWriter();
