@@ -237,7 +237,7 @@ public sealed class FakeHub : IAsyncDisposable
         {
             await ctx.Response.Body.WriteAsync(body.AsMemory(0, (int)Math.Min(cut, body.Length)));
             await ctx.Response.Body.FlushAsync();
-            await Task.Delay(200); // let the transport send what was written: an abort drops what it still holds
+            await Task.Delay(500); // let the transport send what was written: an abort drops what it still holds
             ctx.Abort(); // the connection drops mid-body
             return;
         }

@@ -53,10 +53,11 @@ public sealed class HubProtocolTests(FakeHubFixture fixture) : HubTest(fixture)
             if (r is { Method: "GET", File: "model.safetensors" } && r.Repo == repo) Interlocked.Increment(ref _gets);
             if (Volatile.Read(ref _gets) >= 2) retried.TrySetResult();
         };
-        using var client = new HubClient(Settings() with { DownloadTimeout = TimeSpan.FromMilliseconds(500) });
+        using var client = new HubClient(Settings() with { DownloadTimeout = TimeSpan.FromSeconds(2) });
         var snapshot = await client.DownloadModelAsync(repo);
         Assert.Equal(FixtureBytes("seqcls", "model.safetensors"), File.ReadAllBytes(Path.Combine(snapshot.Directory, "model.safetensors")));
-        Assert.Equal(2, Hub.RequestsFor(repo).Count(r => r is { Method: "GET", File: "model.safetensors" }));
+        // At least the stalled GET and its retry (a loaded machine may need another within the five allowed).
+        Assert.InRange(Hub.RequestsFor(repo).Count(r => r is { Method: "GET", File: "model.safetensors" }), 2, 6);
     }
 
     [Fact]
