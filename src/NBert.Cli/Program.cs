@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using NBert.Cli.Commands;
+using NBert.Hub;
 using Spectre.Console;
 
 namespace NBert.Cli;
@@ -37,9 +38,11 @@ public static class Program
         ColorSystem = IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
     });
 
-    /// <summary>Runs a command line against the given streams (the tests call this in process).</summary>
-    public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error)
+    /// <summary>Runs a command line against the given streams (the tests call this in process). Model names on the
+    /// Hub use <paramref name="hub"/>, by default the settings of the environment (HF_ENDPOINT, HF_HUB_CACHE, ...).</summary>
+    public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error, HubSettings? hub = null)
     {
+        HubCommands.Use(hub, IsErrorTerminal ? error : null);
         var root = new RootCommand("nbert: BERT and transfer learning for .NET, with Hugging Face's behaviour.")
         {
             QuickstartCommand.Create(output),
@@ -61,6 +64,8 @@ public static class Program
             PipelineCommands.Qa(input, output, error),
             PipelineCommands.Nsp(input, output, error),
             BenchCommand.Create(output),
+            HubCommands.Download(output),
+            HubCommands.Cache(output),
             ServeCommand.Create(output, error),
         };
         var parse = root.Parse(args);

@@ -17,7 +17,7 @@ public static class BenchCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", DefaultValueFactory = _ => "minilm" };
+        var model = new Option<string>("--model") { Description = "Model directory, minilm (built in), or a Hub name (org/name[@revision])", DefaultValueFactory = _ => "minilm" };
         var threads = new Option<int?>("--threads") { Description = "Engine threads (default: all cores)" };
         var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 }.Above(0);
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };

@@ -9,7 +9,7 @@ namespace NBert.Cli.Commands;
 /// <summary><c>nbert embed</c> and <c>nbert similarity</c>: sentence embeddings and semantic search.</summary>
 public static class EmbeddingCommands
 {
-    private static Option<string> ModelOption() => new("--model") { Description = "Model directory (tokenizer and weights), or minilm (built-in all-MiniLM-L6-v2)", Required = true };
+    private static Option<string> ModelOption() => new("--model") { Description = "Model directory (tokenizer and weights), minilm (built-in all-MiniLM-L6-v2), or a Hub name (org/name[@revision])", Required = true };
 
     private static Option<string> PoolingOption()
     {

@@ -20,7 +20,7 @@ public static class FineTuneCommands
     public static Command FineTune(TextWriter stdout)
     {
         var task = TaskOption();
-        var model = new Option<string>("--model") { Description = "Pretrained model directory, or minilm (built in)", Required = true };
+        var model = new Option<string>("--model") { Description = "Pretrained model directory, minilm (built in), or a Hub name (org/name[@revision])", Required = true };
         var train = new Option<string>("--train") { Description = "Training data", Required = true };
         var eval = new Option<string>("--eval") { Description = "Evaluation data: scored after every epoch (or --eval-steps); the best model is kept", Required = true };
         var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
@@ -100,7 +100,7 @@ public static class FineTuneCommands
     public static Command Evaluate(TextWriter stdout)
     {
         var task = TaskOption();
-        var model = new Option<string>("--model") { Description = "Fine-tuned model directory", Required = true };
+        var model = new Option<string>("--model") { Description = "Fine-tuned model directory, or a Hub name (org/name[@revision])", Required = true };
         var data = new Option<string>("--data") { Description = "Data to score, in the task's format", Required = true };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
         var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);

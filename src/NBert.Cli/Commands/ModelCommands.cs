@@ -25,7 +25,7 @@ public static class ModelCommands
 
     public static Command Forward(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights), or minilm (built in)", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights), minilm (built in), or a Hub name (org/name[@revision])", Required = true };
         var inputs = new Option<string>("--inputs") { Description = "safetensors with input_ids [batch, sequence] and optional token_type_ids, attention_mask (I64 or I32)", Required = true };
         var output = new Option<string>("--output") { Description = "safetensors file to write the outputs to (float32)", Required = true };
         var hidden = new Option<bool>("--hidden-states") { Description = "Also write hidden_states.N" };
@@ -124,7 +124,7 @@ public static class ModelCommands
 
     public static Command Inspect(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", Required = true };
+        var model = new Option<string>("--model") { Description = "Model directory, minilm (built in), or a Hub name (org/name[@revision])", Required = true };
         var json = new Option<bool>("--json") { Description = "One JSON object instead of tables" };
         var command = new Command("inspect", "Describe a checkpoint: config, parameter count, tensors and what loading it does.") { model, json };
         command.SetAction(parse =>
@@ -172,12 +172,13 @@ public static class ModelCommands
         return command;
     }
 
-    /// <summary>A model directory for a directory or a model's name (<see cref="ModelResolver"/>).</summary>
+    /// <summary>A model directory for a directory or a model's name (<see cref="ModelResolver"/>): a built-in name,
+    /// or a Hub name downloaded into the Hub cache with a progress bar on a terminal.</summary>
     public static string Resolve(string model)
     {
         try
         {
-            return ModelResolver.Resolve(model);
+            return ModelResolver.Resolve(model, HubCommands.Settings, HubCommands.Progress);
         }
         catch (Exception e) when (e is FileNotFoundException or NBertException or IOException)
         {

@@ -18,7 +18,7 @@ public static class PipelineCommands
     private const int Chunk = 256;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private static Option<string> ModelOption() => new("--model") { Description = "Model directory with the task's head", Required = true };
+    private static Option<string> ModelOption() => new("--model") { Description = "Model directory with the task's head, or a Hub name (org/name[@revision])", Required = true };
     private static Option<string?> InputOption(string format) => new("--input") { Description = $"JSON lines {format}; - for standard input (used when no argument is given)" };
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON line per input: the pipeline's value for it" };
 

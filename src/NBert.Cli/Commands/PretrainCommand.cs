@@ -10,7 +10,7 @@ public static class PretrainCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = new Option<string?>("--model") { Description = "Checkpoint to continue pre-training (else --config and --vocab)" };
+        var model = new Option<string?>("--model") { Description = "Checkpoint directory or Hub name to continue pre-training (else --config and --vocab)" };
         var config = new Option<string?>("--config") { Description = "config.json of a model to pre-train from scratch (vocab_size follows the vocabulary)" };
         var vocab = new Option<string?>("--vocab") { Description = "Directory with the tokenizer (vocab.txt or tokenizer.json), with --config" };
         var corpus = new Option<string[]>("--corpus") { Description = "Corpus files: a sentence per line, blank lines between documents (.gz read as gzip)", Required = true, AllowMultipleArgumentsPerToken = true };

@@ -3,21 +3,55 @@ using NBert.IO;
 namespace NBert.Hub;
 
 /// <summary>
-/// The one place where a model's name becomes a local directory, for every loader and command: an existing
-/// directory is used as it is; a built-in name (<see cref="BuiltinModels"/>) is converted once into the cache;
-/// anything else is an error that lists the built-in names.
+/// The one place where a model's name becomes a local directory, for every loader and command, in this order:
+/// an existing directory is used as it is; a built-in name (<see cref="BuiltinModels"/>) is converted once into
+/// NBert's cache; anything else of the form <c>name</c> or <c>org/name</c>, with an optional <c>@revision</c>
+/// (branch, tag or commit; main by default), is a Hugging Face Hub repository, resolved to its snapshot directory in
+/// the Hub cache and downloaded when needed (<see cref="HubClient.DownloadModelAsync"/>).
 /// </summary>
 public static class ModelResolver
 {
-    /// <summary>The local directory holding <paramref name="nameOrPath"/>'s files.</summary>
-    /// <exception cref="NBertException">The name is neither a directory nor a model NBert knows.</exception>
-    public static string Resolve(string nameOrPath)
+    /// <summary>The local directory holding <paramref name="nameOrPath"/>'s files, with the Hub settings of the environment.</summary>
+    /// <exception cref="NBertException">The name is neither a directory, nor a built-in model, nor a Hub repository
+    /// that can be read (a <see cref="HubException"/> says why: not found, private, offline and not cached, ...).</exception>
+    public static string Resolve(string nameOrPath) => Resolve(nameOrPath, null);
+
+    /// <summary>The local directory holding <paramref name="nameOrPath"/>'s files, using <paramref name="hub"/> (by
+    /// default <see cref="HubSettings.FromEnvironment()"/>) for Hub names and telling <paramref name="progress"/> how
+    /// downloads go.</summary>
+    /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
+    public static string Resolve(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (Directory.Exists(nameOrPath)) return nameOrPath;
-        if (BuiltinModels.IsBuiltin(nameOrPath)) return BuiltinModels.Resolve(nameOrPath);
-        throw new NBertException($"Model '{nameOrPath}' is not a directory and not a built-in model ({string.Join(", ", BuiltinModels.Names)}).");
+        if (Local(nameOrPath) is { } local) return local;
+        // Blocking on the download is safe here: the client never resumes on a captured context.
+        return ResolveAsync(nameOrPath, hub, progress, cancellation).GetAwaiter().GetResult();
     }
+
+    /// <summary>As <see cref="Resolve(string, HubSettings?, IProgress{HubDownloadProgress}?, CancellationToken)"/>, without blocking on a download.</summary>
+    public static async Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
+        if (Local(nameOrPath) is { } local) return local;
+        string notLocal = $"Model '{nameOrPath}' is not a directory and not a built-in model ({string.Join(", ", BuiltinModels.Names)})";
+        if (!RepoId.TryParse(nameOrPath, out string? repo, out string? revision))
+            throw new NBertException($"{notLocal}, nor a Hugging Face Hub name (org/name or name, optionally @revision).");
+        using var client = new HubClient(hub ?? HubSettings.FromEnvironment()) { Progress = progress };
+        try
+        {
+            return (await client.DownloadModelAsync(repo, revision, cancellation).ConfigureAwait(false)).Directory;
+        }
+        catch (HubException e) when (e.Error is HubError.RepositoryNotFound or HubError.NotInCache or HubError.Unreachable)
+        {
+            // The name may have been meant as a path: say that it is not one, too.
+            throw new HubException(e.Error, $"{notLocal}; as a Hub name: {e.Message}", e);
+        }
+    }
+
+    private static string? Local(string nameOrPath) =>
+        Directory.Exists(nameOrPath) ? nameOrPath
+        : BuiltinModels.IsBuiltin(nameOrPath) ? BuiltinModels.Resolve(nameOrPath)
+        : null;
 
     /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2),
     /// a directory's own name, or the name as given.</summary>

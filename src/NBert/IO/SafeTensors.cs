@@ -82,7 +82,8 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         Path = path;
         var file = new FileInfo(path);
         if (!file.Exists) throw new FileNotFoundException($"{path}: no such safetensors file.", path);
-        long length = file.Length;
+        // A file in the Hub cache is a symbolic link to its blob: the size is the blob's, not the link's.
+        long length = file.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target ? target.Length : file.Length;
         if (length < 8) throw Error($"the file has {length} bytes, fewer than the 8-byte header length");
         _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         try

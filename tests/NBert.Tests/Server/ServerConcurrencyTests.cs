@@ -215,9 +215,9 @@ public sealed partial class ServerConcurrencyTests
         (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", Encoder, "--max-concurrent-requests", "0");
         Assert.Equal(2, code);
         Assert.Equal("nbert: --max-concurrent-requests must be at least 1, not 0.", error.Trim());
-        (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", "no-such-model");
+        (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", "/nonexistent/model");
         Assert.Equal(2, code);
-        Assert.StartsWith("nbert: Model 'no-such-model' is not a directory", error.Trim());
+        Assert.StartsWith("nbert: Model '/nonexistent/model' is not a directory", error.Trim());
         (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", Encoder, "--hostname", "example.com");
         Assert.Equal(2, code);
         Assert.Equal("nbert: --hostname must be an IP address or localhost, not 'example.com'.", error.Trim());
