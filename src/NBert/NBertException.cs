@@ -14,4 +14,8 @@ public class NBertException : Exception
 
     /// <summary>An error with a message that names what is wrong, and the exception that revealed it.</summary>
     public NBertException(string message, Exception? inner) : base(message, inner) { }
+
+    /// <summary>At most 80 characters of a value taken from a file (a name, a token, a number's text), so a
+    /// message quoting it stays one line however long the value is.</summary>
+    internal static string Quote(string value) => value.Length <= 80 ? value : value[..77] + "...";
 }

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
+using static NBert.NBertException;
 
 namespace NBert.IO;
 
@@ -196,9 +197,6 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
             throw Error($"holds {end - begin} bytes but shape {shapeText} of {dtype} needs {expected}", name);
         return new TensorInfo(name, dtype, [.. shape], begin, end - begin);
     }
-
-    /// <summary>At most 80 characters of a value from the file, so that a message stays a line.</summary>
-    private static string Quote(string value) => value.Length <= 80 ? value : value[..77] + "...";
 
     public bool Contains(string name) => _byName.ContainsKey(name);
 

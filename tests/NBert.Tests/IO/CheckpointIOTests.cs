@@ -161,6 +161,23 @@ public sealed class CheckpointIOTests : TempDirectoryTest
         Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
     }
 
+    [Theory]
+    [InlineData("""{"weight_map": {"a": 1}}""", "'a'")]
+    [InlineData("""[{"weight_map": {"a": "model-00001-of-00002.safetensors"}}]""", "not a JSON object")]
+    [InlineData("""{"weight_map": ["a"]}""", "weight_map")]
+    [InlineData("""{"weight_map": {"a": null}}""", "'a'")]
+    [InlineData("""{"weight_map": {"a": "../model-00001-of-00002.safetensors"}}""", "not a file beside the index")]
+    [InlineData("""{"weight_map": {"a": "model-00001-of-00002.safetensors", "a": "model-00001-of-00002.safetensors"}}""", "twice")]
+    [InlineData("""{"weight_map": {"a": "model-00001-of-00002.safetensors"}""", "not valid JSON")]
+    public void A_broken_shard_index_is_refused_naming_the_index_and_the_field(string index, string message)
+    {
+        SafeTensorsWriter.Write(Temp("model-00001-of-00002.safetensors"), [SafeTensor.Float32("a", [2], [1f, 2f])]);
+        File.WriteAllText(Temp(Checkpoint.SafeTensorsIndexName), index);
+        var ex = Assert.Throws<NBertException>(() => Checkpoint.Open(Dir));
+        Assert.Contains(Checkpoint.SafeTensorsIndexName, ex.Message);
+        Assert.Contains(message, ex.Message);
+    }
+
     /// <summary>A pickle that would run <c>os.system("echo pwned")</c> if it were unpickled by Python.</summary>
     private string MaliciousBin()
     {
