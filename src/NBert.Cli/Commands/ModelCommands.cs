@@ -70,7 +70,8 @@ public static class ModelCommands
         };
         command.SetAction(parse =>
         {
-            var c = LoadConfig(parse.GetValue(config)!);
+            string configPath = parse.GetValue(config)!;
+            var c = LoadConfig(configPath);
             BertArchitecture arch;
             try
             {
@@ -80,12 +81,28 @@ public static class ModelCommands
             {
                 throw new CliException(e.Message);
             }
+            catch (NBertException e)
+            {
+                throw new CliException($"{configPath}: {e.Message}", e);
+            }
+            try
+            {
+                BertArchitectures.EnsureFitsInMemory(c, arch); // before anything is allocated
+            }
+            catch (NBertException e)
+            {
+                throw new CliException($"{configPath}: {e.Message}", e);
+            }
             string? vocabPath = parse.GetValue(vocab);
             if (vocabPath is not null && !File.Exists(vocabPath)) throw new CliException($"vocabulary '{vocabPath}' does not exist.");
             string dir = parse.GetValue(output)!;
             var model = BertPreTrainedModel.FromConfig(c, arch, parse.GetValue(seed));
-            model.SavePretrained(dir);
-            if (vocabPath is not null) File.Copy(vocabPath, Path.Combine(dir, "vocab.txt"), overwrite: true);
+            using (var files = new StagedFiles(dir))
+            {
+                if (vocabPath is not null) files.Copy("vocab.txt", vocabPath);
+                model.SavePretrained(files);
+                files.Commit();
+            }
             stdout.WriteLine($"wrote a random {arch} ({model.Parameters.Values.Sum(t => t.Length):N0} parameters, seed {parse.GetValue(seed)}) to {dir}");
             return Program.Ok;
         });

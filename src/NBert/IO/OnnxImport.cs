@@ -50,10 +50,12 @@ public static class OnnxImport
         if (!File.Exists(vocabPath)) throw new FileNotFoundException($"{vocabPath}: no such vocabulary.", vocabPath);
         var result = Read(onnxPath, heads);
         var model = BertPreTrainedModel.Create(result.Config, BertArchitecture.BertModel, result.Parameters, null);
-        model.SavePretrained(directory);
-        File.Copy(vocabPath, Path.Combine(directory, "vocab.txt"), overwrite: true);
-        AtomicFile.WriteAllText(Path.Combine(directory, "tokenizer_config.json"),
+        using var files = new StagedFiles(directory);
+        files.Copy("vocab.txt", vocabPath);
+        files.WriteAllText("tokenizer_config.json",
             $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxPositionEmbeddings}\n}}\n");
+        model.SavePretrained(files);
+        files.Commit();
         return result;
     }
 

@@ -331,7 +331,15 @@ public sealed class SafeTensor
 /// 8 bytes, <c>__metadata__</c> <c>{"format": "pt"}</c>, written to a temporary name and renamed.</summary>
 public static class SafeTensorsWriter
 {
+    /// <summary>Writes <paramref name="path"/> under a temporary name, renamed when complete.</summary>
     public static void Write(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.ToList();
+        AtomicFile.Write(path, stream => Write(stream, list, metadata));
+    }
+
+    /// <summary>Writes the file's bytes to <paramref name="stream"/> (for a caller that names and renames it).</summary>
+    public static void Write(Stream stream, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -367,42 +375,12 @@ public static class SafeTensorsWriter
             w.WriteEndObject();
         }
         int padding = (int)((8 - header.Length % 8) % 8);
-        AtomicFile.Write(path, stream =>
-        {
-            Span<byte> length = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64LittleEndian(length, header.Length + padding);
-            stream.Write(length);
-            header.Position = 0;
-            header.CopyTo(stream);
-            for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
-            foreach (var t in list) t.WriteTo(stream);
-        });
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(length, header.Length + padding);
+        stream.Write(length);
+        header.Position = 0;
+        header.CopyTo(stream);
+        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        foreach (var t in list) t.WriteTo(stream);
     }
-}
-
-/// <summary>Writes a file under a temporary name in the same directory, then renames it over the target,
-/// so a crash never leaves a half-written file where a good one was.</summary>
-public static class AtomicFile
-{
-    public static void Write(string path, Action<Stream> write)
-    {
-        string full = System.IO.Path.GetFullPath(path);
-        string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
-
-    public static void WriteAllText(string path, string text) =>
-        Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
 }

@@ -56,12 +56,31 @@ public abstract class BertPreTrainedModel
     /// labels for a classification head, which is then initialised as transformers initialises a missing head).</summary>
     public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
     {
-        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        string configPath = Path.Combine(directory, "config.json");
+        var config = BertConfig.Load(configPath);
         if (configure is not null) config = configure(config);
-        var arch = architecture ?? BertArchitectures.FromConfig(config);
+        BertArchitecture arch;
+        try
+        {
+            arch = architecture ?? BertArchitectures.FromConfig(config);
+            config.Validate();
+            BertArchitectures.EnsureFitsInMemory(config, arch);
+        }
+        catch (NBertException e)
+        {
+            throw new NBertException($"{configPath}: {e.Message}", e);
+        }
         using var source = Checkpoint.Open(directory);
-        var (parameters, report) = BertWeights.Load(source, config, arch, seed);
-        return Create(config, arch, parameters, report);
+        try
+        {
+            var (parameters, report) = BertWeights.Load(source, config, arch, seed);
+            return Create(config, arch, parameters, report);
+        }
+        catch (NBertException e) when (!e.Message.StartsWith(directory, StringComparison.Ordinal))
+        {
+            // The checkpoint does not fit the config: name the model directory.
+            throw new NBertException($"{directory}: {e.Message}", e);
+        }
     }
 
     /// <summary>A randomly initialised model, with transformers' scheme, reproducible for a seed.</summary>
@@ -79,15 +98,24 @@ public abstract class BertPreTrainedModel
         _ => new BertForQuestionAnswering(config, p) { LoadReport = report },
     };
 
-    /// <summary>Writes config.json and model.safetensors as transformers saves them (each file written to a
-    /// temporary name, then renamed).</summary>
+    /// <summary>Writes config.json and model.safetensors as transformers saves them, as one unit: both are
+    /// written to temporary names and renamed only when both succeeded, and a directory this creates is
+    /// removed again if writing fails.</summary>
     public void SavePretrained(string directory)
     {
-        Directory.CreateDirectory(directory);
-        (Config with { Architectures = [Architecture.ToString()] }).Save(Path.Combine(directory, "config.json"));
-        SafeTensorsWriter.Write(Path.Combine(directory, Checkpoint.SafeTensorsName),
+        using var files = new StagedFiles(directory);
+        SavePretrained(files);
+        files.Commit();
+    }
+
+    /// <summary>Stages model.safetensors, then config.json, into <paramref name="files"/>; the caller may add
+    /// more files (a vocabulary) before committing them together.</summary>
+    public void SavePretrained(StagedFiles files)
+    {
+        files.Write(Checkpoint.SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
             BertArchitectures.Parameters(Config, Architecture).Select(s =>
-                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data)));
+                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data))));
+        files.WriteAllText("config.json", (Config with { Architectures = [Architecture.ToString()] }).ToJson() + "\n");
     }
 
     // ---- forward ----
