@@ -114,6 +114,29 @@ public sealed class ModelCommandTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Inspect_reports_non_finite_weights()
+    {
+        string dir = Temp("nan");
+        Directory.CreateDirectory(dir);
+        using (var source = new SafeTensorsFile(Fixtures.Path("model", "encoder_only", "model.safetensors")))
+            SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), source.Tensors.Select(t =>
+            {
+                var values = source.ReadFloat32(t.Name);
+                if (t.Name == "encoder.layer.0.attention.self.query.bias") values[3] = float.NaN;
+                return SafeTensor.Float32(t.Name, t.Shape, values);
+            }).ToList());
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(dir, "config.json"));
+        var (code, output, _) = Run("inspect", "--model", dir);
+        Assert.Equal(0, code);
+        Assert.Contains("NaN or infinite", output);
+        Assert.Contains("encoder.layer.0.attention.self.query.bias (1 of 32 values)", output);
+        (code, output, _) = Run("inspect", "--model", dir, "--json");
+        Assert.Equal(0, code);
+        var nonFinite = JsonNode.Parse(output)!["non_finite"]!.AsArray().Single()!;
+        Assert.Equal(("encoder.layer.0.attention.self.query.bias", 1L), ((string)nonFinite["name"]!, (long)nonFinite["count"]!));
+    }
+
+    [Fact]
     public void Bad_files_and_inputs_exit_2_naming_the_file_or_tensor()
     {
         string model = Fixtures.Path("model", "pretraining");

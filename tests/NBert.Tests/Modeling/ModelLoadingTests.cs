@@ -130,6 +130,55 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.InRange(std, 0.01, 0.04); // normal(0, initializer_range = 0.02)
     }
 
+    /// <summary>The encoder_only fixture copied into <see cref="TempDirectoryTest.Dir"/> with some values replaced.</summary>
+    private void DamagedCopy(params (string Tensor, int Index, float Value)[] damage)
+    {
+        using (var source = new SafeTensorsFile(Fixtures.Path("model", "encoder_only", "model.safetensors")))
+            SafeTensorsWriter.Write(Path.Combine(Dir, "model.safetensors"), source.Tensors.Select(t =>
+            {
+                var values = source.ReadFloat32(t.Name);
+                foreach (var (name, index, value) in damage)
+                    if (name == t.Name) values[index] = value;
+                return SafeTensor.Float32(t.Name, t.Shape, values);
+            }).ToList());
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(Dir, "config.json"), overwrite: true);
+    }
+
+    [Fact]
+    public void Non_finite_weights_are_reported_with_their_tensor_and_count()
+    {
+        DamagedCopy(("encoder.layer.1.output.dense.weight", 17, float.NaN),
+            ("embeddings.word_embeddings.weight", 0, float.PositiveInfinity), ("embeddings.word_embeddings.weight", 4000 * 32 - 1, float.NegativeInfinity));
+        var report = BertPreTrainedModel.FromPretrained(Dir).LoadReport!;
+        Assert.Equal([new NonFiniteTensor("embeddings.word_embeddings.weight", 2, 4000 * 32), new NonFiniteTensor("encoder.layer.1.output.dense.weight", 1, 32 * 64)],
+            report.NonFinite.OrderBy(t => t.Name, StringComparer.Ordinal));
+        var warning = Assert.Single(report.Warnings);
+        Assert.Contains("NaN or infinite", warning);
+        Assert.Contains("encoder.layer.1.output.dense.weight (1 of 2,048 values)", warning);
+
+        DamagedCopy();
+        Assert.Empty(BertPreTrainedModel.FromPretrained(Dir).LoadReport!.NonFinite);
+    }
+
+    [Fact]
+    public void Counting_non_finite_values_finds_every_one_wherever_it_lies()
+    {
+        var random = new Random(5);
+        for (int length = 0; length < 70; length++)
+        {
+            var values = Enumerable.Range(0, length).Select(_ => (float)random.NextDouble() * 1e38f * (random.Next(2) * 2 - 1)).ToArray();
+            int expected = 0;
+            for (int i = 0; i < length; i++)
+                if (random.Next(5) == 0)
+                {
+                    values[i] = random.Next(3) switch { 0 => float.NaN, 1 => float.PositiveInfinity, _ => BitConverter.Int32BitsToSingle(unchecked((int)0xFFC00001)) };
+                    expected++;
+                }
+            Assert.Equal(expected, BertWeights.CountNonFinite(values));
+        }
+        Assert.Equal(0, BertWeights.CountNonFinite([float.MaxValue, float.MinValue, float.Epsilon, -0f]));
+    }
+
     [Fact]
     public void A_checkpoint_without_a_pooler_gets_one_initialised_for_sequence_classification()
     {
