@@ -193,6 +193,13 @@ public abstract class BertPreTrainedModel
         int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
         if (s > c.MaxPositionEmbeddings)
             throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        // Every buffer below is one array indexed by int: refuse a batch that would overflow one, before allocating.
+        EnsureArray("the hidden states (batch x sequence x hidden_size)", (long)b * s * h);
+        EnsureArray("the query, key and value (batch x sequence x 3 x hidden_size)", (long)b * s * 3 * h);
+        EnsureArray("the intermediate activations (batch x sequence x intermediate_size)", (long)b * s * c.IntermediateSize);
+        EnsureArray("one head's attention scores (sequence x sequence)", (long)s * s);
+        if (outputAttentions)
+            EnsureArray($"the attentions of a layer (batch {b} x heads {heads} x sequence {s} x sequence {s})", (long)b * heads * s * s);
         int m = b * s;
         var x = new float[m * h];
         Embed(inputs, x);
@@ -250,6 +257,30 @@ public abstract class BertPreTrainedModel
         };
     }
 
+    /// <summary>Refuses a batch whose <paramref name="what"/> would need more values than one array holds.</summary>
+    private protected static void EnsureArray(string what, long count)
+    {
+        if (count > Array.MaxLength)
+            throw new ArgumentException($"The batch is too large: {what} would be {count:N0} values, more than one array holds ({Array.MaxLength:N0}). " +
+                "Run fewer or shorter sequences at a time.");
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer that can give ids this model cannot embed: a tokenizer and a model that do not
+    /// belong together, which would otherwise fail only when such an id comes up. Call it where a tokenizer
+    /// and a model are paired.
+    /// </summary>
+    public void EnsureTokenizerFits(NBert.Tokenization.BertTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (tokenizer.VocabSize <= Config.VocabSize) return;
+        int example = new[] { tokenizer.ClsToken, tokenizer.SepToken, tokenizer.MaskToken, tokenizer.UnkToken, tokenizer.PadToken }
+            .Select(tokenizer.TokenToId).OfType<int>().Where(id => id >= Config.VocabSize).DefaultIfEmpty(Config.VocabSize).Min();
+        string token = tokenizer.IdToToken(example) is { } t ? $" ({NBertException.Quote(t)})" : "";
+        throw new NBertException($"The tokenizer has {tokenizer.VocabSize:N0} ids but the model's vocab_size is {Config.VocabSize:N0}: " +
+            $"they do not belong together, and ids from {Config.VocabSize:N0} up, such as {example}{token}, cannot be embedded.");
+    }
+
     /// <summary>y = LayerNorm(y + residual), rows in parallel.</summary>
     private static void ResidualLayerNorm(float[] y, float[] residual, int m, int h, float[] weight, float[] bias, float eps) =>
         Threading.ForRows(m, (r0, r1) =>
@@ -264,7 +295,13 @@ public abstract class BertPreTrainedModel
     {
         var c = Config;
         int s = inputs.SequenceLength, h = c.HiddenSize;
-        Kernels.Gather(P("embeddings.word_embeddings.weight").Data, h, inputs.InputIds, x, "input id");
+        var ids = inputs.InputIds;
+        for (int t = 0; t < ids.Length; t++)
+            if ((uint)ids[t] >= (uint)c.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(inputs), $"Input id {ids[t]} (sequence {t / s}, position {t % s}) is outside the model's " +
+                    $"vocabulary 0..{c.VocabSize - 1} (vocab_size {c.VocabSize}): the ids come from a tokenizer with a larger vocabulary than the " +
+                    "model's, or from another model's tokenizer.");
+        Kernels.Gather(P("embeddings.word_embeddings.weight").Data, h, ids, x, "input id");
         var position = P("embeddings.position_embeddings.weight").Data;
         var types = P("embeddings.token_type_embeddings.weight").Data;
         for (int t = 0; t < inputs.InputIds.Length; t++)

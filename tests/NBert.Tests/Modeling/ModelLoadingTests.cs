@@ -242,6 +242,39 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     }
 
     [Fact]
+    public void An_id_outside_the_vocabulary_is_named_with_the_models_vocabulary_size()
+    {
+        var model = BertPreTrainedModel.FromConfig(Tiny with { VocabSize = 100 }, BertArchitecture.BertModel, seed: 1);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(new ModelInputs(2, 3, [5, 6, 7, 101, 5, 6])));
+        Assert.Contains("Input id 101 (sequence 1, position 0)", ex.Message);
+        Assert.Contains("vocab_size 100", ex.Message);
+        Assert.Contains("tokenizer", ex.Message);
+    }
+
+    [Fact]
+    public void A_tokenizer_larger_than_the_models_vocabulary_is_refused_naming_both_sizes_and_an_id()
+    {
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var model = BertPreTrainedModel.FromConfig(Tiny with { VocabSize = 100 }, BertArchitecture.BertModel, seed: 1);
+        var ex = Assert.Throws<NBertException>(() => model.EnsureTokenizerFits(tokenizer));
+        Assert.Contains($"The tokenizer has {tokenizer.VocabSize:N0} ids but the model's vocab_size is 100", ex.Message);
+        Assert.Contains("such as 100 ([UNK])", ex.Message); // the lowest special token id past the model's vocabulary
+        BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1).EnsureTokenizerFits(tokenizer); // the pair that belongs together
+    }
+
+    [Fact]
+    public void Attentions_that_would_overflow_one_array_are_refused_before_allocating()
+    {
+        var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1);
+        var inputs = new ModelInputs(40_000, 128, new int[40_000 * 128]); // 40,000 x 4 heads x 128 x 128 > 2^31
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<ArgumentException>(() => model.Forward(inputs, outputAttentions: true));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated more than 1 MiB to refuse");
+        Assert.Contains("attentions of a layer (batch 40000 x heads 4 x sequence 128 x sequence 128)", ex.Message);
+        Assert.Contains("2,621,440,000 values", ex.Message);
+    }
+
+    [Fact]
     public void Saved_models_reload_to_the_same_outputs_with_transformers_names()
     {
         var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertForPreTraining, seed: 7);
