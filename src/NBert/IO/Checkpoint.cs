@@ -81,28 +81,20 @@ public sealed class ShardedTensorSource : ITensorSource
     private static List<(string Tensor, string File)> ReadWeightMap(string indexPath)
     {
         NBertException Error(string message) => new($"{indexPath}: {message}.");
-        byte[] bytes = File.ReadAllBytes(indexPath);
-        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw Error("not valid UTF-8");
+        using var doc = JsonFile.Read(indexPath);
         try
         {
-            using var doc = JsonDocument.Parse(bytes);
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Error("not a JSON object");
             if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
                 throw Error("no \"weight_map\" object (tensor name to shard file)");
             var map = new List<(string, string)>();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var p in wm.EnumerateObject())
             {
-                if (!seen.Add(p.Name)) throw Error($"weight_map names tensor '{Quote(p.Name)}' twice");
                 if (p.Value.ValueKind != JsonValueKind.String)
                     throw Error($"weight_map['{Quote(p.Name)}'] is {p.Value.ValueKind.ToString().ToLowerInvariant()}, not a shard file name");
                 map.Add((p.Name, p.Value.GetString()!));
             }
             return map;
-        }
-        catch (JsonException e)
-        {
-            throw new NBertException($"{indexPath}: not valid JSON ({e.Message}).", e);
         }
         catch (InvalidOperationException e)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NBert.IO;
 using static NBert.NBertException;
 
 namespace NBert.Modeling;
@@ -11,9 +12,10 @@ public sealed partial record BertConfig
     public static BertConfig Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json.", path);
+        var bytes = JsonFile.ReadUtf8(path);
         try
         {
-            return Parse(File.ReadAllText(path));
+            return Parse(System.Text.Encoding.UTF8.GetString(bytes.Span));
         }
         catch (NBertException e)
         {
@@ -28,7 +30,7 @@ public sealed partial record BertConfig
     {
         try
         {
-            var root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+            var root = JsonNode.Parse(json, null, JsonFile.Options) as JsonObject
                 ?? throw new NBertException("config.json is not a JSON object.");
             return Parse(new Fields(root));
         }

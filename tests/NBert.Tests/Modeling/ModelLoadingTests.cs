@@ -77,6 +77,17 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_config_json_with_a_byte_order_mark_loads_and_one_that_is_not_utf8_is_refused()
+    {
+        string path = Path.Combine(Dir, "config.json");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. "{\"num_labels\": 3}"u8]);
+        Assert.Equal(3, BertConfig.Load(path).NumLabels);
+        File.WriteAllBytes(path, [.. "{\"hidden_act\": \"gel"u8, 0xFF, .. "u\"}"u8]);
+        var ex = Assert.Throws<NBertException>(() => BertConfig.Load(path));
+        Assert.Contains($"{path}: not valid UTF-8 (byte 18)", ex.Message);
+    }
+
+    [Fact]
     public void Null_is_accepted_where_transformers_writes_none()
     {
         var c = BertConfig.Parse("""{"pad_token_id": null, "classifier_dropout": null, "problem_type": null, "architectures": null, "id2label": null, "num_labels": 3}""");
