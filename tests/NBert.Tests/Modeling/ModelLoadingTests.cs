@@ -84,7 +84,7 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.Equal(3, BertConfig.Load(path).NumLabels);
         File.WriteAllBytes(path, [.. "{\"hidden_act\": \"gel"u8, 0xFF, .. "u\"}"u8]);
         var ex = Assert.Throws<NBertException>(() => BertConfig.Load(path));
-        Assert.Contains($"{path}: not valid UTF-8 (byte 18)", ex.Message);
+        Assert.Contains($"{path}: not valid UTF-8 (byte 19)", ex.Message);
     }
 
     [Fact]
