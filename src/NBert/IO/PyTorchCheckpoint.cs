@@ -32,6 +32,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
         try
         {
             _zip = ZipFile.OpenRead(path);
+            _ = _zip.Entries; // the central directory is read on first use: read (and check) it here
         }
         catch (Exception e) when (e is InvalidDataException or IOException and not FileNotFoundException or ArgumentException or NotSupportedException)
         {
