@@ -40,7 +40,7 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : TempDirector
         var header = JsonNode.Parse(original.AsSpan(8, headerLength))!;
         var data = original.AsMemory(8 + headerLength);
         string path = Temp("model.safetensors");
-        _fuzz.Run("safetensors", 2500, r =>
+        _fuzz.Run("safetensors", 4000, r =>
         {
             byte[] bytes;
             switch (r.Next(10))
@@ -85,7 +85,7 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : TempDirector
         byte[] original = System.Text.Encoding.UTF8.GetBytes(index.ToJsonString());
         string path = Temp(Checkpoint.SafeTensorsIndexName);
         long shards = Size(Temp("model-00001-of-00002.safetensors"), Temp("model-00002-of-00002.safetensors"), Temp("config.json"));
-        _fuzz.Run("sharded index", 2000, r =>
+        _fuzz.Run("sharded index", 3000, r =>
         {
             var bytes = r.Next(10) < 8 ? Mutations.Json(r, index) : Mutations.Bytes(r, original);
             File.WriteAllBytes(path, bytes);
@@ -110,8 +110,10 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : TempDirector
             }).ToList();
         int pickle = entries.FindIndex(e => e.Name.EndsWith("data.pkl", StringComparison.Ordinal));
         string path = Temp("pytorch_model.bin");
-        _fuzz.Run("pytorch_model.bin", 2500, r =>
+        bool run = false;
+        _fuzz.Run("pytorch_model.bin", 4000, r =>
         {
+            run = r.Next(4) == 0; // building and running the model too costs more than reading: a quarter of the cases
             byte[] bytes;
             if (r.Next(10) < 8)
             {
@@ -143,7 +145,7 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : TempDirector
             using (var bin = new PyTorchCheckpoint(path))
                 foreach (var t in bin.Tensors)
                     if (t.DType is DType.I64 or DType.I32) bin.ReadInt64(t.Name); else bin.ReadFloat32(t.Name);
-            LoadAndRun(Dir);
+            if (run) LoadAndRun(Dir);
         });
     }
 
@@ -155,7 +157,7 @@ public sealed class CheckpointFuzzTests(ITestOutputHelper output) : TempDirector
         string path = Temp("model.onnx"), vocab = Temp("vocab.txt"), output = Temp("imported");
         File.Copy(Path.Combine(EncoderOnly, "vocab.txt"), vocab);
         bool write = false;
-        _fuzz.Run("onnx", 1500, r =>
+        _fuzz.Run("onnx", 2500, r =>
         {
             var bytes = r.Next(10) < 6 ? ChangeGraph(r, model).ToByteArray() : Mutations.Bytes(r, original);
             File.WriteAllBytes(path, bytes);

@@ -36,6 +36,7 @@ internal sealed class FuzzHarness(ITestOutputHelper output)
         int loaded = 0, refused = 0;
         var defects = new List<(int Seed, string Kind, string Message)>();
         var clock = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         for (int i = 0; i < cases; i++)
         {
             int seed = unchecked(BaseSeed * 1_000_003 + loader.Length * 7919 + i);
@@ -59,7 +60,9 @@ internal sealed class FuzzHarness(ITestOutputHelper output)
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before, allowed = FixedAllowance + PerInputByte * input;
             if (allocated > allowed) defects.Add((seed, "allocation", $"allocated {allocated:N0} bytes for {input:N0} bytes of input (allowed {allowed:N0})"));
         }
-        output.WriteLine($"fuzz {loader}: {cases} cases, {loaded} loaded, {refused} refused, {defects.Count} defects, {clock.Elapsed.TotalSeconds:F1} s");
+        // The process's CPU time: this loader's own when it runs alone, otherwise that of everything running beside it too.
+        output.WriteLine($"fuzz {loader}: {cases} cases, {loaded} loaded, {refused} refused, {defects.Count} defects, " +
+            $"{clock.Elapsed.TotalSeconds:F1} s, process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F1} s");
         // One line per kind of defect (its type and place), with the first seed that shows it.
         var kinds = defects.GroupBy(d => d.Kind).Select(g => $"{g.Count()} x {g.Key}: {g.First().Message} (seed {g.First().Seed})").ToList();
         foreach (var k in kinds) output.WriteLine("  " + k);

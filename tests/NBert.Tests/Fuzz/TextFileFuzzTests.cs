@@ -48,7 +48,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
         var config = JsonNode.Parse(original)!;
         double baseline = BertArchitectures.ParameterCount(BertConfig.Load(Path.Combine(source, "config.json")), BertArchitecture.BertForPreTraining);
         string path = Temp("config.json");
-        _fuzz.Run("config.json", 3000, r =>
+        _fuzz.Run("config.json", 5000, r =>
         {
             var bytes = r.Next(10) < 8 ? Mutations.Json(r, config) : Mutations.Bytes(r, original);
             File.WriteAllBytes(path, bytes);
@@ -69,7 +69,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
         byte[] original = File.ReadAllBytes(Path.Combine(Pretraining, "tokenizer.json"));
         var json = JsonNode.Parse(original)!;
         string path = Temp("tokenizer.json");
-        _fuzz.Run("tokenizer.json", 1500, r =>
+        _fuzz.Run("tokenizer.json", 2500, r =>
         {
             var bytes = r.Next(10) < 8 ? Mutations.Json(r, json) : Mutations.Bytes(r, original);
             File.WriteAllBytes(path, bytes);
@@ -92,7 +92,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
         config["strip_accents"] = null;
         var map = JsonNode.Parse("""{"cls_token": "[CLS]", "sep_token": {"content": "[SEP]"}, "unk_token": "[UNK]"}""")!;
         byte[] original = System.Text.Encoding.UTF8.GetBytes(config.ToJsonString());
-        _fuzz.Run("tokenizer_config.json", 2500, r =>
+        _fuzz.Run("tokenizer_config.json", 4000, r =>
         {
             bool special = r.Next(5) == 0;
             var bytes = r.Next(10) < 8 ? Mutations.Json(r, special ? map : config) : Mutations.Bytes(r, original);
@@ -109,7 +109,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
         byte[] original = File.ReadAllBytes(Path.Combine(Pretraining, "vocab.txt"));
         var lines = File.ReadAllLines(Path.Combine(Pretraining, "vocab.txt"));
         string path = Temp("vocab.txt");
-        _fuzz.Run("vocab.txt", 2500, r =>
+        _fuzz.Run("vocab.txt", 4000, r =>
         {
             var bytes = r.Next(10) < 8 ? Mutations.Lines(r, lines) : Mutations.Bytes(r, original);
             File.WriteAllBytes(path, bytes);
