@@ -282,7 +282,7 @@ public sealed class SafeTensor
     /// <summary>The shape in the file.</summary>
     public int[] Shape { get; }
     /// <summary>How many bytes the values take in the file.</summary>
-    public long ByteLength => Buffer.ByteLength(_values);
+    public long ByteLength => _values.LongLength * _values switch { float[] => 4, long[] => 8, _ => 1 }; // Buffer.ByteLength stops at 2 GiB
 
     /// <summary>A tensor from its raw little-endian bytes.</summary>
     public SafeTensor(string name, DType dtype, int[] shape, byte[] data) : this(name, dtype, shape, (Array)data) { }
