@@ -1,4 +1,5 @@
 using System.Text.Json;
+using static NBert.NBertException;
 
 namespace NBert.IO;
 
@@ -49,33 +50,22 @@ public sealed class ShardedTensorSource : ITensorSource
     public ShardedTensorSource(string indexPath, Func<string, ITensorSource> open)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        Dictionary<string, string> map;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
-                throw new NBertException($"{indexPath}: no \"weight_map\" object.");
-            map = wm.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
-        }
-        catch (JsonException e)
-        {
-            throw new NBertException($"{indexPath}: not valid JSON ({e.Message}).", e);
-        }
+        var map = ReadWeightMap(indexPath);
         var opened = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
         try
         {
             foreach (var (tensor, file) in map)
             {
-                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains(".."))
-                    throw new NBertException($"{indexPath}: tensor '{tensor}' maps to '{file}', which is not a file beside the index.");
+                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains("..") || file.Contains('\0'))
+                    throw new NBertException($"{indexPath}: tensor '{Quote(tensor)}' maps to '{Quote(file)}', which is not a file beside the index.");
                 if (!opened.TryGetValue(file, out var shard))
                 {
                     string shardPath = Path.Combine(dir, file);
-                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{file}' (holding '{tensor}') is missing.", shardPath);
+                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{Quote(file)}' (holding '{Quote(tensor)}') is missing.", shardPath);
                     opened[file] = shard = open(shardPath);
                     _shards.Add(shard);
                 }
-                if (!shard.Contains(tensor)) throw new NBertException($"{indexPath}: tensor '{tensor}' is not in its shard '{file}'.");
+                if (!shard.Contains(tensor)) throw new NBertException($"{indexPath}: tensor '{Quote(tensor)}' is not in its shard '{Quote(file)}'.");
                 _byTensor[tensor] = shard;
             }
         }
@@ -85,6 +75,31 @@ public sealed class ShardedTensorSource : ITensorSource
             throw;
         }
         Tensors = _byTensor.Select(p => p.Value.Info(p.Key)).ToList();
+    }
+
+    /// <summary>The index's <c>weight_map</c>, tensor to shard file, in file order; every error names the index.</summary>
+    private static List<(string Tensor, string File)> ReadWeightMap(string indexPath)
+    {
+        NBertException Error(string message) => new($"{indexPath}: {message}.");
+        using var doc = JsonFile.Read(indexPath);
+        try
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Error("not a JSON object");
+            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
+                throw Error("no \"weight_map\" object (tensor name to shard file)");
+            var map = new List<(string, string)>();
+            foreach (var p in wm.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String)
+                    throw Error($"weight_map['{Quote(p.Name)}'] is {p.Value.ValueKind.ToString().ToLowerInvariant()}, not a shard file name");
+                map.Add((p.Name, p.Value.GetString()!));
+            }
+            return map;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new NBertException($"{indexPath}: a string cannot be read ({e.Message}).", e);
+        }
     }
 
     public bool Contains(string name) => _byTensor.ContainsKey(name);

@@ -26,6 +26,7 @@ public abstract class BertHeadModel : BertPreTrainedModel
     {
         if (Architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM))
             throw new InvalidOperationException($"{Architecture} has no masked-LM head.");
+        EnsureArray("the prediction logits (positions x vocab_size)", (long)positions.Count * Config.VocabSize);
         var hidden = RunBody(inputs, withPooler: false, outputHiddenStates: false, outputAttentions: false).LastHiddenState!.Data;
         int h = Config.HiddenSize;
         var rows = new float[positions.Count * h];
@@ -55,6 +56,7 @@ public sealed class BertForPreTraining : BertHeadModel
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
+        EnsureArray("the prediction logits (batch x sequence x vocab_size)", (long)inputs.Batch * inputs.SequenceLength * Config.VocabSize);
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
         var pooled = body.PoolerOutput!;
         return body with
@@ -72,6 +74,7 @@ public sealed class BertForMaskedLM : BertHeadModel
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
+        EnsureArray("the logits (batch x sequence x vocab_size)", (long)inputs.Batch * inputs.SequenceLength * Config.VocabSize);
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         return body with { Logits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
     }
@@ -108,6 +111,7 @@ public sealed class BertForTokenClassification : BertHeadModel
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
     {
+        EnsureArray("the logits (batch x sequence x num_labels)", (long)inputs.Batch * inputs.SequenceLength * Config.NumLabels);
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
         return body with { Logits = new FloatTensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };

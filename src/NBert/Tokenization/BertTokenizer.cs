@@ -44,6 +44,7 @@ public sealed partial class BertTokenizer
     internal BertTokenizer(WordPiece model, BertNormalizerOptions normalizer, IReadOnlyList<AddedToken> addedTokens,
         TemplateProcessing? postProcessor, (string Prefix, bool Cleanup) decoder, SpecialTokenNames names, int? modelMaxLength)
     {
+        CheckAddedTokenIds(addedTokens, model.VocabSize);
         _model = model;
         _normalizer = BertNormalizer.For(normalizer);
         AddedTokens = addedTokens;
@@ -55,6 +56,7 @@ public sealed partial class BertTokenizer
         foreach (var t in addedTokens) _addedById[t.Id] = t;
         _specialContents = addedTokens.Where(t => t.Special).Select(t => t.Content).ToHashSet(StringComparer.Ordinal);
         VocabSize = Math.Max(model.VocabSize, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
+        CheckTemplateIds(postProcessor, VocabSize);
         _tokenOf = new string[VocabSize];
         for (int id = 0; id < _tokenOf.Length; id++) _tokenOf[id] = IdToToken(id) ?? "";
         (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
