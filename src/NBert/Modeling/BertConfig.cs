@@ -42,6 +42,19 @@ public sealed partial record BertConfig
     public JsonObject Extra { get; init; } = new();
 
     public int NumLabels => Id2Label.Count;
+
+    /// <summary>Label ids by name (transformers' <c>label2id</c>), the inverse of <see cref="Id2Label"/> (a name given to
+    /// several ids maps to the first).</summary>
+    public IReadOnlyDictionary<string, int> Label2Id
+    {
+        get
+        {
+            var map = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < Id2Label.Count; i++) map.TryAdd(Id2Label[i], i);
+            return map;
+        }
+    }
+
     public int HeadSize => HiddenSize / NumAttentionHeads;
 
     /// <summary>The activation <see cref="HiddenAct"/> names.</summary>

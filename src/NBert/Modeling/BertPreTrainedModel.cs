@@ -11,7 +11,7 @@ namespace NBert.Modeling;
 /// by transformers name, loading, random initialisation, saving, and the body's forward pass
 /// (embeddings, encoder layers, pooler). The heads are the subclasses named as in transformers.
 /// </summary>
-public abstract class BertPreTrainedModel
+public abstract class BertPreTrainedModel : IDisposable
 {
     public BertConfig Config { get; }
     public BertArchitecture Architecture { get; }
@@ -45,17 +45,30 @@ public abstract class BertPreTrainedModel
         _packed.Clear();
     }
 
+    private bool _disposed;
+
+    /// <summary>Releases what the model derived from its weights for speed (packed copies of the weight matrices, about
+    /// the size of the weights again); the model cannot run afterwards (<see cref="ObjectDisposedException"/>).</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        WeightsChanged();
+        GC.SuppressFinalize(this);
+    }
+
     // ---- loading and saving ----
 
-    /// <summary>Loads a model directory (config.json plus weights) as the architecture its config names,
-    /// or as <paramref name="architecture"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture = null, int seed = 0) =>
-        FromPretrained(directory, architecture, seed, configure: null);
+    /// <summary>Loads a model (config.json plus weights) by directory or name (a built-in such as <c>minilm</c>, or a
+    /// Hugging Face Hub id such as <c>bert-base-uncased</c>: see <see cref="Hub.ModelResolver"/>) as the class its
+    /// config names, or as <paramref name="architecture"/>. Each head's class has a typed <c>FromPretrained</c> too.</summary>
+    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture = null, int seed = 0) =>
+        FromPretrained(nameOrPath, architecture, seed, configure: null);
 
-    /// <summary>Loads a model directory with its config changed by <paramref name="configure"/> first (for example new
-    /// labels for a classification head, which is then initialised as transformers initialises a missing head).</summary>
-    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
+    /// <summary>Loads a model with its config changed by <paramref name="configure"/> first (for example new labels for a
+    /// classification head, which is then initialised as transformers initialises a missing head, with a warning).</summary>
+    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
     {
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
         string configPath = Path.Combine(directory, "config.json");
         var config = BertConfig.Load(configPath);
         if (configure is not null) config = configure(config);
@@ -165,8 +178,17 @@ public abstract class BertPreTrainedModel
 
     // ---- forward ----
 
-    /// <summary>Runs the model on a batch. Sequences longer than max_position_embeddings are refused.</summary>
-    public abstract ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false);
+    /// <summary>Runs the model on a batch (safe to call from several threads at once). Sequences longer than
+    /// max_position_embeddings are refused. Each head's class has a <c>Forward</c> that returns its own output type.</summary>
+    public ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return ForwardCore(inputs, outputHiddenStates, outputAttentions);
+    }
+
+    /// <summary>The head's forward pass, returning its own output type.</summary>
+    private protected abstract ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions);
 
     /// <summary>One encoder layer's weights, resolved once: packed matrices and the vectors beside them.</summary>
     private sealed class Layer

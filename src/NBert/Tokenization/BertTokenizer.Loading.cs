@@ -33,25 +33,42 @@ internal sealed record SpecialTokenNames(string Unk, string Cls, string Sep, str
 public sealed partial class BertTokenizer
 {
     /// <summary>
-    /// Loads the tokenizer of a model directory: <c>tokenizer.json</c> when present, else <c>vocab.txt</c>;
-    /// <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens, options and
-    /// <c>model_max_length</c>.
+    /// Loads the tokenizer of a model by directory or name (a built-in such as <c>minilm</c>, or a Hugging Face Hub id:
+    /// see <see cref="Hub.ModelResolver"/>), as transformers' <c>from_pretrained</c>: <c>tokenizer.json</c> when present,
+    /// else <c>vocab.txt</c>; <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
+    /// options and <c>model_max_length</c>. The model's <c>max_position_embeddings</c> in a config.json beside them
+    /// bounds <see cref="MaxInputLength"/>.
     /// </summary>
-    public static BertTokenizer FromDirectory(string directory)
+    public static BertTokenizer FromPretrained(string nameOrPath)
     {
-        ArgumentNullException.ThrowIfNull(directory);
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
-        if (File.Exists(json)) return FromTokenizerJson(json, config);
-        string vocab = Path.Combine(directory, "vocab.txt");
-        if (!File.Exists(vocab))
-            throw new FileNotFoundException(
-                $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
-        var lines = ReadVocabFile(vocab);
-        config.CheckAddedTokenIds(lines.Count);
-        return FromVocabulary(vocab, lines, config.ToOptions());
+        BertTokenizer tokenizer;
+        if (File.Exists(json)) tokenizer = FromTokenizerJson(json, config);
+        else
+        {
+            string vocab = Path.Combine(directory, "vocab.txt");
+            if (!File.Exists(vocab))
+                throw new FileNotFoundException(
+                    $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
+            var lines = ReadVocabFile(vocab);
+            config.CheckAddedTokenIds(lines.Count);
+            tokenizer = FromVocabulary(vocab, lines, config.ToOptions());
+        }
+        tokenizer.SourceDirectory = directory;
+        tokenizer.MaxPositionEmbeddings = ModelPositions(directory);
+        return tokenizer;
+    }
+
+    /// <summary>config.json's max_position_embeddings beside the tokenizer, if there is one and it says.</summary>
+    private static int? ModelPositions(string directory)
+    {
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path)) return null;
+        using var doc = JsonFile.Read(path);
+        return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("max_position_embeddings", out var m)
+            && m.ValueKind == JsonValueKind.Number && m.TryGetInt32(out int n) && n > 0 ? n : null;
     }
 
     /// <summary>Loads a <c>vocab.txt</c> (UTF-8, one token per line, LF or CRLF; the line number is the id).</summary>

@@ -31,7 +31,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
     /// <summary>A tokenizer that loaded must encode a text and a pair and decode them.</summary>
     private void LoadAndUse()
     {
-        var tokenizer = BertTokenizer.FromDirectory(Dir);
+        var tokenizer = BertTokenizer.FromPretrained(Dir);
         var single = tokenizer.Encode("Hello, World! [MASK] naïve café 中文 😀 don't ##stop");
         var pair = tokenizer.Encode("a?", "its [SEP] context, long enough to be cut into windows of a few tokens each.", new EncodeOptions { MaxLength = 16, Stride = 2,
             Truncation = TruncationStrategy.OnlySecond, ReturnOverflowingTokens = true, Padding = PaddingStrategy.MaxLength });

@@ -221,7 +221,7 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     [Fact]
     public void Padded_encodings_make_a_batch_with_their_ids_types_and_mask()
     {
-        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("model", "pretraining"));
         var encodings = tokenizer.EncodeBatch([("The man went to the store.", "He bought milk."), ("Hi", null)],
             new NBert.Tokenization.EncodeOptions { Padding = NBert.Tokenization.PaddingStrategy.Longest });
         var batch = ModelInputs.FromEncodings(encodings);
@@ -265,7 +265,7 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     [Fact]
     public void A_tokenizer_larger_than_the_models_vocabulary_is_refused_naming_both_sizes_and_an_id()
     {
-        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("model", "pretraining"));
         var model = BertPreTrainedModel.FromConfig(Tiny with { VocabSize = 100 }, BertArchitecture.BertModel, seed: 1);
         var ex = Assert.Throws<NBertException>(() => model.EnsureTokenizerFits(tokenizer));
         Assert.Contains($"The tokenizer has {tokenizer.VocabSize:N0} ids but the model's vocab_size is 100", ex.Message);

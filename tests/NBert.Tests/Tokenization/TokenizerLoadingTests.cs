@@ -31,7 +31,7 @@ public sealed class TokenizerLoadingTests : TempDirectoryTest
     private NBertException Refused(string file, string message)
     {
         long before = GC.GetAllocatedBytesForCurrentThread();
-        var ex = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(Dir));
+        var ex = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(Dir));
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, $"allocated {GC.GetAllocatedBytesForCurrentThread() - before:N0} bytes to refuse");
         Assert.Contains(Temp(file), ex.Message);
         Assert.Contains(message, ex.Message);
@@ -42,10 +42,10 @@ public sealed class TokenizerLoadingTests : TempDirectoryTest
     public void The_unchanged_files_load_so_each_refusal_below_is_about_its_one_change()
     {
         TokenizerJson(_ => { });
-        Assert.Equal(4000, BertTokenizer.FromDirectory(Dir).VocabSize);
+        Assert.Equal(4000, BertTokenizer.FromPretrained(Dir).VocabSize);
         File.Delete(Temp("tokenizer.json"));
         VocabWithConfig(c => c["added_tokens_decoder"] = JsonNode.Parse("""{"4000": {"content": "<new>", "special": true}}"""));
-        var tokenizer = BertTokenizer.FromDirectory(Dir);
+        var tokenizer = BertTokenizer.FromPretrained(Dir);
         Assert.Equal(4001, tokenizer.VocabSize);
         Assert.Equal([4000], tokenizer.Encode("a <new>", options: new EncodeOptions { AddSpecialTokens = false }).InputIds[^1..]);
     }
