@@ -152,7 +152,7 @@ public static class QuickstartCommand
             Epochs = epochs, BatchSize = 32, LearningRate = 5e-5, WarmupRatio = 0.1, AdamW = new AdamWOptions { WeightDecay = 0.01 },
             MaxGradNorm = 1.0, Seed = seed, LogSteps = 5,
         };
-        var trainer = new Trainer(model, baseModel, task.Train.Count, (indices, _) => task.Batch(indices), m => task.Evaluate(m, 32), options);
+        var trainer = new Trainer(model, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices), m => task.Evaluate(m, 32), options);
         // Train beside the target and rename when done: an interrupted run never leaves a half-written model
         // where the next run would reuse it, and --retrain keeps the old model until the new one is complete.
         string full = Path.GetFullPath(outDir);

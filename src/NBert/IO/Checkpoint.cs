@@ -26,16 +26,19 @@ public static class Checkpoint
     /// <summary>The tokenizer files that travel with a model directory.</summary>
     public static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
 
-    /// <summary>Copies the tokenizer files of <paramref name="source"/> that exist into <paramref name="target"/>
-    /// (each written to a temporary name, then renamed), so a saved model loads as a whole.</summary>
-    public static void CopyTokenizerFiles(string source, string target)
+    /// <summary>Stages copies of the tokenizer files of <paramref name="source"/> that exist into <paramref name="files"/>,
+    /// so a saved model loads as a whole; returns whether there was any.</summary>
+    public static bool StageTokenizerFiles(string source, StagedFiles files)
     {
+        bool any = false;
         foreach (var name in TokenizerFiles)
         {
-            string from = System.IO.Path.Combine(source, name), to = System.IO.Path.Combine(target, name);
-            if (File.Exists(from) && System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(to))
-                AtomicFile.Write(to, s => { using var f = File.OpenRead(from); f.CopyTo(s); });
+            string from = System.IO.Path.Combine(source, name);
+            if (!File.Exists(from)) continue;
+            any = true;
+            if (System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(System.IO.Path.Combine(files.Directory, name))) files.Copy(name, from);
         }
+        return any;
     }
 }
 

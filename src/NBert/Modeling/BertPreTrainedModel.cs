@@ -137,9 +137,14 @@ public abstract class BertPreTrainedModel : IDisposable
     /// <summary>Writes config.json and model.safetensors as transformers saves them, as one unit: both are
     /// written to temporary names and renamed only when both succeeded, and a directory this creates is
     /// removed again if writing fails.</summary>
-    public void SavePretrained(string directory)
+    public void SavePretrained(string directory) => SavePretrained(directory, tokenizer: null);
+
+    /// <summary>Writes the model and, when given, <paramref name="tokenizer"/>'s files, as one unit: everything a later
+    /// <see cref="FromPretrained(string, BertArchitecture?, int)"/> and a pipeline's <c>FromPretrained</c> need.</summary>
+    public void SavePretrained(string directory, Tokenization.BertTokenizer? tokenizer)
     {
         using var files = new StagedFiles(directory);
+        tokenizer?.SavePretrained(files);
         SavePretrained(files);
         files.Commit();
     }

@@ -26,15 +26,7 @@ public sealed partial class BertTokenizer
     public void SavePretrained(StagedFiles files)
     {
         ArgumentNullException.ThrowIfNull(files);
-        if (SourceDirectory is not null && Checkpoint.TokenizerFiles.Any(f => File.Exists(Path.Combine(SourceDirectory, f))))
-        {
-            foreach (string name in Checkpoint.TokenizerFiles)
-            {
-                string from = Path.Combine(SourceDirectory, name);
-                if (File.Exists(from) && Path.GetFullPath(from) != Path.GetFullPath(Path.Combine(files.Directory, name))) files.Copy(name, from);
-            }
-            return;
-        }
+        if (SourceDirectory is not null && Checkpoint.StageTokenizerFiles(SourceDirectory, files)) return;
         var vocab = Enumerable.Range(0, Model.VocabSize).Select(id => Model.IdToToken(id) ?? "").ToList();
         files.WriteAllText("vocab.txt", string.Join("\n", vocab) + "\n");
         var indented = new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
