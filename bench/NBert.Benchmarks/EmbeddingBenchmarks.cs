@@ -22,7 +22,7 @@ public static class EmbeddingBenchmarks
     {
         int threads = Environment.ProcessorCount;
         NBert.Tensors.Threading.MaxThreads = threads;
-        var embedder = SentenceEmbeddings.FromDirectory(BuiltinModels.MiniLm());
+        var embedder = SentenceEmbeddings.FromPretrained(BuiltinModels.MiniLm());
         string onnx = Path.Combine(Path.GetTempPath(), $"nbert-bench-minilm-{Environment.ProcessId}.onnx");
         File.WriteAllBytes(onnx, AssemblyResources.Read(BuiltinModels.FindPackageAssembly(), "model.onnx"));
         try

@@ -20,7 +20,7 @@ public static class PipelineBenchmarks
     public static string Run(IReadOnlyList<string> sentences, int rounds, TextWriter log)
     {
         string directory = BuiltinModels.Resolve("minilm");
-        var tokenizer = BertTokenizer.FromDirectory(directory);
+        var tokenizer = BertTokenizer.FromPretrained(directory);
         BertPreTrainedModel Model(BertArchitecture a, int labels = 2) =>
             BertPreTrainedModel.FromPretrained(directory, a, seed: 1, c => c with { Id2Label = Enumerable.Range(0, labels).Select(i => $"LABEL_{i}").ToArray() });
         var classify = new TextClassification(tokenizer, Model(BertArchitecture.BertForSequenceClassification));

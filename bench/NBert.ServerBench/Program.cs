@@ -29,7 +29,7 @@ var sentences = Corpus.LoadSotu(Path.Combine(repo, "bench", "data", "sotu"))
     .Where(s => s.Split(' ').Length is >= 5 and <= 60)
     .Take(count).ToList();
 
-var pipeline = SentenceEmbeddings.FromDirectory(ModelResolver.Resolve("minilm"));
+var pipeline = SentenceEmbeddings.FromPretrained(ModelResolver.Resolve("minilm"));
 await using var server = await InferenceServer.StartAsync(new ServerOptions { Model = "minilm", Port = 0, Hostname = "127.0.0.1" });
 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = server.Address, Timeout = TimeSpan.FromMinutes(10) };
 

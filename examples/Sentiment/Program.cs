@@ -13,7 +13,7 @@ if (!Directory.Exists(directory))
     return 2;
 }
 
-var tokenizer = BertTokenizer.FromDirectory(directory);
+var tokenizer = BertTokenizer.FromPretrained(directory);
 var model = BertPreTrainedModel.FromPretrained(directory);
 
 string[] sentences = ["I loved every minute of it.", "The food was cold and the service was slow.", "It was fine, I guess."];

@@ -112,6 +112,9 @@ internal sealed class BatchingQueue
         }
     }
 
+    /// <summary>Waits at most <paramref name="timeout"/> for the loop to end after <see cref="Stop"/>; true when it has.</summary>
+    public bool WaitStopped(TimeSpan timeout) => _thread.Join(timeout);
+
     private void Loop()
     {
         while (true)

@@ -108,6 +108,8 @@ public sealed class InferenceServer : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         Queue.Stop();
+        // The model goes only once no batch can be running on it (a stop does not wait for the batch in progress).
+        if (Queue.WaitStopped(_options.ShutdownTimeout)) Model.Dispose();
     }
 
     /// <summary>The drain, run when the host begins to stop and before Kestrel stops listening.</summary>

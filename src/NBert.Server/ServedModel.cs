@@ -17,7 +17,7 @@ internal enum EncoderOutput { Pooled, Tokens, Logits }
 /// classification with several labels or one), and NBert's heads: <c>fill-mask</c>, <c>token-classification</c>,
 /// <c>question-answering</c>, <c>next-sentence</c>, <c>pretraining</c> (fill-mask and next-sentence).
 /// </summary>
-internal sealed class ServedModel
+internal sealed class ServedModel : IDisposable
 {
     public string ModelId { get; }
     public string Task { get; }
@@ -58,7 +58,7 @@ internal sealed class ServedModel
             BertArchitecture.BertForNextSentencePrediction => "next-sentence",
             _ => "pretraining",
         };
-        Tokenizer = BertTokenizer.FromDirectory(directory);
+        Tokenizer = BertTokenizer.FromPretrained(directory);
         _model = BertPreTrainedModel.FromPretrained(directory, architecture);
         _pooler = new SentenceEmbeddings(Tokenizer, _model, new EmbeddingOptions { Pooling = pooling, Normalize = false });
         if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
@@ -76,6 +76,9 @@ internal sealed class ServedModel
         }
         MaxInputLength = limit;
     }
+
+    /// <summary>Releases the model's packed weights (call it once no forward pass can run).</summary>
+    public void Dispose() => _model.Dispose();
 
     /// <summary>Loads a model directory or built-in name (through <see cref="ModelResolver"/>).</summary>
     public static ServedModel Load(string nameOrPath, Pooling pooling) => new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling);

@@ -69,7 +69,7 @@ public static class FineTuneCommands
                 SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping),
             });
             int batch = options.BatchSize;
-            var trainer = new Trainer(pretrained, directory, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
+            var trainer = new Trainer(pretrained, tokenizer, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
                 m => prepared.Evaluate(m, batch), options);
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
                 $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");

@@ -70,7 +70,8 @@ public static class ModelCommands
         };
         command.SetAction(parse =>
         {
-            var c = LoadConfig(parse.GetValue(config)!);
+            string configPath = parse.GetValue(config)!;
+            var c = LoadConfig(configPath);
             BertArchitecture arch;
             try
             {
@@ -80,12 +81,28 @@ public static class ModelCommands
             {
                 throw new CliException(e.Message);
             }
+            catch (NBertException e)
+            {
+                throw new CliException($"{configPath}: {e.Message}", e);
+            }
+            try
+            {
+                BertArchitectures.EnsureFitsInMemory(c, arch); // before anything is allocated
+            }
+            catch (NBertException e)
+            {
+                throw new CliException($"{configPath}: {e.Message}", e);
+            }
             string? vocabPath = parse.GetValue(vocab);
             if (vocabPath is not null && !File.Exists(vocabPath)) throw new CliException($"vocabulary '{vocabPath}' does not exist.");
             string dir = parse.GetValue(output)!;
             var model = BertPreTrainedModel.FromConfig(c, arch, parse.GetValue(seed));
-            model.SavePretrained(dir);
-            if (vocabPath is not null) File.Copy(vocabPath, Path.Combine(dir, "vocab.txt"), overwrite: true);
+            using (var files = new StagedFiles(dir))
+            {
+                if (vocabPath is not null) files.Copy("vocab.txt", vocabPath);
+                model.SavePretrained(files);
+                files.Commit();
+            }
             stdout.WriteLine($"wrote a random {arch} ({model.Parameters.Values.Sum(t => t.Length):N0} parameters, seed {parse.GetValue(seed)}) to {dir}");
             return Program.Ok;
         });
@@ -147,6 +164,7 @@ public static class ModelCommands
                     initialized = report.Initialized,
                     unexpected = report.Unexpected,
                     ignored = report.Ignored,
+                    non_finite = report.NonFinite.Select(t => new { name = t.Name, count = t.Count, length = t.Length }),
                 }, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
                 return Program.Ok;
             }
@@ -157,14 +175,15 @@ public static class ModelCommands
                 ("vocab_size", c.VocabSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),
                 ("num_attention_heads", c.NumAttentionHeads), ("intermediate_size", c.IntermediateSize),
                 ("max_position_embeddings", c.MaxPositionEmbeddings), ("hidden_act", c.HiddenAct),
-                ("labels", string.Join(", ", c.Id2Label)), ("parameters", parameters.ToString("N0")),
+                ("labels", c.NumLabels <= 20 ? string.Join(", ", c.Id2Label) : $"{string.Join(", ", c.Id2Label.Take(20))}, ... ({c.NumLabels:N0} labels)"),
+                ("parameters", parameters.ToString("N0")),
             })
                 summary.AddRow(k, Markup.Escape(v.ToString() ?? ""));
             console.Write(summary);
             var table = new Table().AddColumns("tensor", "dtype", "shape");
             foreach (var t in tensors) table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"));
             console.Write(table);
-            console.WriteLine(report.Initialized.Count == 0 && report.Unexpected.Count == 0
+            console.WriteLine(!report.Warnings.Any()
                 ? "Load report: every parameter loaded, nothing unused."
                 : string.Join(Environment.NewLine, report.Warnings.Select(w => "Load report: " + w)));
             return Program.Ok;

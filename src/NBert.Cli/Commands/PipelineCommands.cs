@@ -115,7 +115,7 @@ public static class PipelineCommands
         command.SetAction(parse =>
         {
             int k = parse.GetValue(topK);
-            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromDirectory);
+            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromPretrained);
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (targetList is { Length: 0 }) throw new CliException($"--targets '{parse.GetValue(targets)}' names no word: give comma-separated words, or leave it out for the whole vocabulary.");
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
@@ -143,7 +143,7 @@ public static class PipelineCommands
         {
             int? k = ParseTopK(parse.GetValue(topK)!, "--top-k");
             var apply = parse.GetValue(function) switch { "softmax" => ScoreFunction.Softmax, "sigmoid" => ScoreFunction.Sigmoid, "none" => ScoreFunction.None, _ => ScoreFunction.Default };
-            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromDirectory);
+            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromPretrained);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t.Select(x => (x, (string?)null)).ToList() : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.OptionalString(e, "text_pair")),
@@ -167,7 +167,7 @@ public static class PipelineCommands
         command.SetAction(parse =>
         {
             var strategy = Enum.Parse<Aggregation>(parse.GetValue(aggregation)!, ignoreCase: true);
-            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromDirectory);
+            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromPretrained);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
                 chunk => pipeline.Run(chunk, strategy, parse.GetValue(stride)).Cast<object>().ToList(), parse.GetValue(json), x => x,
@@ -203,7 +203,7 @@ public static class PipelineCommands
             };
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give a QUESTION and a CONTEXT, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromDirectory);
+            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromPretrained);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
                 chunk => pipeline.Run(chunk, options).Select(a => PipelineJson.QuestionAnswering(a, options.TopK)).ToList(), parse.GetValue(json),
@@ -225,7 +225,7 @@ public static class PipelineCommands
         {
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give two sentences A and B, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromDirectory);
+            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromPretrained);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
                 chunk => pipeline.Run(chunk).Select(p => (object)PipelineJson.NextSentence(p)).ToList(),

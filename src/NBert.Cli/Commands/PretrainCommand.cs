@@ -49,7 +49,7 @@ public static class PretrainCommand
             bool nsp = !parse.GetValue(noNsp);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
-            var (pretrained, tokenizer, tokenizerDirectory) = LoadModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
+            var (pretrained, tokenizer) = LoadModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
             int maxLength = parse.GetValue(maxSeqLength);
             if (maxLength > pretrained.Config.MaxPositionEmbeddings)
                 throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
@@ -90,7 +90,7 @@ public static class PretrainCommand
                 throw new CliException(e.Message, e);
             }
             int evalBatch = Math.Min(64, options.BatchSize);
-            var trainer = new Trainer(pretrained, tokenizerDirectory, train.Count,
+            var trainer = new Trainer(pretrained, tokenizer, train.Count,
                 (indices, step) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, step, 0x4D4C4D)), nsp),
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
@@ -122,14 +122,14 @@ public static class PretrainCommand
         }
     }
 
-    private static (BertPreTrainedModel Model, BertTokenizer Tokenizer, string TokenizerDirectory) LoadModel(string? model, string? config, string? vocab,
+    private static (BertPreTrainedModel Model, BertTokenizer Tokenizer) LoadModel(string? model, string? config, string? vocab,
         BertArchitecture architecture, int seed)
     {
         if (model is not null)
         {
             if (config is not null) throw new CliException("Give either --model or --config with --vocab, not both.");
             string directory = ModelCommands.Resolve(model);
-            return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory), directory);
+            return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory));
         }
         if (config is null || vocab is null) throw new CliException("Give --model DIR, or --config CONFIG.json with --vocab DIR.");
         var tokenizer = TokenizeCommand.LoadTokenizer(vocab);
@@ -142,6 +142,6 @@ public static class PretrainCommand
         {
             throw new CliException(e.Message, e);
         }
-        return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer, vocab);
+        return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer);
     }
 }

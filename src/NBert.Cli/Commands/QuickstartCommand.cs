@@ -84,7 +84,7 @@ public static class QuickstartCommand
             }
 
             // Sentence embeddings come from the pretrained model itself, not the fine-tuned one.
-            var embedder = SentenceEmbeddings.FromDirectory(baseModel, new EmbeddingOptions { Normalize = true });
+            var embedder = SentenceEmbeddings.FromPretrained(baseModel, new EmbeddingOptions { Normalize = true });
             var hits = SentenceEmbeddings.Search(embedder.Embed(SimilarityQuery), embedder.Embed(testTexts), 3);
             if (!asJson)
             {
@@ -98,9 +98,9 @@ public static class QuickstartCommand
             string models = Path.GetDirectoryName(outDir.TrimEnd('/', '\\')) ?? "";
             string nerDir = Path.Combine(models, "ner-minilm"), qaDir = Path.Combine(models, "qa-minilm");
             List<EntityPrediction>? entities = IsModel(nerDir, BertArchitecture.BertForTokenClassification)
-                ? TokenClassification.FromDirectory(nerDir).Run([NerExample], Aggregation.Simple)[0] : null;
+                ? TokenClassification.FromPretrained(nerDir).Run([NerExample], Aggregation.Simple)[0] : null;
             QaAnswer? answer = IsModel(qaDir, BertArchitecture.BertForQuestionAnswering)
-                ? QuestionAnswering.FromDirectory(qaDir).Run([(QaQuestion, QaContext)], new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0][0] : null;
+                ? QuestionAnswering.FromPretrained(qaDir).Run([(QaQuestion, QaContext)], new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0][0] : null;
             if (!asJson)
             {
                 console.MarkupLine("[bold]5. Named entities and question answering[/]:");
@@ -152,7 +152,7 @@ public static class QuickstartCommand
             Epochs = epochs, BatchSize = 32, LearningRate = 5e-5, WarmupRatio = 0.1, AdamW = new AdamWOptions { WeightDecay = 0.01 },
             MaxGradNorm = 1.0, Seed = seed, LogSteps = 5,
         };
-        var trainer = new Trainer(model, baseModel, task.Train.Count, (indices, _) => task.Batch(indices), m => task.Evaluate(m, 32), options);
+        var trainer = new Trainer(model, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices), m => task.Evaluate(m, 32), options);
         // Train beside the target and rename when done: an interrupted run never leaves a half-written model
         // where the next run would reuse it, and --retrain keeps the old model until the new one is complete.
         string full = Path.GetFullPath(outDir);

@@ -61,7 +61,7 @@ public static class TokenizeCommand
     {
         try
         {
-            return BertTokenizer.FromDirectory(ModelCommands.Resolve(directory));
+            return BertTokenizer.FromPretrained(ModelCommands.Resolve(directory));
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or NBertException)
         {

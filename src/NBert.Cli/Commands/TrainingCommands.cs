@@ -146,8 +146,10 @@ public static class TrainingCommands
     {
         try
         {
-            model.SavePretrained(outDir);
-            Checkpoint.CopyTokenizerFiles(sourceDirectory, outDir);
+            using var files = new StagedFiles(outDir);
+            Checkpoint.StageTokenizerFiles(sourceDirectory, files);
+            model.SavePretrained(files);
+            files.Commit();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using static NBert.NBertException;
 
 namespace NBert.IO;
 
@@ -25,16 +26,19 @@ public static class Checkpoint
     /// <summary>The tokenizer files that travel with a model directory.</summary>
     public static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
 
-    /// <summary>Copies the tokenizer files of <paramref name="source"/> that exist into <paramref name="target"/>
-    /// (each written to a temporary name, then renamed), so a saved model loads as a whole.</summary>
-    public static void CopyTokenizerFiles(string source, string target)
+    /// <summary>Stages copies of the tokenizer files of <paramref name="source"/> that exist into <paramref name="files"/>,
+    /// so a saved model loads as a whole; returns whether there was any.</summary>
+    public static bool StageTokenizerFiles(string source, StagedFiles files)
     {
+        bool any = false;
         foreach (var name in TokenizerFiles)
         {
-            string from = System.IO.Path.Combine(source, name), to = System.IO.Path.Combine(target, name);
-            if (File.Exists(from) && System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(to))
-                AtomicFile.Write(to, s => { using var f = File.OpenRead(from); f.CopyTo(s); });
+            string from = System.IO.Path.Combine(source, name);
+            if (!File.Exists(from)) continue;
+            any = true;
+            if (System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(System.IO.Path.Combine(files.Directory, name))) files.Copy(name, from);
         }
+        return any;
     }
 }
 
@@ -49,33 +53,22 @@ public sealed class ShardedTensorSource : ITensorSource
     public ShardedTensorSource(string indexPath, Func<string, ITensorSource> open)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
-        Dictionary<string, string> map;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
-                throw new NBertException($"{indexPath}: no \"weight_map\" object.");
-            map = wm.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? "");
-        }
-        catch (JsonException e)
-        {
-            throw new NBertException($"{indexPath}: not valid JSON ({e.Message}).", e);
-        }
+        var map = ReadWeightMap(indexPath);
         var opened = new Dictionary<string, ITensorSource>(StringComparer.Ordinal);
         try
         {
             foreach (var (tensor, file) in map)
             {
-                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains(".."))
-                    throw new NBertException($"{indexPath}: tensor '{tensor}' maps to '{file}', which is not a file beside the index.");
+                if (file.Length == 0 || file.Contains('/') || file.Contains('\\') || file.Contains("..") || file.Contains('\0'))
+                    throw new NBertException($"{indexPath}: tensor '{Quote(tensor)}' maps to '{Quote(file)}', which is not a file beside the index.");
                 if (!opened.TryGetValue(file, out var shard))
                 {
                     string shardPath = Path.Combine(dir, file);
-                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{file}' (holding '{tensor}') is missing.", shardPath);
+                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{Quote(file)}' (holding '{Quote(tensor)}') is missing.", shardPath);
                     opened[file] = shard = open(shardPath);
                     _shards.Add(shard);
                 }
-                if (!shard.Contains(tensor)) throw new NBertException($"{indexPath}: tensor '{tensor}' is not in its shard '{file}'.");
+                if (!shard.Contains(tensor)) throw new NBertException($"{indexPath}: tensor '{Quote(tensor)}' is not in its shard '{Quote(file)}'.");
                 _byTensor[tensor] = shard;
             }
         }
@@ -85,6 +78,31 @@ public sealed class ShardedTensorSource : ITensorSource
             throw;
         }
         Tensors = _byTensor.Select(p => p.Value.Info(p.Key)).ToList();
+    }
+
+    /// <summary>The index's <c>weight_map</c>, tensor to shard file, in file order; every error names the index.</summary>
+    private static List<(string Tensor, string File)> ReadWeightMap(string indexPath)
+    {
+        NBertException Error(string message) => new($"{indexPath}: {message}.");
+        using var doc = JsonFile.Read(indexPath);
+        try
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Error("not a JSON object");
+            if (!doc.RootElement.TryGetProperty("weight_map", out var wm) || wm.ValueKind != JsonValueKind.Object)
+                throw Error("no \"weight_map\" object (tensor name to shard file)");
+            var map = new List<(string, string)>();
+            foreach (var p in wm.EnumerateObject())
+            {
+                if (p.Value.ValueKind != JsonValueKind.String)
+                    throw Error($"weight_map['{Quote(p.Name)}'] is {p.Value.ValueKind.ToString().ToLowerInvariant()}, not a shard file name");
+                map.Add((p.Name, p.Value.GetString()!));
+            }
+            return map;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new NBertException($"{indexPath}: a string cannot be read ({e.Message}).", e);
+        }
     }
 
     public bool Contains(string name) => _byTensor.ContainsKey(name);

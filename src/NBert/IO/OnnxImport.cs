@@ -26,16 +26,23 @@ public static class OnnxImport
         ModelProto model;
         try
         {
-            using var stream = File.OpenRead(onnxPath);
-            model = ModelProto.Parser.ParseFrom(stream);
+            // Parsed from the bytes, not a stream: a length field then cannot ask for more than the file holds.
+            model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnxPath));
         }
         catch (InvalidProtocolBufferException e)
         {
             throw new NBertException($"{onnxPath}: not an ONNX model ({e.Message}).", e);
         }
+        // Protobuf reads an empty file (or any bytes without a graph field) as an empty message.
+        if (model.Graph is null || model.Graph.Node.Count == 0 && model.Graph.Initializer.Count == 0)
+            throw new NBertException($"{onnxPath}: not an ONNX model: it holds no graph{(new FileInfo(onnxPath).Length == 0 ? " (the file is empty)" : "")}.");
         try
         {
             return Import(model.Graph, heads);
+        }
+        catch (NBertException e)
+        {
+            throw new NBertException($"{onnxPath}: {e.Message}", e);
         }
         catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or ArgumentException or FormatException)
         {
@@ -50,10 +57,12 @@ public static class OnnxImport
         if (!File.Exists(vocabPath)) throw new FileNotFoundException($"{vocabPath}: no such vocabulary.", vocabPath);
         var result = Read(onnxPath, heads);
         var model = BertPreTrainedModel.Create(result.Config, BertArchitecture.BertModel, result.Parameters, null);
-        model.SavePretrained(directory);
-        File.Copy(vocabPath, Path.Combine(directory, "vocab.txt"), overwrite: true);
-        AtomicFile.WriteAllText(Path.Combine(directory, "tokenizer_config.json"),
+        using var files = new StagedFiles(directory);
+        files.Copy("vocab.txt", vocabPath);
+        files.WriteAllText("tokenizer_config.json",
             $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxPositionEmbeddings}\n}}\n");
+        model.SavePretrained(files);
+        files.Commit();
         return result;
     }
 
@@ -89,9 +98,17 @@ public static class OnnxImport
 
         var words = parameters.GetValueOrDefault("embeddings.word_embeddings.weight")
             ?? throw new InvalidOperationException("no embeddings.word_embeddings.weight: not a BERT export.");
+        if (words.Rank != 2) throw new InvalidOperationException($"embeddings.word_embeddings.weight has shape [{string.Join(", ", words.Shape)}], not [vocab, hidden].");
         int hidden = words.Shape[1];
-        int layers = parameters.Keys.Where(k => k.StartsWith("encoder.layer.", StringComparison.Ordinal))
-            .Select(k => int.Parse(k.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture)).DefaultIfEmpty(-1).Max() + 1;
+        int layers = 0;
+        foreach (var k in parameters.Keys.Where(k => k.StartsWith("encoder.layer.", StringComparison.Ordinal)))
+        {
+            var parts = k.Split('.');
+            if (parts.Length < 4 || !int.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer)
+                || layer >= parameters.Count)
+                throw new InvalidOperationException($"initializer '{NBertException.Quote(k)}' does not name an encoder layer of this export.");
+            layers = Math.Max(layers, layer + 1);
+        }
 
         // √(head size): the scalar the attention scores are divided by.
         int? headSize = graph.Node.Where(n => n.OpType == "Div")
@@ -125,6 +142,7 @@ public static class OnnxImport
             Architectures = [nameof(BertArchitecture.BertModel)],
         };
         config.Validate();
+        BertArchitectures.EnsureFitsInMemory(config, BertArchitecture.BertModel);
         foreach (var spec in BertArchitectures.Parameters(config, BertArchitecture.BertModel))
             if (!parameters.TryGetValue(spec.Name, out var t) || !t.Shape.SequenceEqual(spec.Shape))
                 throw new InvalidOperationException($"the export has no '{spec.Name}' of shape [{string.Join(", ", spec.Shape)}].");
@@ -147,8 +165,18 @@ public static class OnnxImport
     {
         if (t.DataType != (int)TensorProto.Types.DataType.Float)
             throw new InvalidOperationException($"initializer '{t.Name}' is not float32 (data type {t.DataType}).");
-        var shape = t.Dims.Select(d => checked((int)d)).ToArray();
+        if (t.Dims.Any(d => d is < 0 or > int.MaxValue))
+            throw new InvalidOperationException($"initializer '{NBertException.Quote(t.Name)}' has dimensions [{string.Join(", ", t.Dims)}].");
+        var shape = t.Dims.Select(d => (int)d).ToArray();
+        if (t.DataLocation == TensorProto.Types.DataLocation.External)
+            throw new InvalidOperationException($"initializer '{NBertException.Quote(t.Name)}' is stored outside the file (external data), which is not supported.");
+        if (t.FloatData.Count == 0 && t.RawData.Length % 4 != 0)
+            throw new InvalidOperationException($"initializer '{NBertException.Quote(t.Name)}' has {t.RawData.Length} raw bytes, not a whole number of float32 values.");
         var data = t.FloatData.Count > 0 ? t.FloatData.ToArray() : MemoryMarshal.Cast<byte, float>(t.RawData.Span).ToArray();
+        long elements = shape.Contains(0) ? 0 : 1;
+        foreach (int d in shape) elements = elements > data.Length ? elements : elements * d; // stops growing once past the data
+        if (elements != data.Length)
+            throw new InvalidOperationException($"initializer '{NBertException.Quote(t.Name)}' holds {data.Length} values for shape [{string.Join(", ", shape)}].");
         return new FloatTensor(data, shape);
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using static NBert.NBertException;
 
 namespace NBert.IO;
 
@@ -11,9 +12,14 @@ namespace NBert.IO;
 /// </summary>
 public sealed class PyTorchCheckpoint : ITensorSource
 {
+    /// <summary>A tensor checked against its storage when the file was opened: every element it reads lies inside.</summary>
+    private sealed record Entry(TensorInfo Info, StateDictUnpickler.StorageRef Storage, ZipArchiveEntry Data, long Offset, long[] Stride);
+
+    // Deflate expands by at most 1032:1, so a zip entry claiming more than that is lying about its size.
+    private const long MaxDeflateRatio = 1032;
     private readonly ZipArchive _zip;
     private readonly string _prefix;
-    private readonly Dictionary<string, StateDictUnpickler.TensorRef> _tensors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Entry> _tensors = new(StringComparer.Ordinal);
     private readonly List<TensorInfo> _infos = new();
 
     public string Path { get; }
@@ -26,19 +32,20 @@ public sealed class PyTorchCheckpoint : ITensorSource
         try
         {
             _zip = ZipFile.OpenRead(path);
+            _ = _zip.Entries; // the central directory is read on first use: read (and check) it here
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or IOException and not FileNotFoundException or ArgumentException or NotSupportedException)
         {
             throw new NBertException($"{path}: not a PyTorch zip checkpoint ({e.Message}). Legacy (pre-1.6) torch.save files are not supported.", e);
         }
         try
         {
             var pkl = _zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) || e.FullName == "data.pkl")
-                ?? throw new NBertException($"{path}: no data.pkl inside: not a torch.save checkpoint.");
+                ?? throw Error("no data.pkl inside: not a torch.save checkpoint");
             _prefix = pkl.FullName[..^"data.pkl".Length];
             var order = _zip.GetEntry(_prefix + "byteorder");
             if (order is not null && ReadAll(order) is var b && Encoding.ASCII.GetString(b).Trim() is var o && o != "little")
-                throw new NBertException($"{path}: byte order '{o}' is not supported (little-endian only).");
+                throw Error($"byte order '{Quote(o)}' is not supported (little-endian only)");
             object root;
             try
             {
@@ -49,14 +56,14 @@ public sealed class PyTorchCheckpoint : ITensorSource
                 throw new NBertException($"{path}: data.pkl: {e.Message}", e);
             }
             if (root is not Dictionary<object, object> dict)
-                throw new NBertException($"{path}: data.pkl holds a {root.GetType().Name}, not a state dict.");
+                throw Error($"data.pkl holds a {root.GetType().Name}, not a state dict");
             foreach (var (key, value) in dict)
             {
-                if (key is not string name) throw new NBertException($"{path}: a state dict key is not a string.");
-                if (value is not StateDictUnpickler.TensorRef tensor) throw new NBertException($"{path}: '{name}' is not a tensor.");
-                _tensors[name] = tensor;
-                _infos.Add(new TensorInfo(name, tensor.Storage.DType, tensor.Shape, tensor.Offset * DTypes.Size(tensor.Storage.DType),
-                    tensor.Shape.Aggregate(1L, (n, d) => n * d) * DTypes.Size(tensor.Storage.DType)));
+                if (key is not string name) throw Error("a state dict key is not a string");
+                if (value is not StateDictUnpickler.TensorRef tensor) throw Error($"'{Quote(name)}' is not a tensor");
+                var entry = Check(name, tensor);
+                _tensors[name] = entry;
+                _infos.Add(entry.Info);
             }
         }
         catch
@@ -66,83 +73,123 @@ public sealed class PyTorchCheckpoint : ITensorSource
         }
     }
 
-    private static byte[] ReadAll(ZipArchiveEntry entry)
+    private NBertException Error(string message) => new($"{Path}: {message}.");
+
+    /// <summary>
+    /// Checks a tensor against its storage before anything is read: sizes and strides that are whole numbers,
+    /// a storage entry as large as the storage claims, and every element the view reads inside it. So no
+    /// later read can allocate more than the file holds or read outside it.
+    /// </summary>
+    private Entry Check(string name, StateDictUnpickler.TensorRef t)
     {
-        using var s = entry.Open();
-        using var m = new MemoryStream();
-        s.CopyTo(m);
-        return m.ToArray();
+        NBertException Bad(string message) => Error($"tensor '{Quote(name)}': {message}");
+        var storage = t.Storage;
+        int size = DTypes.Size(storage.DType);
+        var shape = new int[t.Size.Length];
+        for (int d = 0; d < shape.Length; d++)
+            shape[d] = t.Size[d] is >= 0 and <= int.MaxValue ? (int)t.Size[d] : throw Bad($"dimension {t.Size[d]} of its size is not a valid size");
+        if (t.Stride.Any(s => s < 0)) throw Bad($"a negative stride ({string.Join(", ", t.Stride)}) is not supported");
+        if (t.Offset < 0) throw Bad($"storage offset {t.Offset} is negative");
+        if (storage.Elements < 0) throw Bad($"its storage claims {storage.Elements} elements");
+        var data = _zip.GetEntry($"{_prefix}data/{storage.Key}") ?? throw Bad($"storage data/{Quote(storage.Key)} is missing");
+        if (storage.Elements > data.Length / size)
+            throw Bad($"storage data/{Quote(storage.Key)} has {data.Length} bytes, but its {storage.Elements} elements of {storage.DType} need more");
+        if (data.Length > Math.Max(data.CompressedLength, 1) * MaxDeflateRatio)
+            throw Bad($"storage data/{Quote(storage.Key)} claims {data.Length} bytes from {data.CompressedLength} compressed: the zip is corrupt");
+        // Element count and the last element read; both bounded by the storage, so nothing below overflows.
+        long elements = shape.Contains(0) ? 0 : 1, last = t.Offset;
+        foreach (int dim in shape)
+        {
+            if (elements != 0 && elements > storage.Elements / Math.Max(dim, 1))
+                throw Bad($"size [{string.Join(", ", shape)}] has more elements than its storage's {storage.Elements} (an expanded view is not supported)");
+            elements *= dim;
+        }
+        if (elements > 0)
+            for (int d = 0; d < shape.Length; d++)
+            {
+                if (shape[d] > 1 && t.Stride[d] > (storage.Elements - last) / (shape[d] - 1))
+                    throw Bad($"size [{string.Join(", ", shape)}] with stride [{string.Join(", ", t.Stride)}] at offset {t.Offset} reads outside its storage of {storage.Elements} elements");
+                last += (shape[d] - 1) * t.Stride[d];
+            }
+        if (elements > 0 && last >= storage.Elements)
+            throw Bad($"size [{string.Join(", ", shape)}] with stride [{string.Join(", ", t.Stride)}] at offset {t.Offset} reads outside its storage of {storage.Elements} elements");
+        var info = new TensorInfo(name, storage.DType, shape, t.Offset * size, elements * size);
+        return new Entry(info, storage, data, t.Offset, t.Stride);
+    }
+
+    /// <summary>An entry's bytes: exactly as many as the zip's directory declares, or an error.</summary>
+    private byte[] ReadAll(ZipArchiveEntry entry)
+    {
+        if (entry.Length > Array.MaxLength || entry.Length > Math.Max(entry.CompressedLength, 1) * MaxDeflateRatio)
+            throw Error($"{Quote(entry.FullName)} claims {entry.Length} bytes from {entry.CompressedLength} compressed: the zip is corrupt or too large");
+        try
+        {
+            using var s = entry.Open();
+            var bytes = new byte[entry.Length];
+            s.ReadExactly(bytes);
+            if (s.ReadByte() >= 0) throw Error($"{Quote(entry.FullName)} holds more than the {entry.Length} bytes the zip declares");
+            return bytes;
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException and not FileNotFoundException or NotSupportedException)
+        {
+            throw new NBertException($"{Path}: {Quote(entry.FullName)} cannot be read ({e.Message}).", e);
+        }
     }
 
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
-    public TensorInfo Info(string name) => _infos.FirstOrDefault(i => i.Name == name) ?? throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
+    public TensorInfo Info(string name) => Find(name).Info;
+
+    private Entry Find(string name) => _tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
 
     public float[] ReadFloat32(string name)
     {
-        var (t, storage) = Load(name);
-        long n = t.Shape.Aggregate(1L, (a, d) => a * d);
-        var result = new float[n];
-        int size = DTypes.Size(t.Storage.DType);
-        var gathered = Gather(t, storage, size, n);
-        DTypes.ToFloat32(gathered, t.Storage.DType, result);
+        var t = Find(name);
+        var result = new float[t.Info.ElementCount];
+        DTypes.ToFloat32(Gather(t), t.Storage.DType, result);
         return result;
     }
 
     public long[] ReadInt64(string name)
     {
-        var (t, storage) = Load(name);
-        if (t.Storage.DType is not (DType.I64 or DType.I32)) throw new NBertException($"{Path}: tensor '{name}' is {t.Storage.DType}, not integer ids.");
-        long n = t.Shape.Aggregate(1L, (a, d) => a * d);
-        var bytes = Gather(t, storage, DTypes.Size(t.Storage.DType), n);
+        var t = Find(name);
+        if (t.Storage.DType is not (DType.I64 or DType.I32)) throw Error($"tensor '{name}' is {t.Storage.DType}, not integer ids");
+        var bytes = Gather(t);
         return t.Storage.DType == DType.I64
             ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(bytes).ToArray()
             : Array.ConvertAll(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray(), x => (long)x);
     }
 
-    private (StateDictUnpickler.TensorRef, byte[]) Load(string name)
+    /// <summary>The tensor's elements in row-major order, from its storage, offset and strides (checked when opened).</summary>
+    private byte[] Gather(Entry t)
     {
-        if (!_tensors.TryGetValue(name, out var t)) throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
-        var entry = _zip.GetEntry($"{_prefix}data/{t.Storage.Key}")
-            ?? throw new NBertException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} is missing.");
-        var bytes = ReadAll(entry);
-        long need = t.Storage.Elements * DTypes.Size(t.Storage.DType);
-        if (bytes.Length < need)
-            throw new NBertException($"{Path}: tensor '{name}': storage data/{t.Storage.Key} has {bytes.Length} bytes, {need} expected.");
-        return (t, bytes);
-    }
-
-    /// <summary>The tensor's elements in row-major order, from its storage, offset and strides.</summary>
-    private byte[] Gather(StateDictUnpickler.TensorRef t, byte[] storage, int size, long n)
-    {
-        var result = new byte[n * size];
-        if (n == 0) return result;
-        int rank = t.Shape.Length;
+        int size = DTypes.Size(t.Storage.DType);
+        var shape = t.Info.Shape;
+        var result = new byte[t.Info.ByteLength];
+        if (result.Length == 0) return result;
+        var storage = ReadAll(t.Data);
+        int rank = shape.Length;
         long expected = 1;
         bool contiguous = true;
         for (int d = rank - 1; d >= 0; d--)
         {
-            if (t.Shape[d] != 1 && t.Stride[d] != expected) contiguous = false;
-            expected *= t.Shape[d];
+            if (shape[d] != 1 && t.Stride[d] != expected) contiguous = false;
+            expected *= shape[d];
         }
         if (contiguous)
         {
-            if (t.Offset < 0 || (t.Offset + n) * size > storage.Length)
-                throw new NBertException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
             Buffer.BlockCopy(storage, checked((int)(t.Offset * size)), result, 0, result.Length);
             return result;
         }
         var index = new int[rank];
-        for (long i = 0; i < n; i++)
+        for (long i = 0; i < t.Info.ElementCount; i++)
         {
             long at = t.Offset;
-            for (int d = 0; d < rank; d++) at += (long)index[d] * t.Stride[d];
-            if (at < 0 || (at + 1) * size > storage.Length)
-                throw new NBertException($"{Path}: tensor with shape [{string.Join(", ", t.Shape)}] reads outside its storage.");
+            for (int d = 0; d < rank; d++) at += index[d] * t.Stride[d];
             Buffer.BlockCopy(storage, (int)(at * size), result, (int)(i * size), size);
             for (int d = rank - 1; d >= 0; d--)
             {
-                if (++index[d] < t.Shape[d]) break;
+                if (++index[d] < shape[d]) break;
                 index[d] = 0;
             }
         }
@@ -162,7 +209,8 @@ public sealed class StateDictUnpickler(byte[] data)
 {
     public sealed record Global(string Module, string Name);
     public sealed record StorageRef(DType DType, string Key, long Elements);
-    public sealed record TensorRef(StorageRef Storage, long Offset, int[] Shape, long[] Stride);
+    /// <summary>A tensor as <c>_rebuild_tensor_v2</c> describes it: storage, offset, size and stride, unchecked.</summary>
+    public sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
 
     private static readonly Dictionary<string, DType?> Allowed = new()
     {
@@ -191,7 +239,7 @@ public sealed class StateDictUnpickler(byte[] data)
             switch (op)
             {
                 case 0x80: Byte(); break;                                   // PROTO
-                case 0x95: Bytes(8); break;                                 // FRAME
+                case 0x95: Length(BinaryPrimitives.ReadUInt64LittleEndian(Bytes(8)), "frame"); break; // FRAME: only its length is checked
                 case (byte)'.': return Pop() ?? throw Bad("the pickle ends with None");
                 case (byte)'(': _stack.Add(TheMark); break;                 // MARK
                 case (byte)')': _stack.Add(Array.Empty<object?>()); break;  // EMPTY_TUPLE
@@ -205,10 +253,10 @@ public sealed class StateDictUnpickler(byte[] data)
                 case (byte)'M': _stack.Add((long)BinaryPrimitives.ReadUInt16LittleEndian(Bytes(2))); break;
                 case 0x8a: _stack.Add(Long1()); break;                      // LONG1
                 case (byte)'G': _stack.Add(BinaryPrimitives.ReadDoubleBigEndian(Bytes(8))); break;
-                case (byte)'X': _stack.Add(Encoding.UTF8.GetString(Bytes(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))))); break;
-                case 0x8c: _stack.Add(Encoding.UTF8.GetString(Bytes(Byte()))); break;   // SHORT_BINUNICODE
-                case (byte)'U': _stack.Add(Encoding.Latin1.GetString(Bytes(Byte()))); break; // SHORT_BINSTRING
-                case (byte)'T': _stack.Add(Encoding.Latin1.GetString(Bytes(checked((int)BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)))))); break;
+                case (byte)'X': _stack.Add(Encoding.UTF8.GetString(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)), "string")))); break;
+                case 0x8c: _stack.Add(Encoding.UTF8.GetString(Bytes(Length(Byte(), "string")))); break;   // SHORT_BINUNICODE
+                case (byte)'U': _stack.Add(Encoding.Latin1.GetString(Bytes(Length(Byte(), "string")))); break; // SHORT_BINSTRING
+                case (byte)'T': _stack.Add(Encoding.Latin1.GetString(Bytes(Length(BinaryPrimitives.ReadUInt32LittleEndian(Bytes(4)), "string")))); break;
                 case (byte)'t': _stack.Add(PopToMark().ToArray()); break;   // TUPLE
                 case 0x85: { var a = Pop(); _stack.Add(new[] { a }); break; }
                 case 0x86: { var b = Pop(); var a = Pop(); _stack.Add(new[] { a, b }); break; }
@@ -278,9 +326,9 @@ public sealed class StateDictUnpickler(byte[] data)
             {
                 if (args.Length < 4 || args[0] is not StorageRef storage) throw Bad("_rebuild_tensor_v2 without a storage");
                 long offset = Int(args[1]);
-                var shape = (args[2] as object?[] ?? throw Bad("tensor size is not a tuple")).Select(x => checked((int)Int(x))).ToArray();
+                var shape = (args[2] as object?[] ?? throw Bad("tensor size is not a tuple")).Select(Int).ToArray();
                 var stride = (args[3] as object?[] ?? throw Bad("tensor stride is not a tuple")).Select(Int).ToArray();
-                if (shape.Length != stride.Length || shape.Any(d => d < 0)) throw Bad("tensor size and stride disagree");
+                if (shape.Length != stride.Length) throw Bad("tensor size and stride disagree");
                 return new TensorRef(storage, offset, shape, stride);
             }
             default:
@@ -305,9 +353,14 @@ public sealed class StateDictUnpickler(byte[] data)
 
     private byte Byte() => _pos < data.Length ? data[_pos++] : throw Bad("the pickle is truncated");
 
+    /// <summary>A length read from the pickle, refused unless that many bytes follow: nothing is ever sized
+    /// from a length alone.</summary>
+    private int Length(ulong n, string what) =>
+        n <= (ulong)(data.Length - _pos) ? (int)n : throw Bad($"a {what} of {n} bytes runs past the end of the pickle ({data.Length - _pos} bytes remain)");
+
     private ReadOnlySpan<byte> Bytes(int n)
     {
-        if (n < 0 || _pos + n > data.Length) throw Bad("the pickle is truncated");
+        if (n < 0 || n > data.Length - _pos) throw Bad("the pickle is truncated");
         var s = data.AsSpan(_pos, n);
         _pos += n;
         return s;

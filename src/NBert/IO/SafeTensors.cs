@@ -3,6 +3,8 @@ using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
+using static NBert.NBertException;
 
 namespace NBert.IO;
 
@@ -111,6 +113,9 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
 
     private (List<TensorInfo>, Dictionary<string, string>) ParseHeader(ReadOnlySpan<byte> json, long dataLength)
     {
+        // Checked first: System.Text.Json only notices bad UTF-8 when a string is read, and then throws
+        // InvalidOperationException, which is no message for a corrupt file.
+        if (!Utf8.IsValid(json)) throw Error("the header is not valid UTF-8");
         JsonDocument doc;
         try
         {
@@ -122,26 +127,42 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw Error("the header is not a JSON object");
-            var tensors = new List<TensorInfo>();
-            var metadata = new Dictionary<string, string>();
-            foreach (var entry in doc.RootElement.EnumerateObject())
+            try
             {
-                if (entry.Name == "__metadata__")
-                {
-                    if (entry.Value.ValueKind != JsonValueKind.Object) throw Error("__metadata__ is not an object");
-                    foreach (var m in entry.Value.EnumerateObject())
-                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw Error($"__metadata__ value '{m.Name}' is not a string");
-                    continue;
-                }
-                tensors.Add(ParseTensor(entry.Name, entry.Value, dataLength));
+                return ParseEntries(doc.RootElement, dataLength);
             }
-            var ordered = tensors.OrderBy(t => t.Offset).ToList();
-            for (int i = 1; i < ordered.Count; i++)
-                if (ordered[i].Offset < ordered[i - 1].Offset + ordered[i - 1].ByteLength)
-                    throw Error($"its data overlaps tensor '{ordered[i - 1].Name}'", ordered[i].Name);
-            return (tensors, metadata);
+            catch (InvalidOperationException e)
+            {
+                // A string that cannot be read (an escaped lone surrogate, say).
+                throw Error($"the header holds a string that cannot be read ({e.Message})");
+            }
         }
+    }
+
+    private (List<TensorInfo>, Dictionary<string, string>) ParseEntries(JsonElement root, long dataLength)
+    {
+        if (root.ValueKind != JsonValueKind.Object) throw Error("the header is not a JSON object");
+        var tensors = new List<TensorInfo>();
+        var metadata = new Dictionary<string, string>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in root.EnumerateObject())
+        {
+            // JSON readers keep the last of two equal keys; a tensor named twice is refused, not guessed.
+            if (!names.Add(entry.Name)) throw Error("the name appears twice in the header", entry.Name);
+            if (entry.Name == "__metadata__")
+            {
+                if (entry.Value.ValueKind != JsonValueKind.Object) throw Error("__metadata__ is not an object");
+                foreach (var m in entry.Value.EnumerateObject())
+                    metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : throw Error($"__metadata__ value '{m.Name}' is not a string");
+                continue;
+            }
+            tensors.Add(ParseTensor(entry.Name, entry.Value, dataLength));
+        }
+        var ordered = tensors.OrderBy(t => t.Offset).ToList();
+        for (int i = 1; i < ordered.Count; i++)
+            if (ordered[i].Offset < ordered[i - 1].Offset + ordered[i - 1].ByteLength)
+                throw Error($"its data overlaps tensor '{ordered[i - 1].Name}'", ordered[i].Name);
+        return (tensors, metadata);
     }
 
     private TensorInfo ParseTensor(string name, JsonElement e, long dataLength)
@@ -149,22 +170,32 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         if (e.ValueKind != JsonValueKind.Object) throw Error("the entry is not an object", name);
         if (!e.TryGetProperty("dtype", out var d) || d.ValueKind != JsonValueKind.String) throw Error("no dtype", name);
         if (!DTypes.TryParse(d.GetString()!, out var dtype))
-            throw Error($"dtype {d.GetString()} is not supported (F32, F16, BF16, F64, I64, I32 are)", name);
+            throw Error($"dtype {Quote(d.GetString()!)} is not supported (F32, F16, BF16, F64, I64, I32 are)", name);
         if (!e.TryGetProperty("shape", out var s) || s.ValueKind != JsonValueKind.Array) throw Error("no shape", name);
         var shape = new List<int>();
         foreach (var dim in s.EnumerateArray())
         {
-            if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt32(out int v) || v < 0) throw Error($"shape has a bad dimension {dim}", name);
+            if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt32(out int v) || v < 0) throw Error($"shape has a bad dimension {Quote(dim.GetRawText())}", name);
             shape.Add(v);
         }
         if (!e.TryGetProperty("data_offsets", out var o) || o.ValueKind != JsonValueKind.Array || o.GetArrayLength() != 2
+            || o[0].ValueKind != JsonValueKind.Number || o[1].ValueKind != JsonValueKind.Number
             || !o[0].TryGetInt64(out long begin) || !o[1].TryGetInt64(out long end))
             throw Error("data_offsets must be [begin, end]", name);
         if (begin < 0 || end < begin || end > dataLength)
             throw Error($"data_offsets [{begin}, {end}] fall outside the {dataLength} bytes of data", name);
-        long expected = shape.Aggregate(1L, (n, x) => checked(n * x)) * DTypes.Size(dtype);
+        string shapeText = $"[{string.Join(", ", shape)}]";
+        // The element count can overflow a long (three dimensions of 2^31 do): stop before it does.
+        long limit = long.MaxValue / 8, elements = shape.Contains(0) ? 0 : 1;
+        foreach (int dim in shape)
+        {
+            if (elements != 0 && elements > limit / dim)
+                throw Error($"shape {shapeText} has more elements than any file can hold", name);
+            elements *= dim;
+        }
+        long expected = elements * DTypes.Size(dtype);
         if (end - begin != expected)
-            throw Error($"holds {end - begin} bytes but shape [{string.Join(", ", shape)}] of {dtype} needs {expected}", name);
+            throw Error($"holds {end - begin} bytes but shape {shapeText} of {dtype} needs {expected}", name);
         return new TensorInfo(name, dtype, [.. shape], begin, end - begin);
     }
 
@@ -173,19 +204,33 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
     public TensorInfo Info(string name) =>
         _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
 
-    /// <summary>The raw little-endian bytes of a tensor, straight from the mapping.</summary>
+    /// <summary>The raw little-endian bytes of a tensor, straight from the mapping (at most 2 GiB: a span's limit).</summary>
     public ReadOnlySpan<byte> Bytes(string name)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         var t = Info(name);
-        return new ReadOnlySpan<byte>(_base + _dataStart + t.Offset, checked((int)t.ByteLength));
+        if (t.ByteLength > int.MaxValue) throw Error($"holds {t.ByteLength} bytes, more than one span can address (2 GiB)", name);
+        return Span(t, 0, t.ByteLength);
+    }
+
+    private ReadOnlySpan<byte> Span(TensorInfo t, long from, long length)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new ReadOnlySpan<byte>(_base + _dataStart + t.Offset + from, checked((int)length));
     }
 
     public float[] ReadFloat32(string name)
     {
         var t = Info(name);
+        if (t.ElementCount > Array.MaxLength) throw Error($"has {t.ElementCount} elements, more than one .NET array holds", name);
         var result = new float[t.ElementCount];
-        DTypes.ToFloat32(Bytes(name), t.DType, result);
+        // In chunks: an F16 or F64 tensor can exceed the 2 GiB a span addresses while its float32 copy does not.
+        int size = DTypes.Size(t.DType);
+        const int Chunk = 1 << 26;
+        for (long at = 0; at < result.LongLength; at += Chunk)
+        {
+            int n = (int)Math.Min(Chunk, result.LongLength - at);
+            DTypes.ToFloat32(Span(t, at * size, (long)n * size), t.DType, result.AsSpan((int)at, n));
+        }
         return result;
     }
 
@@ -224,21 +269,78 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
     }
 }
 
-/// <summary>One tensor to write: its name, type, shape and little-endian bytes.</summary>
-public sealed record SafeTensor(string Name, DType DType, int[] Shape, byte[] Data)
+/// <summary>One tensor to write: its name, type, shape and little-endian values. The values are held as
+/// the array they came in (float, long or raw bytes), so a tensor of more than 2 GiB, which no byte array
+/// can hold, is still written.</summary>
+public sealed class SafeTensor
 {
-    public static SafeTensor Float32(string name, int[] shape, ReadOnlySpan<float> values) =>
-        new(name, DType.F32, shape, MemoryMarshal.AsBytes(values).ToArray());
+    private readonly Array _values;
 
-    public static SafeTensor Int64(string name, int[] shape, ReadOnlySpan<long> values) =>
-        new(name, DType.I64, shape, MemoryMarshal.AsBytes(values).ToArray());
+    /// <summary>The name in the file.</summary>
+    public string Name { get; }
+    /// <summary>The element type in the file.</summary>
+    public DType DType { get; }
+    /// <summary>The shape in the file.</summary>
+    public int[] Shape { get; }
+    /// <summary>How many bytes the values take in the file.</summary>
+    public long ByteLength => _values.LongLength * _values switch { float[] => 4, long[] => 8, _ => 1 }; // Buffer.ByteLength stops at 2 GiB
+
+    /// <summary>A tensor from its raw little-endian bytes.</summary>
+    public SafeTensor(string name, DType dtype, int[] shape, byte[] data) : this(name, dtype, shape, (Array)data) { }
+
+    private SafeTensor(string name, DType dtype, int[] shape, Array values)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(values);
+        (Name, DType, Shape, _values) = (name, dtype, shape, values);
+    }
+
+    /// <summary>A float32 tensor over <paramref name="values"/> itself (not copied: leave it unchanged until written).</summary>
+    public static SafeTensor Float32(string name, int[] shape, float[] values) => new(name, DType.F32, shape, (Array)values);
+
+    /// <summary>A float32 tensor from a copy of <paramref name="values"/>.</summary>
+    public static SafeTensor Float32(string name, int[] shape, ReadOnlySpan<float> values) => new(name, DType.F32, shape, (Array)values.ToArray());
+
+    /// <summary>An int64 tensor over <paramref name="values"/> itself (not copied).</summary>
+    public static SafeTensor Int64(string name, int[] shape, long[] values) => new(name, DType.I64, shape, (Array)values);
+
+    /// <summary>An int64 tensor from a copy of <paramref name="values"/>.</summary>
+    public static SafeTensor Int64(string name, int[] shape, ReadOnlySpan<long> values) => new(name, DType.I64, shape, (Array)values.ToArray());
+
+    /// <summary>Writes the values' bytes, in pieces of at most 1 GiB (a span of bytes cannot pass 2 GiB).</summary>
+    internal void WriteTo(Stream stream)
+    {
+        switch (_values)
+        {
+            case byte[] b: stream.Write(b); break;
+            case float[] f: WriteChunks<float>(stream, f); break;
+            case long[] l: WriteChunks<long>(stream, l); break;
+            default: throw new InvalidOperationException($"Unexpected value array {_values.GetType()}.");
+        }
+    }
+
+    private static void WriteChunks<T>(Stream stream, T[] values) where T : unmanaged
+    {
+        int chunk = (1 << 30) / System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        for (int at = 0; at < values.Length; at += chunk)
+            stream.Write(MemoryMarshal.AsBytes(values.AsSpan(at, Math.Min(chunk, values.Length - at))));
+    }
 }
 
 /// <summary>Writes safetensors files that transformers loads: header padded with spaces to a multiple of
 /// 8 bytes, <c>__metadata__</c> <c>{"format": "pt"}</c>, written to a temporary name and renamed.</summary>
 public static class SafeTensorsWriter
 {
+    /// <summary>Writes <paramref name="path"/> under a temporary name, renamed when complete.</summary>
     public static void Write(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.ToList();
+        AtomicFile.Write(path, stream => Write(stream, list, metadata));
+    }
+
+    /// <summary>Writes the file's bytes to <paramref name="stream"/> (for a caller that names and renames it).</summary>
+    public static void Write(Stream stream, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -246,8 +348,8 @@ public static class SafeTensorsWriter
         {
             if (!names.Add(t.Name)) throw new ArgumentException($"Tensor '{t.Name}' appears twice.");
             long expected = t.Shape.Aggregate(1L, (n, x) => n * x) * DTypes.Size(t.DType);
-            if (t.Data.Length != expected)
-                throw new ArgumentException($"Tensor '{t.Name}': {t.Data.Length} bytes for shape [{string.Join(", ", t.Shape)}] of {t.DType} (needs {expected}).");
+            if (t.Shape.Any(d => d < 0) || t.ByteLength != expected)
+                throw new ArgumentException($"Tensor '{t.Name}': {t.ByteLength} bytes for shape [{string.Join(", ", t.Shape)}] of {t.DType} (needs {expected}).");
         }
         using var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
@@ -266,50 +368,20 @@ public static class SafeTensorsWriter
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);
-                w.WriteNumberValue(offset + t.Data.Length);
+                w.WriteNumberValue(offset + t.ByteLength);
                 w.WriteEndArray();
                 w.WriteEndObject();
-                offset += t.Data.Length;
+                offset += t.ByteLength;
             }
             w.WriteEndObject();
         }
         int padding = (int)((8 - header.Length % 8) % 8);
-        AtomicFile.Write(path, stream =>
-        {
-            Span<byte> length = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64LittleEndian(length, header.Length + padding);
-            stream.Write(length);
-            header.Position = 0;
-            header.CopyTo(stream);
-            for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
-            foreach (var t in list) stream.Write(t.Data);
-        });
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(length, header.Length + padding);
+        stream.Write(length);
+        header.Position = 0;
+        header.CopyTo(stream);
+        for (int i = 0; i < padding; i++) stream.WriteByte((byte)' ');
+        foreach (var t in list) t.WriteTo(stream);
     }
-}
-
-/// <summary>Writes a file under a temporary name in the same directory, then renames it over the target,
-/// so a crash never leaves a half-written file where a good one was.</summary>
-public static class AtomicFile
-{
-    public static void Write(string path, Action<Stream> write)
-    {
-        string full = System.IO.Path.GetFullPath(path);
-        string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
-
-    public static void WriteAllText(string path, string text) =>
-        Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
 }

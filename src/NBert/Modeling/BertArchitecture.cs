@@ -29,9 +29,64 @@ public static class BertArchitectures
             ? a
             : throw new NotSupportedException($"Architecture '{name}' is not supported: {string.Join(", ", Enum.GetNames<BertArchitecture>())} are.");
 
-    /// <summary>The architecture config.json names first; <see cref="BertArchitecture.BertModel"/> when it names none.</summary>
-    public static BertArchitecture FromConfig(BertConfig config) =>
-        config.Architectures.Count == 0 ? BertArchitecture.BertModel : Parse(config.Architectures[0]);
+    /// <summary>The architecture config.json names first; <see cref="BertArchitecture.BertModel"/> when it names none.
+    /// One NBert does not have is an <see cref="NBertException"/> naming the field.</summary>
+    public static BertArchitecture FromConfig(BertConfig config)
+    {
+        if (config.Architectures.Count == 0) return BertArchitecture.BertModel;
+        string name = config.Architectures[0];
+        return Enum.TryParse<BertArchitecture>(name, out var a) && Enum.IsDefined(a) && a.ToString() == name
+            ? a
+            : throw new NBertException($"architectures names '{NBertException.Quote(name)}', which NBert does not have: {string.Join(", ", Enum.GetNames<BertArchitecture>())} are supported.");
+    }
+
+    /// <summary>How many parameters <paramref name="a"/> has for <paramref name="c"/>, counted without building
+    /// anything; a double, because a hostile config can describe more than a long counts.</summary>
+    public static double ParameterCount(BertConfig c, BertArchitecture a) => ParameterTerms(c, a).Sum(t => t.Count);
+
+    /// <summary>The parameter count by the config field that scales each part, so that an error can name the
+    /// field that makes a model too large.</summary>
+    private static List<(string Field, double Count)> ParameterTerms(BertConfig c, BertArchitecture a)
+    {
+        double h = c.HiddenSize, v = c.VocabSize, i = c.IntermediateSize;
+        bool masked = a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM;
+        var terms = new List<(string, double)>
+        {
+            ("vocab_size", v * h + (masked ? v + (c.TieWordEmbeddings ? 0 : v * h) : 0)),
+            ("max_position_embeddings", (double)c.MaxPositionEmbeddings * h),
+            ("type_vocab_size", (double)c.TypeVocabSize * h),
+            ("num_hidden_layers", c.NumHiddenLayers * (4 * h * h + 2 * h * i + 9 * h + i)),
+            ("hidden_size", 2 * h + (HasPooler(a) ? h * h + h : 0) + (masked ? h * h + 3 * h : 0)
+                + (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForQuestionAnswering ? 2 * h + 2 : 0)),
+        };
+        if (a is BertArchitecture.BertForSequenceClassification or BertArchitecture.BertForTokenClassification)
+            terms.Add(("num_labels", c.NumLabels * (h + 1)));
+        return terms;
+    }
+
+    /// <summary>
+    /// Refuses, before anything is allocated, a model whose float32 parameters alone exceed the memory this
+    /// process may use (a million layers, say), naming the config field that makes most of them.
+    /// </summary>
+    public static void EnsureFitsInMemory(BertConfig c, BertArchitecture a)
+    {
+        var terms = ParameterTerms(c, a);
+        double count = terms.Sum(t => t.Count), bytes = 4 * count;
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (bytes <= available) return;
+        var (field, _) = terms.MaxBy(t => t.Count);
+        string cause = field switch
+        {
+            "num_hidden_layers" => $"num_hidden_layers {c.NumHiddenLayers} (layers of hidden_size {c.HiddenSize}, intermediate_size {c.IntermediateSize})",
+            "vocab_size" => $"vocab_size {c.VocabSize} (x hidden_size {c.HiddenSize})",
+            "max_position_embeddings" => $"max_position_embeddings {c.MaxPositionEmbeddings} (x hidden_size {c.HiddenSize})",
+            "type_vocab_size" => $"type_vocab_size {c.TypeVocabSize} (x hidden_size {c.HiddenSize})",
+            "num_labels" => $"num_labels {c.NumLabels} (x hidden_size {c.HiddenSize})",
+            _ => $"hidden_size {c.HiddenSize}",
+        };
+        throw new NBertException($"this config describes a {a} of {count:N0} parameters, {bytes / (1L << 30):N1} GiB as float32, " +
+            $"more than the {available / (double)(1L << 30):N1} GiB of memory available; most of them come from {cause}.");
+    }
 
     /// <summary>Whether the architecture uses the pooler (transformers builds the others with add_pooling_layer=False).</summary>
     public static bool HasPooler(BertArchitecture a) => a is BertArchitecture.BertModel or BertArchitecture.BertForPreTraining

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using NBert.IO;
+using static NBert.NBertException;
 
 namespace NBert.Modeling;
 
@@ -12,7 +13,7 @@ public enum Activation { Gelu, GeluTanh, Relu, Silu }
 /// transformers' <c>BertConfig</c> (and the <c>PretrainedConfig</c> fields a BERT head uses), with the
 /// same names in config.json and the same defaults. Unknown fields are kept and written back.
 /// </summary>
-public sealed record BertConfig
+public sealed partial record BertConfig
 {
     public int VocabSize { get; init; } = 30522;
     public int HiddenSize { get; init; } = 768;
@@ -41,15 +42,29 @@ public sealed record BertConfig
     public JsonObject Extra { get; init; } = new();
 
     public int NumLabels => Id2Label.Count;
+
+    /// <summary>Label ids by name (transformers' <c>label2id</c>), the inverse of <see cref="Id2Label"/> (a name given to
+    /// several ids maps to the first).</summary>
+    public IReadOnlyDictionary<string, int> Label2Id
+    {
+        get
+        {
+            var map = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < Id2Label.Count; i++) map.TryAdd(Id2Label[i], i);
+            return map;
+        }
+    }
+
     public int HeadSize => HiddenSize / NumAttentionHeads;
 
-    public Activation Activation => HiddenAct switch
+    /// <summary>The activation <see cref="HiddenAct"/> names.</summary>
+    public Activation Activation => Activations.TryGetValue(HiddenAct, out var a) ? a
+        : throw new NBertException($"hidden_act '{Quote(HiddenAct)}' is not supported ({string.Join(", ", Activations.Keys)} are).");
+
+    private static readonly Dictionary<string, Activation> Activations = new(StringComparer.Ordinal)
     {
-        "gelu" => Activation.Gelu,
-        "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Activation.GeluTanh,
-        "relu" => Activation.Relu,
-        "silu" or "swish" => Activation.Silu,
-        _ => throw new NotSupportedException($"hidden_act '{HiddenAct}' is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu, silu are)."),
+        ["gelu"] = Activation.Gelu, ["gelu_new"] = Activation.GeluTanh, ["gelu_pytorch_tanh"] = Activation.GeluTanh,
+        ["gelu_fast"] = Activation.GeluTanh, ["relu"] = Activation.Relu, ["silu"] = Activation.Silu, ["swish"] = Activation.Silu,
     };
 
     private static readonly string[] Known =
@@ -60,83 +75,22 @@ public sealed record BertConfig
         "id2label", "label2id", "num_labels", "problem_type", "architectures", "tie_word_embeddings",
     ];
 
-    /// <summary>Reads config.json; an error names the file and the field.</summary>
-    public static BertConfig Load(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json.", path);
-        try
-        {
-            return Parse(File.ReadAllText(path));
-        }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or NotSupportedException or ArgumentException)
-        {
-            throw new NBertException($"{path}: {e.Message}", e);
-        }
-    }
-
-    public static BertConfig Parse(string json)
-    {
-        var root = JsonNode.Parse(json) as JsonObject ?? throw new FormatException("config.json is not a JSON object.");
-        int Int(string name, int fallback) => root[name] is { } v ? v.GetValue<int>() : fallback;
-        double Double(string name, double fallback) => root[name] is { } v ? v.GetValue<double>() : fallback;
-        var c = new BertConfig();
-        var extra = new JsonObject();
-        foreach (var (k, v) in root)
-            if (!Known.Contains(k)) extra[k] = v?.DeepClone();
-        string? ptype = root["problem_type"]?.GetValue<string>();
-        if (ptype is not (null or "regression" or "single_label_classification" or "multi_label_classification"))
-            throw new FormatException($"problem_type '{ptype}' is not one of regression, single_label_classification, multi_label_classification.");
-        c = c with
-        {
-            VocabSize = Int("vocab_size", c.VocabSize),
-            HiddenSize = Int("hidden_size", c.HiddenSize),
-            NumHiddenLayers = Int("num_hidden_layers", c.NumHiddenLayers),
-            NumAttentionHeads = Int("num_attention_heads", c.NumAttentionHeads),
-            IntermediateSize = Int("intermediate_size", c.IntermediateSize),
-            HiddenAct = root["hidden_act"]?.GetValue<string>() ?? c.HiddenAct,
-            HiddenDropoutProb = Double("hidden_dropout_prob", c.HiddenDropoutProb),
-            AttentionProbsDropoutProb = Double("attention_probs_dropout_prob", c.AttentionProbsDropoutProb),
-            MaxPositionEmbeddings = Int("max_position_embeddings", c.MaxPositionEmbeddings),
-            TypeVocabSize = Int("type_vocab_size", c.TypeVocabSize),
-            InitializerRange = Double("initializer_range", c.InitializerRange),
-            LayerNormEps = Double("layer_norm_eps", c.LayerNormEps),
-            PadTokenId = root["pad_token_id"] is { } p ? p.GetValue<int>() : 0,
-            PositionEmbeddingType = root["position_embedding_type"]?.GetValue<string>() ?? c.PositionEmbeddingType,
-            ClassifierDropout = root["classifier_dropout"] is { } cd ? cd.GetValue<double>() : null,
-            Id2Label = Labels(root),
-            ProblemType = ptype,
-            Architectures = root["architectures"] is JsonArray a ? a.Select(x => x!.GetValue<string>()).ToArray() : [],
-            TieWordEmbeddings = root["tie_word_embeddings"]?.GetValue<bool>() ?? true,
-            Extra = extra,
-        };
-        c.Validate();
-        return c;
-    }
-
-    /// <summary>id2label when given (keys "0".."n-1"), else num_labels (default 2) generic names.</summary>
-    private static string[] Labels(JsonObject root)
-    {
-        if (root["id2label"] is JsonObject map && map.Count > 0)
-        {
-            var labels = new string[map.Count];
-            foreach (var (k, v) in map)
-            {
-                if (!int.TryParse(k, NumberStyles.None, CultureInfo.InvariantCulture, out int id) || id >= labels.Length || labels[id] is not null)
-                    throw new FormatException($"id2label key '{k}' is not one of 0..{labels.Length - 1} (each once).");
-                labels[id] = v?.GetValue<string>() ?? throw new FormatException($"id2label['{k}'] is null.");
-            }
-            return labels;
-        }
-        int n = root["num_labels"] is { } nl ? nl.GetValue<int>() : 2;
-        if (n < 1) throw new FormatException($"num_labels must be positive, not {n}.");
-        return Enumerable.Range(0, n).Select(i => $"LABEL_{i}").ToArray();
-    }
-
+    /// <summary>
+    /// Checks that a model can be built and run from this config: positive sizes, each tensor small enough
+    /// for one array, hidden_size a multiple of the heads, dropout probabilities in [0, 1], a positive
+    /// finite layer_norm_eps (zero or less gives NaN outputs), a supported activation and position
+    /// embedding. Throws <see cref="NBertException"/> naming the field.
+    /// </summary>
     public void Validate()
     {
         void Positive(string name, int v)
         {
-            if (v <= 0) throw new FormatException($"{name} must be positive, not {v}.");
+            if (v <= 0) throw new NBertException($"{name} must be positive, not {v}.");
+        }
+        void Probability(string name, double? v)
+        {
+            if (v is double p && !(p >= 0 && p <= 1))
+                throw new NBertException($"{name} must be a probability between 0 and 1, not {p.ToString(CultureInfo.InvariantCulture)}.");
         }
         Positive("vocab_size", VocabSize);
         Positive("hidden_size", HiddenSize);
@@ -145,11 +99,37 @@ public sealed record BertConfig
         Positive("intermediate_size", IntermediateSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
         Positive("type_vocab_size", TypeVocabSize);
+        if (NumLabels < 1) throw new NBertException("id2label must name at least one label.");
         if (HiddenSize % NumAttentionHeads != 0)
-            throw new FormatException($"hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
+            throw new NBertException($"hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
+        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, "hidden_size", HiddenSize);
+        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, "hidden_size", HiddenSize);
+        CheckArray("embeddings.token_type_embeddings.weight", "type_vocab_size", TypeVocabSize, "hidden_size", HiddenSize);
+        CheckArray("the fused query, key and value weight", "hidden_size", 3L * HiddenSize, "hidden_size", HiddenSize);
+        CheckArray("intermediate.dense.weight", "intermediate_size", IntermediateSize, "hidden_size", HiddenSize);
+        CheckArray("classifier.weight", "num_labels", NumLabels, "hidden_size", HiddenSize);
+        Probability("hidden_dropout_prob", HiddenDropoutProb);
+        Probability("attention_probs_dropout_prob", AttentionProbsDropoutProb);
+        Probability("classifier_dropout", ClassifierDropout);
+        if (!(LayerNormEps > 0 && double.IsFinite(LayerNormEps)))
+            throw new NBertException($"layer_norm_eps must be a positive number, not {LayerNormEps.ToString(CultureInfo.InvariantCulture)}: " +
+                "LayerNorm would divide by zero or take the root of a negative number, and every output would be NaN.");
+        if (!(InitializerRange >= 0 && double.IsFinite(InitializerRange)))
+            throw new NBertException($"initializer_range must be a non-negative number, not {InitializerRange.ToString(CultureInfo.InvariantCulture)}.");
+        if (PadTokenId >= VocabSize)
+            throw new NBertException($"pad_token_id {PadTokenId} is outside the vocabulary (vocab_size {VocabSize}).");
         if (PositionEmbeddingType != "absolute")
-            throw new NotSupportedException($"position_embedding_type '{PositionEmbeddingType}' is not supported: only 'absolute' BERT is.");
+            throw new NBertException($"position_embedding_type '{Quote(PositionEmbeddingType)}' is not supported: only 'absolute' BERT is.");
         _ = Activation; // throws for an unknown hidden_act
+    }
+
+    /// <summary>Refuses a tensor of <paramref name="rows"/> x <paramref name="columns"/> values that no .NET
+    /// array can hold, before anything is allocated, naming the two config fields that size it.</summary>
+    internal static void CheckArray(string tensor, string rowField, long rows, string columnField, long columns)
+    {
+        if (rows * columns > Array.MaxLength)
+            throw new NBertException($"{rowField} {rows} x {columnField} {columns} = {rows * columns:N0} values for {tensor}, " +
+                $"more than one array holds ({Array.MaxLength:N0}): {rowField} or {columnField} is far too large.");
     }
 
     /// <summary>config.json as transformers writes it (the kept unknown fields included).</summary>

@@ -7,10 +7,18 @@ public sealed class BertModel : BertPreTrainedModel
 {
     internal BertModel(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertModel, p) { }
 
-    public static BertModel FromPretrained(string directory) => (BertModel)FromPretrained(directory, BertArchitecture.BertModel);
+    /// <summary>Loads a model by directory or name as a BertModel: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertModel FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertModel)FromPretrained(nameOrPath, BertArchitecture.BertModel, seed, configure);
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+    /// <summary>Runs the encoder: last_hidden_state, pooler_output, and optionally every layer's hidden states and attentions.</summary>
+    public new BaseModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (BaseModelOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions) =>
+        new BaseModelOutput(RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions));
 }
 
 /// <summary>Shared by the heads: the masked-LM head that pre-training and masked-LM models both have.</summary>
@@ -26,6 +34,7 @@ public abstract class BertHeadModel : BertPreTrainedModel
     {
         if (Architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM))
             throw new InvalidOperationException($"{Architecture} has no masked-LM head.");
+        EnsureArray("the prediction logits (positions x vocab_size)", (long)positions.Count * Config.VocabSize);
         var hidden = RunBody(inputs, withPooler: false, outputHiddenStates: false, outputAttentions: false).LastHiddenState!.Data;
         int h = Config.HiddenSize;
         var rows = new float[positions.Count * h];
@@ -53,11 +62,21 @@ public sealed class BertForPreTraining : BertHeadModel
 {
     internal BertForPreTraining(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForPreTraining, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForPreTraining: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForPreTraining FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForPreTraining)FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure);
+
+    /// <summary>Runs the model: masked-LM logits at every position and the next-sentence logits.</summary>
+    public new BertForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (BertForPreTrainingOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
         var pooled = body.PoolerOutput!;
-        return body with
+        return new BertForPreTrainingOutput(body)
         {
             PredictionLogits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
             SeqRelationshipLogits = new FloatTensor(Dense(pooled.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2),
@@ -70,10 +89,20 @@ public sealed class BertForMaskedLM : BertHeadModel
 {
     internal BertForMaskedLM(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForMaskedLM, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForMaskedLM: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForMaskedLM FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForMaskedLM)FromPretrained(nameOrPath, BertArchitecture.BertForMaskedLM, seed, configure);
+
+    /// <summary>Runs the model: vocabulary logits at every position.</summary>
+    public new MaskedLMOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (MaskedLMOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
-        return body with { Logits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
+        return new MaskedLMOutput(body) { Logits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize) };
     }
 }
 
@@ -82,10 +111,20 @@ public sealed class BertForNextSentencePrediction : BertHeadModel
 {
     internal BertForNextSentencePrediction(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForNextSentencePrediction, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForNextSentencePrediction: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForNextSentencePrediction FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForNextSentencePrediction)FromPretrained(nameOrPath, BertArchitecture.BertForNextSentencePrediction, seed, configure);
+
+    /// <summary>Runs the model: next-sentence logits, [batch, 2].</summary>
+    public new NextSentencePredictorOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (NextSentencePredictorOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return body with { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
+        return new NextSentencePredictorOutput(body) { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
     }
 }
 
@@ -94,10 +133,20 @@ public sealed class BertForSequenceClassification : BertHeadModel
 {
     internal BertForSequenceClassification(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForSequenceClassification, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForSequenceClassification: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForSequenceClassification FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForSequenceClassification)FromPretrained(nameOrPath, BertArchitecture.BertForSequenceClassification, seed, configure);
+
+    /// <summary>Runs the model: label logits per sequence, [batch, labels].</summary>
+    public new SequenceClassifierOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (SequenceClassifierOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return body with { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
+        return new SequenceClassifierOutput(body) { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
     }
 }
 
@@ -106,11 +155,21 @@ public sealed class BertForTokenClassification : BertHeadModel
 {
     internal BertForTokenClassification(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForTokenClassification, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForTokenClassification: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForTokenClassification FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForTokenClassification)FromPretrained(nameOrPath, BertArchitecture.BertForTokenClassification, seed, configure);
+
+    /// <summary>Runs the model: label logits per token, [batch, sequence, labels].</summary>
+    public new TokenClassifierOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (TokenClassifierOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
-        return body with { Logits = new FloatTensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
+        return new TokenClassifierOutput(body) { Logits = new FloatTensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
     }
 }
 
@@ -119,7 +178,17 @@ public sealed class BertForQuestionAnswering : BertHeadModel
 {
     internal BertForQuestionAnswering(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForQuestionAnswering, p) { }
 
-    public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    /// <summary>Loads a model by directory or name as a BertForQuestionAnswering: a checkpoint of another head gives its encoder, and this
+    /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
+    /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
+    public static BertForQuestionAnswering FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        (BertForQuestionAnswering)FromPretrained(nameOrPath, BertArchitecture.BertForQuestionAnswering, seed, configure);
+
+    /// <summary>Runs the model: answer start and end logits per token, [batch, sequence] each.</summary>
+    public new QuestionAnsweringModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (QuestionAnsweringModelOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
@@ -131,7 +200,7 @@ public sealed class BertForQuestionAnswering : BertHeadModel
             start[i] = both[2 * i];
             end[i] = both[2 * i + 1];
         }
-        return body with
+        return new QuestionAnsweringModelOutput(body)
         {
             StartLogits = new FloatTensor(start, inputs.Batch, inputs.SequenceLength),
             EndLogits = new FloatTensor(end, inputs.Batch, inputs.SequenceLength),

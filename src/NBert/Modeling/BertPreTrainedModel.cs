@@ -11,7 +11,7 @@ namespace NBert.Modeling;
 /// by transformers name, loading, random initialisation, saving, and the body's forward pass
 /// (embeddings, encoder layers, pooler). The heads are the subclasses named as in transformers.
 /// </summary>
-public abstract class BertPreTrainedModel
+public abstract class BertPreTrainedModel : IDisposable
 {
     public BertConfig Config { get; }
     public BertArchitecture Architecture { get; }
@@ -45,24 +45,56 @@ public abstract class BertPreTrainedModel
         _packed.Clear();
     }
 
+    private bool _disposed;
+
+    /// <summary>Releases what the model derived from its weights for speed (packed copies of the weight matrices, about
+    /// the size of the weights again); the model cannot run afterwards (<see cref="ObjectDisposedException"/>).</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        WeightsChanged();
+        GC.SuppressFinalize(this);
+    }
+
     // ---- loading and saving ----
 
-    /// <summary>Loads a model directory (config.json plus weights) as the architecture its config names,
-    /// or as <paramref name="architecture"/>.</summary>
-    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture = null, int seed = 0) =>
-        FromPretrained(directory, architecture, seed, configure: null);
+    /// <summary>Loads a model (config.json plus weights) by directory or name (a built-in such as <c>minilm</c>, or a
+    /// Hugging Face Hub id such as <c>bert-base-uncased</c>: see <see cref="Hub.ModelResolver"/>) as the class its
+    /// config names, or as <paramref name="architecture"/>. Each head's class has a typed <c>FromPretrained</c> too.</summary>
+    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture = null, int seed = 0) =>
+        FromPretrained(nameOrPath, architecture, seed, configure: null);
 
-    /// <summary>Loads a model directory with its config changed by <paramref name="configure"/> first (for example new
-    /// labels for a classification head, which is then initialised as transformers initialises a missing head).</summary>
-    public static BertPreTrainedModel FromPretrained(string directory, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
+    /// <summary>Loads a model with its config changed by <paramref name="configure"/> first (for example new labels for a
+    /// classification head, which is then initialised as transformers initialises a missing head, with a warning).</summary>
+    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
     {
-        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
+        string configPath = Path.Combine(directory, "config.json");
+        var config = BertConfig.Load(configPath);
         if (configure is not null) config = configure(config);
-        var arch = architecture ?? BertArchitectures.FromConfig(config);
+        BertArchitecture arch;
+        try
+        {
+            arch = architecture ?? BertArchitectures.FromConfig(config);
+            config.Validate();
+            BertArchitectures.EnsureFitsInMemory(config, arch);
+        }
+        catch (NBertException e)
+        {
+            throw new NBertException($"{configPath}: {e.Message}", e);
+        }
         using var source = Checkpoint.Open(directory);
-        var (parameters, report) = BertWeights.Load(source, config, arch, seed);
-        foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
-        return Create(config, arch, parameters, report);
+        try
+        {
+            var (parameters, report) = BertWeights.Load(source, config, arch, seed);
+            foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
+            return Create(config, arch, parameters, report);
+        }
+        catch (NBertException e) when (!e.Message.StartsWith(directory, StringComparison.Ordinal))
+        {
+            // The checkpoint does not fit the config: name the model directory.
+            throw new NBertException($"{directory}: {e.Message}", e);
+        }
     }
 
     /// <summary>A randomly initialised model, with transformers' scheme, reproducible for a seed.</summary>
@@ -102,33 +134,37 @@ public abstract class BertPreTrainedModel
         return Create(config, architecture, parameters, report);
     }
 
-    /// <summary>Writes config.json and model.safetensors as transformers saves them (each file written to a
-    /// temporary name, then renamed).</summary>
-    public void SavePretrained(string directory)
+    /// <summary>Writes config.json and model.safetensors as transformers saves them, as one unit: both are
+    /// written to temporary names and renamed only when both succeeded, and a directory this creates is
+    /// removed again if writing fails.</summary>
+    public void SavePretrained(string directory) => SavePretrained(directory, tokenizer: null);
+
+    /// <summary>Writes the model and, when given, <paramref name="tokenizer"/>'s files, as one unit: everything a later
+    /// <see cref="FromPretrained(string, BertArchitecture?, int)"/> and a pipeline's <c>FromPretrained</c> need.</summary>
+    public void SavePretrained(string directory, Tokenization.BertTokenizer? tokenizer)
     {
-        Directory.CreateDirectory(directory);
-        (Config with { Architectures = [Architecture.ToString()] }).Save(Path.Combine(directory, "config.json"));
-        SafeTensorsWriter.Write(Path.Combine(directory, Checkpoint.SafeTensorsName),
+        using var files = new StagedFiles(directory);
+        tokenizer?.SavePretrained(files);
+        SavePretrained(files);
+        files.Commit();
+    }
+
+    /// <summary>Stages model.safetensors, then config.json, into <paramref name="files"/>; the caller may add
+    /// more files (a vocabulary) before committing them together.</summary>
+    public void SavePretrained(StagedFiles files)
+    {
+        files.Write(Checkpoint.SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
             BertArchitectures.Parameters(Config, Architecture).Select(s =>
-                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data)));
+                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data))));
+        files.WriteAllText("config.json", (Config with { Architectures = [Architecture.ToString()] }).ToJson() + "\n");
     }
 
     // ---- outputs that are not numbers ----
 
     /// <summary>The parameters holding NaN or infinity, with how many such values each holds (none for a sound model).</summary>
-    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters()
-    {
-        var found = new List<(string, long)>();
-        foreach (var (name, t) in Parameters)
-        {
-            if (TensorPrimitives.IsFiniteAll<float>(t.Data)) continue;
-            long count = 0;
-            foreach (float v in t.Data)
-                if (!float.IsFinite(v)) count++;
-            found.Add((name, count));
-        }
-        return found.OrderBy(f => f.Item1, StringComparer.Ordinal).ToList();
-    }
+    public IReadOnlyList<NonFiniteTensor> NonFiniteParameters() =>
+        Parameters.Select(p => new NonFiniteTensor(p.Key, BertWeights.CountNonFinite(p.Value.Data), p.Value.Length))
+            .Where(t => t.Count > 0).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
 
     /// <summary>Throws an <see cref="NBertException"/> that names the cause when <paramref name="outputs"/> (values this
     /// model computed) hold NaN or infinity: a number that is not one must never pass for an answer.</summary>
@@ -139,7 +175,7 @@ public abstract class BertPreTrainedModel
     }
 
     /// <summary>Why a model's <paramref name="what"/> are NaN or infinite, given the weights that are.</summary>
-    internal static string NotFiniteMessage(string what, IReadOnlyList<(string Name, long Count)> nonFinite) =>
+    internal static string NotFiniteMessage(string what, IReadOnlyList<NonFiniteTensor> nonFinite) =>
         nonFinite.Count > 0
             ? $"The model's {what} are not finite (NaN or infinity): its weights hold {nonFinite.Sum(n => n.Count):N0} non-finite values, in " +
               $"{string.Join(", ", nonFinite.Take(5).Select(n => n.Name))}{(nonFinite.Count > 5 ? $" and {nonFinite.Count - 5} more" : "")}. The checkpoint is damaged or its training diverged."
@@ -147,8 +183,17 @@ public abstract class BertPreTrainedModel
 
     // ---- forward ----
 
-    /// <summary>Runs the model on a batch. Sequences longer than max_position_embeddings are refused.</summary>
-    public abstract ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false);
+    /// <summary>Runs the model on a batch (safe to call from several threads at once). Sequences longer than
+    /// max_position_embeddings are refused. Each head's class has a <c>Forward</c> that returns its own output type.</summary>
+    public ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return ForwardCore(inputs, outputHiddenStates, outputAttentions);
+    }
+
+    /// <summary>The head's forward pass, returning its own output type.</summary>
+    private protected abstract ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions);
 
     /// <summary>One encoder layer's weights, resolved once: packed matrices and the vectors beside them.</summary>
     private sealed class Layer
@@ -220,6 +265,13 @@ public abstract class BertPreTrainedModel
         int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
         if (s > c.MaxPositionEmbeddings)
             throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        // Every buffer below is one array indexed by int: refuse a batch that would overflow one, before allocating.
+        EnsureArray("the hidden states (batch x sequence x hidden_size)", (long)b * s * h);
+        EnsureArray("the query, key and value (batch x sequence x 3 x hidden_size)", (long)b * s * 3 * h);
+        EnsureArray("the intermediate activations (batch x sequence x intermediate_size)", (long)b * s * c.IntermediateSize);
+        EnsureArray("one head's attention scores (sequence x sequence)", (long)s * s);
+        if (outputAttentions)
+            EnsureArray($"the attentions of a layer (batch {b} x heads {heads} x sequence {s} x sequence {s})", (long)b * heads * s * s);
         int m = b * s;
         var x = new float[m * h];
         Embed(inputs, x);
@@ -277,6 +329,30 @@ public abstract class BertPreTrainedModel
         };
     }
 
+    /// <summary>Refuses a batch whose <paramref name="what"/> would need more values than one array holds.</summary>
+    private protected static void EnsureArray(string what, long count)
+    {
+        if (count > Array.MaxLength)
+            throw new ArgumentException($"The batch is too large: {what} would be {count:N0} values, more than one array holds ({Array.MaxLength:N0}). " +
+                "Run fewer or shorter sequences at a time.");
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer that can give ids this model cannot embed: a tokenizer and a model that do not
+    /// belong together, which would otherwise fail only when such an id comes up. Call it where a tokenizer
+    /// and a model are paired.
+    /// </summary>
+    public void EnsureTokenizerFits(NBert.Tokenization.BertTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (tokenizer.VocabSize <= Config.VocabSize) return;
+        int example = new[] { tokenizer.ClsToken, tokenizer.SepToken, tokenizer.MaskToken, tokenizer.UnkToken, tokenizer.PadToken }
+            .Select(tokenizer.TokenToId).OfType<int>().Where(id => id >= Config.VocabSize).DefaultIfEmpty(Config.VocabSize).Min();
+        string token = tokenizer.IdToToken(example) is { } t ? $" ({NBertException.Quote(t)})" : "";
+        throw new NBertException($"The tokenizer has {tokenizer.VocabSize:N0} ids but the model's vocab_size is {Config.VocabSize:N0}: " +
+            $"they do not belong together, and ids from {Config.VocabSize:N0} up, such as {example}{token}, cannot be embedded.");
+    }
+
     /// <summary>y = LayerNorm(y + residual), rows in parallel.</summary>
     private static void ResidualLayerNorm(float[] y, float[] residual, int m, int h, float[] weight, float[] bias, float eps) =>
         Threading.ForRows(m, (r0, r1) =>
@@ -291,7 +367,13 @@ public abstract class BertPreTrainedModel
     {
         var c = Config;
         int s = inputs.SequenceLength, h = c.HiddenSize;
-        Kernels.Gather(P("embeddings.word_embeddings.weight").Data, h, inputs.InputIds, x, "input id");
+        var ids = inputs.InputIds;
+        for (int t = 0; t < ids.Length; t++)
+            if ((uint)ids[t] >= (uint)c.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(inputs), $"Input id {ids[t]} (sequence {t / s}, position {t % s}) is outside the model's " +
+                    $"vocabulary 0..{c.VocabSize - 1} (vocab_size {c.VocabSize}): the ids come from a tokenizer with a larger vocabulary than the " +
+                    "model's, or from another model's tokenizer.");
+        Kernels.Gather(P("embeddings.word_embeddings.weight").Data, h, ids, x, "input id");
         var position = P("embeddings.position_embeddings.weight").Data;
         var types = P("embeddings.token_type_embeddings.weight").Data;
         for (int t = 0; t < inputs.InputIds.Length; t++)

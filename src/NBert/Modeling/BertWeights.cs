@@ -3,14 +3,24 @@ using NBert.Tensors;
 
 namespace NBert.Modeling;
 
+/// <summary>A checkpoint tensor holding NaN or infinite values, and how many.</summary>
+public sealed record NonFiniteTensor(string Name, long Count, long Length);
+
 /// <summary>What loading a checkpoint did, as transformers' loading info: parameters the checkpoint lacked
 /// (initialised), its tensors the model does not use, and the ones dropped on purpose.</summary>
 public sealed record LoadReport(IReadOnlyList<string> Initialized, IReadOnlyList<string> Unexpected, IReadOnlyList<string> Ignored)
 {
+    /// <summary>Loaded parameters holding NaN or infinite values, by their checkpoint name. One such weight
+    /// makes every output NaN, so a caller that will print answers should refuse such a model.</summary>
+    public IReadOnlyList<NonFiniteTensor> NonFinite { get; init; } = [];
+
+    /// <summary>What a user should be told: newly initialised weights, unused weights, non-finite weights.</summary>
     public IEnumerable<string> Warnings
     {
         get
         {
+            if (NonFinite.Count > 0)
+                yield return $"Some weights are NaN or infinite, so every output would be NaN: {string.Join(", ", NonFinite.Select(t => $"{t.Name} ({t.Count:N0} of {t.Length:N0} values)"))}. The checkpoint is damaged.";
             if (Initialized.Count > 0)
                 yield return $"Some weights were not in the checkpoint and were newly initialized: {string.Join(", ", Initialized)}. Train the model before using its predictions.";
             if (Unexpected.Count > 0)
@@ -31,6 +41,8 @@ public static class BertWeights
     public static (Dictionary<string, FloatTensor> Parameters, LoadReport Report) Load(ITensorSource source, BertConfig config,
         BertArchitecture architecture, int seed = 0)
     {
+        config.Validate();
+        BertArchitectures.EnsureFitsInMemory(config, architecture);
         var byCanonical = new Dictionary<string, string>(StringComparer.Ordinal);
         var ignored = new List<string>();
         foreach (var t in source.Tensors)
@@ -43,6 +55,7 @@ public static class BertWeights
         var specs = BertArchitectures.Parameters(config, architecture);
         var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var initialized = new List<string>();
+        var nonFinite = new List<NonFiniteTensor>();
         var rng = new NormalRandom(seed);
         foreach (var spec in specs)
         {
@@ -51,7 +64,9 @@ public static class BertWeights
                 var info = source.Info(name);
                 if (!info.Shape.SequenceEqual(spec.Shape))
                     throw new NBertException($"Checkpoint tensor '{name}' has shape [{string.Join(", ", info.Shape)}], but the config needs [{string.Join(", ", spec.Shape)}] for {spec.Name}.");
-                parameters[spec.Name] = new FloatTensor(source.ReadFloat32(name), spec.Shape);
+                var values = source.ReadFloat32(name);
+                if (CountNonFinite(values) is > 0 and long bad) nonFinite.Add(new NonFiniteTensor(name, bad, values.Length));
+                parameters[spec.Name] = new FloatTensor(values, spec.Shape);
             }
             else if (spec.IsEncoder)
                 throw new NBertException($"The checkpoint has no '{spec.Name}' (nor 'bert.{spec.Name}'): it is not a {architecture} checkpoint for this config.");
@@ -62,13 +77,37 @@ public static class BertWeights
             }
         }
         var unexpected = byCanonical.Values.Order(StringComparer.Ordinal).ToList();
-        return (parameters, new LoadReport(initialized, unexpected, ignored));
+        return (parameters, new LoadReport(initialized, unexpected, ignored) { NonFinite = nonFinite });
+    }
+
+    /// <summary>How many values are NaN or infinite: those whose exponent bits are all ones.</summary>
+    internal static long CountNonFinite(ReadOnlySpan<float> values)
+    {
+        var bits = System.Runtime.InteropServices.MemoryMarshal.Cast<float, uint>(values);
+        const uint Exponent = 0x7F80_0000;
+        long count = 0;
+        int i = 0;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+        {
+            var mask = new System.Numerics.Vector<uint>(Exponent);
+            int width = System.Numerics.Vector<uint>.Count;
+            for (; i <= bits.Length - width; i += width)
+            {
+                var e = new System.Numerics.Vector<uint>(bits.Slice(i, width)) & mask;
+                if (System.Numerics.Vector.EqualsAny(e, mask))
+                    for (int j = i; j < i + width; j++) count += (bits[j] & Exponent) == Exponent ? 1 : 0;
+            }
+        }
+        for (; i < bits.Length; i++) count += (bits[i] & Exponent) == Exponent ? 1 : 0;
+        return count;
     }
 
     /// <summary>Random parameters with transformers' scheme: normal(0, initializer_range) weights and
     /// embeddings (the padding row zeroed), zero biases, LayerNorm weight 1.</summary>
     public static Dictionary<string, FloatTensor> Initialize(BertConfig config, BertArchitecture architecture, int seed)
     {
+        config.Validate();
+        BertArchitectures.EnsureFitsInMemory(config, architecture);
         var rng = new NormalRandom(seed);
         return BertArchitectures.Parameters(config, architecture).ToDictionary(s => s.Name, s => Initialize(s, config, rng), StringComparer.Ordinal);
     }

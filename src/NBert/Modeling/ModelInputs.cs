@@ -48,33 +48,3 @@ public sealed record ModelInputs
         return new ModelInputs(1, s, Slice(InputIds)!, Slice(TokenTypeIds), Slice(AttentionMask));
     }
 }
-
-/// <summary>A model's outputs, named as transformers names them; what a model does not compute is null.</summary>
-public sealed record ModelOutput
-{
-    public FloatTensor? LastHiddenState { get; init; }
-    public FloatTensor? PoolerOutput { get; init; }
-    /// <summary>Embedding output then each layer's output ([batch, sequence, hidden] each).</summary>
-    public IReadOnlyList<FloatTensor>? HiddenStates { get; init; }
-    /// <summary>Each layer's attention probabilities [batch, heads, sequence, sequence].</summary>
-    public IReadOnlyList<FloatTensor>? Attentions { get; init; }
-    public FloatTensor? PredictionLogits { get; init; }
-    public FloatTensor? SeqRelationshipLogits { get; init; }
-    public FloatTensor? Logits { get; init; }
-    public FloatTensor? StartLogits { get; init; }
-    public FloatTensor? EndLogits { get; init; }
-
-    /// <summary>Every tensor with transformers' name (<c>hidden_states.0</c>, <c>attentions.1</c>, ...).</summary>
-    public IEnumerable<(string Name, FloatTensor Tensor)> Named()
-    {
-        if (LastHiddenState is not null) yield return ("last_hidden_state", LastHiddenState);
-        if (PoolerOutput is not null) yield return ("pooler_output", PoolerOutput);
-        for (int i = 0; i < (HiddenStates?.Count ?? 0); i++) yield return ($"hidden_states.{i}", HiddenStates![i]);
-        for (int i = 0; i < (Attentions?.Count ?? 0); i++) yield return ($"attentions.{i}", Attentions![i]);
-        if (PredictionLogits is not null) yield return ("prediction_logits", PredictionLogits);
-        if (SeqRelationshipLogits is not null) yield return ("seq_relationship_logits", SeqRelationshipLogits);
-        if (Logits is not null) yield return ("logits", Logits);
-        if (StartLogits is not null) yield return ("start_logits", StartLogits);
-        if (EndLogits is not null) yield return ("end_logits", EndLogits);
-    }
-}

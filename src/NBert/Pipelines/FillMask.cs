@@ -26,11 +26,11 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
         m.Architecture is BertArchitecture.BertForMaskedLM or BertArchitecture.BertForPreTraining ? m
             : throw new ArgumentException($"fill-mask needs a masked-LM head (BertForMaskedLM or BertForPreTraining), not {m.Architecture}.");
 
-    public static FillMask FromDirectory(string directory)
+    public static FillMask FromPretrained(string directory)
     {
         var config = BertConfig.Load(Path.Combine(directory, "config.json"));
         var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
-        return new FillMask(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, arch));
+        return new FillMask(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, arch));
     }
 
     /// <summary>The candidates for each [MASK] of each text (texts without a [MASK] are an error naming the text).</summary>

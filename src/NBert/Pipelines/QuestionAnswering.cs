@@ -41,8 +41,8 @@ public sealed class QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedMod
         : throw new ArgumentException($"question-answering needs BertForQuestionAnswering, not {model.Architecture}.");
     public int BatchSize { get; init; } = 32;
 
-    public static QuestionAnswering FromDirectory(string directory) =>
-        new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForQuestionAnswering));
+    public static QuestionAnswering FromPretrained(string directory) =>
+        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForQuestionAnswering));
 
     /// <summary>The best <c>top_k</c> answers of each (question, context).</summary>
     public List<List<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null)

@@ -65,7 +65,7 @@ public sealed partial class SentenceEmbeddings : IEmbeddingGenerator<string, Emb
         return serviceType.IsInstanceOfType(Model) ? Model : null;
     }
 
-    /// <summary>Releases the model when this pipeline loaded it (<see cref="FromDirectory"/>); a model passed to the
+    /// <summary>Releases the model when this pipeline loaded it (<see cref="FromPretrained"/>); a model passed to the
     /// constructor stays the caller's.</summary>
     public void Dispose()
     {

@@ -60,10 +60,10 @@ public sealed partial class SentenceEmbeddings
 
     /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see
     /// <see cref="Hub.ModelResolver"/>), run as a bare encoder.</summary>
-    public static SentenceEmbeddings FromDirectory(string nameOrDirectory, EmbeddingOptions? options = null)
+    public static SentenceEmbeddings FromPretrained(string nameOrDirectory, EmbeddingOptions? options = null)
     {
         string directory = Hub.ModelResolver.Resolve(nameOrDirectory);
-        return new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options)
+        return new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options)
         {
             ModelId = Hub.ModelResolver.ModelId(nameOrDirectory),
             _ownsModel = true,

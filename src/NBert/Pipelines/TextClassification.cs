@@ -22,8 +22,8 @@ public sealed class TextClassification(BertTokenizer tokenizer, BertPreTrainedMo
         : throw new ArgumentException($"text-classification needs BertForSequenceClassification, not {model.Architecture}.");
     public int BatchSize { get; init; } = 32;
 
-    public static TextClassification FromDirectory(string directory) =>
-        new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification));
+    public static TextClassification FromPretrained(string directory) =>
+        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification));
 
     /// <summary>The function transformers applies by default for this model's config.</summary>
     public ScoreFunction DefaultFunction => Model.Config.ProblemType switch
@@ -68,11 +68,11 @@ public sealed class NextSentence(BertTokenizer tokenizer, BertPreTrainedModel mo
         : throw new ArgumentException($"next-sentence needs BertForNextSentencePrediction or BertForPreTraining, not {model.Architecture}.");
     public int BatchSize { get; init; } = 32;
 
-    public static NextSentence FromDirectory(string directory)
+    public static NextSentence FromPretrained(string directory)
     {
         var config = BertConfig.Load(Path.Combine(directory, "config.json"));
         var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForNextSentencePrediction;
-        return new NextSentence(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, arch));
+        return new NextSentence(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, arch));
     }
 
     public List<float> Run(IReadOnlyList<(string A, string B)> pairs)

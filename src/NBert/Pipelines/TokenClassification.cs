@@ -34,8 +34,8 @@ public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedM
     public int BatchSize { get; init; } = 32;
     public IReadOnlyList<string> IgnoreLabels { get; init; } = ["O"];
 
-    public static TokenClassification FromDirectory(string directory) =>
-        new(BertTokenizer.FromDirectory(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForTokenClassification));
+    public static TokenClassification FromPretrained(string directory) =>
+        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForTokenClassification));
 
     private sealed record PreEntity(string Word, float[] Scores, int Start, int End, int Index, bool IsSubword);
 

@@ -1,4 +1,7 @@
+using System.Text;
 using System.Text.Json;
+using NBert.IO;
+using static NBert.NBertException;
 
 namespace NBert.Tokenization;
 
@@ -30,37 +33,79 @@ internal sealed record SpecialTokenNames(string Unk, string Cls, string Sep, str
 public sealed partial class BertTokenizer
 {
     /// <summary>
-    /// Loads the tokenizer of a model directory: <c>tokenizer.json</c> when present, else <c>vocab.txt</c>;
-    /// <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens, options and
-    /// <c>model_max_length</c>.
+    /// Loads the tokenizer of a model by directory or name (a built-in such as <c>minilm</c>, or a Hugging Face Hub id:
+    /// see <see cref="Hub.ModelResolver"/>), as transformers' <c>from_pretrained</c>: <c>tokenizer.json</c> when present,
+    /// else <c>vocab.txt</c>; <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
+    /// options and <c>model_max_length</c>. The model's <c>max_position_embeddings</c> in a config.json beside them
+    /// bounds <see cref="MaxInputLength"/>.
     /// </summary>
-    public static BertTokenizer FromDirectory(string directory)
+    public static BertTokenizer FromPretrained(string nameOrPath)
     {
-        ArgumentNullException.ThrowIfNull(directory);
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
-        if (File.Exists(json)) return FromTokenizerJson(json, config);
-        string vocab = Path.Combine(directory, "vocab.txt");
-        if (File.Exists(vocab)) return FromVocabFile(vocab, config.ToOptions());
-        throw new FileNotFoundException(
-            $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
+        BertTokenizer tokenizer;
+        if (File.Exists(json)) tokenizer = FromTokenizerJson(json, config);
+        else
+        {
+            string vocab = Path.Combine(directory, "vocab.txt");
+            if (!File.Exists(vocab))
+                throw new FileNotFoundException(
+                    $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
+            var lines = ReadVocabFile(vocab);
+            config.CheckAddedTokenIds(lines.Count);
+            tokenizer = FromVocabulary(vocab, lines, config.ToOptions());
+        }
+        tokenizer.SourceDirectory = directory;
+        tokenizer.MaxPositionEmbeddings = ModelPositions(directory);
+        return tokenizer;
     }
 
-    /// <summary>Loads a <c>vocab.txt</c> (one token per line, LF or CRLF; the line number is the id).</summary>
-    public static BertTokenizer FromVocabFile(string path, BertTokenizerOptions? options = null)
+    /// <summary>config.json's max_position_embeddings beside the tokenizer, if there is one and it says.</summary>
+    private static int? ModelPositions(string directory)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Vocabulary file '{path}' does not exist.", path);
+        string path = Path.Combine(directory, "config.json");
+        if (!File.Exists(path)) return null;
+        using var doc = JsonFile.Read(path);
+        return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("max_position_embeddings", out var m)
+            && m.ValueKind == JsonValueKind.Number && m.TryGetInt32(out int n) && n > 0 ? n : null;
+    }
+
+    /// <summary>Loads a <c>vocab.txt</c> (UTF-8, one token per line, LF or CRLF; the line number is the id).</summary>
+    public static BertTokenizer FromVocabFile(string path, BertTokenizerOptions? options = null) =>
+        FromVocabulary(path, ReadVocabFile(path), options);
+
+    private static BertTokenizer FromVocabulary(string path, List<string> lines, BertTokenizerOptions? options)
+    {
         try
         {
-            return FromVocabulary(ReadVocabLines(File.ReadAllText(path)), options);
+            return FromVocabulary(lines, options);
         }
         catch (ArgumentException e)
         {
             throw new NBertException($"{path}: {e.Message}", e);
         }
     }
+
+    /// <summary>The lines of a vocab.txt; bytes that are not UTF-8 are an error naming the line, as Python's
+    /// strict decoding (which transformers uses) makes them.</summary>
+    private static List<string> ReadVocabFile(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Vocabulary file '{path}' does not exist.", path);
+        byte[] bytes = File.ReadAllBytes(path);
+        try
+        {
+            return ReadVocabLines(StrictUtf8.GetString(bytes));
+        }
+        catch (DecoderFallbackException e)
+        {
+            int at = Math.Clamp(e.Index, 0, bytes.Length);
+            int line = 1 + bytes.AsSpan(0, at).Count((byte)'\n');
+            throw new NBertException($"{path}: line {line} is not valid UTF-8 (byte {at}).", e);
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Builds a tokenizer from a vocabulary (one token per id, in id order) and options, as
     /// transformers' <c>BertTokenizer(vocab_file, ...)</c> does: its special tokens become added tokens
@@ -96,19 +141,39 @@ public sealed partial class BertTokenizer
 
     private static BertTokenizer FromTokenizerJson(string path, TokenizerConfig config)
     {
+        using var doc = JsonFile.Read(path);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
             return TokenizerJson.Build(doc.RootElement, config);
         }
-        catch (JsonException e)
-        {
-            throw new NBertException($"{path}: not valid JSON ({e.Message}).", e);
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException or FormatException or NotSupportedException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException or NotSupportedException)
         {
             throw new NBertException($"{path}: {e.Message}", e);
         }
+    }
+
+    /// <summary>
+    /// Refuses added tokens whose ids are neither in the vocabulary nor right after it, where Hugging Face
+    /// puts the tokens it adds: a table is built up to the largest id, so an id of 1.5e9 would allocate
+    /// 1.5e9 entries. Also refuses negative ids.
+    /// </summary>
+    internal static void CheckAddedTokenIds(IReadOnlyList<AddedToken> added, int vocabSize)
+    {
+        long limit = (long)vocabSize + added.Count;
+        foreach (var t in added)
+            if (t.Id < 0 || t.Id >= limit)
+                throw new ArgumentException($"added token '{Quote(t.Content)}' has id {t.Id}, outside 0..{limit - 1}: an added token's id is " +
+                    $"in the vocabulary ({vocabSize} ids) or just after it ({added.Count} added tokens).");
+    }
+
+    /// <summary>Refuses a post-processor whose special tokens have ids outside the tokenizer's ids.</summary>
+    private static void CheckTemplateIds(TemplateProcessing? template, int vocabSize)
+    {
+        if (template is null) return;
+        foreach (var (name, (ids, _)) in template.SpecialTokens)
+            foreach (int id in ids)
+                if ((uint)id >= (uint)vocabSize)
+                    throw new ArgumentException($"post-processor special token '{Quote(name)}' has id {id}, outside the {vocabSize} ids of the vocabulary and added tokens.");
     }
 
     /// <summary>Splits vocab.txt as Python's text mode does: <c>\n</c>, <c>\r\n</c> and <c>\r</c> end a line;
@@ -143,6 +208,8 @@ internal sealed record TokenizerConfig
     public string? Mask { get; init; }
     public int? ModelMaxLength { get; init; }
     public List<AddedToken> AddedTokens { get; init; } = [];
+    /// <summary>The file whose added_tokens_decoder gave <see cref="AddedTokens"/>, for messages.</summary>
+    public string? AddedTokensSource { get; init; }
 
     public static TokenizerConfig Read(string directory)
     {
@@ -151,12 +218,12 @@ internal sealed record TokenizerConfig
         {
             string path = Path.Combine(directory, name);
             if (!File.Exists(path)) continue;
+            using var doc = JsonFile.Read(path);
             try
             {
-                using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-                config = config.Merge(doc.RootElement);
+                config = config.Merge(doc.RootElement, path);
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
             {
                 throw new NBertException($"{path}: {e.Message}", e);
             }
@@ -164,29 +231,37 @@ internal sealed record TokenizerConfig
         return config;
     }
 
-    private TokenizerConfig Merge(JsonElement root)
+    private TokenizerConfig Merge(JsonElement root, string path)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new FormatException("the top level must be a JSON object");
-        string? Token(string field) => root.TryGetProperty(field, out var v) ? v.ValueKind switch
-        {
-            JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
-            _ => null,
-        } : null;
-        bool? Flag(string field) => root.TryGetProperty(field, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
+        // A special token is a string or an AddedToken object with its content.
+        string? Token(string field) => JsonFields.Get(root, field) is not { } v ? null
+            : v.ValueKind == JsonValueKind.Object ? JsonFields.AsString(JsonFields.Get(v, "content") ?? default, $"{field}.content")
+            : JsonFields.AsString(v, field);
         int? maxLength = null;
         // transformers writes 1e30 ("no limit") for models without one: treat anything huge as none.
-        if (root.TryGetProperty("model_max_length", out var m) && m.ValueKind == JsonValueKind.Number && m.TryGetDouble(out double d) && d is > 0 and < int.MaxValue)
-            maxLength = (int)d;
+        if (JsonFields.Get(root, "model_max_length") is { } m)
+        {
+            double d = m.ValueKind == JsonValueKind.Number && m.TryGetDouble(out double x) ? x : throw JsonFields.Wrong("model_max_length", "a number", m);
+            if (d is > 0 and < int.MaxValue) maxLength = (int)d;
+        }
         var added = new List<AddedToken>(AddedTokens);
-        if (root.TryGetProperty("added_tokens_decoder", out var decoder) && decoder.ValueKind == JsonValueKind.Object)
+        string? source = AddedTokensSource;
+        if (JsonFields.Object(root, "added_tokens_decoder") is { } decoder)
+        {
             foreach (var entry in decoder.EnumerateObject())
-                added.Add(TokenizerJson.ReadAddedToken(entry.Value, int.Parse(entry.Name, System.Globalization.CultureInfo.InvariantCulture)));
+            {
+                if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id))
+                    throw new FormatException($"added_tokens_decoder key '{Quote(entry.Name)}' is not a token id (0 to {int.MaxValue})");
+                added.Add(TokenizerJson.ReadAddedToken(entry.Value, id, $"added_tokens_decoder['{Quote(entry.Name)}']"));
+            }
+            source = path;
+        }
         return this with
         {
-            DoLowerCase = Flag("do_lower_case") ?? DoLowerCase,
-            StripAccents = Flag("strip_accents") ?? StripAccents,
-            TokenizeChineseChars = Flag("tokenize_chinese_chars") ?? TokenizeChineseChars,
+            DoLowerCase = JsonFields.Bool(root, "do_lower_case") ?? DoLowerCase,
+            StripAccents = JsonFields.Bool(root, "strip_accents") ?? StripAccents,
+            TokenizeChineseChars = JsonFields.Bool(root, "tokenize_chinese_chars") ?? TokenizeChineseChars,
             Unk = Token("unk_token") ?? Unk,
             Cls = Token("cls_token") ?? Cls,
             Sep = Token("sep_token") ?? Sep,
@@ -194,7 +269,22 @@ internal sealed record TokenizerConfig
             Mask = Token("mask_token") ?? Mask,
             ModelMaxLength = maxLength ?? ModelMaxLength,
             AddedTokens = added,
+            AddedTokensSource = source,
         };
+    }
+
+    /// <summary>Refuses added tokens whose ids are neither in a vocabulary of <paramref name="vocabSize"/> ids nor
+    /// right after it, naming the file they came from (before any id-sized table is built).</summary>
+    public void CheckAddedTokenIds(int vocabSize)
+    {
+        try
+        {
+            BertTokenizer.CheckAddedTokenIds(AddedTokens, vocabSize);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{AddedTokensSource}: added_tokens_decoder: {e.Message}", e);
+        }
     }
 
     public BertTokenizerOptions ToOptions()
@@ -219,103 +309,169 @@ internal sealed record TokenizerConfig
         new(Unk ?? unkFromModel, Cls ?? "[CLS]", Sep ?? "[SEP]", Pad ?? "[PAD]", Mask ?? "[MASK]");
 }
 
-/// <summary>Reads the parts of Hugging Face's <c>tokenizer.json</c> that a BERT tokenizer has.</summary>
+/// <summary>Reads the parts of Hugging Face's <c>tokenizer.json</c> that a BERT tokenizer has. A field of the
+/// wrong JSON type is a <see cref="FormatException"/> naming it (the loader adds the file).</summary>
 internal static class TokenizerJson
 {
     public static BertTokenizer Build(JsonElement root, TokenizerConfig config)
     {
-        var model = Required(root, "model");
-        string type = model.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "WordPiece";
+        if (root.ValueKind != JsonValueKind.Object) throw new FormatException("the top level must be a JSON object");
+        var model = JsonFields.Object(root, "model") ?? throw new FormatException("field 'model' is missing");
+        string type = JsonFields.String(model, "type", "model.type") ?? "WordPiece";
         if (type != "WordPiece")
-            throw new NotSupportedException($"model.type is '{type}'; only WordPiece (BERT) tokenizers are supported.");
+            throw new NotSupportedException($"model.type is '{Quote(type)}'; only WordPiece (BERT) tokenizers are supported.");
+        var entries = JsonFields.Object(model, "vocab", "model.vocab") ?? throw new FormatException("field 'model.vocab' is missing");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var entry in Required(model, "vocab", "model.").EnumerateObject()) vocab[entry.Name] = entry.Value.GetInt32();
-        string unk = model.TryGetProperty("unk_token", out var u) && u.GetString() is { } us ? us : "[UNK]";
-        string prefix = model.TryGetProperty("continuing_subword_prefix", out var p) && p.GetString() is { } ps ? ps : "##";
-        int maxChars = model.TryGetProperty("max_input_chars_per_word", out var mc) && mc.ValueKind == JsonValueKind.Number ? mc.GetInt32() : 100;
+        foreach (var entry in entries.EnumerateObject())
+        {
+            int id = JsonFields.AsInt(entry.Value, $"model.vocab['{Quote(entry.Name)}']");
+            if (id < 0) throw new FormatException($"model.vocab['{Quote(entry.Name)}'] has the negative id {id}");
+            vocab[entry.Name] = id;
+        }
+        // Ids may leave gaps (a vocab.txt with repeated lines leaves one per repeat), but an id table is built
+        // up to the largest id, so one far past the vocabulary's size is refused rather than allocated.
+        foreach (var (token, id) in vocab)
+            if (id >= 2L * vocab.Count)
+                throw new FormatException($"model.vocab['{Quote(token)}'] has id {id}, far past the vocabulary's {vocab.Count} tokens");
+        string unk = JsonFields.String(model, "unk_token", "model.unk_token") ?? "[UNK]";
+        string prefix = JsonFields.String(model, "continuing_subword_prefix", "model.continuing_subword_prefix") ?? "##";
+        int maxChars = JsonFields.Int(model, "max_input_chars_per_word", "model.max_input_chars_per_word") ?? 100;
+        if (maxChars < 0) throw new FormatException($"model.max_input_chars_per_word must not be negative, not {maxChars}");
         var wordPiece = new WordPiece(vocab, unk, prefix, maxChars);
 
-        if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind != JsonValueKind.Null
-            && pre.GetProperty("type").GetString() is var preType && preType != "BertPreTokenizer")
-            throw new NotSupportedException($"pre_tokenizer.type is '{preType}'; only BertPreTokenizer is supported.");
+        if (JsonFields.Object(root, "pre_tokenizer") is { } pre && JsonFields.String(pre, "type", "pre_tokenizer.type") is var preType
+            && preType != "BertPreTokenizer")
+            throw new NotSupportedException($"pre_tokenizer.type is '{Quote(preType ?? "null")}'; only BertPreTokenizer is supported.");
 
         var added = new List<AddedToken>();
-        if (root.TryGetProperty("added_tokens", out var list) && list.ValueKind == JsonValueKind.Array)
-            foreach (var item in list.EnumerateArray()) added.Add(ReadAddedToken(item, null));
+        if (JsonFields.Array(root, "added_tokens") is { } list)
+        {
+            int i = 0;
+            foreach (var item in list.EnumerateArray()) added.Add(ReadAddedToken(item, null, $"added_tokens[{i++}]"));
+        }
 
-        return new BertTokenizer(wordPiece, ReadNormalizer(root), added, ReadPostProcessor(root, wordPiece, added),
+        return new BertTokenizer(wordPiece, ReadNormalizer(root), added, ReadPostProcessor(root),
             ReadDecoder(root), config.Names(unk), config.ModelMaxLength);
     }
 
-    public static AddedToken ReadAddedToken(JsonElement e, int? id)
+    /// <summary>An added token: an object with its <c>content</c> and flags, and its id (given, or its <c>id</c> field).</summary>
+    public static AddedToken ReadAddedToken(JsonElement e, int? id, string path)
     {
-        bool Flag(string name, bool fallback) => e.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
-        string content = e.GetProperty("content").GetString() ?? throw new FormatException("an added token has no content");
-        bool special = Flag("special", false);
-        return new AddedToken(content, id ?? e.GetProperty("id").GetInt32(), special,
-            Flag("normalized", !special), Flag("single_word", false), Flag("lstrip", false), Flag("rstrip", false));
+        if (e.ValueKind != JsonValueKind.Object) throw JsonFields.Wrong(path, "an object with the token's content", e);
+        string content = JsonFields.String(e, "content", $"{path}.content") ?? throw new FormatException($"{path} has no content");
+        bool special = JsonFields.Bool(e, "special", $"{path}.special") ?? false;
+        int tokenId = id ?? JsonFields.Int(e, "id", $"{path}.id") ?? throw new FormatException($"{path} has no id");
+        if (tokenId < 0) throw new FormatException($"{path}.id must not be negative, not {tokenId}");
+        return new AddedToken(content, tokenId, special,
+            JsonFields.Bool(e, "normalized", $"{path}.normalized") ?? !special, JsonFields.Bool(e, "single_word", $"{path}.single_word") ?? false,
+            JsonFields.Bool(e, "lstrip", $"{path}.lstrip") ?? false, JsonFields.Bool(e, "rstrip", $"{path}.rstrip") ?? false);
     }
 
     private static BertNormalizerOptions ReadNormalizer(JsonElement root)
     {
-        if (!root.TryGetProperty("normalizer", out var n) || n.ValueKind == JsonValueKind.Null)
-            return new BertNormalizerOptions(false, false, false, false);
-        string type = n.GetProperty("type").GetString() ?? "";
+        if (JsonFields.Object(root, "normalizer") is not { } n) return new BertNormalizerOptions(false, false, false, false);
+        string type = JsonFields.String(n, "type", "normalizer.type") ?? "";
         if (type != "BertNormalizer")
-            throw new NotSupportedException($"normalizer.type is '{type}'; only BertNormalizer is supported.");
-        bool Flag(string name, bool fallback) => n.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : fallback;
-        bool? strip = n.TryGetProperty("strip_accents", out var s) && s.ValueKind is JsonValueKind.True or JsonValueKind.False ? s.GetBoolean() : null;
-        return new BertNormalizerOptions(Flag("clean_text", true), Flag("handle_chinese_chars", true), strip, Flag("lowercase", true));
+            throw new NotSupportedException($"normalizer.type is '{Quote(type)}'; only BertNormalizer is supported.");
+        return new BertNormalizerOptions(JsonFields.Bool(n, "clean_text", "normalizer.clean_text") ?? true,
+            JsonFields.Bool(n, "handle_chinese_chars", "normalizer.handle_chinese_chars") ?? true,
+            JsonFields.Bool(n, "strip_accents", "normalizer.strip_accents"), JsonFields.Bool(n, "lowercase", "normalizer.lowercase") ?? true);
     }
 
-    private static TemplateProcessing? ReadPostProcessor(JsonElement root, WordPiece model, List<AddedToken> added)
+    private static TemplateProcessing? ReadPostProcessor(JsonElement root)
     {
-        if (!root.TryGetProperty("post_processor", out var p) || p.ValueKind == JsonValueKind.Null) return null;
-        string type = p.GetProperty("type").GetString() ?? "";
+        if (JsonFields.Object(root, "post_processor") is not { } p) return null;
+        string type = JsonFields.String(p, "type", "post_processor.type") ?? "";
         if (type == "BertProcessing")
         {
-            var sep = p.GetProperty("sep");
-            var cls = p.GetProperty("cls");
-            return TemplateProcessing.Bert(cls[0].GetString()!, cls[1].GetInt32(), sep[0].GetString()!, sep[1].GetInt32());
+            (string, int) Pair(string name)
+            {
+                var a = JsonFields.Array(p, name, $"post_processor.{name}") ?? throw new FormatException($"field 'post_processor.{name}' is missing");
+                if (a.GetArrayLength() != 2) throw new FormatException($"post_processor.{name} must be [token, id]");
+                return (JsonFields.AsString(a[0], $"post_processor.{name}[0]"), JsonFields.AsInt(a[1], $"post_processor.{name}[1]"));
+            }
+            var (cls, clsId) = Pair("cls");
+            var (sep, sepId) = Pair("sep");
+            return TemplateProcessing.Bert(cls, clsId, sep, sepId);
         }
         if (type != "TemplateProcessing")
-            throw new NotSupportedException($"post_processor.type is '{type}'; only TemplateProcessing and BertProcessing are supported.");
+            throw new NotSupportedException($"post_processor.type is '{Quote(type)}'; only TemplateProcessing and BertProcessing are supported.");
         var specials = new Dictionary<string, (int[], string[])>(StringComparer.Ordinal);
-        if (p.TryGetProperty("special_tokens", out var st))
+        if (JsonFields.Object(p, "special_tokens", "post_processor.special_tokens") is { } st)
             foreach (var entry in st.EnumerateObject())
-                specials[entry.Name] = (entry.Value.GetProperty("ids").EnumerateArray().Select(x => x.GetInt32()).ToArray(),
-                    entry.Value.GetProperty("tokens").EnumerateArray().Select(x => x.GetString()!).ToArray());
+            {
+                string path = $"post_processor.special_tokens['{Quote(entry.Name)}']";
+                if (entry.Value.ValueKind != JsonValueKind.Object) throw JsonFields.Wrong(path, "an object", entry.Value);
+                var ids = (JsonFields.Array(entry.Value, "ids", $"{path}.ids") ?? throw new FormatException($"{path} has no ids"))
+                    .EnumerateArray().Select((x, i) => JsonFields.AsInt(x, $"{path}.ids[{i}]")).ToArray();
+                var tokens = (JsonFields.Array(entry.Value, "tokens", $"{path}.tokens") ?? throw new FormatException($"{path} has no tokens"))
+                    .EnumerateArray().Select((x, i) => JsonFields.AsString(x, $"{path}.tokens[{i}]")).ToArray();
+                if (ids.Length != tokens.Length) throw new FormatException($"{path} has {ids.Length} ids but {tokens.Length} tokens");
+                specials[entry.Name] = (ids, tokens);
+            }
         return new TemplateProcessing(ReadTemplate(p, "single"), ReadTemplate(p, "pair"), specials);
     }
 
     private static List<TemplatePiece> ReadTemplate(JsonElement processor, string name)
     {
         var pieces = new List<TemplatePiece>();
-        foreach (var item in Required(processor, name, "post_processor.").EnumerateArray())
+        var items = JsonFields.Array(processor, name, $"post_processor.{name}") ?? throw new FormatException($"field 'post_processor.{name}' is missing");
+        int i = 0;
+        foreach (var item in items.EnumerateArray())
         {
-            if (item.TryGetProperty("SpecialToken", out var s))
-                pieces.Add(TemplatePiece.Special(s.GetProperty("id").GetString()!, s.GetProperty("type_id").GetInt32()));
-            else if (item.TryGetProperty("Sequence", out var q))
-                pieces.Add(TemplatePiece.Sequence(q.GetProperty("id").GetString()!, q.GetProperty("type_id").GetInt32()));
+            string path = $"post_processor.{name}[{i++}]";
+            if (item.ValueKind != JsonValueKind.Object) throw JsonFields.Wrong(path, "an object", item);
+            if (JsonFields.Object(item, "SpecialToken", $"{path}.SpecialToken") is { } s)
+                pieces.Add(TemplatePiece.Special(JsonFields.String(s, "id", $"{path}.SpecialToken.id") ?? throw new FormatException($"{path}.SpecialToken has no id"),
+                    JsonFields.Int(s, "type_id", $"{path}.SpecialToken.type_id") ?? 0));
+            else if (JsonFields.Object(item, "Sequence", $"{path}.Sequence") is { } q)
+                pieces.Add(TemplatePiece.Sequence(JsonFields.String(q, "id", $"{path}.Sequence.id") ?? throw new FormatException($"{path}.Sequence has no id"),
+                    JsonFields.Int(q, "type_id", $"{path}.Sequence.type_id") ?? 0));
             else
-                throw new FormatException($"post_processor.{name} has a piece that is neither SpecialToken nor Sequence");
+                throw new FormatException($"{path} is neither SpecialToken nor Sequence");
         }
         return pieces;
     }
 
     private static (string, bool) ReadDecoder(JsonElement root)
     {
-        if (!root.TryGetProperty("decoder", out var d) || d.ValueKind == JsonValueKind.Null) return ("##", true);
-        string type = d.GetProperty("type").GetString() ?? "";
+        if (JsonFields.Object(root, "decoder") is not { } d) return ("##", true);
+        string type = JsonFields.String(d, "type", "decoder.type") ?? "";
         if (type != "WordPiece")
-            throw new NotSupportedException($"decoder.type is '{type}'; only the WordPiece decoder is supported.");
-        string prefix = d.TryGetProperty("prefix", out var p) && p.GetString() is { } ps ? ps : "##";
-        bool cleanup = !d.TryGetProperty("cleanup", out var c) || c.ValueKind != JsonValueKind.False;
-        return (prefix, cleanup);
+            throw new NotSupportedException($"decoder.type is '{Quote(type)}'; only the WordPiece decoder is supported.");
+        return (JsonFields.String(d, "prefix", "decoder.prefix") ?? "##", JsonFields.Bool(d, "cleanup", "decoder.cleanup") ?? true);
     }
+}
 
-    private static JsonElement Required(JsonElement parent, string name, string path = "") =>
-        parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null
-            ? v
-            : throw new FormatException($"field '{path}{name}' is missing");
+/// <summary>Typed reads of optional JSON fields: absent or null is null, any other JSON type than the one
+/// asked for is a <see cref="FormatException"/> naming the field's path.</summary>
+internal static class JsonFields
+{
+    /// <summary>The field, or null when absent or JSON null.</summary>
+    public static JsonElement? Get(JsonElement parent, string name) =>
+        parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+    public static string? String(JsonElement parent, string name, string? path = null) => Get(parent, name) is { } v ? AsString(v, path ?? name) : null;
+    public static int? Int(JsonElement parent, string name, string? path = null) => Get(parent, name) is { } v ? AsInt(v, path ?? name) : null;
+
+    public static bool? Bool(JsonElement parent, string name, string? path = null) => Get(parent, name) is not { } v ? null : v.ValueKind switch
+    {
+        JsonValueKind.True => true,
+        JsonValueKind.False => false,
+        _ => throw Wrong(path ?? name, "true or false", v),
+    };
+
+    public static JsonElement? Object(JsonElement parent, string name, string? path = null) =>
+        Get(parent, name) is not { } v ? null : v.ValueKind == JsonValueKind.Object ? v : throw Wrong(path ?? name, "an object", v);
+
+    public static JsonElement? Array(JsonElement parent, string name, string? path = null) =>
+        Get(parent, name) is not { } v ? null : v.ValueKind == JsonValueKind.Array ? v : throw Wrong(path ?? name, "a list", v);
+
+    public static string AsString(JsonElement v, string path) => v.ValueKind == JsonValueKind.String ? v.GetString()! : throw Wrong(path, "a string", v);
+
+    public static int AsInt(JsonElement v, string path) =>
+        v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw Wrong(path, "an integer (32-bit)", v);
+
+    public static FormatException Wrong(string path, string expected, JsonElement v) =>
+        new($"{path} must be {expected}, not {(v.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null ? "null" : Quote(v.GetRawText()))}");
 }

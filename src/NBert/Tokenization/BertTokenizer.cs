@@ -1,11 +1,12 @@
 using System.Text;
+using NBert.Modeling;
 
 namespace NBert.Tokenization;
 
 /// <summary>
 /// A BERT WordPiece tokenizer that gives the same ids, offsets and windows as Hugging Face's
 /// (<c>BertTokenizer</c> / <c>tokenizers</c>): BertNormalizer, BertPreTokenizer, WordPiece, added
-/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromDirectory"/>, or build
+/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromPretrained"/>, or build
 /// one from a vocabulary. Instances are immutable and safe to use from many threads.
 /// </summary>
 public sealed partial class BertTokenizer
@@ -40,10 +41,20 @@ public sealed partial class BertTokenizer
     public int PadTokenId { get; }
     /// <summary>Hugging Face's <c>model_max_length</c>; null when the files do not give one.</summary>
     public int? ModelMaxLength { get; }
+    /// <summary>The model's <c>max_position_embeddings</c>, when the tokenizer was loaded from a model directory whose
+    /// config.json gives it: no input may be longer.</summary>
+    public int? MaxPositionEmbeddings { get; private set; }
+    /// <summary>The longest input <see cref="EncodeInputs(IReadOnlyList{string}, int?, bool)"/> makes by default:
+    /// <see cref="ModelMaxLength"/> (512 when unknown), but never more than <see cref="MaxPositionEmbeddings"/>.</summary>
+    public int MaxInputLength => Math.Min(ModelMaxLength ?? 512, MaxPositionEmbeddings ?? int.MaxValue);
+    /// <summary>The directory the tokenizer was loaded from (its files are what <see cref="SavePretrained(string)"/> copies);
+    /// null for a tokenizer built in code.</summary>
+    public string? SourceDirectory { get; private set; }
 
     internal BertTokenizer(WordPiece model, BertNormalizerOptions normalizer, IReadOnlyList<AddedToken> addedTokens,
         TemplateProcessing? postProcessor, (string Prefix, bool Cleanup) decoder, SpecialTokenNames names, int? modelMaxLength)
     {
+        CheckAddedTokenIds(addedTokens, model.VocabSize);
         _model = model;
         _normalizer = BertNormalizer.For(normalizer);
         AddedTokens = addedTokens;
@@ -55,6 +66,7 @@ public sealed partial class BertTokenizer
         foreach (var t in addedTokens) _addedById[t.Id] = t;
         _specialContents = addedTokens.Where(t => t.Special).Select(t => t.Content).ToHashSet(StringComparer.Ordinal);
         VocabSize = Math.Max(model.VocabSize, addedTokens.Count == 0 ? 0 : addedTokens.Max(t => t.Id) + 1);
+        CheckTemplateIds(postProcessor, VocabSize);
         _tokenOf = new string[VocabSize];
         for (int id = 0; id < _tokenOf.Length; id++) _tokenOf[id] = IdToToken(id) ?? "";
         (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
@@ -97,6 +109,32 @@ public sealed partial class BertTokenizer
         options ??= EncodeOptions.Default;
         var encoding = EncodeUnpadded(text, textPair, options);
         return options.Padding == PaddingStrategy.None ? encoding : Pad([encoding], options)[0];
+    }
+
+    /// <summary>
+    /// Texts straight to a model's inputs, as transformers' <c>tokenizer(texts, padding=True, truncation=True)</c>:
+    /// encoded on all cores, truncated to <paramref name="maxLength"/> (by default <see cref="MaxInputLength"/>, so the
+    /// model's limit) unless <paramref name="truncation"/> is false, padded to the longest, with the attention mask.
+    /// </summary>
+    public ModelInputs EncodeInputs(IReadOnlyList<string> texts, int? maxLength = null, bool truncation = true)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return EncodeInputs(texts.Select(t => (t, (string?)null)).ToArray(), maxLength, truncation);
+    }
+
+    /// <summary>Texts or pairs (<c>TextPair</c> null for a single text) straight to a model's inputs: see
+    /// <see cref="EncodeInputs(IReadOnlyList{string}, int?, bool)"/>; pairs lose tokens longest-first.</summary>
+    public ModelInputs EncodeInputs(IReadOnlyList<(string Text, string? TextPair)> inputs, int? maxLength = null, bool truncation = true)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0) throw new ArgumentException("No texts to encode.", nameof(inputs));
+        var options = new EncodeOptions
+        {
+            Padding = PaddingStrategy.Longest,
+            Truncation = truncation ? TruncationStrategy.LongestFirst : TruncationStrategy.None,
+            MaxLength = truncation ? maxLength ?? MaxInputLength : null,
+        };
+        return ModelInputs.FromEncodings(EncodeBatch(inputs, options));
     }
 
     /// <summary>Encodes many texts on all cores; padding <see cref="PaddingStrategy.Longest"/> pads to the

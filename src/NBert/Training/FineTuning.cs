@@ -92,7 +92,7 @@ public static class FineTuning
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize:N0} tokens but the model's vocabulary {model.Config.VocabSize:N0}: they do not belong together.");
         var head = model.WithArchitecture(task.Architecture, task.Configure, o.Seed);
-        var trainer = new Trainer(head, null, task.Train.Count, (indices, _) => task.Batch(indices),
+        var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);
         var evaluation = trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);
         return new FineTuned<TModel>((TModel)head, task.Labels, evaluation);

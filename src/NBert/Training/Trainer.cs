@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NBert.IO;
 using NBert.Modeling;
+using NBert.Tokenization;
 
 namespace NBert.Training;
 
@@ -126,7 +127,7 @@ public sealed record TrainerProgress(TrainerProgressKind Kind, long Step, long T
 public sealed class Trainer
 {
     private readonly BertPreTrainedModel _model;
-    private readonly string? _tokenizerDirectory;
+    private readonly BertTokenizer? _tokenizer;
     private readonly int _count;
     private readonly Func<IReadOnlyList<int>, long, TrainingBatch> _batch;
     private readonly Func<TrainingModel<float>, Evaluation>? _evaluate;
@@ -135,19 +136,19 @@ public sealed class Trainer
     private IProgress<TrainerProgress>? _progress;
 
     /// <param name="model">The model to train; its parameters are updated in place.</param>
-    /// <param name="tokenizerDirectory">Where the tokenizer files to copy beside every saved model are.</param>
+    /// <param name="tokenizer">The tokenizer whose files are saved beside every saved model (null: none).</param>
     /// <param name="count">Training items.</param>
     /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
     /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
     /// <param name="options">The run's settings.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
     /// <exception cref="ArgumentException"><paramref name="count"/> is below 1: there is no training data.</exception>
-    public Trainer(BertPreTrainedModel model, string? tokenizerDirectory, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
+    public Trainer(BertPreTrainedModel model, BertTokenizer? tokenizer, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
         Func<TrainingModel<float>, Evaluation>? evaluate, TrainerOptions options)
     {
         options.Validate();
         if (count < 1) throw new ArgumentException("There is no training data.", nameof(count));
-        (_model, _tokenizerDirectory, _count, _batch, _evaluate, Options) = (model, tokenizerDirectory, count, batch, evaluate, options);
+        (_model, _tokenizer, _count, _batch, _evaluate, Options) = (model, tokenizer, count, batch, evaluate, options);
     }
 
     private sealed class State
@@ -345,8 +346,7 @@ public sealed class Trainer
     private void SaveModel(TrainingModel<float> model, string directory)
     {
         model.CopyTo(_model);
-        _model.SavePretrained(directory);
-        if (_tokenizerDirectory is not null) Checkpoint.CopyTokenizerFiles(_tokenizerDirectory, directory);
+        _model.SavePretrained(directory, _tokenizer);
     }
 
     private void SaveCheckpoint(TrainingModel<float> model, AdamW<float> optimizer, LearningRateSchedule schedule, State state, string directory)

@@ -30,9 +30,18 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     public DropoutRandom Random { get; set; }
 
     /// <summary>The parameters holding NaN or infinity, with how many such values each holds.</summary>
-    public IReadOnlyList<(string Name, long Count)> NonFiniteParameters() =>
-        Slots.Select(s => (s.CheckpointName, Count: (long)Values.AsSpan(s.Offset, s.Length).ToArray().Count(v => !T.IsFinite(v))))
-            .Where(x => x.Count > 0).ToList();
+    public IReadOnlyList<NonFiniteTensor> NonFiniteParameters()
+    {
+        var found = new List<NonFiniteTensor>();
+        foreach (var s in Slots)
+        {
+            long count = 0;
+            foreach (var v in Values.AsSpan(s.Offset, s.Length))
+                if (!T.IsFinite(v)) count++;
+            if (count > 0) found.Add(new NonFiniteTensor(s.CheckpointName, count, s.Length));
+        }
+        return found;
+    }
 
     private readonly Dictionary<string, ParameterSlot> _byName;
     private readonly LayerSlots[] _layers;

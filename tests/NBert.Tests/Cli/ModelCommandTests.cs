@@ -59,6 +59,43 @@ public sealed class ModelCommandTests : TempDirectoryTest
         Assert.Equal(["negative", "neutral", "positive"], loaded.Config.Id2Label);
     }
 
+    [Theory]
+    [InlineData("hidden_size", 1_000_000_000, "hidden_size 1000000000")]
+    [InlineData("vocab_size", 1_000_000_000, "vocab_size 1000000000")]
+    [InlineData("intermediate_size", 1_000_000_000, "intermediate_size 1000000000")]
+    [InlineData("max_position_embeddings", 1_000_000_000, "max_position_embeddings 1000000000")]
+    [InlineData("num_hidden_layers", 1_000_000, "num_hidden_layers 1000000")]
+    [InlineData("num_labels", 1_000_000_000, "num_labels 1000000000")]
+    public void Init_refuses_a_model_that_cannot_fit_before_allocating_and_writes_nothing(string field, int value, string message)
+    {
+        var config = JsonNode.Parse(File.ReadAllText(Fixtures.Path("model", "seqcls", "config.json")))!.AsObject();
+        config.Remove("id2label");
+        config.Remove("label2id");
+        config[field] = value;
+        if (field == "hidden_size") config["num_attention_heads"] = 1;
+        File.WriteAllText(Temp("config.json"), config.ToJsonString());
+        string dir = Temp("out");
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var (code, _, error) = Run("init", "--config", Temp("config.json"), "--out", dir);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, "allocated more than 64 MiB to refuse");
+        Assert.Equal(2, code);
+        Assert.Contains(Temp("config.json"), error);
+        Assert.Contains(message, error);
+        Assert.False(Directory.Exists(dir));
+    }
+
+    [Fact]
+    public void Init_that_fails_while_writing_leaves_no_half_written_folder()
+    {
+        string dir = Temp("out");
+        Directory.CreateDirectory(Path.Combine(dir, "model.safetensors")); // the weights cannot be renamed into place
+        var (code, _, error) = Run("init", "--config", Fixtures.Path("model", "seqcls", "config.json"), "--out", dir,
+            "--vocab", Fixtures.Path("model", "seqcls", "vocab.txt"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("model.safetensors", error);
+        Assert.Equal([Path.Combine(dir, "model.safetensors")], Directory.GetFileSystemEntries(dir));
+    }
+
     [Fact]
     public void Inspect_shows_config_tensors_and_load_report_as_tables_or_json()
     {
@@ -74,6 +111,29 @@ public sealed class ModelCommandTests : TempDirectoryTest
         Assert.Equal("BertForTokenClassification", (string)json["architecture"]!);
         Assert.Equal(9, json["config"]!["labels"]!.AsArray().Count);
         Assert.True((long)json["parameters"]! > 100_000);
+    }
+
+    [Fact]
+    public void Inspect_reports_non_finite_weights()
+    {
+        string dir = Temp("nan");
+        Directory.CreateDirectory(dir);
+        using (var source = new SafeTensorsFile(Fixtures.Path("model", "encoder_only", "model.safetensors")))
+            SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), source.Tensors.Select(t =>
+            {
+                var values = source.ReadFloat32(t.Name);
+                if (t.Name == "encoder.layer.0.attention.self.query.bias") values[3] = float.NaN;
+                return SafeTensor.Float32(t.Name, t.Shape, values);
+            }).ToList());
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(dir, "config.json"));
+        var (code, output, _) = Run("inspect", "--model", dir);
+        Assert.Equal(0, code);
+        Assert.Contains("NaN or infinite", output);
+        Assert.Contains("encoder.layer.0.attention.self.query.bias (1 of 32 values)", output);
+        (code, output, _) = Run("inspect", "--model", dir, "--json");
+        Assert.Equal(0, code);
+        var nonFinite = JsonNode.Parse(output)!["non_finite"]!.AsArray().Single()!;
+        Assert.Equal(("encoder.layer.0.attention.self.query.bias", 1L), ((string)nonFinite["name"]!, (long)nonFinite["count"]!));
     }
 
     [Fact]

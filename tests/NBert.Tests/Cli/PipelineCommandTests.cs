@@ -19,7 +19,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
         var texts = new[] { "My dog is [MASK].", "[MASK] is the best [MASK] in the world." };
         var (code, stdout, error) = Run("", ["fill-mask", "--model", Model("pretraining"), "--json", .. texts]);
         Assert.True(code == 0, error);
-        var expected = FillMask.FromDirectory(Model("pretraining")).Run(texts);
+        var expected = FillMask.FromPretrained(Model("pretraining")).Run(texts);
         var lines = Lines(stdout);
         Assert.Equal(2, lines.Count);
         Assert.Equal(5, lines[0].AsArray().Count);               // one mask: a list of candidates
@@ -43,7 +43,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
 
         (code, stdout, error) = Run("", "nsp", "--model", Model("pretraining"), "--json", "He went home.", "It was late.");
         Assert.True(code == 0, error);
-        float p = NextSentence.FromDirectory(Model("pretraining")).Run([("He went home.", "It was late.")])[0];
+        float p = NextSentence.FromPretrained(Model("pretraining")).Run([("He went home.", "It was late.")])[0];
         Assert.Equal(p, (float)Lines(stdout)[0]["score"]!, 6);
     }
 
@@ -59,7 +59,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
         var lines = Lines(stdout);
         Assert.Equal(700, lines.Count);
         // In input order, whatever order the length batching ran them in.
-        var direct = TextClassification.FromDirectory(Model("seqcls")).Run([(texts[699], "a pair"), (texts[0], "a pair")]);
+        var direct = TextClassification.FromPretrained(Model("seqcls")).Run([(texts[699], "a pair"), (texts[0], "a pair")]);
         Assert.Equal(direct[0][0].Score, (float)lines[699][0]!["score"]!, 6);
         Assert.Equal(direct[1][0].Score, (float)lines[0][0]!["score"]!, 6);
         Assert.Contains("700 inputs in", error);

@@ -24,7 +24,7 @@ public class TokenizeCommandTests
         Assert.True(code == 0, error);
         var lines = Lines(output);
         Assert.Equal(2, lines.Length);
-        var tokenizer = BertTokenizer.FromDirectory(Model);
+        var tokenizer = BertTokenizer.FromPretrained(Model);
         var expected = tokenizer.Encode("My dog is [MASK].", "Hello, World!");
         Assert.Equal(expected.InputIds, Fixtures.Ints(lines[0]["input_ids"]));
         Assert.Equal(expected.TokenTypeIds, Fixtures.Ints(lines[0]["token_type_ids"]));

@@ -107,6 +107,38 @@ public sealed class CheckpointIOTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_header_that_is_not_utf8_is_refused()
+    {
+        byte[] header = [.. Encoding.ASCII.GetBytes("{\""), 0xff, 0xfe, .. Encoding.ASCII.GetBytes("\": 1}")];
+        var bytes = new byte[8 + header.Length];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, header.Length);
+        header.CopyTo(bytes, 8);
+        File.WriteAllBytes(Temp("latin.safetensors"), bytes);
+        var ex = Assert.Throws<NBertException>(() => new SafeTensorsFile(Temp("latin.safetensors")));
+        Assert.Contains("latin.safetensors", ex.Message);
+        Assert.Contains("not valid UTF-8", ex.Message);
+    }
+
+    [Fact]
+    public void A_shape_whose_element_count_overflows_is_refused_naming_the_tensor()
+    {
+        string path = Raw("huge.safetensors", """{"w": {"dtype": "F32", "shape": [2147483647, 2147483647, 2147483647], "data_offsets": [0, 8]}}""", 8);
+        var ex = Assert.Throws<NBertException>(() => new SafeTensorsFile(path));
+        Assert.Contains("'w'", ex.Message);
+        Assert.Contains("[2147483647, 2147483647, 2147483647]", ex.Message);
+    }
+
+    [Fact]
+    public void A_tensor_named_twice_is_refused_rather_than_the_last_one_winning()
+    {
+        string path = Raw("twice.safetensors",
+            """{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}""", 8);
+        var ex = Assert.Throws<NBertException>(() => new SafeTensorsFile(path));
+        Assert.Contains("'w'", ex.Message);
+        Assert.Contains("twice", ex.Message);
+    }
+
+    [Fact]
     public void A_file_shorter_than_its_header_length_is_refused()
     {
         string path = Temp("tiny.safetensors");
@@ -127,6 +159,23 @@ public sealed class CheckpointIOTests : TempDirectoryTest
         File.Delete(Temp("model-00002-of-00002.safetensors"));
         var ex = Assert.Throws<FileNotFoundException>(() => Checkpoint.Open(Dir));
         Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("""{"weight_map": {"a": 1}}""", "'a'")]
+    [InlineData("""[{"weight_map": {"a": "model-00001-of-00002.safetensors"}}]""", "not a JSON object")]
+    [InlineData("""{"weight_map": ["a"]}""", "weight_map")]
+    [InlineData("""{"weight_map": {"a": null}}""", "'a'")]
+    [InlineData("""{"weight_map": {"a": "../model-00001-of-00002.safetensors"}}""", "not a file beside the index")]
+    [InlineData("""{"weight_map": {"a": "model-00001-of-00002.safetensors", "a": "model-00001-of-00002.safetensors"}}""", "Duplicate property 'a'")]
+    [InlineData("""{"weight_map": {"a": "model-00001-of-00002.safetensors"}""", "not valid JSON")]
+    public void A_broken_shard_index_is_refused_naming_the_index_and_the_field(string index, string message)
+    {
+        SafeTensorsWriter.Write(Temp("model-00001-of-00002.safetensors"), [SafeTensor.Float32("a", [2], [1f, 2f])]);
+        File.WriteAllText(Temp(Checkpoint.SafeTensorsIndexName), index);
+        var ex = Assert.Throws<NBertException>(() => Checkpoint.Open(Dir));
+        Assert.Contains(Checkpoint.SafeTensorsIndexName, ex.Message);
+        Assert.Contains(message, ex.Message);
     }
 
     /// <summary>A pickle that would run <c>os.system("echo pwned")</c> if it were unpickled by Python.</summary>

@@ -52,7 +52,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
         Assert.True(pooler <= 1e-5, $"pooler_output: max |difference| {pooler:E2} from the float64 reference");
 
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
-        var embedded = new NBert.Pipelines.SentenceEmbeddings(BertTokenizer.FromDirectory(MiniLmPackage.Import.Model), model).Embed(texts);
+        var embedded = new NBert.Pipelines.SentenceEmbeddings(BertTokenizer.FromPretrained(MiniLmPackage.Import.Model), model).Embed(texts);
         double sentences = Max(embedded.SelectMany(v => v).ToArray(), reference.ReadFloat32("sentence_embedding"));
         Assert.True(sentences <= 1e-5, $"sentence embeddings: max |difference| {sentences:E2} from the float64 reference");
 
@@ -73,7 +73,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
     [Fact]
     public void The_written_tokenizer_reproduces_the_reference_ids()
     {
-        var tokenizer = BertTokenizer.FromDirectory(MiniLmPackage.Import.Model);
+        var tokenizer = BertTokenizer.FromPretrained(MiniLmPackage.Import.Model);
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         var encodings = tokenizer.EncodeBatch(texts, new EncodeOptions { MaxLength = 128, Truncation = TruncationStrategy.LongestFirst, Padding = PaddingStrategy.Longest });
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
@@ -91,7 +91,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
         Assert.Equal(0, NBert.Cli.Program.Run(["import-onnx", onnx, "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));
         Assert.Contains("12 heads", stdout.ToString());
         Assert.Empty(BertPreTrainedModel.FromPretrained(output).LoadReport!.Initialized);
-        Assert.Equal(["[CLS]", "hello", "[SEP]"], BertTokenizer.FromDirectory(output).Encode("Hello").Tokens);
+        Assert.Equal(["[CLS]", "hello", "[SEP]"], BertTokenizer.FromPretrained(output).Encode("Hello").Tokens);
         File.WriteAllText(Path.Combine(Dir, "bad.onnx"), "not onnx");
         Assert.Equal(2, NBert.Cli.Program.Run(["import-onnx", Path.Combine(Dir, "bad.onnx"), "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));
         Assert.Contains("bad.onnx", stderr.ToString());

@@ -37,6 +37,96 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.Contains(path, ex.Message);
     }
 
+    [Theory]
+    [InlineData("""{"architectures": [null]}""", "architectures[0] must be a string, not null")]
+    [InlineData("""{"architectures": "BertModel"}""", "architectures must be a list of strings")]
+    [InlineData("""{"num_labels": 1000000000}""", "num_labels 1000000000")]
+    [InlineData("""{"num_labels": "3"}""", "num_labels must be an integer, not \"3\"")]
+    [InlineData("""{"layer_norm_eps": -1}""", "layer_norm_eps must be a positive number, not -1")]
+    [InlineData("""{"layer_norm_eps": 0}""", "layer_norm_eps must be a positive number")]
+    [InlineData("""{"layer_norm_eps": 1e999}""", "layer_norm_eps must be a finite number")]
+    [InlineData("""{"hidden_dropout_prob": 1.5}""", "hidden_dropout_prob must be a probability")]
+    [InlineData("""{"attention_probs_dropout_prob": -0.1}""", "attention_probs_dropout_prob must be a probability")]
+    [InlineData("""{"classifier_dropout": 2}""", "classifier_dropout must be a probability")]
+    [InlineData("""{"initializer_range": -0.02}""", "initializer_range must be a non-negative number")]
+    [InlineData("""{"hidden_size": "768"}""", "hidden_size must be an integer")]
+    [InlineData("""{"hidden_size": 768.5}""", "hidden_size must be an integer")]
+    [InlineData("""{"hidden_size": null}""", "hidden_size must be an integer, not null")]
+    [InlineData("""{"vocab_size": 1e10}""", "vocab_size must be an integer")]
+    [InlineData("""{"hidden_act": 5}""", "hidden_act must be a string")]
+    [InlineData("""{"tie_word_embeddings": "yes"}""", "tie_word_embeddings must be true or false")]
+    [InlineData("""{"problem_type": 3}""", "problem_type must be a string")]
+    [InlineData("""{"id2label": {"0": 5}}""", "id2label['0'] must be a label name")]
+    [InlineData("""{"id2label": ["a", "b"]}""", "id2label must be an object")]
+    [InlineData("""{"pad_token_id": 40000}""", "pad_token_id 40000")]
+    [InlineData("""{"vocab_size": 1000000000}""", "vocab_size 1000000000 x hidden_size 768")]
+    [InlineData("""{"hidden_size": 1000000000, "num_attention_heads": 1}""", "hidden_size 1000000000")]
+    [InlineData("""{"intermediate_size": 1000000000}""", "intermediate_size 1000000000 x hidden_size 768")]
+    [InlineData("""{"max_position_embeddings": 1000000000}""", "max_position_embeddings 1000000000 x hidden_size 768")]
+    [InlineData("""{"hidden_size": 12, "hidden_size": 24}""", "Duplicate property 'hidden_size'")]
+    [InlineData("""[1, 2]""", "not a JSON object")]
+    public void Fields_of_the_wrong_type_or_an_unusable_value_are_refused_naming_the_file_and_field(string json, string message)
+    {
+        string path = Path.Combine(Dir, "config.json");
+        File.WriteAllText(path, json);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<NBertException>(() => BertConfig.Load(path));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated more than 1 MiB to refuse a config");
+        Assert.Contains(path, ex.Message);
+        Assert.Contains(message, ex.Message);
+    }
+
+    [Fact]
+    public void A_config_json_with_a_byte_order_mark_loads_and_one_that_is_not_utf8_is_refused()
+    {
+        string path = Path.Combine(Dir, "config.json");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. "{\"num_labels\": 3}"u8]);
+        Assert.Equal(3, BertConfig.Load(path).NumLabels);
+        File.WriteAllBytes(path, [.. "{\"hidden_act\": \"gel"u8, 0xFF, .. "u\"}"u8]);
+        var ex = Assert.Throws<NBertException>(() => BertConfig.Load(path));
+        Assert.Contains($"{path}: not valid UTF-8 (byte 19)", ex.Message);
+    }
+
+    [Fact]
+    public void Null_is_accepted_where_transformers_writes_none()
+    {
+        var c = BertConfig.Parse("""{"pad_token_id": null, "classifier_dropout": null, "problem_type": null, "architectures": null, "id2label": null, "num_labels": 3}""");
+        Assert.Equal((0, null, null, 0, 3), (c.PadTokenId, c.ClassifierDropout, c.ProblemType, c.Architectures.Count, c.NumLabels));
+        Assert.Equal(["LABEL_0", "LABEL_1", "LABEL_2"], c.Id2Label);
+    }
+
+    [Fact]
+    public void An_architecture_nbert_does_not_have_is_refused_naming_config_json()
+    {
+        File.Copy(Fixtures.Path("model", "encoder_only", "model.safetensors"), Path.Combine(Dir, "model.safetensors"));
+        File.WriteAllText(Path.Combine(Dir, "config.json"), File.ReadAllText(Fixtures.Path("model", "encoder_only", "config.json"))
+            .Replace("\"BertModel\"", "\"GPT2LMHeadModel\""));
+        var ex = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(Dir));
+        Assert.Contains(Path.Combine(Dir, "config.json"), ex.Message);
+        Assert.Contains("architectures names 'GPT2LMHeadModel'", ex.Message);
+    }
+
+    [Fact]
+    public void A_model_too_large_for_memory_is_refused_before_allocating_naming_the_field()
+    {
+        var config = Tiny with { NumHiddenLayers = 1_000_000, HiddenSize = 768, NumAttentionHeads = 12, IntermediateSize = 3072 };
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromConfig(config, BertArchitecture.BertModel));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated more than 1 MiB to refuse");
+        Assert.Contains("num_hidden_layers 1000000", ex.Message);
+        Assert.Contains("GiB of memory available", ex.Message);
+    }
+
+    [Fact]
+    public void The_parameter_count_from_the_config_is_the_sum_of_the_parameter_shapes()
+    {
+        var configs = new[] { Tiny, Tiny with { TieWordEmbeddings = false, Id2Label = ["a", "b", "c"] } };
+        foreach (var config in configs)
+            foreach (var a in Enum.GetValues<BertArchitecture>())
+                Assert.Equal(BertArchitectures.Parameters(config, a).Sum(p => p.Shape.Aggregate(1L, (n, d) => n * d)),
+                    (long)BertArchitectures.ParameterCount(config, a));
+    }
+
     [Fact]
     public void A_missing_head_is_initialised_and_reported_and_unused_weights_are_listed()
     {
@@ -49,6 +139,55 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.All(model.Parameters["cls.predictions.bias"].Data, v => Assert.Equal(0f, v));
         var std = Math.Sqrt(model.Parameters["cls.seq_relationship.weight"].Data.Select(v => (double)v * v).Average());
         Assert.InRange(std, 0.01, 0.04); // normal(0, initializer_range = 0.02)
+    }
+
+    /// <summary>The encoder_only fixture copied into <see cref="TempDirectoryTest.Dir"/> with some values replaced.</summary>
+    private void DamagedCopy(params (string Tensor, int Index, float Value)[] damage)
+    {
+        using (var source = new SafeTensorsFile(Fixtures.Path("model", "encoder_only", "model.safetensors")))
+            SafeTensorsWriter.Write(Path.Combine(Dir, "model.safetensors"), source.Tensors.Select(t =>
+            {
+                var values = source.ReadFloat32(t.Name);
+                foreach (var (name, index, value) in damage)
+                    if (name == t.Name) values[index] = value;
+                return SafeTensor.Float32(t.Name, t.Shape, values);
+            }).ToList());
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(Dir, "config.json"), overwrite: true);
+    }
+
+    [Fact]
+    public void Non_finite_weights_are_reported_with_their_tensor_and_count()
+    {
+        DamagedCopy(("encoder.layer.1.output.dense.weight", 17, float.NaN),
+            ("embeddings.word_embeddings.weight", 0, float.PositiveInfinity), ("embeddings.word_embeddings.weight", 4000 * 32 - 1, float.NegativeInfinity));
+        var report = BertPreTrainedModel.FromPretrained(Dir).LoadReport!;
+        Assert.Equal([new NonFiniteTensor("embeddings.word_embeddings.weight", 2, 4000 * 32), new NonFiniteTensor("encoder.layer.1.output.dense.weight", 1, 32 * 64)],
+            report.NonFinite.OrderBy(t => t.Name, StringComparer.Ordinal));
+        var warning = Assert.Single(report.Warnings);
+        Assert.Contains("NaN or infinite", warning);
+        Assert.Contains("encoder.layer.1.output.dense.weight (1 of 2,048 values)", warning);
+
+        DamagedCopy();
+        Assert.Empty(BertPreTrainedModel.FromPretrained(Dir).LoadReport!.NonFinite);
+    }
+
+    [Fact]
+    public void Counting_non_finite_values_finds_every_one_wherever_it_lies()
+    {
+        var random = new Random(5);
+        for (int length = 0; length < 70; length++)
+        {
+            var values = Enumerable.Range(0, length).Select(_ => (float)random.NextDouble() * 1e38f * (random.Next(2) * 2 - 1)).ToArray();
+            int expected = 0;
+            for (int i = 0; i < length; i++)
+                if (random.Next(5) == 0)
+                {
+                    values[i] = random.Next(3) switch { 0 => float.NaN, 1 => float.PositiveInfinity, _ => BitConverter.Int32BitsToSingle(unchecked((int)0xFFC00001)) };
+                    expected++;
+                }
+            Assert.Equal(expected, BertWeights.CountNonFinite(values));
+        }
+        Assert.Equal(0, BertWeights.CountNonFinite([float.MaxValue, float.MinValue, float.Epsilon, -0f]));
     }
 
     [Fact]
@@ -82,7 +221,7 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     [Fact]
     public void Padded_encodings_make_a_batch_with_their_ids_types_and_mask()
     {
-        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("model", "pretraining"));
         var encodings = tokenizer.EncodeBatch([("The man went to the store.", "He bought milk."), ("Hi", null)],
             new NBert.Tokenization.EncodeOptions { Padding = NBert.Tokenization.PaddingStrategy.Longest });
         var batch = ModelInputs.FromEncodings(encodings);
@@ -102,6 +241,48 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(new ModelInputs(1, 2, [5, 4000])));
         Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(new ModelInputs(1, 2, [5, 6], tokenTypeIds: [0, 2])));
         Assert.Throws<ArgumentException>(() => new ModelInputs(2, 3, new int[5]));
+    }
+
+    [Fact]
+    public void A_save_that_fails_leaves_neither_config_json_nor_temporary_files()
+    {
+        var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1);
+        Directory.CreateDirectory(Path.Combine(Dir, "model.safetensors")); // the weights cannot be renamed into place
+        Assert.Throws<IOException>(() => model.SavePretrained(Dir));
+        Assert.Equal([Path.Combine(Dir, "model.safetensors")], Directory.GetFileSystemEntries(Dir));
+    }
+
+    [Fact]
+    public void An_id_outside_the_vocabulary_is_named_with_the_models_vocabulary_size()
+    {
+        var model = BertPreTrainedModel.FromConfig(Tiny with { VocabSize = 100 }, BertArchitecture.BertModel, seed: 1);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => model.Forward(new ModelInputs(2, 3, [5, 6, 7, 101, 5, 6])));
+        Assert.Contains("Input id 101 (sequence 1, position 0)", ex.Message);
+        Assert.Contains("vocab_size 100", ex.Message);
+        Assert.Contains("tokenizer", ex.Message);
+    }
+
+    [Fact]
+    public void A_tokenizer_larger_than_the_models_vocabulary_is_refused_naming_both_sizes_and_an_id()
+    {
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("model", "pretraining"));
+        var model = BertPreTrainedModel.FromConfig(Tiny with { VocabSize = 100 }, BertArchitecture.BertModel, seed: 1);
+        var ex = Assert.Throws<NBertException>(() => model.EnsureTokenizerFits(tokenizer));
+        Assert.Contains($"The tokenizer has {tokenizer.VocabSize:N0} ids but the model's vocab_size is 100", ex.Message);
+        Assert.Contains("such as 100 ([UNK])", ex.Message); // the lowest special token id past the model's vocabulary
+        BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1).EnsureTokenizerFits(tokenizer); // the pair that belongs together
+    }
+
+    [Fact]
+    public void Attentions_that_would_overflow_one_array_are_refused_before_allocating()
+    {
+        var model = BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel, seed: 1);
+        var inputs = new ModelInputs(40_000, 128, new int[40_000 * 128]); // 40,000 x 4 heads x 128 x 128 > 2^31
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<ArgumentException>(() => model.Forward(inputs, outputAttentions: true));
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated more than 1 MiB to refuse");
+        Assert.Contains("attentions of a layer (batch 40000 x heads 4 x sequence 128 x sequence 128)", ex.Message);
+        Assert.Contains("2,621,440,000 values", ex.Message);
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public class PaddingInvarianceTests
     public void A_sequence_gives_the_same_bits_alone_and_padded_in_a_batch(string fixture, BertArchitecture architecture)
     {
         string dir = Fixtures.Path("model", fixture);
-        var tokenizer = BertTokenizer.FromDirectory(dir);
+        var tokenizer = BertTokenizer.FromPretrained(dir);
         var model = BertPreTrainedModel.FromPretrained(dir, architecture);
         var encodings = tokenizer.EncodeBatch(Texts);
         var batch = tokenizer.Pad(encodings, new EncodeOptions { Padding = PaddingStrategy.Longest });

@@ -13,7 +13,7 @@ public sealed class EmbeddingGeneratorTests
     [Fact]
     public async Task The_built_in_model_generates_the_reference_embeddings_with_usage_and_metadata()
     {
-        using IEmbeddingGenerator<string, Embedding<float>> generator = SentenceEmbeddings.FromDirectory("minilm", new EmbeddingOptions { BatchSize = 7 });
+        using IEmbeddingGenerator<string, Embedding<float>> generator = SentenceEmbeddings.FromPretrained("minilm", new EmbeddingOptions { BatchSize = 7 });
         var embeddings = await generator.GenerateAsync(Texts);
 
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
@@ -42,7 +42,7 @@ public sealed class EmbeddingGeneratorTests
     [Fact]
     public async Task Dimensions_keep_the_leading_components_normalised_and_a_foreign_model_id_is_refused()
     {
-        using var generator = SentenceEmbeddings.FromDirectory("minilm");
+        using var generator = SentenceEmbeddings.FromPretrained("minilm");
         var full = (await generator.GenerateAsync(["A short text."]))[0].Vector.ToArray();
         var cut = (await generator.GenerateAsync(["A short text."], new EmbeddingGenerationOptions { Dimensions = 64 }))[0].Vector.ToArray();
         Assert.Equal(64, cut.Length);
@@ -57,7 +57,7 @@ public sealed class EmbeddingGeneratorTests
     [Fact]
     public async Task Cancellation_stops_the_work_between_batches()
     {
-        using var generator = SentenceEmbeddings.FromDirectory("minilm", new EmbeddingOptions { BatchSize = 1 });
+        using var generator = SentenceEmbeddings.FromPretrained("minilm", new EmbeddingOptions { BatchSize = 1 });
         using (var cancelled = new CancellationTokenSource())
         {
             cancelled.Cancel();

@@ -9,7 +9,7 @@ public class PipelineBehaviourTests
     [Fact]
     public void Fill_mask_targets_keep_the_targets_probabilities()
     {
-        var fill = FillMask.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var fill = FillMask.FromPretrained(Fixtures.Path("model", "pretraining"));
         var all = fill.Run(["My dog is [MASK]."], topK: 5)[0][0];
         var targets = new[] { all[3].TokenStr, all[1].TokenStr };
         var chosen = fill.Run(["My dog is [MASK]."], topK: 5, targets: targets)[0][0];
@@ -20,7 +20,7 @@ public class PipelineBehaviourTests
     [Fact]
     public void Text_classification_applies_softmax_sigmoid_or_nothing()
     {
-        var cls = TextClassification.FromDirectory(Fixtures.Path("model", "seqcls"));
+        var cls = TextClassification.FromPretrained(Fixtures.Path("model", "seqcls"));
         var input = new[] { ("A fine film.", (string?)null) };
         var logits = cls.Model.Forward(Tokenize(cls, "A fine film.")).Logits!.Data;
         var raw = cls.Run(input, topK: null, ScoreFunction.None)[0];
@@ -37,7 +37,7 @@ public class PipelineBehaviourTests
     [Fact]
     public void Next_sentence_is_the_softmax_of_the_nsp_logits_at_index_0()
     {
-        var nsp = NextSentence.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var nsp = NextSentence.FromPretrained(Fixtures.Path("model", "pretraining"));
         var p = nsp.Run([("He went home.", "It was late."), ("The cat sat.", "Stocks fell sharply.")]);
         var logits = nsp.Model.Forward(ModelInputs.FromEncodings([nsp.Tokenizer.Encode("He went home.", "It was late.")])).SeqRelationshipLogits!.Data;
         Assert.Equal(Math.Exp(logits[0]) / (Math.Exp(logits[0]) + Math.Exp(logits[1])), p[0], 5);
@@ -47,7 +47,7 @@ public class PipelineBehaviourTests
     [Fact]
     public void A_text_longer_than_the_model_is_tagged_through_overlapping_windows()
     {
-        var ner = TokenClassification.FromDirectory(Fixtures.Path("model", "tokcls"));
+        var ner = TokenClassification.FromPretrained(Fixtures.Path("model", "tokcls"));
         string text = string.Join(" ", Enumerable.Repeat("John Smith and Mary Jones work at the United Nations in New York.", 20));
         Assert.True(ner.Tokenizer.Encode(text).Length > ner.Model.Config.MaxPositionEmbeddings);
         var entities = ner.Run([text], Aggregation.Simple, stride: 16)[0];

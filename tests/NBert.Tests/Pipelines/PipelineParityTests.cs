@@ -15,7 +15,7 @@ public class PipelineParityTests
     [Fact]
     public void Fill_mask_matches_transformers()
     {
-        var pipeline = FillMask.FromDirectory(Fixtures.Path("model", "pretraining"));
+        var pipeline = FillMask.FromPretrained(Fixtures.Path("model", "pretraining"));
         var inputs = Inputs("fill-mask");
         var results = pipeline.Run(inputs, topK: (int)Expected["fill-mask"]!["top_k"]!);
         var outputs = Expected["fill-mask"]!["outputs"]!.AsArray();
@@ -44,7 +44,7 @@ public class PipelineParityTests
     [Fact]
     public void Text_classification_matches_transformers_for_all_labels_and_the_top_one()
     {
-        var pipeline = TextClassification.FromDirectory(Fixtures.Path("model", "seqcls"));
+        var pipeline = TextClassification.FromPretrained(Fixtures.Path("model", "seqcls"));
         var inputs = Inputs("text-classification").Select(t => (t, (string?)null)).ToList();
         void Compare(JsonArray expected, List<List<LabelScore>> actual)
         {
@@ -71,7 +71,7 @@ public class PipelineParityTests
     [InlineData("max", Aggregation.Max)]
     public void Token_classification_matches_transformers_for_every_aggregation(string name, Aggregation aggregation)
     {
-        var pipeline = TokenClassification.FromDirectory(Fixtures.Path("model", "tokcls"));
+        var pipeline = TokenClassification.FromPretrained(Fixtures.Path("model", "tokcls"));
         var inputs = Inputs("token-classification");
         var results = pipeline.Run(inputs, aggregation);
         var expected = Expected["token-classification"]!["by_strategy"]![name]!.AsArray();
@@ -96,7 +96,7 @@ public class PipelineParityTests
     [Fact]
     public void Feature_extraction_is_the_encoders_last_hidden_state()
     {
-        var embeddings = SentenceEmbeddings.FromDirectory(Fixtures.Path("model", "encoder_only"));
+        var embeddings = SentenceEmbeddings.FromPretrained(Fixtures.Path("model", "encoder_only"));
         var inputs = Inputs("feature-extraction");
         var outputs = Expected["feature-extraction"]!["outputs"]!.AsArray();
         for (int i = 0; i < inputs.Length; i++)

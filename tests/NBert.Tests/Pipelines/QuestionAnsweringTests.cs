@@ -9,7 +9,7 @@ namespace NBert.Tests.Pipelines;
 /// </summary>
 public class QuestionAnsweringTests
 {
-    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromDirectory(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
+    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromPretrained(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
     private const string Question = "Who led the Norse raiders?";
     private const string Context =
         "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France. " +
@@ -124,7 +124,7 @@ public class QuestionAnsweringTests
     [Fact]
     public void The_pipeline_runs_end_to_end_on_a_long_context()
     {
-        var qa = QuestionAnswering.FromDirectory(Fixtures.Path("model", "qa"));
+        var qa = QuestionAnswering.FromPretrained(Fixtures.Path("model", "qa"));
         string longContext = string.Join(" ", Enumerable.Repeat(Context, 6));
         var results = qa.Run([(Question, longContext), ("Where is Normandy?", Context)], new QuestionAnsweringOptions { TopK = 3, HandleImpossibleAnswer = true });
         Assert.Equal(2, results.Count);

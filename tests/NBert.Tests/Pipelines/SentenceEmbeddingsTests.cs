@@ -12,7 +12,7 @@ public sealed class SentenceEmbeddingsTests
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
         var expected = reference.ReadFloat32("sentence_embedding");
-        var batched = SentenceEmbeddings.FromDirectory(MiniLmPackage.Import.Model, new EmbeddingOptions { BatchSize = 5 });
+        var batched = SentenceEmbeddings.FromPretrained(MiniLmPackage.Import.Model, new EmbeddingOptions { BatchSize = 5 });
         var vectors = batched.Embed(texts);
         Assert.Equal(texts.Length, vectors.Length);
         for (int i = 0; i < texts.Length; i++)
@@ -37,7 +37,7 @@ public sealed class SentenceEmbeddingsTests
     public void Pooling_modes_take_cls_mean_or_max_over_the_mask()
     {
         string dir = Fixtures.Path("model", "pretraining");
-        var tokenizer = NBert.Tokenization.BertTokenizer.FromDirectory(dir);
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(dir);
         var model = BertPreTrainedModel.FromPretrained(dir, BertArchitecture.BertModel);
         const string text = "The man went to the store.";
         var tokens = new SentenceEmbeddings(tokenizer, model).TokenEmbeddings(text);

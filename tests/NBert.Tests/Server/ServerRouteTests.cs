@@ -18,7 +18,7 @@ public sealed class FixtureServersCollection : ICollectionFixture<FixtureServers
 public sealed class ServerRouteTests(FixtureServers servers)
 {
     private static readonly string Encoder = Fixtures.Path("model", "encoder_only");
-    private static readonly Lazy<SentenceEmbeddings> Library = new(() => SentenceEmbeddings.FromDirectory(Encoder, new EmbeddingOptions { Normalize = false }));
+    private static readonly Lazy<SentenceEmbeddings> Library = new(() => SentenceEmbeddings.FromPretrained(Encoder, new EmbeddingOptions { Normalize = false }));
 
     internal static float[] Floats(JsonNode node) => node.AsArray().Select(x => x!.GetValue<float>()).ToArray();
     internal static int[] Bits(float[] v) => v.Select(BitConverter.SingleToInt32Bits).ToArray();
@@ -52,7 +52,7 @@ public sealed class ServerRouteTests(FixtureServers servers)
     [Fact]
     public async Task Token_ids_are_an_input_like_the_text_they_decode_to()
     {
-        var tokenizer = BertTokenizer.FromDirectory(Encoder);
+        var tokenizer = BertTokenizer.FromPretrained(Encoder);
         int[] ids = tokenizer.Encode("The man went to the store.").InputIds;
         var byIds = await servers.Encoder.Post("/embed", $"{{\"inputs\": [{string.Join(",", ids)}]}}");
         var byText = await servers.Encoder.Post("/embed", new { inputs = "The man went to the store." });
@@ -125,7 +125,7 @@ public sealed class ServerRouteTests(FixtureServers servers)
     [Fact]
     public async Task Predict_gives_labels_by_score_for_a_text_a_pair_or_a_batch()
     {
-        var pipeline = TextClassification.FromDirectory(Fixtures.Path("model", "seqcls"));
+        var pipeline = TextClassification.FromPretrained(Fixtures.Path("model", "seqcls"));
         var single = await servers.Classifier.Post("/predict", new { inputs = "A fine film." });
         var predictions = single.Json.AsArray();
         Assert.Equal(3, predictions.Count);

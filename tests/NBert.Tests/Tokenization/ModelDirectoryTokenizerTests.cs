@@ -29,14 +29,14 @@ public class ModelDirectoryTokenizerTests
     private static BertTokenizer Load(string dir, bool tokenizerJson)
     {
         string path = Fixtures.Path("model", dir);
-        if (tokenizerJson) return BertTokenizer.FromDirectory(path);
+        if (tokenizerJson) return BertTokenizer.FromPretrained(path);
         // The same directory without tokenizer.json: vocab.txt + tokenizer_config.json.
         string copy = Directory.CreateTempSubdirectory("nbert-vocab-").FullName;
         try
         {
             foreach (var name in new[] { "vocab.txt", "tokenizer_config.json" })
                 File.Copy(Path.Combine(path, name), Path.Combine(copy, name));
-            return BertTokenizer.FromDirectory(copy);
+            return BertTokenizer.FromPretrained(copy);
         }
         finally { Directory.Delete(copy, true); }
     }

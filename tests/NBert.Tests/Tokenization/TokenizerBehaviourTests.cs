@@ -130,7 +130,7 @@ public class TokenizerBehaviourTests
         {
             string lf = File.ReadAllText(Fixtures.Path("tokenizer", "vocab.txt"));
             File.WriteAllText(Path.Combine(dir, "vocab.txt"), lf.Replace("\n", "\r\n"));
-            var crlf = BertTokenizer.FromDirectory(dir);
+            var crlf = BertTokenizer.FromPretrained(dir);
             Assert.Equal(Uncased.VocabSize, crlf.VocabSize);
             Assert.Equal(Uncased.Encode("Café au lait, naïve résumé").InputIds, crlf.Encode("Café au lait, naïve résumé").InputIds);
             Assert.Equal("[PAD]", crlf.IdToToken(0));
@@ -147,7 +147,7 @@ public class TokenizerBehaviourTests
             File.Copy(Fixtures.Path("tokenizer", "vocab.txt"), Path.Combine(dir, "vocab.txt"));
             File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"),
                 """{"do_lower_case": false, "model_max_length": 128, "mask_token": {"content": "[MASK]"}}""");
-            var cased = BertTokenizer.FromDirectory(dir);
+            var cased = BertTokenizer.FromPretrained(dir);
             Assert.Equal(128, cased.ModelMaxLength);
             Assert.False(cased.Normalizer.Lowercase);
             Assert.Equal(["[UNK]", "dog"], cased.Tokenize("Hello dog"));
@@ -158,25 +158,25 @@ public class TokenizerBehaviourTests
     [Fact]
     public void Loading_errors_name_the_file_and_the_problem()
     {
-        var missing = Assert.Throws<DirectoryNotFoundException>(() => BertTokenizer.FromDirectory("/no/such/model"));
+        var missing = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained("/no/such/model"));
         Assert.Contains("/no/such/model", missing.Message);
         string dir = Directory.CreateTempSubdirectory("nbert-bad-").FullName;
         try
         {
-            var empty = Assert.Throws<FileNotFoundException>(() => BertTokenizer.FromDirectory(dir));
+            var empty = Assert.Throws<FileNotFoundException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("vocab.txt", empty.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");
-            var bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
+            var bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("tokenizer.json", bad.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "BPE", "vocab": {}}}""");
-            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("model.type", bad.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "WordPiece"}}""");
-            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("model.vocab", bad.Message);
             File.Delete(Path.Combine(dir, "tokenizer.json"));
             File.WriteAllText(Path.Combine(dir, "vocab.txt"), "a\nb\n");
-            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromDirectory(dir));
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("[UNK]", bad.Message);
             Assert.Contains("vocab.txt", bad.Message);
         }

@@ -44,8 +44,8 @@ public sealed class WordPieceTrainerTests : TempDirectoryTest
         Directory.CreateDirectory(Temp("vocab-only"));
         File.Copy(Temp("tok/vocab.txt"), Temp("vocab-only/vocab.txt"));
         File.Copy(Temp("tok/tokenizer_config.json"), Temp("vocab-only/tokenizer_config.json"));
-        var fromJson = BertTokenizer.FromDirectory(Temp("tok"));
-        var fromVocab = BertTokenizer.FromDirectory(Temp("vocab-only"));
+        var fromJson = BertTokenizer.FromPretrained(Temp("tok"));
+        var fromVocab = BertTokenizer.FromPretrained(Temp("vocab-only"));
         Assert.Equal(60, fromJson.VocabSize);
         foreach (var text in Lines.Append("The lowest café, unknown ×"))
         {

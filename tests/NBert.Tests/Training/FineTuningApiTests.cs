@@ -22,7 +22,7 @@ public sealed class FineTuningApiTests : TempDirectoryTest
     public void Classification_from_tuples_learns_the_rule_reports_progress_and_writes_nothing()
     {
         var reports = new List<TrainerProgress>();
-        var result = FineTuning.Classification(BertPreTrainedModel.FromPretrained(Base), BertTokenizer.FromDirectory(Base), Sentiment(64, 1), Sentiment(24, 2),
+        var result = FineTuning.Classification(BertPreTrainedModel.FromPretrained(Base), BertTokenizer.FromPretrained(Base), Sentiment(64, 1), Sentiment(24, 2),
             new FineTuningOptions { Epochs = 6, BatchSize = 8, LearningRate = 2e-3, Seed = 3, LogSteps = 4 }, progress: new Recorder<TrainerProgress>(reports));
 
         Assert.IsType<BertForSequenceClassification>(result.Model);
@@ -36,7 +36,7 @@ public sealed class FineTuningApiTests : TempDirectoryTest
 
         // The model kept is the best evaluation's: scoring it again gives that accuracy.
         var best = reports.Where(r => r.Kind == TrainerProgressKind.Evaluate).Max(r => r.Evaluation!.Metrics["accuracy"]);
-        var task = FineTuningTask.Classification(BertTokenizer.FromDirectory(Base), result.Model.Config, null,
+        var task = FineTuningTask.Classification(BertTokenizer.FromPretrained(Base), result.Model.Config, null,
             Sentiment(24, 2).Select((x, i) => new ClassificationExample(x.Text, null, System.Text.Json.JsonSerializer.SerializeToElement(x.Label), $"{i}")).ToList());
         Assert.Equal(best, task.Evaluate(TrainingModel<float>.From(result.Model)).Metrics["accuracy"]);
     }
@@ -48,7 +48,7 @@ public sealed class FineTuningApiTests : TempDirectoryTest
         var reports = new List<TrainerProgress>();
         var progress = new Recorder<TrainerProgress>(reports);
         var watcher = new InlineCancel(r => { if (r.Kind == TrainerProgressKind.Train && r.Step >= 4) cancel.Cancel(); progress.Report(r); });
-        Assert.Throws<OperationCanceledException>(() => FineTuning.Classification(BertPreTrainedModel.FromPretrained(Base), BertTokenizer.FromDirectory(Base),
+        Assert.Throws<OperationCanceledException>(() => FineTuning.Classification(BertPreTrainedModel.FromPretrained(Base), BertTokenizer.FromPretrained(Base),
             Sentiment(64, 1), options: new FineTuningOptions { Epochs = 3, BatchSize = 8, LogSteps = 2 }, outputDirectory: Temp("out"),
             progress: watcher, cancellationToken: cancel.Token));
         Assert.Equal(4, reports.Where(r => r.Kind == TrainerProgressKind.Train).Max(r => r.Step));
@@ -63,7 +63,7 @@ public sealed class FineTuningApiTests : TempDirectoryTest
     [Fact]
     public void Token_classification_and_question_answering_take_examples_in_memory()
     {
-        var tokenizer = BertTokenizer.FromDirectory(Base);
+        var tokenizer = BertTokenizer.FromPretrained(Base);
         string[][] words = [["john", "lives", "in", "paris"], ["mary", "was", "in", "london"], ["he", "went", "to", "berlin"]];
         string[][] tags = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC"], ["O", "O", "O", "B-LOC"]];
         var sentences = words.Zip(tags, (w, t) => ((IReadOnlyList<string>)w, (IReadOnlyList<string>)t)).ToList();

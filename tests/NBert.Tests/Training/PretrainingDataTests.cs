@@ -6,7 +6,7 @@ namespace NBert.Tests.Training;
 
 public sealed class PretrainingDataTests : TempDirectoryTest
 {
-    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromDirectory(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
+    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromPretrained(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
 
     /// <summary>Documents whose sentences are distinct numbered words, so every token says where it came from.</summary>
     private static List<List<int[]>> Documents(int count, int seed)

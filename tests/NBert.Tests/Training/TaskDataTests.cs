@@ -5,7 +5,7 @@ namespace NBert.Tests.Training;
 
 public sealed class TaskDataTests : TempDirectoryTest
 {
-    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromDirectory(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
+    private static readonly BertTokenizer Tokenizer = BertTokenizer.FromPretrained(Path.Combine(Fixtures.RepoRoot, "models", "bert-base-uncased"));
 
     [Fact]
     public void Classification_reads_json_lines_and_csv_with_names_or_indices()

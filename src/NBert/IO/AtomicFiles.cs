@@ -1,0 +1,99 @@
+using System.Text;
+
+namespace NBert.IO;
+
+/// <summary>Writes a file under a temporary name in the same directory, then renames it over the target,
+/// so a crash never leaves a half-written file where a good one was.</summary>
+public static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    public static void WriteAllText(string path, string text) =>
+        Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
+}
+
+/// <summary>
+/// Files written into one directory as a unit: each goes to a temporary name beside its target, and
+/// <see cref="Commit"/> renames them all into place once every one was written. Disposing without a commit
+/// deletes what was written, and the directory itself (with any parents) when this created it, so a
+/// failure part way never leaves a half-written model (a config.json without its weights) behind.
+/// </summary>
+public sealed class StagedFiles : IDisposable
+{
+    private readonly List<(string Temp, string Target)> _files = new();
+    private readonly List<string> _createdDirectories = new();
+    private bool _committed;
+
+    /// <summary>The directory the files go to (created now when missing).</summary>
+    public string Directory { get; }
+
+    public StagedFiles(string directory)
+    {
+        Directory = Path.GetFullPath(directory);
+        for (var d = new DirectoryInfo(Directory); d is not null && !d.Exists; d = d.Parent) _createdDirectories.Add(d.FullName);
+        System.IO.Directory.CreateDirectory(Directory);
+    }
+
+    /// <summary>Writes <paramref name="name"/> (a file name inside <see cref="Directory"/>) under a temporary name.</summary>
+    public void Write(string name, Action<Stream> write)
+    {
+        ObjectDisposedException.ThrowIf(_committed, this);
+        if (name.Length == 0 || Path.GetFileName(name) != name) throw new ArgumentException($"'{name}' is not a file name.", nameof(name));
+        string target = Path.Combine(Directory, name);
+        if (_files.Any(f => f.Target == target)) throw new ArgumentException($"'{name}' is written twice.", nameof(name));
+        string temp = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        _files.Add((temp, target));
+        using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        write(stream);
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Writes a text file (UTF-8, no byte order mark).</summary>
+    public void WriteAllText(string name, string text) => Write(name, s => s.Write(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>Copies <paramref name="source"/> in as <paramref name="name"/>.</summary>
+    public void Copy(string name, string source) => Write(name, s =>
+    {
+        using var from = File.OpenRead(source);
+        from.CopyTo(s);
+    });
+
+    /// <summary>Renames every file into place, in the order written: write the file whose presence says the
+    /// directory is complete (config.json) last. A target that is a directory is refused before any rename.</summary>
+    public void Commit()
+    {
+        ObjectDisposedException.ThrowIf(_committed, this);
+        foreach (var (_, target) in _files)
+            if (System.IO.Directory.Exists(target)) throw new IOException($"{target} is a directory, so the file cannot be written there.");
+        foreach (var (temp, target) in _files) File.Move(temp, target, overwrite: true);
+        _committed = true;
+    }
+
+    /// <summary>Without a commit: deletes the temporary files, then the directories this created if they are empty.</summary>
+    public void Dispose()
+    {
+        if (_committed) return;
+        _committed = true;
+        foreach (var (temp, _) in _files)
+            if (File.Exists(temp)) File.Delete(temp);
+        foreach (var dir in _createdDirectories)
+            if (System.IO.Directory.Exists(dir) && !System.IO.Directory.EnumerateFileSystemEntries(dir).Any()) System.IO.Directory.Delete(dir);
+    }
+}

@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NBert.IO;
+
+namespace NBert.Tokenization;
+
+public sealed partial class BertTokenizer
+{
+    /// <summary>
+    /// Writes the tokenizer's files into <paramref name="directory"/> so that <see cref="FromPretrained"/> (or
+    /// transformers' <c>AutoTokenizer.from_pretrained</c>) loads the same tokenizer from it: the files it was loaded from
+    /// (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json, those that exist), or, for a tokenizer
+    /// built in code, vocab.txt, tokenizer_config.json and special_tokens_map.json written from what it holds. The files
+    /// are written to temporary names and renamed together.
+    /// </summary>
+    public void SavePretrained(string directory)
+    {
+        using var files = new StagedFiles(directory);
+        SavePretrained(files);
+        files.Commit();
+    }
+
+    /// <summary>Stages the tokenizer's files into <paramref name="files"/>, to be committed with others (a model's).</summary>
+    public void SavePretrained(StagedFiles files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        if (SourceDirectory is not null && Checkpoint.StageTokenizerFiles(SourceDirectory, files)) return;
+        var vocab = Enumerable.Range(0, Model.VocabSize).Select(id => Model.IdToToken(id) ?? "").ToList();
+        files.WriteAllText("vocab.txt", string.Join("\n", vocab) + "\n");
+        var indented = new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+        var decoder = new JsonObject();
+        foreach (var t in AddedTokens.OrderBy(t => t.Id))
+            decoder[t.Id.ToString(CultureInfo.InvariantCulture)] = new JsonObject
+            {
+                ["content"] = t.Content, ["lstrip"] = t.LStrip, ["normalized"] = t.Normalized, ["rstrip"] = t.RStrip,
+                ["single_word"] = t.SingleWord, ["special"] = t.Special,
+            };
+        var config = new JsonObject
+        {
+            ["added_tokens_decoder"] = decoder,
+            ["clean_up_tokenization_spaces"] = Decoder.Cleanup,
+            ["cls_token"] = ClsToken,
+            ["do_lower_case"] = Normalizer.Lowercase,
+            ["mask_token"] = MaskToken,
+            ["model_max_length"] = ModelMaxLength ?? 512,
+            ["pad_token"] = PadToken,
+            ["sep_token"] = SepToken,
+            ["strip_accents"] = Normalizer.StripAccents,
+            ["tokenize_chinese_chars"] = Normalizer.HandleChineseChars,
+            ["tokenizer_class"] = "BertTokenizer",
+            ["unk_token"] = UnkToken,
+        };
+        files.WriteAllText("tokenizer_config.json", config.ToJsonString(indented) + "\n");
+        var map = new JsonObject { ["cls_token"] = ClsToken, ["mask_token"] = MaskToken, ["pad_token"] = PadToken, ["sep_token"] = SepToken, ["unk_token"] = UnkToken };
+        files.WriteAllText("special_tokens_map.json", map.ToJsonString(indented) + "\n");
+    }
+}
