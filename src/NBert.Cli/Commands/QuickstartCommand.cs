@@ -74,7 +74,7 @@ public static class QuickstartCommand
                 $"(macro-F1 {score.Metrics["macro_f1"]:F3}). docs/results.md: 0.910 with seed 1, 0.907 the mean of seeds 1-3, 0.763 from random initialisation."));
 
             var classifier = new TextClassification(tokenizer, model);
-            var labels = classifier.Run(Examples.Select(e => (e, (string?)null)).ToList());
+            var labels = classifier.Run(Examples);
             if (!asJson)
             {
                 console.MarkupLine("[bold]3. Classifying[/] sentences it has never seen:");
@@ -97,10 +97,10 @@ public static class QuickstartCommand
             // The NER and QA models live beside the sentiment model (models/ by default).
             string models = Path.GetDirectoryName(outDir.TrimEnd('/', '\\')) ?? "";
             string nerDir = Path.Combine(models, "ner-minilm"), qaDir = Path.Combine(models, "qa-minilm");
-            List<EntityPrediction>? entities = IsModel(nerDir, BertArchitecture.BertForTokenClassification)
-                ? TokenClassification.FromPretrained(nerDir).Run([NerExample], Aggregation.Simple)[0] : null;
+            IReadOnlyList<EntityPrediction>? entities = IsModel(nerDir, BertArchitecture.BertForTokenClassification)
+                ? TokenClassification.FromPretrained(nerDir).Run(NerExample, new TokenClassificationOptions { Aggregation = Aggregation.Simple }) : null;
             QaAnswer? answer = IsModel(qaDir, BertArchitecture.BertForQuestionAnswering)
-                ? QuestionAnswering.FromPretrained(qaDir).Run([(QaQuestion, QaContext)], new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0][0] : null;
+                ? QuestionAnswering.FromPretrained(qaDir).Run(QaQuestion, QaContext, new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0] : null;
             if (!asJson)
             {
                 console.MarkupLine("[bold]5. Named entities and question answering[/]:");
