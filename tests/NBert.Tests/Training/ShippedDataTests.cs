@@ -104,7 +104,7 @@ public sealed class ShippedDataTests : TempDirectoryTest
         });
     }
 
-    private const int QaTrain = 16000, QaTrainUnanswerable = 4792, QaDevUnanswerable = 258, QaTestUnanswerable = 275;
+    private const int QaTrain = 8000, QaTrainUnanswerable = 2219, QaDevUnanswerable = 275, QaTestUnanswerable = 280;
 
     /// <summary>Every sentence of the shipped pre-training corpus (training and held-out parts).</summary>
     private static IEnumerable<string> CorpusSentences() =>
