@@ -216,16 +216,15 @@ internal sealed class ServedModel : IDisposable
     // ---- the pipelines (fill-mask, NER, QA, NSP): each input's value exactly as `nbert ... --json` prints it ----
 
     public IReadOnlyList<object> FillMask(IReadOnlyList<string> texts, int topK, IReadOnlyList<string>? targets) =>
-        _fillMask!.Run(texts, topK, targets).Select(PipelineJson.FillMask).ToList();
+        _fillMask!.RunEachMask(texts, new FillMaskOptions { TopK = topK, Targets = targets }).Select(PipelineJson.FillMask).ToList();
 
     public IReadOnlyList<object> TokenClassification(IReadOnlyList<string> texts, Aggregation aggregation, int? stride) =>
-        _tokenClassification!.Run(texts, aggregation, stride).Cast<object>().ToList();
+        _tokenClassification!.Run(texts, new TokenClassificationOptions { Aggregation = aggregation, Stride = stride }).Cast<object>().ToList();
 
     public IReadOnlyList<object> QuestionAnswering(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions options) =>
         _questionAnswering!.Run(inputs, options).Select(a => PipelineJson.QuestionAnswering(a, options.TopK)).ToList();
 
-    public IReadOnlyList<object> NextSentence(IReadOnlyList<(string A, string B)> pairs) =>
-        _nextSentence!.Run(pairs).Select(p => (object)PipelineJson.NextSentence(p)).ToList();
+    public IReadOnlyList<object> NextSentence(IReadOnlyList<(string A, string B)> pairs) => _nextSentence!.Run(pairs).Cast<object>().ToList();
 
     /// <summary>The cosine similarity of two sentence vectors.</summary>
     public static float Cosine(float[] a, float[] b) => SentenceEmbeddings.CosineSimilarity(a, b);

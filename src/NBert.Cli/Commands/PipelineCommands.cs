@@ -120,9 +120,9 @@ public static class PipelineCommands
             if (targetList is { Length: 0 }) throw new CliException($"--targets '{parse.GetValue(targets)}' names no word: give comma-separated words, or leave it out for the whole vocabulary.");
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
-                chunk => pipeline.Run(chunk, k, targetList).Select(PipelineJson.FillMask).ToList(),
+                chunk => pipeline.RunEachMask(chunk, new FillMaskOptions { TopK = k, Targets = targetList }).Select(PipelineJson.FillMask).ToList(),
                 parse.GetValue(json), x => x,
-                v => (v is List<FillMaskCandidate> one ? [one] : (List<List<FillMaskCandidate>>)v)
+                v => (v is IReadOnlyList<FillMaskCandidate> one ? [one] : (IReadOnlyList<IReadOnlyList<FillMaskCandidate>>)v)
                     .SelectMany((list, m) => list.Select(c => new[] { (m + 1).ToString(Inv), c.TokenStr, Score(c.Score), c.Sequence })),
                 ["mask", "token", "score", "sequence"]);
         });
@@ -147,9 +147,9 @@ public static class PipelineCommands
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t.Select(x => (x, (string?)null)).ToList() : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.OptionalString(e, "text_pair")),
-                chunk => pipeline.Run(chunk, k, apply).Cast<object>().ToList(), parse.GetValue(json),
+                chunk => pipeline.Run(chunk, new TextClassificationOptions { TopK = k, Function = apply }).Cast<object>().ToList(), parse.GetValue(json),
                 x => x.Item2 is null ? x.Item1 : $"{x.Item1} | {x.Item2}",
-                v => ((List<LabelScore>)v).Select(l => new[] { l.Label, Score(l.Score) }), ["label", "score"]);
+                v => ((IReadOnlyList<LabelScore>)v).Select(l => new[] { l.Label, Score(l.Score) }), ["label", "score"]);
         });
         return command;
     }
@@ -170,8 +170,8 @@ public static class PipelineCommands
             var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromPretrained);
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
-                chunk => pipeline.Run(chunk, strategy, parse.GetValue(stride)).Cast<object>().ToList(), parse.GetValue(json), x => x,
-                v => ((List<EntityPrediction>)v).Select(e => new[] { e.EntityGroup ?? e.Entity!, e.Word, Score(e.Score), $"{e.Start}-{e.End}" }),
+                chunk => pipeline.Run(chunk, new TokenClassificationOptions { Aggregation = strategy, Stride = parse.GetValue(stride) }).Cast<object>().ToList(), parse.GetValue(json), x => x,
+                v => ((IReadOnlyList<EntityPrediction>)v).Select(e => new[] { e.EntityGroup ?? e.Entity!, e.Word, Score(e.Score), $"{e.Start}-{e.End}" }),
                 ["entity", "word", "score", "span"]);
         });
         return command;
@@ -208,7 +208,7 @@ public static class PipelineCommands
                 (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
                 chunk => pipeline.Run(chunk, options).Select(a => PipelineJson.QuestionAnswering(a, options.TopK)).ToList(), parse.GetValue(json),
                 x => x.Item1,
-                v => (v is QaAnswer one ? [one] : (List<QaAnswer>)v).Select(a => new[] { a.Answer, Score(a.Score), $"{a.Start}-{a.End}" }),
+                v => (v is QaAnswer one ? [one] : (IReadOnlyList<QaAnswer>)v).Select(a => new[] { a.Answer, Score(a.Score), $"{a.Start}-{a.End}" }),
                 ["answer", "score", "span"]);
         });
         return command;
@@ -228,9 +228,9 @@ public static class PipelineCommands
             var pipeline = Load(parse.GetValue(model)!, NextSentence.FromPretrained);
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
-                chunk => pipeline.Run(chunk).Select(p => (object)PipelineJson.NextSentence(p)).ToList(),
+                chunk => pipeline.Run(chunk).Cast<object>().ToList(),
                 parse.GetValue(json), x => $"{x.Item1} | {x.Item2}",
-                v => [[((NextSentenceValue)v).IsNext ? "true" : "false", Score(((NextSentenceValue)v).Score)]],
+                v => [[((NextSentencePrediction)v).IsNext ? "true" : "false", Score(((NextSentencePrediction)v).Score)]],
                 ["is next", "probability"]);
         });
         return command;

@@ -15,7 +15,7 @@ public sealed class BertModel : BertPreTrainedModel
 
     /// <summary>Runs the encoder: last_hidden_state, pooler_output, and optionally every layer's hidden states and attentions.</summary>
     public new BaseModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (BaseModelOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (BaseModelOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions) =>
         new BaseModelOutput(RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions));
@@ -70,7 +70,7 @@ public sealed class BertForPreTraining : BertHeadModel
 
     /// <summary>Runs the model: masked-LM logits at every position and the next-sentence logits.</summary>
     public new BertForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (BertForPreTrainingOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (BertForPreTrainingOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
@@ -97,7 +97,7 @@ public sealed class BertForMaskedLM : BertHeadModel
 
     /// <summary>Runs the model: vocabulary logits at every position.</summary>
     public new MaskedLMOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (MaskedLMOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (MaskedLMOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
@@ -119,7 +119,7 @@ public sealed class BertForNextSentencePrediction : BertHeadModel
 
     /// <summary>Runs the model: next-sentence logits, [batch, 2].</summary>
     public new NextSentencePredictorOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (NextSentencePredictorOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (NextSentencePredictorOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
@@ -141,7 +141,7 @@ public sealed class BertForSequenceClassification : BertHeadModel
 
     /// <summary>Runs the model: label logits per sequence, [batch, labels].</summary>
     public new SequenceClassifierOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (SequenceClassifierOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (SequenceClassifierOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
@@ -163,7 +163,7 @@ public sealed class BertForTokenClassification : BertHeadModel
 
     /// <summary>Runs the model: label logits per token, [batch, sequence, labels].</summary>
     public new TokenClassifierOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (TokenClassifierOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (TokenClassifierOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
@@ -186,7 +186,7 @@ public sealed class BertForQuestionAnswering : BertHeadModel
 
     /// <summary>Runs the model: answer start and end logits per token, [batch, sequence] each.</summary>
     public new QuestionAnsweringModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        (QuestionAnsweringModelOutput)ForwardCore(inputs, outputHiddenStates, outputAttentions);
+        (QuestionAnsweringModelOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {

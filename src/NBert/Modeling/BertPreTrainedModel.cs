@@ -185,7 +185,11 @@ public abstract class BertPreTrainedModel : IDisposable
 
     /// <summary>Runs the model on a batch (safe to call from several threads at once). Sequences longer than
     /// max_position_embeddings are refused. Each head's class has a <c>Forward</c> that returns its own output type.</summary>
-    public ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false)
+    public ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        Run(inputs, outputHiddenStates, outputAttentions);
+
+    /// <summary>Checks, then the head's forward pass: what every <c>Forward</c> calls.</summary>
+    private protected ModelOutput Run(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -11,43 +11,72 @@ public sealed record FillMaskCandidate(
     [property: JsonPropertyName("token_str")] string TokenStr,
     [property: JsonPropertyName("sequence")] string Sequence);
 
+/// <summary>Options of <see cref="FillMask"/>, with transformers' defaults.</summary>
+public sealed record FillMaskOptions
+{
+    /// <summary>Candidates per [MASK], best first (<c>top_k</c>).</summary>
+    public int TopK { get; init; } = 5;
+    /// <summary>Only these words are scored (<c>targets</c>): a word the vocabulary lacks stands for its first piece.</summary>
+    public IReadOnlyList<string>? Targets { get; init; }
+}
+
 /// <summary>
 /// transformers' <c>fill-mask</c> pipeline: the softmax over the vocabulary at each [MASK], the <c>top_k</c> best
-/// (or the best among <c>targets</c>), each with the text it makes. One list per [MASK]; with several masks,
-/// the sequence keeps the special tokens and the other masks, as transformers decodes it.
+/// (or the best among <c>targets</c>), each with the text it makes. <see cref="Run(string, FillMaskOptions?)"/> takes
+/// texts with one [MASK]; <see cref="RunEachMask(string, FillMaskOptions?)"/> gives a list per [MASK] (with several
+/// masks, the sequence keeps the special tokens and the other masks, as transformers decodes it).
 /// </summary>
-public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
+public sealed class FillMask : Pipeline
 {
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = Check(model);
-    public int BatchSize { get; init; } = 32;
+    /// <summary>A pipeline over a tokenizer and a <see cref="BertForMaskedLM"/> or <see cref="BertForPreTraining"/>.</summary>
+    public FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
+        : base(tokenizer, Require(model, "fill-mask", BertArchitecture.BertForMaskedLM, BertArchitecture.BertForPreTraining)) { }
 
-    private static BertPreTrainedModel Check(BertPreTrainedModel m) =>
-        m.Architecture is BertArchitecture.BertForMaskedLM or BertArchitecture.BertForPreTraining ? m
-            : throw new ArgumentException($"fill-mask needs a masked-LM head (BertForMaskedLM or BertForPreTraining), not {m.Architecture}.");
-
-    public static FillMask FromPretrained(string directory)
+    /// <summary>Loads a masked-LM (or pre-training) model and its tokenizer by directory or name.</summary>
+    public static FillMask FromPretrained(string nameOrPath)
     {
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
         var config = BertConfig.Load(Path.Combine(directory, "config.json"));
         var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
-        return new FillMask(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, arch));
+        var (tokenizer, model) = Load(directory, arch);
+        return new FillMask(tokenizer, model) { OwnsModel = true };
     }
 
-    /// <summary>The candidates for each [MASK] of each text (texts without a [MASK] are an error naming the text).</summary>
-    public List<List<List<FillMaskCandidate>>> Run(IReadOnlyList<string> texts, int topK = 5, IReadOnlyList<string>? targets = null)
+    /// <summary>The candidates for the [MASK] of a text that has one.</summary>
+    public IReadOnlyList<FillMaskCandidate> Run(string text, FillMaskOptions? options = null) => Run([text], options)[0];
+
+    /// <summary>The candidates for the [MASK] of each text (each must have exactly one), in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null)
     {
-        if (topK < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"top_k must be at least 1, not {topK}.");
+        var perText = RunEachMask(texts, options);
+        for (int i = 0; i < perText.Count; i++)
+            if (perText[i].Count != 1)
+                throw new ArgumentException($"Text {i + 1} has {perText[i].Count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each.", nameof(texts));
+        return perText.Select(p => p[0]).ToList();
+    }
+
+    /// <summary>The candidates for each [MASK] of a text, a list per mask.</summary>
+    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> RunEachMask(string text, FillMaskOptions? options = null) => RunEachMask([text], options)[0];
+
+    /// <summary>The candidates for each [MASK] of each text (a text without one is an error naming it), in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        var o = options ?? new FillMaskOptions();
+        int topK = o.TopK;
+        var targets = o.Targets;
+        if (topK < 1) throw new ArgumentOutOfRangeException(nameof(options), $"top_k must be at least 1, not {topK}.");
         int maskId = Tokenizer.TokenToId(Tokenizer.MaskToken) ?? throw new InvalidOperationException("The tokenizer has no mask token.");
-        if (targets is { Count: 0 }) throw new ArgumentException("targets is empty: give at least one word, or none for the whole vocabulary.", nameof(targets));
+        if (targets is { Count: 0 }) throw new ArgumentException("targets is empty: give at least one word, or none for the whole vocabulary.", nameof(options));
         int[]? targetIds = targets is null ? null : TargetIds(targets);
-        var options = new EncodeOptions { MaxLength = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
-        var encodings = Tokenizer.EncodeBatch(texts, options);
+        var encodeOptions = new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst };
+        var encodings = Tokenizer.EncodeBatch(texts, encodeOptions);
         for (int i = 0; i < texts.Count; i++)
             if (!encodings[i].InputIds.Contains(maskId))
                 throw new ArgumentException(texts[i].Contains(Tokenizer.MaskToken, StringComparison.Ordinal)
-                    ? $"Text {i + 1}: its {Tokenizer.MaskToken} comes after the first {options.MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
+                    ? $"Text {i + 1}: its {Tokenizer.MaskToken} comes after the first {MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
                     : $"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{NBertException.Quote(texts[i])}\".");
-        var results = new List<List<FillMaskCandidate>>[texts.Count];
+        var results = new IReadOnlyList<IReadOnlyList<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
         var head = (BertHeadModel)Model;
         foreach (var (rows, padded) in Batches.Plan(Tokenizer, encodings, BatchSize))
@@ -62,7 +91,7 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
             for (int r = 0; r < rows.Length; r++)
             {
                 var ids = encodings[rows[r]].InputIds;
-                var perMask = new List<List<FillMaskCandidate>>();
+                var perMask = new List<IReadOnlyList<FillMaskCandidate>>();
                 foreach (int m in masks[r])
                 {
                     var probs = Batches.Softmax(logits.AsSpan(at++ * vocab, vocab));
@@ -77,7 +106,7 @@ public sealed class FillMask(BertTokenizer tokenizer, BertPreTrainedModel model)
                 results[rows[r]] = perMask;
             }
         }
-        return results.ToList();
+        return results;
     }
 
     /// <summary>Each target's id: the word itself when it is in the vocabulary, else its first piece (as transformers does, with a warning there).</summary>

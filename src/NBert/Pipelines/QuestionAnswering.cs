@@ -34,19 +34,26 @@ public sealed record QuestionAnsweringOptions
 /// competes with the [CLS] score (lowest over windows). Spans are widened to whole words unless
 /// <c>align_to_words</c> is off.
 /// </summary>
-public sealed class QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedModel model)
+public sealed class QuestionAnswering : Pipeline
 {
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = model.Architecture == BertArchitecture.BertForQuestionAnswering ? model
-        : throw new ArgumentException($"question-answering needs BertForQuestionAnswering, not {model.Architecture}.");
-    public int BatchSize { get; init; } = 32;
+    /// <summary>A pipeline over a tokenizer and a <see cref="BertForQuestionAnswering"/>.</summary>
+    public QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedModel model)
+        : base(tokenizer, Require(model, "question-answering", BertArchitecture.BertForQuestionAnswering)) { }
 
-    public static QuestionAnswering FromPretrained(string directory) =>
-        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForQuestionAnswering));
-
-    /// <summary>The best <c>top_k</c> answers of each (question, context).</summary>
-    public List<List<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null)
+    /// <summary>Loads a question-answering model and its tokenizer by directory or name.</summary>
+    public static QuestionAnswering FromPretrained(string nameOrPath)
     {
+        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForQuestionAnswering);
+        return new QuestionAnswering(tokenizer, model) { OwnsModel = true };
+    }
+
+    /// <summary>The best <c>top_k</c> answers to a question from its context, best first.</summary>
+    public IReadOnlyList<QaAnswer> Run(string question, string context, QuestionAnsweringOptions? options = null) => Run([(question, context)], options)[0];
+
+    /// <summary>The best <c>top_k</c> answers of each (question, context), in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
         var o = options ?? new QuestionAnsweringOptions();
         if (o.TopK < 1) throw new ArgumentOutOfRangeException(nameof(options), $"top_k must be at least 1, not {o.TopK}.");
         if (o.MaxAnswerLen < 1) throw new ArgumentOutOfRangeException(nameof(options), $"max_answer_len must be at least 1, not {o.MaxAnswerLen}.");
@@ -69,7 +76,7 @@ public sealed class QuestionAnswering(BertTokenizer tokenizer, BertPreTrainedMod
             TokenEncoding first;
             try
             {
-                first = Tokenizer.Encode(NBert.Training.QuestionAnsweringData.LimitQuestion(question, Tokenizer, o.MaxQuestionLen), context, encodeOptions);
+                first = Tokenizer.Encode(Tokenizer.CutAfterTokens(question, o.MaxQuestionLen), context, encodeOptions);
             }
             catch (ArgumentException e)
             {

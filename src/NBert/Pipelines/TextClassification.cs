@@ -8,22 +8,44 @@ namespace NBert.Pipelines;
 public sealed record LabelScore([property: JsonPropertyName("label")] string Label, [property: JsonPropertyName("score")] float Score);
 
 /// <summary>What turns a classifier's logits into scores (transformers' <c>function_to_apply</c>).</summary>
-public enum ScoreFunction { Default, Softmax, Sigmoid, None }
+public enum ScoreFunction
+{
+    /// <summary>What the model's config implies: sigmoid for one label or multi-label, none for regression, else softmax.</summary>
+    Default,
+    /// <summary>Probabilities over the labels that sum to 1.</summary>
+    Softmax,
+    /// <summary>A probability per label, each on its own.</summary>
+    Sigmoid,
+    /// <summary>The raw logits.</summary>
+    None,
+}
+
+/// <summary>Options of <see cref="TextClassification"/>, with transformers' defaults.</summary>
+public sealed record TextClassificationOptions
+{
+    /// <summary>How many labels to return, best first (<c>top_k</c>); null returns every label.</summary>
+    public int? TopK { get; init; } = 1;
+    /// <summary>How logits become scores (<c>function_to_apply</c>).</summary>
+    public ScoreFunction Function { get; init; } = ScoreFunction.Default;
+}
 
 /// <summary>
 /// transformers' <c>text-classification</c> pipeline: logits of a text or pair, turned into scores by softmax
 /// (several labels), sigmoid (one label, or multi-label problem_type) or nothing (regression), and the
 /// <c>top_k</c> best labels (null: all, best first).
 /// </summary>
-public sealed class TextClassification(BertTokenizer tokenizer, BertPreTrainedModel model)
+public sealed class TextClassification : Pipeline
 {
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = model.Architecture == BertArchitecture.BertForSequenceClassification ? model
-        : throw new ArgumentException($"text-classification needs BertForSequenceClassification, not {model.Architecture}.");
-    public int BatchSize { get; init; } = 32;
+    /// <summary>A pipeline over a tokenizer and a <see cref="BertForSequenceClassification"/>.</summary>
+    public TextClassification(BertTokenizer tokenizer, BertPreTrainedModel model)
+        : base(tokenizer, Require(model, "text-classification", BertArchitecture.BertForSequenceClassification)) { }
 
-    public static TextClassification FromPretrained(string directory) =>
-        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification));
+    /// <summary>Loads a sequence-classification model and its tokenizer by directory or name.</summary>
+    public static TextClassification FromPretrained(string nameOrPath)
+    {
+        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForSequenceClassification);
+        return new TextClassification(tokenizer, model) { OwnsModel = true };
+    }
 
     /// <summary>The function transformers applies by default for this model's config.</summary>
     public ScoreFunction DefaultFunction => Model.Config.ProblemType switch
@@ -33,13 +55,28 @@ public sealed class TextClassification(BertTokenizer tokenizer, BertPreTrainedMo
         _ => Model.Config.NumLabels == 1 ? ScoreFunction.Sigmoid : ScoreFunction.Softmax,
     };
 
-    public List<List<LabelScore>> Run(IReadOnlyList<(string Text, string? TextPair)> inputs, int? topK = 1, ScoreFunction function = ScoreFunction.Default)
+    /// <summary>The labels of one text, best first.</summary>
+    public IReadOnlyList<LabelScore> Run(string text, TextClassificationOptions? options = null) => Run([(text, null)], options)[0];
+
+    /// <summary>The labels of one pair of texts, best first.</summary>
+    public IReadOnlyList<LabelScore> Run(string text, string textPair, TextClassificationOptions? options = null) => Run([(text, textPair)], options)[0];
+
+    /// <summary>The labels of each text, in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<string> texts, TextClassificationOptions? options = null)
     {
-        if (topK is < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"top_k must be at least 1, not {topK}.");
-        var apply = function == ScoreFunction.Default ? DefaultFunction : function;
-        var options = new EncodeOptions { MaxLength = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
-        var encodings = Tokenizer.EncodeBatch(inputs, options);
-        var results = new List<LabelScore>[inputs.Count];
+        ArgumentNullException.ThrowIfNull(texts);
+        return Run(texts.Select(t => (t, (string?)null)).ToArray(), options);
+    }
+
+    /// <summary>The labels of each text or pair (<c>TextPair</c> null for a single text), in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<(string Text, string? TextPair)> inputs, TextClassificationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        var o = options ?? new TextClassificationOptions();
+        if (o.TopK is < 1) throw new ArgumentOutOfRangeException(nameof(options), $"top_k must be at least 1, not {o.TopK}.");
+        var apply = o.Function == ScoreFunction.Default ? DefaultFunction : o.Function;
+        var encodings = Tokenizer.EncodeBatch(inputs, new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        var results = new IReadOnlyList<LabelScore>[inputs.Count];
         var labels = Model.Config.Id2Label;
         Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, _, output) =>
         {
@@ -53,38 +90,55 @@ public sealed class TextClassification(BertTokenizer tokenizer, BertPreTrainedMo
                     ScoreFunction.Sigmoid => logits.ToArray().Select(x => 1f / (1f + MathF.Exp(-x))).ToArray(),
                     _ => logits.ToArray(),
                 };
-                results[rows[r]] = scores.Select((s, i) => new LabelScore(labels[i], s)).OrderByDescending(x => x.Score).Take(topK ?? n).ToList();
+                results[rows[r]] = scores.Select((s, i) => new LabelScore(labels[i], s)).OrderByDescending(x => x.Score).Take(o.TopK ?? n).ToList();
             }
         });
-        return results.ToList();
+        return results;
     }
 }
 
-/// <summary>Next sentence prediction: the probability that B follows A (softmax of the NSP logits, index 0).</summary>
-public sealed class NextSentence(BertTokenizer tokenizer, BertPreTrainedModel model)
-{
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = model.Architecture is BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForPreTraining ? model
-        : throw new ArgumentException($"next-sentence needs BertForNextSentencePrediction or BertForPreTraining, not {model.Architecture}.");
-    public int BatchSize { get; init; } = 32;
+/// <summary>Next sentence prediction's answer for one pair, with the JSON names of NBert's nsp output.</summary>
+/// <param name="IsNext">Whether B follows A: the probability is at least 0.5.</param>
+/// <param name="Score">The probability that B follows A.</param>
+public sealed record NextSentencePrediction(
+    [property: JsonPropertyName("is_next")] bool IsNext,
+    [property: JsonPropertyName("score")] float Score);
 
-    public static NextSentence FromPretrained(string directory)
+/// <summary>Next sentence prediction: the probability that B follows A (softmax of the NSP logits, index 0).</summary>
+public sealed class NextSentence : Pipeline
+{
+    /// <summary>A pipeline over a tokenizer and a <see cref="BertForNextSentencePrediction"/> or <see cref="BertForPreTraining"/>.</summary>
+    public NextSentence(BertTokenizer tokenizer, BertPreTrainedModel model)
+        : base(tokenizer, Require(model, "next-sentence", BertArchitecture.BertForNextSentencePrediction, BertArchitecture.BertForPreTraining)) { }
+
+    /// <summary>Loads a pre-training or next-sentence model and its tokenizer by directory or name.</summary>
+    public static NextSentence FromPretrained(string nameOrPath)
     {
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
         var config = BertConfig.Load(Path.Combine(directory, "config.json"));
         var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForNextSentencePrediction;
-        return new NextSentence(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, arch));
+        var (tokenizer, model) = Load(directory, arch);
+        return new NextSentence(tokenizer, model) { OwnsModel = true };
     }
 
-    public List<float> Run(IReadOnlyList<(string A, string B)> pairs)
+    /// <summary>Whether <paramref name="b"/> follows <paramref name="a"/>, and how likely.</summary>
+    public NextSentencePrediction Run(string a, string b) => Run([(a, b)])[0];
+
+    /// <summary>For each pair, whether B follows A, in the order given.</summary>
+    public IReadOnlyList<NextSentencePrediction> Run(IReadOnlyList<(string A, string B)> pairs)
     {
-        var options = new EncodeOptions { MaxLength = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
-        var encodings = Tokenizer.EncodeBatch(pairs.Select(p => (p.A, (string?)p.B)).ToList(), options);
-        var result = new float[pairs.Count];
+        ArgumentNullException.ThrowIfNull(pairs);
+        var encodings = Tokenizer.EncodeBatch(pairs.Select(p => (p.A, (string?)p.B)).ToList(), new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        var result = new NextSentencePrediction[pairs.Count];
         Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, _, output) =>
         {
             var logits = (output.SeqRelationshipLogits ?? output.Logits)!.Data;
-            for (int r = 0; r < rows.Length; r++) result[rows[r]] = Batches.Softmax(logits.AsSpan(2 * r, 2))[0];
+            for (int r = 0; r < rows.Length; r++)
+            {
+                float p = Batches.Softmax(logits.AsSpan(2 * r, 2))[0];
+                result[rows[r]] = new NextSentencePrediction(p >= 0.5f, p);
+            }
         });
-        return result.ToList();
+        return result;
     }
 }

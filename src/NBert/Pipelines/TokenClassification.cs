@@ -19,6 +19,18 @@ public sealed record EntityPrediction(
     [property: JsonPropertyName("start")] int Start,
     [property: JsonPropertyName("end")] int End);
 
+/// <summary>Options of <see cref="TokenClassification"/>, with transformers' defaults.</summary>
+public sealed record TokenClassificationOptions
+{
+    /// <summary>How token predictions become entities (<c>aggregation_strategy</c>); <see cref="Aggregation.None"/> gives every token.</summary>
+    public Aggregation Aggregation { get; init; } = Aggregation.None;
+    /// <summary>Process texts longer than the model's maximum in windows overlapping by this many tokens (<c>stride</c>);
+    /// null truncates them instead.</summary>
+    public int? Stride { get; init; }
+    /// <summary>Labels left out of the results (<c>ignore_labels</c>).</summary>
+    public IReadOnlyList<string> IgnoreLabels { get; init; } = ["O"];
+}
+
 /// <summary>
 /// transformers' <c>token-classification</c> (NER) pipeline: softmax per token; with aggregation, pieces are
 /// fused into words (a piece whose text is shorter than its token is a continuation), words scored by their
@@ -26,30 +38,39 @@ public sealed record EntityPrediction(
 /// the model's maximum are processed in windows overlapping by <c>stride</c> tokens, and entities found twice
 /// are merged (the longer, then the higher-scoring, wins).
 /// </summary>
-public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedModel model)
+public sealed class TokenClassification : Pipeline
 {
-    public BertTokenizer Tokenizer { get; } = tokenizer;
-    public BertPreTrainedModel Model { get; } = model.Architecture == BertArchitecture.BertForTokenClassification ? model
-        : throw new ArgumentException($"token-classification needs BertForTokenClassification, not {model.Architecture}.");
-    public int BatchSize { get; init; } = 32;
-    public IReadOnlyList<string> IgnoreLabels { get; init; } = ["O"];
+    /// <summary>A pipeline over a tokenizer and a <see cref="BertForTokenClassification"/>.</summary>
+    public TokenClassification(BertTokenizer tokenizer, BertPreTrainedModel model)
+        : base(tokenizer, Require(model, "token-classification", BertArchitecture.BertForTokenClassification)) { }
 
-    public static TokenClassification FromPretrained(string directory) =>
-        new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForTokenClassification));
+    /// <summary>Loads a token-classification model and its tokenizer by directory or name.</summary>
+    public static TokenClassification FromPretrained(string nameOrPath)
+    {
+        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForTokenClassification);
+        return new TokenClassification(tokenizer, model) { OwnsModel = true };
+    }
+
+    /// <summary>The entities (or tokens, without aggregation) of one text, in text order.</summary>
+    public IReadOnlyList<EntityPrediction> Run(string text, TokenClassificationOptions? options = null) => Run([text], options)[0];
 
     private sealed record PreEntity(string Word, float[] Scores, int Start, int End, int Index, bool IsSubword);
 
-    public List<List<EntityPrediction>> Run(IReadOnlyList<string> texts, Aggregation aggregation = Aggregation.None, int? stride = null)
+    /// <summary>The entities (or tokens, without aggregation) of each text, in the order given.</summary>
+    public IReadOnlyList<IReadOnlyList<EntityPrediction>> Run(IReadOnlyList<string> texts, TokenClassificationOptions? options = null)
     {
-        int max = Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings);
-        if (stride is int st && (st < 0 || st >= max - 2)) throw new ArgumentOutOfRangeException(nameof(stride), $"stride must be in 0..{max - 3}, not {st}.");
-        var options = new EncodeOptions
+        ArgumentNullException.ThrowIfNull(texts);
+        var o = options ?? new TokenClassificationOptions();
+        var (aggregation, stride) = (o.Aggregation, o.Stride);
+        int max = MaxLength;
+        if (stride is int st && (st < 0 || st >= max - 2)) throw new ArgumentOutOfRangeException(nameof(options), $"stride must be in 0..{max - 3}, not {st}.");
+        var encodeOptions = new EncodeOptions
         {
             MaxLength = max, Truncation = TruncationStrategy.LongestFirst, Stride = stride ?? 0, ReturnOverflowingTokens = stride is not null,
         };
         // Every window of every text is one model input.
         var windows = new List<(int Text, TokenEncoding Encoding)>();
-        var encoded = Tokenizer.EncodeBatch(texts, options);
+        var encoded = Tokenizer.EncodeBatch(texts, encodeOptions);
         for (int i = 0; i < texts.Count; i++)
             foreach (var w in new[] { encoded[i] }.Concat(encoded[i].Overflowing)) windows.Add((i, w));
         var entities = texts.Select(_ => new List<EntityPrediction>()).ToArray();
@@ -74,7 +95,7 @@ public sealed class TokenClassification(BertTokenizer tokenizer, BertPreTrainedM
                     pre.Add(new PreEntity(word, scores, start, end, t, subword));
                 }
                 perWindow[rows[r]] = Aggregate(pre, aggregation)
-                    .Where(x => !IgnoreLabels.Contains(x.Entity ?? "") && !IgnoreLabels.Contains(x.EntityGroup ?? "")).ToList();
+                    .Where(x => !o.IgnoreLabels.Contains(x.Entity ?? "") && !o.IgnoreLabels.Contains(x.EntityGroup ?? "")).ToList();
             }
         });
         for (int w = 0; w < windows.Count; w++)

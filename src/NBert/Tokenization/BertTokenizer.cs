@@ -99,6 +99,14 @@ public sealed partial class BertTokenizer
 
     public string? IdToToken(int id) => _addedById.TryGetValue(id, out var t) ? t.Content : _model.IdToToken(id);
 
+    /// <summary>The text up to the end of its first <paramref name="maxTokens"/> tokens (special tokens aside): how question
+    /// answering keeps a question to <c>max_query_length</c> / <c>max_question_len</c> tokens.</summary>
+    internal string CutAfterTokens(string text, int maxTokens)
+    {
+        var e = Encode(text, options: new EncodeOptions { AddSpecialTokens = false });
+        return e.Length <= maxTokens ? text : text[..e.Offsets[maxTokens - 1].End];
+    }
+
     /// <summary>Tokens of a text, without special tokens (Hugging Face's <c>tokenize</c>).</summary>
     public string[] Tokenize(string text) => Encode(text, options: new EncodeOptions { AddSpecialTokens = false }).Tokens;
 

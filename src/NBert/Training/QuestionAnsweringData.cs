@@ -98,7 +98,7 @@ public static class QuestionAnsweringData
         for (int i = 0; i < examples.Count; i++)
         {
             var ex = examples[i];
-            string question = LimitQuestion(ex.Question.TrimStart(), tokenizer, options.MaxQueryLength);
+            string question = tokenizer.CutAfterTokens(ex.Question.TrimStart(), options.MaxQueryLength);
             TokenEncoding first;
             try
             {
@@ -144,13 +144,6 @@ public static class QuestionAnsweringData
             }
         }
         return features;
-    }
-
-    /// <summary>The question cut after its first <paramref name="maxTokens"/> tokens.</summary>
-    internal static string LimitQuestion(string question, BertTokenizer tokenizer, int maxTokens)
-    {
-        var e = tokenizer.Encode(question, options: new EncodeOptions { AddSpecialTokens = false });
-        return e.Length <= maxTokens ? question : question[..e.Offsets[maxTokens - 1].End];
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
         var texts = new[] { "My dog is [MASK].", "[MASK] is the best [MASK] in the world." };
         var (code, stdout, error) = Run("", ["fill-mask", "--model", Model("pretraining"), "--json", .. texts]);
         Assert.True(code == 0, error);
-        var expected = FillMask.FromPretrained(Model("pretraining")).Run(texts);
+        var expected = FillMask.FromPretrained(Model("pretraining")).RunEachMask(texts);
         var lines = Lines(stdout);
         Assert.Equal(2, lines.Count);
         Assert.Equal(5, lines[0].AsArray().Count);               // one mask: a list of candidates
@@ -43,7 +43,7 @@ public sealed class PipelineCommandTests : TempDirectoryTest
 
         (code, stdout, error) = Run("", "nsp", "--model", Model("pretraining"), "--json", "He went home.", "It was late.");
         Assert.True(code == 0, error);
-        float p = NextSentence.FromPretrained(Model("pretraining")).Run([("He went home.", "It was late.")])[0];
+        float p = NextSentence.FromPretrained(Model("pretraining")).Run("He went home.", "It was late.").Score;
         Assert.Equal(p, (float)Lines(stdout)[0]["score"]!, 6);
     }
 

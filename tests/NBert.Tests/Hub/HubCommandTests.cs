@@ -97,7 +97,7 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
         string repo = UniqueRepo("classify");
         Hub.AddModel(repo, Model("seqcls"));
         string expected = System.Text.Json.JsonSerializer.Serialize(
-            TextClassification.FromPretrained(Model("seqcls")).Run([("A fine film.", null)], topK: null)[0]);
+            TextClassification.FromPretrained(Model("seqcls")).Run("A fine film.", new TextClassificationOptions { TopK = null }));
         var env = new Dictionary<string, string?> { ["HF_ENDPOINT"] = Hub.Endpoint, ["HF_HUB_CACHE"] = CacheRoot, ["HF_HOME"] = Temp("hf-home") };
 
         var (code, stdout, stderr) = await RunProcess(env, "classify", "--model", repo, "--json", "--top-k", "all", "A fine film.");

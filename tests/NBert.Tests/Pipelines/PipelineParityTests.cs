@@ -17,7 +17,7 @@ public class PipelineParityTests
     {
         var pipeline = FillMask.FromPretrained(Fixtures.Path("model", "pretraining"));
         var inputs = Inputs("fill-mask");
-        var results = pipeline.Run(inputs, topK: (int)Expected["fill-mask"]!["top_k"]!);
+        var results = pipeline.RunEachMask(inputs, new FillMaskOptions { TopK = (int)Expected["fill-mask"]!["top_k"]! });
         var outputs = Expected["fill-mask"]!["outputs"]!.AsArray();
         for (int i = 0; i < inputs.Length; i++)
         {
@@ -46,7 +46,7 @@ public class PipelineParityTests
     {
         var pipeline = TextClassification.FromPretrained(Fixtures.Path("model", "seqcls"));
         var inputs = Inputs("text-classification").Select(t => (t, (string?)null)).ToList();
-        void Compare(JsonArray expected, List<List<LabelScore>> actual)
+        void Compare(JsonArray expected, IReadOnlyList<IReadOnlyList<LabelScore>> actual)
         {
             for (int i = 0; i < expected.Count; i++)
             {
@@ -59,7 +59,7 @@ public class PipelineParityTests
                 }
             }
         }
-        Compare(Expected["text-classification"]!["outputs"]!.AsArray(), pipeline.Run(inputs, topK: null));
+        Compare(Expected["text-classification"]!["outputs"]!.AsArray(), pipeline.Run(inputs, new TextClassificationOptions { TopK = null }));
         Compare(Expected["text-classification"]!["top1"]!.AsArray(), pipeline.Run(inputs));
     }
 
@@ -73,7 +73,7 @@ public class PipelineParityTests
     {
         var pipeline = TokenClassification.FromPretrained(Fixtures.Path("model", "tokcls"));
         var inputs = Inputs("token-classification");
-        var results = pipeline.Run(inputs, aggregation);
+        var results = pipeline.Run(inputs, new TokenClassificationOptions { Aggregation = aggregation });
         var expected = Expected["token-classification"]!["by_strategy"]![name]!.AsArray();
         for (int i = 0; i < inputs.Length; i++)
         {

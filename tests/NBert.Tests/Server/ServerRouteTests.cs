@@ -129,12 +129,12 @@ public sealed class ServerRouteTests(FixtureServers servers)
         var single = await servers.Classifier.Post("/predict", new { inputs = "A fine film." });
         var predictions = single.Json.AsArray();
         Assert.Equal(3, predictions.Count);
-        var expected = pipeline.Run([("A fine film.", null)], topK: null)[0];
+        var expected = pipeline.Run("A fine film.", new TextClassificationOptions { TopK = null });
         Assert.Equal(expected.Select(x => (x.Label, x.Score)), predictions.Select(p => (p!["label"]!.GetValue<string>(), p["score"]!.GetValue<float>())));
         Assert.Equal(["score", "label"], predictions[0]!.AsObject().Select(kv => kv.Key)); // TEI's field order
 
         var pair = await servers.Classifier.Post("/predict", new { inputs = new[] { "A fine film.", "I liked it." } });
-        var expectedPair = pipeline.Run([("A fine film.", "I liked it.")], topK: null)[0];
+        var expectedPair = pipeline.Run("A fine film.", "I liked it.", new TextClassificationOptions { TopK = null });
         Assert.Equal(expectedPair.Select(x => x.Score), pair.Json.AsArray().Select(p => p!["score"]!.GetValue<float>()));
 
         var batch = await servers.Classifier.Post("/predict", new { inputs = new object[] { new[] { "A fine film." }, new[] { "A fine film.", "I liked it." } } });

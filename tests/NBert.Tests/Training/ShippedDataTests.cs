@@ -36,31 +36,90 @@ public sealed class ShippedDataTests : TempDirectoryTest
     }
 
     [Theory]
-    [InlineData("train", 5990)]
-    [InlineData("dev", 750)]
-    [InlineData("test", 750)]
-    public void The_silver_ner_splits_load_as_iob2_with_four_entity_types(string split, int count)
+    [InlineData("train", 6731, 2437, 1232, 1412, 655)]
+    [InlineData("dev", 843, 305, 196, 169, 66)]
+    [InlineData("test", 877, 342, 194, 209, 101)]
+    public void The_silver_ner_splits_load_as_iob2_with_their_documented_entities(string split, int count, int per, int loc, int org, int misc)
     {
         var examples = TokenClassificationData.Read(Path.Combine(Fixtures.RepoRoot, "data", "ner", $"{split}.jsonl.gz"));
         Assert.Equal(count, examples.Count);
-        var tags = examples.SelectMany(e => e.Tags).ToHashSet();
-        Assert.All(tags, t => Assert.Matches("^(O|[BI]-(PER|LOC|ORG|MISC))$", t));
-        Assert.Equal(["LOC", "MISC", "ORG", "PER"], tags.Where(t => t.StartsWith("B-")).Select(t => t[2..]).Order());
-        // IOB2: an I- tag continues an entity of the same type.
-        Assert.All(examples, e => Assert.All(e.Tags.Select((t, i) => (t, i)).Where(x => x.t.StartsWith("I-")),
-            x => Assert.EndsWith(x.t[2..], e.Tags[x.i - 1])));
+        AssertIob2(examples, per, loc, org, misc);
+    }
+
+    [Fact]
+    public void The_handwritten_ner_set_is_iob2_and_shares_no_sentence_with_the_training_text()
+    {
+        var examples = TokenClassificationData.Read(Path.Combine(Fixtures.RepoRoot, "data", "eval", "ner.jsonl"));
+        Assert.Equal(70, examples.Count);
+        AssertIob2(examples, per: 29, loc: 58, org: 57, misc: 15);
+        // Brown's sentences are its tokens joined by spaces, in the NER splits and in the corpus alike.
+        var training = new[] { "train", "dev", "test" }
+            .SelectMany(s => TokenClassificationData.Read(Path.Combine(Fixtures.RepoRoot, "data", "ner", $"{s}.jsonl.gz")))
+            .Select(e => string.Join(' ', e.Words))
+            .Concat(CorpusSentences()).ToHashSet();
+        Assert.All(examples, e => Assert.DoesNotContain(string.Join(' ', e.Words), training));
     }
 
     [Theory]
-    [InlineData("train", 1200)]
-    [InlineData("dev", 300)]
-    [InlineData("test", 300)]
-    public void The_synthetic_qa_splits_load_as_squad_v2_with_answers_at_their_offsets(string split, int count)
+    [InlineData("train", QaTrain, QaTrainUnanswerable)]
+    [InlineData("dev", 1000, QaDevUnanswerable)]
+    [InlineData("test", 1000, QaTestUnanswerable)]
+    public void The_generated_qa_splits_load_as_squad_v2_with_answers_at_their_offsets(string split, int count, int unanswerable)
     {
+        // QuestionAnsweringData.Read checks every answer against its context at its offset.
         var questions = QuestionAnsweringData.Read(Path.Combine(Fixtures.RepoRoot, "data", "qa", $"{split}.json.gz"));
         Assert.Equal(count, questions.Count);
-        Assert.InRange(questions.Count(q => q.Answers.Count == 0), count / 4, count * 3 / 5);
-        Assert.All(questions.Where(q => q.Answers.Count > 0), q => Assert.Equal(q.Answers[0].Text, q.Context.Substring(q.Answers[0].Start, q.Answers[0].Text.Length)));
+        Assert.Equal(unanswerable, questions.Count(q => q.Answers.Count == 0));
+        Assert.All(questions, q => Assert.EndsWith("?", q.Question));
+        Assert.Equal(count, questions.Select(q => q.Id).Distinct().Count());
+    }
+
+    [Fact]
+    public void The_generated_qa_splits_share_no_context()
+    {
+        var contexts = new[] { "train", "dev", "test" }.Select(s => QuestionAnsweringData.Read(Path.Combine(Fixtures.RepoRoot, "data", "qa", $"{s}.json.gz"))
+            .Select(q => q.Context).ToHashSet()).ToList();
+        Assert.Empty(contexts[0].Intersect(contexts[1]));
+        Assert.Empty(contexts[0].Intersect(contexts[2]));
+        Assert.Empty(contexts[1].Intersect(contexts[2]));
+    }
+
+    [Fact]
+    public void The_handwritten_qa_set_is_squad_v2_a_fifth_unanswerable_and_shares_no_sentence_with_the_training_text()
+    {
+        var questions = QuestionAnsweringData.Read(Path.Combine(Fixtures.RepoRoot, "data", "eval", "qa.json"));
+        Assert.Equal(144, questions.Count);
+        Assert.Equal(29, questions.Count(q => q.Answers.Count == 0));
+        Assert.Equal(29, questions.Select(q => q.Context).Distinct().Count());
+        var trainingContexts = QuestionAnsweringData.Read(Path.Combine(Fixtures.RepoRoot, "data", "qa", "train.json.gz"))
+            .Select(q => q.Context).Distinct().ToList();
+        var corpus = CorpusSentences().ToHashSet();
+        var sentences = questions.Select(q => q.Context).Distinct()
+            .SelectMany(c => System.Text.RegularExpressions.Regex.Split(c, @"(?<!\b(?:St|Dr|Mr|Mrs|Ms)\.)(?<=[.!?])\s+(?=[A-Z])")).ToList();
+        Assert.True(sentences.Count >= 80 && sentences.All(s => s.Length >= 15), $"{sentences.Count} sentences, the shortest '{sentences.MinBy(s => s.Length)}'");
+        Assert.All(sentences, s =>
+        {
+            Assert.DoesNotContain(s, corpus);
+            Assert.DoesNotContain(trainingContexts, c => c.Contains(s, StringComparison.Ordinal));
+        });
+    }
+
+    private const int QaTrain = 8000, QaTrainUnanswerable = 2219, QaDevUnanswerable = 275, QaTestUnanswerable = 280;
+
+    /// <summary>Every sentence of the shipped pre-training corpus (training and held-out parts).</summary>
+    private static IEnumerable<string> CorpusSentences() =>
+        Directory.GetFiles(Path.Combine(Fixtures.RepoRoot, "data", "corpus"), "*.txt.gz")
+            .SelectMany(f => PretrainingCorpus.Documents([f])).SelectMany(d => d);
+
+    /// <summary>Tags are O or B-/I- of the four CoNLL types, an I- tag continues an entity of its type, and the B- tags
+    /// count as documented.</summary>
+    private static void AssertIob2(List<TaggedSentence> examples, int per, int loc, int org, int misc)
+    {
+        Assert.All(examples.SelectMany(e => e.Tags), t => Assert.Matches("^(O|[BI]-(PER|LOC|ORG|MISC))$", t));
+        Assert.All(examples, e => Assert.All(e.Tags.Select((t, i) => (t, i)).Where(x => x.t.StartsWith("I-")),
+            x => Assert.True(x.i > 0 && e.Tags[x.i - 1].EndsWith(x.t[2..]), $"{x.t} after {(x.i > 0 ? e.Tags[x.i - 1] : "the start")} in {string.Join(' ', e.Words)}")));
+        var entities = examples.SelectMany(e => e.Tags).Where(t => t.StartsWith("B-")).GroupBy(t => t[2..]).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(new Dictionary<string, int> { ["PER"] = per, ["LOC"] = loc, ["ORG"] = org, ["MISC"] = misc }, entities);
     }
 
     [Fact]

@@ -1,0 +1,69 @@
+using NBert.Modeling;
+using NBert.Tokenization;
+
+namespace NBert.Pipelines;
+
+/// <summary>
+/// What every pipeline shares, as transformers' <c>Pipeline</c>: a tokenizer and a model that fit each other, loaded
+/// together by name or directory (<c>FromPretrained</c>), saved together (<see cref="SavePretrained"/>). Each pipeline
+/// takes one input (a string, or a pair) or a list of them, with an options record, and returns records with
+/// transformers' field names. Pipelines are safe to call from several threads at once: the tokenizer and the model
+/// are read-only while they run, and every call has buffers of its own.
+/// </summary>
+public abstract class Pipeline : IDisposable
+{
+    /// <summary>A pipeline over a tokenizer and a model; a tokenizer with more ids than the model's vocabulary is refused.</summary>
+    private protected Pipeline(BertTokenizer tokenizer, BertPreTrainedModel model)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(model);
+        model.EnsureTokenizerFits(tokenizer);
+        Tokenizer = tokenizer;
+        Model = model;
+    }
+
+    /// <summary>The tokenizer inputs go through.</summary>
+    public BertTokenizer Tokenizer { get; }
+    /// <summary>The model with the task's head.</summary>
+    public BertPreTrainedModel Model { get; }
+
+    /// <summary>Inputs per forward pass; inputs of similar length are batched together (the results keep the callers' order).</summary>
+    public int BatchSize
+    {
+        get => _batchSize;
+        init => _batchSize = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(BatchSize), $"BatchSize must be at least 1, not {value}.");
+    }
+    private readonly int _batchSize = 32;
+
+    /// <summary>The most tokens an input is given: the tokenizer's model_max_length (512 when unknown), at most the
+    /// model's max_position_embeddings.</summary>
+    public int MaxLength => Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings);
+
+    /// <summary>Writes the model and the tokenizer to <paramref name="directory"/>, so that the pipeline's
+    /// <c>FromPretrained(directory)</c> (or transformers' <c>pipeline(model=directory)</c>) loads it again.</summary>
+    public void SavePretrained(string directory) => Model.SavePretrained(directory, Tokenizer);
+
+    /// <summary>Whether <see cref="Dispose"/> disposes the model: true when the pipeline loaded it itself.</summary>
+    private protected bool OwnsModel { get; init; }
+
+    /// <summary>Releases the model when the pipeline loaded it (<c>FromPretrained</c>); a model passed to the
+    /// constructor stays the caller's to dispose.</summary>
+    public void Dispose()
+    {
+        if (OwnsModel) Model.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The architecture a pipeline of <paramref name="task"/> needs, or an error naming what it got.</summary>
+    private protected static BertPreTrainedModel Require(BertPreTrainedModel model, string task, params BertArchitecture[] architectures) =>
+        model is null ? throw new ArgumentNullException(nameof(model))
+        : architectures.Contains(model.Architecture) ? model
+        : throw new ArgumentException($"{task} needs {string.Join(" or ", architectures)}, not {model.Architecture}.", nameof(model));
+
+    /// <summary>Loads the tokenizer and the model of <paramref name="nameOrPath"/>, the model as <paramref name="architecture"/>.</summary>
+    private protected static (BertTokenizer Tokenizer, BertPreTrainedModel Model) Load(string nameOrPath, BertArchitecture architecture)
+    {
+        string directory = Hub.ModelResolver.Resolve(nameOrPath);
+        return (BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, architecture));
+    }
+}
