@@ -138,7 +138,7 @@ sb.AppendLine();
 sb.AppendLine(string.Create(inv, $"all-MiniLM-L6-v2, {sentences.Count:N0} State of the Union sentences (the first of 5 to 60 words, as in the embeddings table), server and clients in one process on the same cores,"));
 sb.AppendLine(string.Create(inv, $"default options (--max-batch-tokens 16384), HTTP/1.1 on loopback; median of {rounds} interleaved rounds, ratios taken within a round."));
 sb.AppendLine(string.Create(inv, $"64 clients give {scale:F1}x the throughput of one."));
-sb.AppendLine(string.Create(inv, $"Load average (1 min) before the run {loadBefore}, after it {Load()}: above {Environment.ProcessorCount}, other work shared the cores."));
+sb.AppendLine(string.Create(inv, $"Load average (1 min) before the run {loadBefore}, after it {Load()} (the run itself keeps about {Environment.ProcessorCount} threads busy; more means other work shared the cores)."));
 sb.AppendLine();
 sb.AppendLine("Reproduce:");
 sb.AppendLine();
