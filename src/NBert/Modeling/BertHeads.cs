@@ -2,7 +2,8 @@ using NBert.Tensors;
 
 namespace NBert.Modeling;
 
-/// <summary>The bare encoder: <c>last_hidden_state</c> and <c>pooler_output</c>.</summary>
+/// <summary>The bare encoder: <c>last_hidden_state</c> and, when it has a pooling layer
+/// (<see cref="BertPreTrainedModel.HasPoolingLayer"/>), <c>pooler_output</c>.</summary>
 public sealed class BertModel : BertPreTrainedModel
 {
     internal BertModel(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertModel, p) { }
@@ -10,7 +11,7 @@ public sealed class BertModel : BertPreTrainedModel
     public static BertModel FromPretrained(string directory) => (BertModel)FromPretrained(directory, BertArchitecture.BertModel);
 
     public override ModelOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
-        RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
+        RunBody(inputs, withPooler: HasPoolingLayer, outputHiddenStates, outputAttentions);
 }
 
 /// <summary>Shared by the heads: the masked-LM head that pre-training and masked-LM models both have.</summary>

@@ -53,6 +53,8 @@ public sealed record ModelInputs
 public sealed record ModelOutput
 {
     public FloatTensor? LastHiddenState { get; init; }
+    /// <summary>tanh(dense([CLS] state)), [batch, hidden]; null for a <see cref="BertModel"/> without a pooling layer
+    /// (<see cref="BertPreTrainedModel.HasPoolingLayer"/>) and for heads that do not use it.</summary>
     public FloatTensor? PoolerOutput { get; init; }
     /// <summary>Embedding output then each layer's output ([batch, sequence, hidden] each).</summary>
     public IReadOnlyList<FloatTensor>? HiddenStates { get; init; }

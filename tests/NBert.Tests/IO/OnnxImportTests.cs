@@ -65,6 +65,8 @@ internal static class TinyOnnx
         }
         Constant("sqrt_head_size", MathF.Sqrt(config.HeadSize));
         Node("Div", ["scores", "sqrt_head_size"], "scaled_scores");
+        Node("Add", ["scaled_scores", "additive_mask"], "masked_scores");
+        Node("Softmax", ["masked_scores"], "probabilities");
         Node("Erf", ["gelu_input"], "gelu_erf");
         Constant("layer_norm_eps", (float)config.LayerNormEps);
         Node("Add", ["variance", "layer_norm_eps"], "variance_eps");
