@@ -9,7 +9,7 @@ namespace NBert.Tests.IO;
 /// <summary>
 /// A small ONNX BERT in the exporter's layout, built from the <c>model/encoder_only</c> fixture: named
 /// embeddings, LayerNorm parameters and biases; unnamed [in, out] MatMul weights whose output feeds the Add
-/// of the named bias; the attention's division by √d; Erf for exact GELU; LayerNorm's epsilon added
+/// of the named bias; the attention's division by √d before the masked Softmax; Erf for exact GELU; LayerNorm's epsilon added
 /// before its Sqrt. Small enough to import thousands of times (the fuzz tests do).
 /// </summary>
 internal static class TinyOnnx
