@@ -109,8 +109,8 @@ public static class OnnxImport
     private static Result Import(GraphProto graph, int? heads)
     {
         if (graph.Node.FirstOrDefault(n => Unsupported.Contains(n.OpType)) is { } fused)
-            throw new InvalidOperationException($"the graph uses the fused or quantised operator {NBertException.Quote(fused.OpType)} " +
-                $"(node {NBertException.Quote(fused.Name)}), whose weights are not BERT's parameters: import the plain float export " +
+            throw new InvalidOperationException($"the graph uses the fused or quantised operator '{NBertException.Quote(fused.OpType)}' " +
+                $"(node '{NBertException.Quote(fused.Name)}'), whose weights are not BERT's parameters: import the plain float export " +
                 "(before ONNX Runtime's transformer optimisation or quantisation).");
         var initializers = graph.Initializer.ToDictionary(t => t.Name);
         var consumers = new Dictionary<string, List<NodeProto>>();
@@ -128,8 +128,13 @@ public static class OnnxImport
 
         var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var renamed = new List<string>();
+        var headWeights = new List<string>(); // a head's (classifier, ...): not BertModel's
         foreach (var t in initializers.Values)
-            if (ParameterName(t.Name) is { } name)
+            if (ParameterName(t.Name) is not { } name)
+            {
+                if (t.Name.EndsWith(".weight", StringComparison.Ordinal) || t.Name.EndsWith(".bias", StringComparison.Ordinal)) headWeights.Add(t.Name);
+            }
+            else
             {
                 if (name != t.Name) renamed.Add(t.Name);
                 if (!parameters.TryAdd(name, ToTensor(t)))
@@ -140,7 +145,6 @@ public static class OnnxImport
         // Linear weights, from the nodes that multiply by them; stored as transformers' [out, in].
         int recovered = 0;
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var headWeights = new List<string>();
         foreach (var node in graph.Node.Where(n => n.OpType is "MatMul" or "Gemm"))
         {
             if (node.Input.Count < 2 || !initializers.TryGetValue(node.Input[1], out var weight) || weight.Dims.Count != 2 || !seen.Add(weight.Name)) continue;
@@ -164,7 +168,6 @@ public static class OnnxImport
             parameters[name] = stored ? tensor : Transpose(tensor);
         }
         if (recovered > 0) notes.Add($"{recovered} unnamed linear weights named from their biases");
-        if (headWeights.Count > 0) notes.Add($"{headWeights.Count} linear weights of heads that are not BertModel's ignored: {string.Join(", ", headWeights.Take(5).Select(n => NBertException.Quote(n)))}");
 
         var words = parameters.GetValueOrDefault("embeddings.word_embeddings.weight")
             ?? throw new InvalidOperationException("no embeddings.word_embeddings.weight: not a BERT export.");
@@ -236,11 +239,10 @@ public static class OnnxImport
             if (!parameters.TryGetValue(spec.Name, out var t) || !t.Shape.SequenceEqual(spec.Shape))
                 throw new InvalidOperationException($"the export has no '{spec.Name}' of shape [{string.Join(", ", spec.Shape)}].");
         var bert = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
-        if (parameters.Keys.Where(k => !bert.Contains(k)).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } other)
-        {
-            notes.Add($"{other.Count} initializers that are not BertModel's ignored: {string.Join(", ", other.Take(5).Select(n => NBertException.Quote(n)))}{(other.Count > 5 ? ", ..." : "")}");
-            foreach (var k in other) parameters.Remove(k);
-        }
+        var other = parameters.Keys.Where(k => !bert.Contains(k)).ToList();
+        foreach (var k in other) parameters.Remove(k);
+        if (other.Concat(headWeights).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } ignored)
+            notes.Add($"{ignored.Count} weights that are not BertModel's ignored: {string.Join(", ", ignored.Take(5).Select(n => NBertException.Quote(n)))}{(ignored.Count > 5 ? ", ..." : "")}");
         return new Result(config, parameters, notes);
     }
 
