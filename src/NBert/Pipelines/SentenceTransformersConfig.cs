@@ -41,7 +41,11 @@ public static class SentenceTransformersConfig
             {
                 case "Transformer": break;
                 case "Pooling":
-                    poolingPath = Path.Combine(directory, String(modulesPath, module, "path", $"[{i}].path") ?? "", "config.json");
+                    string folder = String(modulesPath, module, "path", $"[{i}].path") ?? "";
+                    poolingPath = Path.GetFullPath(Path.Combine(directory, folder, "config.json"));
+                    // A module lives inside the model directory: a path out of it is not followed.
+                    if (!poolingPath.StartsWith(Path.GetFullPath(directory) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                        throw new NBertException($"{modulesPath}: [{i}].path {NBertException.Quote(folder)} leads out of the model directory.");
                     break;
                 case "Normalize": normalize = true; break;
                 default:
