@@ -29,6 +29,20 @@ public static class SentenceTransformersConfig
         ArgumentNullException.ThrowIfNull(directory);
         string modulesPath = Path.Combine(directory, "modules.json");
         if (!File.Exists(modulesPath)) return null;
+        string reading = modulesPath;
+        try
+        {
+            return ReadFiles(directory, modulesPath, file => reading = file);
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json refuses a string with an escaped lone surrogate only when it is read.
+            throw new NBertException($"{reading}: {e.Message}", e);
+        }
+    }
+
+    private static EmbeddingOptions ReadFiles(string directory, string modulesPath, Action<string> reading)
+    {
         var modules = Parse(modulesPath) as JsonArray ?? throw new NBertException($"{modulesPath}: not a list of modules.");
         string? poolingPath = null;
         bool normalize = false;
@@ -56,6 +70,7 @@ public static class SentenceTransformersConfig
         if (poolingPath is null) throw new NBertException($"{modulesPath}: no Pooling module, so the model does not say how to pool.");
         var options = new EmbeddingOptions { Normalize = normalize };
 
+        reading(poolingPath);
         var pooling = Parse(poolingPath) as JsonObject ?? throw new NBertException($"{poolingPath}: not a JSON object.");
         var modes = new List<Pooling>();
         foreach (var (field, value) in pooling)
@@ -78,6 +93,7 @@ public static class SentenceTransformersConfig
         string bertConfig = Path.Combine(directory, "sentence_bert_config.json");
         if (File.Exists(bertConfig))
         {
+            reading(bertConfig);
             var o = Parse(bertConfig) as JsonObject ?? throw new NBertException($"{bertConfig}: not a JSON object.");
             if (o["max_seq_length"] is JsonValue v)
                 options = options with
@@ -90,6 +106,7 @@ public static class SentenceTransformersConfig
         string stConfig = Path.Combine(directory, "config_sentence_transformers.json");
         if (File.Exists(stConfig))
         {
+            reading(stConfig);
             var o = Parse(stConfig) as JsonObject ?? throw new NBertException($"{stConfig}: not a JSON object.");
             var prompts = new Dictionary<string, string>(StringComparer.Ordinal);
             if (o["prompts"] is JsonObject p)
