@@ -1,4 +1,3 @@
-using System.Text.Json;
 using NBert.Hub;
 using NBert.Modeling;
 using NBert.Pipelines;
@@ -34,10 +33,12 @@ internal sealed class ServedModel : IDisposable
     private readonly QuestionAnswering? _questionAnswering;
     private readonly NextSentence? _nextSentence;
 
-    private ServedModel(string modelId, string directory, Pooling pooling)
+    private ServedModel(string modelId, string directory, Pooling? pooling)
     {
         ModelId = modelId;
-        Pooling = pooling;
+        // sentence-transformers' files say how the model pools and how long its inputs may be (TEI reads them too).
+        var own = SentenceTransformersConfig.Read(directory);
+        Pooling = pooling ?? own?.Pooling ?? Pooling.Mean;
         Config = BertConfig.Load(Path.Combine(directory, "config.json"));
         BertArchitecture architecture;
         try
@@ -60,7 +61,7 @@ internal sealed class ServedModel : IDisposable
         };
         Tokenizer = BertTokenizer.FromPretrained(directory);
         _model = BertPreTrainedModel.FromPretrained(directory, architecture);
-        _pooler = new SentenceEmbeddings(Tokenizer, _model, new EmbeddingOptions { Pooling = pooling, Normalize = false });
+        _pooler = new SentenceEmbeddings(Tokenizer, _model, new EmbeddingOptions { Pooling = Pooling, Normalize = false });
         if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
         if (Task is "next-sentence" or "pretraining") _nextSentence = new NextSentence(Tokenizer, _model);
         if (Task == "token-classification") _tokenClassification = new TokenClassification(Tokenizer, _model);
@@ -68,20 +69,16 @@ internal sealed class ServedModel : IDisposable
         // TEI's rule: sentence-transformers' max_seq_length when the model has one, else the position embeddings;
         // NBert also keeps to the tokenizer's model_max_length.
         int limit = Math.Min(Tokenizer.ModelMaxLength ?? Config.MaxPositionEmbeddings, Config.MaxPositionEmbeddings);
-        string st = Path.Combine(directory, "sentence_bert_config.json");
-        if (File.Exists(st))
-        {
-            using var document = JsonDocument.Parse(File.ReadAllText(st));
-            if (document.RootElement.TryGetProperty("max_seq_length", out var m) && m.TryGetInt32(out int seq)) limit = Math.Min(limit, seq);
-        }
+        if (own is not null) limit = Math.Min(limit, own.MaxLength);
         MaxInputLength = limit;
     }
 
     /// <summary>Releases the model's packed weights (call it once no forward pass can run).</summary>
     public void Dispose() => _model.Dispose();
 
-    /// <summary>Loads a model directory or built-in name (through <see cref="ModelResolver"/>).</summary>
-    public static ServedModel Load(string nameOrPath, Pooling pooling) => new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling);
+    /// <summary>Loads a model directory or name (through <see cref="ModelResolver"/>), pooling as
+    /// <paramref name="pooling"/> says, else as the model's sentence-transformers files say, else by mean.</summary>
+    public static ServedModel Load(string nameOrPath, Pooling? pooling) => new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling);
 
     /// <summary>Whether a route's task is this model's (TEI answers 424 otherwise).</summary>
     public bool Serves(string route) => route switch

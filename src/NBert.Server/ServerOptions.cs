@@ -28,8 +28,9 @@ public sealed record ServerOptions
     public long PayloadLimit { get; init; } = 2_000_000;
     /// <summary>When set, every route but <c>/health</c> needs <c>Authorization: Bearer KEY</c> (401 otherwise).</summary>
     public string? ApiKey { get; init; }
-    /// <summary>How an embedding model's token vectors become a sentence vector (as <c>nbert embed --pooling</c>).</summary>
-    public Pooling Pooling { get; init; } = Pooling.Mean;
+    /// <summary>How an embedding model's token vectors become a sentence vector (as <c>nbert embed --pooling</c>); null:
+    /// as the model's sentence-transformers files say (<c>1_Pooling/config.json</c>, as TEI reads it), else mean.</summary>
+    public Pooling? Pooling { get; init; }
     /// <summary>How long a stop (SIGTERM) waits for requests in progress before it ends them.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

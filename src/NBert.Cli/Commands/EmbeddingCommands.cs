@@ -9,25 +9,54 @@ namespace NBert.Cli.Commands;
 /// <summary><c>nbert embed</c> and <c>nbert similarity</c>: sentence embeddings and semantic search.</summary>
 public static class EmbeddingCommands
 {
-    private static Option<string> ModelOption() => new("--model") { Description = "Model directory (tokenizer and weights), minilm (built-in all-MiniLM-L6-v2), or a Hub name (org/name[@revision])", Required = true };
-
-    private static Option<string> PoolingOption()
+    private static Option<string> ModelOption() => new("--model")
     {
-        var o = new Option<string>("--pooling") { Description = "cls, mean (over the attention mask) or max", DefaultValueFactory = _ => "mean" };
+        Description = "Model directory (tokenizer and weights), a built-in model (minilm, arctic-xs), or a Hub name (org/name[@revision])",
+        Required = true,
+    };
+
+    private static Option<string?> PoolingOption()
+    {
+        var o = new Option<string?>("--pooling") { Description = "cls, mean (over the attention mask) or max; default: the model's own (sentence-transformers' 1_Pooling/config.json), else mean" };
         o.AcceptOnlyFromAmong("cls", "mean", "max");
         return o;
     }
 
-    private static SentenceEmbeddings Load(string directory, string pooling, bool normalize)
+    private static Option<string?> PromptOption(string what) => new("--prompt-name")
     {
-        var options = new EmbeddingOptions
+        Description = $"Prefix {what} with the model's prompt of this name (config_sentence_transformers.json: query for arctic-xs)",
+    };
+
+    /// <summary>The model with its own embedding options (sentence-transformers' files), changed by what was given:
+    /// <paramref name="pooling"/> overrides the pooling, <paramref name="normalize"/> the normalisation.</summary>
+    private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize)
+    {
+        string directory = ModelCommands.Resolve(name);
+        EmbeddingOptions options;
+        try
         {
-            Pooling = pooling switch { "cls" => Pooling.Cls, "max" => Pooling.Max, _ => Pooling.Mean },
-            Normalize = normalize,
+            // A directory without sentence-transformers' files pools by mean without normalising, as sentence-transformers does.
+            options = SentenceTransformersConfig.Read(directory) ?? new EmbeddingOptions { Pooling = Pooling.Mean, Normalize = false };
+        }
+        catch (NBertException e)
+        {
+            throw new CliException(e.Message, e);
+        }
+        options = options with
+        {
+            Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => options.Pooling },
+            Normalize = normalize ?? options.Normalize,
         };
         var tokenizer = TokenizeCommand.LoadTokenizer(directory);
         var model = ModelCommands.Load(directory, NBert.Modeling.BertArchitecture.BertModel);
         return new SentenceEmbeddings(tokenizer, model, options);
+    }
+
+    /// <summary>A prompt name the model has, or a usage error that lists the ones it has.</summary>
+    private static string? CheckPrompt(SentenceEmbeddings embedder, string? prompt)
+    {
+        if (prompt is null || embedder.Options.Prompts.ContainsKey(prompt)) return prompt;
+        throw new CliException($"--prompt-name {prompt}: the model has no such prompt ({(embedder.Options.Prompts.Count > 0 ? string.Join(", ", embedder.Options.Prompts.Keys) : "it has none")}).");
     }
 
     /// <summary>One text's embedding as the JSON line {"embedding": [...]}.</summary>
@@ -37,18 +66,26 @@ public static class EmbeddingCommands
     {
         var model = ModelOption();
         var pooling = PoolingOption();
-        var normalize = new Option<bool>("--normalize") { Description = "Scale each embedding to length 1" };
+        var normalize = new Option<bool>("--normalize") { Description = "Scale each embedding to length 1 (default: as the model's files say, else not)" };
+        var noNormalize = new Option<bool>("--no-normalize") { Description = "Do not scale the embeddings, whatever the model's files say" };
+        var prompt = PromptOption("each text");
         var json = new Option<bool>("--json") { Description = "One JSON line per input: {\"embedding\": [...]}" };
         var input = new Option<string?>("--input") { Description = "JSON lines {\"text\": ...}; - for standard input (used when no TEXT is given)" };
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("embed", "Sentence embeddings of texts.") { model, pooling, normalize, json, input, texts };
+        var command = new Command("embed", "Sentence embeddings of texts, pooled as the model's own files say unless --pooling is given.")
+        {
+            model, pooling, normalize, noNormalize, prompt, json, input, texts,
+        };
         command.SetAction(parse =>
         {
-            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling)!, parse.GetValue(normalize));
+            if (parse.GetValue(normalize) && parse.GetValue(noNormalize)) throw new CliException("--normalize and --no-normalize contradict each other: give one.");
+            bool? scale = parse.GetValue(normalize) ? true : parse.GetValue(noNormalize) ? false : null;
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), scale);
+            string? promptName = CheckPrompt(embedder, parse.GetValue(prompt));
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             var inv = CultureInfo.InvariantCulture;
             return PipelineCommands.Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
-                chunk => embedder.Embed(chunk).Select(v => (object)new EmbeddingValue(v)).ToList(), parse.GetValue(json), x => x,
+                chunk => embedder.Embed(chunk, promptName).Select(v => (object)new EmbeddingValue(v)).ToList(), parse.GetValue(json), x => x,
                 v =>
                 {
                     float[] vector = ((EmbeddingValue)v).Embedding;
@@ -67,8 +104,12 @@ public static class EmbeddingCommands
         var query = new Option<string>("--query") { Description = "The text to search for", Required = true };
         var corpus = new Option<string>("--corpus") { Description = "A text file, one document per line", Required = true };
         var topK = new Option<int>("--top-k") { Description = "How many results", DefaultValueFactory = _ => 5 };
+        var prompt = PromptOption("the query (default: query, when the model has that prompt)");
         var json = new Option<bool>("--json") { Description = "One JSON line per result" };
-        var command = new Command("similarity", "The corpus lines most similar to a query (cosine of sentence embeddings).") { model, pooling, query, corpus, topK, json };
+        var command = new Command("similarity", "The corpus lines most similar to a query (cosine of sentence embeddings).")
+        {
+            model, pooling, prompt, query, corpus, topK, json,
+        };
         command.SetAction(parse =>
         {
             string path = parse.GetValue(corpus)!;
@@ -77,9 +118,11 @@ public static class EmbeddingCommands
             if (k < 1) throw new CliException($"--top-k must be positive, not {k}.");
             var lines = File.ReadAllLines(path).Select((text, i) => (Text: text.Trim(), Line: i + 1)).Where(l => l.Text.Length > 0).ToList();
             if (lines.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
-            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling)!, normalize: true);
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);
+            // A retrieval model's queries carry its query prompt (arctic-embed's model card), its documents none.
+            string? promptName = CheckPrompt(embedder, parse.GetValue(prompt)) ?? (embedder.Options.Prompts.ContainsKey("query") ? "query" : null);
             var vectors = embedder.Embed(lines.Select(l => l.Text).ToList());
-            var hits = SentenceEmbeddings.Search(embedder.Embed(parse.GetValue(query)!), vectors, k);
+            var hits = SentenceEmbeddings.Search(embedder.Embed([parse.GetValue(query)!], promptName)[0], vectors, k);
             if (parse.GetValue(json))
             {
                 int rank = 0;

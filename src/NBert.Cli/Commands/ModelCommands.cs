@@ -52,6 +52,8 @@ public static class ModelCommands
             string path = parse.GetValue(output)!;
             SafeTensorsWriter.Write(path, result.Named().Select(t => SafeTensor.Float32(t.Name, t.Tensor.Shape, t.Tensor.Data)));
             stdout.WriteLine($"wrote {string.Join(", ", result.Named().Select(t => t.Name))} to {path}");
+            if (m.Architecture == BertArchitecture.BertModel && !m.HasPoolingLayer)
+                stdout.WriteLine("no pooler_output: the model has no pooler (its checkpoint holds no pooler weights)");
             return Program.Ok;
         });
         return command;
@@ -160,6 +162,7 @@ public static class ModelCommands
                     architecture = m.Architecture.ToString(),
                     config = new { c.VocabSize, c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, c.HiddenAct, labels = c.Id2Label },
                     parameters,
+                    pooler = m.HasPoolingLayer,
                     tensors = tensors.Select(t => new { name = t.Name, dtype = t.DType.ToString(), shape = t.Shape }),
                     initialized = report.Initialized,
                     unexpected = report.Unexpected,
@@ -176,6 +179,7 @@ public static class ModelCommands
                 ("num_attention_heads", c.NumAttentionHeads), ("intermediate_size", c.IntermediateSize),
                 ("max_position_embeddings", c.MaxPositionEmbeddings), ("hidden_act", c.HiddenAct),
                 ("labels", c.NumLabels <= 20 ? string.Join(", ", c.Id2Label) : $"{string.Join(", ", c.Id2Label.Take(20))}, ... ({c.NumLabels:N0} labels)"),
+                ("pooler", m.HasPoolingLayer ? "pooler.dense" : "no pooler"),
                 ("parameters", parameters.ToString("N0")),
             })
                 summary.AddRow(k, Markup.Escape(v.ToString() ?? ""));

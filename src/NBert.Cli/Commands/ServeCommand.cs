@@ -22,7 +22,7 @@ public static class ServeCommand
         var autoTruncate = new Option<bool>("--auto-truncate") { Description = "Truncate inputs over the model's maximum length unless a request says truncate: false" };
         var payloadLimit = new Option<long>("--payload-limit") { Description = "Largest request body in bytes", DefaultValueFactory = _ => 2_000_000 };
         var apiKey = new Option<string?>("--api-key") { Description = "Require Authorization: Bearer KEY on every route but /health (default: $API_KEY)" };
-        var pooling = new Option<string>("--pooling") { Description = "Sentence vectors of an embedding model: cls, mean or max", DefaultValueFactory = _ => "mean" };
+        var pooling = new Option<string?>("--pooling") { Description = "Sentence vectors of an embedding model: cls, mean or max (default: the model's own, sentence-transformers' 1_Pooling/config.json, else mean)" };
         pooling.AcceptOnlyFromAmong("cls", "mean", "max");
         var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds a stop waits for requests in progress", DefaultValueFactory = _ => 30 };
         var command = new Command("serve", "Serve a model over HTTP with text-embeddings-inference's API (/embed, /predict, /rerank, /v1/embeddings, ...), dynamic batching and backpressure.")
@@ -45,7 +45,7 @@ public static class ServeCommand
                 AutoTruncate = parse.GetValue(autoTruncate),
                 PayloadLimit = parse.GetValue(payloadLimit),
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("API_KEY") is { Length: > 0 } key ? key : null),
-                Pooling = Enum.Parse<Pooling>(parse.GetValue(pooling)!, ignoreCase: true),
+                Pooling = parse.GetValue(pooling) is { } p ? Enum.Parse<Pooling>(p, ignoreCase: true) : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(seconds),
             };
             InferenceServer server;
@@ -53,7 +53,7 @@ public static class ServeCommand
             {
                 server = InferenceServer.StartAsync(options, stderr).GetAwaiter().GetResult();
             }
-            catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException)
+            catch (Exception e) when (e is ArgumentException or IOException or NBertException or NotSupportedException)
             {
                 throw new CliException(e.Message, e);
             }

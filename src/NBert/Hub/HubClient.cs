@@ -28,6 +28,30 @@ public readonly record struct HubDownloadProgress(string Repo, string File, long
 /// </summary>
 public sealed class HubClient : IDisposable
 {
+    /// <summary>sentence-transformers' files at the top of a model repository (modules.json names the module folders); each is optional.</summary>
+    public static IReadOnlyList<string> SentenceTransformersFiles { get; } = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+
+    /// <summary>The module folders modules.json names ("1_Pooling"), those that are plain relative folder names.</summary>
+    private static IEnumerable<string> ModuleFolders(string modulesJson)
+    {
+        var folders = new List<string>();
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(modulesJson));
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array) return folders;
+            foreach (var module in doc.RootElement.EnumerateArray())
+                if (module.ValueKind == System.Text.Json.JsonValueKind.Object && module.TryGetProperty("path", out var p)
+                    && p.ValueKind == System.Text.Json.JsonValueKind.String && p.GetString() is { Length: > 0 } folder
+                    && !folder.Contains("..", StringComparison.Ordinal) && !folder.StartsWith('/') && !folder.Contains('\\'))
+                    folders.Add(folder.TrimEnd('/'));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Not for the client to judge: the embeddings pipeline reads modules.json and names what is wrong with it.
+        }
+        return folders;
+    }
+
     /// <summary>The files a BERT directory may hold besides config.json and the weights; each is optional.</summary>
     public static IReadOnlyList<string> TokenizerFiles { get; } = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
@@ -129,6 +153,12 @@ public sealed class HubClient : IDisposable
                     $"and the Hub was not asked{(Settings.Offline ? " (HF_HUB_OFFLINE is set)" : " (it could not be reached)")}.");
         }
         foreach (string file in TokenizerFiles) await Optional(file).ConfigureAwait(false);
+        // A sentence-transformers model says how it pools: modules.json names its modules, each with a folder whose
+        // config.json (1_Pooling/config.json) the embeddings read.
+        foreach (string file in SentenceTransformersFiles)
+            if (await Optional(file).ConfigureAwait(false) is { } path && file == "modules.json")
+                foreach (string folder in ModuleFolders(path))
+                    await Optional($"{folder}/config.json").ConfigureAwait(false);
         return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
     }
 

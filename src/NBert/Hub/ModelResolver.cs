@@ -53,12 +53,13 @@ public static class ModelResolver
         : BuiltinModels.IsBuiltin(nameOrPath) ? BuiltinModels.Resolve(nameOrPath)
         : null;
 
-    /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2),
+    /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2,
+    /// Snowflake/snowflake-arctic-embed-xs),
     /// a directory's own name, or the name as given.</summary>
     public static string ModelId(string nameOrPath)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         if (Directory.Exists(nameOrPath)) return Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(nameOrPath)));
-        return BuiltinModels.IsBuiltin(nameOrPath) ? BuiltinModels.MiniLmHubId : nameOrPath;
+        return BuiltinModels.Find(nameOrPath)?.HubId ?? nameOrPath;
     }
 }

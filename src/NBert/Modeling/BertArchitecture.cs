@@ -94,9 +94,13 @@ public static class BertArchitectures
 
     public static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
 
-    /// <summary>Every parameter of an architecture, in transformers' order.</summary>
-    public static List<ParameterSpec> Parameters(BertConfig c, BertArchitecture a)
+    /// <summary>Every parameter of an architecture, in transformers' order. <paramref name="addPoolingLayer"/> false
+    /// leaves out the pooler of a <see cref="BertArchitecture.BertModel"/> (transformers'
+    /// <c>BertModel(config, add_pooling_layer=False)</c>); the heads that use the pooler always have it.</summary>
+    public static List<ParameterSpec> Parameters(BertConfig c, BertArchitecture a, bool addPoolingLayer = true)
     {
+        if (!addPoolingLayer && a != BertArchitecture.BertModel)
+            throw new ArgumentException($"Only BertModel can be built without a pooling layer; {a} uses it.", nameof(addPoolingLayer));
         int h = c.HiddenSize;
         var specs = new List<ParameterSpec>
         {
@@ -127,7 +131,7 @@ public static class BertArchitectures
             Linear($"{l}.output.dense", h, c.IntermediateSize);
             LayerNorm($"{l}.output.LayerNorm");
         }
-        if (HasPooler(a)) Linear("pooler.dense", h, h);
+        if (HasPooler(a) && addPoolingLayer) Linear("pooler.dense", h, h);
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM)
         {
             Linear("cls.predictions.transform.dense", h, h);

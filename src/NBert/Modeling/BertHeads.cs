@@ -2,7 +2,8 @@ using NBert.Tensors;
 
 namespace NBert.Modeling;
 
-/// <summary>The bare encoder: <c>last_hidden_state</c> and <c>pooler_output</c>.</summary>
+/// <summary>The bare encoder: <c>last_hidden_state</c> and, when it has a pooling layer
+/// (<see cref="BertPreTrainedModel.HasPoolingLayer"/>), <c>pooler_output</c>.</summary>
 public sealed class BertModel : BertPreTrainedModel
 {
     internal BertModel(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertModel, p) { }
@@ -18,7 +19,7 @@ public sealed class BertModel : BertPreTrainedModel
         (BaseModelOutput)Run(inputs, outputHiddenStates, outputAttentions);
 
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions) =>
-        new BaseModelOutput(RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions));
+        new BaseModelOutput(RunBody(inputs, withPooler: HasPoolingLayer, outputHiddenStates, outputAttentions));
 }
 
 /// <summary>Shared by the heads: the masked-LM head that pre-training and masked-LM models both have.</summary>

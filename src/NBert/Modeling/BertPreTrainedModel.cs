@@ -19,6 +19,11 @@ public abstract class BertPreTrainedModel : IDisposable
     public IReadOnlyDictionary<string, FloatTensor> Parameters { get; }
     /// <summary>What loading did; null for a model initialised in code.</summary>
     public LoadReport? LoadReport { get; init; }
+    /// <summary>Whether the model has a pooling layer (<c>pooler.dense</c>): the heads that use it always do; a
+    /// <see cref="BertModel"/> does unless its checkpoint has no pooler weights (transformers'
+    /// <c>add_pooling_layer=False</c>, as sentence-transformers' models and many ONNX exports are saved). Without one,
+    /// <see cref="ModelOutput.PoolerOutput"/> is null and <see cref="SavePretrained(string)"/> writes no pooler.</summary>
+    public bool HasPoolingLayer { get; }
 
     // Derived from the parameters on first use, dropped by WeightsChanged: the encoder layers, and the
     // other linear weights (pooler, heads) packed for the GEMM.
@@ -31,12 +36,17 @@ public abstract class BertPreTrainedModel : IDisposable
         Config = config;
         Architecture = architecture;
         Parameters = parameters;
-        foreach (var spec in BertArchitectures.Parameters(config, architecture))
+        HasPoolingLayer = BertArchitectures.HasPooler(architecture)
+            && (architecture != BertArchitecture.BertModel || parameters.ContainsKey("pooler.dense.weight") || parameters.ContainsKey("pooler.dense.bias"));
+        foreach (var spec in Specs)
             if (!parameters.TryGetValue(spec.Name, out var t) || !t.Shape.SequenceEqual(spec.Shape))
                 throw new ArgumentException($"Parameter '{spec.Name}' is missing or not of shape [{string.Join(", ", spec.Shape)}].");
     }
 
     protected FloatTensor P(string name) => Parameters[name];
+
+    /// <summary>This model's parameters, in transformers' order (without the pooler when it has none).</summary>
+    private List<ParameterSpec> Specs => BertArchitectures.Parameters(Config, Architecture, HasPoolingLayer || Architecture != BertArchitecture.BertModel);
 
     /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
     public void WeightsChanged()
@@ -121,7 +131,9 @@ public abstract class BertPreTrainedModel : IDisposable
     public BertPreTrainedModel WithArchitecture(BertArchitecture architecture, Func<BertConfig, BertConfig>? configure = null, int seed = 0)
     {
         var config = configure is null ? Config : configure(Config);
-        var parameters = BertWeights.Initialize(config, architecture, seed);
+        // A BertModel keeps having no pooler rather than gaining a random one; the heads that use it get one.
+        var parameters = BertWeights.Initialize(config, architecture, seed,
+            addPoolingLayer: architecture != BertArchitecture.BertModel || Parameters.ContainsKey("pooler.dense.weight"));
         var initialized = new List<string>();
         foreach (var (name, fresh) in parameters)
         {
@@ -134,7 +146,8 @@ public abstract class BertPreTrainedModel : IDisposable
         return Create(config, architecture, parameters, report);
     }
 
-    /// <summary>Writes config.json and model.safetensors as transformers saves them, as one unit: both are
+    /// <summary>Writes config.json and model.safetensors as transformers saves them (no pooler for a model without a
+    /// pooling layer, which then loads back without one), as one unit: both are
     /// written to temporary names and renamed only when both succeeded, and a directory this creates is
     /// removed again if writing fails.</summary>
     public void SavePretrained(string directory) => SavePretrained(directory, tokenizer: null);
@@ -154,7 +167,7 @@ public abstract class BertPreTrainedModel : IDisposable
     public void SavePretrained(StagedFiles files)
     {
         files.Write(Checkpoint.SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
-            BertArchitectures.Parameters(Config, Architecture).Select(s =>
+            Specs.Select(s =>
                 SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data))));
         files.WriteAllText("config.json", (Config with { Architectures = [Architecture.ToString()] }).ToJson() + "\n");
     }

@@ -36,7 +36,9 @@ public static class BertWeights
     /// Reads the parameters of <paramref name="architecture"/> from a checkpoint: optional <c>bert.</c>
     /// prefix, legacy LayerNorm <c>gamma</c>/<c>beta</c>, <c>decoder.bias</c> as <c>cls.predictions.bias</c>,
     /// a decoder weight tied to the word embeddings, <c>position_ids</c> buffers ignored. A missing head (or
-    /// pooler) is initialised as transformers does; missing embeddings or encoder weights are an error.
+    /// pooler) is initialised as transformers does; missing embeddings or encoder weights are an error. A
+    /// <see cref="BertArchitecture.BertModel"/> checkpoint with no pooler weights at all loads without a pooling layer
+    /// (as sentence-transformers' exports are saved), rather than with an invented random one.
     /// </summary>
     public static (Dictionary<string, FloatTensor> Parameters, LoadReport Report) Load(ITensorSource source, BertConfig config,
         BertArchitecture architecture, int seed = 0)
@@ -52,7 +54,8 @@ public static class BertWeights
             // Two names for one parameter (cls.predictions.bias and decoder.bias): the first one wins.
             if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
         }
-        var specs = BertArchitectures.Parameters(config, architecture);
+        bool pooler = architecture != BertArchitecture.BertModel || byCanonical.Keys.Any(k => k.StartsWith("pooler.", StringComparison.Ordinal));
+        var specs = BertArchitectures.Parameters(config, architecture, pooler);
         var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var initialized = new List<string>();
         var nonFinite = new List<NonFiniteTensor>();
@@ -103,13 +106,14 @@ public static class BertWeights
     }
 
     /// <summary>Random parameters with transformers' scheme: normal(0, initializer_range) weights and
-    /// embeddings (the padding row zeroed), zero biases, LayerNorm weight 1.</summary>
-    public static Dictionary<string, FloatTensor> Initialize(BertConfig config, BertArchitecture architecture, int seed)
+    /// embeddings (the padding row zeroed), zero biases, LayerNorm weight 1. <paramref name="addPoolingLayer"/>: as in
+    /// <see cref="BertArchitectures.Parameters"/>.</summary>
+    public static Dictionary<string, FloatTensor> Initialize(BertConfig config, BertArchitecture architecture, int seed, bool addPoolingLayer = true)
     {
         config.Validate();
         BertArchitectures.EnsureFitsInMemory(config, architecture);
         var rng = new NormalRandom(seed);
-        return BertArchitectures.Parameters(config, architecture).ToDictionary(s => s.Name, s => Initialize(s, config, rng), StringComparer.Ordinal);
+        return BertArchitectures.Parameters(config, architecture, addPoolingLayer).ToDictionary(s => s.Name, s => Initialize(s, config, rng), StringComparer.Ordinal);
     }
 
     private static FloatTensor Initialize(ParameterSpec spec, BertConfig config, NormalRandom rng)

@@ -11,7 +11,8 @@ public record ModelOutput
 {
     /// <summary>The encoder's last layer, [batch, sequence, hidden].</summary>
     public FloatTensor? LastHiddenState { get; init; }
-    /// <summary>The pooler's output: the [CLS] token's hidden state through dense + tanh, [batch, hidden]; null for a model without a pooler.</summary>
+    /// <summary>The pooler's output: the [CLS] token's hidden state through dense + tanh, [batch, hidden]; null for a
+    /// <see cref="BertModel"/> without a pooling layer (<see cref="BertPreTrainedModel.HasPoolingLayer"/>) and for heads that do not use it.</summary>
     public FloatTensor? PoolerOutput { get; init; }
     /// <summary>With <c>outputHiddenStates</c>: the embedding output, then each layer's output ([batch, sequence, hidden] each).</summary>
     public IReadOnlyList<FloatTensor>? HiddenStates { get; init; }

@@ -16,14 +16,25 @@ public enum Pooling
     Max,
 }
 
-/// <summary>Options of <see cref="SentenceEmbeddings"/>; the defaults are all-MiniLM-L6-v2's.</summary>
+/// <summary>Options of <see cref="SentenceEmbeddings"/>. A model directory with sentence-transformers' files gives its
+/// own (<see cref="SentenceTransformersConfig.Read"/>); the defaults here are for a directory without them.</summary>
 public sealed record EmbeddingOptions
 {
+    /// <summary>How token vectors become the sentence vector; mean by default.</summary>
     public Pooling Pooling { get; init; } = Pooling.Mean;
     /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product).</summary>
     public bool Normalize { get; init; } = true;
-    /// <summary>Longer texts are truncated to this many tokens (special tokens included).</summary>
+    /// <summary>Longer texts are truncated to this many tokens (special tokens included); sentence-transformers'
+    /// <c>max_seq_length</c>.</summary>
     public int MaxLength { get; init; } = 128;
+    /// <summary>Named prompts, prefixed to a text embedded with that prompt name (sentence-transformers' <c>prompts</c>:
+    /// arctic-embed's <c>query</c>).</summary>
+    public IReadOnlyDictionary<string, string> Prompts { get; init; } = new Dictionary<string, string>();
+    /// <summary>The prompt used when none is named (sentence-transformers' <c>default_prompt_name</c>); null for none.</summary>
+    public string? DefaultPromptName { get; init; }
+    /// <summary>Whether a prompt's tokens are pooled with the text's (sentence-transformers' <c>include_prompt</c>). NBert
+    /// pools them always, and refuses to embed with a prompt when this is false.</summary>
+    public bool IncludePrompt { get; init; } = true;
     /// <summary>Texts per forward pass; texts of similar length are batched together.</summary>
     public int BatchSize { get; init; } = 32;
 }
@@ -59,11 +70,13 @@ public sealed partial class SentenceEmbeddings
     public int Dimension => Model.Config.HiddenSize;
 
     /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see
-    /// <see cref="Hub.ModelResolver"/>), run as a bare encoder.</summary>
+    /// <see cref="Hub.ModelResolver"/>), run as a bare encoder, with <paramref name="options"/> or else the model's own
+    /// (<see cref="ModelOptions"/>).</summary>
     public static SentenceEmbeddings FromPretrained(string nameOrDirectory, EmbeddingOptions? options = null)
     {
         string directory = Hub.ModelResolver.Resolve(nameOrDirectory);
-        return new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel), options)
+        return new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel),
+            options ?? ModelOptions(directory))
         {
             ModelId = Hub.ModelResolver.ModelId(nameOrDirectory),
             _ownsModel = true,
@@ -71,6 +84,11 @@ public sealed partial class SentenceEmbeddings
     }
 
     private bool _ownsModel;
+
+    /// <summary>The embedding options a model directory gives: its sentence-transformers files (pooling, normalisation,
+    /// max_seq_length, prompts) when it has them, else <see cref="EmbeddingOptions"/>'s defaults.</summary>
+    /// <exception cref="NBertException">A sentence-transformers file is not valid or asks for what NBert does not compute.</exception>
+    public static EmbeddingOptions ModelOptions(string directory) => SentenceTransformersConfig.Read(directory) ?? new EmbeddingOptions();
 
     private static EmbeddingOptions Validate(EmbeddingOptions o)
     {
@@ -90,16 +108,30 @@ public sealed partial class SentenceEmbeddings
         return new FloatTensor(hidden.Data, e.Length, Dimension);
     }
 
+    /// <summary>One text's vector (with the default prompt, if the model has one).</summary>
     public float[] Embed(string text) => Embed([text])[0];
 
-    /// <summary>One vector per text, in the order given.</summary>
+    /// <summary>One vector per text, in the order given (with the default prompt, if the model has one).</summary>
     public float[][] Embed(IReadOnlyList<string> texts) => Embed(texts, out _, CancellationToken.None);
+
+    /// <summary>One vector per text, each prefixed with the prompt <paramref name="promptName"/> names (sentence-transformers'
+    /// <c>encode(..., prompt_name=...)</c>: <c>query</c> for arctic-embed's queries); null for the default prompt.</summary>
+    /// <exception cref="ArgumentException">The model has no prompt of that name.</exception>
+    public float[][] Embed(IReadOnlyList<string> texts, string? promptName) => Embed(texts, out _, CancellationToken.None, promptName);
 
     /// <summary>One vector per text, in the order given; <paramref name="tokens"/> counts the tokens the model read
     /// (special tokens included, padding not). Cancellation is checked before each batch.</summary>
-    internal float[][] Embed(IReadOnlyList<string> texts, out long tokens, CancellationToken cancellationToken)
+    internal float[][] Embed(IReadOnlyList<string> texts, out long tokens, CancellationToken cancellationToken, string? promptName = null)
     {
         ArgumentNullException.ThrowIfNull(texts);
+        if ((promptName ?? Options.DefaultPromptName) is { } name)
+        {
+            string prompt = Options.Prompts.TryGetValue(name, out var p) ? p
+                : throw new ArgumentException($"The model has no prompt '{name}'{(Options.Prompts.Count > 0 ? $" ({string.Join(", ", Options.Prompts.Keys)} are its prompts)" : "")}.", nameof(promptName));
+            if (!Options.IncludePrompt)
+                throw new NBertException("The model's pooling excludes the prompt's tokens (include_prompt false), which NBert does not do: embed without a prompt.");
+            texts = texts.Select(t => prompt + t).ToArray();
+        }
         var encodings = Tokenizer.EncodeBatch(texts, Encoding);
         tokens = encodings.Sum(e => (long)e.Length);
         var order = Enumerable.Range(0, texts.Count).OrderBy(i => encodings[i].Length).ToArray();

@@ -38,7 +38,14 @@ public sealed class ModelCommandTests : TempDirectoryTest
         Assert.Equal(0, Run("forward", "--model", Fixtures.Path("model", "qa"), "--inputs", inputs, "--output", output).Code);
         using (var st = new SafeTensorsFile(output))
             Assert.Equal(["end_logits", "last_hidden_state", "start_logits"], st.Tensors.Select(t => t.Name).Order());
-        Assert.Equal(0, Run("forward", "--model", Fixtures.Path("model", "qa"), "--inputs", inputs, "--output", output, "--head", "base").Code);
+        // The QA checkpoint has no pooler (transformers builds QA with add_pooling_layer=False): as a BertModel it has
+        // none either, rather than a random one, and the command says why pooler_output is missing.
+        var (code, stdout, _) = Run("forward", "--model", Fixtures.Path("model", "qa"), "--inputs", inputs, "--output", output, "--head", "base");
+        Assert.Equal(0, code);
+        Assert.Contains("no pooler_output: the model has no pooler", stdout);
+        using (var st = new SafeTensorsFile(output))
+            Assert.Equal(["last_hidden_state"], st.Tensors.Select(t => t.Name));
+        Assert.Equal(0, Run("forward", "--model", Fixtures.Path("model", "seqcls"), "--inputs", inputs, "--output", output, "--head", "base").Code);
         using (var st = new SafeTensorsFile(output))
             Assert.Equal(["last_hidden_state", "pooler_output"], st.Tensors.Select(t => t.Name).Order());
     }

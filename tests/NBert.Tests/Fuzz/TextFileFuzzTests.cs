@@ -62,6 +62,42 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
         });
     }
 
+    /// <summary>sentence-transformers' files, each mutated in turn: what loads gives options a pipeline accepts and
+    /// embeds with (with its default prompt, and with each named one).</summary>
+    [Fact]
+    public void Sentence_transformers_files()
+    {
+        foreach (var f in Directory.GetFiles(Pretraining)) File.Copy(f, Temp(Path.GetFileName(f)));
+        NBert.Pipelines.SentenceTransformersConfig.Write(Dir, "cls", normalize: true, maxSeqLength: 64, dimension: 32,
+            new Dictionary<string, string> { ["query"] = "query: " });
+        var tokenizer = BertTokenizer.FromPretrained(Dir);
+        var model = BertPreTrainedModel.FromPretrained(Dir, BertArchitecture.BertModel);
+        var originals = NBert.Pipelines.SentenceTransformersConfig.FileNames.ToDictionary(f => f, f => File.ReadAllBytes(Path.Combine(Dir, f)));
+        string? changed = null;
+        _fuzz.Run("sentence-transformers files", 2000, r =>
+        {
+            if (changed is not null) File.WriteAllBytes(Path.Combine(Dir, changed), originals[changed]);
+            changed = originals.Keys.ElementAt(r.Next(originals.Count));
+            var original = originals[changed];
+            var bytes = r.Next(10) < 8 ? Mutations.Json(r, JsonNode.Parse(original)!) : Mutations.Bytes(r, original);
+            File.WriteAllBytes(Path.Combine(Dir, changed), bytes);
+            return originals.Values.Sum(b => (long)b.Length) + bytes.Length;
+        }, () =>
+        {
+            var options = NBert.Pipelines.SentenceTransformersConfig.Read(Dir)!;
+            var embedder = new NBert.Pipelines.SentenceEmbeddings(tokenizer, model, options);
+            try
+            {
+                embedder.Embed(["a text"]);
+                foreach (var name in options.Prompts.Keys) embedder.Embed(["a text"], name);
+            }
+            catch (NBertException e) when (e.Message.Contains("include_prompt false", StringComparison.Ordinal))
+            {
+                // Refused as documented: a prompt excluded from pooling.
+            }
+        });
+    }
+
     [Fact]
     public void Tokenizer_json()
     {

@@ -9,6 +9,24 @@ namespace NBert.Tests.Hub;
 public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
 {
     [Fact]
+    public async Task A_sentence_transformers_repository_brings_its_pooling_files_and_embeds_as_they_say()
+    {
+        string repo = UniqueRepo("st");
+        var files = FakeHub.FilesOf(Model("encoder_only"));
+        files["modules.json"] = System.Text.Encoding.UTF8.GetBytes("""
+            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+            """);
+        files["1_Pooling/config.json"] = System.Text.Encoding.UTF8.GetBytes("""{"word_embedding_dimension": 32, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}""");
+        Hub.AddCommit(repo, files);
+        using var client = new HubClient(Settings());
+        var snapshot = await client.DownloadModelAsync(repo);
+        Assert.Contains("modules.json", snapshot.Files);
+        Assert.Contains("1_Pooling/config.json", snapshot.Files);
+        Assert.Equal(NBert.Pipelines.Pooling.Cls, NBert.Pipelines.SentenceEmbeddings.ModelOptions(snapshot.Directory).Pooling);
+    }
+
+    [Fact]
     public async Task A_fresh_download_writes_pythons_cache_layout_and_a_second_run_makes_no_get()
     {
         string repo = UniqueRepo("seqcls");

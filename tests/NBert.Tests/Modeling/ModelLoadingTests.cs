@@ -198,6 +198,81 @@ public sealed class ModelLoadingTests : TempDirectoryTest
         Assert.Equal(["pooler.dense.weight", "pooler.dense.bias"], model.LoadReport.Initialized); // the 9-label classifier loads
     }
 
+    /// <summary>encoder_only's checkpoint without its pooler: what sentence-transformers saves (add_pooling_layer=False).</summary>
+    private string WithoutPooler()
+    {
+        string dir = Temp("no-pooler");
+        Directory.CreateDirectory(dir);
+        using (var source = new SafeTensorsFile(Fixtures.Path("model", "encoder_only", "model.safetensors")))
+            SafeTensorsWriter.Write(Path.Combine(dir, "model.safetensors"), source.Tensors.Where(t => !t.Name.StartsWith("pooler.", StringComparison.Ordinal))
+                .Select(t => SafeTensor.Float32(t.Name, t.Shape, source.ReadFloat32(t.Name))).ToList());
+        File.Copy(Fixtures.Path("model", "encoder_only", "config.json"), Path.Combine(dir, "config.json"));
+        return dir;
+    }
+
+    [Fact]
+    public void A_bert_model_checkpoint_without_pooler_weights_loads_without_a_pooler_and_saves_none()
+    {
+        var warnings = new List<string>();
+        BertPreTrainedModel model;
+        using (NBertWarnings.Capture(warnings.Add)) model = BertPreTrainedModel.FromPretrained(WithoutPooler());
+        Assert.IsType<BertModel>(model);
+        Assert.False(model.HasPoolingLayer);
+        Assert.Empty(model.LoadReport!.Initialized); // no random pooler invented
+        Assert.Empty(warnings);
+        Assert.DoesNotContain(model.Parameters.Keys, k => k.StartsWith("pooler.", StringComparison.Ordinal));
+        var inputs = new ModelInputs(1, 4, [2, 10, 11, 3], null, null);
+        var output = model.Forward(inputs);
+        Assert.Null(output.PoolerOutput);
+        Assert.Equal(["last_hidden_state"], output.Named().Select(t => t.Name));
+        // The encoder is the one with a pooler: same hidden states.
+        var withPooler = BertPreTrainedModel.FromPretrained(Fixtures.Path("model", "encoder_only"));
+        Assert.True(withPooler.HasPoolingLayer);
+        Assert.Equal(withPooler.Forward(inputs).LastHiddenState!.Data, output.LastHiddenState!.Data);
+
+        model.SavePretrained(Temp("saved"));
+        using (var saved = new SafeTensorsFile(Path.Combine(Temp("saved"), "model.safetensors")))
+            Assert.DoesNotContain(saved.Tensors, t => t.Name.StartsWith("pooler.", StringComparison.Ordinal));
+        Assert.False(BertPreTrainedModel.FromPretrained(Temp("saved")).HasPoolingLayer);
+
+        // The same model as a BertModel again keeps having none; a head that uses the pooler gets one, with the warning.
+        Assert.False(model.WithArchitecture(BertArchitecture.BertModel).HasPoolingLayer);
+        warnings.Clear();
+        BertPreTrainedModel classifier;
+        using (NBertWarnings.Capture(warnings.Add)) classifier = BertPreTrainedModel.FromPretrained(Temp("no-pooler"), BertArchitecture.BertForSequenceClassification);
+        Assert.True(classifier.HasPoolingLayer);
+        Assert.Contains("pooler.dense.weight", classifier.LoadReport!.Initialized);
+        Assert.Contains(warnings, w => w.Contains("pooler.dense.weight", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Only_a_bert_model_can_lack_its_pooler()
+    {
+        var parameters = BertWeights.Initialize(Tiny, BertArchitecture.BertForSequenceClassification, seed: 1);
+        parameters.Remove("pooler.dense.weight");
+        parameters.Remove("pooler.dense.bias");
+        var ex = Assert.Throws<ArgumentException>(() => BertPreTrainedModel.Create(Tiny, BertArchitecture.BertForSequenceClassification, parameters, null));
+        Assert.Contains("pooler.dense.weight", ex.Message);
+        Assert.Throws<ArgumentException>(() => BertArchitectures.Parameters(Tiny, BertArchitecture.BertForPreTraining, addPoolingLayer: false));
+        Assert.True(BertPreTrainedModel.FromConfig(Tiny, BertArchitecture.BertModel).HasPoolingLayer); // transformers' default
+        Assert.False(BertPreTrainedModel.Create(Tiny, BertArchitecture.BertModel,
+            BertWeights.Initialize(Tiny, BertArchitecture.BertModel, seed: 1, addPoolingLayer: false), null).HasPoolingLayer);
+    }
+
+    [Fact]
+    public void Inspect_says_no_pooler()
+    {
+        string dir = WithoutPooler();
+        var (code, output, _) = NBert.Tests.Cli.Nbert.Run("inspect", "--model", dir);
+        Assert.Equal(0, code);
+        Assert.Contains("no pooler", output);
+        (code, output, _) = NBert.Tests.Cli.Nbert.Run("inspect", "--model", dir, "--json");
+        Assert.Equal(0, code);
+        Assert.False((bool)System.Text.Json.Nodes.JsonNode.Parse(output)!["pooler"]!);
+        (code, output, _) = NBert.Tests.Cli.Nbert.Run("inspect", "--model", Fixtures.Path("model", "encoder_only"), "--json");
+        Assert.True((bool)System.Text.Json.Nodes.JsonNode.Parse(output)!["pooler"]!);
+    }
+
     [Fact]
     public void Missing_encoder_weights_and_wrong_shapes_are_errors_naming_the_tensor()
     {

@@ -8,7 +8,7 @@ public sealed class MiniLmServerTests
 {
     private static string[] CliEmbeddings(bool normalize, string[] texts)
     {
-        var (code, output, error) = Nbert.Run(["embed", "--model", "minilm", "--json", .. normalize ? new[] { "--normalize" } : [], .. texts]);
+        var (code, output, error) = Nbert.Run(["embed", "--model", "minilm", "--json", normalize ? "--normalize" : "--no-normalize", .. texts]);
         Assert.True(code == 0, error);
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonNode.Parse(line)!["embedding"]!.ToJsonString()).ToArray();
     }

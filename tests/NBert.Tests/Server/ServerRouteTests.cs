@@ -50,6 +50,33 @@ public sealed class ServerRouteTests(FixtureServers servers)
     }
 
     [Fact]
+    public async Task An_embedding_model_pools_as_its_sentence_transformers_files_say_unless_told()
+    {
+        string dir = Directory.CreateTempSubdirectory("nbert-st-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(Encoder)) File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
+            SentenceTransformersConfig.Write(dir, "cls", normalize: true, maxSeqLength: 64, dimension: 32, new Dictionary<string, string>());
+            var library = SentenceEmbeddings.FromPretrained(dir, (SentenceTransformersConfig.Read(dir) ?? new EmbeddingOptions()) with { Normalize = false });
+            Assert.Equal(Pooling.Cls, library.Options.Pooling);
+            await using (var server = await RunningServer.Start(dir))
+            {
+                var info = (await server.Get("/info")).Json;
+                Assert.Equal("{\"embedding\":{\"pooling\":\"cls\"}}", info["model_type"]!.ToJsonString());
+                Assert.Equal(64, info["max_input_length"]!.GetValue<int>());
+                var v = Floats((await server.Post("/embed", new { inputs = "The man went to the store.", normalize = false })).Json[0]!);
+                Assert.Equal(Bits(library.Embed("The man went to the store.")), Bits(v));
+            }
+            await using (var mean = await RunningServer.Start(dir, o => o with { Pooling = Pooling.Mean }))
+                Assert.Equal("{\"embedding\":{\"pooling\":\"mean\"}}", (await mean.Get("/info")).Json["model_type"]!.ToJsonString());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public async Task Token_ids_are_an_input_like_the_text_they_decode_to()
     {
         var tokenizer = BertTokenizer.FromPretrained(Encoder);

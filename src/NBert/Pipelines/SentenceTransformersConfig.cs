@@ -1,0 +1,181 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NBert.IO;
+
+namespace NBert.Pipelines;
+
+/// <summary>
+/// A model's own embedding settings, in sentence-transformers' files: <c>modules.json</c> lists the modules
+/// (Transformer, Pooling, optionally Normalize); the Pooling module's <c>config.json</c> (<c>1_Pooling/</c>) says which
+/// pooling (<c>pooling_mode_cls_token</c>, <c>pooling_mode_mean_tokens</c>, <c>pooling_mode_max_tokens</c>) and
+/// whether a prompt's tokens are pooled (<c>include_prompt</c>); <c>sentence_bert_config.json</c> holds
+/// <c>max_seq_length</c>; <c>config_sentence_transformers.json</c> holds named <c>prompts</c> and
+/// <c>default_prompt_name</c>. Read as sentence-transformers reads them, and written for the built-in models.
+/// </summary>
+public static class SentenceTransformersConfig
+{
+    /// <summary>The files <see cref="Write"/> writes, relative to the model directory.</summary>
+    public static IReadOnlyList<string> FileNames { get; } =
+        ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+
+    /// <summary>
+    /// The embedding options <paramref name="directory"/>'s sentence-transformers files give (the defaults of
+    /// <see cref="EmbeddingOptions"/> for what they leave out), or null when it has no <c>modules.json</c>.
+    /// </summary>
+    /// <exception cref="NBertException">A file is not valid, or asks for what NBert does not compute (another pooling
+    /// mode, several at once, a Dense module); the message names the file and the field.</exception>
+    public static EmbeddingOptions? Read(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        string modulesPath = Path.Combine(directory, "modules.json");
+        if (!File.Exists(modulesPath)) return null;
+        string reading = modulesPath;
+        try
+        {
+            return ReadFiles(directory, modulesPath, file => reading = file);
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json refuses a string with an escaped lone surrogate only when it is read.
+            throw new NBertException($"{reading}: {e.Message}", e);
+        }
+    }
+
+    private static EmbeddingOptions ReadFiles(string directory, string modulesPath, Action<string> reading)
+    {
+        var modules = Parse(modulesPath) as JsonArray ?? throw new NBertException($"{modulesPath}: not a list of modules.");
+        string? poolingPath = null;
+        bool normalize = false;
+        for (int i = 0; i < modules.Count; i++)
+        {
+            if (modules[i] is not JsonObject module || String(modulesPath, module, "type", $"[{i}].type") is not { } type)
+                throw new NBertException($"{modulesPath}: [{i}] is not a module with a type.");
+            string kind = type[(type.LastIndexOf('.') + 1)..];
+            switch (kind)
+            {
+                case "Transformer": break;
+                case "Pooling":
+                    string folder = String(modulesPath, module, "path", $"[{i}].path") ?? "";
+                    poolingPath = Path.GetFullPath(Path.Combine(directory, folder, "config.json"));
+                    // A module lives inside the model directory: a path out of it is not followed.
+                    if (!poolingPath.StartsWith(Path.GetFullPath(directory) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                        throw new NBertException($"{modulesPath}: [{i}].path {NBertException.Quote(folder)} leads out of the model directory.");
+                    break;
+                case "Normalize": normalize = true; break;
+                default:
+                    throw new NBertException($"{modulesPath}: [{i}].type is {NBertException.Quote(type)}, a module NBert does not compute " +
+                        "(it runs Transformer, Pooling and Normalize): its embeddings would not be the model's.");
+            }
+        }
+        if (poolingPath is null) throw new NBertException($"{modulesPath}: no Pooling module, so the model does not say how to pool.");
+        var options = new EmbeddingOptions { Normalize = normalize };
+
+        reading(poolingPath);
+        var pooling = Parse(poolingPath) as JsonObject ?? throw new NBertException($"{poolingPath}: not a JSON object.");
+        var modes = new List<Pooling>();
+        foreach (var (field, value) in pooling)
+        {
+            if (!field.StartsWith("pooling_mode_", StringComparison.Ordinal)) continue;
+            if (Bool(poolingPath, pooling, field) != true) continue;
+            modes.Add(field switch
+            {
+                "pooling_mode_cls_token" => Pooling.Cls,
+                "pooling_mode_mean_tokens" => Pooling.Mean,
+                "pooling_mode_max_tokens" => Pooling.Max,
+                _ => throw new NBertException($"{poolingPath}: {field} is true, a pooling NBert does not compute (cls, mean and max are)."),
+            });
+        }
+        if (modes.Count != 1)
+            throw new NBertException($"{poolingPath}: {(modes.Count == 0 ? "no pooling_mode_... is true" : "several pooling modes are true (concatenated)")}: " +
+                "NBert computes exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens and pooling_mode_max_tokens.");
+        options = options with { Pooling = modes[0], IncludePrompt = Bool(poolingPath, pooling, "include_prompt") ?? true };
+
+        string bertConfig = Path.Combine(directory, "sentence_bert_config.json");
+        if (File.Exists(bertConfig))
+        {
+            reading(bertConfig);
+            var o = Parse(bertConfig) as JsonObject ?? throw new NBertException($"{bertConfig}: not a JSON object.");
+            if (o["max_seq_length"] is JsonValue v)
+                options = options with
+                {
+                    MaxLength = v.TryGetValue(out int n) && n >= 2 ? n
+                        : throw new NBertException($"{bertConfig}: max_seq_length must be a whole number of at least 2, not {NBertException.Quote(v.ToJsonString())}."),
+                };
+        }
+
+        string stConfig = Path.Combine(directory, "config_sentence_transformers.json");
+        if (File.Exists(stConfig))
+        {
+            reading(stConfig);
+            var o = Parse(stConfig) as JsonObject ?? throw new NBertException($"{stConfig}: not a JSON object.");
+            var prompts = new Dictionary<string, string>(StringComparer.Ordinal);
+            if (o["prompts"] is JsonObject p)
+                foreach (var (name, _) in p)
+                    prompts[name] = String(stConfig, p, name, $"prompts['{NBertException.Quote(name)}']")
+                        ?? throw new NBertException($"{stConfig}: prompts['{NBertException.Quote(name)}'] must be a string, not null.");
+            else if (o["prompts"] is not null) throw new NBertException($"{stConfig}: prompts must be an object of names and texts.");
+            string? defaultPrompt = String(stConfig, o, "default_prompt_name", "default_prompt_name");
+            if (defaultPrompt is not null && !prompts.ContainsKey(defaultPrompt))
+                throw new NBertException($"{stConfig}: default_prompt_name {NBertException.Quote(defaultPrompt)} is not one of the prompts.");
+            options = options with { Prompts = prompts, DefaultPromptName = defaultPrompt };
+        }
+        return options;
+    }
+
+    /// <summary>Writes sentence-transformers' files for a model of <paramref name="dimension"/> dimensions into
+    /// <paramref name="directory"/>: modules.json (Transformer, Pooling, and Normalize when <paramref name="normalize"/>),
+    /// 1_Pooling/config.json, sentence_bert_config.json and config_sentence_transformers.json.</summary>
+    public static void Write(string directory, string pooling, bool normalize, int maxSeqLength, int dimension, IReadOnlyDictionary<string, string> prompts)
+    {
+        if (pooling is not ("cls" or "mean" or "max")) throw new ArgumentException($"pooling must be cls, mean or max, not '{pooling}'.", nameof(pooling));
+        var modules = new JsonArray
+        {
+            new JsonObject { ["idx"] = 0, ["name"] = "0", ["path"] = "", ["type"] = "sentence_transformers.models.Transformer" },
+            new JsonObject { ["idx"] = 1, ["name"] = "1", ["path"] = "1_Pooling", ["type"] = "sentence_transformers.models.Pooling" },
+        };
+        if (normalize) modules.Add(new JsonObject { ["idx"] = 2, ["name"] = "2", ["path"] = "2_Normalize", ["type"] = "sentence_transformers.models.Normalize" });
+        var poolingConfig = new JsonObject
+        {
+            ["word_embedding_dimension"] = dimension,
+            ["pooling_mode_cls_token"] = pooling == "cls",
+            ["pooling_mode_mean_tokens"] = pooling == "mean",
+            ["pooling_mode_max_tokens"] = pooling == "max",
+            ["pooling_mode_mean_sqrt_len_tokens"] = false,
+            ["pooling_mode_weightedmean_tokens"] = false,
+            ["pooling_mode_lasttoken"] = false,
+            ["include_prompt"] = true,
+        };
+        var promptsObject = new JsonObject();
+        foreach (var (name, text) in prompts) promptsObject[name] = text;
+        var indented = new JsonSerializerOptions { WriteIndented = true };
+        Directory.CreateDirectory(Path.Combine(directory, "1_Pooling"));
+        if (normalize) Directory.CreateDirectory(Path.Combine(directory, "2_Normalize")); // sentence-transformers' empty folder
+        AtomicFile.WriteAllText(Path.Combine(directory, "modules.json"), modules.ToJsonString(indented) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(directory, "1_Pooling", "config.json"), poolingConfig.ToJsonString(indented) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(directory, "sentence_bert_config.json"),
+            new JsonObject { ["max_seq_length"] = maxSeqLength, ["do_lower_case"] = false }.ToJsonString(indented) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(directory, "config_sentence_transformers.json"),
+            new JsonObject { ["prompts"] = promptsObject, ["default_prompt_name"] = null }.ToJsonString(indented) + "\n");
+    }
+
+    private static JsonNode? Parse(string path)
+    {
+        using var document = JsonFile.Read(path);
+        return JsonNode.Parse(document.RootElement.GetRawText());
+    }
+
+    /// <summary>A string field, null when absent or null; anything else is an error naming the file and field.</summary>
+    private static string? String(string path, JsonObject o, string key, string field) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out string? s) => s,
+        var other => throw new NBertException($"{path}: {field} must be a string, not {NBertException.Quote(other.ToJsonString())}."),
+    };
+
+    private static bool? Bool(string path, JsonObject o, string key) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue(out bool b) => b,
+        var other => throw new NBertException($"{path}: {key} must be true or false, not {NBertException.Quote(other.ToJsonString())}."),
+    };
+}
