@@ -122,6 +122,8 @@ public sealed class HubClient : IDisposable
     {
         var cache = Cache(repo);
         revision = CheckRevision(revision);
+        // A snapshot already in the cache by commit (transformers may have written it) is used as it is: no request.
+        bool cachedSnapshot = HubCache.IsCommit(revision) && File.Exists(cache.SnapshotPath(revision, "config.json"));
         string commit = (await FetchAsync(cache, revision, "config.json", optional: false, cancellation).ConfigureAwait(false)).Commit;
         var files = new List<string> { "config.json" };
         async Task<string?> Optional(string file)
@@ -154,11 +156,20 @@ public sealed class HubClient : IDisposable
         }
         foreach (string file in TokenizerFiles) await Optional(file).ConfigureAwait(false);
         // A sentence-transformers model says how it pools: modules.json names its modules, each with a folder whose
-        // config.json (1_Pooling/config.json) the embeddings read.
+        // config.json (1_Pooling/config.json) the embeddings read. transformers does not fetch these, so a snapshot
+        // it left is taken with whatever of them it has, without asking the Hub.
+        async Task<string?> Extra(string file)
+        {
+            if (!cachedSnapshot) return await Optional(file).ConfigureAwait(false);
+            string path = cache.SnapshotPath(commit, file);
+            if (!File.Exists(path)) return null;
+            files.Add(file);
+            return path;
+        }
         foreach (string file in SentenceTransformersFiles)
-            if (await Optional(file).ConfigureAwait(false) is { } path && file == "modules.json")
+            if (await Extra(file).ConfigureAwait(false) is { } path && file == "modules.json")
                 foreach (string folder in ModuleFolders(path))
-                    await Optional($"{folder}/config.json").ConfigureAwait(false);
+                    await Extra($"{folder}/config.json").ConfigureAwait(false);
         return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
     }
 
