@@ -103,6 +103,9 @@ public sealed class InferenceServer : IAsyncDisposable
     /// <summary>Drains and stops, as SIGTERM does.</summary>
     public Task StopAsync() => _app.StopAsync();
 
+    /// <summary>Stops the server (draining as <see cref="StopAsync"/> does) and the batching loop, then disposes the model
+    /// once no batch can still be running on it; if the batch in progress outlasts <c>--shutdown-timeout</c>, the model
+    /// is left to the garbage collector instead.</summary>
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();

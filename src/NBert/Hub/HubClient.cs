@@ -332,5 +332,7 @@ public sealed class HubClient : IDisposable
     private static string CheckFile(string file) =>
         RepoId.IsSafeFileName(file) ? file : throw new ArgumentException($"'{file}' is not a file name inside a repository.", nameof(file));
 
+    /// <summary>Disposes the client's <see cref="HttpClient"/> (and with it a handler given to the constructor). Files
+    /// already in the cache stay there.</summary>
     public void Dispose() => _http.Dispose();
 }

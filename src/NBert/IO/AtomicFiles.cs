@@ -6,6 +6,10 @@ namespace NBert.IO;
 /// so a crash never leaves a half-written file where a good one was.</summary>
 public static class AtomicFile
 {
+    /// <summary>Writes <paramref name="path"/> through <paramref name="write"/>: the stream is a new file named
+    /// <c>{path}.{process id}.{guid}.tmp</c>, flushed to disk and then renamed over <paramref name="path"/> (replacing it).
+    /// If <paramref name="write"/> throws, the temporary file is deleted, the exception propagates and
+    /// <paramref name="path"/> is left as it was.</summary>
     public static void Write(string path, Action<Stream> write)
     {
         string full = System.IO.Path.GetFullPath(path);
@@ -25,6 +29,7 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Writes <paramref name="text"/> as UTF-8 (no byte order mark) the same way as <see cref="Write"/>.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
 }
@@ -44,6 +49,8 @@ public sealed class StagedFiles : IDisposable
     /// <summary>The directory the files go to (created now when missing).</summary>
     public string Directory { get; }
 
+    /// <summary>Stages files for <paramref name="directory"/>, creating it (and any missing parents) now; what this
+    /// created is removed again by <see cref="Dispose"/> when nothing was committed.</summary>
     public StagedFiles(string directory)
     {
         Directory = Path.GetFullPath(directory);

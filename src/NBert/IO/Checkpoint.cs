@@ -6,12 +6,18 @@ namespace NBert.IO;
 /// <summary>Opens the weights of a model directory, in the order transformers looks for them.</summary>
 public static class Checkpoint
 {
+    /// <summary>The single safetensors file (transformers' <c>SAFE_WEIGHTS_NAME</c>), the one NBert writes.</summary>
     public const string SafeTensorsName = "model.safetensors";
+    /// <summary>The index of a sharded safetensors checkpoint (transformers' <c>SAFE_WEIGHTS_INDEX_NAME</c>).</summary>
     public const string SafeTensorsIndexName = "model.safetensors.index.json";
+    /// <summary>The single <c>torch.save</c> file (transformers' <c>WEIGHTS_NAME</c>).</summary>
     public const string PyTorchName = "pytorch_model.bin";
+    /// <summary>The index of a sharded <c>torch.save</c> checkpoint (transformers' <c>WEIGHTS_INDEX_NAME</c>).</summary>
     public const string PyTorchIndexName = "pytorch_model.bin.index.json";
 
-    /// <summary>model.safetensors, its sharded index, pytorch_model.bin, or its sharded index.</summary>
+    /// <summary>model.safetensors, its sharded index, pytorch_model.bin, or its sharded index, the first that exists.
+    /// Throws <see cref="DirectoryNotFoundException"/> for a missing directory, <see cref="FileNotFoundException"/> when it
+    /// holds none of them, and <see cref="NBertException"/> for a file that is not a valid checkpoint. Dispose the result.</summary>
     public static ITensorSource Open(string directory)
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
@@ -48,8 +54,13 @@ public sealed class ShardedTensorSource : ITensorSource
     private readonly Dictionary<string, ITensorSource> _byTensor = new(StringComparer.Ordinal);
     private readonly List<ITensorSource> _shards = new();
 
+    /// <inheritdoc/>
     public IReadOnlyList<TensorInfo> Tensors { get; }
 
+    /// <summary>Opens every shard that <paramref name="indexPath"/>'s <c>weight_map</c> names, with <paramref name="open"/>
+    /// (for example <c>f =&gt; new SafeTensorsFile(f)</c>). A shard must be a file beside the index and hold the tensors
+    /// mapped to it: otherwise <see cref="NBertException"/>, or <see cref="FileNotFoundException"/> for a missing shard
+    /// (the shards opened so far are closed again).</summary>
     public ShardedTensorSource(string indexPath, Func<string, ITensorSource> open)
     {
         string dir = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
@@ -105,14 +116,19 @@ public sealed class ShardedTensorSource : ITensorSource
         }
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _byTensor.ContainsKey(name);
+    /// <inheritdoc/>
     public TensorInfo Info(string name) => Shard(name).Info(name);
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name) => Shard(name).ReadFloat32(name);
+    /// <inheritdoc/>
     public long[] ReadInt64(string name) => Shard(name).ReadInt64(name);
 
     private ITensorSource Shard(string name) =>
         _byTensor.TryGetValue(name, out var s) ? s : throw new KeyNotFoundException($"No tensor '{name}' in the sharded checkpoint.");
 
+    /// <summary>Closes every shard.</summary>
     public void Dispose()
     {
         foreach (var s in _shards) s.Dispose();

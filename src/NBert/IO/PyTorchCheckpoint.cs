@@ -22,9 +22,16 @@ public sealed class PyTorchCheckpoint : ITensorSource
     private readonly Dictionary<string, Entry> _tensors = new(StringComparer.Ordinal);
     private readonly List<TensorInfo> _infos = new();
 
+    /// <summary>The file, as given to the constructor.</summary>
     public string Path { get; }
+    /// <inheritdoc/>
     public IReadOnlyList<TensorInfo> Tensors => _infos;
 
+    /// <summary>Opens the zip and reads its state dict, checking every tensor against its storage.
+    /// <see cref="FileNotFoundException"/> when the file is missing; <see cref="NBertException"/> naming the file for a
+    /// legacy (pre-1.6, not zip) or big-endian checkpoint, a pickle that calls anything but the tensor rebuilders, or a
+    /// tensor outside its storage. The zip stays open until <see cref="Dispose"/>; read from one thread at a time
+    /// (<see cref="System.IO.Compression.ZipArchive"/> is not thread-safe).</summary>
     public PyTorchCheckpoint(string path)
     {
         Path = path;
@@ -136,12 +143,17 @@ public sealed class PyTorchCheckpoint : ITensorSource
         }
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _tensors.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorInfo Info(string name) => Find(name).Info;
 
     private Entry Find(string name) => _tensors.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
 
+    /// <inheritdoc/>
+    /// <remarks>Decompresses the tensor's storage (<c>data/N</c>) on each call and gathers the tensor's view of it (its
+    /// offset and strides).</remarks>
     public float[] ReadFloat32(string name)
     {
         var t = Find(name);
@@ -150,6 +162,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
         return result;
     }
 
+    /// <inheritdoc/>
     public long[] ReadInt64(string name)
     {
         var t = Find(name);
@@ -196,6 +209,7 @@ public sealed class PyTorchCheckpoint : ITensorSource
         return result;
     }
 
+    /// <summary>Closes the zip.</summary>
     public void Dispose() => _zip.Dispose();
 }
 
@@ -207,7 +221,14 @@ public sealed class PyTorchCheckpoint : ITensorSource
 /// </summary>
 public sealed class StateDictUnpickler(byte[] data)
 {
+    /// <summary>A global the pickle names (<c>GLOBAL</c> or <c>STACK_GLOBAL</c>), one of the few allowed.</summary>
+    /// <param name="Module">The Python module, such as <c>torch._utils</c>.</param>
+    /// <param name="Name">The name in it, such as <c>_rebuild_tensor_v2</c>.</param>
     public sealed record Global(string Module, string Name);
+    /// <summary>A storage the pickle refers to by persistent id.</summary>
+    /// <param name="DType">The element type, from the storage class (<c>torch.FloatStorage</c> is F32).</param>
+    /// <param name="Key">The storage's file in the zip, <c>data/{Key}</c>.</param>
+    /// <param name="Elements">How many elements the storage claims (checked against the file before reading).</param>
     public sealed record StorageRef(DType DType, string Key, long Elements);
     /// <summary>A tensor as <c>_rebuild_tensor_v2</c> describes it: storage, offset, size and stride, unchecked.</summary>
     public sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
@@ -231,6 +252,10 @@ public sealed class StateDictUnpickler(byte[] data)
     private readonly Dictionary<long, object?> _memo = new();
     private int _pos;
 
+    /// <summary>Runs the pickle and returns its root: for a state dict, a <c>Dictionary&lt;object, object&gt;</c> of
+    /// names to <see cref="TensorRef"/>s. Other values come back as <c>long</c>, <c>double</c>, <c>bool</c>,
+    /// <c>string</c>, <c>List&lt;object?&gt;</c> and <c>object?[]</c> (tuples). Throws <see cref="NBertException"/> for
+    /// an opcode or global that a state dict does not use, or a truncated pickle; nothing is ever called or imported.</summary>
     public object Load()
     {
         while (true)

@@ -9,29 +9,58 @@ using static NBert.NBertException;
 namespace NBert.IO;
 
 /// <summary>Element types of checkpoint tensors (safetensors' names).</summary>
-public enum DType { F32, F16, BF16, F64, I64, I32 }
+public enum DType
+{
+    /// <summary>32-bit float (<c>torch.float32</c>), what NBert computes in and writes.</summary>
+    F32,
+    /// <summary>IEEE 16-bit float (<c>torch.float16</c>); read as float32.</summary>
+    F16,
+    /// <summary>bfloat16 (<c>torch.bfloat16</c>); read as float32.</summary>
+    BF16,
+    /// <summary>64-bit float (<c>torch.float64</c>); read as float32.</summary>
+    F64,
+    /// <summary>64-bit integer (<c>torch.int64</c>), as ids and buffers such as <c>position_ids</c> are stored.</summary>
+    I64,
+    /// <summary>32-bit integer (<c>torch.int32</c>).</summary>
+    I32,
+}
 
 /// <summary>Where a tensor is and what it holds.</summary>
 public sealed record TensorInfo(string Name, DType DType, int[] Shape, long Offset, long ByteLength)
 {
+    /// <summary>The product of <see cref="Shape"/> (1 for a scalar, whose shape is empty).</summary>
     public long ElementCount => Shape.Aggregate(1L, (n, d) => n * d);
+    /// <summary>The name, type and shape, such as <c>pooler.dense.bias F32 [768]</c>.</summary>
     public override string ToString() => $"{Name} {DType} [{string.Join(", ", Shape)}]";
 }
 
 /// <summary>A set of named tensors that can be read as float32 (weights) or int64 (ids).</summary>
+/// <remarks>Names are the checkpoint's own (transformers' state-dict keys, with any <c>bert.</c> prefix). Open one with
+/// <see cref="Checkpoint.Open"/>; disposing it releases the file.</remarks>
 public interface ITensorSource : IDisposable
 {
+    /// <summary>Every tensor the source holds, in the order the file lists them.</summary>
     IReadOnlyList<TensorInfo> Tensors { get; }
+    /// <summary>Whether there is a tensor called <paramref name="name"/> (ordinal comparison).</summary>
     bool Contains(string name);
+    /// <summary>The tensor's type and shape; <see cref="KeyNotFoundException"/> when there is none of that name.</summary>
     TensorInfo Info(string name);
+    /// <summary>The tensor's values as a new float32 array in row-major order, converted from whatever type it is stored
+    /// in; <see cref="KeyNotFoundException"/> when there is none of that name.</summary>
     float[] ReadFloat32(string name);
+    /// <summary>The tensor's values as a new int64 array in row-major order; only an integer tensor (I64 or I32) can be
+    /// read so, others are an <see cref="NBertException"/>.</summary>
     long[] ReadInt64(string name);
 }
 
+/// <summary>Helpers for <see cref="DType"/>.</summary>
 public static class DTypes
 {
+    /// <summary>Bytes per element of <paramref name="t"/>.</summary>
     public static int Size(DType t) => t switch { DType.F32 or DType.I32 => 4, DType.F16 or DType.BF16 => 2, _ => 8 };
 
+    /// <summary>A safetensors <c>dtype</c> string (case-sensitive: <c>F32</c>, <c>F16</c>, <c>BF16</c>, <c>F64</c>,
+    /// <c>I64</c>, <c>I32</c>) as a <see cref="DType"/>; false for any other (<c>BOOL</c>, <c>U8</c>, ...).</summary>
     public static bool TryParse(string s, out DType t)
     {
         switch (s)
@@ -75,10 +104,17 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
     private readonly long _dataStart;
     private readonly Dictionary<string, TensorInfo> _byName = new(StringComparer.Ordinal);
 
+    /// <summary>The file, as given to the constructor.</summary>
     public string Path { get; }
+    /// <inheritdoc/>
     public IReadOnlyList<TensorInfo> Tensors { get; }
+    /// <summary>The header's <c>__metadata__</c> (transformers writes <c>{"format": "pt"}</c>); empty when there is none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
+    /// <summary>Maps <paramref name="path"/> read-only and checks its whole header: every tensor's type, shape and byte
+    /// range, with no overlaps. <see cref="FileNotFoundException"/> when the file is missing; <see cref="NBertException"/>,
+    /// naming the file and the tensor, when it is not a valid safetensors file. The file stays mapped (and, on Windows,
+    /// cannot be replaced) until <see cref="Dispose"/>; reads from several threads at once are safe until then.</summary>
     public SafeTensorsFile(string path)
     {
         Path = path;
@@ -199,8 +235,10 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         return new TensorInfo(name, dtype, [.. shape], begin, end - begin);
     }
 
+    /// <inheritdoc/>
     public bool Contains(string name) => _byName.ContainsKey(name);
 
+    /// <inheritdoc/>
     public TensorInfo Info(string name) =>
         _byName.TryGetValue(name, out var t) ? t : throw new KeyNotFoundException($"{Path}: no tensor '{name}'.");
 
@@ -218,6 +256,7 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         return new ReadOnlySpan<byte>(_base + _dataStart + t.Offset + from, checked((int)length));
     }
 
+    /// <inheritdoc/>
     public float[] ReadFloat32(string name)
     {
         var t = Info(name);
@@ -242,6 +281,7 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         _ => Array.ConvertAll(ReadFloat32(name), x => (double)x),
     };
 
+    /// <inheritdoc/>
     public long[] ReadInt64(string name)
     {
         var t = Info(name);
@@ -256,6 +296,8 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
 
     private bool _disposed;
 
+    /// <summary>Unmaps the file. Reading a tensor afterwards throws <see cref="ObjectDisposedException"/>, and spans from
+    /// <see cref="Bytes"/> must no longer be used.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -3,17 +3,36 @@ namespace NBert.Modeling;
 /// <summary>The BERT architectures, named as transformers' classes (the <c>architectures</c> of config.json).</summary>
 public enum BertArchitecture
 {
+    /// <summary>The body alone: embeddings, encoder and (usually) pooler; see <see cref="Modeling.BertModel"/>.</summary>
     BertModel,
+    /// <summary>Body with the masked-LM and next-sentence heads, as BERT was pre-trained; see <see cref="Modeling.BertForPreTraining"/>.</summary>
     BertForPreTraining,
+    /// <summary>Body with the masked-LM head (fill-mask); see <see cref="Modeling.BertForMaskedLM"/>.</summary>
     BertForMaskedLM,
+    /// <summary>Body with the next-sentence head; see <see cref="Modeling.BertForNextSentencePrediction"/>.</summary>
     BertForNextSentencePrediction,
+    /// <summary>Body with a linear classifier on the pooled output (text classification, regression); see
+    /// <see cref="Modeling.BertForSequenceClassification"/>.</summary>
     BertForSequenceClassification,
+    /// <summary>Body with a linear classifier on every token (NER); see <see cref="Modeling.BertForTokenClassification"/>.</summary>
     BertForTokenClassification,
+    /// <summary>Body with start and end logits per token (extractive QA); see <see cref="Modeling.BertForQuestionAnswering"/>.</summary>
     BertForQuestionAnswering,
 }
 
-/// <summary>How transformers initialises a parameter it did not load.</summary>
-public enum Init { Normal, Zeros, Ones, EmbeddingWithPadding }
+/// <summary>How transformers initialises a parameter it did not load (<c>BertPreTrainedModel._init_weights</c>).</summary>
+public enum Init
+{
+    /// <summary>Normal with mean 0 and standard deviation <see cref="BertConfig.InitializerRange"/> (linear weights,
+    /// position and token-type embeddings).</summary>
+    Normal,
+    /// <summary>All zeros (biases, LayerNorm bias).</summary>
+    Zeros,
+    /// <summary>All ones (LayerNorm weight).</summary>
+    Ones,
+    /// <summary>As <see cref="Normal"/>, with the row of <see cref="BertConfig.PadTokenId"/> zeroed (word embeddings).</summary>
+    EmbeddingWithPadding,
+}
 
 /// <summary>One parameter: its transformers name (without the <c>bert.</c> prefix), shape and initialisation.</summary>
 public sealed record ParameterSpec(string Name, int[] Shape, Init Init)
@@ -22,8 +41,11 @@ public sealed record ParameterSpec(string Name, int[] Shape, Init Init)
     public bool IsEncoder => Name.StartsWith("embeddings.", StringComparison.Ordinal) || Name.StartsWith("encoder.", StringComparison.Ordinal);
 }
 
+/// <summary>Facts about each <see cref="BertArchitecture"/>: its name, parameters, size and pooler.</summary>
 public static class BertArchitectures
 {
+    /// <summary>The architecture named exactly as its transformers class (<c>BertForMaskedLM</c>); an unknown name is a
+    /// <see cref="NotSupportedException"/> that lists the supported ones.</summary>
     public static BertArchitecture Parse(string name) =>
         Enum.TryParse<BertArchitecture>(name, out var a) && Enum.IsDefined(a)
             ? a
@@ -92,7 +114,8 @@ public static class BertArchitectures
     public static bool HasPooler(BertArchitecture a) => a is BertArchitecture.BertModel or BertArchitecture.BertForPreTraining
         or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForSequenceClassification;
 
-    public static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
+    /// <summary>Whether transformers saves the architecture's body under the <c>bert.</c> prefix (every head does).</summary>
+    internal static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
 
     /// <summary>Every parameter of an architecture, in transformers' order. <paramref name="addPoolingLayer"/> false
     /// leaves out the pooler of a <see cref="BertArchitecture.BertModel"/> (transformers'

@@ -7,7 +7,17 @@ using static NBert.NBertException;
 namespace NBert.Modeling;
 
 /// <summary>The activation functions BERT configs name (transformers' <c>ACT2FN</c> keys).</summary>
-public enum Activation { Gelu, GeluTanh, Relu, Silu }
+public enum Activation
+{
+    /// <summary>The exact GELU, x·Φ(x) with the error function (<c>gelu</c>, BERT's).</summary>
+    Gelu,
+    /// <summary>The tanh approximation of GELU (<c>gelu_new</c>, <c>gelu_pytorch_tanh</c>, <c>gelu_fast</c>).</summary>
+    GeluTanh,
+    /// <summary>max(0, x) (<c>relu</c>).</summary>
+    Relu,
+    /// <summary>x·sigmoid(x) (<c>silu</c>, <c>swish</c>).</summary>
+    Silu,
+}
 
 /// <summary>
 /// transformers' <c>BertConfig</c> (and the <c>PretrainedConfig</c> fields a BERT head uses), with the
@@ -15,20 +25,38 @@ public enum Activation { Gelu, GeluTanh, Relu, Silu }
 /// </summary>
 public sealed partial record BertConfig
 {
+    /// <summary><c>vocab_size</c>: rows of the word embeddings (and columns of the masked-LM logits). Default 30522
+    /// (bert-base-uncased).</summary>
     public int VocabSize { get; init; } = 30522;
+    /// <summary><c>hidden_size</c>: the width of every hidden state, the last dimension of [batch, sequence, hidden].
+    /// Default 768.</summary>
     public int HiddenSize { get; init; } = 768;
+    /// <summary><c>num_hidden_layers</c>: encoder layers. Default 12.</summary>
     public int NumHiddenLayers { get; init; } = 12;
+    /// <summary><c>num_attention_heads</c>: attention heads per layer; must divide <see cref="HiddenSize"/>. Default 12.</summary>
     public int NumAttentionHeads { get; init; } = 12;
+    /// <summary><c>intermediate_size</c>: the width of each layer's feed-forward block. Default 3072.</summary>
     public int IntermediateSize { get; init; } = 3072;
     /// <summary>As written in config.json: gelu, gelu_new, gelu_pytorch_tanh, relu, silu (or swish).</summary>
     public string HiddenAct { get; init; } = "gelu";
+    /// <summary><c>hidden_dropout_prob</c>: dropout on the embeddings and each sublayer's output while training (none at
+    /// inference). Default 0.1.</summary>
     public double HiddenDropoutProb { get; init; } = 0.1;
+    /// <summary><c>attention_probs_dropout_prob</c>: dropout on the attention probabilities while training. Default 0.1.</summary>
     public double AttentionProbsDropoutProb { get; init; } = 0.1;
+    /// <summary><c>max_position_embeddings</c>: the longest sequence the model takes (a longer one is refused: truncate).
+    /// Default 512.</summary>
     public int MaxPositionEmbeddings { get; init; } = 512;
+    /// <summary><c>type_vocab_size</c>: how many token type ids (segments) there are; 2 for BERT's pairs.</summary>
     public int TypeVocabSize { get; init; } = 2;
+    /// <summary><c>initializer_range</c>: standard deviation of the normal initialisation of parameters not loaded.
+    /// Default 0.02.</summary>
     public double InitializerRange { get; init; } = 0.02;
+    /// <summary><c>layer_norm_eps</c>: the epsilon of every LayerNorm. Default 1e-12.</summary>
     public double LayerNormEps { get; init; } = 1e-12;
+    /// <summary><c>pad_token_id</c>: the padding id, whose word embedding is initialised to zeros. Default 0.</summary>
     public int PadTokenId { get; init; }
+    /// <summary><c>position_embedding_type</c>: only <c>absolute</c> (the default) is supported.</summary>
     public string PositionEmbeddingType { get; init; } = "absolute";
     /// <summary>Dropout before the classifier; null means <see cref="HiddenDropoutProb"/>.</summary>
     public double? ClassifierDropout { get; init; }
@@ -36,11 +64,17 @@ public sealed partial record BertConfig
     public IReadOnlyList<string> Id2Label { get; init; } = ["LABEL_0", "LABEL_1"];
     /// <summary>null, <c>regression</c>, <c>single_label_classification</c> or <c>multi_label_classification</c>.</summary>
     public string? ProblemType { get; init; }
+    /// <summary><c>architectures</c>: the transformers classes the checkpoint was saved from; the first decides what
+    /// <see cref="BertPreTrainedModel.FromPretrained(string, BertArchitecture?, int)"/> builds (none: a
+    /// <see cref="BertModel"/>).</summary>
     public IReadOnlyList<string> Architectures { get; init; } = [];
+    /// <summary><c>tie_word_embeddings</c>: the masked-LM decoder shares the word embeddings' weight (so a checkpoint
+    /// has no <c>cls.predictions.decoder.weight</c>). Default true.</summary>
     public bool TieWordEmbeddings { get; init; } = true;
     /// <summary>The other fields of config.json, kept so that saving loses nothing.</summary>
     public JsonObject Extra { get; init; } = new();
 
+    /// <summary>transformers' <c>num_labels</c>: the count of <see cref="Id2Label"/>, the classifier's outputs.</summary>
     public int NumLabels => Id2Label.Count;
 
     /// <summary>Label ids by name (transformers' <c>label2id</c>), the inverse of <see cref="Id2Label"/> (a name given to
@@ -55,6 +89,8 @@ public sealed partial record BertConfig
         }
     }
 
+    /// <summary>The width of one attention head, <see cref="HiddenSize"/> / <see cref="NumAttentionHeads"/>
+    /// (transformers' <c>attention_head_size</c>).</summary>
     public int HeadSize => HiddenSize / NumAttentionHeads;
 
     /// <summary>The activation <see cref="HiddenAct"/> names.</summary>
@@ -169,5 +205,7 @@ public sealed partial record BertConfig
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
+    /// <summary>Writes <see cref="ToJson"/> to the file <paramref name="path"/> (such as <c>dir/config.json</c>) under a
+    /// temporary name, renamed when complete (<see cref="AtomicFile"/>).</summary>
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson() + "\n");
 }

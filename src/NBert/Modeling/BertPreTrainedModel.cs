@@ -13,7 +13,9 @@ namespace NBert.Modeling;
 /// </summary>
 public abstract class BertPreTrainedModel : IDisposable
 {
+    /// <summary>The model's config (config.json).</summary>
     public BertConfig Config { get; }
+    /// <summary>Which transformers class this model is.</summary>
     public BertArchitecture Architecture { get; }
     /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models.</summary>
     public IReadOnlyDictionary<string, FloatTensor> Parameters { get; }
@@ -30,7 +32,7 @@ public abstract class BertPreTrainedModel : IDisposable
     private Layer[]? _layers;
     private readonly ConcurrentDictionary<string, PackedWeight> _packed = new(StringComparer.Ordinal);
 
-    protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, FloatTensor> parameters)
+    private protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, FloatTensor> parameters)
     {
         config.Validate();
         Config = config;
@@ -43,7 +45,7 @@ public abstract class BertPreTrainedModel : IDisposable
                 throw new ArgumentException($"Parameter '{spec.Name}' is missing or not of shape [{string.Join(", ", spec.Shape)}].");
     }
 
-    protected FloatTensor P(string name) => Parameters[name];
+    private protected FloatTensor P(string name) => Parameters[name];
 
     /// <summary>This model's parameters, in transformers' order (without the pooler when it has none).</summary>
     private List<ParameterSpec> Specs => BertArchitectures.Parameters(Config, Architecture, HasPoolingLayer || Architecture != BertArchitecture.BertModel);

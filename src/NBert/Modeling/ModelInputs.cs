@@ -8,12 +8,21 @@ namespace NBert.Modeling;
 /// <c>token_type_ids</c> and <c>attention_mask</c>.</summary>
 public sealed record ModelInputs
 {
+    /// <summary>Rows in the batch.</summary>
     public int Batch { get; }
+    /// <summary>Tokens per row, padding included.</summary>
     public int SequenceLength { get; }
+    /// <summary>Token ids, [batch, sequence] row-major (<c>input_ids</c>).</summary>
     public int[] InputIds { get; }
+    /// <summary>Segment ids, [batch, sequence]: 0 for the first text, 1 for the second (<c>token_type_ids</c>); null
+    /// means all zeros.</summary>
     public int[]? TokenTypeIds { get; }
+    /// <summary>1 for a real token, 0 for padding, [batch, sequence] (<c>attention_mask</c>); null means all ones.</summary>
     public int[]? AttentionMask { get; }
 
+    /// <summary>A batch from flat [batch, sequence] arrays, which are used as they are (not copied). Throws
+    /// <see cref="ArgumentException"/> for sizes that are not positive, an array of another length, or a mask with values
+    /// other than 0 and 1. Ids are checked against the model when it runs.</summary>
     public ModelInputs(int batch, int sequenceLength, int[] inputIds, int[]? tokenTypeIds = null, int[]? attentionMask = null)
     {
         if (batch <= 0 || sequenceLength <= 0) throw new ArgumentException($"A batch needs positive sizes, not [{batch}, {sequenceLength}].");

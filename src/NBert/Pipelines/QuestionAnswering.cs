@@ -14,14 +14,21 @@ public sealed record QaAnswer(
 /// <summary>The question-answering pipeline's arguments, with transformers 4's defaults.</summary>
 public sealed record QuestionAnsweringOptions
 {
+    /// <summary>How many answers to return, best first (<c>top_k</c>, at least 1). Default 1.</summary>
     public int TopK { get; init; } = 1;
     /// <summary>Null: min(128, max_seq_len / 2).</summary>
     public int? DocStride { get; init; }
+    /// <summary>The longest answer, in tokens (<c>max_answer_len</c>, at least 1). Default 15.</summary>
     public int MaxAnswerLen { get; init; } = 15;
     /// <summary>Null: min(the tokenizer's model_max_length, 384).</summary>
     public int? MaxSeqLen { get; init; }
+    /// <summary>Questions are cut to this many tokens (<c>max_question_len</c>, at least 1). Default 64.</summary>
     public int MaxQuestionLen { get; init; } = 64;
+    /// <summary>Let the empty answer (<c>""</c> at 0..0, scored by the [CLS] token) compete, for questions the context
+    /// may not answer, as SQuAD 2.0 models are trained (<c>handle_impossible_answer</c>). Default false.</summary>
     public bool HandleImpossibleAnswer { get; init; }
+    /// <summary>Widen each answer to whole words (<c>align_to_words</c>); false gives the tokens' exact characters.
+    /// Default true.</summary>
     public bool AlignToWords { get; init; } = true;
 }
 

@@ -188,6 +188,8 @@ public sealed partial class SentenceEmbeddings
         if (norm > 0) TensorPrimitives.Divide(v, norm, v);
     }
 
+    /// <summary>The cosine of the angle between two vectors, in [-1, 1] (sentence-transformers' <c>cos_sim</c>; for
+    /// normalised vectors, their dot product). <see cref="ArgumentException"/> when the lengths differ or are zero.</summary>
     public static float CosineSimilarity(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => TensorPrimitives.CosineSimilarity(a, b);
 
     /// <summary>The <paramref name="topK"/> corpus vectors most similar to the query, best first (ties by index).</summary>

@@ -6,7 +6,20 @@ using NBert.Tokenization;
 namespace NBert.Pipelines;
 
 /// <summary>How token predictions become entities (transformers' <c>aggregation_strategy</c>).</summary>
-public enum Aggregation { None, Simple, First, Average, Max }
+public enum Aggregation
+{
+    /// <summary>Every token on its own, with <c>entity</c> and <c>index</c> (<c>"none"</c>).</summary>
+    None,
+    /// <summary>Each token keeps its own best label; adjacent tokens of one type are grouped into an
+    /// <c>entity_group</c> (<c>"simple"</c>).</summary>
+    Simple,
+    /// <summary>Pieces are fused into words that take the label of their first piece, then grouped (<c>"first"</c>).</summary>
+    First,
+    /// <summary>Pieces are fused into words scored by the average of their pieces' scores, then grouped (<c>"average"</c>).</summary>
+    Average,
+    /// <summary>Pieces are fused into words that take the scores of their most confident piece, then grouped (<c>"max"</c>).</summary>
+    Max,
+}
 
 /// <summary>A token (<see cref="Entity"/>, <see cref="Index"/>) or a group of them (<see cref="EntityGroup"/>),
 /// with transformers' field names; <see cref="Start"/> and <see cref="End"/> index the text.</summary>

@@ -11,18 +11,31 @@ namespace NBert.Tokenization;
 /// </summary>
 public sealed record BertTokenizerOptions
 {
+    /// <summary>Lowercase the text (<c>do_lower_case</c>): true for uncased models. Default true.</summary>
     public bool DoLowerCase { get; init; } = true;
     /// <summary>Null follows <see cref="DoLowerCase"/>.</summary>
     public bool? StripAccents { get; init; }
+    /// <summary>Put spaces around CJK ideographs so each becomes a word (<c>tokenize_chinese_chars</c>). Default true.</summary>
     public bool TokenizeChineseChars { get; init; } = true;
+    /// <summary>Remove control characters and map every whitespace to a space (the normalizer's <c>clean_text</c>).
+    /// Default true.</summary>
     public bool CleanText { get; init; } = true;
+    /// <summary>The token for a word the vocabulary cannot spell (<c>unk_token</c>); must be in the vocabulary.</summary>
     public string UnkToken { get; init; } = "[UNK]";
+    /// <summary>The separator after each text (<c>sep_token</c>); must be in the vocabulary.</summary>
     public string SepToken { get; init; } = "[SEP]";
+    /// <summary>The padding token (<c>pad_token</c>).</summary>
     public string PadToken { get; init; } = "[PAD]";
+    /// <summary>The token that starts every input (<c>cls_token</c>); must be in the vocabulary.</summary>
     public string ClsToken { get; init; } = "[CLS]";
+    /// <summary>The token masked-LM models fill in (<c>mask_token</c>).</summary>
     public string MaskToken { get; init; } = "[MASK]";
+    /// <summary>The longest input the model takes, in tokens (<c>model_max_length</c>); null when unknown (then truncation
+    /// needs <see cref="EncodeOptions.MaxLength"/>, and <see cref="BertTokenizer.MaxInputLength"/> assumes 512).</summary>
     public int? ModelMaxLength { get; init; }
+    /// <summary>The prefix of pieces that continue a word (<c>wordpieces_prefix</c>). Default <c>##</c>.</summary>
     public string ContinuingSubwordPrefix { get; init; } = "##";
+    /// <summary>A longer word (in code points) becomes <see cref="UnkToken"/> (<c>max_input_chars_per_word</c>). Default 100.</summary>
     public int MaxInputCharsPerWord { get; init; } = 100;
     /// <summary>Further added tokens (transformers' <c>added_tokens_decoder</c>).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; init; } = [];

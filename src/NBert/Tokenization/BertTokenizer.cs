@@ -25,19 +25,29 @@ public sealed partial class BertTokenizer
     private readonly char[] _asciiChar = new char[128];
     private readonly int[] _asciiPunctId = new int[128];
 
+    /// <summary>The WordPiece model and its vocabulary (tokenizer.json's <c>model</c>).</summary>
     public WordPiece Model => _model;
+    /// <summary>The normalizer's options: lowercasing, accents, CJK, cleaning (tokenizer.json's <c>normalizer</c>).</summary>
     public BertNormalizerOptions Normalizer => _normalizer.Options;
+    /// <summary>Tokens matched before WordPiece runs, in id order, the special tokens among them (tokenizer.json's
+    /// <c>added_tokens</c>).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
     /// <summary>The post-processor; null when the tokenizer adds no special tokens.</summary>
     public TemplateProcessing? PostProcessor { get; }
     /// <summary>The decoder's continuation prefix and whether it cleans up spaces before punctuation.</summary>
     public (string Prefix, bool Cleanup) Decoder { get; }
 
+    /// <summary>The unknown token (<c>unk_token</c>), usually <c>[UNK]</c>.</summary>
     public string UnkToken { get; }
+    /// <summary>The token that starts every input (<c>cls_token</c>), usually <c>[CLS]</c>.</summary>
     public string ClsToken { get; }
+    /// <summary>The separator after each text (<c>sep_token</c>), usually <c>[SEP]</c>.</summary>
     public string SepToken { get; }
+    /// <summary>The padding token (<c>pad_token</c>), usually <c>[PAD]</c>.</summary>
     public string PadToken { get; }
+    /// <summary>The mask token fill-mask looks for (<c>mask_token</c>), usually <c>[MASK]</c>.</summary>
     public string MaskToken { get; }
+    /// <summary>The id padding uses (<c>pad_token_id</c>); 0 when <see cref="PadToken"/> is not in the vocabulary.</summary>
     public int PadTokenId { get; }
     /// <summary>Hugging Face's <c>model_max_length</c>; null when the files do not give one.</summary>
     public int? ModelMaxLength { get; }
@@ -91,12 +101,15 @@ public sealed partial class BertTokenizer
     /// <summary>Ids run from 0 to VocabSize - 1 (added tokens included).</summary>
     public int VocabSize { get; }
 
+    /// <summary>The id of a token string, added tokens first (tokenizers' <c>token_to_id</c>); null when the vocabulary
+    /// has no such token (it is not mapped to <see cref="UnkToken"/>). Continuation pieces carry their prefix (<c>##ing</c>).</summary>
     public int? TokenToId(string token)
     {
         foreach (var t in AddedTokens) if (t.Content == token) return t.Id;
         return _model.TokenToId(token);
     }
 
+    /// <summary>The token string of an id (tokenizers' <c>id_to_token</c>); null for an id outside the vocabulary.</summary>
     public string? IdToToken(int id) => _addedById.TryGetValue(id, out var t) ? t.Content : _model.IdToToken(id);
 
     /// <summary>The text up to the end of its first <paramref name="maxTokens"/> tokens (special tokens aside): how question
@@ -491,5 +504,6 @@ public sealed partial class BertTokenizer
 public sealed class BatchItemException(int index, ArgumentException inner)
     : ArgumentException($"Input {index}: {inner.Message}", inner)
 {
+    /// <summary>The zero-based position in the batch of the first input that failed.</summary>
     public int Index { get; } = index;
 }

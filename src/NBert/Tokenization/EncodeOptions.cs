@@ -40,8 +40,11 @@ public enum PaddingStrategy
 /// </summary>
 public sealed record EncodeOptions
 {
+    /// <summary>The defaults (one shared instance; records are immutable).</summary>
     public static EncodeOptions Default { get; } = new();
 
+    /// <summary>Surround the text with the post-processor's special tokens (<c>[CLS] A [SEP]</c>, <c>[CLS] A [SEP] B [SEP]</c>),
+    /// transformers' <c>add_special_tokens</c>. Default true.</summary>
     public bool AddSpecialTokens { get; init; } = true;
 
     /// <summary>Null means "not said": truncate <c>longest_first</c> when <see cref="MaxLength"/> is set, as
@@ -62,6 +65,8 @@ public sealed record EncodeOptions
     /// (transformers' <c>return_overflowing_tokens</c>, off by default as there).</summary>
     public bool ReturnOverflowingTokens { get; init; }
 
+    /// <summary>How to pad, on the right with the pad token and attention mask 0 (transformers' <c>padding</c>): not at
+    /// all (the default), to the batch's longest (<c>EncodeBatch</c>), or to <see cref="MaxLength"/>.</summary>
     public PaddingStrategy Padding { get; init; } = PaddingStrategy.None;
 
     /// <summary>Round the padded length up to a multiple of this.</summary>

@@ -3,7 +3,9 @@ namespace NBert.Tokenization;
 /// <summary>One piece of a template: a special token, or sequence A or B, with the type id it gets.</summary>
 public readonly record struct TemplatePiece(bool IsSequence, string Id, int TypeId)
 {
+    /// <summary>A special token, named by its key in <see cref="TemplateProcessing.SpecialTokens"/> (<c>[CLS]</c>).</summary>
     public static TemplatePiece Special(string token, int typeId = 0) => new(false, token, typeId);
+    /// <summary>The first (<c>"A"</c>) or second (<c>"B"</c>) text, its tokens given <paramref name="typeId"/>.</summary>
     public static TemplatePiece Sequence(string ab, int typeId) => new(true, ab, typeId);
 }
 
@@ -13,11 +15,15 @@ public readonly record struct TemplatePiece(bool IsSequence, string Id, int Type
 /// </summary>
 public sealed class TemplateProcessing
 {
+    /// <summary>The template for one text (<c>single</c>).</summary>
     public IReadOnlyList<TemplatePiece> Single { get; }
+    /// <summary>The template for a pair of texts (<c>pair</c>).</summary>
     public IReadOnlyList<TemplatePiece> Pair { get; }
     /// <summary>The ids and token strings each special-token name stands for.</summary>
     public IReadOnlyDictionary<string, (int[] Ids, string[] Tokens)> SpecialTokens { get; }
 
+    /// <summary>A post-processor from its two templates and the special tokens they name; <see cref="ArgumentException"/>
+    /// for a sequence other than A or B, B in the single template, or a special token without an entry.</summary>
     public TemplateProcessing(IReadOnlyList<TemplatePiece> single, IReadOnlyList<TemplatePiece> pair,
         IReadOnlyDictionary<string, (int[] Ids, string[] Tokens)> specialTokens)
     {

@@ -7,10 +7,15 @@ namespace NBert.Tokenization;
 /// </summary>
 public sealed class TokenEncoding
 {
+    /// <summary>Token ids (<c>input_ids</c>).</summary>
     public int[] InputIds { get; }
+    /// <summary>0 for the first text and its special tokens, 1 for the second (<c>token_type_ids</c>).</summary>
     public int[] TokenTypeIds { get; }
+    /// <summary>1 for a token, 0 for padding (<c>attention_mask</c>).</summary>
     public int[] AttentionMask { get; }
+    /// <summary>The token strings, continuation pieces with their prefix (<c>##ing</c>).</summary>
     public string[] Tokens { get; }
+    /// <summary>Each token's UTF-16 range [Start, End) in its text (<c>offset_mapping</c>).</summary>
     public (int Start, int End)[] Offsets { get; }
     /// <summary>Index of the word (pre-token) each token came from; null for special and padding tokens.</summary>
     public int?[] WordIds { get; }
@@ -21,6 +26,7 @@ public sealed class TokenEncoding
     /// <summary>Further windows when truncation with a stride produced more than one (overflowing tokens).</summary>
     public IReadOnlyList<TokenEncoding> Overflowing { get; internal set; }
 
+    /// <summary>How many tokens, special tokens and padding included.</summary>
     public int Length => InputIds.Length;
 
     internal TokenEncoding(int[] ids, int[] typeIds, int[] attention, string[] tokens, (int, int)[] offsets,

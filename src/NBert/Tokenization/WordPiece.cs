@@ -15,9 +15,13 @@ public sealed class WordPiece
     private readonly VocabTable _continuation;
     private readonly int _maxWordStartChars, _maxContinuationChars;
 
+    /// <summary>The token a word becomes when it cannot be split (<c>unk_token</c>).</summary>
     public string UnkToken { get; }
+    /// <summary>The id of <see cref="UnkToken"/>.</summary>
     public int UnkId { get; }
+    /// <summary>The prefix of pieces that continue a word, <c>##</c> in BERT.</summary>
     public string ContinuingSubwordPrefix { get; }
+    /// <summary>A word longer than this many code points becomes <see cref="UnkToken"/> (default 100).</summary>
     public int MaxInputCharsPerWord { get; }
 
     /// <summary>Builds the model from token-to-id pairs; ids are non-negative (a vocab.txt with a repeated
@@ -57,12 +61,16 @@ public sealed class WordPiece
         MaxInputCharsPerWord = maxInputCharsPerWord;
     }
 
+    /// <summary>The highest id plus one (a gap in the ids counts too).</summary>
     public int VocabSize => _idToToken.Length;
 
+    /// <summary>Token to id, as vocab.txt or tokenizer.json's <c>model.vocab</c> gives them.</summary>
     public IReadOnlyDictionary<string, int> Vocab => _tokenToId;
 
+    /// <summary>The token of an id; null outside the vocabulary or in a gap.</summary>
     public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
+    /// <summary>The id of a token (ordinal match); null when the vocabulary has none.</summary>
     public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
 
     /// <summary>

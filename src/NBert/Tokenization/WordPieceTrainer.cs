@@ -14,6 +14,7 @@ namespace NBert.Tokenization;
 /// </summary>
 public sealed class WordPieceTrainer(int vocabSize, bool lowercase, int minFrequency = 0)
 {
+    /// <summary>The special tokens a trained vocabulary starts with, ids 0 to 4.</summary>
     public static readonly string[] SpecialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     private const string Prefix = "##";
     private readonly Dictionary<string, long> _counts = new(StringComparer.Ordinal);
