@@ -69,7 +69,7 @@ internal sealed class ServedModel : IDisposable
         // TEI's rule: sentence-transformers' max_seq_length when the model has one, else the position embeddings;
         // NBert also keeps to the tokenizer's model_max_length.
         int limit = Math.Min(Tokenizer.ModelMaxLength ?? Config.MaxPositionEmbeddings, Config.MaxPositionEmbeddings);
-        if (own is not null) limit = Math.Min(limit, own.MaxLength);
+        if (own?.MaxLength is int own_length) limit = Math.Min(limit, own_length);
         MaxInputLength = limit;
     }
 

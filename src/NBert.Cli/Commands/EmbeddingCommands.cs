@@ -32,24 +32,18 @@ public static class EmbeddingCommands
     private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize)
     {
         string directory = ModelCommands.Resolve(name);
-        EmbeddingOptions options;
         try
         {
-            // A directory without sentence-transformers' files pools by mean without normalising, as sentence-transformers does.
-            options = SentenceTransformersConfig.Read(directory) ?? new EmbeddingOptions { Pooling = Pooling.Mean, Normalize = false };
+            return SentenceEmbeddings.FromPretrained(directory, o => o with
+            {
+                Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => o.Pooling },
+                Normalize = normalize ?? o.Normalize,
+            });
         }
-        catch (NBertException e)
+        catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
         {
             throw new CliException(e.Message, e);
         }
-        options = options with
-        {
-            Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => options.Pooling },
-            Normalize = normalize ?? options.Normalize,
-        };
-        var tokenizer = TokenizeCommand.LoadTokenizer(directory);
-        var model = ModelCommands.Load(directory, NBert.Modeling.BertArchitecture.BertModel);
-        return new SentenceEmbeddings(tokenizer, model, options);
     }
 
     /// <summary>A prompt name the model has, or a usage error that lists the ones it has.</summary>

@@ -86,7 +86,7 @@ public static class QuickstartCommand
             }
 
             // Sentence embeddings come from the pretrained model itself, not the fine-tuned one.
-            var embedder = SentenceEmbeddings.FromPretrained(baseModel, new EmbeddingOptions { Normalize = true });
+            var embedder = SentenceEmbeddings.FromPretrained(baseModel, o => o with { Normalize = true });
             var hits = SentenceEmbeddings.Search(embedder.Embed(SimilarityQuery), embedder.Embed(testTexts), 3);
             if (!asJson)
             {

@@ -58,12 +58,17 @@ public sealed class StagedFiles : IDisposable
         System.IO.Directory.CreateDirectory(Directory);
     }
 
-    /// <summary>Writes <paramref name="name"/> (a file name inside <see cref="Directory"/>) under a temporary name.</summary>
+    /// <summary>Writes <paramref name="name"/> (a file name inside <see cref="Directory"/>, or a relative path of plain
+    /// folder names such as <c>1_Pooling/config.json</c>) under a temporary name.</summary>
     public void Write(string name, Action<Stream> write)
     {
         ObjectDisposedException.ThrowIf(_committed, this);
-        if (name.Length == 0 || Path.GetFileName(name) != name) throw new ArgumentException($"'{name}' is not a file name.", nameof(name));
-        string target = Path.Combine(Directory, name);
+        var parts = name.Split('/');
+        if (name.Length == 0 || parts.Any(p => p.Length == 0 || p is "." or ".." || Path.GetFileName(p) != p))
+            throw new ArgumentException($"'{name}' is not a file name or a relative path of plain names.", nameof(name));
+        string target = Path.Combine([Directory, .. parts]);
+        for (var d = new DirectoryInfo(Path.GetDirectoryName(target)!); d.FullName != Directory && !d.Exists; d = d.Parent!) _createdDirectories.Add(d.FullName);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         if (_files.Any(f => f.Target == target)) throw new ArgumentException($"'{name}' is written twice.", nameof(name));
         string temp = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         _files.Add((temp, target));
@@ -100,7 +105,7 @@ public sealed class StagedFiles : IDisposable
         _committed = true;
         foreach (var (temp, _) in _files)
             if (File.Exists(temp)) File.Delete(temp);
-        foreach (var dir in _createdDirectories)
+        foreach (var dir in _createdDirectories.OrderByDescending(d => d.Length)) // deepest first
             if (System.IO.Directory.Exists(dir) && !System.IO.Directory.EnumerateFileSystemEntries(dir).Any()) System.IO.Directory.Delete(dir);
     }
 }

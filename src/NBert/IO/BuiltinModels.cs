@@ -112,7 +112,10 @@ public static class BuiltinModels
             File.WriteAllBytes(onnx, AssemblyResources.Read(assembly, "model.onnx"));
             File.WriteAllBytes(vocab, AssemblyResources.Read(assembly, "vocab.txt"));
             var imported = OnnxImport.ToDirectory(onnx, vocab, temp);
-            Pipelines.SentenceTransformersConfig.Write(temp, model.Pooling, model.Normalize, model.MaxSeqLength, imported.Config.HiddenSize, model.Prompts);
+            Pipelines.SentenceTransformersConfig.Write(temp, new Pipelines.EmbeddingOptions
+            {
+                Pooling = Enum.Parse<Pipelines.Pooling>(model.Pooling, ignoreCase: true), Normalize = model.Normalize, Prompts = model.Prompts,
+            }, model.MaxSeqLength, imported.Config.HiddenSize);
             File.Delete(onnx);
             File.Delete(vocab);
             WriteMarker(temp, model);

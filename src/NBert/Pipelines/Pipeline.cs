@@ -31,17 +31,17 @@ public abstract class Pipeline : IDisposable
     public int BatchSize
     {
         get => _batchSize;
-        init => _batchSize = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(BatchSize), $"BatchSize must be at least 1, not {value}.");
+        set => _batchSize = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(BatchSize), $"BatchSize must be at least 1, not {value}.");
     }
-    private readonly int _batchSize = 32;
+    private int _batchSize = 32;
 
-    /// <summary>The most tokens an input is given: the tokenizer's model_max_length (512 when unknown), at most the
-    /// model's max_position_embeddings.</summary>
-    public int MaxLength => Math.Min(Tokenizer.ModelMaxLength ?? 512, Model.Config.MaxPositionEmbeddings);
+    /// <summary>The most tokens an input is given: the tokenizer's <see cref="BertTokenizer.MaxInputLength"/>
+    /// (model_max_length, 512 when unknown), at most the model's max_position_embeddings.</summary>
+    public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxPositionEmbeddings);
 
     /// <summary>Writes the model and the tokenizer to <paramref name="directory"/>, so that the pipeline's
     /// <c>FromPretrained(directory)</c> (or transformers' <c>pipeline(model=directory)</c>) loads it again.</summary>
-    public void SavePretrained(string directory) => Model.SavePretrained(directory, Tokenizer);
+    public virtual void SavePretrained(string directory) => Model.SavePretrained(directory, Tokenizer);
 
     /// <summary>Whether <see cref="Dispose"/> disposes the model: true when the pipeline loaded it itself.</summary>
     private protected bool OwnsModel { get; init; }

@@ -14,7 +14,7 @@ public sealed partial class SentenceEmbeddings : IEmbeddingGenerator<string, Emb
     public EmbeddingGeneratorMetadata Metadata => new("NBert", providerUri: null, ModelId, Dimension);
 
     /// <summary>
-    /// Embeds <paramref name="values"/> in batches of <see cref="EmbeddingOptions.BatchSize"/> (sorted by length), on
+    /// Embeds <paramref name="values"/> in batches of <see cref="Pipeline.BatchSize"/> (sorted by length), on
     /// the thread pool, checking <paramref name="cancellationToken"/> before each batch. <c>Usage</c> counts the tokens
     /// read (special tokens included). <see cref="EmbeddingGenerationOptions.Dimensions"/> keeps the first N components
     /// (Matryoshka truncation), normalised again when the pipeline normalises; a <see cref="EmbeddingGenerationOptions.ModelId"/>
@@ -63,12 +63,5 @@ public sealed partial class SentenceEmbeddings : IEmbeddingGenerator<string, Emb
         if (serviceType.IsInstanceOfType(this)) return this;
         if (serviceType.IsInstanceOfType(Tokenizer)) return Tokenizer;
         return serviceType.IsInstanceOfType(Model) ? Model : null;
-    }
-
-    /// <summary>Releases the model when this pipeline loaded it (<see cref="FromPretrained"/>); a model passed to the
-    /// constructor stays the caller's.</summary>
-    public void Dispose()
-    {
-        if (_ownsModel) (Model as IDisposable)?.Dispose();
     }
 }

@@ -17,16 +17,18 @@ public enum Pooling
 }
 
 /// <summary>Options of <see cref="SentenceEmbeddings"/>. A model directory with sentence-transformers' files gives its
-/// own (<see cref="SentenceTransformersConfig.Read"/>); the defaults here are for a directory without them.</summary>
+/// own (<see cref="SentenceTransformersConfig.Read"/>); the defaults here are what sentence-transformers does with a plain
+/// transformers model: mean pooling, no normalisation, as many tokens as the model takes.</summary>
 public sealed record EmbeddingOptions
 {
     /// <summary>How token vectors become the sentence vector; mean by default.</summary>
     public Pooling Pooling { get; init; } = Pooling.Mean;
-    /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product).</summary>
-    public bool Normalize { get; init; } = true;
+    /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product); sentence-transformers'
+    /// Normalize module. Off by default, as for a model without one.</summary>
+    public bool Normalize { get; init; }
     /// <summary>Longer texts are truncated to this many tokens (special tokens included); sentence-transformers'
-    /// <c>max_seq_length</c>.</summary>
-    public int MaxLength { get; init; } = 128;
+    /// <c>max_seq_length</c>. Null: the model's limit (<see cref="Pipeline.MaxLength"/>).</summary>
+    public int? MaxLength { get; init; }
     /// <summary>Named prompts, prefixed to a text embedded with that prompt name (sentence-transformers' <c>prompts</c>:
     /// arctic-embed's <c>query</c>).</summary>
     public IReadOnlyDictionary<string, string> Prompts { get; init; } = new Dictionary<string, string>();
@@ -35,8 +37,6 @@ public sealed record EmbeddingOptions
     /// <summary>Whether a prompt's tokens are pooled with the text's (sentence-transformers' <c>include_prompt</c>). NBert
     /// pools them always, and refuses to embed with a prompt when this is false.</summary>
     public bool IncludePrompt { get; init; } = true;
-    /// <summary>Texts per forward pass; texts of similar length are batched together.</summary>
-    public int BatchSize { get; init; } = 32;
 }
 
 /// <summary>
@@ -46,21 +46,16 @@ public sealed record EmbeddingOptions
 /// Microsoft.Extensions.AI's <c>IEmbeddingGenerator&lt;string, Embedding&lt;float&gt;&gt;</c>
 /// (SentenceEmbeddings.Generator.cs).
 /// </summary>
-public sealed partial class SentenceEmbeddings
+public sealed partial class SentenceEmbeddings : Pipeline
 {
-    /// <summary>A pipeline over a tokenizer and an encoder (any head's body is used as the encoder).</summary>
-    public SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedModel model, EmbeddingOptions? options = null)
+    /// <summary>A pipeline over a tokenizer and an encoder (any head's body is used as the encoder), pooling as
+    /// <paramref name="options"/> say (by default: mean, not normalised, the model's length limit).</summary>
+    public SentenceEmbeddings(BertTokenizer tokenizer, BertPreTrainedModel model, EmbeddingOptions? options = null) : base(tokenizer, model)
     {
-        Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
-        Model = model ?? throw new ArgumentNullException(nameof(model));
         Options = Validate(options ?? new EmbeddingOptions());
     }
 
-    /// <summary>The tokenizer texts go through.</summary>
-    public BertTokenizer Tokenizer { get; }
-    /// <summary>The encoder whose last hidden state is pooled.</summary>
-    public BertPreTrainedModel Model { get; }
-    /// <summary>Pooling, normalisation, truncation and batch size.</summary>
+    /// <summary>Pooling, normalisation, truncation and prompts.</summary>
     public EmbeddingOptions Options { get; }
     /// <summary>The model's name where it is known (a Hub id, a built-in's id, a directory's name): what
     /// <see cref="Metadata"/> and each <c>Embedding</c> report.</summary>
@@ -69,35 +64,49 @@ public sealed partial class SentenceEmbeddings
     /// <summary>The length of each sentence vector: the model's hidden size.</summary>
     public int Dimension => Model.Config.HiddenSize;
 
-    /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see
-    /// <see cref="Hub.ModelResolver"/>), run as a bare encoder, with <paramref name="options"/> or else the model's own
-    /// (<see cref="ModelOptions"/>).</summary>
-    public static SentenceEmbeddings FromPretrained(string nameOrDirectory, EmbeddingOptions? options = null)
+    /// <summary>Texts are truncated to this many tokens: <see cref="EmbeddingOptions.MaxLength"/>, at most the model's limit.</summary>
+    public int MaxTokens => Math.Min(Options.MaxLength ?? MaxLength, MaxLength);
+
+    /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see <see cref="Hub.ModelResolver"/>),
+    /// run as a bare encoder and pooling as the model's own files say (<see cref="ModelOptions"/>), changed by
+    /// <paramref name="configure"/> when given (<c>o => o with { Normalize = true }</c>).</summary>
+    public static SentenceEmbeddings FromPretrained(string nameOrDirectory, Func<EmbeddingOptions, EmbeddingOptions>? configure = null)
     {
         string directory = Hub.ModelResolver.Resolve(nameOrDirectory);
+        var options = ModelOptions(directory);
         return new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel),
-            options ?? ModelOptions(directory))
+            configure is null ? options : configure(options))
         {
             ModelId = Hub.ModelResolver.ModelId(nameOrDirectory),
-            _ownsModel = true,
+            OwnsModel = true,
         };
     }
 
-    private bool _ownsModel;
-
     /// <summary>The embedding options a model directory gives: its sentence-transformers files (pooling, normalisation,
-    /// max_seq_length, prompts) when it has them, else <see cref="EmbeddingOptions"/>'s defaults.</summary>
+    /// max_seq_length, prompts) when it has them, else <see cref="EmbeddingOptions"/>'s defaults (what sentence-transformers
+    /// does for a plain transformers model).</summary>
     /// <exception cref="NBertException">A sentence-transformers file is not valid or asks for what NBert does not compute.</exception>
     public static EmbeddingOptions ModelOptions(string directory) => SentenceTransformersConfig.Read(directory) ?? new EmbeddingOptions();
+
+    /// <summary>Writes the model, the tokenizer and sentence-transformers' files for <see cref="Options"/> (modules.json,
+    /// 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json), so that
+    /// <see cref="FromPretrained"/> and sentence-transformers load the same embedder again.</summary>
+    public override void SavePretrained(string directory)
+    {
+        using var files = new IO.StagedFiles(directory);
+        Tokenizer.SavePretrained(files);
+        Model.SavePretrained(files);
+        SentenceTransformersConfig.Write(files, Options, MaxTokens, Dimension);
+        files.Commit();
+    }
 
     private static EmbeddingOptions Validate(EmbeddingOptions o)
     {
         if (o.MaxLength < 2) throw new ArgumentOutOfRangeException(nameof(o), $"MaxLength must leave room for [CLS] and [SEP], not {o.MaxLength}.");
-        if (o.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(o), $"BatchSize must be positive, not {o.BatchSize}.");
         return o;
     }
 
-    private EncodeOptions Encoding => new() { MaxLength = Math.Min(Options.MaxLength, Model.Config.MaxPositionEmbeddings), Truncation = TruncationStrategy.LongestFirst };
+    private EncodeOptions Encoding => new() { MaxLength = MaxTokens, Truncation = TruncationStrategy.LongestFirst };
 
     /// <summary>Token vectors of one text, [tokens, hidden] (transformers' feature-extraction pipeline).</summary>
     public FloatTensor TokenEmbeddings(string text)
@@ -136,10 +145,10 @@ public sealed partial class SentenceEmbeddings
         tokens = encodings.Sum(e => (long)e.Length);
         var order = Enumerable.Range(0, texts.Count).OrderBy(i => encodings[i].Length).ToArray();
         var result = new float[texts.Count][];
-        for (int start = 0; start < order.Length; start += Options.BatchSize)
+        for (int start = 0; start < order.Length; start += BatchSize)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var rows = order.AsSpan(start, Math.Min(Options.BatchSize, order.Length - start)).ToArray();
+            var rows = order.AsSpan(start, Math.Min(BatchSize, order.Length - start)).ToArray();
             var batch = Tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
             var inputs = ModelInputs.FromEncodings(batch);
             var hidden = Model.Forward(inputs).LastHiddenState!;

@@ -14,7 +14,7 @@ namespace NBert.Pipelines;
 /// </summary>
 public static class SentenceTransformersConfig
 {
-    /// <summary>The files <see cref="Write"/> writes, relative to the model directory.</summary>
+    /// <summary>The files <see cref="Write(string, EmbeddingOptions, int, int)"/> writes, relative to the model directory.</summary>
     public static IReadOnlyList<string> FileNames { get; } =
         ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
 
@@ -122,46 +122,61 @@ public static class SentenceTransformersConfig
         return options;
     }
 
-    /// <summary>Writes sentence-transformers' files for a model of <paramref name="dimension"/> dimensions into
-    /// <paramref name="directory"/>: modules.json (Transformer, Pooling, and Normalize when <paramref name="normalize"/>),
-    /// 1_Pooling/config.json, sentence_bert_config.json and config_sentence_transformers.json.</summary>
-    public static void Write(string directory, string pooling, bool normalize, int maxSeqLength, int dimension, IReadOnlyDictionary<string, string> prompts)
+    /// <summary>Writes sentence-transformers' files for <paramref name="options"/> and a model of <paramref name="dimension"/>
+    /// dimensions into <paramref name="directory"/>, as one unit (see <see cref="Write(StagedFiles, EmbeddingOptions, int, int)"/>).</summary>
+    public static void Write(string directory, EmbeddingOptions options, int maxSeqLength, int dimension)
     {
-        if (pooling is not ("cls" or "mean" or "max")) throw new ArgumentException($"pooling must be cls, mean or max, not '{pooling}'.", nameof(pooling));
+        using var files = new StagedFiles(directory);
+        Write(files, options, maxSeqLength, dimension);
+        files.Commit();
+    }
+
+    /// <summary>Stages sentence-transformers' files for <paramref name="options"/> and a model of <paramref name="dimension"/>
+    /// dimensions: modules.json (Transformer, Pooling, and Normalize when the options normalise), 1_Pooling/config.json,
+    /// sentence_bert_config.json (<paramref name="maxSeqLength"/>) and config_sentence_transformers.json (the prompts).</summary>
+    public static void Write(StagedFiles files, EmbeddingOptions options, int maxSeqLength, int dimension)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(options);
         var modules = new JsonArray
         {
             new JsonObject { ["idx"] = 0, ["name"] = "0", ["path"] = "", ["type"] = "sentence_transformers.models.Transformer" },
             new JsonObject { ["idx"] = 1, ["name"] = "1", ["path"] = "1_Pooling", ["type"] = "sentence_transformers.models.Pooling" },
         };
-        if (normalize) modules.Add(new JsonObject { ["idx"] = 2, ["name"] = "2", ["path"] = "2_Normalize", ["type"] = "sentence_transformers.models.Normalize" });
+        if (options.Normalize) modules.Add(new JsonObject { ["idx"] = 2, ["name"] = "2", ["path"] = "2_Normalize", ["type"] = "sentence_transformers.models.Normalize" });
         var poolingConfig = new JsonObject
         {
             ["word_embedding_dimension"] = dimension,
-            ["pooling_mode_cls_token"] = pooling == "cls",
-            ["pooling_mode_mean_tokens"] = pooling == "mean",
-            ["pooling_mode_max_tokens"] = pooling == "max",
+            ["pooling_mode_cls_token"] = options.Pooling == Pooling.Cls,
+            ["pooling_mode_mean_tokens"] = options.Pooling == Pooling.Mean,
+            ["pooling_mode_max_tokens"] = options.Pooling == Pooling.Max,
             ["pooling_mode_mean_sqrt_len_tokens"] = false,
             ["pooling_mode_weightedmean_tokens"] = false,
             ["pooling_mode_lasttoken"] = false,
-            ["include_prompt"] = true,
+            ["include_prompt"] = options.IncludePrompt,
         };
         var promptsObject = new JsonObject();
-        foreach (var (name, text) in prompts) promptsObject[name] = text;
+        foreach (var (name, text) in options.Prompts) promptsObject[name] = text;
         var indented = new JsonSerializerOptions { WriteIndented = true };
-        Directory.CreateDirectory(Path.Combine(directory, "1_Pooling"));
-        if (normalize) Directory.CreateDirectory(Path.Combine(directory, "2_Normalize")); // sentence-transformers' empty folder
-        AtomicFile.WriteAllText(Path.Combine(directory, "modules.json"), modules.ToJsonString(indented) + "\n");
-        AtomicFile.WriteAllText(Path.Combine(directory, "1_Pooling", "config.json"), poolingConfig.ToJsonString(indented) + "\n");
-        AtomicFile.WriteAllText(Path.Combine(directory, "sentence_bert_config.json"),
-            new JsonObject { ["max_seq_length"] = maxSeqLength, ["do_lower_case"] = false }.ToJsonString(indented) + "\n");
-        AtomicFile.WriteAllText(Path.Combine(directory, "config_sentence_transformers.json"),
-            new JsonObject { ["prompts"] = promptsObject, ["default_prompt_name"] = null }.ToJsonString(indented) + "\n");
+        files.WriteAllText("modules.json", modules.ToJsonString(indented) + "\n");
+        files.WriteAllText("1_Pooling/config.json", poolingConfig.ToJsonString(indented) + "\n");
+        files.WriteAllText("sentence_bert_config.json", new JsonObject { ["max_seq_length"] = maxSeqLength, ["do_lower_case"] = false }.ToJsonString(indented) + "\n");
+        files.WriteAllText("config_sentence_transformers.json",
+            new JsonObject { ["prompts"] = promptsObject, ["default_prompt_name"] = options.DefaultPromptName }.ToJsonString(indented) + "\n");
     }
 
+    /// <summary>A file's JSON, read as every JSON file is (UTF-8 checked, a key twice refused), parsed once.</summary>
     private static JsonNode? Parse(string path)
     {
-        using var document = JsonFile.Read(path);
-        return JsonNode.Parse(document.RootElement.GetRawText());
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file (modules.json names its folder).", path);
+        try
+        {
+            return JsonNode.Parse(JsonFile.ReadUtf8(path).Span, documentOptions: JsonFile.Options);
+        }
+        catch (JsonException e)
+        {
+            throw new NBertException($"{path}: not valid JSON ({e.Message}).", e);
+        }
     }
 
     /// <summary>A string field, null when absent or null; anything else is an error naming the file and field.</summary>

@@ -68,8 +68,10 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
     public void Sentence_transformers_files()
     {
         foreach (var f in Directory.GetFiles(Pretraining)) File.Copy(f, Temp(Path.GetFileName(f)));
-        NBert.Pipelines.SentenceTransformersConfig.Write(Dir, "cls", normalize: true, maxSeqLength: 64, dimension: 32,
-            new Dictionary<string, string> { ["query"] = "query: " });
+        NBert.Pipelines.SentenceTransformersConfig.Write(Dir, new NBert.Pipelines.EmbeddingOptions
+        {
+            Pooling = NBert.Pipelines.Pooling.Cls, Normalize = true, Prompts = new Dictionary<string, string> { ["query"] = "query: " },
+        }, maxSeqLength: 64, dimension: 32);
         var tokenizer = BertTokenizer.FromPretrained(Dir);
         var model = BertPreTrainedModel.FromPretrained(Dir, BertArchitecture.BertModel);
         var originals = NBert.Pipelines.SentenceTransformersConfig.FileNames.ToDictionary(f => f, f => File.ReadAllBytes(Path.Combine(Dir, f)));

@@ -13,7 +13,7 @@ public sealed class EmbeddingGeneratorTests
     [Fact]
     public async Task The_built_in_model_generates_the_reference_embeddings_with_usage_and_metadata()
     {
-        using IEmbeddingGenerator<string, Embedding<float>> generator = SentenceEmbeddings.FromPretrained("minilm", new EmbeddingOptions { BatchSize = 7 });
+        using IEmbeddingGenerator<string, Embedding<float>> generator = SentenceEmbeddings.FromPretrained("minilm").WithBatchSize(7);
         var embeddings = await generator.GenerateAsync(Texts);
 
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
@@ -57,7 +57,7 @@ public sealed class EmbeddingGeneratorTests
     [Fact]
     public async Task Cancellation_stops_the_work_between_batches()
     {
-        using var generator = SentenceEmbeddings.FromPretrained("minilm", new EmbeddingOptions { BatchSize = 1 });
+        using var generator = SentenceEmbeddings.FromPretrained("minilm").WithBatchSize(1);
         using (var cancelled = new CancellationTokenSource())
         {
             cancelled.Cancel();

@@ -4,7 +4,7 @@ using NBert.Pipelines;
 
 namespace NBert.Tests.Pipelines;
 
-public sealed class SentenceEmbeddingsTests
+public sealed class SentenceEmbeddingsTests : TempDirectoryTest
 {
     [Fact]
     public void MiniLm_sentence_embeddings_match_sentence_transformers_whatever_the_batch_size()
@@ -12,7 +12,7 @@ public sealed class SentenceEmbeddingsTests
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         using var reference = new SafeTensorsFile(Fixtures.Path("minilm", "minilm_ref_public.safetensors"));
         var expected = reference.ReadFloat32("sentence_embedding");
-        var batched = SentenceEmbeddings.FromPretrained(MiniLmPackage.Import.Model, new EmbeddingOptions { BatchSize = 5 });
+        var batched = SentenceEmbeddings.FromPretrained(MiniLmPackage.Import.Model, o => o with { Normalize = true }).WithBatchSize(5);
         var vectors = batched.Embed(texts);
         Assert.Equal(texts.Length, vectors.Length);
         for (int i = 0; i < texts.Length; i++)
@@ -23,7 +23,7 @@ public sealed class SentenceEmbeddingsTests
             Assert.Equal(1f, System.Numerics.Tensors.TensorPrimitives.Norm(vectors[i]), 5);
         }
         // Batching by length changes nothing: one text at a time gives the same vectors.
-        var single = new SentenceEmbeddings(batched.Tokenizer, batched.Model, new EmbeddingOptions { BatchSize = 1 }).Embed(texts);
+        var single = new SentenceEmbeddings(batched.Tokenizer, batched.Model, batched.Options) { BatchSize = 1 }.Embed(texts);
         for (int i = 0; i < texts.Length; i++)
             Assert.True(SentenceEmbeddings.CosineSimilarity(single[i], vectors[i]) > 0.999999f);
         // And the search finds a text from its own embedding first.
@@ -53,6 +53,25 @@ public sealed class SentenceEmbeddingsTests
             Assert.Equal(column.Max(), max[j]);
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => SentenceEmbeddings.Search(mean, [mean], 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new SentenceEmbeddings(tokenizer, model, new EmbeddingOptions { BatchSize = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SentenceEmbeddings(tokenizer, model) { BatchSize = 0 });
+    }
+
+    [Fact]
+    public void Configure_changes_only_what_it_names_and_saving_keeps_the_models_own_pooling()
+    {
+        using var arctic = SentenceEmbeddings.FromPretrained("arctic-xs", o => o with { Normalize = false });
+        Assert.Equal((Pooling.Cls, false, 512), (arctic.Options.Pooling, arctic.Options.Normalize, arctic.MaxTokens));
+        Assert.True(arctic.Options.Prompts.ContainsKey("query"));
+
+        using var own = SentenceEmbeddings.FromPretrained("arctic-xs");
+        own.SavePretrained(Temp("saved"));
+        using var again = SentenceEmbeddings.FromPretrained(Temp("saved"));
+        Assert.Equal((own.Options.Pooling, own.Options.Normalize, own.MaxTokens), (again.Options.Pooling, again.Options.Normalize, again.MaxTokens));
+        Assert.Equal(own.Options.Prompts, again.Options.Prompts);
+        Assert.Equal(own.Embed(["which birds cannot fly?"], "query")[0], again.Embed(["which birds cannot fly?"], "query")[0]);
+
+        // A directory without sentence-transformers' files: mean pooling, not normalised, the model's own length limit.
+        using var plain = SentenceEmbeddings.FromPretrained(Fixtures.Path("model", "encoder_only"));
+        Assert.Equal((Pooling.Mean, false, 128), (plain.Options.Pooling, plain.Options.Normalize, plain.MaxTokens));
     }
 }

@@ -18,7 +18,7 @@ public sealed class FixtureServersCollection : ICollectionFixture<FixtureServers
 public sealed class ServerRouteTests(FixtureServers servers)
 {
     private static readonly string Encoder = Fixtures.Path("model", "encoder_only");
-    private static readonly Lazy<SentenceEmbeddings> Library = new(() => SentenceEmbeddings.FromPretrained(Encoder, new EmbeddingOptions { Normalize = false }));
+    private static readonly Lazy<SentenceEmbeddings> Library = new(() => SentenceEmbeddings.FromPretrained(Encoder, o => o with { Normalize = false }));
 
     internal static float[] Floats(JsonNode node) => node.AsArray().Select(x => x!.GetValue<float>()).ToArray();
     internal static int[] Bits(float[] v) => v.Select(BitConverter.SingleToInt32Bits).ToArray();
@@ -56,8 +56,8 @@ public sealed class ServerRouteTests(FixtureServers servers)
         try
         {
             foreach (var file in Directory.GetFiles(Encoder)) File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
-            SentenceTransformersConfig.Write(dir, "cls", normalize: true, maxSeqLength: 64, dimension: 32, new Dictionary<string, string>());
-            var library = SentenceEmbeddings.FromPretrained(dir, (SentenceTransformersConfig.Read(dir) ?? new EmbeddingOptions()) with { Normalize = false });
+            SentenceTransformersConfig.Write(dir, new EmbeddingOptions { Pooling = Pooling.Cls, Normalize = true }, maxSeqLength: 64, dimension: 32);
+            var library = SentenceEmbeddings.FromPretrained(dir, o => o with { Normalize = false });
             Assert.Equal(Pooling.Cls, library.Options.Pooling);
             await using (var server = await RunningServer.Start(dir))
             {
