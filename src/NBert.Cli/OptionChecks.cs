@@ -39,7 +39,15 @@ internal static class OptionChecks
         option.Validators.Add(result =>
         {
             if (result.Implicit) return; // the default value, which the command chose
-            var value = result.GetValueOrDefault<T>();
+            T value;
+            try
+            {
+                value = result.GetValueOrDefault<T>();
+            }
+            catch (InvalidOperationException)
+            {
+                return; // not a number at all: the parser reports that itself ("Cannot parse argument 'abc' for option '--lr'")
+            }
             if (!valid(value))
                 result.AddError($"{option.Name} must be {what}, not {Convert.ToString(value, Inv)}.");
         });

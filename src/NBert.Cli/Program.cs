@@ -30,6 +30,16 @@ public static class Program
         return code;
     }
 
+    /// <summary>The parser's message with .NET type names said in words ("as expected type 'System.Int32'" is "a whole number").</summary>
+    private static string Readable(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @" as expected type '(System\.Nullable`1\[)?System\.(\w+)\]?'", m => m.Groups[2].Value switch
+        {
+            "Int32" or "Int64" => ": expected a whole number (within the option's range)",
+            "Double" or "Single" => ": expected a number",
+            "Boolean" => ": expected true or false",
+            var other => $": expected a {other}",
+        });
+
     /// <summary>A Spectre console over <paramref name="output"/>: tables everywhere, colours only on a terminal.</summary>
     public static IAnsiConsole Console(TextWriter output) => AnsiConsole.Create(new AnsiConsoleSettings
     {
@@ -71,7 +81,7 @@ public static class Program
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) error.WriteLine($"nbert: {e.Message}");
+            foreach (var e in parse.Errors) error.WriteLine($"nbert: {Readable(e.Message)}");
             error.WriteLine("Run 'nbert --help' or 'nbert COMMAND --help' for usage.");
             return BadInput;
         }

@@ -147,6 +147,17 @@ public sealed class HostileInputTests : TempDirectoryTest
         AssertRefused(Run("evaluate", "--task", "classification", "--model", Model("seqcls"), "--data", Temp("float.jsonl")), "float.jsonl:1", "0.5");
     }
 
+    [Theory]
+    [InlineData("fill-mask", "--top-k", "abc")]
+    [InlineData("tokenize", "--max-length", "99999999999")]
+    [InlineData("qa", "--max-answer-len", "abc")]
+    [InlineData("ner", "--stride", "1e3")]
+    public void A_number_option_that_does_not_parse_is_a_usage_error(string command, string option, string value)
+    {
+        var r = Run(command, "--model", Model(command == "qa" ? "qa" : "pretraining"), option, value, "x [MASK] y", "context");
+        AssertRefused(r, option, "expected a whole number");
+    }
+
     [Fact]
     public void Qa_refuses_a_zero_question_length()
     {
