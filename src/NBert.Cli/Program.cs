@@ -114,4 +114,11 @@ public static class Program
 }
 
 /// <summary>A problem with what the user gave (a file, an option, a line of input): exit code 2.</summary>
-public sealed class CliException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class CliException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>An exception's message for people: an <see cref="ArgumentException"/>'s without the
+    /// " (Parameter 'options')" that .NET appends, which names the code's parameter, not what the user gave.</summary>
+    public static string Reason(Exception e) =>
+        e is ArgumentException { ParamName: { } name } a && a.Message.EndsWith($" (Parameter '{name}')", StringComparison.Ordinal)
+            ? a.Message[..^$" (Parameter '{name}')".Length] : e.Message;
+}

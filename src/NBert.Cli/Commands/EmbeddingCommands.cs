@@ -42,7 +42,7 @@ public static class EmbeddingCommands
         }
         catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 

@@ -80,7 +80,7 @@ public static class FineTuneCommands
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CliException($"{outDir}: {e.Message}", e);
+                throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
             }
             catch (TrainingDivergedException e)
             {
@@ -88,7 +88,7 @@ public static class FineTuneCommands
             }
             catch (NBertException e)
             {
-                throw new CliException(e.Message, e);
+                throw new CliException(CliException.Reason(e), e);
             }
             if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
             stdout.WriteLine($"wrote the best model to {outDir}");
@@ -148,7 +148,7 @@ public static class FineTuneCommands
         }
         catch (Exception e) when (e is IOException or NBertException or ArgumentException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 
@@ -163,7 +163,7 @@ public static class FineTuneCommands
         }
         catch (ArgumentException e)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 

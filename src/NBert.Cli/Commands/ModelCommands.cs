@@ -85,7 +85,7 @@ public static class ModelCommands
             }
             catch (NBertException e)
             {
-                throw new CliException($"{configPath}: {e.Message}", e);
+                throw new CliException($"{configPath}: {CliException.Reason(e)}", e);
             }
             try
             {
@@ -93,7 +93,7 @@ public static class ModelCommands
             }
             catch (NBertException e)
             {
-                throw new CliException($"{configPath}: {e.Message}", e);
+                throw new CliException($"{configPath}: {CliException.Reason(e)}", e);
             }
             string? vocabPath = parse.GetValue(vocab);
             if (vocabPath is not null && !File.Exists(vocabPath)) throw new CliException($"vocabulary '{vocabPath}' does not exist.");
@@ -130,7 +130,7 @@ public static class ModelCommands
             }
             catch (Exception e) when (e is FileNotFoundException or NBertException or NotSupportedException or FormatException)
             {
-                throw new CliException(e.Message, e);
+                throw new CliException(CliException.Reason(e), e);
             }
             var c = result.Config;
             stdout.WriteLine($"wrote {parse.GetValue(output)}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
@@ -205,7 +205,7 @@ public static class ModelCommands
         }
         catch (Exception e) when (e is FileNotFoundException or NBertException or IOException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 
@@ -218,7 +218,7 @@ public static class ModelCommands
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or KeyNotFoundException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 
@@ -230,7 +230,7 @@ public static class ModelCommands
         }
         catch (Exception e) when (e is FileNotFoundException or NBertException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 
@@ -257,7 +257,7 @@ public static class ModelCommands
         }
         catch (Exception e) when (e is NBertException or FileNotFoundException or ArgumentException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 }

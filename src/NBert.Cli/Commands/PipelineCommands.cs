@@ -33,7 +33,7 @@ public static class PipelineCommands
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or ArgumentException)
         {
-            throw new CliException($"{directory}: {e.Message}", e);
+            throw new CliException($"{directory}: {CliException.Reason(e)}", e);
         }
     }
 
@@ -47,25 +47,18 @@ public static class PipelineCommands
         var clock = Stopwatch.StartNew();
         long done = 0;
         bool streaming = fromArguments is null;
-        IEnumerable<List<T>> chunks = fromArguments is not null ? [fromArguments.ToList()]
-            : JsonLinesInput.ReadChunks(input ?? "-", stdin, fromJson, Chunk, (lines, fraction) =>
+        // Each input with where it came from: its line of --input, or its place among the arguments.
+        IEnumerable<List<(T Item, int Line)>> chunks = fromArguments is not null ? [fromArguments.Select((x, i) => (x, i + 1)).ToList()]
+            : JsonLinesInput.ReadChunks(input ?? "-", stdin, (e, line) => (fromJson(e, line), line), Chunk, (lines, fraction) =>
             {
                 if (!Program.IsErrorTerminal) return;
                 double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
                 string bar = fraction is double f ? $"[{new string('#', (int)(f * 30)).PadRight(30, '-')}] {f:P0} " : "";
                 stderr.Write(string.Format(Inv, "\r{0}{1:N0} inputs, {2:N0}/s", bar, done, rate));
             });
-        foreach (var chunk in chunks)
+        string Where(int line) => streaming ? $"{JsonLinesInput.Name(input ?? "-")}, line {line}" : $"input {line}";
+        void Print(List<(T Item, int Line)> chunk, IReadOnlyList<object> values)
         {
-            IReadOnlyList<object> values;
-            try
-            {
-                values = run(chunk);
-            }
-            catch (Exception e) when (e is ArgumentException or NBertException)
-            {
-                throw new CliException(e.Message, e);
-            }
             done += chunk.Count;
             if (json)
                 foreach (var v in values) stdout.WriteLine(PipelineJson.Serialize(v));
@@ -77,7 +70,7 @@ public static class PipelineCommands
                     bool first = true;
                     foreach (var row in rows(values[i]).DefaultIfEmpty(columns.Select(_ => "").ToArray()))
                     {
-                        table.AddRow([first ? (done - chunk.Count + i + 1).ToString(Inv) : "", first ? Markup.Escape(Shorten(describe(chunk[i]))) : "",
+                        table.AddRow([first ? (done - chunk.Count + i + 1).ToString(Inv) : "", first ? Markup.Escape(Shorten(describe(chunk[i].Item))) : "",
                             .. row.Select(Markup.Escape)]);
                         first = false;
                     }
@@ -85,6 +78,26 @@ public static class PipelineCommands
                 Program.Console(stdout).Write(table);
             }
             stdout.Flush();
+        }
+        foreach (var chunk in chunks)
+        {
+            IReadOnlyList<object> values;
+            try
+            {
+                values = run(chunk.Select(c => c.Item).ToList());
+            }
+            catch (NBert.Tokenization.BatchItemException e)
+            {
+                // One input cannot be run: the ones before it still get their results, then the error names its line.
+                var before = chunk.Take(e.Index).ToList();
+                if (before.Count > 0) Print(before, run(before.Select(c => c.Item).ToList()));
+                throw new CliException($"{Where(chunk[e.Index].Line)}: {CliException.Reason(e.InnerException!)}", e);
+            }
+            catch (Exception e) when (e is ArgumentException or NBertException)
+            {
+                throw new CliException(CliException.Reason(e), e);
+            }
+            Print(chunk, values);
         }
         if (streaming && done == 0)
             throw new CliException($"no input in {JsonLinesInput.Name(input ?? "-")}: give arguments or JSON lines through --input.");

@@ -87,7 +87,7 @@ public static class PretrainCommand
             }
             catch (ArgumentException e)
             {
-                throw new CliException(e.Message, e);
+                throw new CliException(CliException.Reason(e), e);
             }
             int evalBatch = Math.Min(64, options.BatchSize);
             var trainer = new Trainer(pretrained, tokenizer, train.Count,
@@ -101,7 +101,7 @@ public static class PretrainCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CliException($"{outDir}: {e.Message}", e);
+                throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
             }
             catch (TrainingDivergedException e)
             {
@@ -140,7 +140,7 @@ public static class PretrainCommand
         }
         catch (Exception e) when (e is FileNotFoundException or NBertException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
         return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer);
     }

@@ -196,7 +196,7 @@ public static class QuickstartCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CliException($"{outDir}: {e.Message}", e);
+            throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
         }
     }
 

@@ -55,7 +55,7 @@ public static class ServeCommand
             }
             catch (Exception e) when (e is ArgumentException or IOException or NBertException or NotSupportedException)
             {
-                throw new CliException(e.Message, e);
+                throw new CliException(CliException.Reason(e), e);
             }
             stdout.WriteLine($"nbert serve: {server.Task} model '{options.Model}' on {server.Address} (Ctrl+C or SIGTERM stops it)");
             stdout.Flush();

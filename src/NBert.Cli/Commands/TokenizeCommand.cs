@@ -65,7 +65,7 @@ public static class TokenizeCommand
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or NBertException)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 

@@ -73,7 +73,7 @@ public static class TrainingCommands
                 }
                 catch (Exception e) when (e is ArgumentException)
                 {
-                    throw new CliException($"{path}: {e.Message}", e);
+                    throw new CliException($"{path}: {CliException.Reason(e)}", e);
                 }
                 if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
                     throw new CliException($"training diverged at step {i + 1}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
@@ -101,7 +101,7 @@ public static class TrainingCommands
         }
         catch (ArgumentException e)
         {
-            throw new CliException(e.Message, e);
+            throw new CliException(CliException.Reason(e), e);
         }
     }
 

@@ -32,7 +32,7 @@ public static class VocabCommand
             }
             catch (Exception e) when (e is FileNotFoundException or IOException or NBertException)
             {
-                throw new CliException(e.Message, e);
+                throw new CliException(CliException.Reason(e), e);
             }
             if (trainer.Words == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no words.");
             var vocab = trainer.Train();
@@ -43,7 +43,7 @@ public static class VocabCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new CliException($"{outDir}: {e.Message}", e);
+                throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
             }
             stdout.WriteLine($"{lines:N0} lines, {trainer.Words:N0} distinct words: a vocabulary of {vocab.Count:N0} tokens" +
                 (vocab.Count < n ? $" (every pair merged before reaching {n:N0})" : "") + $"; wrote vocab.txt, tokenizer.json and tokenizer_config.json to {outDir}");

@@ -51,7 +51,7 @@ public sealed class FillMask : Pipeline
         var perText = RunEachMask(texts, options);
         for (int i = 0; i < perText.Count; i++)
             if (perText[i].Count != 1)
-                throw new ArgumentException($"Text {i + 1} has {perText[i].Count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each.", nameof(texts));
+                throw new BatchItemException(i, new ArgumentException($"the text has {perText[i].Count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each."));
         return perText.Select(p => p[0]).ToList();
     }
 
@@ -73,9 +73,9 @@ public sealed class FillMask : Pipeline
         var encodings = Tokenizer.EncodeBatch(texts, encodeOptions);
         for (int i = 0; i < texts.Count; i++)
             if (!encodings[i].InputIds.Contains(maskId))
-                throw new ArgumentException(texts[i].Contains(Tokenizer.MaskToken, StringComparison.Ordinal)
-                    ? $"Text {i + 1}: its {Tokenizer.MaskToken} comes after the first {MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
-                    : $"Text {i + 1} has no {Tokenizer.MaskToken} token: \"{NBertException.Quote(texts[i])}\".");
+                throw new BatchItemException(i, new ArgumentException(texts[i].Contains(Tokenizer.MaskToken, StringComparison.Ordinal)
+                    ? $"its {Tokenizer.MaskToken} comes after the first {MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
+                    : $"no {Tokenizer.MaskToken} token in \"{NBertException.Quote(texts[i])}\"."));
         var results = new IReadOnlyList<IReadOnlyList<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
         var head = (BertHeadModel)Model;

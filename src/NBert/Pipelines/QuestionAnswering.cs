@@ -78,8 +78,8 @@ public sealed class QuestionAnswering : Pipeline
         for (int i = 0; i < inputs.Count; i++)
         {
             var (question, context) = inputs[i];
-            if (string.IsNullOrWhiteSpace(question)) throw new ArgumentException($"Input {i + 1}: the question is empty.");
-            if (string.IsNullOrWhiteSpace(context)) throw new ArgumentException($"Input {i + 1}: the context is empty.");
+            if (string.IsNullOrWhiteSpace(question)) throw new BatchItemException(i, new ArgumentException("the question is empty."));
+            if (string.IsNullOrWhiteSpace(context)) throw new BatchItemException(i, new ArgumentException("the context is empty."));
             TokenEncoding first;
             try
             {
@@ -87,7 +87,7 @@ public sealed class QuestionAnswering : Pipeline
             }
             catch (ArgumentException e)
             {
-                throw new ArgumentException($"Input {i + 1}: {e.Message} (the question leaves no room for the context: raise max_seq_len or lower max_question_len).", e);
+                throw new BatchItemException(i, new ArgumentException($"{e.Message} (the question leaves no room for the context: raise max_seq_len or lower max_question_len).", e));
             }
             foreach (var w in new[] { first }.Concat(first.Overflowing)) windows.Add((i, w));
         }

@@ -500,9 +500,10 @@ public sealed partial class BertTokenizer
     }
 }
 
-/// <summary>An input of a batch could not be encoded; <see cref="Index"/> says which.</summary>
+/// <summary>One input of a batch cannot be processed (encoded, or run by a pipeline); <see cref="Index"/> says which
+/// (0-based), the message says it 1-based, and the inner exception says why.</summary>
 public sealed class BatchItemException(int index, ArgumentException inner)
-    : ArgumentException($"Input {index}: {inner.Message}", inner)
+    : ArgumentException($"Input {index + 1}: {inner.Message}", inner)
 {
     /// <summary>The zero-based position in the batch of the first input that failed.</summary>
     public int Index { get; } = index;

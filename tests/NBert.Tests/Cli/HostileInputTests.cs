@@ -283,6 +283,22 @@ public sealed class HostileInputTests : TempDirectoryTest
     }
 
     [Fact]
+    public void An_input_the_pipeline_refuses_comes_after_every_result_before_it_and_is_named_by_its_line()
+    {
+        // Line 301 has no [MASK]: lines 257-300 share its chunk of 256 and must still be answered.
+        var lines = Enumerable.Range(1, 305).Select(i => JsonSerializer.Serialize(new { text = i == 301 ? "no mask here" : $"sentence {i} is [MASK]." })).ToArray();
+        File.WriteAllLines(Temp("in.jsonl"), lines);
+        var r = Run("fill-mask", "--model", Model("pretraining"), "--input", Temp("in.jsonl"), "--json");
+        AssertRefused(r, "line 301:", "no [MASK]");
+        Assert.Equal(300, r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.DoesNotContain("(Parameter", r.Err);
+        File.WriteAllLines(Temp("qa.jsonl"), [JsonSerializer.Serialize(new { question = "Who?", context = "Rollo led them." }), JsonSerializer.Serialize(new { question = " ", context = "x" })]);
+        r = Run("qa", "--model", Model("qa"), "--json", "--input", Temp("qa.jsonl"));
+        AssertRefused(r, "line 2:", "question is empty");
+        Assert.Single(r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
     public void Texts_and_input_together_are_refused()
     {
         File.WriteAllText(Temp("in.jsonl"), "{\"text\": \"x\"}\n");
