@@ -37,7 +37,7 @@ public sealed class HubClient : IDisposable
         var folders = new List<string>();
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(modulesJson));
+            using var doc = IO.JsonFile.Read(modulesJson);
             if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array) return folders;
             foreach (var module in doc.RootElement.EnumerateArray())
                 if (module.ValueKind == System.Text.Json.JsonValueKind.Object && module.TryGetProperty("path", out var p)
@@ -45,7 +45,7 @@ public sealed class HubClient : IDisposable
                     && !folder.Contains("..", StringComparison.Ordinal) && !folder.StartsWith('/') && !folder.Contains('\\'))
                     folders.Add(folder.TrimEnd('/'));
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is NBertException or InvalidOperationException)
         {
             // Not for the client to judge: the embeddings pipeline reads modules.json and names what is wrong with it.
         }
@@ -309,17 +309,18 @@ public sealed class HubClient : IDisposable
     /// <summary>The shard files a sharded checkpoint's index names (its <c>weight_map</c> values).</summary>
     private static IEnumerable<string> Shards(string repo, string index, string path)
     {
+        List<string> shards;
         try
         {
-            using var json = JsonDocument.Parse(File.ReadAllBytes(path));
-            var shards = json.RootElement.GetProperty("weight_map").EnumerateObject().Select(p => p.Value.GetString()!).Distinct().ToList();
-            return shards.All(RepoId.IsSafeFileName) ? shards
-                : throw new HubException(HubError.Protocol, $"{repo}: {index} names a shard outside the repository ({shards.First(s => !RepoId.IsSafeFileName(s))}).");
+            // The same reading as loading the checkpoint (IO.ShardedTensorSource): every value a string, UTF-8, no key twice.
+            shards = IO.ShardedTensorSource.ReadWeightMap(path).Select(p => p.File).Distinct().ToList();
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (NBertException e)
         {
             throw new HubException(HubError.Protocol, $"{repo}: {index} is not a sharded checkpoint index: {e.Message}", e);
         }
+        return shards.All(RepoId.IsSafeFileName) ? shards
+            : throw new HubException(HubError.Protocol, $"{repo}: {index} names a shard outside the repository ({NBertException.Quote(shards.First(s => !RepoId.IsSafeFileName(s)))}).");
     }
 
     private static string CheckRepo(string repo) =>

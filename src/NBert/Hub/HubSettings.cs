@@ -46,7 +46,7 @@ public sealed record HubSettings
         string? Get(string name) => getenv(name) is { Length: > 0 } v ? v : null;
         return new HubSettings
         {
-            Endpoint = (Get("HF_ENDPOINT") ?? DefaultEndpoint).TrimEnd('/'),
+            Endpoint = CheckEndpoint((Get("HF_ENDPOINT") ?? DefaultEndpoint).TrimEnd('/')),
             Token = ReadToken(Get),
             Offline = IsTrue(Get("HF_HUB_OFFLINE") ?? Get("TRANSFORMERS_OFFLINE")), // as huggingface_hub reads it
             CacheDirectory = DefaultCacheDirectory(Get),
@@ -85,9 +85,19 @@ public sealed record HubSettings
         string? value = get(name);
         if (value is null) return TimeSpan.FromSeconds(10);
         if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) || s < 0 || !double.IsFinite(s))
-            throw new NBertException($"Environment variable {name}='{value}' is not a number of seconds.");
+            throw new NBertException($"Environment variable {name}='{NBertException.Quote(value)}' is not a number of seconds.");
+        // A timer waits at most about 49 days (int.MaxValue milliseconds): longer is a mistake, not a wish.
+        if (s > MaxSeconds)
+            throw new NBertException($"Environment variable {name}={NBertException.Quote(value)} seconds is more than a timeout can be ({MaxSeconds:N0} s, about 24 days).");
         return TimeSpan.FromSeconds(s == 0 ? 10 : s); // 0 means the default, as in huggingface_hub
     }
+
+    private const double MaxSeconds = int.MaxValue / 1000.0 / 2;
+
+    /// <summary>HF_ENDPOINT must be an absolute http(s) address.</summary>
+    private static string CheckEndpoint(string endpoint) =>
+        Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" ? endpoint
+            : throw new NBertException($"Environment variable HF_ENDPOINT='{NBertException.Quote(endpoint)}' is not an http(s) address such as {DefaultEndpoint}.");
 
     private static string Expand(string path) =>
         path == "~" ? UserHome() : path.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(), path[2..]) : path;

@@ -92,7 +92,7 @@ public sealed class ShardedTensorSource : ITensorSource
     }
 
     /// <summary>The index's <c>weight_map</c>, tensor to shard file, in file order; every error names the index.</summary>
-    private static List<(string Tensor, string File)> ReadWeightMap(string indexPath)
+    internal static List<(string Tensor, string File)> ReadWeightMap(string indexPath)
     {
         NBertException Error(string message) => new($"{indexPath}: {message}.");
         using var doc = JsonFile.Read(indexPath);

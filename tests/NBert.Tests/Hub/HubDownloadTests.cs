@@ -8,6 +8,24 @@ namespace NBert.Tests.Hub;
 /// corrupt, by branch and commit, sharded, concurrent.</summary>
 public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
 {
+    [Theory]
+    [InlineData("""{"weight_map": {"a": null}}""")]
+    [InlineData("""{"weight_map": {"a": 5}}""")]
+    [InlineData("""{"weight_map": {"a": "../../evil"}}""")]
+    [InlineData("""[1, 2]""")]
+    public async Task A_broken_shard_index_from_the_hub_is_refused_as_a_protocol_error(string index)
+    {
+        string repo = UniqueRepo("badindex");
+        var files = FakeHub.FilesOf(Model("seqcls"));
+        files.Remove("model.safetensors");
+        files["model.safetensors.index.json"] = System.Text.Encoding.UTF8.GetBytes(index);
+        Hub.AddCommit(repo, files);
+        using var client = new HubClient(Settings());
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(repo));
+        Assert.Equal(HubError.Protocol, e.Error);
+        Assert.Contains("model.safetensors.index.json", e.Message);
+    }
+
     [Fact]
     public async Task A_sentence_transformers_repository_brings_its_pooling_files_and_embeds_as_they_say()
     {

@@ -50,6 +50,10 @@ public sealed class HubSettingsTests : TempDirectoryTest
         Assert.Equal(TimeSpan.FromSeconds(10), From(("HF_HUB_DOWNLOAD_TIMEOUT", "0")).DownloadTimeout);
         var e = Assert.Throws<NBertException>(() => From(("HF_HUB_DOWNLOAD_TIMEOUT", "soon")));
         Assert.Contains("HF_HUB_DOWNLOAD_TIMEOUT", e.Message);
+        foreach (string huge in new[] { "1e300", "5000000" })
+            Assert.Contains("HF_HUB_ETAG_TIMEOUT", Assert.Throws<NBertException>(() => From(("HF_HUB_ETAG_TIMEOUT", huge))).Message);
+        foreach (string bad in new[] { "notaurl", "ftp://example.com", "/relative" })
+            Assert.Contains("HF_ENDPOINT", Assert.Throws<NBertException>(() => From(("HF_ENDPOINT", bad))).Message);
     }
 
     [Theory]
