@@ -39,7 +39,7 @@ public static class JsonLinesInput
                 }
                 catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
                 {
-                    bad = new CliException($"{Name(path)}, line {number}: {e.Message}", e);
+                    bad = new CliException($"{Name(path)}, line {number}: {NBertException.Quote(e.Message, 160)}", e);
                 }
                 if (bad is not null)
                 {

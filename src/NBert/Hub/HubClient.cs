@@ -28,8 +28,8 @@ public readonly record struct HubDownloadProgress(string Repo, string File, long
 /// </summary>
 public sealed class HubClient : IDisposable
 {
-    /// <summary>sentence-transformers' files at the top of a model repository (modules.json names the module folders); each is optional.</summary>
-    public static IReadOnlyList<string> SentenceTransformersFiles { get; } = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+    /// <summary>sentence-transformers' files at the top of a model repository (<see cref="IO.Checkpoint.SentenceTransformersFiles"/>).</summary>
+    public static IReadOnlyList<string> SentenceTransformersFiles => IO.Checkpoint.SentenceTransformersFiles;
 
     /// <summary>The module folders modules.json names ("1_Pooling"), those that are plain relative folder names.</summary>
     private static IEnumerable<string> ModuleFolders(string modulesJson)
@@ -53,7 +53,7 @@ public sealed class HubClient : IDisposable
     }
 
     /// <summary>The files a BERT directory may hold besides config.json and the weights; each is optional.</summary>
-    public static IReadOnlyList<string> TokenizerFiles { get; } = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+    public static IReadOnlyList<string> TokenizerFiles => IO.Checkpoint.TokenizerFiles;
 
     /// <summary>The weights in the order transformers looks for them: each single file before its sharded index.</summary>
     public static IReadOnlyList<(string File, string Index)> WeightFiles { get; } =

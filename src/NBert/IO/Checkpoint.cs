@@ -35,8 +35,12 @@ public static class Checkpoint
         string.Equals(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(a)), System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(b)),
             OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
-    /// <summary>The tokenizer files that travel with a model directory.</summary>
-    public static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
+    /// <summary>The tokenizer files that travel with a model directory, each optional (a tokenizer needs tokenizer.json or vocab.txt).</summary>
+    public static IReadOnlyList<string> TokenizerFiles { get; } = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+    /// <summary>sentence-transformers' files at the top of a model directory, each optional (modules.json names the
+    /// module folders, such as 1_Pooling, whose config.json say how the model pools).</summary>
+    public static IReadOnlyList<string> SentenceTransformersFiles { get; } = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
 
     /// <summary>Stages copies of the tokenizer files of <paramref name="source"/> that exist into <paramref name="files"/>,
     /// so a saved model loads as a whole; returns whether there was any.</summary>

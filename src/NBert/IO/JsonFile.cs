@@ -25,7 +25,7 @@ public static class JsonFile
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{path}: not valid JSON ({e.Message}).", e);
+            throw new NBertException($"{path}: not valid JSON ({NBertException.Quote(e.Message, 160)}).", e);
         }
     }
 

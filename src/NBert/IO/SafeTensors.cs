@@ -159,7 +159,7 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
         }
         catch (JsonException e)
         {
-            throw Error($"the header is not valid JSON ({e.Message})");
+            throw Error($"the header is not valid JSON ({NBertException.Quote(e.Message, 160)})");
         }
         using (doc)
         {

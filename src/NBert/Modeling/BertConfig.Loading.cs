@@ -36,7 +36,7 @@ public sealed partial record BertConfig
         }
         catch (JsonException e)
         {
-            throw new NBertException($"not valid JSON ({e.Message})", e);
+            throw new NBertException($"not valid JSON ({NBertException.Quote(e.Message, 160)})", e);
         }
         catch (InvalidOperationException e)
         {

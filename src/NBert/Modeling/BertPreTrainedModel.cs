@@ -222,7 +222,10 @@ public abstract class BertPreTrainedModel : IDisposable
             IntermediateBias, OutputBias, OutputNormWeight, OutputNormBias;
     }
 
-    private Layer[] Layers => _layers ??= Enumerable.Range(0, Config.NumHiddenLayers).Select(i =>
+    // Packed once even when several threads make the first forward pass together (the losers' work is dropped).
+    private Layer[] Layers => Volatile.Read(ref _layers) ?? (Interlocked.CompareExchange(ref _layers, PackLayers(), null) ?? _layers!);
+
+    private Layer[] PackLayers() => Enumerable.Range(0, Config.NumHiddenLayers).Select(i =>
     {
         string l = $"encoder.layer.{i}";
         int h = Config.HiddenSize;
@@ -302,9 +305,10 @@ public abstract class BertPreTrainedModel : IDisposable
         try
         {
             float eps = (float)c.LayerNormEps;
+            var layers = Layers; // one set for the whole pass, even if the weights change meanwhile
             for (int li = 0; li < c.NumHiddenLayers; li++)
             {
-                var layer = Layers[li];
+                var layer = layers[li];
                 Linear(m, x, layer.Qkv, layer.QkvBias, qkv);
                 var probs = outputAttentions ? new float[b * heads * s * s] : null;
                 SelfAttention(qkv, context, inputs.AttentionMask, b, s, heads, d, probs);

@@ -15,8 +15,7 @@ namespace NBert.Pipelines;
 public static class SentenceTransformersConfig
 {
     /// <summary>The files <see cref="Write(string, EmbeddingOptions, int, int)"/> writes, relative to the model directory.</summary>
-    public static IReadOnlyList<string> FileNames { get; } =
-        ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+    public static IReadOnlyList<string> FileNames { get; } = [.. Checkpoint.SentenceTransformersFiles, "1_Pooling/config.json"];
 
     /// <summary>
     /// The embedding options <paramref name="directory"/>'s sentence-transformers files give (the defaults of
@@ -175,7 +174,7 @@ public static class SentenceTransformersConfig
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{path}: not valid JSON ({e.Message}).", e);
+            throw new NBertException($"{path}: not valid JSON ({NBertException.Quote(e.Message, 160)}).", e);
         }
     }
 

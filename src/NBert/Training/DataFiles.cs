@@ -41,7 +41,7 @@ public static class DataFiles
             }
             catch (JsonException x)
             {
-                throw new NBertException($"{where}: not a JSON object ({x.Message}).", x);
+                throw new NBertException($"{where}: not a JSON object ({NBertException.Quote(x.Message, 160)}).", x);
             }
             if (e.ValueKind != JsonValueKind.Object) throw new NBertException($"{where}: not a JSON object.");
             yield return (e, where);

@@ -45,7 +45,7 @@ public static class QuestionAnsweringData
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{path}: not JSON ({e.Message}).", e);
+            throw new NBertException($"{path}: not JSON ({NBertException.Quote(e.Message, 160)}).", e);
         }
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Array)
             throw new NBertException($"{path}: not SQuAD JSON (no \"data\" list).");

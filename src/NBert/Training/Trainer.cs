@@ -405,7 +405,7 @@ public sealed class Trainer
         }
         catch (JsonException e)
         {
-            throw new NBertException($"{statePath}: not valid JSON ({e.Message}).", e);
+            throw new NBertException($"{statePath}: not valid JSON ({NBertException.Quote(e.Message, 160)}).", e);
         }
         long Integer(string field, long min, long max)
         {

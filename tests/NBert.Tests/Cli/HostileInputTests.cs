@@ -351,6 +351,19 @@ public sealed class HostileInputTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_data_file_that_is_not_json_is_not_echoed_into_the_message()
+    {
+        File.WriteAllLines(Temp("big.json"), Enumerable.Range(0, 20_000).Select(i => $"some text number {i} with words,{i % 2}").Prepend("text,label"));
+        var r = Run("evaluate", "--task", "qa", "--model", Model("qa"), "--data", Temp("big.json"));
+        AssertRefused(r, "big.json", "not JSON");
+        Assert.True(r.Err.Length < 400, $"{r.Err.Length} characters of error");
+        File.WriteAllText(Temp("big.jsonl"), "{\"text\": " + new string('x', 100_000) + "\n");
+        r = Run("classify", "--model", Model("seqcls"), "--input", Temp("big.jsonl"));
+        AssertRefused(r, "line 1");
+        Assert.True(r.Err.Length < 400, $"{r.Err.Length} characters of error");
+    }
+
+    [Fact]
     public void Empty_targets_and_an_impossible_mlm_probability_are_refused()
     {
         AssertRefused(Run("fill-mask", "--model", Model("pretraining"), "--targets", ",", "Paris is the [MASK] of France."), "--targets");

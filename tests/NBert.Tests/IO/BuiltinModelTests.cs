@@ -29,9 +29,9 @@ public sealed class BuiltinModelTests : TempDirectoryTest
         Assert.Empty(model.LoadReport!.Initialized);
         foreach (var file in NBert.Pipelines.SentenceTransformersConfig.FileNames) Assert.True(File.Exists(Path.Combine(dir, file)), file);
         Assert.Empty(Directory.GetDirectories(Temp("cache"), ".*")); // no temporary directory left
-        // A directory, or a name that is not built in, resolves to itself.
-        Assert.Equal(Fixtures.Path("model", "qa"), Resolve(Fixtures.Path("model", "qa")));
-        Assert.Equal("some/other/model", Resolve("some/other/model"));
+        // Only built-in names: anything else is an error that lists them (directories and Hub names are ModelResolver's).
+        Assert.Contains("arctic-xs", Assert.Throws<NBertException>(() => Resolve("some/other/model")).Message);
+        Assert.Throws<NBertException>(() => Resolve(Fixtures.Path("model", "qa")));
     }
 
     [Theory]

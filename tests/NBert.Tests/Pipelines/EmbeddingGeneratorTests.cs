@@ -25,7 +25,7 @@ public sealed class EmbeddingGeneratorTests
             Assert.Equal(384, v.Length);
             for (int j = 0; j < 384; j++)
                 Assert.True(Math.Abs(v[j] - expected[i * 384 + j]) <= 1e-5, $"text {i}, component {j}: {v[j]} vs {expected[i * 384 + j]}");
-            Assert.Equal(BuiltinModels.MiniLmHubId, embeddings[i].ModelId);
+            Assert.Equal(BuiltinModels.MiniLmModel.HubId, embeddings[i].ModelId);
         }
         // Usage: every token the model read, [CLS] and [SEP] included, padding not (none of these texts is truncated).
         long tokens = reference.ReadInt64("attention_mask").Sum();
@@ -33,7 +33,7 @@ public sealed class EmbeddingGeneratorTests
         Assert.Equal(tokens, embeddings.Usage.TotalTokenCount);
 
         var metadata = generator.GetService<EmbeddingGeneratorMetadata>()!;
-        Assert.Equal(("NBert", BuiltinModels.MiniLmHubId, 384), (metadata.ProviderName, metadata.DefaultModelId, metadata.DefaultModelDimensions));
+        Assert.Equal(("NBert", BuiltinModels.MiniLmModel.HubId, 384), (metadata.ProviderName, metadata.DefaultModelId, metadata.DefaultModelDimensions));
         Assert.Same(generator, generator.GetService<SentenceEmbeddings>());
         Assert.Null(generator.GetService<EmbeddingGeneratorMetadata>(serviceKey: "other"));
         Assert.Null(generator.GetService<HttpClient>());
@@ -50,7 +50,7 @@ public sealed class EmbeddingGeneratorTests
         for (int j = 0; j < 64; j++) Assert.Equal(full[j] / norm, cut[j], 6);
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => generator.GenerateAsync(["x"], new EmbeddingGenerationOptions { Dimensions = 385 }));
         await Assert.ThrowsAsync<ArgumentException>(() => generator.GenerateAsync(["x"], new EmbeddingGenerationOptions { ModelId = "text-embedding-3-small" }));
-        var same = await generator.GenerateAsync(["A short text."], new EmbeddingGenerationOptions { ModelId = BuiltinModels.MiniLmHubId });
+        var same = await generator.GenerateAsync(["A short text."], new EmbeddingGenerationOptions { ModelId = BuiltinModels.MiniLmModel.HubId });
         Assert.Equal(full, same[0].Vector.ToArray());
     }
 
