@@ -31,9 +31,16 @@ internal static class Batches
     }
 
     /// <summary>The <paramref name="k"/> candidates with the highest values, best first (the lower id first among
-    /// equal values), in one pass that keeps a sorted list of k.</summary>
+    /// equal values), in one pass that keeps a sorted list of k (a full sort when k is large).</summary>
     public static List<(int Id, float Value)> TopK(IEnumerable<int> candidates, ReadOnlySpan<float> values, int k)
     {
+        if (k > 64)
+        {
+            var all = new List<(int Id, float Value)>();
+            foreach (int id in candidates) all.Add((id, values[id]));
+            // Stable: among equal values the lower id (the earlier candidate) stays first, as the one-pass list keeps it.
+            return all.OrderByDescending(c => c.Value).Take(k).ToList();
+        }
         var best = new List<(int Id, float Value)>(k + 1);
         foreach (int id in candidates)
         {

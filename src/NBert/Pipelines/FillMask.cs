@@ -95,7 +95,8 @@ public sealed class FillMask : Pipeline
                 foreach (int m in masks[r])
                 {
                     var probs = Batches.Softmax(logits.AsSpan(at++ * vocab, vocab));
-                    var candidates = Batches.TopK(targetIds ?? Enumerable.Range(0, vocab), probs, topK);
+                    // More than there are candidates is all of them (transformers caps top_k at the targets too).
+                    var candidates = Batches.TopK(targetIds ?? Enumerable.Range(0, vocab), probs, Math.Min(topK, targetIds?.Length ?? vocab));
                     perMask.Add(candidates.Select(c =>
                     {
                         var filled = (int[])ids.Clone();
@@ -117,7 +118,9 @@ public sealed class FillMask : Pipeline
         {
             if (Tokenizer.TokenToId(target) is int id) { ids.Add(id); continue; }
             var pieces = Tokenizer.Encode(target, options: new EncodeOptions { AddSpecialTokens = false }).InputIds;
-            if (pieces.Length == 0) throw new ArgumentException($"The target \"{target}\" gives no token.");
+            if (pieces.Length == 0) throw new ArgumentException($"The target \"{NBertException.Quote(target)}\" gives no token.");
+            // As transformers warns: the word is not a token, so its first piece stands for it.
+            NBertWarnings.Raise($"The target \"{NBertException.Quote(target)}\" is not in the model's vocabulary: its first piece, \"{Tokenizer.IdToToken(pieces[0])}\", stands for it.");
             ids.Add(pieces[0]);
         }
         return ids.Distinct().ToArray();

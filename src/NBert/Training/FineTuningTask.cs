@@ -95,8 +95,11 @@ public sealed class FineTuningTask
             "multi_label_classification" when configLabels => ClassificationProblem.MultiLabel,
             _ => ClassificationData.Problem(all),
         };
+        // Labels come from the training data, as run_glue's label_list: one seen only in evaluation could never be predicted.
         var names = labels ?? (configLabels || train is null ? modelConfig.Id2Label
-            : problem == ClassificationProblem.Regression ? ["LABEL_0"] : ClassificationData.LabelNames(all));
+            : problem == ClassificationProblem.Regression ? ["LABEL_0"] : ClassificationData.LabelNames(train));
+        if (train is { Count: > 0 } && problem == ClassificationProblem.SingleLabel && labels is null && !configLabels && names.Count == 1)
+            NBertWarnings.Raise($"The training data has only one label ('{NBertException.Quote(names[0])}'): the model can only learn to predict it.");
         return new FineTuningTask(FineTuningTaskKind.Classification, names, problem, ClassificationData.Encode(train ?? [], tokenizer, limit, names, problem),
             ClassificationData.Encode(eval, tokenizer, limit, names, problem), tokenizer.PadTokenId, null, new QuestionAnsweringData.Options(), false);
     }
@@ -107,7 +110,7 @@ public sealed class FineTuningTask
     {
         int limit = Limit(FineTuningTaskKind.Ner, modelConfig, maxLength);
         var names = labels ?? (TrainedFor(FineTuningTaskKind.Ner, modelConfig) || train is null ? modelConfig.Id2Label
-            : TokenClassificationData.LabelNames((train ?? []).Concat(eval)));
+            : TokenClassificationData.LabelNames(train));
         return new FineTuningTask(FineTuningTaskKind.Ner, names, default,
             TokenClassificationData.Encode(train ?? [], tokenizer, limit, names, labelAllTokens).Select(x => x.Feature).ToList(),
             TokenClassificationData.Encode(eval, tokenizer, limit, names).Select(x => x.Feature).ToList(), tokenizer.PadTokenId, null,

@@ -116,6 +116,20 @@ public sealed class HostileInputTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_label_seen_only_in_the_evaluation_data_is_refused_and_one_training_label_is_warned_about()
+    {
+        WriteClassification("train.jsonl", new { text = "good one", label = "pos" }, new { text = "bad one", label = "neg" });
+        WriteClassification("dev.jsonl", new { text = "odd one", label = "weird" });
+        AssertRefused(Run("finetune", "--task", "classification", "--model", Model("pretraining"), "--train", Temp("train.jsonl"), "--eval", Temp("dev.jsonl"),
+            "--out", Temp("out")), "dev.jsonl:1", "weird");
+        WriteClassification("single.jsonl", new { text = "good one", label = "pos" }, new { text = "good two", label = "pos" });
+        var r = Run("finetune", "--task", "classification", "--model", Model("pretraining"), "--train", Temp("single.jsonl"), "--eval", Temp("single.jsonl"),
+            "--out", Temp("single"), "--epochs", "1");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("only one label", r.Err);
+    }
+
+    [Fact]
     public void A_regression_label_beyond_float32_is_refused_naming_its_line()
     {
         WriteClassification("train.jsonl", new { text = "a", label = 0.5 }, new { text = "b", label = 1e308 });

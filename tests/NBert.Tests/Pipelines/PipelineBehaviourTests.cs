@@ -15,6 +15,13 @@ public class PipelineBehaviourTests
         var chosen = fill.Run("My dog is [MASK].", new FillMaskOptions { Targets = targets });
         Assert.Equal([all[1].Token, all[3].Token], chosen.Select(c => c.Token)); // best first
         Assert.Equal(all[1].Score, chosen[0].Score);
+        // More candidates than there are: all of them, not an error.
+        Assert.Equal(2, fill.Run("My dog is [MASK].", new FillMaskOptions { Targets = targets, TopK = int.MaxValue }).Count);
+        Assert.Equal(fill.Tokenizer.VocabSize, fill.Run("My dog is [MASK].", new FillMaskOptions { TopK = int.MaxValue }).Count);
+        // A target that is not a token: its first piece, with transformers' warning.
+        var warnings = new List<string>();
+        using (NBertWarnings.Capture(warnings.Add)) fill.Run("My dog is [MASK].", new FillMaskOptions { Targets = ["zzzzqqq"] });
+        Assert.Contains(warnings, w => w.Contains("zzzzqqq") && w.Contains("not in the model's vocabulary"));
     }
 
     [Fact]
