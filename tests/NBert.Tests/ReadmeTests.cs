@@ -7,30 +7,65 @@ using NBert.Pipelines;
 
 namespace NBert.Tests;
 
-/// <summary>The README's first C# example is compiled (as a console program with the SDK's implicit usings) and run
-/// against the fixture classifier: it must build and print each text's label and probability.</summary>
+/// <summary>The README's C# blocks compile (as console programs with the SDK's implicit usings), and the first runs
+/// against the fixture classifier, printing each text's label and probability.</summary>
 public sealed class ReadmeTests
 {
     private static readonly string[] ImplicitUsings =
         ["System", "System.Collections.Generic", "System.IO", "System.Linq", "System.Net.Http", "System.Threading", "System.Threading.Tasks"];
 
+    /// <summary>Every C# block of the README, in order.</summary>
+    private static List<string> Blocks() => Regex.Matches(File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "README.md")), "```csharp\n(.*?)```", RegexOptions.Singleline)
+        .Select(m => m.Groups[1].Value).ToList();
+
+    /// <summary>Compiles a block as a console program: the usings of every block before it (the README reads top down),
+    /// the SDK's implicit ones, and stand-ins for what the prose around it names (texts, context, inputs, labels).</summary>
+    private static CSharpCompilation Compile(IReadOnlyList<string> blocks, int index, string? code = null)
+    {
+        code ??= blocks[index];
+        var usings = blocks.Take(index + 1).SelectMany(b => Regex.Matches(b, @"using ([A-Za-z.]+);").Select(m => m.Groups[1].Value)).Concat(ImplicitUsings).Distinct();
+        string body = Regex.Replace(code, @"^using [A-Za-z.]+;[ \t]*(using [A-Za-z.]+;)?\s*$", "", RegexOptions.Multiline);
+        (string Name, string Declaration)[] standIns =
+        [
+            ("texts", "string[] texts = [\"a text\"];"), ("context", "string context = \"a context\";"),
+            ("tokenizer", "var tokenizer = BertTokenizer.FromPretrained(\"minilm\");"),
+            ("inputs", "ModelInputs inputs = tokenizer.EncodeInputs(texts);"), ("labels", "int[] labels = [0];"),
+        ];
+        bool Used(string name) => Regex.IsMatch(body, $@"\b{name}\b") && !Regex.IsMatch(body, $@"(var|\w) {name} =");
+        var needed = standIns.Where(s => Used(s.Name)).Select(s => s.Name).ToHashSet();
+        if (needed.Contains("inputs")) needed.UnionWith(["tokenizer", "texts"]); // inputs' stand-in is made from them
+        string prelude = string.Concat(standIns.Where(s => needed.Contains(s.Name)).Select(s => s.Declaration + "\n"));
+        var options = new CSharpParseOptions(LanguageVersion.Latest);
+        var trees = new[]
+        {
+            CSharpSyntaxTree.ParseText(prelude + body, options),
+            CSharpSyntaxTree.ParseText(string.Concat(usings.Select(u => $"global using {u};\n")), options),
+        };
+        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Append(typeof(TextClassification).Assembly.Location).Append(typeof(Microsoft.Extensions.AI.Embedding).Assembly.Location)
+            .Distinct().Select(p => MetadataReference.CreateFromFile(p));
+        return CSharpCompilation.Create($"ReadmeBlock{index}", trees, references, new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
+    }
+
+    [Fact]
+    public void Every_csharp_block_compiles()
+    {
+        var blocks = Blocks();
+        Assert.True(blocks.Count >= 8, $"{blocks.Count} C# blocks");
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            var errors = Compile(blocks, i).GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+            Assert.True(errors.Count == 0, $"README C# block {i + 1}:\n{blocks[i]}\n{string.Join("\n", errors)}");
+        }
+    }
+
     [Fact]
     public void The_first_csharp_example_compiles_and_prints_each_texts_label_and_probability()
     {
-        string readme = File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "README.md"));
-        string code = Regex.Match(readme, "```csharp\n(.*?)```", RegexOptions.Singleline).Groups[1].Value;
-        Assert.Contains("BertForSequenceClassification.FromPretrained(\"models/sentiment-minilm\")", code);
+        var blocks = Blocks();
+        Assert.Contains("BertForSequenceClassification.FromPretrained(\"models/sentiment-minilm\")", blocks[0]);
         string model = Fixtures.Path("model", "seqcls");
-        code = code.Replace("\"models/sentiment-minilm\"", JsonSerializer.Serialize(model));
-
-        var trees = new[]
-        {
-            CSharpSyntaxTree.ParseText(code, new CSharpParseOptions(LanguageVersion.Latest)),
-            CSharpSyntaxTree.ParseText(string.Concat(ImplicitUsings.Select(u => $"global using {u};\n")), new CSharpParseOptions(LanguageVersion.Latest)),
-        };
-        var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Append(typeof(TextClassification).Assembly.Location).Distinct().Select(p => MetadataReference.CreateFromFile(p));
-        var compilation = CSharpCompilation.Create("ReadmeExample", trees, references, new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
+        var compilation = Compile(blocks, 0, blocks[0].Replace("\"models/sentiment-minilm\"", JsonSerializer.Serialize(model)));
         using var image = new MemoryStream();
         var emitted = compilation.Emit(image);
         Assert.True(emitted.Success, string.Join("\n", emitted.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error)));

@@ -37,19 +37,19 @@ public static class FineTuneCommands
         var saveSteps = new Option<int?>("--save-steps") { Description = "Also write a resumable checkpoint every N steps" }.AtLeast(1);
         var labelAll = new Option<bool>("--label-all-tokens") { Description = "ner: label every piece of a word, not only the first" };
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
+        var overwrite = OutputDirectory.OverwriteOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var command = new Command("finetune", "Fine-tune a pretrained model for classification, NER or question answering.")
         {
             task, model, train, eval, output, epochs, lr, batchSize, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
-            evalSteps, saveSteps, labelAll, resume, seed,
+            evalSteps, saveSteps, labelAll, resume, overwrite, seed,
         };
         command.SetAction(parse =>
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             string outDir = parse.GetValue(output)!;
-            if (SamePath(outDir, directory))
-                throw new CliException($"--out {outDir} is the model directory of --model: fine-tuning would overwrite the model it starts from; give another --out.");
+            OutputDirectory.Check(outDir, parse.GetValue(overwrite), directory, parse.GetValue(resume), resumable: true);
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
             var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -133,11 +133,6 @@ public static class FineTuneCommands
         new($"training diverged at step {e.Step}: the loss is {e.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
             $"{e.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower --lr (now {lr.ToString("G3", CultureInfo.InvariantCulture)})" +
             (maxGradNorm > 0 ? "" : " or clip the gradients with --max-grad-norm 1") + $"; {Path.Combine(outDir, "metrics.jsonl")} keeps what was logged before it.", e);
-
-    /// <summary>Whether two paths name the same directory (a trailing separator or a relative form aside).</summary>
-    internal static bool SamePath(string a, string b) =>
-        string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
-            OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>Reads data, turning a missing, unreadable or malformed file into a message (exit code 2).</summary>
     internal static T Data<T>(Func<T> read)

@@ -66,12 +66,14 @@ public static class ModelCommands
         var seed = new Option<int>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
         var architecture = new Option<string?>("--architecture") { Description = "BertModel, BertForPreTraining, ... (default: the config's architectures, else BertModel)" };
         var vocab = new Option<string?>("--vocab") { Description = "vocab.txt to copy beside the weights" };
+        var overwrite = OutputDirectory.OverwriteOption();
         var command = new Command("init", "Write a randomly initialised checkpoint (transformers' scheme) that transformers can load.")
         {
-            config, output, seed, architecture, vocab,
+            config, output, seed, architecture, vocab, overwrite,
         };
         command.SetAction(parse =>
         {
+            OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite));
             string configPath = parse.GetValue(config)!;
             var c = LoadConfig(configPath);
             BertArchitecture arch;
@@ -116,13 +118,15 @@ public static class ModelCommands
         var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT model (BertModel)" };
         var vocab = new Option<string>("--vocab") { Description = "Its vocab.txt", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write the checkpoint to", Required = true };
-        var heads = new Option<int?>("--heads") { Description = "Attention heads, when the graph does not say" };
+        var heads = new Option<int?>("--heads") { Description = "Attention heads, when the graph does not say" }.AtLeast(1);
+        var overwrite = OutputDirectory.OverwriteOption();
         var command = new Command("import-onnx", "Turn an ONNX BERT into an ordinary checkpoint directory (config.json, model.safetensors, vocab.txt).")
         {
-            onnx, vocab, output, heads,
+            onnx, vocab, output, heads, overwrite,
         };
         command.SetAction(parse =>
         {
+            OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite));
             OnnxImport.Result result;
             try
             {

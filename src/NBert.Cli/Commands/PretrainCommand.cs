@@ -36,16 +36,20 @@ public static class PretrainCommand
         var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate on the held-out corpus every N steps (default: at the end)" }.AtLeast(1);
         var saveSteps = new Option<int?>("--save-steps") { Description = "Write a resumable checkpoint every N steps" }.AtLeast(1);
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
+        var overwrite = OutputDirectory.OverwriteOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var loggingFirstStep = new Option<bool>("--logging-first-step") { Description = "Also log the first step's loss" };
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
             model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, dupeFactor, shortSeq, maxPredictions,
-            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, seed, loggingSteps, loggingFirstStep,
+            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
         };
         command.SetAction(parse =>
         {
+            string outDir = parse.GetValue(output)!;
+            OutputDirectory.Check(outDir, parse.GetValue(overwrite), parse.GetValue(model) is { } m ? ModelCommands.Resolve(m) : null,
+                parse.GetValue(resume), resumable: true);
             bool nsp = !parse.GetValue(noNsp);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
@@ -55,7 +59,6 @@ public static class PretrainCommand
                 throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
             IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
-            string outDir = parse.GetValue(output)!;
             Directory.CreateDirectory(outDir);
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
             string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");

@@ -32,9 +32,10 @@ public static class TrainingCommands
         var output = new Option<string>("--out") { Description = "Directory for the final checkpoint (config.json, model.safetensors, tokenizer files)", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed for dropout", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "One JSON line per step instead of text" };
+        var overwrite = OutputDirectory.OverwriteOption();
         var command = new Command("overfit", "Train on one batch for N steps and print the loss at every step: a setup that can learn drives it towards zero.")
         {
-            model, batchPath, steps, lr, weightDecay, maxGradNorm, epsilon, scheduler, warmup, dropout, grads, output, seed, json,
+            model, batchPath, steps, lr, weightDecay, maxGradNorm, epsilon, scheduler, warmup, dropout, grads, output, seed, json, overwrite,
         };
         command.SetAction(parse =>
         {
@@ -43,6 +44,7 @@ public static class TrainingCommands
             double p = parse.GetValue(dropout);
             if (!(p >= 0 && p < 1)) throw new CliException($"--dropout must be in [0, 1), not {p}.");
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite), directory);
             var pretrained = ModelCommands.Load(directory, null);
             if (pretrained.Architecture == BertArchitecture.BertModel)
                 throw new CliException($"{directory}: config.json names no head (architectures is BertModel or empty), so there is no loss to train. Load a checkpoint with a head, or set architectures.");

@@ -14,9 +14,11 @@ public static class VocabCommand
         var lowercase = new Option<bool>("--lowercase") { Description = "Lowercase and strip accents (an uncased vocabulary)" };
         var minFrequency = new Option<int>("--min-frequency") { Description = "Merge only pairs seen at least this often", DefaultValueFactory = _ => 0 }.AtLeast(0);
         var output = new Option<string>("--out") { Description = "Directory for vocab.txt, tokenizer.json and tokenizer_config.json", Required = true };
-        var command = new Command("vocab", "Train a WordPiece vocabulary on a corpus (writes files transformers loads).") { corpus, size, lowercase, minFrequency, output };
+        var overwrite = OutputDirectory.OverwriteOption();
+        var command = new Command("vocab", "Train a WordPiece vocabulary on a corpus (writes files transformers loads).") { corpus, size, lowercase, minFrequency, output, overwrite };
         command.SetAction(parse =>
         {
+            OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite));
             int n = parse.GetValue(size);
             if (n <= WordPieceTrainer.SpecialTokens.Length) throw new CliException($"--size must be above {WordPieceTrainer.SpecialTokens.Length}, not {n}.");
             var trainer = new WordPieceTrainer(n, parse.GetValue(lowercase), parse.GetValue(minFrequency));

@@ -173,6 +173,29 @@ public sealed class HubClient : IDisposable
         return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
     }
 
+    /// <summary>
+    /// Downloads what a tokenizer needs, as transformers' <c>AutoTokenizer.from_pretrained</c> would: config.json when the
+    /// repository has one (the model's length limit), and the tokenizer files it has (<see cref="TokenizerFiles"/>); no
+    /// weights.
+    /// </summary>
+    /// <exception cref="HubException">As <see cref="DownloadAsync"/>, and when the repository has neither tokenizer.json nor vocab.txt.</exception>
+    public async Task<HubSnapshot> DownloadTokenizerAsync(string repo, string? revision = null, CancellationToken cancellation = default)
+    {
+        var cache = Cache(repo);
+        revision = CheckRevision(revision);
+        string commit = revision;
+        var files = new List<string>();
+        foreach (string file in TokenizerFiles.Prepend("config.json"))
+        {
+            var (path, at) = await FetchAsync(cache, commit, file, optional: true, cancellation).ConfigureAwait(false);
+            commit = at; // the first answer names the commit: the other files come from the same one
+            if (path is not null) files.Add(file);
+        }
+        if (!files.Contains("tokenizer.json") && !files.Contains("vocab.txt"))
+            throw new HubException(HubError.EntryNotFound, $"{repo}@{revision} has no tokenizer: neither tokenizer.json nor vocab.txt.");
+        return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
+    }
+
     /// <summary>One file at a revision: its path in the snapshot (null when it does not exist and is optional) and the commit.</summary>
     private async Task<(string? Path, string Commit)> FetchAsync(HubCache cache, string revision, string file, bool optional, CancellationToken cancellation)
     {

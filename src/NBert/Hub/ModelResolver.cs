@@ -28,8 +28,24 @@ public static class ModelResolver
         return ResolveAsync(nameOrPath, hub, progress, cancellation).GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// The local directory holding <paramref name="nameOrPath"/>'s tokenizer: as <see cref="Resolve(string)"/>, but a Hub
+    /// repository is fetched without its weights (config.json and the tokenizer files only), as transformers'
+    /// <c>AutoTokenizer.from_pretrained</c> does, so a tokenizer-only repository loads too.
+    /// </summary>
+    /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
+    public static string ResolveTokenizer(string nameOrPath, HubSettings? hub = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
+        if (Local(nameOrPath) is { } local) return local;
+        return ResolveAsync(nameOrPath, hub, null, CancellationToken.None, tokenizerOnly: true).GetAwaiter().GetResult();
+    }
+
     /// <summary>As <see cref="Resolve(string, HubSettings?, IProgress{HubDownloadProgress}?, CancellationToken)"/>, without blocking on a download.</summary>
-    public static async Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
+    public static Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default) =>
+        ResolveAsync(nameOrPath, hub, progress, cancellation, tokenizerOnly: false);
+
+    private static async Task<string> ResolveAsync(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress, CancellationToken cancellation, bool tokenizerOnly)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
         if (Local(nameOrPath) is { } local) return local;
@@ -39,7 +55,10 @@ public static class ModelResolver
         using var client = new HubClient(hub ?? HubSettings.FromEnvironment()) { Progress = progress };
         try
         {
-            return (await client.DownloadModelAsync(repo, revision, cancellation).ConfigureAwait(false)).Directory;
+            var snapshot = tokenizerOnly
+                ? await client.DownloadTokenizerAsync(repo, revision, cancellation).ConfigureAwait(false)
+                : await client.DownloadModelAsync(repo, revision, cancellation).ConfigureAwait(false);
+            return snapshot.Directory;
         }
         catch (HubException e) when (e.Error is HubError.RepositoryNotFound or HubError.NotInCache or HubError.Unreachable)
         {

@@ -29,6 +29,12 @@ public static class Checkpoint
         throw new FileNotFoundException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.");
     }
 
+    /// <summary>Whether two paths name the same directory (a trailing separator or a relative form aside; case-insensitive
+    /// where the file system usually is).</summary>
+    public static bool IsSameDirectory(string a, string b) =>
+        string.Equals(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(a)), System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(b)),
+            OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
+
     /// <summary>The tokenizer files that travel with a model directory.</summary>
     public static readonly string[] TokenizerFiles = ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"];
 

@@ -54,7 +54,7 @@ public sealed partial class BertTokenizer
     /// </summary>
     public static BertTokenizer FromPretrained(string nameOrPath)
     {
-        string directory = Hub.ModelResolver.Resolve(nameOrPath);
+        string directory = Hub.ModelResolver.ResolveTokenizer(nameOrPath);
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
         BertTokenizer tokenizer;

@@ -89,8 +89,7 @@ public static class FineTuning
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
         if (task.Train.Count == 0) throw new ArgumentException("There is no training data.");
-        if (tokenizer.VocabSize > model.Config.VocabSize)
-            throw new ArgumentException($"The tokenizer has {tokenizer.VocabSize:N0} tokens but the model's vocabulary {model.Config.VocabSize:N0}: they do not belong together.");
+        model.EnsureTokenizerFits(tokenizer);
         var head = model.WithArchitecture(task.Architecture, task.Configure, o.Seed);
         var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);

@@ -182,6 +182,8 @@ public sealed class Trainer
         CancellationToken cancellationToken = default)
     {
         if (resume && outputDirectory is null) throw new ArgumentException("Resuming needs the output directory that holds the checkpoints.", nameof(resume));
+        if (outputDirectory is not null && _tokenizer?.SourceDirectory is { } source && Checkpoint.IsSameDirectory(outputDirectory, source))
+            throw new NBertException($"{outputDirectory} is the directory the model's tokenizer (and so, most likely, the model) came from: training would overwrite it; write elsewhere.");
         if (outputDirectory is not null) Directory.CreateDirectory(outputDirectory);
         _progress = progress;
         var o = Options;

@@ -268,6 +268,40 @@ public sealed class HostileInputTests : TempDirectoryTest
         Assert.Equal(before, File.ReadAllBytes(Path.Combine(copy, "model.safetensors")));
     }
 
+    [Fact]
+    public void Pretrain_and_overfit_refuse_to_write_into_the_model_they_start_from()
+    {
+        string copy = Temp("model");
+        Directory.CreateDirectory(copy);
+        foreach (var f in Directory.GetFiles(Model("pretraining"))) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var before = File.ReadAllBytes(Path.Combine(copy, "model.safetensors"));
+        File.WriteAllLines(Temp("corpus.txt"), ["One sentence here.", "Another one.", "", "A new document.", "And more."]);
+        AssertRefused(Run("pretrain", "--model", copy, "--corpus", Temp("corpus.txt"), "--out", copy, "--steps", "1"), "--out", "--model");
+        AssertRefused(Run("overfit", "--model", copy, "--batch", Fixtures.Path("training", "pretraining_grads.safetensors"), "--steps", "1", "--out", copy + "/"), "--out", "--model");
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(copy, "model.safetensors")));
+    }
+
+    [Fact]
+    public void An_out_directory_that_holds_files_is_refused_unless_overwrite_is_given()
+    {
+        Directory.CreateDirectory(Temp("mine"));
+        File.WriteAllText(Temp("mine/config.json"), "{\"mine\": true}");
+        File.WriteAllText(Temp("mine/notes.txt"), "my notes");
+        WriteSentiment("train.jsonl", 8);
+        File.WriteAllLines(Temp("corpus.txt"), ["one two three four five", "six seven eight nine ten"]);
+        var refusals = new[]
+        {
+            Run("finetune", "--task", "classification", "--model", Model("pretraining"), "--train", Temp("train.jsonl"), "--eval", Temp("train.jsonl"), "--out", Temp("mine")),
+            Run("init", "--config", Path.Combine(Model("pretraining"), "config.json"), "--out", Temp("mine")),
+            Run("vocab", "--corpus", Temp("corpus.txt"), "--size", "40", "--out", Temp("mine")),
+        };
+        foreach (var r in refusals) AssertRefused(r, "already holds files", "--overwrite");
+        Assert.Equal("{\"mine\": true}", File.ReadAllText(Temp("mine/config.json")));
+        var ok = Run("init", "--config", Path.Combine(Model("pretraining"), "config.json"), "--out", Temp("mine"), "--overwrite");
+        Assert.True(ok.Code == 0, ok.Err);
+        Assert.Equal("my notes", File.ReadAllText(Temp("mine/notes.txt")));
+    }
+
     // ---- streamed input keeps what came before a bad line ----
 
     [Theory]

@@ -97,7 +97,7 @@ public sealed class ModelCommandTests : TempDirectoryTest
         string dir = Temp("out");
         Directory.CreateDirectory(Path.Combine(dir, "model.safetensors")); // the weights cannot be renamed into place
         var (code, _, error) = Run("init", "--config", Fixtures.Path("model", "seqcls", "config.json"), "--out", dir,
-            "--vocab", Fixtures.Path("model", "seqcls", "vocab.txt"));
+            "--vocab", Fixtures.Path("model", "seqcls", "vocab.txt"), "--overwrite");
         Assert.NotEqual(0, code);
         Assert.Contains("model.safetensors", error);
         Assert.Equal([Path.Combine(dir, "model.safetensors")], Directory.GetFileSystemEntries(dir));

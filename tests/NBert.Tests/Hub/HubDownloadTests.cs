@@ -8,6 +8,26 @@ namespace NBert.Tests.Hub;
 /// corrupt, by branch and commit, sharded, concurrent.</summary>
 public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
 {
+    [Fact]
+    public void A_tokenizer_is_fetched_without_the_weights_and_a_tokenizer_only_repository_loads()
+    {
+        string repo = UniqueRepo("tok");
+        Hub.AddModel(repo, Model("seqcls"));
+        string directory = ModelResolver.ResolveTokenizer(repo, Settings());
+        Assert.DoesNotContain(Hub.RequestsFor(repo), r => r.File.EndsWith(".safetensors", StringComparison.Ordinal) || r.File.EndsWith(".bin", StringComparison.Ordinal));
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Model("seqcls")).Encode("A fine film.").InputIds,
+            NBert.Tokenization.BertTokenizer.FromPretrained(directory).Encode("A fine film.").InputIds);
+        Assert.Equal(128, NBert.Tokenization.BertTokenizer.FromPretrained(directory).MaxPositionEmbeddings); // config.json came too
+
+        string only = UniqueRepo("tokonly");
+        Hub.AddCommit(only, FakeHub.FilesOf(Model("seqcls")).Where(f => f.Key.StartsWith("tokenizer", StringComparison.Ordinal) || f.Key == "vocab.txt")
+            .ToDictionary(f => f.Key, f => f.Value));
+        var tokenizerOnly = NBert.Tokenization.BertTokenizer.FromPretrained(ModelResolver.ResolveTokenizer(only, Settings()));
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Model("seqcls")).Encode("A fine film.").InputIds, tokenizerOnly.Encode("A fine film.").InputIds);
+        Assert.Null(tokenizerOnly.MaxPositionEmbeddings); // no config.json in that repository
+        Assert.Throws<HubException>(() => ModelResolver.Resolve(only, Settings())); // as a model it has no weights
+    }
+
     [Theory]
     [InlineData("""{"weight_map": {"a": null}}""")]
     [InlineData("""{"weight_map": {"a": 5}}""")]

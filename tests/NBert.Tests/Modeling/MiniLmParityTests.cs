@@ -94,7 +94,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
         Assert.Empty(BertPreTrainedModel.FromPretrained(output).LoadReport!.Initialized);
         Assert.Equal(["[CLS]", "hello", "[SEP]"], BertTokenizer.FromPretrained(output).Encode("Hello").Tokens);
         File.WriteAllText(Path.Combine(Dir, "bad.onnx"), "not onnx");
-        Assert.Equal(2, NBert.Cli.Program.Run(["import-onnx", Path.Combine(Dir, "bad.onnx"), "--vocab", vocab, "--out", output], new StringReader(""), stdout, stderr));
+        Assert.Equal(2, NBert.Cli.Program.Run(["import-onnx", Path.Combine(Dir, "bad.onnx"), "--vocab", vocab, "--out", output, "--overwrite"], new StringReader(""), stdout, stderr));
         Assert.Contains("bad.onnx", stderr.ToString());
     }
 

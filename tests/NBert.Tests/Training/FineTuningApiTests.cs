@@ -42,6 +42,18 @@ public sealed class FineTuningApiTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Fine_tuning_into_the_directory_the_tokenizer_came_from_is_refused()
+    {
+        string copy = Temp("model");
+        Directory.CreateDirectory(copy);
+        foreach (var f in Directory.GetFiles(Base)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+        var e = Assert.Throws<NBertException>(() => FineTuning.Classification(BertPreTrainedModel.FromPretrained(copy), BertTokenizer.FromPretrained(copy),
+            Sentiment(8, 1), options: new FineTuningOptions { Epochs = 1 }, outputDirectory: copy));
+        Assert.Contains("overwrite", e.Message);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Base, "model.safetensors")), File.ReadAllBytes(Path.Combine(copy, "model.safetensors")));
+    }
+
+    [Fact]
     public void A_cancelled_run_stops_before_its_next_step_and_leaves_a_checkpoint_to_resume_from()
     {
         using var cancel = new CancellationTokenSource();
