@@ -214,7 +214,7 @@ internal sealed class BatchingQueue
         }
         catch (ArgumentException e)
         {
-            batch[0].Fail(ServerError.Refused(e.Message));
+            batch[0].Fail(ServerError.Refused(e));
         }
         catch (Exception e)
         {

@@ -17,6 +17,8 @@ internal sealed class Call(HttpContext http)
     /// <summary>TEI's <c>method</c> label: "single" or "batch".</summary>
     public string Method { get; set; } = "single";
     public Compute? Compute { get; set; }
+    /// <summary>Whether the request counts in <c>te_request_count</c> and <c>te_request_failure</c>: the POST routes', as TEI counts them.</summary>
+    public bool Counted { get; set; }
 
     public void Inputs(bool single) => Method = single ? "single" : "batch";
 }

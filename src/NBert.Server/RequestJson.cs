@@ -27,6 +27,50 @@ internal static class RequestJson
     public static JsonElement Required(JsonElement o, string name) =>
         o.TryGetProperty(name, out var v) ? v : throw ServerError.WrongJson($"missing field `{name}`");
 
+    /// <summary>
+    /// Refuses a body with a string that is not text: an escaped lone surrogate (<c>"\ud800"</c>), which JSON's syntax
+    /// allows but no character is. TEI's JSON reader refuses it while parsing (400); System.Text.Json only when the
+    /// string is read, so every string and name is read here once, and the error names where it is.
+    /// </summary>
+    public static void CheckText(JsonElement e, string path = "$")
+    {
+        switch (e.ValueKind)
+        {
+            case JsonValueKind.String:
+                try
+                {
+                    e.GetString();
+                }
+                catch (InvalidOperationException)
+                {
+                    throw ServerError.NotJson($"{path}: a string with a lone surrogate (\\ud800-\\udfff not in a pair), which is not text");
+                }
+                break;
+            case JsonValueKind.Array:
+                int i = 0;
+                foreach (var item in e.EnumerateArray()) CheckText(item, $"{path}[{i++}]");
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in e.EnumerateObject())
+                {
+                    string name;
+                    try
+                    {
+                        name = property.Name;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        throw ServerError.NotJson($"{path}: a field name with a lone surrogate (\\ud800-\\udfff not in a pair), which is not text");
+                    }
+                    CheckText(property.Value, $"{path}.{name}");
+                }
+                break;
+        }
+    }
+
+    /// <summary>The string field, or null when it is absent or null.</summary>
+    public static string? OptionalString(JsonElement o, string name) => Optional(o, name) is { } v ? String(v, name) : null;
+
     public static string String(JsonElement e, string field) =>
         e.ValueKind == JsonValueKind.String ? e.GetString()! : throw Wrong(field, "a string");
 

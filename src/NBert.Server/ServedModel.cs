@@ -18,36 +18,40 @@ internal enum EncoderOutput { Pooled, Tokens, Logits }
 /// </summary>
 internal sealed class ServedModel : IDisposable
 {
+    /// <summary>The model's name in answers (<c>/info</c>'s <c>model_id</c>, <c>/v1/embeddings</c>' <c>model</c>), as the
+    /// library's embedding metadata names it (<see cref="ModelResolver.ModelId"/>).</summary>
     public string ModelId { get; }
     public string Task { get; }
     public BertTokenizer Tokenizer { get; }
     public BertConfig Config { get; }
-    /// <summary>The most tokens an input may have (special tokens included).</summary>
-    public int MaxInputLength { get; }
-    public Pooling Pooling { get; }
+    /// <summary>The most tokens an input may have (special tokens included): the library's limit for the model
+    /// (<see cref="SentenceEmbeddings.MaxTokens"/>: sentence-transformers' max_seq_length when the model has one, else
+    /// the tokenizer's, at most the position embeddings), so <c>/embed</c> truncates where <c>nbert embed</c> does.</summary>
+    public int MaxInputLength => _embeddings.MaxTokens;
+    public Pooling Pooling => _embeddings.Options.Pooling;
 
     private readonly BertPreTrainedModel _model;
-    private readonly SentenceEmbeddings _pooler;
+    /// <summary>The library's embedder over the served model: its options are the model's own (the one defaults rule
+    /// of <see cref="SentenceEmbeddings.ModelOptions"/>), never normalised (a request says whether to normalise).</summary>
+    private readonly SentenceEmbeddings _embeddings;
     private readonly FillMask? _fillMask;
     private readonly TokenClassification? _tokenClassification;
     private readonly QuestionAnswering? _questionAnswering;
     private readonly NextSentence? _nextSentence;
 
-    private ServedModel(string modelId, string directory, Pooling? pooling)
+    private ServedModel(string nameOrPath, string directory, Pooling? pooling)
     {
-        ModelId = modelId;
-        // sentence-transformers' files say how the model pools and how long its inputs may be (TEI reads them too).
-        var own = SentenceTransformersConfig.Read(directory);
-        Pooling = pooling ?? own?.Pooling ?? Pooling.Mean;
-        Config = BertConfig.Load(Path.Combine(directory, "config.json"));
+        ModelId = ModelResolver.ModelId(nameOrPath);
+        string configPath = Path.Combine(directory, "config.json");
+        Config = BertConfig.Load(configPath);
         BertArchitecture architecture;
         try
         {
             architecture = BertArchitectures.FromConfig(Config);
         }
-        catch (NotSupportedException e)
+        catch (NBertException e)
         {
-            throw new NBertException($"{directory}: {e.Message}", e);
+            throw new NBertException($"{configPath}: {e.Message}", e);
         }
         Task = architecture switch
         {
@@ -59,22 +63,35 @@ internal sealed class ServedModel : IDisposable
             BertArchitecture.BertForNextSentencePrediction => "next-sentence",
             _ => "pretraining",
         };
+        // An embedding model pools, truncates and prompts as its sentence-transformers files say (TEI reads them too),
+        // else by the library's defaults; the other heads take the library's defaults (the model's length limit).
+        var own = Task == "embedding" ? SentenceEmbeddings.ModelOptions(directory) : new EmbeddingOptions();
         Tokenizer = BertTokenizer.FromPretrained(directory);
         _model = BertPreTrainedModel.FromPretrained(directory, architecture);
-        _pooler = new SentenceEmbeddings(Tokenizer, _model, new EmbeddingOptions { Pooling = Pooling, Normalize = false });
-        if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
-        if (Task is "next-sentence" or "pretraining") _nextSentence = new NextSentence(Tokenizer, _model);
-        if (Task == "token-classification") _tokenClassification = new TokenClassification(Tokenizer, _model);
-        if (Task == "question-answering") _questionAnswering = new QuestionAnswering(Tokenizer, _model);
-        // TEI's rule: sentence-transformers' max_seq_length when the model has one, else the position embeddings;
-        // NBert also keeps to the tokenizer's model_max_length.
-        int limit = Math.Min(Tokenizer.ModelMaxLength ?? Config.MaxPositionEmbeddings, Config.MaxPositionEmbeddings);
-        if (own?.MaxLength is int own_length) limit = Math.Min(limit, own_length);
-        MaxInputLength = limit;
+        try
+        {
+            _embeddings = new SentenceEmbeddings(Tokenizer, _model, own with { Pooling = pooling ?? own.Pooling, Normalize = false });
+            if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
+            if (Task is "next-sentence" or "pretraining") _nextSentence = new NextSentence(Tokenizer, _model);
+            if (Task == "token-classification") _tokenClassification = new TokenClassification(Tokenizer, _model);
+            if (Task == "question-answering") _questionAnswering = new QuestionAnswering(Tokenizer, _model);
+        }
+        catch
+        {
+            _model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Releases the model's packed weights (call it once no forward pass can run).</summary>
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        IsDisposed = true;
+        _model.Dispose();
+    }
+
+    /// <summary>Whether <see cref="Dispose"/> has run (the model can no longer run).</summary>
+    internal bool IsDisposed { get; private set; }
 
     /// <summary>Loads a model directory or name (through <see cref="ModelResolver"/>), pooling as
     /// <paramref name="pooling"/> says, else as the model's sentence-transformers files say, else by mean.</summary>
@@ -91,7 +108,8 @@ internal sealed class ServedModel : IDisposable
         _ => Task == route,
     };
 
-    /// <summary>TEI's <c>model_type</c> for <c>/info</c>: <c>{"embedding": {"pooling": "mean"}}</c>, <c>{"classifier": {"id2label", "label2id"}}</c>, ...</summary>
+    /// <summary>TEI's <c>model_type</c> for <c>/info</c>: <c>{"embedding": {"pooling": "mean"}}</c>, <c>{"classifier": {"id2label", "label2id"}}</c>, ...
+    /// A label given to several ids maps to the first in label2id, as <see cref="BertConfig.Label2Id"/> says.</summary>
     public object ModelType()
     {
         object details = Task == "embedding"
@@ -99,26 +117,46 @@ internal sealed class ServedModel : IDisposable
             : new Dictionary<string, object>
             {
                 ["id2label"] = Config.Id2Label.Select((label, i) => (label, i)).ToDictionary(x => x.i.ToString(System.Globalization.CultureInfo.InvariantCulture), x => x.label),
-                ["label2id"] = Config.Id2Label.Select((label, i) => (label, i)).ToDictionary(x => x.label, x => x.i),
+                ["label2id"] = Config.Label2Id,
             };
         return new Dictionary<string, object> { [Task] = details };
     }
 
     // ---- tokenization, on the request's thread ----
 
-    /// <summary>A text or pair as the model will see it, truncated to <see cref="MaxInputLength"/> from the given side
-    /// when <paramref name="truncate"/>, else refused (413) when longer, as TEI does.</summary>
-    public TokenEncoding Encode(string text, string? pair, bool truncate, TruncationSide side, bool addSpecialTokens = true) =>
-        Encode(text, pair, truncate, side, addSpecialTokens, limitTokens: true);
+    /// <summary>
+    /// The text an embedding input is prefixed with: the prompt <paramref name="promptName"/> names, else the model's
+    /// default prompt (sentence-transformers' <c>default_prompt_name</c>), else none; as <see cref="SentenceEmbeddings.Embed(IReadOnlyList{string}, string?)"/>
+    /// and TEI choose it. A name the model does not have is TEI's validation error (413), naming the model's prompts.
+    /// </summary>
+    public string? Prompt(string? promptName)
+    {
+        var options = _embeddings.Options;
+        if ((promptName ?? options.DefaultPromptName) is not { } name) return null;
+        if (!options.Prompts.TryGetValue(name, out var prompt))
+            throw ServerError.Invalid($"`prompt_name` is '{name}', which is not one of the model's prompts " +
+                (options.Prompts.Count == 0 ? "(it has none)" : $"({string.Join(", ", options.Prompts.Keys)})"));
+        if (!options.IncludePrompt)
+            throw ServerError.Refused("The model's pooling excludes the prompt's tokens (include_prompt false), which NBert does not do: embed without a prompt.");
+        return prompt;
+    }
 
-    /// <summary>A text's tokens for <c>/tokenize</c>: no truncation and no token limit (TEI checks only the characters).</summary>
-    public TokenEncoding Tokenize(string text, bool addSpecialTokens) =>
-        Encode(text, null, truncate: false, TruncationSide.Right, addSpecialTokens, limitTokens: false);
+    /// <summary>A text or pair as the model will see it (after <paramref name="prompt"/>, when given), truncated to
+    /// <see cref="MaxInputLength"/> from the given side when <paramref name="truncate"/>, else refused (413) when
+    /// longer, as TEI does.</summary>
+    public TokenEncoding Encode(string text, string? pair, bool truncate, TruncationSide side, string? prompt = null) =>
+        Encode(text, pair, truncate, side, addSpecialTokens: true, limitTokens: true, prompt);
 
-    private TokenEncoding Encode(string text, string? pair, bool truncate, TruncationSide side, bool addSpecialTokens, bool limitTokens)
+    /// <summary>A text's tokens for <c>/tokenize</c>, of the text after <paramref name="prompt"/> (when given): no
+    /// truncation and no token limit (TEI checks only the characters).</summary>
+    public TokenEncoding Tokenize(string text, bool addSpecialTokens, string? prompt) =>
+        Encode(text, null, truncate: false, TruncationSide.Right, addSpecialTokens, limitTokens: false, prompt);
+
+    private TokenEncoding Encode(string text, string? pair, bool truncate, TruncationSide side, bool addSpecialTokens, bool limitTokens, string? prompt)
     {
         if (text.Length == 0 && string.IsNullOrEmpty(pair)) throw ServerError.Empty("inputs");
-        // TEI refuses (or cuts, when truncating) texts of more than 250 characters per token before tokenizing.
+        // TEI refuses (or cuts, when truncating) texts of more than 250 characters per token before tokenizing; the
+        // prompt is added after the check.
         long chars = CountChars(text) + (pair is null ? 0 : CountChars(pair)), charLimit = (long)MaxInputLength * 250;
         if (chars > charLimit)
         {
@@ -126,7 +164,7 @@ internal sealed class ServedModel : IDisposable
             text = Cut(text, (int)(pair is null ? charLimit : charLimit / 2));
             if (pair is not null) pair = Cut(pair, (int)(charLimit / 2));
         }
-        var e = Tokenizer.Encode(text, pair, new EncodeOptions
+        var e = Tokenizer.Encode(prompt + text, pair, new EncodeOptions
         {
             AddSpecialTokens = addSpecialTokens,
             Truncation = truncate ? TruncationStrategy.LongestFirst : TruncationStrategy.None,
@@ -138,17 +176,43 @@ internal sealed class ServedModel : IDisposable
         return e;
     }
 
-    /// <summary>Token ids given instead of text: decoded and encoded again without special tokens, as TEI does.</summary>
-    public TokenEncoding EncodeIds(int[] ids, bool truncate, TruncationSide side)
+    /// <summary>
+    /// Token ids given instead of text (input <paramref name="input"/> of the request): decoded and encoded again, as
+    /// TEI does (without special tokens; with a prompt, the special tokens are dropped from the ids and added around
+    /// the prompted text). An id outside the vocabulary is refused (422, naming it): Hugging Face's decoder would
+    /// drop it without a word, and the model would see other text than was sent.
+    /// </summary>
+    public TokenEncoding EncodeIds(int[] ids, bool truncate, TruncationSide side, string? prompt, int input)
     {
         if (ids.Length == 0) throw ServerError.Empty("inputs");
-        return Encode(Tokenizer.Decode(ids), null, truncate, side, addSpecialTokens: false);
+        for (int i = 0; i < ids.Length; i++)
+            if (ids[i] >= Tokenizer.VocabSize)
+                throw ServerError.Refused($"`inputs`: token id {ids[i]} (input {input + 1}, position {i + 1}) is outside the " +
+                    $"vocabulary 0..{Tokenizer.VocabSize - 1} (vocab_size {Tokenizer.VocabSize}).");
+        return prompt is null
+            ? Encode(Tokenizer.Decode(ids), null, truncate, side, addSpecialTokens: false, limitTokens: true, prompt: null)
+            : Encode(Tokenizer.Decode(ids, skipSpecialTokens: true), null, truncate, side, addSpecialTokens: true, limitTokens: true, prompt);
     }
 
     public string Decode(int[] ids, bool skipSpecialTokens) => Tokenizer.Decode(ids, skipSpecialTokens);
 
     /// <summary>Code points, as TEI counts characters (<c>x-compute-characters</c>, the character limit).</summary>
-    public static int CountChars(string s) => s.Length - s.Count(char.IsLowSurrogate);
+    public static int CountChars(string s)
+    {
+        int n = s.Length;
+        foreach (char c in s)
+            if (char.IsLowSurrogate(c)) n--;
+        return n;
+    }
+
+    /// <summary>For each UTF-16 index of <paramref name="s"/> (and its end), the code points before it, so that
+    /// <c>/tokenize</c> turns every token's offsets into TEI's character offsets in one pass over the text.</summary>
+    public static int[] CodePointIndex(string s)
+    {
+        var index = new int[s.Length + 1];
+        for (int i = 0; i < s.Length; i++) index[i + 1] = index[i] + (char.IsLowSurrogate(s[i]) ? 0 : 1);
+        return index;
+    }
 
     private static string Cut(string s, int codePoints)
     {
@@ -203,7 +267,7 @@ internal sealed class ServedModel : IDisposable
         for (int r = 0; r < rows.Length; r++)
             results[rows[r]] = wanted[rows[r]] switch
             {
-                EncoderOutput.Pooled => _pooler.Pool(output.LastHiddenState!.Data.AsSpan(r * s * h, s * h), padded[r].AttentionMask),
+                EncoderOutput.Pooled => _embeddings.Pool(output.LastHiddenState!.Data.AsSpan(r * s * h, s * h), padded[r].AttentionMask),
                 EncoderOutput.Tokens => Enumerable.Range(0, encodings[rows[r]].Length)
                     .Select(t => output.LastHiddenState!.Data.AsSpan((r * s + t) * h, h).ToArray()).ToArray(),
                 _ => output.Logits!.Data.AsSpan(r * labels, labels).ToArray(),

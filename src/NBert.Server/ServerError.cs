@@ -46,6 +46,9 @@ internal sealed class ServerError(ErrorType type, string message, string metricL
     public static ServerError BatchTooLarge(int size, int max) =>
         new(ErrorType.Validation, $"batch size {size} > maximum allowed batch size {max}", "batch_size");
     public static ServerError TooLong(string message) => new(ErrorType.Validation, $"Input validation error: {message}", "validation");
+    /// <summary>A value TEI's validation refuses that is not over a limit (an unknown <c>prompt_name</c>): still 413, as
+    /// TEI answers every validation error.</summary>
+    public static ServerError Invalid(string message) => new(ErrorType.Validation, $"Input validation error: {message}", "validation");
     public static ServerError Overloaded() => new(ErrorType.Overloaded, "Model is overloaded", "overloaded");
     public static ServerError WrongModel(string message) => new(ErrorType.Backend, message, "model_type");
     public static ServerError Inference(string message) => new(ErrorType.Backend, $"Backend error: {message}", "inference");
@@ -60,6 +63,13 @@ internal sealed class ServerError(ErrorType type, string message, string metricL
         new(ErrorType.Tokenizer, $"Failed to deserialize the JSON body into the target type: {message}", "validation", 422);
     /// <summary>An input the pipeline refuses (fill-mask without [MASK], an empty question): 422.</summary>
     public static ServerError Refused(string message) => new(ErrorType.Tokenizer, message, "validation", 422);
+    /// <summary>The library's refusal of an input, in its words (without the " (Parameter 'options')" .NET appends, which
+    /// names the code's parameter, not anything the client sent): 422.</summary>
+    public static ServerError Refused(ArgumentException e)
+    {
+        string suffix = e.ParamName is { } name ? $" (Parameter '{name}')" : "";
+        return Refused(suffix.Length > 0 && e.Message.EndsWith(suffix, StringComparison.Ordinal) ? e.Message[..^suffix.Length] : e.Message);
+    }
 }
 
 /// <summary>TEI's error body.</summary>

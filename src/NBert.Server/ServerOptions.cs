@@ -8,7 +8,8 @@ namespace NBert.Server;
 /// </summary>
 public sealed record ServerOptions
 {
-    /// <summary>A model directory or a built-in model name (<c>minilm</c>).</summary>
+    /// <summary>The model: a directory, a built-in name (<c>minilm</c>, <c>arctic-xs</c>) or a Hugging Face Hub id
+    /// (<c>org/name[@revision]</c>).</summary>
     public required string Model { get; init; }
     /// <summary>The TCP port; 0 picks a free one (<see cref="InferenceServer.Address"/> says which).</summary>
     public int Port { get; init; } = 3000;
@@ -31,8 +32,13 @@ public sealed record ServerOptions
     /// <summary>How an embedding model's token vectors become a sentence vector (as <c>nbert embed --pooling</c>); null:
     /// as the model's sentence-transformers files say (<c>1_Pooling/config.json</c>, as TEI reads it), else mean.</summary>
     public Pooling? Pooling { get; init; }
-    /// <summary>How long a stop (SIGTERM) waits for requests in progress before it ends them.</summary>
+    /// <summary>How long a stop (SIGTERM) waits for requests in progress before it ends them; at most
+    /// <see cref="MaxShutdownTimeout"/>.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The longest <see cref="ShutdownTimeout"/>: a day (the host's timers cannot wait much longer than
+    /// 49 days, and no drain needs to).</summary>
+    public static TimeSpan MaxShutdownTimeout { get; } = TimeSpan.FromDays(1);
 
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
@@ -48,6 +54,7 @@ public sealed record ServerOptions
         Positive(MaxClientBatchSize, "max-client-batch-size");
         Positive(PayloadLimit, "payload-limit");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("--api-key must not be empty.");
-        if (ShutdownTimeout < TimeSpan.Zero) throw new ArgumentException($"--shutdown-timeout must not be negative, not {ShutdownTimeout.TotalSeconds} s.");
+        if (ShutdownTimeout < TimeSpan.Zero || ShutdownTimeout > MaxShutdownTimeout)
+            throw new ArgumentException($"--shutdown-timeout must be between 0 and {MaxShutdownTimeout.TotalSeconds} seconds, not {ShutdownTimeout.TotalSeconds}.");
     }
 }

@@ -80,9 +80,15 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         return done.Select(d => d.Value).ToArray();
     }
 
-    private Task<object[]> RunInputs(Call call, List<TextInput> inputs, bool truncate, TruncationSide side, EncoderOutput output) =>
-        Run(call, inputs.Select(i => (Func<TokenEncoding>)(() => i.Text is not null ? model.Encode(i.Text, null, truncate, side) : model.EncodeIds(i.Ids!, truncate, side))).ToList(),
+    /// <summary>Embedding inputs (texts or token ids), each after <paramref name="prompt"/> when given.</summary>
+    private Task<object[]> RunInputs(Call call, List<TextInput> inputs, bool truncate, TruncationSide side, EncoderOutput output, string? prompt) =>
+        Run(call, inputs.Select((input, n) => (Func<TokenEncoding>)(() => input.Text is not null
+                ? model.Encode(input.Text, null, truncate, side, prompt)
+                : model.EncodeIds(input.Ids!, truncate, side, prompt, n))).ToList(),
             inputs.Sum(i => i.Chars), output);
+
+    /// <summary>The prompt a request names in <c>prompt_name</c> (TEI's field), else the model's default prompt.</summary>
+    private string? Prompt(JsonElement o) => model.Prompt(RequestJson.OptionalString(o, "prompt_name"));
 
     /// <summary>Matryoshka truncation to <paramref name="dimensions"/>, then the optional normalisation (as sentence-transformers' truncate_dim).</summary>
     private static float[] Finish(object pooled, int? dimensions, bool normalize)
@@ -103,7 +109,7 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         var side = RequestJson.Direction(o);
         int? dimensions = Dimensions(o);
         CheckBatch(inputs.Count);
-        var pooled = await RunInputs(call, inputs, truncate, side, EncoderOutput.Pooled);
+        var pooled = await RunInputs(call, inputs, truncate, side, EncoderOutput.Pooled, Prompt(o));
         return pooled.Select(p => Finish(p, dimensions, normalize)).ToList();
     }
 
@@ -116,7 +122,7 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         bool truncate = RequestJson.OptionalBool(o, "truncate") ?? options.AutoTruncate;
         var side = RequestJson.Direction(o);
         CheckBatch(inputs.Count);
-        return await RunInputs(call, inputs, truncate, side, EncoderOutput.Tokens);
+        return await RunInputs(call, inputs, truncate, side, EncoderOutput.Tokens, Prompt(o));
     }
 
     public async Task<object> OpenAiEmbeddings(Call call, JsonElement body)
@@ -134,7 +140,8 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         };
         int? dimensions = Dimensions(o);
         CheckBatch(inputs.Count, "input");
-        var pooled = await RunInputs(call, inputs, options.AutoTruncate, TruncationSide.Right, EncoderOutput.Pooled);
+        // TEI's OpenAI route has no prompt_name: the model's default prompt, if it has one.
+        var pooled = await RunInputs(call, inputs, options.AutoTruncate, TruncationSide.Right, EncoderOutput.Pooled, model.Prompt(null));
         var data = pooled.Select((p, i) =>
         {
             var v = Finish(p, dimensions, normalize: true);
@@ -161,7 +168,7 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         call.Inputs(single: false);
         var all = new List<TextInput> { new(source, null) };
         all.AddRange(sentences.Select(s => new TextInput(s, null)));
-        var pooled = await RunInputs(call, all, truncate, side, EncoderOutput.Pooled);
+        var pooled = await RunInputs(call, all, truncate, side, EncoderOutput.Pooled, parameters is { } pn ? Prompt(pn) : model.Prompt(null));
         return pooled.Skip(1).Select(v => ServedModel.Cosine((float[])pooled[0], (float[])v)).ToList();
     }
 
@@ -216,15 +223,19 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         call.Inputs(single);
         bool special = RequestJson.Bool(o, "add_special_tokens", true);
         if (!single) CheckBatch(texts.Count);
-        return Task.FromResult<object>(texts.Select(text =>
+        string? prompt = Prompt(o);
+        return Task.FromResult<object>(texts.Select(input =>
         {
-            var e = model.Tokenize(text, special);
+            var e = model.Tokenize(input, special, prompt);
+            // The tokens are the prompted text's, as TEI gives them; start and stop count its characters (code points),
+            // as TEI and Hugging Face count them, mapped from the UTF-16 offsets in one pass.
+            string text = prompt + input;
+            var codePoints = ServedModel.CodePointIndex(text);
             return Enumerable.Range(0, e.Length).Select(t =>
             {
                 if (e.SpecialTokensMask[t] == 1) return new SimpleToken(e.InputIds[t], e.Tokens[t], true, null, null);
                 var (start, end) = e.Offsets[t];
-                // start and stop count characters (code points), as TEI and Hugging Face count them.
-                return new SimpleToken(e.InputIds[t], text[start..end], false, ServedModel.CountChars(text[..start]), ServedModel.CountChars(text[..end]));
+                return new SimpleToken(e.InputIds[t], text[start..end], false, codePoints[start], codePoints[end]);
             }).ToList();
         }).ToList());
     }

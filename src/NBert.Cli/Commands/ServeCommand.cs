@@ -12,7 +12,11 @@ public static class ServeCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var model = new Option<string>("--model") { Description = "Model directory, or minilm (built in)", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "Model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])",
+            Required = true,
+        };
         var port = new Option<int>("--port") { Description = "TCP port (0: any free port)", DefaultValueFactory = _ => 3000 };
         var hostname = new Option<string>("--hostname") { Description = "Address to listen on: an IP address or localhost", DefaultValueFactory = _ => "0.0.0.0" };
         var maxConcurrent = new Option<int>("--max-concurrent-requests") { Description = "Requests in progress at once; one more is answered 429", DefaultValueFactory = _ => 512 };
@@ -24,15 +28,14 @@ public static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "Require Authorization: Bearer KEY on every route but /health (default: $API_KEY)" };
         var pooling = new Option<string?>("--pooling") { Description = "Sentence vectors of an embedding model: cls, mean or max (default: the model's own, sentence-transformers' 1_Pooling/config.json, else mean)" };
         pooling.AcceptOnlyFromAmong("cls", "mean", "max");
-        var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds a stop waits for requests in progress", DefaultValueFactory = _ => 30 };
+        var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds a stop waits for requests in progress", DefaultValueFactory = _ => 30 }
+            .Between(0, ServerOptions.MaxShutdownTimeout.TotalSeconds);
         var command = new Command("serve", "Serve a model over HTTP with text-embeddings-inference's API (/embed, /predict, /rerank, /v1/embeddings, ...), dynamic batching and backpressure.")
         {
             model, port, hostname, maxConcurrent, maxBatchTokens, maxBatchRequests, maxClientBatch, autoTruncate, payloadLimit, apiKey, pooling, shutdown,
         };
         command.SetAction(parse =>
         {
-            double seconds = parse.GetValue(shutdown);
-            if (!(seconds >= 0)) throw new CliException($"--shutdown-timeout must not be negative, not {seconds}.");
             var options = new ServerOptions
             {
                 Model = parse.GetValue(model)!,
@@ -46,7 +49,7 @@ public static class ServeCommand
                 PayloadLimit = parse.GetValue(payloadLimit),
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("API_KEY") is { Length: > 0 } key ? key : null),
                 Pooling = parse.GetValue(pooling) is { } p ? Enum.Parse<Pooling>(p, ignoreCase: true) : null,
-                ShutdownTimeout = TimeSpan.FromSeconds(seconds),
+                ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
             };
             InferenceServer server;
             try

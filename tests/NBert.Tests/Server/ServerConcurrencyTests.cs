@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using NBert.Server;
 
 namespace NBert.Tests.Server;
 
@@ -221,5 +222,41 @@ public sealed partial class ServerConcurrencyTests
         (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", Encoder, "--hostname", "example.com");
         Assert.Equal(2, code);
         Assert.Equal("nbert: --hostname must be an IP address or localhost, not 'example.com'.", error.Trim());
+        // An address that is not this machine's (192.0.2.1 is for documentation only) is the user's mistake too.
+        (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", Encoder, "--hostname", "192.0.2.1", "--port", "0");
+        Assert.Equal(2, code);
+        Assert.StartsWith("nbert: cannot listen on 192.0.2.1:0: ", error.Trim());
+        // A timeout no timer can wait for is refused before the model loads, not an overflow.
+        foreach (var (value, shown) in new[] { ("1e300", "1E+300"), ("Infinity", "Infinity"), ("-1", "-1"), ("86401", "86401") })
+        {
+            (code, _, error) = NBert.Tests.Cli.Nbert.Run("serve", "--model", "/nonexistent/model", "--shutdown-timeout", value);
+            Assert.Equal(2, code);
+            Assert.StartsWith($"nbert: --shutdown-timeout must be between 0 and 86400, not {shown}.", error.Trim());
+        }
+        Assert.Throws<ArgumentException>(() => new ServerOptions { Model = Encoder, ShutdownTimeout = TimeSpan.FromDays(2) }.Validate());
+    }
+
+    [Fact]
+    public void The_model_option_says_every_way_to_name_a_model()
+    {
+        var (code, output, _) = NBert.Tests.Cli.Nbert.Run("serve", "--help");
+        Assert.Equal(0, code);
+        Assert.Contains("Model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", output);
+    }
+
+    [Fact]
+    public async Task A_server_that_cannot_listen_leaves_nothing_running()
+    {
+        using var busy = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        busy.Start();
+        int port = ((IPEndPoint)busy.LocalEndpoint).Port;
+        var inference = TextEmbeddingsInference.Load(new ServerOptions { Model = Encoder, Hostname = "127.0.0.1", Port = port });
+        Assert.True(inference.Queue.IsRunning);
+        var e = await Assert.ThrowsAsync<IOException>(() => InferenceServer.StartAsync(inference));
+        Assert.StartsWith($"cannot listen on 127.0.0.1:{port}: ", e.Message);
+        // The server owned the model and its batching loop from the start: both are gone.
+        Assert.False(inference.Queue.IsRunning);
+        Assert.True(inference.Queue.WaitStopped(TimeSpan.FromSeconds(20)));
+        Assert.True(inference.Model.IsDisposed);
     }
 }

@@ -96,6 +96,80 @@ public sealed class ServerErrorTests(FixtureServers servers)
     }
 
     [Fact]
+    public async Task A_lone_surrogate_is_a_body_that_is_not_json_text_400_as_tei_answers_it()
+    {
+        // System.Text.Json reads "\ud800" as JSON and fails only when the string is read; TEI's parser refuses it (400).
+        foreach (var (route, body, where) in new[]
+        {
+            ("/embed", "{\"inputs\": \"a\\ud800\"}", "$.inputs"), ("/embed", "{\"inputs\": [\"a\", \"\\udc00b\"]}", "$.inputs[1]"),
+            ("/tokenize", "{\"inputs\": \"\\ud800\\ud800\"}", "$.inputs"), ("/embed", "{\"inputs\": \"a\", \"x\\ud800\": 1}", "$"),
+        })
+        {
+            string message = (await Encoder.Post(route, body)).Error(400, "Validation");
+            Assert.StartsWith($"Failed to parse the request body as JSON: {where}: a ", message);
+            Assert.Contains("lone surrogate", message);
+        }
+        string pipeline = (await servers.Pretraining.Post("/fill-mask", "{\"inputs\": \"[MASK] \\ud800\"}")).Error(400, "Validation");
+        Assert.StartsWith("Failed to parse the request body as JSON: $.inputs: a ", pipeline);
+        var openAi = await Encoder.Post("/v1/embeddings", "{\"input\": \"\\ud800\"}");
+        Assert.Equal(400, (int)openAi.Status);
+        Assert.Equal("Validation", openAi.Json["type"]!.GetValue<string>());
+        // A surrogate pair is one character.
+        var pair = await Encoder.Post("/embed", "{\"inputs\": \"a \\ud83d\\ude00\"}");
+        Assert.Equal(HttpStatusCode.OK, pair.Status);
+        Assert.Equal("3", pair.Header("x-compute-characters"));
+    }
+
+    [Fact]
+    public async Task Token_ids_outside_the_vocabulary_are_422_naming_the_id_never_dropped()
+    {
+        // The fixture's vocabulary has 4000 ids; Hugging Face's decoder would drop 4000 and embed [2, 3] instead.
+        string message = (await Encoder.Post("/embed", "{\"inputs\": [[2, 4000, 3]]}")).Error(422, "Tokenizer");
+        Assert.Equal("`inputs`: token id 4000 (input 1, position 2) is outside the vocabulary 0..3999 (vocab_size 4000).", message);
+        Assert.Contains("token id 999999999 (input 2, position 1)", (await Encoder.Post("/embed", "{\"inputs\": [\"x\", [999999999]]}")).Error(422, "Tokenizer"));
+        (await Encoder.Post("/embed_all", "{\"inputs\": [4000]}")).Error(422, "Tokenizer");
+        Assert.Equal(422, (int)(await Encoder.Post("/v1/embeddings", "{\"input\": [4000]}")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Encoder.Post("/embed", "{\"inputs\": [[2, 3999, 3]]}")).Status);
+    }
+
+    [Fact]
+    public async Task A_top_k_the_library_refuses_is_422_with_the_librarys_message()
+    {
+        const string text = "The capital of France is [MASK].";
+        using var fillMask = NBert.Pipelines.FillMask.FromPretrained(Fixtures.Path("model", "pretraining"));
+        var refusal = Assert.ThrowsAny<ArgumentException>(() => fillMask.RunEachMask([text], new NBert.Pipelines.FillMaskOptions { TopK = int.MaxValue }));
+        string message = (await servers.Pretraining.Post("/fill-mask", new { inputs = text, parameters = new { top_k = int.MaxValue } })).Error(422, "Tokenizer");
+        Assert.Equal(NBert.Cli.CliException.Reason(refusal), message);
+    }
+
+    [Fact]
+    public async Task Errors_carry_no_compute_headers_as_tei_sets_them_on_success_only()
+    {
+        var ok = await Encoder.Post("/embed", new { inputs = "x" });
+        Assert.NotNull(ok.Header("x-compute-time"));
+        foreach (var reply in new[] { await Encoder.Post("/embed", new { inputs = string.Join(" ", Enumerable.Repeat("store", 130)) }), await Encoder.Post("/embed", "{}") })
+        {
+            Assert.False(reply.Status == HttpStatusCode.OK);
+            Assert.DoesNotContain(reply.Message.Headers, h => h.Key.StartsWith("x-", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task A_get_route_that_fails_answers_teis_error_body_and_is_logged()
+    {
+        var log = new StringWriter();
+        using var inference = NBert.Server.TextEmbeddingsInference.Load(new NBert.Server.ServerOptions { Model = Fixtures.Path("model", "encoder_only") }, log);
+        var ctx = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        ctx.Request.Method = "GET";
+        ctx.Request.Path = "/info";
+        ctx.Response.Body = new MemoryStream();
+        await inference.Answer(ctx, openAi: false, _ => throw new InvalidOperationException("it broke"));
+        Assert.Equal(500, ctx.Response.StatusCode);
+        Assert.Equal("{\"error\":\"Backend error: it broke\",\"error_type\":\"Backend\"}", Encoding.UTF8.GetString(((MemoryStream)ctx.Response.Body).ToArray()));
+        Assert.Contains("nbert serve: GET /info: unexpected failure: System.InvalidOperationException: it broke", log.ToString());
+    }
+
+    [Fact]
     public async Task Unknown_routes_are_404_and_wrong_methods_405()
     {
         Assert.Equal(HttpStatusCode.NotFound, (await Encoder.Post("/nope", "{}")).Status);

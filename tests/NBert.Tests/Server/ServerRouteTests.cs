@@ -77,6 +77,64 @@ public sealed class ServerRouteTests(FixtureServers servers)
     }
 
     [Fact]
+    public async Task A_plain_bert_directory_embeds_as_nbert_embed_and_the_library_do()
+    {
+        // No sentence-transformers files, no model_max_length, 1024 positions: the library's rule is mean pooling, not
+        // normalised, and 512 tokens (the tokenizer's default limit); the server must not take the positions' 1024.
+        string dir = Directory.CreateTempSubdirectory("nbert-plain-").FullName;
+        try
+        {
+            var config = new BertConfig { VocabSize = 4000, HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 4, IntermediateSize = 64, MaxPositionEmbeddings = 1024 };
+            using (var model = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertModel, seed: 7)) model.SavePretrained(dir);
+            File.Copy(Path.Combine(Encoder, "vocab.txt"), Path.Combine(dir, "vocab.txt"));
+            string text = string.Join(" ", Enumerable.Range(0, 700).Select(i => i % 3 == 0 ? "the man" : "store"));
+
+            using var library = SentenceEmbeddings.FromPretrained(dir);
+            Assert.Equal(512, library.MaxTokens);
+            var expected = library.Embed(text);
+            var (code, output, error) = Nbert.Run("embed", "--model", dir, "--json", text);
+            Assert.True(code == 0, error);
+            Assert.Equal(Bits(expected), Bits(Floats(JsonNode.Parse(output)!["embedding"]!)));
+
+            await using var server = await RunningServer.Start(dir);
+            var info = (await server.Get("/info")).Json;
+            Assert.Equal(512, info["max_input_length"]!.GetValue<int>());
+            Assert.Equal("{\"embedding\":{\"pooling\":\"mean\"}}", info["model_type"]!.ToJsonString());
+            var served = Floats((await server.Post("/embed", new { inputs = text, truncate = true, normalize = false })).Json[0]!);
+            Assert.Equal(Bits(expected), Bits(served));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Info_of_a_classifier_whose_labels_repeat_maps_each_label_to_its_first_id()
+    {
+        string dir = Directory.CreateTempSubdirectory("nbert-labels-").FullName;
+        try
+        {
+            string source = Fixtures.Path("model", "seqcls");
+            foreach (var file in Directory.GetFiles(source)) File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
+            var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+            config["id2label"] = new JsonObject { ["0"] = "bad", ["1"] = "good", ["2"] = "good" };
+            config["label2id"] = new JsonObject { ["bad"] = 0, ["good"] = 1 };
+            File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+            await using var server = await RunningServer.Start(dir);
+            var info = await server.Get("/info");
+            Assert.Equal(System.Net.HttpStatusCode.OK, info.Status);
+            Assert.Equal("{\"classifier\":{\"id2label\":{\"0\":\"bad\",\"1\":\"good\",\"2\":\"good\"},\"label2id\":{\"bad\":0,\"good\":1}}}",
+                info.Json["model_type"]!.ToJsonString());
+            Assert.Equal(3, (await server.Post("/predict", new { inputs = "A fine film." })).Json.AsArray().Count);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public async Task Token_ids_are_an_input_like_the_text_they_decode_to()
     {
         var tokenizer = BertTokenizer.FromPretrained(Encoder);
@@ -132,7 +190,7 @@ public sealed class ServerRouteTests(FixtureServers servers)
         var reply = await servers.Encoder.Post("/v1/embeddings", new { input = new[] { "The man went to the store.", "x" }, model = "anything" });
         var json = reply.Json;
         Assert.Equal("list", json["object"]!.GetValue<string>());
-        Assert.Equal(Encoder, json["model"]!.GetValue<string>());
+        Assert.Equal("encoder_only", json["model"]!.GetValue<string>()); // the directory's name, as the library's metadata names it
         Assert.Equal(12, json["usage"]!["prompt_tokens"]!.GetValue<int>());
         Assert.Equal(12, json["usage"]!["total_tokens"]!.GetValue<int>());
         var data = json["data"]!.AsArray();
@@ -227,7 +285,7 @@ public sealed class ServerRouteTests(FixtureServers servers)
         Assert.Equal(32, info["max_client_batch_size"]!.GetValue<int>());
         Assert.False(info["auto_truncate"]!.GetValue<bool>());
         Assert.Equal("float32", info["model_dtype"]!.GetValue<string>());
-        Assert.Equal(Encoder, info["model_id"]!.GetValue<string>());
+        Assert.Equal("encoder_only", info["model_id"]!.GetValue<string>());
         Assert.Equal("{\"classifier\":{\"id2label\":{\"0\":\"negative\",\"1\":\"neutral\",\"2\":\"positive\"},\"label2id\":{\"negative\":0,\"neutral\":1,\"positive\":2}}}",
             (await servers.Classifier.Get("/info")).Json["model_type"]!.ToJsonString());
         Assert.Equal("{\"reranker\":{\"id2label\":{\"0\":\"LABEL_0\"},\"label2id\":{\"LABEL_0\":0}}}", (await servers.Reranker.Get("/info")).Json["model_type"]!.ToJsonString());

@@ -1,0 +1,275 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using NBert.Pipelines;
+
+namespace NBert.Server;
+
+/// <summary>
+/// A model served with text-embeddings-inference's API, ready to be mapped into an ASP.NET Core application
+/// (<see cref="TextEmbeddingsInferenceEndpoints.MapTextEmbeddingsInference"/>): the loaded model, its batching loop
+/// (<see cref="BatchingQueue"/>), the metrics, and the permits of <see cref="ServerOptions.MaxConcurrentRequests"/>.
+/// <see cref="InferenceServer"/> (<c>nbert serve</c>) hosts one on a Kestrel of its own; an application of your own maps
+/// one beside its other endpoints and disposes it once the application has stopped. Of the options, the hosting ones
+/// (<see cref="ServerOptions.Port"/>, <see cref="ServerOptions.Hostname"/>) are the host's business.
+/// </summary>
+public sealed class TextEmbeddingsInference : IDisposable
+{
+    private readonly SemaphoreSlim _permits;
+    private readonly TextWriter _log;
+    private readonly byte[]? _authorization;
+    private int _inFlight;
+
+    internal ServedModel Model { get; }
+    internal BatchingQueue Queue { get; }
+    internal Metrics Metrics { get; }
+    /// <summary>Set when the host begins to stop (<see cref="InferenceServer"/>'s drain): new requests answer 503.</summary>
+    internal volatile bool Draining;
+    /// <summary>Requests in progress (<c>/health</c> not counted), which a drain waits for.</summary>
+    internal int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The options it was loaded with.</summary>
+    public ServerOptions Options { get; }
+
+    /// <summary>The model's task: embedding, classifier, reranker, fill-mask, token-classification, question-answering, next-sentence or pretraining.</summary>
+    public string Task => Model.Task;
+
+    private TextEmbeddingsInference(ServerOptions options, ServedModel model, TextWriter log)
+    {
+        Options = options;
+        Model = model;
+        _log = log;
+        Metrics = new Metrics(model.MaxInputLength);
+        _permits = new SemaphoreSlim(options.MaxConcurrentRequests, options.MaxConcurrentRequests);
+        _authorization = options.ApiKey is null ? null : Encoding.UTF8.GetBytes("Bearer " + options.ApiKey);
+        Queue = new BatchingQueue(model, Metrics, options.MaxBatchTokens, options.MaxBatchRequests);
+    }
+
+    /// <summary>Loads the model and starts its batching loop. Unexpected failures of a request are written to
+    /// <paramref name="log"/>. Options out of range are refused before the model loads.</summary>
+    /// <exception cref="ArgumentException">An option is out of range, or <see cref="ServerOptions.MaxBatchTokens"/> is below the model's maximum input length.</exception>
+    /// <exception cref="NBertException">The model cannot be loaded (a <see cref="FileNotFoundException"/> for a missing file).</exception>
+    public static TextEmbeddingsInference Load(ServerOptions options, TextWriter? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var model = ServedModel.Load(options.Model, options.Pooling);
+        try
+        {
+            if (model.MaxInputLength > options.MaxBatchTokens)
+                throw new ArgumentException($"--max-batch-tokens ({options.MaxBatchTokens}) must be at least the model's maximum input length ({model.MaxInputLength}).");
+            return new TextEmbeddingsInference(options, model, log ?? TextWriter.Null);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Stops the batching loop (what still waits fails as unhealthy) and releases the model once no batch can
+    /// be running on it; if the batch in progress outlasts <see cref="ServerOptions.ShutdownTimeout"/>, the model is left
+    /// to the garbage collector instead. Call it after the application has stopped taking requests.</summary>
+    public void Dispose()
+    {
+        Queue.Stop();
+        if (Queue.WaitStopped(Options.ShutdownTimeout)) Model.Dispose();
+    }
+
+    /// <summary>The routes, each answered through <see cref="Answer"/>.</summary>
+    internal void Map(IEndpointRouteBuilder endpoints)
+    {
+        var tei = new TeiRoutes(Model, Queue, Metrics, Options);
+        var pipelines = new PipelineRoutes(Model, Queue, Options);
+        void Post(string path, Func<Call, JsonElement, Task<object>> route, bool permit = true, bool openAi = false) =>
+            endpoints.MapPost(path, ctx => Answer(ctx, openAi, call => Serve(call, route, permit)));
+        Post("/embed", tei.Embed);
+        Post("/embed_all", tei.EmbedAll);
+        Post("/predict", tei.Predict);
+        Post("/rerank", tei.Rerank);
+        Post("/similarity", tei.Similarity);
+        Post("/v1/embeddings", tei.OpenAiEmbeddings, openAi: true);
+        Post("/tokenize", tei.Tokenize, permit: false);
+        Post("/decode", tei.Decode, permit: false);
+        Post("/fill-mask", pipelines.FillMask);
+        Post("/token-classification", pipelines.TokenClassification);
+        Post("/question-answering", pipelines.QuestionAnswering);
+        Post("/next-sentence", pipelines.NextSentence);
+        endpoints.MapGet("/info", ctx => Answer(ctx, openAi: false, call => WriteJson(call.Http, 200, tei.Info())));
+        endpoints.MapGet("/metrics", ctx => Answer(ctx, openAi: false, call =>
+        {
+            call.Http.Response.ContentType = "text/plain; version=0.0.4";
+            return call.Http.Response.WriteAsync(Metrics.Render());
+        }));
+        endpoints.MapGet("/health", ctx => Answer(ctx, openAi: false, health: true, respond: _ => Draining || !Queue.IsRunning
+            ? throw new ServerError(ErrorType.Unhealthy, "unhealthy", "unhealthy")
+            : System.Threading.Tasks.Task.CompletedTask));
+    }
+
+    /// <summary>
+    /// Every route's answer: the API key (all but <c>/health</c>), the drain (503), the count of requests in progress,
+    /// then <paramref name="respond"/>; whatever it throws becomes TEI's error body (the OpenAI route's with
+    /// <paramref name="openAi"/>) and an unexpected failure is logged as well. Whatever a client sends, the answer is a
+    /// status code.
+    /// </summary>
+    internal async Task Answer(HttpContext ctx, bool openAi, Func<Call, Task> respond, bool health = false)
+    {
+        if (!health && _authorization is not null &&
+            !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(ctx.Request.Headers.Authorization.ToString()), _authorization))
+        {
+            ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            ctx.Response.Headers.WWWAuthenticate = "Bearer";
+            return;
+        }
+        var call = new Call(ctx);
+        if (!health) Interlocked.Increment(ref _inFlight);
+        try
+        {
+            if (Draining && !health) throw ServerError.ShuttingDown();
+            await respond(call);
+        }
+        catch (ServerError e)
+        {
+            if (call.Counted) Metrics.Count("te_request_failure", $"err=\"{e.MetricLabel}\"");
+            await WriteError(ctx, e, openAi);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; its queued work was dropped.
+        }
+        catch (Exception e)
+        {
+            _log.WriteLine($"nbert serve: {ctx.Request.Method} {ctx.Request.Path}: unexpected failure: {e}");
+            await WriteError(ctx, new ServerError(ErrorType.Backend, $"Backend error: {e.Message}", "internal", 500), openAi);
+        }
+        finally
+        {
+            if (!health) Interlocked.Decrement(ref _inFlight);
+            if (call.Counted) Metrics.Count("te_request_count", $"method=\"{call.Method}\"");
+        }
+    }
+
+    /// <summary>One POST route: the body read and parsed, a permit (429 when none is left), the route, then the JSON
+    /// answer with TEI's headers (on success only, as TEI sets them).</summary>
+    private async Task Serve(Call call, Func<Call, JsonElement, Task<object>> route, bool permit)
+    {
+        call.Counted = true;
+        bool held = false;
+        try
+        {
+            var body = await ReadBody(call.Http);
+            if (permit)
+            {
+                held = _permits.Wait(0);
+                if (!held) throw ServerError.Overloaded();
+            }
+            var value = await route(call, body);
+            Metrics.Count("te_request_success", $"method=\"{call.Method}\"");
+            if (call.Compute is { } c) Report(call, c);
+            await WriteJson(call.Http, 200, value);
+        }
+        finally
+        {
+            if (held) _permits.Release();
+        }
+    }
+
+    private async Task<JsonElement> ReadBody(HttpContext ctx)
+    {
+        // The payload limit holds in an application of your own too, whatever its server's own limit.
+        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = Options.PayloadLimit;
+        byte[] bytes;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
+            bytes = buffer.ToArray();
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw ServerError.PayloadTooLarge(Options.PayloadLimit);
+        }
+        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw ServerError.NotJson("the body is not valid UTF-8");
+        JsonElement root;
+        try
+        {
+            using var document = JsonDocument.Parse(bytes);
+            root = document.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            throw ServerError.NotJson(e.Message);
+        }
+        RequestJson.CheckText(root);
+        return root;
+    }
+
+    /// <summary>TEI's response headers, which a successful answer carries and an error never does (as in TEI).</summary>
+    private static readonly string[] ComputeHeaders =
+        ["x-compute-type", "x-compute-time", "x-compute-characters", "x-compute-tokens", "x-total-time", "x-tokenization-time", "x-queue-time", "x-inference-time"];
+
+    /// <summary>TEI's response headers (milliseconds) and duration histograms.</summary>
+    private void Report(Call call, Compute c)
+    {
+        var total = Stopwatch.GetElapsedTime(call.Start);
+        string Ms(TimeSpan t) => ((long)t.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+        var h = call.Http.Response.Headers;
+        h["x-compute-type"] = "cpu";
+        h["x-compute-time"] = Ms(total);
+        h["x-compute-characters"] = c.Characters.ToString(CultureInfo.InvariantCulture);
+        if (c.Tokens is int tokens) h["x-compute-tokens"] = tokens.ToString(CultureInfo.InvariantCulture);
+        h["x-total-time"] = Ms(total);
+        h["x-tokenization-time"] = Ms(c.Tokenization);
+        h["x-queue-time"] = Ms(c.Queue);
+        h["x-inference-time"] = Ms(c.Inference);
+        Metrics.Observe("te_request_duration", total.TotalSeconds);
+        Metrics.Observe("te_request_tokenization_duration", c.Tokenization.TotalSeconds);
+        Metrics.Observe("te_request_queue_duration", c.Queue.TotalSeconds);
+        Metrics.Observe("te_request_inference_duration", c.Inference.TotalSeconds);
+    }
+
+    private static Task WriteJson(HttpContext ctx, int status, object value)
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(ctx.Response.Body, value, value.GetType(), PipelineJson.Options);
+    }
+
+    private static Task WriteError(HttpContext ctx, ServerError e, bool openAi)
+    {
+        if (ctx.Response.HasStarted)
+        {
+            // Part of an answer is out: the connection is cut, so the client cannot take it for a whole one.
+            ctx.Abort();
+            return System.Threading.Tasks.Task.CompletedTask;
+        }
+        foreach (var header in ComputeHeaders) ctx.Response.Headers.Remove(header);
+        return WriteJson(ctx, e.Status, openAi ? new OpenAiErrorBody(e.Message, e.Status, e.Type) : new ErrorBody(e.Message, e.Type));
+    }
+}
+
+/// <summary>Maps text-embeddings-inference's routes into an ASP.NET Core application of your own.</summary>
+public static class TextEmbeddingsInferenceEndpoints
+{
+    /// <summary>
+    /// Maps <paramref name="inference"/>'s routes (<c>/embed</c>, <c>/predict</c>, <c>/v1/embeddings</c>, ...,
+    /// <c>/info</c>, <c>/health</c>, <c>/metrics</c>, and the pipeline routes) with TEI's request and answer shapes,
+    /// under <paramref name="endpoints"/>' prefix (<c>app.MapGroup("/tei").MapTextEmbeddingsInference(inference)</c>).
+    /// The API key of its options, if any, is required on all but <c>/health</c>.
+    /// </summary>
+    /// <returns>The routes' group, for conventions such as <c>RequireAuthorization</c>.</returns>
+    public static RouteGroupBuilder MapTextEmbeddingsInference(this IEndpointRouteBuilder endpoints, TextEmbeddingsInference inference)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(inference);
+        var group = endpoints.MapGroup("");
+        inference.Map(group);
+        return group;
+    }
+}
