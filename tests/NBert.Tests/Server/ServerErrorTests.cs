@@ -133,13 +133,17 @@ public sealed class ServerErrorTests(FixtureServers servers)
     }
 
     [Fact]
-    public async Task A_top_k_the_library_refuses_is_422_with_the_librarys_message()
+    public async Task A_text_the_library_refuses_is_422_with_the_librarys_message_and_a_huge_top_k_gives_every_candidate()
     {
-        const string text = "The capital of France is [MASK].";
+        const string text = "The capital of France has no mask.";
         using var fillMask = NBert.Pipelines.FillMask.FromPretrained(Fixtures.Path("model", "pretraining"));
-        var refusal = Assert.ThrowsAny<ArgumentException>(() => fillMask.RunEachMask([text], new NBert.Pipelines.FillMaskOptions { TopK = int.MaxValue }));
-        string message = (await servers.Pretraining.Post("/fill-mask", new { inputs = text, parameters = new { top_k = int.MaxValue } })).Error(422, "Tokenizer");
+        var refusal = Assert.ThrowsAny<ArgumentException>(() => fillMask.RunEachMask([text]));
+        string message = (await servers.Pretraining.Post("/fill-mask", new { inputs = text })).Error(422, "Tokenizer");
         Assert.Equal(NBert.Cli.CliException.Reason(refusal), message);
+
+        var all = await servers.Pretraining.Post("/fill-mask", new { inputs = "The capital of France is [MASK].", parameters = new { top_k = int.MaxValue } });
+        Assert.Equal(HttpStatusCode.OK, all.Status);
+        Assert.Equal(fillMask.Tokenizer.VocabSize, all.Json.AsArray().Count);
     }
 
     [Fact]
