@@ -9,7 +9,7 @@ using NBert.Tokenization;
 string model = args.Length > 0 ? args[0] : Path.Combine("models", "sentiment-minilm");
 if (args.Length == 0 && !Directory.Exists(model))
 {
-    Console.Error.WriteLine($"No model in '{model}': run `nbert quickstart` first, or give a model.");
+    Console.Error.WriteLine($"No model in '{Path.GetFullPath(model)}': run `nbert quickstart` in this folder first (it writes models/sentiment-minilm here), or give a model.");
     return 2;
 }
 

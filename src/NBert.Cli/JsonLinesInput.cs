@@ -20,6 +20,7 @@ public static class JsonLinesInput
         FileStream? file = null;
         TextReader reader;
         if (path == "-") reader = stdin;
+        else if (Directory.Exists(path)) throw new CliException($"--input {path} is a directory: give a file of JSON lines, or - for standard input.");
         else if (!File.Exists(path)) throw new CliException($"input file '{path}' does not exist.");
         else reader = new StreamReader(file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16));
         try

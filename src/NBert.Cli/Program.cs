@@ -41,12 +41,18 @@ public static class Program
         });
 
     /// <summary>A Spectre console over <paramref name="output"/>: tables everywhere, colours only on a terminal.</summary>
-    public static IAnsiConsole Console(TextWriter output) => AnsiConsole.Create(new AnsiConsoleSettings
+    public static IAnsiConsole Console(TextWriter output)
     {
-        Out = new AnsiConsoleOutput(output),
-        Ansi = IsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
-        ColorSystem = IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-    });
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = IsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        });
+        // Into a file or a pipe, lines are not wrapped at 80 columns (a suggested command must stay one line).
+        if (!IsTerminal) console.Profile.Width = 1000;
+        return console;
+    }
 
     /// <summary>Runs a command line against the given streams (the tests call this in process). Model names on the
     /// Hub use <paramref name="hub"/>, by default the settings of the environment (HF_ENDPOINT, HF_HUB_CACHE, ...).</summary>

@@ -77,7 +77,7 @@ internal sealed class Metrics
     {
         var inv = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        string Number(double x) => double.IsPositiveInfinity(x) ? "+Inf" : x.ToString("R", inv);
+        string Number(double x) => double.IsPositiveInfinity(x) ? "+Inf" : x.ToString("G10", inv);
         lock (_lock)
         {
             foreach (var (name, series) in _counters)

@@ -17,7 +17,7 @@ public static class BenchCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory, minilm (built in), or a Hub name (org/name[@revision])", DefaultValueFactory = _ => "minilm" };
+        var model = new Option<string>("--model") { Description = "The model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", DefaultValueFactory = _ => "minilm" };
         var threads = new Option<int?>("--threads") { Description = "Engine threads (default: all cores)" };
         var seconds = new Option<double>("--seconds") { Description = "Time spent on each measure", DefaultValueFactory = _ => 3 }.Above(0);
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
@@ -51,7 +51,9 @@ public static class BenchCommand
             encoder.Forward(inputs);
             var (forwards, forwardTime) = Measure(budget, () => encoder.Forward(inputs));
 
-            var classifier = BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification, 1, c => c with { Id2Label = ["a", "b"] });
+            BertPreTrainedModel classifier;
+            using (ModelCommands.ExpectingNewHead())
+                classifier = BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertForSequenceClassification, 1, c => c with { Id2Label = ["a", "b"] });
             var step = new TrainingStep<float>(TrainingModel<float>.From(classifier), new AdamWOptions { WeightDecay = 0.01 }, LearningRateSchedule.Create(SchedulerType.Constant, 1e-5, 0, 1));
             var batch = new TrainingBatch { Inputs = new ModelInputs(8, s, ids[..(8 * s)]), Labels = [0, 1, 0, 1, 0, 1, 0, 1] };
             step.Run([batch]);

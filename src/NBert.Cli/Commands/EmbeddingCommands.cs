@@ -11,7 +11,7 @@ public static class EmbeddingCommands
 {
     private static Option<string> ModelOption() => new("--model")
     {
-        Description = "Model directory (tokenizer and weights), a built-in model (minilm, arctic-xs), or a Hub name (org/name[@revision])",
+        Description = "The model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])",
         Required = true,
     };
 

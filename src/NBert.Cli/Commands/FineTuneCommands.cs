@@ -20,7 +20,7 @@ public static class FineTuneCommands
     public static Command FineTune(TextWriter stdout)
     {
         var task = TaskOption();
-        var model = new Option<string>("--model") { Description = "Pretrained model directory, minilm (built in), or a Hub name (org/name[@revision])", Required = true };
+        var model = new Option<string>("--model") { Description = "The pretrained model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
         var train = new Option<string>("--train") { Description = "Training data", Required = true };
         var eval = new Option<string>("--eval") { Description = "Evaluation data: scored after every epoch (or --eval-steps); the best model is kept", Required = true };
         var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
@@ -74,9 +74,14 @@ public static class FineTuneCommands
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
                 $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
             Evaluation? result;
+            using var interruption = new Interruption();
             try
             {
-                result = trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => ReportProgress(stdout, e)));
+                result = trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => ReportProgress(stdout, e)), interruption.Token);
+            }
+            catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
+            {
+                return Interruption.Stopped(stdout, outDir);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -100,7 +105,7 @@ public static class FineTuneCommands
     public static Command Evaluate(TextWriter stdout)
     {
         var task = TaskOption();
-        var model = new Option<string>("--model") { Description = "Fine-tuned model directory, or a Hub name (org/name[@revision])", Required = true };
+        var model = new Option<string>("--model") { Description = "The fine-tuned model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
         var data = new Option<string>("--data") { Description = "Data to score, in the task's format", Required = true };
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
         var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
@@ -166,7 +171,8 @@ public static class FineTuneCommands
     {
         try
         {
-            return BertPreTrainedModel.FromPretrained(directory, task.Architecture, seed, task.Configure);
+            using (ModelCommands.ExpectingNewHead())
+                return BertPreTrainedModel.FromPretrained(directory, task.Architecture, seed, task.Configure);
         }
         catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
         {
@@ -181,7 +187,7 @@ public static class FineTuneCommands
         switch (e.Kind)
         {
             case TrainerProgressKind.Train:
-                stdout.WriteLine(string.Format(inv, "step {0," + width + "}/{1}  epoch {2:F2}  loss {3:F4}  lr {4:E2}  {5:N0} tokens/s  {6} elapsed, eta {7}",
+                stdout.WriteLine(string.Format(inv, "step {0," + width + "}/{1}  epoch {2:F2}  loss {3:F4}  lr {4:0.00e+00}  {5:N0} tokens/s  {6} elapsed, eta {7}",
                     e.Step, e.TotalSteps, e.Epoch, e.Loss, e.LearningRate, e.TokensPerSecond, Duration(e.Elapsed), Duration(e.Remaining ?? TimeSpan.Zero)));
                 break;
             case TrainerProgressKind.Evaluate:

@@ -25,7 +25,7 @@ public static class ModelCommands
 
     public static Command Forward(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory (config.json and weights), minilm (built in), or a Hub name (org/name[@revision])", Required = true };
+        var model = new Option<string>("--model") { Description = "The model (config.json and weights): a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
         var inputs = new Option<string>("--inputs") { Description = "safetensors with input_ids [batch, sequence] and optional token_type_ids, attention_mask (I64 or I32)", Required = true };
         var output = new Option<string>("--output") { Description = "safetensors file to write the outputs to (float32)", Required = true };
         var hidden = new Option<bool>("--hidden-states") { Description = "Also write hidden_states.N" };
@@ -147,7 +147,7 @@ public static class ModelCommands
 
     public static Command Inspect(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory, minilm (built in), or a Hub name (org/name[@revision])", Required = true };
+        var model = new Option<string>("--model") { Description = "The model: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
         var json = new Option<bool>("--json") { Description = "One JSON object instead of tables" };
         var command = new Command("inspect", "Describe a checkpoint: config, parameter count, tensors and what loading it does.") { model, json };
         command.SetAction(parse =>
@@ -212,6 +212,10 @@ public static class ModelCommands
             throw new CliException(CliException.Reason(e), e);
         }
     }
+
+    /// <summary>Silences, until disposed, the library's warnings about a head being newly initialised or weights unused:
+    /// a command about to train that head (finetune, pretrain, quickstart) or only measuring speed (bench) expects them.</summary>
+    internal static IDisposable ExpectingNewHead() => NBertWarnings.Capture(_ => { });
 
     /// <summary>Loads a model, turning file and format problems into messages (exit code 2).</summary>
     public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture)

@@ -18,7 +18,7 @@ public static class PipelineCommands
     private const int Chunk = 256;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    private static Option<string> ModelOption() => new("--model") { Description = "Model directory with the task's head, or a Hub name (org/name[@revision])", Required = true };
+    private static Option<string> ModelOption() => new("--model") { Description = "The model with the task's head: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
     private static Option<string?> InputOption(string format) => new("--input") { Description = $"JSON lines {format}; - for standard input (used when no argument is given)" };
     private static Option<bool> JsonOption() => new("--json") { Description = "One JSON line per input: the pipeline's value for it" };
 
@@ -104,7 +104,7 @@ public static class PipelineCommands
         if (streaming)
         {
             if (Program.IsErrorTerminal) stderr.WriteLine();
-            stderr.WriteLine(string.Format(Inv, "{0:N0} inputs in {1:F1} s ({2:N0}/s)", done, clock.Elapsed.TotalSeconds, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3)));
+            stderr.WriteLine(string.Format(Inv, "{0:N0} input{3} in {1:F1} s ({2:N0}/s)", done, clock.Elapsed.TotalSeconds, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3), done == 1 ? "" : "s"));
         }
         return Program.Ok;
     }

@@ -10,7 +10,7 @@ public static class PretrainCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = new Option<string?>("--model") { Description = "Checkpoint directory or Hub name to continue pre-training (else --config and --vocab)" };
+        var model = new Option<string?>("--model") { Description = "The model to continue pre-training (a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])); else --config and --vocab" };
         var config = new Option<string?>("--config") { Description = "config.json of a model to pre-train from scratch (vocab_size follows the vocabulary)" };
         var vocab = new Option<string?>("--vocab") { Description = "Directory with the tokenizer (vocab.txt or tokenizer.json), with --config" };
         var corpus = new Option<string[]>("--corpus") { Description = "Corpus files: a sentence per line, blank lines between documents (.gz read as gzip)", Required = true, AllowMultipleArgumentsPerToken = true };
@@ -98,9 +98,14 @@ public static class PretrainCommand
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
+            using var interruption = new Interruption();
             try
             {
-                trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => FineTuneCommands.ReportProgress(stdout, e)));
+                trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => FineTuneCommands.ReportProgress(stdout, e)), interruption.Token);
+            }
+            catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
+            {
+                return Interruption.Stopped(stdout, outDir);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -132,7 +137,8 @@ public static class PretrainCommand
         {
             if (config is not null) throw new CliException("Give either --model or --config with --vocab, not both.");
             string directory = ModelCommands.Resolve(model);
-            return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory));
+            using (ModelCommands.ExpectingNewHead())
+                return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory));
         }
         if (config is null || vocab is null) throw new CliException("Give --model DIR, or --config CONFIG.json with --vocab DIR.");
         var tokenizer = TokenizeCommand.LoadTokenizer(vocab);

@@ -60,7 +60,7 @@ public static class QuickstartCommand
             {
                 FineTune(baseModel, data, outDir, parse.GetValue(epochs), parse.GetValue(seed), asJson ? TextWriter.Null : stdout,
                     task => Say(string.Create(CultureInfo.InvariantCulture, $"[bold]1. Fine-tuning[/] the built-in all-MiniLM-L6-v2 on {task.Train.Count:N0} review sentences " +
-                        $"(dev {task.Eval.Count:N0}, test {testTexts.Count:N0}; data/DATA.md), seed {parse.GetValue(seed)}, {parse.GetValue(epochs)} epochs.")));
+                        $"(dev {task.Eval.Count:N0}, test {testTexts.Count:N0}; data/DATA.md), seed {parse.GetValue(seed)}, {parse.GetValue(epochs)} epoch{(parse.GetValue(epochs) == 1 ? "" : "s")}.")));
                 trained = true;
             }
             else
@@ -154,7 +154,8 @@ public static class QuickstartCommand
         var baseConfig = ModelCommands.LoadConfig(Path.Combine(baseModel, "config.json"));
         var task = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, baseConfig, data.Split("train"), data.Split("dev"), ["negative", "positive"], 64);
         announce(task);
-        var model = BertPreTrainedModel.FromPretrained(baseModel, task.Architecture, seed, task.Configure);
+        BertPreTrainedModel model;
+        using (ModelCommands.ExpectingNewHead()) model = BertPreTrainedModel.FromPretrained(baseModel, task.Architecture, seed, task.Configure);
         var options = new TrainerOptions
         {
             Epochs = epochs, BatchSize = 32, LearningRate = 5e-5, WarmupRatio = 0.1, AdamW = new AdamWOptions { WeightDecay = 0.01 },

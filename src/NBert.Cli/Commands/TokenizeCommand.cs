@@ -14,7 +14,7 @@ public static class TokenizeCommand
 
     public static Command Create(TextReader stdin, TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory with tokenizer.json or vocab.txt, minilm (built in), or a Hub name (org/name[@revision])", Required = true };
+        var model = new Option<string>("--model") { Description = "The model whose tokenizer to use: a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])", Required = true };
         var maxLength = new Option<int?>("--max-length") { Description = "Maximum tokens per window, special tokens included (default: the model's model_max_length when truncating)" }.AtLeast(1);
         var truncation = new Option<string?>("--truncation") { Description = "Which text loses tokens: longest_first (default when --max-length or --stride is given), only_first, only_second, none" };
         truncation.AcceptOnlyFromAmong(Truncations);

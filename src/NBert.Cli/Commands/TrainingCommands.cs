@@ -13,7 +13,7 @@ public static class TrainingCommands
 {
     public static Command Overfit(TextWriter stdout)
     {
-        var model = new Option<string>("--model") { Description = "Model directory or Hub name; its architectures entry picks the head and loss", Required = true };
+        var model = new Option<string>("--model") { Description = "The model (a directory, a built-in name (minilm, arctic-xs) or a Hugging Face Hub id (org/name[@revision])); its architectures entry picks the head and loss", Required = true };
         var batchPath = new Option<string>("--batch")
         {
             Description = "safetensors with input_ids and optional token_type_ids, attention_mask and labels (labels + next_sentence_label; labels; start_positions + end_positions)",

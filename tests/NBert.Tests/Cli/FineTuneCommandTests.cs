@@ -33,7 +33,7 @@ public sealed class FineTuneCommandTests : TempDirectoryTest
             "--out", Temp("out"), "--epochs", "6", "--batch-size", "8", "--lr", "2e-3", "--seed", "3");
         Assert.True(code == 0, error + stdout);
         Assert.Contains("labels bad, good", stdout);
-        Assert.Matches(@"step +\d+/48  epoch [\d.]+  loss [\d.]+  lr [\d.E+-]+  [\d,]+ tokens/s", stdout);
+        Assert.Matches(@"step +\d+/48  epoch [\d.]+  loss [\d.]+  lr [\d.eE+-]+  [\d,]+ tokens/s", stdout);
         Assert.Contains("eval at step 8: loss", stdout);
 
         var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;

@@ -260,6 +260,29 @@ public sealed class HostileInputTests : TempDirectoryTest
     }
 
     [Fact]
+    public async Task Ctrl_c_during_fine_tuning_leaves_a_checkpoint_and_says_how_to_resume()
+    {
+        if (OperatingSystem.IsWindows()) return; // a console control event is not a signal there
+        WriteSentiment("train.jsonl", 64);
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "nbert.dll"), "finetune", "--task", "classification", "--model", Model("pretraining"),
+            "--train", Temp("train.jsonl"), "--eval", Temp("train.jsonl"), "--out", Temp("out"), "--epochs", "1000", "--batch-size", "4" })
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = process.StandardOutput.ReadLine()) is not null && !line.StartsWith("step", StringComparison.Ordinal)) { }
+        Assert.NotNull(line); // training has begun
+        System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        string rest = process.StandardOutput.ReadToEnd();
+        Assert.True(process.WaitForExit(60_000), "nbert did not stop");
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("--resume", rest);
+        Assert.NotNull(NBert.Training.Trainer.LatestCheckpoint(Temp("out")));
+        Assert.DoesNotContain("   at ", await stderr);
+    }
+
+    [Fact]
     public void Resume_without_a_checkpoint_is_refused_and_keeps_the_log()
     {
         WriteSentiment("train.jsonl", 8);
