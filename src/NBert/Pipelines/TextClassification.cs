@@ -62,6 +62,8 @@ public sealed class TextClassification : Pipeline
     public IReadOnlyList<LabelScore> Run(string text, string textPair, TextClassificationOptions? options = null) => Run([(text, textPair)], options)[0];
 
     /// <summary>The labels of each text, in the order given.</summary>
+    // Preferred when a collection expression fits both list overloads (cls.Run([]) would otherwise be CS0121).
+    [System.Runtime.CompilerServices.OverloadResolutionPriority(1)]
     public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<string> texts, TextClassificationOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(texts);

@@ -27,6 +27,22 @@ public sealed class PipelineApiTests : TempDirectoryTest
     }
 
     [Fact]
+    public void An_empty_list_compiles_for_every_pipeline_and_gives_no_results()
+    {
+        // cls.Run([]) fitted both of text classification's list overloads (CS0121) until the string list was preferred.
+        using var cls = TextClassification.FromPretrained(Model("seqcls"));
+        Assert.Empty(cls.Run([]));
+        using var ner = TokenClassification.FromPretrained(Model("tokcls"));
+        Assert.Empty(ner.Run([]));
+        using var qa = QuestionAnswering.FromPretrained(Model("qa"));
+        Assert.Empty(qa.Run([]));
+        using var fill = FillMask.FromPretrained(Model("pretraining"));
+        Assert.Empty(fill.Run([]));
+        using var nsp = NextSentence.FromPretrained(Model("pretraining"));
+        Assert.Empty(nsp.Run([]));
+    }
+
+    [Fact]
     public void Pipelines_called_from_eight_threads_at_once_give_the_sequential_results()
     {
         using var cls = TextClassification.FromPretrained(Model("seqcls"));
