@@ -68,7 +68,7 @@ public static class Program
             ModelCommands.Inspect(output),
             ModelCommands.ImportOnnx(output),
             EmbeddingCommands.Embed(input, output, error),
-            EmbeddingCommands.Similarity(output),
+            EmbeddingCommands.Similarity(output, error),
             TrainingCommands.Overfit(output),
             FineTuneCommands.FineTune(output),
             FineTuneCommands.Evaluate(output),

@@ -91,7 +91,7 @@ public static class EmbeddingCommands
         return command;
     }
 
-    public static Command Similarity(TextWriter stdout)
+    public static Command Similarity(TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
         var pooling = PoolingOption();
@@ -115,7 +115,7 @@ public static class EmbeddingCommands
             var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);
             // A retrieval model's queries carry its query prompt (arctic-embed's model card), its documents none.
             string? promptName = CheckPrompt(embedder, parse.GetValue(prompt)) ?? (embedder.Options.Prompts.ContainsKey("query") ? "query" : null);
-            var vectors = embedder.Embed(lines.Select(l => l.Text).ToList());
+            var vectors = EmbedCorpus(embedder, lines.Select(l => l.Text).ToList(), Program.IsErrorTerminal ? stderr : null);
             var hits = SentenceEmbeddings.Search(embedder.Embed([parse.GetValue(query)!], promptName)[0], vectors, k);
             if (parse.GetValue(json))
             {
@@ -133,6 +133,26 @@ public static class EmbeddingCommands
             return Program.Ok;
         });
         return command;
+    }
+
+    /// <summary>The corpus's embeddings, a chunk at a time so that a terminal sees progress and an ETA on a large corpus.</summary>
+    private static float[][] EmbedCorpus(SentenceEmbeddings embedder, List<string> texts, TextWriter? progress)
+    {
+        const int chunk = 256;
+        if (progress is null || texts.Count <= chunk) return embedder.Embed(texts);
+        var vectors = new List<float[]>(texts.Count);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int start = 0; start < texts.Count; start += chunk)
+        {
+            vectors.AddRange(embedder.Embed(texts.GetRange(start, Math.Min(chunk, texts.Count - start))));
+            double fraction = (double)vectors.Count / texts.Count, seconds = clock.Elapsed.TotalSeconds;
+            progress.Write(string.Format(CultureInfo.InvariantCulture, "\rembedding the corpus [{0}] {1,4:0%} {2:N0}/{3:N0} lines, {4:N0}/s, ETA {5:N0} s   ",
+                new string('#', (int)(fraction * 30)).PadRight(30, '-'), fraction, vectors.Count, texts.Count,
+                vectors.Count / Math.Max(seconds, 1e-3), seconds / fraction - seconds));
+            progress.Flush();
+        }
+        progress.WriteLine();
+        return [.. vectors];
     }
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
