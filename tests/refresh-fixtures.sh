@@ -8,16 +8,31 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 source=${1:-$repo/../shared/fixtures}
 target=$repo/tests/fixtures
 own=(ABOUT-THIS-COPY.md arctic)
-[ -d "$source" ] || { echo "no reference fixtures at $source: nothing to refresh" >&2; exit 0; }
-changes=$(diff -rq "$source" "$target" 2>/dev/null | grep -v -E "^Only in $target: (ABOUT-THIS-COPY\.md|arctic)$" || true)
+if [ ! -d "$source" ]; then
+  # Beside a plain clone there is no ../shared: nothing to do. A folder named on the command line must exist.
+  [ $# -eq 0 ] || { echo "no reference fixtures at $source" >&2; exit 1; }
+  echo "no reference fixtures at $source: nothing to refresh" >&2; exit 0
+fi
+# diff exits 1 for differences and 2 for trouble (a missing or unreadable folder): trouble is not "up to date".
+if [ -d "$target" ]; then
+  rc=0; changes=$(diff -rq "$source" "$target") || rc=$?
+  [ "$rc" -le 1 ] || { echo "cannot compare $source with $target (diff exit $rc)" >&2; exit 1; }
+  changes=$(grep -v -E "^Only in $target: (ABOUT-THIS-COPY\.md|arctic)$" <<<"$changes" || true)
+else
+  changes="$target does not exist"
+fi
 if [ -z "$changes" ]; then echo "tests/fixtures is up to date with $source"; exit 0; fi
 echo "$changes"
-keep=$(mktemp -d)
-for f in "${own[@]}"; do [ -e "$target/$f" ] && cp -R "$target/$f" "$keep/"; done
-rm -rf "$target"
-mkdir -p "$target"
-cp -R "$source/." "$target/"
-chmod -R u+w "$target"
-for f in "${own[@]}"; do [ -e "$keep/$f" ] && rm -rf "$target/$f" && cp -R "$keep/$f" "$target/"; done
-rm -rf "$keep"
+# The new copy is assembled beside the old one and swapped in whole: a failed copy leaves the old one as it was.
+staged=$target.new
+trap 'rm -rf "$staged"' EXIT
+rm -rf "$staged"
+mkdir -p "$staged"
+cp -R "$source/." "$staged/"
+chmod -R u+w "$staged"
+for f in "${own[@]}"; do if [ -e "$target/$f" ]; then rm -rf "${staged:?}/$f" && cp -R "$target/$f" "$staged/"; fi; done
+rm -rf "$target.old"
+[ ! -e "$target" ] || mv "$target" "$target.old"
+mv "$staged" "$target"
+rm -rf "$target.old"
 echo "tests/fixtures refreshed from $source: run the tests and commit"

@@ -275,17 +275,24 @@ public sealed class HostileInputTests : TempDirectoryTest
             "--train", Temp("train.jsonl"), "--eval", Temp("train.jsonl"), "--out", Temp("out"), "--epochs", "1000", "--batch-size", "4" })
             start.ArgumentList.Add(a);
         using var process = System.Diagnostics.Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        string? line;
-        while ((line = process.StandardOutput.ReadLine()) is not null && !line.StartsWith("step", StringComparison.Ordinal)) { }
-        Assert.NotNull(line); // training has begun
-        System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-        string rest = process.StandardOutput.ReadToEnd();
-        Assert.True(process.WaitForExit(60_000), "nbert did not stop");
-        Assert.Equal(130, process.ExitCode);
-        Assert.Contains("--resume", rest);
-        Assert.NotNull(NBert.Training.Trainer.LatestCheckpoint(Temp("out")));
-        Assert.DoesNotContain("   at ", await stderr);
+        try
+        {
+            var stderr = process.StandardError.ReadToEndAsync();
+            string? line;
+            while ((line = process.StandardOutput.ReadLine()) is not null && !line.StartsWith("step", StringComparison.Ordinal)) { }
+            Assert.NotNull(line); // training has begun
+            System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            var rest = process.StandardOutput.ReadToEndAsync();
+            Assert.True(process.WaitForExit(60_000), "nbert did not stop");
+            Assert.Equal(130, process.ExitCode);
+            Assert.Contains("--resume", await rest);
+            Assert.NotNull(NBert.Training.Trainer.LatestCheckpoint(Temp("out")));
+            Assert.DoesNotContain("   at ", await stderr);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true); // a 1000-epoch run must not outlive a failed test
+        }
     }
 
     [Fact]

@@ -67,6 +67,9 @@ internal sealed class FuzzHarness(ITestOutputHelper output)
         var kinds = defects.GroupBy(d => d.Kind).Select(g => $"{g.Count()} x {g.Key}: {g.First().Message} (seed {g.First().Seed})").ToList();
         foreach (var k in kinds) output.WriteLine("  " + k);
         Assert.True(defects.Count == 0, $"{loader}: {defects.Count} of {cases} cases failed another way than NBertException:\n{string.Join("\n", kinds)}");
+        // Both outcomes must occur: a set-up that breaks every case (a companion file not copied) would otherwise pass
+        // as thousands of refusals, and one whose mutations never land as thousands of loads.
+        Assert.True(loaded > 0 && refused > 0, $"{loader}: {loaded} of {cases} cases loaded and {refused} were refused; the fuzzer tests nothing unless both happen");
     }
 
     private static string FirstLine(string s)

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using NBert.Cli;
 using NBert.Hub;
 using NBert.Pipelines;
+using NBert.Tests.Cli;
 
 namespace NBert.Tests.Hub;
 
@@ -100,14 +101,14 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
             TextClassification.FromPretrained(Model("seqcls")).Run("A fine film.", new TextClassificationOptions { TopK = null }));
         var env = new Dictionary<string, string?> { ["HF_ENDPOINT"] = Hub.Endpoint, ["HF_HUB_CACHE"] = CacheRoot, ["HF_HOME"] = Temp("hf-home") };
 
-        var (code, stdout, stderr) = await RunProcess(env, "classify", "--model", repo, "--json", "--top-k", "all", "A fine film.");
+        var (code, stdout, stderr) = await Nbert.RunProcessAsync(env, "classify", "--model", repo, "--json", "--top-k", "all", "A fine film.");
         Assert.True(code == 0, stderr);
         Assert.Equal(expected, stdout.Trim());
         int requests = Hub.Requests.Count;
 
         env["HF_HUB_OFFLINE"] = "1";
         env["HF_ENDPOINT"] = DeadEndpoint();
-        (code, stdout, stderr) = await RunProcess(env, "classify", "--model", repo, "--json", "--top-k", "all", "A fine film.");
+        (code, stdout, stderr) = await Nbert.RunProcessAsync(env, "classify", "--model", repo, "--json", "--top-k", "all", "A fine film.");
         Assert.True(code == 0, stderr);
         Assert.Equal(expected, stdout.Trim());
         Assert.Equal(requests, Hub.Requests.Count);
@@ -126,7 +127,7 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
             if (r.Repo == repo && Hub.RequestsFor(repo).Count(x => x is { Method: "HEAD", File: "model.safetensors" }) >= 2) bothAsked.TrySetResult();
         };
         var env = new Dictionary<string, string?> { ["HF_ENDPOINT"] = Hub.Endpoint, ["HF_HUB_CACHE"] = CacheRoot, ["HF_HOME"] = Temp("hf-home") };
-        var runs = await Task.WhenAll(RunProcess(env, "download", repo), RunProcess(env, "download", repo));
+        var runs = await Task.WhenAll(Nbert.RunProcessAsync(env, "download", repo), Nbert.RunProcessAsync(env, "download", repo));
         foreach (var (code, _, stderr) in runs) Assert.True(code == 0, stderr);
         Assert.Single(runs.Select(r => r.Out.Trim()).Distinct());
         Assert.True(bothAsked.Task.IsCompleted);
@@ -137,36 +138,5 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
         Assert.Single(Hub.RequestsFor(repo), r => r is { Method: "GET", File: "model.safetensors" });
         string blobs = Path.Combine(CacheRoot, $"models--{repo.Replace("/", "--")}", "blobs");
         Assert.Equal(5, Directory.GetFiles(blobs).Length); // one blob per file, nothing .incomplete
-    }
-
-    /// <summary>Runs the built nbert as its own process, with <paramref name="env"/> over this process's environment
-    /// (with no Hub variables of the user's).</summary>
-    private static async Task<(int Code, string Out, string Err)> RunProcess(Dictionary<string, string?> env, params string[] args)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "nbert.dll"));
-        foreach (string a in args) start.ArgumentList.Add(a);
-        foreach (string name in new[] { "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE" })
-            start.Environment.Remove(name);
-        foreach (var (name, value) in env) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true); // never leave a stuck nbert behind
-            throw new TimeoutException($"nbert {string.Join(' ', args)} did not finish in 3 minutes.");
-        }
-        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -135,6 +135,6 @@ public class QuestionAnsweringTests
             Assert.All(answers, a => Assert.InRange(a.Score, 0f, 1f));
             Assert.Equal(answers.OrderByDescending(a => a.Score).Select(a => a.Score), answers.Select(a => a.Score));
         }
-        Assert.ThrowsAny<ArgumentException>(() => qa.Run([("", Context)]));
+        Assert.Equal(0, Assert.Throws<NBert.Tokenization.BatchItemException>(() => qa.Run([("", Context)])).Index); // the empty question, named by its place
     }
 }

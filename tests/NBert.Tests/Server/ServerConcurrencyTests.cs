@@ -109,7 +109,7 @@ public sealed partial class ServerConcurrencyTests
         await using var server = await RunningServer.Start(Encoder, o => o with { MaxConcurrentRequests = 2 });
         using var gate = new Gate(server);
         var first = server.Post("/embed", new { inputs = "the man" });
-        gate.Held.Wait(TimeSpan.FromSeconds(20));
+        Assert.True(gate.Held.Wait(TimeSpan.FromSeconds(20)), "the first request never reached the model");
         var second = server.Post("/embed", new { inputs = "the store" });
         await Until(() => server.Server.Queue.Waiting().Length == 1, "the second request to queue");
 
@@ -133,7 +133,7 @@ public sealed partial class ServerConcurrencyTests
         await using var server = await RunningServer.Start(Encoder);
         using var gate = new Gate(server);
         var first = server.Post("/embed", new { inputs = "the man" });
-        gate.Held.Wait(TimeSpan.FromSeconds(20));
+        Assert.True(gate.Held.Wait(TimeSpan.FromSeconds(20)), "the first request never reached the model");
         using var leaving = new CancellationTokenSource();
         var abandoned = server.Post("/embed", new { inputs = "the store" }, leaving.Token);
         var staying = server.Post("/embed", new { inputs = "a gallon of milk" });
