@@ -92,6 +92,7 @@ public static class HubCommands
         {
             string id = parse.GetValue(repo)!, root = Settings.CacheDirectory;
             if (!RepoId.IsValid(id)) throw new CliException($"'{id}' is not a Hub repository id (org/name or name).");
+            if (parse.GetValue(revision) is { } named && !RepoId.IsValidRevision(named)) throw new CliException($"--revision '{named}' is not a branch, tag or commit.");
             long freed = HubCacheScan.Remove(root, id, parse.GetValue(revision), parse.GetValue(type)!);
             stdout.WriteLine($"removed {id}{(parse.GetValue(revision) is { } r ? "@" + r : "")} from {root}, freeing {Size(freed)}");
             return Program.Ok;

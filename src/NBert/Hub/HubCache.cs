@@ -68,8 +68,9 @@ public sealed partial class HubCache
         if (IsCommit(revision)) return revision;
         string path = RefPath(revision);
         if (!File.Exists(path)) return null;
+        // Anything but a commit hash (a damaged ref, or "../x") would put snapshot paths outside the cache: not known.
         string commit = File.ReadAllText(path).Trim();
-        return commit.Length > 0 ? commit : null;
+        return IsCommit(commit) ? commit : null;
     }
 
     /// <summary>Records that <paramref name="revision"/> now points at <paramref name="commit"/> (nothing for a commit hash).</summary>
@@ -78,9 +79,7 @@ public sealed partial class HubCache
         if (revision == commit || CommitFor(revision) == commit) return;
         string path = RefPath(revision);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllText(temp, commit); // no newline: huggingface_hub reads the file as it is
-        File.Move(temp, path, overwrite: true);
+        NBert.IO.AtomicFile.WriteAllText(path, commit); // no newline: huggingface_hub reads the file as it is
     }
 
     /// <summary>Whether the cache remembers that <paramref name="file"/> is not in <paramref name="commit"/>.</summary>
@@ -157,6 +156,14 @@ public sealed partial class HubCache
         hash = Convert.ToHexStringLower(SHA256.HashData(stream));
         Verified[key] = hash;
         return hash == etag;
+    }
+
+    /// <summary>Records that the file at <paramref name="path"/> was just checked against <paramref name="etag"/> under
+    /// another name (its <c>.incomplete</c> download, renamed): <see cref="Holds"/> need not hash it again.</summary>
+    internal static void Remember(string path, string etag)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && IsSha256(etag)) Verified[(info.FullName, info.Length, info.LastWriteTimeUtc)] = etag;
     }
 
     /// <summary>Whether an ETag is an LFS object id (a SHA-256 of the content), rather than a git blob id.</summary>

@@ -49,6 +49,7 @@ public static class HubCacheScan
     {
         if (!RepoId.IsValid(repo)) throw new ArgumentException($"'{repo}' is not a Hub repository id.", nameof(repo));
         if (Array.IndexOf(Types, type) < 0) throw new ArgumentException($"'{type}' is not one of {string.Join(", ", Types)}.", nameof(type));
+        if (revision is not null && !RepoId.IsValidRevision(revision)) throw new ArgumentException($"'{revision}' is not a revision name.", nameof(revision));
         var cache = new HubCache(root, repo, type);
         if (!Directory.Exists(cache.RepoFolder)) throw new NBertException($"The cache {root} holds no {type} '{repo}'.");
         var before = Describe(type, repo, cache.RepoFolder);
@@ -63,6 +64,7 @@ public static class HubCacheScan
                 string blobs = Path.GetFullPath(Path.Combine(cache.RepoFolder, "blobs")) + Path.DirectorySeparatorChar;
                 foreach (string file in Files(cache.SnapshotDirectory(commit)).Select(Resolved).Distinct().Where(f => !keep.Contains(f)))
                 {
+                    if (!File.Exists(file)) continue; // a link whose blob is gone: nothing to free, and the snapshot goes below
                     freed += new FileInfo(file).Length;
                     if (file.StartsWith(blobs, StringComparison.Ordinal)) File.Delete(file); // copies go with their snapshot
                 }

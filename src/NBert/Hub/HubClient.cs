@@ -42,7 +42,7 @@ public sealed class HubClient : IDisposable
             foreach (var module in doc.RootElement.EnumerateArray())
                 if (module.ValueKind == System.Text.Json.JsonValueKind.Object && module.TryGetProperty("path", out var p)
                     && p.ValueKind == System.Text.Json.JsonValueKind.String && p.GetString() is { Length: > 0 } folder
-                    && !folder.Contains("..", StringComparison.Ordinal) && !folder.StartsWith('/') && !folder.Contains('\\'))
+                    && RepoId.IsSafeFileName(folder.TrimEnd('/')))
                     folders.Add(folder.TrimEnd('/'));
         }
         catch (Exception e) when (e is NBertException or InvalidOperationException)
@@ -57,7 +57,7 @@ public sealed class HubClient : IDisposable
 
     /// <summary>The weights in the order transformers looks for them: each single file before its sharded index.</summary>
     public static IReadOnlyList<(string File, string Index)> WeightFiles { get; } =
-        [("model.safetensors", "model.safetensors.index.json"), ("pytorch_model.bin", "pytorch_model.bin.index.json")];
+        [(IO.Checkpoint.SafeTensorsName, IO.Checkpoint.SafeTensorsIndexName), (IO.Checkpoint.PyTorchName, IO.Checkpoint.PyTorchIndexName)];
 
     private const int MaxResumes = 5;
     private readonly HttpClient _http;
@@ -292,6 +292,7 @@ public sealed class HubClient : IDisposable
                     $"{(meta.Size is long s ? $"size ({s} bytes) " : "")}{(HubCache.IsSha256(meta.ETag) ? $"or SHA-256 ({meta.ETag}) " : "")}twice; nothing was kept.");
         }
         File.Move(incomplete, blob, overwrite: true);
+        HubCache.Remember(blob, meta.ETag); // checked just above as the .incomplete file: a waiter or a later load need not hash it again
         Progress?.Report(new HubDownloadProgress(cache.Repo, file, new FileInfo(blob).Length, meta.Size, Completed: true));
     }
 
@@ -309,7 +310,8 @@ public sealed class HubClient : IDisposable
         for (int cuts = 0; ; cuts++)
         {
             long offset = File.Exists(path) ? new FileInfo(path).Length : 0;
-            if (meta.Size is long size && offset >= size) return; // all there: the check decides
+            // All there: the check decides. An empty file is fetched all the same, so that it exists.
+            if (meta.Size is long size && offset >= size && File.Exists(path)) return;
             try
             {
                 await _protocol.GetAsync(meta.Location, path, offset, Received, cancellation).ConfigureAwait(false);
@@ -342,8 +344,10 @@ public sealed class HubClient : IDisposable
         {
             throw new HubException(HubError.Protocol, $"{repo}: {index} is not a sharded checkpoint index: {e.Message}", e);
         }
-        return shards.All(RepoId.IsSafeFileName) ? shards
-            : throw new HubException(HubError.Protocol, $"{repo}: {index} names a shard outside the repository ({NBertException.Quote(shards.First(s => !RepoId.IsSafeFileName(s)))}).");
+        // A shard lies beside its index (as IO.ShardedTensorSource loads it): no folders, nothing outside.
+        static bool Beside(string shard) => RepoId.IsSafeFileName(shard) && !shard.Contains('/');
+        return shards.All(Beside) ? shards
+            : throw new HubException(HubError.Protocol, $"{repo}: {index} names a shard that is not beside it ({NBertException.Quote(shards.First(s => !Beside(s)))}).");
     }
 
     private static string CheckRepo(string repo) =>

@@ -46,6 +46,9 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
             if (status >= 400 || (status >= 300 && location is null)) throw Error(response, repo, revision, file);
             string commit = Header(response, "X-Repo-Commit")
                 ?? throw new HubException(HubError.Protocol, $"{url}: the answer has no X-Repo-Commit header. Is HF_ENDPOINT ({settings.Endpoint}) a Hugging Face Hub?");
+            // The commit names a snapshot folder: anything but a commit hash could name a path outside the cache.
+            if (!HubCache.IsCommit(commit))
+                throw new HubException(HubError.Protocol, $"{url}: X-Repo-Commit '{NBertException.Quote(commit)}' is not a commit hash. Is HF_ENDPOINT ({settings.Endpoint}) a Hugging Face Hub?");
             string etag = NormalizeETag(Header(response, "X-Linked-Etag") ?? Header(response, "ETag"))
                 ?? throw new HubException(HubError.Protocol, $"{url}: the answer has no ETag, so the file cannot be cached reliably.");
             long? size = long.TryParse(Header(response, "X-Linked-Size") ?? Header(response, "Content-Length"), out long s) ? s : null;

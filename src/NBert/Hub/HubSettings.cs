@@ -86,9 +86,10 @@ public sealed record HubSettings
         if (value is null) return TimeSpan.FromSeconds(10);
         if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) || s < 0 || !double.IsFinite(s))
             throw new NBertException($"Environment variable {name}='{NBertException.Quote(value)}' is not a number of seconds.");
-        // A timer waits at most about 49 days (int.MaxValue milliseconds): longer is a mistake, not a wish.
+        // A timer waits at most int.MaxValue milliseconds (about 24.8 days); half of that is the limit here, and
+        // anything longer is a mistake, not a wish.
         if (s > MaxSeconds)
-            throw new NBertException($"Environment variable {name}={NBertException.Quote(value)} seconds is more than a timeout can be ({MaxSeconds:N0} s, about 24 days).");
+            throw new NBertException($"Environment variable {name}={NBertException.Quote(value)} seconds is more than a timeout can be ({MaxSeconds:N0} s, about 12 days).");
         return TimeSpan.FromSeconds(s == 0 ? 10 : s); // 0 means the default, as in huggingface_hub
     }
 

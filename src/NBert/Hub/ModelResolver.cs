@@ -21,12 +21,8 @@ public static class ModelResolver
     /// downloads go.</summary>
     /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
     public static string Resolve(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (Local(nameOrPath) is { } local) return local;
-        // Blocking on the download is safe here: the client never resumes on a captured context.
-        return ResolveAsync(nameOrPath, hub, progress, cancellation).GetAwaiter().GetResult();
-    }
+        // A directory or built-in completes at once; blocking on a download is safe: the client never resumes on a captured context.
+        => ResolveAsync(nameOrPath, hub, progress, cancellation).GetAwaiter().GetResult();
 
     /// <summary>
     /// The local directory holding <paramref name="nameOrPath"/>'s tokenizer: as <see cref="Resolve(string)"/>, but a Hub
@@ -35,11 +31,7 @@ public static class ModelResolver
     /// </summary>
     /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
     public static string ResolveTokenizer(string nameOrPath, HubSettings? hub = null)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (Local(nameOrPath) is { } local) return local;
-        return ResolveAsync(nameOrPath, hub, null, CancellationToken.None, tokenizerOnly: true).GetAwaiter().GetResult();
-    }
+        => ResolveAsync(nameOrPath, hub, null, CancellationToken.None, tokenizerOnly: true).GetAwaiter().GetResult();
 
     /// <summary>As <see cref="Resolve(string, HubSettings?, IProgress{HubDownloadProgress}?, CancellationToken)"/>, without blocking on a download.</summary>
     public static Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default) =>

@@ -371,4 +371,34 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
             lock (list) list.Add(value);
         }
     }
+
+    [Fact]
+    public async Task An_empty_file_is_downloaded_as_an_empty_file()
+    {
+        // Its size, 0, is "all there" before any byte arrives: the file must still be fetched so that it exists.
+        string repo = UniqueRepo("empty");
+        Hub.AddCommit(repo, new Dictionary<string, byte[]> { ["config.json"] = FixtureBytes("seqcls", "config.json"), ["empty.txt"] = [] });
+        using var client = Client();
+        var snapshot = await client.DownloadAsync(repo, null, ["empty.txt"]);
+        Assert.Empty(File.ReadAllBytes(Path.Combine(snapshot.Directory, "empty.txt")));
+    }
+
+    [Fact]
+    public async Task A_commit_that_is_not_a_hash_is_refused_before_it_names_a_folder()
+    {
+        // X-Repo-Commit becomes snapshots/{commit}: "../../x" would put the snapshot outside the cache.
+        string repo = UniqueRepo("badcommit");
+        var settings = new FakeHub.Repo();
+        Hub.AddCommit(repo, new Dictionary<string, byte[]> { ["config.json"] = FixtureBytes("seqcls", "config.json") }, settings: settings);
+        lock (settings)
+        {
+            settings.Commits["../../outside"] = settings.Commits.Values.First();
+            settings.Refs["main"] = "../../outside";
+        }
+        using var client = Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadAsync(repo, null, ["config.json"]));
+        Assert.Equal(HubError.Protocol, e.Error);
+        Assert.Contains("is not a commit hash", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(CacheRoot, "outside")));
+    }
 }
