@@ -34,6 +34,10 @@ internal static class OptionChecks
         Check(option, v => open ? v > min && v < max : v >= min && v <= max,
             open ? $"between {min.ToString(Inv)} and {max.ToString(Inv)} (both excluded)" : $"between {min.ToString(Inv)} and {max.ToString(Inv)}");
 
+    /// <summary>The value must lie in [<paramref name="min"/>, <paramref name="max"/>), as Adam's betas and dropout do.</summary>
+    public static Option<double> AtLeastAndBelow(this Option<double> option, double min, double max) =>
+        Check(option, v => v >= min && v < max, $"at least {min.ToString(Inv)} and below {max.ToString(Inv)}");
+
     private static Option<T> Check<T>(Option<T> option, Func<T, bool> valid, string what)
     {
         option.Validators.Add(result =>

@@ -21,8 +21,20 @@ internal static class OutputDirectory
         if (modelDirectory is not null && NBert.IO.Checkpoint.IsSameDirectory(outDir, modelDirectory))
             throw new CliException($"--out {outDir} is the model directory of --model: this would overwrite the model it starts from; give another --out.");
         if (File.Exists(outDir)) throw new CliException($"--out {outDir} is a file, not a directory.");
+        // Said before the data is prepared (which can take minutes), with the trainer's own words.
+        if (resume && NBert.Training.Trainer.LatestCheckpoint(outDir) is null)
+            throw new CliException($"--out {outDir} holds no checkpoint to resume from (a checkpoint-N folder with trainer_state.json); train without --resume to start afresh.");
         if (resume || overwrite || !Directory.Exists(outDir) || !Directory.EnumerateFileSystemEntries(outDir).Any()) return;
         throw new CliException($"--out {outDir} already holds files, which this could replace: give another directory, or --overwrite to write there anyway" +
             (resumable ? " (--resume continues the run it holds)." : "."));
+    }
+
+    /// <summary>Called as a training run starts afresh in <paramref name="outDir"/> (--overwrite, not --resume): the
+    /// checkpoints of the run it replaces go, so that an interrupted new run is never resumed from the old run's
+    /// (the trainer resumes from the highest step, and the old run's may be higher).</summary>
+    public static void StartAfresh(string outDir, bool resume)
+    {
+        if (resume || !Directory.Exists(outDir)) return;
+        foreach (string old in Directory.EnumerateDirectories(outDir, "checkpoint-*")) Directory.Delete(old, recursive: true);
     }
 }

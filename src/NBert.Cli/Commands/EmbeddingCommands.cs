@@ -97,7 +97,7 @@ public static class EmbeddingCommands
         var pooling = PoolingOption();
         var query = new Option<string>("--query") { Description = "The text to search for", Required = true };
         var corpus = new Option<string>("--corpus") { Description = "A text file, one document per line", Required = true };
-        var topK = new Option<int>("--top-k") { Description = "How many results", DefaultValueFactory = _ => 5 };
+        var topK = new Option<int>("--top-k") { Description = "How many results", DefaultValueFactory = _ => 5 }.AtLeast(1);
         var prompt = PromptOption("the query (default: query, when the model has that prompt)");
         var json = new Option<bool>("--json") { Description = "One JSON line per result" };
         var command = new Command("similarity", "The corpus lines most similar to a query (cosine of sentence embeddings).")
@@ -109,7 +109,6 @@ public static class EmbeddingCommands
             string path = parse.GetValue(corpus)!;
             if (!File.Exists(path)) throw new CliException($"corpus file '{path}' does not exist.");
             int k = parse.GetValue(topK);
-            if (k < 1) throw new CliException($"--top-k must be positive, not {k}.");
             var lines = File.ReadAllLines(path).Select((text, i) => (Text: text.Trim(), Line: i + 1)).Where(l => l.Text.Length > 0).ToList();
             if (lines.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
             var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);

@@ -29,8 +29,8 @@ public static class PretrainCommand
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 }.Above(0);
         var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 }.AtLeast(0);
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
-        var beta1 = new Option<double>("--adam-beta1") { DefaultValueFactory = _ => 0.9 }.Between(0, 1);
-        var beta2 = new Option<double>("--adam-beta2") { DefaultValueFactory = _ => 0.999 }.Between(0, 1);
+        var beta1 = new Option<double>("--adam-beta1") { DefaultValueFactory = _ => 0.9 }.AtLeastAndBelow(0, 1);
+        var beta2 = new Option<double>("--adam-beta2") { DefaultValueFactory = _ => 0.999 }.AtLeastAndBelow(0, 1);
         var epsilon = new Option<double>("--adam-epsilon") { DefaultValueFactory = _ => 1e-8 }.Above(0);
         var maxGradNorm = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
         var evalSteps = new Option<int?>("--eval-steps") { Description = "Evaluate on the held-out corpus every N steps (default: at the end)" }.AtLeast(1);
@@ -98,6 +98,7 @@ public static class PretrainCommand
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
+            OutputDirectory.StartAfresh(outDir, parse.GetValue(resume));
             using var interruption = new Interruption();
             try
             {

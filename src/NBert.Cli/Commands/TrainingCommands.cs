@@ -19,7 +19,7 @@ public static class TrainingCommands
             Description = "safetensors with input_ids and optional token_type_ids, attention_mask and labels (labels + next_sentence_label; labels; start_positions + end_positions)",
             Required = true,
         };
-        var steps = new Option<int>("--steps") { Description = "Optimiser steps on the batch", Required = true };
+        var steps = new Option<int>("--steps") { Description = "Optimiser steps on the batch", Required = true }.AtLeast(1);
         var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 1e-3 }.Above(0);
         var weightDecay = new Option<double>("--weight-decay") { Description = "AdamW's decoupled weight decay (not on biases and LayerNorm weights)", DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
         var maxGradNorm = new Option<double>("--max-grad-norm") { Description = "Clip the global gradient norm to this (0: no clipping)", DefaultValueFactory = _ => 1.0 }.AtLeast(0.0);
@@ -27,7 +27,7 @@ public static class TrainingCommands
         var scheduler = new Option<string>("--scheduler") { Description = "Learning-rate schedule", DefaultValueFactory = _ => "constant" };
         scheduler.AcceptOnlyFromAmong(LearningRateSchedule.Kinds);
         var warmup = new Option<int>("--warmup-steps") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 }.AtLeast(0);
-        var dropout = new Option<double>("--dropout") { Description = "Dropout probability for every dropout layer during this run", DefaultValueFactory = _ => 0 };
+        var dropout = new Option<double>("--dropout") { Description = "Dropout probability for every dropout layer during this run", DefaultValueFactory = _ => 0 }.AtLeastAndBelow(0, 1);
         var grads = new Option<string?>("--grads") { Description = "Write the first step's gradients (before clipping) here, float32, named by parameter" };
         var output = new Option<string>("--out") { Description = "Directory for the final checkpoint (config.json, model.safetensors, tokenizer files)", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed for dropout", DefaultValueFactory = _ => 0 };
@@ -40,9 +40,7 @@ public static class TrainingCommands
         command.SetAction(parse =>
         {
             int n = parse.GetValue(steps);
-            if (n < 1) throw new CliException($"--steps must be at least 1, not {n}.");
             double p = parse.GetValue(dropout);
-            if (!(p >= 0 && p < 1)) throw new CliException($"--dropout must be in [0, 1), not {p}.");
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite), directory);
             var pretrained = ModelCommands.Load(directory, null);

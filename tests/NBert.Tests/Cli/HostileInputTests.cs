@@ -152,6 +152,18 @@ public sealed class HostileInputTests : TempDirectoryTest
         Assert.False(Directory.Exists(Temp("out")));
     }
 
+    [Theory]
+    [InlineData("--adam-beta2", "1")]
+    [InlineData("--adam-beta1", "-0.1")]
+    public void Adam_betas_of_one_are_refused_while_parsing_naming_the_option(string option, string value)
+    {
+        // The library requires [0, 1); refused while parsing, before the corpus is read or --out is made.
+        File.WriteAllText(Temp("corpus.txt"), "One sentence here.\nAnother one there.\n");
+        AssertRefused(Run("pretrain", "--config", Path.Combine(Model("pretraining"), "config.json"), "--vocab", Model("pretraining"),
+            "--corpus", Temp("corpus.txt"), "--out", Temp("out"), option, value), option, "below 1");
+        Assert.False(Directory.Exists(Temp("out")));
+    }
+
     [Fact]
     public void Evaluate_refuses_a_zero_batch_and_a_fractional_label_on_a_single_label_model()
     {
@@ -303,6 +315,29 @@ public sealed class HostileInputTests : TempDirectoryTest
         File.WriteAllText(Temp("out/metrics.jsonl"), "{\"step\": 1}\n");
         AssertRefused(Resume(), "no checkpoint");
         Assert.Equal("{\"step\": 1}\n", File.ReadAllText(Temp("out/metrics.jsonl")));
+    }
+
+    [Fact]
+    public void Resume_without_a_checkpoint_is_refused_before_the_data_is_read()
+    {
+        // The training file does not exist: the refusal must be about the checkpoint, said before the data is prepared.
+        Directory.CreateDirectory(Temp("out"));
+        AssertRefused(Resume(), "no checkpoint to resume from");
+        Assert.False(File.Exists(Temp("train.jsonl")));
+    }
+
+    [Fact]
+    public void A_run_that_overwrites_another_drops_the_old_runs_checkpoints()
+    {
+        // Left in place, the old run's checkpoint-900 would be what --resume takes after the new run is interrupted.
+        WriteSentiment("train.jsonl", 8);
+        Directory.CreateDirectory(Temp("out/checkpoint-900"));
+        File.WriteAllText(Temp("out/checkpoint-900/trainer_state.json"), "{}");
+        var r = Run("finetune", "--task", "classification", "--model", Model("pretraining"), "--train", Temp("train.jsonl"), "--eval", Temp("train.jsonl"),
+            "--out", Temp("out"), "--epochs", "1", "--batch-size", "4", "--save-steps", "1", "--overwrite");
+        Assert.True(r.Item1 == 0, r.Item3);
+        Assert.False(Directory.Exists(Temp("out/checkpoint-900")));
+        Assert.EndsWith("checkpoint-2", NBert.Training.Trainer.LatestCheckpoint(Temp("out")));
     }
 
     [Fact]
