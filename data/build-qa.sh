@@ -356,9 +356,10 @@ function build(split, seed) {
   return { data, stats };
 }
 
+// All three splits are built before any is written: a split that fails leaves the committed files as they were.
+const built = [["train", 1], ["dev", 2], ["test", 3]].map(([split, seed]) => ({ split, ...build(split, seed) }));
 fs.mkdirSync(dest, { recursive: true });
-for (const [split, seed] of [["train", 1], ["dev", 2], ["test", 3]]) {
-  const { data, stats } = build(split, seed);
+for (const { split, data, stats } of built) {
   const json = JSON.stringify({ version: "v2.0", data });
   fs.writeFileSync(path.join(dest, split + ".json.gz"), zlib.gzipSync(json, { level: 9 }));
   const questions = data.flatMap(d => d.paragraphs[0].qas);

@@ -127,7 +127,7 @@ public static class EmbeddingCommands
             int r = 0;
             foreach (var (index, score) in hits)
                 table.AddRow((++r).ToString(CultureInfo.InvariantCulture), score.ToString("F4", CultureInfo.InvariantCulture),
-                    lines[index].Line.ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(lines[index].Text)));
+                    lines[index].Line.ToString(CultureInfo.InvariantCulture), Markup.Escape(PipelineCommands.Shorten(lines[index].Text)));
             Program.Console(stdout).Write(table);
             return Program.Ok;
         });
@@ -153,6 +153,4 @@ public static class EmbeddingCommands
         progress.WriteLine();
         return [.. vectors];
     }
-
-    private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
 }

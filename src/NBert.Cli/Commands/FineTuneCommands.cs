@@ -92,10 +92,6 @@ public static class FineTuneCommands
             {
                 throw Diverged(e, parse.GetValue(lr), parse.GetValue(maxGradNorm), outDir);
             }
-            catch (NBertException e)
-            {
-                throw new CliException(CliException.Reason(e), e);
-            }
             if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
             stdout.WriteLine($"wrote the best model to {outDir}");
             return Program.Ok;

@@ -109,7 +109,8 @@ public static class PipelineCommands
         return Program.Ok;
     }
 
-    private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
+    /// <summary>At most 60 characters of an input, for a table cell.</summary>
+    internal static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
     private static string Score(float s) => s.ToString("F4", Inv);
 
     private static int? ParseTopK(string value, string option) =>
