@@ -177,8 +177,8 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
     {
         if (raw) return logits;
         if (logits.Length == 1) return [1f / (1f + MathF.Exp(-logits[0]))];
-        var p = new float[logits.Length];
-        TensorPrimitives.SoftMax(logits, p);
+        var p = logits.ToArray();
+        NBert.Tensors.Kernels.Softmax(p); // the max subtracted first, as the pipelines do: a logit above 88 would give NaN
         return p;
     }
 

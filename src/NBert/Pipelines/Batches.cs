@@ -58,7 +58,7 @@ internal static class Batches
     public static float[] Softmax(ReadOnlySpan<float> logits)
     {
         var p = logits.ToArray();
-        System.Numerics.Tensors.TensorPrimitives.SoftMax(logits, p);
+        NBert.Tensors.Kernels.Softmax(p); // the max subtracted, as numpy's pipelines do: TensorPrimitives.SoftMax overflows above 88
         return p;
     }
 }

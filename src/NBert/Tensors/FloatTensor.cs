@@ -65,7 +65,9 @@ public sealed class FloatTensor
     }
 
     /// <summary>Softmax along the last dimension (probabilities that sum to 1 in each row), as a new tensor.</summary>
-    public FloatTensor Softmax() => PerRow((x, y) => TensorPrimitives.SoftMax(x, y));
+    /// <remarks>The row's maximum is subtracted first (TensorPrimitives.SoftMax does not, and a logit above about 88
+    /// overflows float's exp to NaN).</remarks>
+    public FloatTensor Softmax() => PerRow((x, y) => { x.CopyTo(y); Kernels.Softmax(y); });
 
     /// <summary>The logistic sigmoid of every value, as a new tensor (multi-label and one-label heads).</summary>
     public FloatTensor Sigmoid() => PerRow((x, y) => TensorPrimitives.Sigmoid(x, y));

@@ -22,6 +22,17 @@ public sealed class FloatTensorTests
     }
 
     [Fact]
+    public void Softmax_of_large_logits_is_finite()
+    {
+        // exp(100) overflows float: without the row's maximum subtracted first this row was NaN, 0, 0.
+        var p = new FloatTensor([100f, 0f, -1f, 1000f, 999f, -1000f], 2, 3).Softmax();
+        Assert.All(p.Data, v => Assert.True(float.IsFinite(v), $"{v}"));
+        Assert.Equal(1.0, p[0, 0], 6);
+        Assert.Equal(1 / (1 + Math.Exp(-1)), p[1, 0], 6);
+        Assert.Equal(1f, NBert.Pipelines.Batches.Softmax([100f, 0f, -1f])[0], 6);
+    }
+
+    [Fact]
     public void Softmax_sigmoid_and_argmax_work_along_the_last_dimension()
     {
         var p = Logits.Softmax();
