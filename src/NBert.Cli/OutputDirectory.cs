@@ -28,13 +28,4 @@ internal static class OutputDirectory
         throw new CliException($"--out {outDir} already holds files, which this could replace: give another directory, or --overwrite to write there anyway" +
             (resumable ? " (--resume continues the run it holds)." : "."));
     }
-
-    /// <summary>Called as a training run starts afresh in <paramref name="outDir"/> (--overwrite, not --resume): the
-    /// checkpoints of the run it replaces go, so that an interrupted new run is never resumed from the old run's
-    /// (the trainer resumes from the highest step, and the old run's may be higher).</summary>
-    public static void StartAfresh(string outDir, bool resume)
-    {
-        if (resume || !Directory.Exists(outDir)) return;
-        foreach (string old in Directory.EnumerateDirectories(outDir, "checkpoint-*")) Directory.Delete(old, recursive: true);
-    }
 }

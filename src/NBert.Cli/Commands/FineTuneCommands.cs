@@ -74,7 +74,6 @@ public static class FineTuneCommands
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
                 $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
             Evaluation? result;
-            OutputDirectory.StartAfresh(outDir, parse.GetValue(resume));
             using var interruption = new Interruption();
             try
             {

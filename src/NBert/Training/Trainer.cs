@@ -172,7 +172,8 @@ public sealed class Trainer
     /// <summary>
     /// Trains the model in place. With an <paramref name="outputDirectory"/>, writes there the best model (or the last,
     /// without evaluation) with tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and
-    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there. Without one, nothing
+    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there (without, the
+    /// directory's earlier <c>metrics.jsonl</c> and <c>checkpoint-N/</c> folders are removed first). Without one, nothing
     /// is written. Either way the model ends with the best evaluation's weights (the last ones without evaluation).
     /// <paramref name="cancellationToken"/> is checked before every step: a cancelled run writes a checkpoint to resume
     /// from (when it has an output directory) and throws <see cref="OperationCanceledException"/>.
@@ -206,8 +207,13 @@ public sealed class Trainer
             AtomicFile.WriteAllText(metricsPath!, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
             Report(TrainerProgressKind.Resume, state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
-        else if (metricsPath is not null && File.Exists(metricsPath))
-            File.Delete(metricsPath);
+        else if (outputDirectory is not null)
+        {
+            // A fresh run: the log and the checkpoints of a run it replaces go, so that this run, if interrupted, is
+            // never resumed from the other's (resuming takes the highest step, and the other's may be higher).
+            if (File.Exists(metricsPath)) File.Delete(metricsPath);
+            foreach (string old in Directory.EnumerateDirectories(outputDirectory, "checkpoint-*")) Directory.Delete(old, recursive: true);
+        }
 
         var clock = Stopwatch.StartNew();
         long startStep = state.Step;
@@ -282,6 +288,7 @@ public sealed class Trainer
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
         if (_evaluate is null || state.BestMetric is null) KeepBest(model, outputDirectory);
+        else if (outputDirectory is not null) RestoreBest(outputDirectory);
         if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
@@ -343,6 +350,14 @@ public sealed class Trainer
     {
         if (directory is null) model.CopyTo(_model);
         else SaveModel(model, directory);
+    }
+
+    /// <summary>The model takes the best weights back from <paramref name="directory"/>: each checkpoint saved since
+    /// (and a resumed run's start) put other weights into it.</summary>
+    private void RestoreBest(string directory)
+    {
+        using var best = BertPreTrainedModel.FromPretrained(directory, _model.Architecture);
+        TrainingModel<float>.From(best).CopyTo(_model);
     }
 
     private void SaveModel(TrainingModel<float> model, string directory)

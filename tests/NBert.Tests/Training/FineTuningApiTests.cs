@@ -42,6 +42,17 @@ public sealed class FineTuningApiTests : TempDirectoryTest
     }
 
     [Fact]
+    public void With_an_output_directory_the_model_ends_with_the_best_weights_it_saved_not_the_last_checkpoints()
+    {
+        // Accuracy reaches its best before the last epoch; every evaluation writes a checkpoint, which used to leave
+        // the last checkpoint's weights in the returned model while the directory held the best.
+        var result = FineTuning.Classification(BertPreTrainedModel.FromPretrained(Base), BertTokenizer.FromPretrained(Base), Sentiment(64, 1), Sentiment(24, 2),
+            new FineTuningOptions { Epochs = 6, BatchSize = 8, LearningRate = 2e-3, Seed = 3 }, outputDirectory: Temp("out"));
+        using var saved = BertPreTrainedModel.FromPretrained(Temp("out"));
+        Assert.Equal(TrainingModel<float>.From(saved).Values, TrainingModel<float>.From(result.Model).Values);
+    }
+
+    [Fact]
     public void Fine_tuning_into_the_directory_the_tokenizer_came_from_is_refused()
     {
         string copy = Temp("model");
