@@ -130,7 +130,8 @@ internal sealed class BatchingQueue
                     Monitor.Wait(_lock);
                 }
                 batch = Take();
-                foreach (var w in batch) _waiting.Remove(w);
+                var taken = batch.ToHashSet(); // one pass, not batch x queue under the lock
+                _waiting.RemoveAll(taken.Contains);
                 _metrics.Set("te_queue_size", _waiting.Count);
             }
             BeforeBatch?.Invoke();

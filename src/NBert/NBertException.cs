@@ -20,6 +20,7 @@ public class NBertException : Exception
     public static string Quote(string text, int max = 80)
     {
         ArgumentNullException.ThrowIfNull(text);
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 4); // room for a character and the "..."
         if (text.Length <= max) return text;
         int cut = max - 3;
         if (char.IsHighSurrogate(text[cut - 1])) cut--;

@@ -265,6 +265,8 @@ public abstract class BertPreTrainedModel : IDisposable
     private protected float[] Dense(ReadOnlySpan<float> input, int rows, string weight, string bias)
     {
         var w = _packed.GetOrAdd(weight, Pack);
+        // Every head's output passes here: the masked-LM logits (batch x sequence x vocab) are the largest.
+        EnsureArray($"the output of {weight} (rows {rows} x {w.N})", (long)rows * w.N);
         var y = new float[rows * w.N];
         Linear(rows, input, w, P(bias).Data, y);
         return y;
