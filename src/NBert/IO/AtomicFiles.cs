@@ -87,6 +87,20 @@ public sealed class StagedFiles : IDisposable
         from.CopyTo(s);
     });
 
+    /// <summary>Whether <paramref name="name"/> has been written (staged) into this set.</summary>
+    public bool Contains(string name) => _files.Any(f => f.Target == Path.GetFullPath(Path.Combine(Directory, name)));
+
+    /// <summary>Deletes <paramref name="name"/> from the directory when the set is committed, unless it is written
+    /// into the set: an old file of that name would otherwise be read beside the new ones (a stale tokenizer.json,
+    /// which loaders prefer to vocab.txt).</summary>
+    public void RemoveOnCommit(string name)
+    {
+        ObjectDisposedException.ThrowIf(_committed, this);
+        _removals.Add(Path.GetFullPath(Path.Combine(Directory, name)));
+    }
+
+    private readonly List<string> _removals = new();
+
     /// <summary>Renames every file into place, in the order written: write the file whose presence says the
     /// directory is complete (config.json) last. A target that is a directory is refused before any rename.</summary>
     public void Commit()
@@ -94,6 +108,8 @@ public sealed class StagedFiles : IDisposable
         ObjectDisposedException.ThrowIf(_committed, this);
         foreach (var (_, target) in _files)
             if (System.IO.Directory.Exists(target)) throw new IOException($"{target} is a directory, so the file cannot be written there.");
+        foreach (string stale in _removals)
+            if (!_files.Any(f => f.Target == stale) && File.Exists(stale)) File.Delete(stale);
         foreach (var (temp, target) in _files) File.Move(temp, target, overwrite: true);
         _committed = true;
     }

@@ -46,13 +46,13 @@ public static class Checkpoint
     /// so a saved model loads as a whole; returns whether there was any.</summary>
     public static bool StageTokenizerFiles(string source, StagedFiles files)
     {
-        bool any = false;
+        bool any = false, inPlace = IsSameDirectory(source, files.Directory);
         foreach (var name in TokenizerFiles)
         {
             string from = System.IO.Path.Combine(source, name);
             if (!File.Exists(from)) continue;
             any = true;
-            if (System.IO.Path.GetFullPath(from) != System.IO.Path.GetFullPath(System.IO.Path.Combine(files.Directory, name))) files.Copy(name, from);
+            if (!inPlace) files.Copy(name, from);
         }
         return any;
     }

@@ -26,6 +26,10 @@ public sealed partial class BertTokenizer
     public void SavePretrained(StagedFiles files)
     {
         ArgumentNullException.ThrowIfNull(files);
+        // Tokenizer files of another tokenizer already in the directory go: FromPretrained would prefer a stale
+        // tokenizer.json to the vocab.txt written here.
+        bool inPlace = SourceDirectory is not null && Checkpoint.IsSameDirectory(SourceDirectory, files.Directory);
+        if (!inPlace) foreach (string name in Checkpoint.TokenizerFiles) files.RemoveOnCommit(name);
         if (SourceDirectory is not null && Checkpoint.StageTokenizerFiles(SourceDirectory, files)) return;
         var vocab = Enumerable.Range(0, Model.VocabSize).Select(id => Model.IdToToken(id) ?? "").ToList();
         files.WriteAllText("vocab.txt", string.Join("\n", vocab) + "\n");

@@ -51,6 +51,7 @@ public static class FineTuning
         FineTuningOptions? options = null, string? outputDirectory = null, IProgress<TrainerProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
+        Check(model, tokenizer);
         var o = options ?? new FineTuningOptions();
         static List<ClassificationExample> Examples(IEnumerable<(string Text, string? TextPair, string Label)> items, string set) =>
             items.Select((x, i) => new ClassificationExample(x.Text ?? throw new ArgumentException($"{set}[{i}]: the text is null."), x.TextPair,
@@ -65,6 +66,7 @@ public static class FineTuning
         FineTuningOptions? options = null, string? outputDirectory = null, IProgress<TrainerProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
+        Check(model, tokenizer);
         var o = options ?? new FineTuningOptions();
         static List<TaggedSentence> Sentences(IEnumerable<(IReadOnlyList<string> Tokens, IReadOnlyList<string> Tags)> items, string set) =>
             items.Select((x, i) => x.Tokens.Count == x.Tags.Count ? new TaggedSentence(x.Tokens.ToArray(), x.Tags.ToArray(), $"{set}[{i}]")
@@ -79,17 +81,24 @@ public static class FineTuning
         IEnumerable<QuestionExample> train, IEnumerable<QuestionExample>? eval = null, FineTuningOptions? options = null,
         string? outputDirectory = null, IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        Check(model, tokenizer);
         var o = options ?? new FineTuningOptions();
         var task = FineTuningTask.QuestionAnswering(tokenizer, model.Config, train.ToList(), eval?.ToList() ?? [], o.MaxLength);
         return Run<BertForQuestionAnswering>(task, model, tokenizer, o, outputDirectory, progress, cancellationToken);
     }
 
+    /// <summary>What can be refused before the data is encoded, which may take minutes.</summary>
+    private static void Check(BertPreTrainedModel model, BertTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        model.EnsureTokenizerFits(tokenizer);
+    }
+
     private static FineTuned<TModel> Run<TModel>(FineTuningTask task, BertPreTrainedModel model, BertTokenizer tokenizer, FineTuningOptions o,
         string? outputDirectory, IProgress<TrainerProgress>? progress, CancellationToken cancellationToken) where TModel : BertPreTrainedModel
     {
-        ArgumentNullException.ThrowIfNull(tokenizer);
         if (task.Train.Count == 0) throw new ArgumentException("There is no training data.");
-        model.EnsureTokenizerFits(tokenizer);
         var head = model.WithArchitecture(task.Architecture, task.Configure, o.Seed);
         var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);

@@ -117,4 +117,20 @@ public sealed class TypedModelApiTests : TempDirectoryTest
         Assert.Equal(64, loaded.ModelMaxLength);
         Assert.False(loaded.Normalizer.Lowercase);
     }
+
+    [Fact]
+    public void A_tokenizer_saved_over_another_leaves_none_of_the_others_files()
+    {
+        // The seqcls tokenizer (lower-casing, with tokenizer.json) first; then a cased one built in code over it. A
+        // stale tokenizer.json left in place would be what FromPretrained reads.
+        BertTokenizer.FromPretrained(Model("seqcls")).SavePretrained(Temp("saved"));
+        var cased = BertTokenizer.FromVocabulary(File.ReadAllLines(Path.Combine(Model("seqcls"), "vocab.txt")), new BertTokenizerOptions { DoLowerCase = false });
+        cased.SavePretrained(Temp("saved"));
+        Assert.False(File.Exists(Temp("saved/tokenizer.json")));
+        Assert.False(BertTokenizer.FromPretrained(Temp("saved")).Normalizer.Lowercase);
+        // Saving a tokenizer into its own directory keeps its files.
+        var own = BertTokenizer.FromPretrained(Temp("saved"));
+        own.SavePretrained(Temp("saved"));
+        Assert.True(File.Exists(Temp("saved/vocab.txt")));
+    }
 }
