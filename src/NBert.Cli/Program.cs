@@ -97,25 +97,34 @@ public static class Program
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (CliException e)
-        {
-            error.WriteLine($"nbert: {e.Message}");
-            return BadInput;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NBertException or InvalidDataException)
-        {
-            error.WriteLine($"nbert: {e.Message}");
-            return BadInput;
-        }
         catch (Exception e)
         {
-            // The last resort: no listed kind of bad input may end here. The stack trace only on request.
-            error.WriteLine($"nbert: internal error: {e.GetType().Name}: {e.Message}");
-            error.WriteLine(Environment.GetEnvironmentVariable("NBERT_DEBUG") is { Length: > 0 }
-                ? e.ToString()
-                : "This is a bug in nbert: please report it with the command line that caused it (NBERT_DEBUG=1 prints the stack trace).");
-            return InternalError;
+            return Fail(e, error);
         }
+    }
+
+    /// <summary>
+    /// The one map from an exception to a message and an exit code. Bad input is what the library says is bad input
+    /// (<see cref="NBertException"/> and its subtypes: Hub errors, diverged training, ...), what the command line
+    /// says is (<see cref="CliException"/>), and what the file system says about the files given (a file that is not
+    /// there, unreadable, or a corrupt gzip stream): exit code 2 with the message. Anything else, an
+    /// <see cref="ArgumentException"/> from the library included, is a bug: exit code 70.
+    /// </summary>
+    public static int Fail(Exception e, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        ArgumentNullException.ThrowIfNull(error);
+        if (e is CliException or NBertException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            error.WriteLine($"nbert: {e.Message}");
+            return BadInput;
+        }
+        // The last resort: no kind of bad input may end here. The stack trace only on request.
+        error.WriteLine($"nbert: internal error: {e.GetType().Name}: {e.Message}");
+        error.WriteLine(Environment.GetEnvironmentVariable("NBERT_DEBUG") is { Length: > 0 }
+            ? e.ToString()
+            : "This is a bug in nbert: please report it with the command line that caused it (NBERT_DEBUG=1 prints the stack trace).");
+        return InternalError;
     }
 }
 

@@ -60,7 +60,6 @@ public sealed class InferenceServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         // The options first: a mistake in them is found before the model loads.
         options.Validate();
-        ParseHostname(options.Hostname);
         return await StartAsync(TextEmbeddingsInference.Load(options, log));
     }
 

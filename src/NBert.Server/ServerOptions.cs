@@ -40,13 +40,16 @@ public sealed record ServerOptions
     /// 49 days, and no drain needs to).</summary>
     public static TimeSpan MaxShutdownTimeout { get; } = TimeSpan.FromDays(1);
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming the first option out of range.</summary>
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first option out of range (or a hostname that is
+    /// neither an IP address nor localhost).</summary>
     public void Validate()
     {
         static void Positive(long value, string option)
         {
             if (value < 1) throw new ArgumentException($"--{option} must be at least 1, not {value}.");
         }
+        if (Hostname != "localhost" && !System.Net.IPAddress.TryParse(Hostname, out _))
+            throw new ArgumentException($"--hostname must be an IP address or localhost, not '{Hostname}'.");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be in 0..65535, not {Port}.");
         Positive(MaxConcurrentRequests, "max-concurrent-requests");
         Positive(MaxBatchTokens, "max-batch-tokens");

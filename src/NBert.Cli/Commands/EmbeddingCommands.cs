@@ -32,18 +32,11 @@ public static class EmbeddingCommands
     private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize)
     {
         string directory = ModelCommands.Resolve(name);
-        try
+        return SentenceEmbeddings.FromPretrained(directory, o => o with
         {
-            return SentenceEmbeddings.FromPretrained(directory, o => o with
-            {
-                Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => o.Pooling },
-                Normalize = normalize ?? o.Normalize,
-            });
-        }
-        catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or ArgumentException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
+            Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => o.Pooling },
+            Normalize = normalize ?? o.Normalize,
+        });
     }
 
     /// <summary>A prompt name the model has, or a usage error that lists the ones it has.</summary>

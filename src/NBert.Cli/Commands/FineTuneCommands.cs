@@ -55,8 +55,8 @@ public static class FineTuneCommands
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (names?.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
                 throw new CliException($"--labels names '{twice.Key}' twice: each label once, in id order.");
-            var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, baseConfig, parse.GetValue(train), parse.GetValue(eval), names,
-                parse.GetValue(maxLength), parse.GetValue(labelAll)));
+            var prepared = FineTuningTask.Prepare(kind, tokenizer, baseConfig, parse.GetValue(train), parse.GetValue(eval), names,
+                parse.GetValue(maxLength), parse.GetValue(labelAll));
             if (prepared.Train.Count == 0) throw new CliException($"{parse.GetValue(train)}: no training examples.");
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(eval)}: no evaluation examples.");
             int seedValue = parse.GetValue(seed);
@@ -82,10 +82,6 @@ public static class FineTuneCommands
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {
                 return Interruption.Stopped(stdout, outDir);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
             }
             catch (TrainingDivergedException e)
             {
@@ -116,7 +112,7 @@ public static class FineTuneCommands
             var architecture = FineTuningTask.ArchitectureOf(kind);
             if (config.Architectures.Count == 0 || config.Architectures[0] != architecture.ToString())
                 throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
-            var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength)));
+            var prepared = FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength));
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
             var trainingModel = TrainingModel<float>.From(ModelCommands.Load(directory, architecture));
             var result = prepared.Evaluate(trainingModel, parse.GetValue(batchSize));
@@ -134,19 +130,6 @@ public static class FineTuneCommands
         new($"training diverged at step {e.Step}: the loss is {e.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
             $"{e.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower --lr (now {lr.ToString("G3", CultureInfo.InvariantCulture)})" +
             (maxGradNorm > 0 ? "" : " or clip the gradients with --max-grad-norm 1") + $"; {Path.Combine(outDir, "metrics.jsonl")} keeps what was logged before it.", e);
-
-    /// <summary>Reads data, turning a missing, unreadable or malformed file into a message (exit code 2).</summary>
-    internal static T Data<T>(Func<T> read)
-    {
-        try
-        {
-            return read();
-        }
-        catch (Exception e) when (e is IOException or NBertException or ArgumentException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
-    }
 
     private static TrainerOptions Options(Func<TrainerOptions> build)
     {
@@ -170,7 +153,7 @@ public static class FineTuneCommands
             using (ModelCommands.ExpectingNewHead())
                 return BertPreTrainedModel.FromPretrained(directory, task.Architecture, seed, task.Configure);
         }
-        catch (Exception e) when (e is NBertException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
+        catch (NBertException e)
         {
             throw new CliException($"{e.Message} (a head trained with other labels cannot be reused: start from the model without that head)", e);
         }

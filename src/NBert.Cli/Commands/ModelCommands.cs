@@ -45,9 +45,9 @@ public static class ModelCommands
             {
                 result = m.Forward(batch, parse.GetValue(hidden), parse.GetValue(attentions));
             }
-            catch (ArgumentException e)
+            catch (ArgumentException e) // an id or a type past the model's vocabulary: the inputs file's, named
             {
-                throw new CliException($"{parse.GetValue(inputs)}: {e.Message}");
+                throw new CliException($"{parse.GetValue(inputs)}: {e.Message}", e);
             }
             string path = parse.GetValue(output)!;
             SafeTensorsWriter.Write(path, result.Named().Select(t => SafeTensor.Float32(t.Name, t.Tensor.Shape, t.Tensor.Data)));
@@ -81,13 +81,13 @@ public static class ModelCommands
             {
                 arch = parse.GetValue(architecture) is { } name ? BertArchitectures.Parse(name) : BertArchitectures.FromConfig(c);
             }
-            catch (NotSupportedException e)
+            catch (NotSupportedException e) // --architecture names none that NBert has
             {
-                throw new CliException(e.Message);
+                throw new CliException($"--architecture: {e.Message}", e);
             }
             catch (NBertException e)
             {
-                throw new CliException($"{configPath}: {CliException.Reason(e)}", e);
+                throw new CliException($"{configPath}: {e.Message}", e);
             }
             try
             {
@@ -95,7 +95,7 @@ public static class ModelCommands
             }
             catch (NBertException e)
             {
-                throw new CliException($"{configPath}: {CliException.Reason(e)}", e);
+                throw new CliException($"{configPath}: {e.Message}", e);
             }
             string? vocabPath = parse.GetValue(vocab);
             if (vocabPath is not null && !File.Exists(vocabPath)) throw new CliException($"vocabulary '{vocabPath}' does not exist.");
@@ -127,15 +127,7 @@ public static class ModelCommands
         command.SetAction(parse =>
         {
             OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite));
-            OnnxImport.Result result;
-            try
-            {
-                result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
-            }
-            catch (Exception e) when (e is FileNotFoundException or NBertException or NotSupportedException or FormatException)
-            {
-                throw new CliException(CliException.Reason(e), e);
-            }
+            var result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
             var c = result.Config;
             stdout.WriteLine($"wrote {parse.GetValue(output)}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
                 $"intermediate {c.IntermediateSize}, vocabulary {c.VocabSize}");
@@ -201,51 +193,21 @@ public static class ModelCommands
 
     /// <summary>A model directory for a directory or a model's name (<see cref="ModelResolver"/>): a built-in name,
     /// or a Hub name downloaded into the Hub cache with a progress bar on a terminal.</summary>
-    public static string Resolve(string model)
-    {
-        try
-        {
-            return ModelResolver.Resolve(model, HubCommands.Settings, HubCommands.Progress);
-        }
-        catch (Exception e) when (e is FileNotFoundException or NBertException or IOException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
-    }
+    public static string Resolve(string model) => ModelResolver.Resolve(model, HubCommands.Settings, HubCommands.Progress);
 
     /// <summary>Silences, until disposed, the library's warnings about a head being newly initialised or weights unused:
     /// a command about to train that head (finetune, pretrain, quickstart) or only measuring speed (bench) expects them.</summary>
     internal static IDisposable ExpectingNewHead() => NBertWarnings.Capture(_ => { });
 
-    /// <summary>Loads a model, turning file and format problems into messages (exit code 2).</summary>
-    public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture)
-    {
-        try
-        {
-            return BertPreTrainedModel.FromPretrained(Resolve(directory), architecture);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or KeyNotFoundException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
-    }
+    /// <summary>Loads a model (what cannot be loaded, the library says, and <see cref="Program.Fail"/> reports).</summary>
+    public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture) =>
+        BertPreTrainedModel.FromPretrained(Resolve(directory), architecture);
 
-    internal static BertConfig LoadConfig(string path)
-    {
-        try
-        {
-            return BertConfig.Load(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or NBertException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
-    }
+    internal static BertConfig LoadConfig(string path) => BertConfig.Load(path);
 
     /// <summary>input_ids [batch, sequence] (or [sequence]) and the optional tensors, as ints.</summary>
     public static ModelInputs ReadInputs(string path)
     {
-        try
         {
             using var file = new SafeTensorsFile(path);
             if (!file.Contains("input_ids")) throw new CliException($"{path}: no tensor 'input_ids'.");
@@ -262,10 +224,6 @@ public static class ModelCommands
                     ? throw new CliException($"{path}: tensor '{name}' holds {v}, outside the int range.") : (int)v).ToArray();
             }
             return new ModelInputs(batch, sequence, Ints("input_ids")!, Ints("token_type_ids"), Ints("attention_mask"));
-        }
-        catch (Exception e) when (e is NBertException or FileNotFoundException or ArgumentException)
-        {
-            throw new CliException(CliException.Reason(e), e);
         }
     }
 }

@@ -24,18 +24,7 @@ public static class PipelineCommands
 
     /// <summary>Loads a pipeline (what loading had to make up, such as a newly initialised head, the library warns
     /// about on standard error).</summary>
-    private static T Load<T>(string model, Func<string, T> create)
-    {
-        string directory = ModelCommands.Resolve(model);
-        try
-        {
-            return create(directory);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or NBertException or NotSupportedException or ArgumentException)
-        {
-            throw new CliException($"{directory}: {CliException.Reason(e)}", e);
-        }
-    }
+    private static T Load<T>(string model, Func<string, T> create) => create(ModelCommands.Resolve(model));
 
     /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
     internal static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,
@@ -93,8 +82,9 @@ public static class PipelineCommands
                 if (before.Count > 0) Print(before, run(before.Select(c => c.Item).ToList()));
                 throw new CliException($"{Where(chunk[e.Index].Line)}: {CliException.Reason(e.InnerException!)}", e);
             }
-            catch (Exception e) when (e is ArgumentException or NBertException)
+            catch (ArgumentException e) when (e.ParamName == "options")
             {
+                // The pipeline's options are the ones given on the command line (--stride, --doc-stride, --targets, ...).
                 throw new CliException(CliException.Reason(e), e);
             }
             Print(chunk, values);

@@ -63,10 +63,10 @@ public static class PretrainCommand
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
             string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");
             using var cleanup = new DeleteOnDispose(instancesPath); // disposed last: after the map is closed
-            using var train = FineTuneCommands.Data(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
+            using var train = PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue));
             if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");
             var held = parse.GetValue(evalCorpus) is { Length: > 0 } evalFiles
-                ? FineTuneCommands.Data(() => Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList()) : null;
+                ? Instances(evalFiles, seedValue + 1).Take(parse.GetValue(evalInstances)).ToList() : null;
             var collator = new MaskedLmCollator(tokenizer)
             {
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
@@ -107,10 +107,6 @@ public static class PretrainCommand
             {
                 return Interruption.Stopped(stdout, outDir);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new CliException($"{outDir}: {CliException.Reason(e)}", e);
-            }
             catch (TrainingDivergedException e)
             {
                 throw FineTuneCommands.Diverged(e, parse.GetValue(lr), parse.GetValue(maxGradNorm), outDir);
@@ -142,15 +138,7 @@ public static class PretrainCommand
         }
         if (config is null || vocab is null) throw new CliException("Give --model DIR, or --config CONFIG.json with --vocab DIR.");
         var tokenizer = TokenizeCommand.LoadTokenizer(vocab);
-        BertConfig c;
-        try
-        {
-            c = BertConfig.Load(config) with { VocabSize = tokenizer.VocabSize, Architectures = [architecture.ToString()] };
-        }
-        catch (Exception e) when (e is FileNotFoundException or NBertException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
+        var c = BertConfig.Load(config) with { VocabSize = tokenizer.VocabSize, Architectures = [architecture.ToString()] };
         return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer);
     }
 }

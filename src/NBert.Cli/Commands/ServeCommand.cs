@@ -51,15 +51,15 @@ public static class ServeCommand
                 Pooling = parse.GetValue(pooling) is { } p ? Enum.Parse<Pooling>(p, ignoreCase: true) : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
             };
-            InferenceServer server;
             try
             {
-                server = InferenceServer.StartAsync(options, stderr).GetAwaiter().GetResult();
+                options.Validate();
             }
-            catch (Exception e) when (e is ArgumentException or IOException or NBertException or NotSupportedException)
+            catch (ArgumentException e)
             {
-                throw new CliException(CliException.Reason(e), e);
+                throw new CliException(e.Message, e); // an option given on the command line, named as given
             }
+            var server = InferenceServer.StartAsync(options, stderr).GetAwaiter().GetResult();
             stdout.WriteLine($"nbert serve: {server.Task} model '{options.Model}' on {server.Address} (Ctrl+C or SIGTERM stops it)");
             stdout.Flush();
             server.WaitForShutdownAsync().GetAwaiter().GetResult();

@@ -45,9 +45,9 @@ public static class TokenizeCommand
             {
                 throw new CliException($"{JsonLinesInput.Name(source)}, line {items[e.Index].Line}: {e.InnerException!.Message}");
             }
-            catch (ArgumentException e)
+            catch (ArgumentException e) // the options given do not fit this tokenizer (--max-length leaves no room, ...)
             {
-                throw new CliException(e.Message);
+                throw new CliException(e.Message, e);
             }
             bool withOverflow = parse.GetValue(stride) is not null;
             foreach (var encoding in encodings) stdout.WriteLine(ToJson(encoding, withOverflow));
@@ -57,17 +57,7 @@ public static class TokenizeCommand
     }
 
     /// <summary>Loads the tokenizer of a model directory (or built-in model name), turning loading problems into messages.</summary>
-    public static BertTokenizer LoadTokenizer(string directory)
-    {
-        try
-        {
-            return BertTokenizer.FromPretrained(ModelCommands.Resolve(directory));
-        }
-        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or NBertException)
-        {
-            throw new CliException(CliException.Reason(e), e);
-        }
-    }
+    public static BertTokenizer LoadTokenizer(string directory) => BertTokenizer.FromPretrained(ModelCommands.Resolve(directory));
 
     internal static EncodeOptions BuildOptions(int? maxLength, string? truncation, int? stride, string padding, bool addSpecial)
     {

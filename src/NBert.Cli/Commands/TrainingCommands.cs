@@ -47,15 +47,8 @@ public static class TrainingCommands
             if (pretrained.Architecture == BertArchitecture.BertModel)
                 throw new CliException($"{directory}: config.json names no head (architectures is BertModel or empty), so there is no loss to train. Load a checkpoint with a head, or set architectures.");
             string path = parse.GetValue(batchPath)!;
-            TrainingBatch batch;
-            try
-            {
-                batch = TrainingBatch.Load(path);
-            }
-            catch (Exception e) when (e is NBertException or FileNotFoundException or ArgumentException or OverflowException)
-            {
-                throw new CliException(e is FileNotFoundException ? $"{path}: no such batch file." : e.Message, e);
-            }
+            if (!File.Exists(path)) throw new CliException($"{path}: no such batch file.");
+            var batch = TrainingBatch.Load(path);
             var trainer = CreateStep(pretrained, parse, lr, weightDecay, maxGradNorm, epsilon, scheduler, warmup, p, seed, n);
             bool asJson = parse.GetValue(json);
             if (!asJson)
@@ -71,7 +64,7 @@ public static class TrainingCommands
                     else
                         r = trainer.Run([batch]);
                 }
-                catch (Exception e) when (e is ArgumentException)
+                catch (ArgumentException e) // a label or id out of the model's range: the batch file's, named
                 {
                     throw new CliException($"{path}: {CliException.Reason(e)}", e);
                 }
@@ -151,7 +144,7 @@ public static class TrainingCommands
             model.SavePretrained(files);
             files.Commit();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (IOException e)
         {
             throw new CliException($"{outDir}: cannot write the checkpoint: {e.Message}", e);
         }

@@ -23,19 +23,12 @@ public static class VocabCommand
             if (n <= WordPieceTrainer.SpecialTokens.Length) throw new CliException($"--size must be above {WordPieceTrainer.SpecialTokens.Length}, not {n}.");
             var trainer = new WordPieceTrainer(n, parse.GetValue(lowercase), parse.GetValue(minFrequency));
             long lines = 0;
-            try
-            {
-                foreach (var document in PretrainingCorpus.Documents(parse.GetValue(corpus)!))
-                    foreach (var line in document)
-                    {
-                        trainer.Add(line);
-                        lines++;
-                    }
-            }
-            catch (Exception e) when (e is FileNotFoundException or IOException or NBertException)
-            {
-                throw new CliException(CliException.Reason(e), e);
-            }
+            foreach (var document in PretrainingCorpus.Documents(parse.GetValue(corpus)!))
+                foreach (var line in document)
+                {
+                    trainer.Add(line);
+                    lines++;
+                }
             if (trainer.Words == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no words.");
             var vocab = trainer.Train();
             string outDir = parse.GetValue(output)!;

@@ -170,10 +170,12 @@ public sealed class MaskedLmCollator
 
     /// <summary>A collator for <paramref name="tokenizer"/>'s vocabulary: its [CLS], [SEP], [MASK] and [PAD] ids, and which
     /// pieces continue a word (<c>##</c>).</summary>
-    /// <exception cref="ArgumentException">The vocabulary lacks the [CLS], [SEP] or [MASK] token.</exception>
+    /// <exception cref="NBertException">The vocabulary lacks the [CLS], [SEP] or [MASK] token (a vocabulary that cannot
+    /// be pre-trained is bad input, not a mistake in the calling code).</exception>
     public MaskedLmCollator(BertTokenizer tokenizer)
     {
-        int Id(string token) => tokenizer.TokenToId(token) ?? throw new ArgumentException($"The vocabulary has no {token} token.");
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int Id(string token) => tokenizer.TokenToId(token) ?? throw new NBertException($"The vocabulary has no {token} token: pre-training masks with it.");
         (_cls, _sep, _mask, _pad, _vocab) = (Id(tokenizer.ClsToken), Id(tokenizer.SepToken), Id(tokenizer.MaskToken), tokenizer.PadTokenId, tokenizer.VocabSize);
         _continuation = Enumerable.Range(0, _vocab).Select(i => tokenizer.IdToToken(i)?.StartsWith("##", StringComparison.Ordinal) == true).ToArray();
     }

@@ -46,7 +46,8 @@ public sealed record TrainingBatch
             var info = file.Info(name);
             if (!shapes.Any(shape => shape.SequenceEqual(info.Shape)))
                 throw new NBertException($"{path}: '{name}' has shape [{string.Join(", ", info.Shape)}], expected {string.Join(" or ", shapes.Select(x => $"[{string.Join(", ", x)}]"))}.");
-            return Array.ConvertAll(file.ReadInt64(name), v => checked((int)v));
+            return Array.ConvertAll(file.ReadInt64(name), v => v is >= int.MinValue and <= int.MaxValue ? (int)v
+                : throw new NBertException($"{path}: '{name}' holds {v}, outside the range of an int."));
         }
         var inputs = new ModelInputs(b, s, Ints("input_ids", [b, s])!, Ints("token_type_ids", [b, s]), Ints("attention_mask", [b, s]));
         int[]? labels = null;
