@@ -39,9 +39,10 @@ internal sealed class ServedModel : IDisposable
     private readonly QuestionAnswering? _questionAnswering;
     private readonly NextSentence? _nextSentence;
 
-    private ServedModel(string nameOrPath, string directory, Pooling? pooling)
+    private ServedModel(ResolvedModel source, Pooling? pooling)
     {
-        ModelId = ModelResolver.ModelId(nameOrPath);
+        ModelId = source.ModelId;
+        string directory = source.Directory;
         string configPath = Path.Combine(directory, "config.json");
         Config = BertConfig.Load(configPath);
         BertArchitecture architecture;
@@ -66,8 +67,8 @@ internal sealed class ServedModel : IDisposable
         // An embedding model pools, truncates and prompts as its sentence-transformers files say (TEI reads them too),
         // else by the library's defaults; the other heads take the library's defaults (the model's length limit).
         var own = Task == "embedding" ? SentenceEmbeddings.ModelOptions(directory) : new EmbeddingOptions();
-        Tokenizer = BertTokenizer.FromPretrained(directory);
-        _model = BertPreTrainedModel.FromPretrained(directory, architecture);
+        Tokenizer = BertTokenizer.FromPretrained(source);
+        _model = BertPreTrainedModel.FromPretrained(source, architecture);
         try
         {
             _embeddings = new SentenceEmbeddings(Tokenizer, _model, own with { Pooling = pooling ?? own.Pooling, Normalize = false });
@@ -95,7 +96,11 @@ internal sealed class ServedModel : IDisposable
 
     /// <summary>Loads a model directory or name (through <see cref="ModelResolver"/>), pooling as
     /// <paramref name="pooling"/> says, else as the model's sentence-transformers files say, else by mean.</summary>
-    public static ServedModel Load(string nameOrPath, Pooling? pooling) => new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling);
+    public static ServedModel Load(string nameOrPath, Pooling? pooling) => new(ModelResolver.ResolveModel(nameOrPath), pooling);
+
+    /// <summary>Loads the model of <paramref name="options"/>, resolved once with its Hub settings and progress.</summary>
+    public static ServedModel Load(ServerOptions options) =>
+        new(ModelResolver.ResolveModel(options.Model, options.Hub, options.DownloadProgress), options.Pooling);
 
     /// <summary>Whether a route's task is this model's (TEI answers 424 otherwise).</summary>
     public bool Serves(string route) => route switch

@@ -11,6 +11,11 @@ public sealed record ServerOptions
     /// <summary>The model: a directory, a built-in name (<c>minilm</c>, <c>arctic-xs</c>) or a Hugging Face Hub id
     /// (<c>org/name[@revision]</c>).</summary>
     public required string Model { get; init; }
+    /// <summary>The Hub settings a Hub name in <see cref="Model"/> is resolved with; null: the environment's
+    /// (<see cref="NBert.Hub.HubSettings.FromEnvironment()"/>).</summary>
+    public NBert.Hub.HubSettings? Hub { get; init; }
+    /// <summary>Told how the model's download goes, when <see cref="Model"/> is a Hub name not yet in the cache.</summary>
+    public IProgress<NBert.Hub.HubDownloadProgress>? DownloadProgress { get; init; }
     /// <summary>The TCP port; 0 picks a free one (<see cref="InferenceServer.Address"/> says which).</summary>
     public int Port { get; init; } = 3000;
     /// <summary>The address to listen on: an IP address, or <c>localhost</c>.</summary>

@@ -59,11 +59,11 @@ public sealed class TextEmbeddingsInference : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var model = ServedModel.Load(options.Model, options.Pooling);
+        var model = ServedModel.Load(options);
         try
         {
             if (model.MaxInputLength > options.MaxBatchTokens)
-                throw new ArgumentException($"--max-batch-tokens ({options.MaxBatchTokens}) must be at least the model's maximum input length ({model.MaxInputLength}).");
+                throw new ArgumentException($"--max-batch-tokens ({options.MaxBatchTokens}) must be at least the model's maximum input length ({model.MaxInputLength}).", nameof(options));
             return new TextEmbeddingsInference(options, model, log ?? TextWriter.Null);
         }
         catch

@@ -31,7 +31,7 @@ public static class BenchCommand
             }
             double budget = parse.GetValue(seconds);
             if (!(budget > 0)) throw new CliException($"--seconds must be positive, not {budget}.");
-            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var directory = ModelCommands.Resolve(parse.GetValue(model)!);
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
             var encoder = ModelCommands.Load(directory, BertArchitecture.BertModel);
             var config = encoder.Config;

@@ -31,8 +31,7 @@ public static class EmbeddingCommands
     /// <paramref name="pooling"/> overrides the pooling, <paramref name="normalize"/> the normalisation.</summary>
     private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize)
     {
-        string directory = ModelCommands.Resolve(name);
-        return SentenceEmbeddings.FromPretrained(directory, o => o with
+        return SentenceEmbeddings.FromPretrained(ModelCommands.Resolve(name), o => o with
         {
             Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => o.Pooling },
             Normalize = normalize ?? o.Normalize,

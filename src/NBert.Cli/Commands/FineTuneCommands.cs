@@ -47,10 +47,11 @@ public static class FineTuneCommands
         command.SetAction(parse =>
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
-            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var source = ModelCommands.Resolve(parse.GetValue(model)!);
+            string directory = source.Directory;
             string outDir = parse.GetValue(output)!;
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), directory, parse.GetValue(resume), resumable: true);
-            var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+            var tokenizer = TokenizeCommand.LoadTokenizer(source);
             var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (names?.GroupBy(n => n, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
@@ -60,7 +61,7 @@ public static class FineTuneCommands
             if (prepared.Train.Count == 0) throw new CliException($"{parse.GetValue(train)}: no training examples.");
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(eval)}: no evaluation examples.");
             int seedValue = parse.GetValue(seed);
-            var pretrained = LoadModel(directory, prepared, seedValue);
+            var pretrained = LoadModel(source, prepared, seedValue);
             var options = Options(() => new TrainerOptions
             {
                 Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr),
@@ -106,15 +107,16 @@ public static class FineTuneCommands
         command.SetAction(parse =>
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
-            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
-            var tokenizer = TokenizeCommand.LoadTokenizer(directory);
+            var source = ModelCommands.Resolve(parse.GetValue(model)!);
+            string directory = source.Directory;
+            var tokenizer = TokenizeCommand.LoadTokenizer(source);
             var config = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var architecture = FineTuningTask.ArchitectureOf(kind);
             if (config.Architectures.Count == 0 || config.Architectures[0] != architecture.ToString())
                 throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
             var prepared = FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength));
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
-            var trainingModel = TrainingModel<float>.From(ModelCommands.Load(directory, architecture));
+            var trainingModel = TrainingModel<float>.From(ModelCommands.Load(source, architecture));
             var result = prepared.Evaluate(trainingModel, parse.GetValue(batchSize));
             if (parse.GetValue(json))
                 stdout.WriteLine(JsonSerializer.Serialize(result.Metrics.ToDictionary(k => k.Key, k => Math.Round(k.Value, 6))));
@@ -146,7 +148,7 @@ public static class FineTuneCommands
         }
     }
 
-    private static BertPreTrainedModel LoadModel(string directory, FineTuningTask task, int seed)
+    private static BertPreTrainedModel LoadModel(NBert.Hub.ResolvedModel directory, FineTuningTask task, int seed)
     {
         try
         {

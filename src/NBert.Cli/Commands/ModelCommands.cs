@@ -38,7 +38,7 @@ public static class ModelCommands
         };
         command.SetAction(parse =>
         {
-            var m = Load(parse.GetValue(model)!, Heads[parse.GetValue(head)!]);
+            var m = Load(Resolve(parse.GetValue(model)!), Heads[parse.GetValue(head)!]);
             var batch = ReadInputs(parse.GetValue(inputs)!);
             ModelOutput result;
             try
@@ -144,8 +144,9 @@ public static class ModelCommands
         var command = new Command("inspect", "Describe a checkpoint: config, parameter count, tensors and what loading it does.") { model, json };
         command.SetAction(parse =>
         {
-            string dir = Resolve(parse.GetValue(model)!);
-            var m = Load(dir, null);
+            var resolved = Resolve(parse.GetValue(model)!);
+            string dir = resolved.Directory;
+            var m = Load(resolved, null);
             List<TensorInfo> tensors;
             using (var source = Checkpoint.Open(dir)) tensors = source.Tensors.ToList();
             long parameters = m.Parameters.Values.Sum(t => t.Length);
@@ -191,17 +192,21 @@ public static class ModelCommands
         return command;
     }
 
-    /// <summary>A model directory for a directory or a model's name (<see cref="ModelResolver"/>): a built-in name,
-    /// or a Hub name downloaded into the Hub cache with a progress bar on a terminal.</summary>
-    public static string Resolve(string model) => ModelResolver.Resolve(model, HubCommands.Settings, HubCommands.Progress);
+    /// <summary>A directory or a model's name resolved, once per command (<see cref="ModelResolver"/>), with the command
+    /// line's Hub settings: a built-in name, or a Hub name downloaded into the Hub cache with a progress bar on a terminal.</summary>
+    public static ResolvedModel Resolve(string model) => ModelResolver.ResolveModel(model, HubCommands.Settings, HubCommands.Progress);
+
+    /// <summary>As <see cref="Resolve"/>, for a command that needs only the tokenizer: a Hub repository's weights are not
+    /// downloaded.</summary>
+    public static ResolvedModel ResolveTokenizer(string model) => ModelResolver.ResolveTokenizerModel(model, HubCommands.Settings, HubCommands.Progress);
 
     /// <summary>Silences, until disposed, the library's warnings about a head being newly initialised or weights unused:
     /// a command about to train that head (finetune, pretrain, quickstart) or only measuring speed (bench) expects them.</summary>
     internal static IDisposable ExpectingNewHead() => NBertWarnings.Capture(_ => { });
 
     /// <summary>Loads a model (what cannot be loaded, the library says, and <see cref="Program.Fail"/> reports).</summary>
-    public static BertPreTrainedModel Load(string directory, BertArchitecture? architecture) =>
-        BertPreTrainedModel.FromPretrained(Resolve(directory), architecture);
+    public static BertPreTrainedModel Load(ResolvedModel model, BertArchitecture? architecture) =>
+        BertPreTrainedModel.FromPretrained(model, architecture);
 
     internal static BertConfig LoadConfig(string path) => BertConfig.Load(path);
 

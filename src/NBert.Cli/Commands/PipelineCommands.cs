@@ -24,7 +24,7 @@ public static class PipelineCommands
 
     /// <summary>Loads a pipeline (what loading had to make up, such as a newly initialised head, the library warns
     /// about on standard error).</summary>
-    private static T Load<T>(string model, Func<string, T> create) => create(ModelCommands.Resolve(model));
+    private static T Load<T>(string model, Func<NBert.Hub.ResolvedModel, T> create) => create(ModelCommands.Resolve(model));
 
     /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
     internal static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,

@@ -48,12 +48,12 @@ public static class PretrainCommand
         command.SetAction(parse =>
         {
             string outDir = parse.GetValue(output)!;
-            OutputDirectory.Check(outDir, parse.GetValue(overwrite), parse.GetValue(model) is { } m ? ModelCommands.Resolve(m) : null,
-                parse.GetValue(resume), resumable: true);
+            var source = parse.GetValue(model) is { } m ? ModelCommands.Resolve(m) : null;
+            OutputDirectory.Check(outDir, parse.GetValue(overwrite), source?.Directory, parse.GetValue(resume), resumable: true);
             bool nsp = !parse.GetValue(noNsp);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
-            var (pretrained, tokenizer) = LoadModel(parse.GetValue(model), parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
+            var (pretrained, tokenizer) = LoadModel(source, parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
             int maxLength = parse.GetValue(maxSeqLength);
             if (maxLength > pretrained.Config.MaxPositionEmbeddings)
                 throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
@@ -126,18 +126,17 @@ public static class PretrainCommand
         }
     }
 
-    private static (BertPreTrainedModel Model, BertTokenizer Tokenizer) LoadModel(string? model, string? config, string? vocab,
+    private static (BertPreTrainedModel Model, BertTokenizer Tokenizer) LoadModel(NBert.Hub.ResolvedModel? model, string? config, string? vocab,
         BertArchitecture architecture, int seed)
     {
         if (model is not null)
         {
             if (config is not null) throw new CliException("Give either --model or --config with --vocab, not both.");
-            string directory = ModelCommands.Resolve(model);
             using (ModelCommands.ExpectingNewHead())
-                return (ModelCommands.Load(directory, architecture), TokenizeCommand.LoadTokenizer(directory));
+                return (ModelCommands.Load(model, architecture), TokenizeCommand.LoadTokenizer(model));
         }
         if (config is null || vocab is null) throw new CliException("Give --model DIR, or --config CONFIG.json with --vocab DIR.");
-        var tokenizer = TokenizeCommand.LoadTokenizer(vocab);
+        var tokenizer = TokenizeCommand.LoadTokenizer(ModelCommands.ResolveTokenizer(vocab));
         var c = BertConfig.Load(config) with { VocabSize = tokenizer.VocabSize, Architectures = [architecture.ToString()] };
         return (BertPreTrainedModel.FromConfig(c, architecture, seed), tokenizer);
     }

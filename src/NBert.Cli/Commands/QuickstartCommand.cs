@@ -53,7 +53,7 @@ public static class QuickstartCommand
                 if (!asJson) console.MarkupLine(markup);
             }
             using var data = ShippedData.Extract("sentiment");
-            string baseModel = ModelCommands.Resolve("minilm");
+            var baseModel = ModelCommands.Resolve("minilm");
             var testTexts = ClassificationData.Read(data.Split("test")).Select(e => e.Text).ToList();
             bool trained = false;
             if (parse.GetValue(retrain) || !IsSentimentModel(outDir))
@@ -66,10 +66,11 @@ public static class QuickstartCommand
             else
                 Say($"[bold]1. Reusing[/] the model fine-tuned earlier in {Markup.Escape(outDir)} ([grey]--retrain[/] fine-tunes it again).");
 
-            var tokenizer = TokenizeCommand.LoadTokenizer(outDir);
+            var trainedModel = NBert.Hub.ResolvedModel.FromDirectory(outDir);
+            var tokenizer = TokenizeCommand.LoadTokenizer(trainedModel);
             var config = ModelCommands.LoadConfig(Path.Combine(outDir, "config.json"));
             var test = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, config, null, data.Split("test"), maxLength: 64);
-            var model = ModelCommands.Load(outDir, BertArchitecture.BertForSequenceClassification);
+            var model = ModelCommands.Load(trainedModel, BertArchitecture.BertForSequenceClassification);
             var score = test.Evaluate(TrainingModel<float>.From(model), 32);
             double accuracy = score.Metrics["accuracy"];
             Say(string.Create(CultureInfo.InvariantCulture, $"[bold]2. Test accuracy[/] on {test.Eval.Count} held-out sentences: [green]{accuracy:F3}[/] " +
@@ -100,9 +101,9 @@ public static class QuickstartCommand
             string models = Path.GetDirectoryName(outDir.TrimEnd('/', '\\')) ?? "";
             string nerDir = Path.Combine(models, "ner-minilm"), qaDir = Path.Combine(models, "qa-minilm");
             IReadOnlyList<EntityPrediction>? entities = IsModel(nerDir, BertArchitecture.BertForTokenClassification)
-                ? TokenClassification.FromPretrained(nerDir).Run(NerExample, new TokenClassificationOptions { Aggregation = Aggregation.Simple }) : null;
+                ? TokenClassification.FromPretrained(NBert.Hub.ResolvedModel.FromDirectory(nerDir)).Run(NerExample, new TokenClassificationOptions { Aggregation = Aggregation.Simple }) : null;
             QaAnswer? answer = IsModel(qaDir, BertArchitecture.BertForQuestionAnswering)
-                ? QuestionAnswering.FromPretrained(qaDir).Run(QaQuestion, QaContext, new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0] : null;
+                ? QuestionAnswering.FromPretrained(NBert.Hub.ResolvedModel.FromDirectory(qaDir)).Run(QaQuestion, QaContext, new QuestionAnsweringOptions { HandleImpossibleAnswer = true })[0] : null;
             if (!asJson)
             {
                 console.MarkupLine("[bold]5. Named entities and question answering[/]:");
@@ -148,10 +149,10 @@ public static class QuickstartCommand
     internal static string QaCommand(string outDir) =>
         $"nbert finetune --task qa --model minilm --train data/qa/train.json.gz --eval data/qa/dev.json.gz --epochs 1 --lr 1e-4 --batch-size 16 --max-length 192 --out {outDir}";
 
-    private static void FineTune(string baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log, Action<FineTuningTask> announce)
+    private static void FineTune(NBert.Hub.ResolvedModel baseModel, ShippedData data, string outDir, int epochs, int seed, TextWriter log, Action<FineTuningTask> announce)
     {
         var tokenizer = TokenizeCommand.LoadTokenizer(baseModel);
-        var baseConfig = ModelCommands.LoadConfig(Path.Combine(baseModel, "config.json"));
+        var baseConfig = ModelCommands.LoadConfig(Path.Combine(baseModel.Directory, "config.json"));
         var task = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, baseConfig, data.Split("train"), data.Split("dev"), ["negative", "positive"], 64);
         announce(task);
         BertPreTrainedModel model;

@@ -50,6 +50,8 @@ public static class ServeCommand
                 ApiKey = parse.GetValue(apiKey) ?? (Environment.GetEnvironmentVariable("API_KEY") is { Length: > 0 } key ? key : null),
                 Pooling = parse.GetValue(pooling) is { } p ? Enum.Parse<Pooling>(p, ignoreCase: true) : null,
                 ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
+                Hub = HubCommands.Settings, // the command line's, as every other command resolves with
+                DownloadProgress = HubCommands.Progress,
             };
             try
             {
@@ -59,7 +61,15 @@ public static class ServeCommand
             {
                 throw new CliException(e.Message, e); // an option given on the command line, named as given
             }
-            var server = InferenceServer.StartAsync(options, stderr).GetAwaiter().GetResult();
+            InferenceServer server;
+            try
+            {
+                server = InferenceServer.StartAsync(options, stderr).GetAwaiter().GetResult();
+            }
+            catch (ArgumentException e) when (e.ParamName == "options")
+            {
+                throw new CliException(CliException.Reason(e), e); // an option that does not fit the model (--max-batch-tokens)
+            }
             stdout.WriteLine($"nbert serve: {server.Task} model '{options.Model}' on {server.Address} (Ctrl+C or SIGTERM stops it)");
             stdout.Flush();
             server.WaitForShutdownAsync().GetAwaiter().GetResult();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using NBert.Hub;
 using NBert.Tokenization;
 
 namespace NBert.Cli.Commands;
@@ -30,7 +31,7 @@ public static class TokenizeCommand
         };
         command.SetAction(parse =>
         {
-            var tokenizer = LoadTokenizer(parse.GetValue(model)!);
+            var tokenizer = LoadTokenizer(ModelCommands.ResolveTokenizer(parse.GetValue(model)!)); // the weights are not needed
             var options = BuildOptions(parse.GetValue(maxLength), parse.GetValue(truncation), parse.GetValue(stride),
                 parse.GetValue(padding)!, !parse.GetValue(noSpecial));
             string source = parse.GetValue(input)!;
@@ -56,8 +57,8 @@ public static class TokenizeCommand
         return command;
     }
 
-    /// <summary>Loads the tokenizer of a model directory (or built-in model name), turning loading problems into messages.</summary>
-    public static BertTokenizer LoadTokenizer(string directory) => BertTokenizer.FromPretrained(ModelCommands.Resolve(directory));
+    /// <summary>Loads the tokenizer of a resolved model.</summary>
+    public static BertTokenizer LoadTokenizer(ResolvedModel model) => BertTokenizer.FromPretrained(model);
 
     internal static EncodeOptions BuildOptions(int? maxLength, string? truncation, int? stride, string padding, bool addSpecial)
     {

@@ -41,9 +41,10 @@ public static class TrainingCommands
         {
             int n = parse.GetValue(steps);
             double p = parse.GetValue(dropout);
-            string directory = ModelCommands.Resolve(parse.GetValue(model)!);
+            var source = ModelCommands.Resolve(parse.GetValue(model)!);
+            string directory = source.Directory;
             OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite), directory);
-            var pretrained = ModelCommands.Load(directory, null);
+            var pretrained = ModelCommands.Load(source, null);
             if (pretrained.Architecture == BertArchitecture.BertModel)
                 throw new CliException($"{directory}: config.json names no head (architectures is BertModel or empty), so there is no loss to train. Load a checkpoint with a head, or set architectures.");
             string path = parse.GetValue(batchPath)!;

@@ -21,8 +21,7 @@ public static class ModelResolver
     /// downloads go.</summary>
     /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
     public static string Resolve(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
-        // A directory or built-in completes at once; blocking on a download is safe: the client never resumes on a captured context.
-        => ResolveAsync(nameOrPath, hub, progress, cancellation).GetAwaiter().GetResult();
+        => ResolveModel(nameOrPath, hub, progress, cancellation).Directory;
 
     /// <summary>
     /// The local directory holding <paramref name="nameOrPath"/>'s tokenizer: as <see cref="Resolve(string)"/>, but a Hub
@@ -31,16 +30,38 @@ public static class ModelResolver
     /// </summary>
     /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
     public static string ResolveTokenizer(string nameOrPath, HubSettings? hub = null)
-        => ResolveAsync(nameOrPath, hub, null, CancellationToken.None, tokenizerOnly: true).GetAwaiter().GetResult();
+        => ResolveTokenizerModel(nameOrPath, hub).Directory;
 
     /// <summary>As <see cref="Resolve(string, HubSettings?, IProgress{HubDownloadProgress}?, CancellationToken)"/>, without blocking on a download.</summary>
-    public static Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default) =>
-        ResolveAsync(nameOrPath, hub, progress, cancellation, tokenizerOnly: false);
+    public static async Task<string> ResolveAsync(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default) =>
+        (await ResolveModelAsync(nameOrPath, hub, progress, cancellation, tokenizerOnly: false).ConfigureAwait(false)).Directory;
 
-    private static async Task<string> ResolveAsync(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress, CancellationToken cancellation, bool tokenizerOnly)
+    /// <summary>
+    /// <paramref name="nameOrPath"/> resolved once, as <see cref="Resolve(string, HubSettings?, IProgress{HubDownloadProgress}?, CancellationToken)"/>
+    /// does, with where its files came from; the loaders and pipelines take the result without resolving again.
+    /// </summary>
+    /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
+    public static ResolvedModel ResolveModel(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
+        // A directory or built-in completes at once; blocking on a download is safe: the client never resumes on a captured context.
+        => ResolveModelAsync(nameOrPath, hub, progress, cancellation, tokenizerOnly: false).GetAwaiter().GetResult();
+
+    /// <summary>As <see cref="ResolveModel"/>, but a Hub repository is fetched without its weights (config.json and the
+    /// tokenizer files only), for a program that needs only the tokenizer.</summary>
+    /// <exception cref="NBertException">As <see cref="Resolve(string)"/>.</exception>
+    public static ResolvedModel ResolveTokenizerModel(string nameOrPath, HubSettings? hub = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellation = default)
+        => ResolveModelAsync(nameOrPath, hub, progress, cancellation, tokenizerOnly: true).GetAwaiter().GetResult();
+
+    /// <summary>How many names this thread's logical flow has resolved since the counter was set (tests count the
+    /// resolutions of one command with it).</summary>
+    internal static readonly AsyncLocal<System.Runtime.CompilerServices.StrongBox<int>?> Counter = new();
+
+    private static async Task<ResolvedModel> ResolveModelAsync(string nameOrPath, HubSettings? hub, IProgress<HubDownloadProgress>? progress, CancellationToken cancellation, bool tokenizerOnly)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(nameOrPath);
-        if (Local(nameOrPath) is { } local) return local;
+        if (Counter.Value is { } counter) counter.Value++;
+        if (Directory.Exists(nameOrPath)) return new ResolvedModel { Name = nameOrPath, Directory = nameOrPath };
+        if (BuiltinModels.Find(nameOrPath) is { } builtin)
+            return new ResolvedModel { Name = nameOrPath, Directory = BuiltinModels.Prepare(builtin), Repo = builtin.HubId };
         string notLocal = $"Model '{nameOrPath}' is not a directory and not a built-in model ({string.Join(", ", BuiltinModels.Names)})";
         if (!RepoId.TryParse(nameOrPath, out string? repo, out string? revision))
             throw new NBertException($"{notLocal}, nor a Hugging Face Hub name (org/name or name, optionally @revision).");
@@ -50,7 +71,11 @@ public static class ModelResolver
             var snapshot = tokenizerOnly
                 ? await client.DownloadTokenizerAsync(repo, revision, cancellation).ConfigureAwait(false)
                 : await client.DownloadModelAsync(repo, revision, cancellation).ConfigureAwait(false);
-            return snapshot.Directory;
+            return new ResolvedModel
+            {
+                Name = nameOrPath, Directory = snapshot.Directory, Repo = snapshot.Repo, Revision = snapshot.Revision, Commit = snapshot.Commit,
+                TokenizerOnly = tokenizerOnly,
+            };
         }
         catch (HubException e) when (e.Error is HubError.RepositoryNotFound or HubError.NotInCache or HubError.Unreachable)
         {
@@ -58,11 +83,6 @@ public static class ModelResolver
             throw new HubException(e.Error, $"{notLocal}; as a Hub name: {e.Message}", e);
         }
     }
-
-    private static string? Local(string nameOrPath) =>
-        Directory.Exists(nameOrPath) ? nameOrPath
-        : BuiltinModels.Find(nameOrPath) is { } builtin ? BuiltinModels.Prepare(builtin)
-        : null;
 
     /// <summary>The name a model goes by in metadata: a built-in's Hub id (sentence-transformers/all-MiniLM-L6-v2,
     /// Snowflake/snowflake-arctic-embed-xs),

@@ -78,9 +78,16 @@ public abstract class BertPreTrainedModel : IDisposable
 
     /// <summary>Loads a model with its config changed by <paramref name="configure"/> first (for example new labels for a
     /// classification head, which is then initialised as transformers initialises a missing head, with a warning).</summary>
-    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure)
+    public static BertPreTrainedModel FromPretrained(string nameOrPath, BertArchitecture? architecture, int seed, Func<BertConfig, BertConfig>? configure) =>
+        FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath), architecture, seed, configure);
+
+    /// <summary>Loads a model from files resolved already (<see cref="Hub.ModelResolver.ResolveModel"/>), as
+    /// <see cref="FromPretrained(string, BertArchitecture?, int, Func{BertConfig, BertConfig}?)"/> does, without resolving
+    /// the name again.</summary>
+    public static BertPreTrainedModel FromPretrained(Hub.ResolvedModel model, BertArchitecture? architecture = null, int seed = 0, Func<BertConfig, BertConfig>? configure = null)
     {
-        string directory = Hub.ModelResolver.Resolve(nameOrPath);
+        ArgumentNullException.ThrowIfNull(model);
+        string directory = model.Directory;
         string configPath = Path.Combine(directory, "config.json");
         var config = BertConfig.Load(configPath);
         if (configure is not null) config = configure(config);
@@ -285,6 +292,8 @@ public abstract class BertPreTrainedModel : IDisposable
     /// </summary>
     private protected ModelOutput RunBody(ModelInputs inputs, bool withPooler, bool outputHiddenStates, bool outputAttentions)
     {
+        // Here too, not only in Forward: fill-mask's PredictionLogitsAt reaches the body without Forward.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var c = Config;
         int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
         if (s > c.MaxPositionEmbeddings)

@@ -33,40 +33,36 @@ public sealed class FillMask : Pipeline
         : base(tokenizer, Require(model, "fill-mask", BertArchitecture.BertForMaskedLM, BertArchitecture.BertForPreTraining)) { }
 
     /// <summary>Loads a masked-LM (or pre-training) model and its tokenizer by directory or name.</summary>
-    public static FillMask FromPretrained(string nameOrPath)
-    {
-        string directory = Hub.ModelResolver.Resolve(nameOrPath);
-        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
-        var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
-        var (tokenizer, model) = Load(directory, arch);
-        return new FillMask(tokenizer, model) { OwnsModel = true };
-    }
+    public static FillMask FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath));
+
+    /// <summary>Loads a masked-LM (or pre-training) model and its tokenizer from files resolved already.</summary>
+    public static FillMask FromPretrained(Hub.ResolvedModel model) =>
+        Load(model, BertArchitecture.BertForMaskedLM, (t, m) => new FillMask(t, m), orAsConfigured: BertArchitecture.BertForPreTraining);
 
     /// <summary>The candidates for the [MASK] of a text that has one.</summary>
     public IReadOnlyList<FillMaskCandidate> Run(string text, FillMaskOptions? options = null) => Run([text], options)[0];
 
     /// <summary>The candidates for the [MASK] of each text (each must have exactly one), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null)
-    {
-        var perText = RunEachMask(texts, options);
-        for (int i = 0; i < perText.Count; i++)
-            if (perText[i].Count != 1)
-                throw new BatchItemException(i, new ArgumentException($"the text has {perText[i].Count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each."));
-        return perText.Select(p => p[0]).ToList();
-    }
+    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>
+        Run(texts, options, exactlyOneMask: true).Select(p => p[0]).ToList();
 
     /// <summary>The candidates for each [MASK] of a text, a list per mask.</summary>
     public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> RunEachMask(string text, FillMaskOptions? options = null) => RunEachMask([text], options)[0];
 
     /// <summary>The candidates for each [MASK] of each text (a text without one is an error naming it), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null)
+    public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>
+        Run(texts, options, exactlyOneMask: false);
+
+    /// <summary>Every text's masks are checked before the model runs: a text with none, or with several where one
+    /// is wanted, costs no forward pass.</summary>
+    private IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> Run(IReadOnlyList<string> texts, FillMaskOptions? options, bool exactlyOneMask)
     {
         ArgumentNullException.ThrowIfNull(texts);
         var o = options ?? new FillMaskOptions();
         int topK = o.TopK;
         var targets = o.Targets;
         if (topK < 1) throw new ArgumentOutOfRangeException(nameof(options), $"top_k must be at least 1, not {topK}.");
-        int maskId = Tokenizer.TokenToId(Tokenizer.MaskToken) ?? throw new InvalidOperationException("The tokenizer has no mask token.");
+        int maskId = Tokenizer.TokenToId(Tokenizer.MaskToken) ?? throw new NBertException($"The tokenizer has no mask token ({Tokenizer.MaskToken} is not in its vocabulary): fill-mask needs one.");
         if (targets is { Count: 0 }) throw new ArgumentException("targets is empty: give at least one word, or none for the whole vocabulary.", nameof(options));
         int[]? targetIds = targets is null ? null : TargetIds(targets);
         var encodeOptions = new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst };
@@ -76,6 +72,10 @@ public sealed class FillMask : Pipeline
                 throw new BatchItemException(i, new ArgumentException(texts[i].Contains(Tokenizer.MaskToken, StringComparison.Ordinal)
                     ? $"its {Tokenizer.MaskToken} comes after the first {MaxLength} tokens, the most the model takes, so truncation cut it off: shorten the text (\"{NBertException.Quote(texts[i])}\")."
                     : $"no {Tokenizer.MaskToken} token in \"{NBertException.Quote(texts[i])}\"."));
+        if (exactlyOneMask)
+            for (int i = 0; i < texts.Count; i++)
+                if (encodings[i].InputIds.Count(id => id == maskId) is var count and not 1)
+                    throw new BatchItemException(i, new ArgumentException($"the text has {count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each."));
         var results = new IReadOnlyList<IReadOnlyList<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
         var head = (BertHeadModel)Model;
@@ -118,7 +118,7 @@ public sealed class FillMask : Pipeline
         {
             if (Tokenizer.TokenToId(target) is int id) { ids.Add(id); continue; }
             var pieces = Tokenizer.Encode(target, options: new EncodeOptions { AddSpecialTokens = false }).InputIds;
-            if (pieces.Length == 0) throw new ArgumentException($"The target \"{NBertException.Quote(target)}\" gives no token.");
+            if (pieces.Length == 0) throw new ArgumentException($"The target \"{NBertException.Quote(target)}\" gives no token.", "options");
             // As transformers warns: the word is not a token, so its first piece stands for it.
             NBertWarnings.Raise($"The target \"{NBertException.Quote(target)}\" is not in the model's vocabulary: its first piece, \"{Tokenizer.IdToToken(pieces[0])}\", stands for it.");
             ids.Add(pieces[0]);

@@ -44,7 +44,7 @@ public abstract class Pipeline : IDisposable
     public virtual void SavePretrained(string directory) => Model.SavePretrained(directory, Tokenizer);
 
     /// <summary>Whether <see cref="Dispose"/> disposes the model: true when the pipeline loaded it itself.</summary>
-    private protected bool OwnsModel { get; init; }
+    private protected bool OwnsModel { get; private set; }
 
     /// <summary>Releases the model when the pipeline loaded it (<c>FromPretrained</c>); a model passed to the
     /// constructor stays the caller's to dispose.</summary>
@@ -60,10 +60,32 @@ public abstract class Pipeline : IDisposable
         : architectures.Contains(model.Architecture) ? model
         : throw new ArgumentException($"{task} needs {string.Join(" or ", architectures)}, not {model.Architecture}.", nameof(model));
 
-    /// <summary>Loads the tokenizer and the model of <paramref name="nameOrPath"/>, the model as <paramref name="architecture"/>.</summary>
-    private protected static (BertTokenizer Tokenizer, BertPreTrainedModel Model) Load(string nameOrPath, BertArchitecture architecture)
+    /// <summary>
+    /// Every pipeline's <c>FromPretrained</c>: the tokenizer and the model of <paramref name="source"/>, the model as
+    /// <paramref name="architecture"/> (or as <paramref name="orAsConfigured"/> when config.json names that one: a
+    /// pre-training checkpoint serves fill-mask and next-sentence with its own heads), made into a pipeline by
+    /// <paramref name="create"/>, which then owns the model. If <paramref name="create"/> throws, the model is disposed
+    /// before the exception leaves.
+    /// </summary>
+    internal static TPipeline Load<TPipeline>(Hub.ResolvedModel source, BertArchitecture architecture,
+        Func<BertTokenizer, BertPreTrainedModel, TPipeline> create, BertArchitecture? orAsConfigured = null) where TPipeline : Pipeline
     {
-        string directory = Hub.ModelResolver.Resolve(nameOrPath);
-        return (BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, architecture));
+        ArgumentNullException.ThrowIfNull(source);
+        if (orAsConfigured is { } alternative
+            && BertArchitectures.FromConfig(BertConfig.Load(Path.Combine(source.Directory, "config.json"))) == alternative)
+            architecture = alternative;
+        var tokenizer = BertTokenizer.FromPretrained(source);
+        var model = BertPreTrainedModel.FromPretrained(source, architecture);
+        try
+        {
+            var pipeline = create(tokenizer, model);
+            pipeline.OwnsModel = true;
+            return pipeline;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 }

@@ -48,11 +48,11 @@ public sealed class QuestionAnswering : Pipeline
         : base(tokenizer, Require(model, "question-answering", BertArchitecture.BertForQuestionAnswering)) { }
 
     /// <summary>Loads a question-answering model and its tokenizer by directory or name.</summary>
-    public static QuestionAnswering FromPretrained(string nameOrPath)
-    {
-        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForQuestionAnswering);
-        return new QuestionAnswering(tokenizer, model) { OwnsModel = true };
-    }
+    public static QuestionAnswering FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath));
+
+    /// <summary>Loads a question-answering model and its tokenizer from files resolved already.</summary>
+    public static QuestionAnswering FromPretrained(Hub.ResolvedModel model) =>
+        Load(model, BertArchitecture.BertForQuestionAnswering, (t, m) => new QuestionAnswering(t, m));
 
     /// <summary>The best <c>top_k</c> answers to a question from its context, best first.</summary>
     public IReadOnlyList<QaAnswer> Run(string question, string context, QuestionAnsweringOptions? options = null) => Run([(question, context)], options)[0];
@@ -69,7 +69,7 @@ public sealed class QuestionAnswering : Pipeline
         if (o.MaxSeqLen is < 4) throw new ArgumentOutOfRangeException(nameof(options), $"max_seq_len must leave room for [CLS], two [SEP] and a token, not {o.MaxSeqLen}.");
         int maxSeqLen = Math.Min(o.MaxSeqLen ?? Math.Min(Tokenizer.ModelMaxLength ?? 384, 384), Model.Config.MaxPositionEmbeddings);
         int docStride = o.DocStride ?? Math.Min(maxSeqLen / 2, 128);
-        if (docStride > maxSeqLen) throw new ArgumentException($"doc_stride ({docStride}) is larger than max_seq_len ({maxSeqLen}).");
+        if (docStride > maxSeqLen) throw new ArgumentException($"doc_stride ({docStride}) is larger than max_seq_len ({maxSeqLen}).", nameof(options));
         var encodeOptions = new EncodeOptions
         {
             MaxLength = maxSeqLen, Stride = docStride, Truncation = TruncationStrategy.OnlySecond, ReturnOverflowingTokens = true,

@@ -70,16 +70,17 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <summary>A model by directory or name (a built-in name such as <c>minilm</c>, see <see cref="Hub.ModelResolver"/>),
     /// run as a bare encoder and pooling as the model's own files say (<see cref="ModelOptions"/>), changed by
     /// <paramref name="configure"/> when given (<c>o => o with { Normalize = true }</c>).</summary>
-    public static SentenceEmbeddings FromPretrained(string nameOrDirectory, Func<EmbeddingOptions, EmbeddingOptions>? configure = null)
+    public static SentenceEmbeddings FromPretrained(string nameOrDirectory, Func<EmbeddingOptions, EmbeddingOptions>? configure = null) =>
+        FromPretrained(Hub.ModelResolver.ResolveModel(nameOrDirectory), configure);
+
+    /// <summary>As <see cref="FromPretrained(string, Func{EmbeddingOptions, EmbeddingOptions}?)"/>, from files resolved
+    /// already; <see cref="ModelId"/> is the resolved model's (<see cref="Hub.ResolvedModel.ModelId"/>).</summary>
+    public static SentenceEmbeddings FromPretrained(Hub.ResolvedModel model, Func<EmbeddingOptions, EmbeddingOptions>? configure = null)
     {
-        string directory = Hub.ModelResolver.Resolve(nameOrDirectory);
-        var options = ModelOptions(directory);
-        return new(BertTokenizer.FromPretrained(directory), BertPreTrainedModel.FromPretrained(directory, BertArchitecture.BertModel),
-            configure is null ? options : configure(options))
-        {
-            ModelId = Hub.ModelResolver.ModelId(nameOrDirectory),
-            OwnsModel = true,
-        };
+        ArgumentNullException.ThrowIfNull(model);
+        var options = ModelOptions(model.Directory); // before the model loads: a bad sentence-transformers file costs nothing
+        if (configure is not null) options = configure(options);
+        return Load(model, BertArchitecture.BertModel, (t, m) => new SentenceEmbeddings(t, m, options) { ModelId = model.ModelId });
     }
 
     /// <summary>The embedding options a model directory gives: its sentence-transformers files (pooling, normalisation,
@@ -90,7 +91,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
 
     /// <summary>Writes the model, the tokenizer and sentence-transformers' files for <see cref="Options"/> (modules.json,
     /// 1_Pooling/config.json, sentence_bert_config.json, config_sentence_transformers.json), so that
-    /// <see cref="FromPretrained"/> and sentence-transformers load the same embedder again.</summary>
+    /// <see cref="FromPretrained(string, Func{EmbeddingOptions, EmbeddingOptions}?)"/> and sentence-transformers load the same embedder again.</summary>
     public override void SavePretrained(string directory)
     {
         using var files = new IO.StagedFiles(directory);

@@ -41,11 +41,11 @@ public sealed class TextClassification : Pipeline
         : base(tokenizer, Require(model, "text-classification", BertArchitecture.BertForSequenceClassification)) { }
 
     /// <summary>Loads a sequence-classification model and its tokenizer by directory or name.</summary>
-    public static TextClassification FromPretrained(string nameOrPath)
-    {
-        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForSequenceClassification);
-        return new TextClassification(tokenizer, model) { OwnsModel = true };
-    }
+    public static TextClassification FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath));
+
+    /// <summary>Loads a sequence-classification model and its tokenizer from files resolved already.</summary>
+    public static TextClassification FromPretrained(Hub.ResolvedModel model) =>
+        Load(model, BertArchitecture.BertForSequenceClassification, (t, m) => new TextClassification(t, m));
 
     /// <summary>The function transformers applies by default for this model's config.</summary>
     public ScoreFunction DefaultFunction => Model.Config.ProblemType switch
@@ -114,14 +114,11 @@ public sealed class NextSentence : Pipeline
         : base(tokenizer, Require(model, "next-sentence", BertArchitecture.BertForNextSentencePrediction, BertArchitecture.BertForPreTraining)) { }
 
     /// <summary>Loads a pre-training or next-sentence model and its tokenizer by directory or name.</summary>
-    public static NextSentence FromPretrained(string nameOrPath)
-    {
-        string directory = Hub.ModelResolver.Resolve(nameOrPath);
-        var config = BertConfig.Load(Path.Combine(directory, "config.json"));
-        var arch = BertArchitectures.FromConfig(config) == BertArchitecture.BertForPreTraining ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForNextSentencePrediction;
-        var (tokenizer, model) = Load(directory, arch);
-        return new NextSentence(tokenizer, model) { OwnsModel = true };
-    }
+    public static NextSentence FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath));
+
+    /// <summary>Loads a pre-training or next-sentence model and its tokenizer from files resolved already.</summary>
+    public static NextSentence FromPretrained(Hub.ResolvedModel model) =>
+        Load(model, BertArchitecture.BertForNextSentencePrediction, (t, m) => new NextSentence(t, m), orAsConfigured: BertArchitecture.BertForPreTraining);
 
     /// <summary>Whether <paramref name="b"/> follows <paramref name="a"/>, and how likely.</summary>
     public NextSentencePrediction Run(string a, string b) => Run([(a, b)])[0];

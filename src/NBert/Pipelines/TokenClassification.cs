@@ -58,11 +58,11 @@ public sealed class TokenClassification : Pipeline
         : base(tokenizer, Require(model, "token-classification", BertArchitecture.BertForTokenClassification)) { }
 
     /// <summary>Loads a token-classification model and its tokenizer by directory or name.</summary>
-    public static TokenClassification FromPretrained(string nameOrPath)
-    {
-        var (tokenizer, model) = Load(nameOrPath, BertArchitecture.BertForTokenClassification);
-        return new TokenClassification(tokenizer, model) { OwnsModel = true };
-    }
+    public static TokenClassification FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveModel(nameOrPath));
+
+    /// <summary>Loads a token-classification model and its tokenizer from files resolved already.</summary>
+    public static TokenClassification FromPretrained(Hub.ResolvedModel model) =>
+        Load(model, BertArchitecture.BertForTokenClassification, (t, m) => new TokenClassification(t, m));
 
     /// <summary>The entities (or tokens, without aggregation) of one text, in text order.</summary>
     public IReadOnlyList<EntityPrediction> Run(string text, TokenClassificationOptions? options = null) => Run([text], options)[0];

@@ -52,9 +52,15 @@ public sealed partial class BertTokenizer
     /// options and <c>model_max_length</c>. The model's <c>max_position_embeddings</c> in a config.json beside them
     /// bounds <see cref="MaxInputLength"/>.
     /// </summary>
-    public static BertTokenizer FromPretrained(string nameOrPath)
+    public static BertTokenizer FromPretrained(string nameOrPath) => FromPretrained(Hub.ModelResolver.ResolveTokenizerModel(nameOrPath));
+
+    /// <summary>Loads the tokenizer from files resolved already (<see cref="Hub.ModelResolver.ResolveModel"/> or
+    /// <see cref="Hub.ModelResolver.ResolveTokenizerModel"/>), as <see cref="FromPretrained(string)"/> does, without
+    /// resolving the name again.</summary>
+    public static BertTokenizer FromPretrained(Hub.ResolvedModel model)
     {
-        string directory = Hub.ModelResolver.ResolveTokenizer(nameOrPath);
+        ArgumentNullException.ThrowIfNull(model);
+        string directory = model.Directory;
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
         BertTokenizer tokenizer;

@@ -9,7 +9,7 @@ namespace NBert.Tokenization;
 public sealed partial class BertTokenizer
 {
     /// <summary>
-    /// Writes the tokenizer's files into <paramref name="directory"/> so that <see cref="FromPretrained"/> (or
+    /// Writes the tokenizer's files into <paramref name="directory"/> so that <see cref="FromPretrained(string)"/> (or
     /// transformers' <c>AutoTokenizer.from_pretrained</c>) loads the same tokenizer from it: the files it was loaded from
     /// (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json, those that exist), or, for a tokenizer
     /// built in code, vocab.txt, tokenizer_config.json and special_tokens_map.json written from what it holds. The files

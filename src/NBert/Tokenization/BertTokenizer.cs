@@ -6,7 +6,7 @@ namespace NBert.Tokenization;
 /// <summary>
 /// A BERT WordPiece tokenizer that gives the same ids, offsets and windows as Hugging Face's
 /// (<c>BertTokenizer</c> / <c>tokenizers</c>): BertNormalizer, BertPreTokenizer, WordPiece, added
-/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromPretrained"/>, or build
+/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromPretrained(string)"/>, or build
 /// one from a vocabulary. Instances are immutable and safe to use from many threads.
 /// </summary>
 public sealed partial class BertTokenizer

@@ -92,4 +92,31 @@ public sealed class PipelineApiTests : TempDirectoryTest
         Assert.NotEmpty(given.Model.Forward(given.Tokenizer.EncodeInputs(["x"])).Logits!.Data);
         Assert.Throws<ArgumentException>(() => new TextClassification(loaded.Tokenizer, NBert.Modeling.BertModel.FromPretrained(Model("encoder_only"))));
     }
+
+    [Fact]
+    public void Fill_mask_refuses_a_text_with_two_masks_before_running_the_model()
+    {
+        // The model is disposed: running it would throw ObjectDisposedException, so the refusal proves no forward pass ran.
+        var fill = FillMask.FromPretrained(Model("pretraining"));
+        fill.Dispose();
+        var e = Assert.Throws<NBert.Tokenization.BatchItemException>(() => fill.Run(["Paris is the [MASK] of France.", "[MASK] and [MASK]."]));
+        Assert.Equal(1, e.Index);
+        Assert.Contains("2 [MASK] tokens", e.Message);
+        Assert.Throws<ObjectDisposedException>(() => fill.Run("Paris is the [MASK] of France."));
+    }
+
+    [Fact]
+    public void The_one_loader_disposes_the_model_when_the_pipeline_cannot_be_made()
+    {
+        NBert.Modeling.BertPreTrainedModel? loaded = null;
+        var source = NBert.Hub.ResolvedModel.FromDirectory(Model("seqcls"));
+        Assert.Throws<NBertException>(() => Pipeline.Load<TextClassification>(source, NBert.Modeling.BertArchitecture.BertForSequenceClassification,
+            (t, m) => { loaded = m; throw new NBertException("the pipeline refused the model"); }));
+        Assert.NotNull(loaded);
+        Assert.Throws<ObjectDisposedException>(() => loaded!.Forward(new NBert.Modeling.ModelInputs(1, 2, [101, 102])));
+        // Every pipeline's FromPretrained goes through it: the loaded pipeline owns (and disposes) its model.
+        var cls = TextClassification.FromPretrained(source);
+        cls.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => cls.Run("x"));
+    }
 }
