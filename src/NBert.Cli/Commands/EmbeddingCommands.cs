@@ -101,48 +101,61 @@ public static class EmbeddingCommands
             string path = parse.GetValue(corpus)!;
             if (!File.Exists(path)) throw new CliException($"corpus file '{path}' does not exist.");
             int k = parse.GetValue(topK);
-            var lines = File.ReadAllLines(path).Select((text, i) => (Text: text.Trim(), Line: i + 1)).Where(l => l.Text.Length > 0).ToList();
-            if (lines.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
             var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);
             // A retrieval model's queries carry its query prompt (arctic-embed's model card), its documents none.
             string? promptName = CheckPrompt(embedder, parse.GetValue(prompt)) ?? (embedder.Options.Prompts.ContainsKey("query") ? "query" : null);
-            var vectors = EmbedCorpus(embedder, lines.Select(l => l.Text).ToList(), Program.IsErrorTerminal ? stderr : null);
-            var hits = SentenceEmbeddings.Search(embedder.Embed([parse.GetValue(query)!], promptName)[0], vectors, k);
+            var hits = Search(embedder, embedder.Embed([parse.GetValue(query)!], promptName)[0], path, k, Program.IsErrorTerminal ? stderr : null);
+            if (hits.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
             if (parse.GetValue(json))
             {
                 int rank = 0;
-                foreach (var (index, score) in hits)
-                    stdout.WriteLine(JsonSerializer.Serialize(new { rank = ++rank, score, line = lines[index].Line, text = lines[index].Text }));
+                foreach (var hit in hits)
+                    stdout.WriteLine(JsonSerializer.Serialize(new { rank = ++rank, score = hit.Score, line = hit.Line, text = hit.Text }));
                 return Program.Ok;
             }
             var table = new Table().AddColumns("rank", "score", "line", "text");
             int r = 0;
-            foreach (var (index, score) in hits)
-                table.AddRow((++r).ToString(CultureInfo.InvariantCulture), score.ToString("F4", CultureInfo.InvariantCulture),
-                    lines[index].Line.ToString(CultureInfo.InvariantCulture), Markup.Escape(PipelineCommands.Shorten(lines[index].Text)));
+            foreach (var hit in hits)
+                table.AddRow((++r).ToString(CultureInfo.InvariantCulture), hit.Score.ToString("F4", CultureInfo.InvariantCulture),
+                    hit.Line.ToString(CultureInfo.InvariantCulture), Markup.Escape(PipelineCommands.Shorten(hit.Text)));
             Program.Console(stdout).Write(table);
             return Program.Ok;
         });
         return command;
     }
 
-    /// <summary>The corpus's embeddings, a chunk at a time so that a terminal sees progress and an ETA on a large corpus.</summary>
-    private static float[][] EmbedCorpus(SentenceEmbeddings embedder, List<string> texts, TextWriter? progress)
+    /// <summary>
+    /// The <paramref name="k"/> corpus lines most similar to <paramref name="query"/>, best first (ties by line): the
+    /// corpus is streamed through the library's data reader (gzip, strict UTF-8) and embedded a chunk at a time, keeping
+    /// only the best k so far, so a corpus of any size runs in bounded memory.
+    /// </summary>
+    private static List<(float Score, int Line, string Text)> Search(SentenceEmbeddings embedder, float[] query, string path, int k, TextWriter? progress)
     {
         const int chunk = 256;
-        if (progress is null || texts.Count <= chunk) return embedder.Embed(texts);
-        var vectors = new List<float[]>(texts.Count);
+        var best = new List<(float Score, int Line, string Text)>();
+        var pending = new List<(string Text, int Line)>(chunk);
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int start = 0; start < texts.Count; start += chunk)
+        long done = 0;
+        void Flush()
         {
-            vectors.AddRange(embedder.Embed(texts.GetRange(start, Math.Min(chunk, texts.Count - start))));
-            double fraction = (double)vectors.Count / texts.Count, seconds = clock.Elapsed.TotalSeconds;
-            progress.Write(string.Format(CultureInfo.InvariantCulture, "\rembedding the corpus [{0}] {1,4:0%} {2:N0}/{3:N0} lines, {4:N0}/s, ETA {5:N0} s   ",
-                new string('#', (int)(fraction * 30)).PadRight(30, '-'), fraction, vectors.Count, texts.Count,
-                vectors.Count / Math.Max(seconds, 1e-3), seconds / fraction - seconds));
-            progress.Flush();
+            if (pending.Count == 0) return;
+            var vectors = embedder.Embed(pending.Select(p => p.Text).ToList());
+            best = [.. best.Concat(SentenceEmbeddings.Search(query, vectors, k).Select(h => (h.Score, pending[h.Index].Line, pending[h.Index].Text)))
+                .OrderByDescending(h => h.Score).ThenBy(h => h.Line).Take(k)];
+            done += pending.Count;
+            pending.Clear();
+            if (done >= chunk) progress?.Write(string.Format(CultureInfo.InvariantCulture, "\rembedding the corpus: {0:N0} lines, {1:N0}/s   ",
+                done, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3)));
         }
-        progress.WriteLine();
-        return [.. vectors];
+        foreach (var (line, number) in NBert.Training.DataFiles.Lines(path))
+        {
+            string text = line.Trim();
+            if (text.Length == 0) continue;
+            pending.Add((text, number));
+            if (pending.Count == chunk) Flush();
+        }
+        Flush();
+        if (done >= chunk) progress?.WriteLine();
+        return best;
     }
 }

@@ -9,17 +9,17 @@ namespace NBert.Training;
 /// </summary>
 public static class PretrainingCorpus
 {
-    /// <summary>The documents of the files in order, each as its non-blank lines (sentences); read lazily.</summary>
+    /// <summary>The documents of the files in order, each as its non-blank lines (sentences); read lazily, through
+    /// <see cref="DataFiles.Lines(string, int)"/> (gzip, strict UTF-8, no line over <see cref="DataFiles.MaxLineBytes"/>).</summary>
     /// <exception cref="FileNotFoundException">A file does not exist (raised when enumeration reaches it).</exception>
+    /// <exception cref="NBertException">A line is not UTF-8 or too long (the message names the file and the line).</exception>
     public static IEnumerable<List<string>> Documents(IEnumerable<string> paths)
     {
         foreach (var path in paths)
         {
             if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file.", path);
-            using var reader = DataFiles.OpenText(path);
             var document = new List<string>();
-            string? line;
-            while ((line = reader.ReadLine()) is not null)
+            foreach (var (line, _) in DataFiles.Lines(path))
             {
                 if (line.Trim().Length == 0)
                 {

@@ -46,10 +46,9 @@ public static class TokenClassificationData
             tags.Clear();
             lines.Clear();
         }
-        using var reader = DataFiles.OpenText(path);
-        for (string? raw; (raw = reader.ReadLine()) is not null;)
+        foreach (var (raw, number) in DataFiles.Lines(path))
         {
-            lineNumber++;
+            lineNumber = number;
             string line = raw.Trim();
             if (line.Length == 0 || line.StartsWith("-DOCSTART-", StringComparison.Ordinal))
             {
