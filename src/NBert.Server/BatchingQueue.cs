@@ -145,8 +145,7 @@ internal sealed class BatchingQueue
         _waiting.RemoveAll(w =>
         {
             if (!w.Aborted.IsCancellationRequested) return false;
-            w.Drop();
-            _metrics.Count("te_request_failure", "err=\"dropped\"");
+            w.Drop(); // counted once per request, as its answer fails (TextEmbeddingsInference.Answer), not per input
             return true;
         });
 

@@ -73,6 +73,12 @@ internal sealed class Metrics
         lock (_lock) return _counters.TryGetValue(name, out var s) ? s.GetValueOrDefault(label ?? "") : 0;
     }
 
+    /// <summary>A counter summed over all its series (every <c>err</c> of <c>te_request_failure</c>, say).</summary>
+    public double Total(string name)
+    {
+        lock (_lock) return _counters.TryGetValue(name, out var s) ? s.Values.Sum() : 0;
+    }
+
     public string Render()
     {
         var inv = CultureInfo.InvariantCulture;

@@ -55,6 +55,14 @@ internal sealed class ServerError(ErrorType type, string message, string metricL
     public static ServerError ShuttingDown() => new(ErrorType.Unhealthy, "unhealthy: the server is shutting down", "unhealthy");
     public static ServerError PayloadTooLarge(long limit) =>
         new(ErrorType.Validation, $"Failed to buffer the request body: length limit exceeded (--payload-limit {limit} bytes)", "payload", 413);
+    /// <summary>A Content-Type other than JSON: 415, as axum's JSON extractor answers (a cross-site form post cannot
+    /// send application/json without a CORS preflight).</summary>
+    public static ServerError UnsupportedMediaType() =>
+        new(ErrorType.Validation, "Expected request with `Content-Type: application/json`", "content_type", 415);
+    /// <summary>A body the connection could not deliver (malformed chunked framing, too slow, cut short): Kestrel's
+    /// status for it (400, 408), with TEI's error body.</summary>
+    public static ServerError BadBody(int status, string message) =>
+        new(ErrorType.Validation, $"Failed to buffer the request body: {message}", "body", status);
     /// <summary>The body is not JSON (or not UTF-8): 400, as axum's JSON extractor answers.</summary>
     public static ServerError NotJson(string message) =>
         new(ErrorType.Validation, $"Failed to parse the request body as JSON: {message}", "validation", 400);

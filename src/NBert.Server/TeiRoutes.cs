@@ -251,6 +251,12 @@ internal sealed class TeiRoutes(ServedModel model, BatchingQueue queue, Metrics 
         if (single && lists[0].Length == 0) throw ServerError.Empty("ids");
         if (!single) CheckBatch(lists.Count, "ids");
         if (lists.Any(l => l.Length == 0)) throw ServerError.TooLong("`input_ids` cannot be empty");
+        // An id the vocabulary does not have is refused as /embed refuses it (422), not decoded as "".
+        for (int n = 0; n < lists.Count; n++)
+            for (int i = 0; i < lists[n].Length; i++)
+                if (lists[n][i] >= model.Tokenizer.VocabSize)
+                    throw ServerError.Refused($"`ids`: token id {lists[n][i]} ({(single ? "" : $"input {n + 1}, ")}position {i + 1}) is outside the " +
+                        $"vocabulary 0..{model.Tokenizer.VocabSize - 1} (vocab_size {model.Tokenizer.VocabSize}).");
         return Task.FromResult<object>(lists.Select(l => model.Decode(l, skip)).ToList());
     }
 

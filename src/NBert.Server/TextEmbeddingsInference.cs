@@ -82,34 +82,77 @@ public sealed class TextEmbeddingsInference : IDisposable
         if (Queue.WaitStopped(Options.ShutdownTimeout)) Model.Dispose();
     }
 
-    /// <summary>The routes, each answered through <see cref="Answer"/>.</summary>
+    /// <summary>The routes, each answered through <see cref="Answer"/>, as TEI's router maps them (router/src/http/server.rs):
+    /// the task routes, the OpenAI route under both its names, <c>POST /</c> and <c>POST /invocations</c> (Inference
+    /// Endpoints' and SageMaker's) to the route of the model's type, the health check under <c>/health</c>, <c>/</c> and
+    /// <c>/ping</c> (GET and HEAD, as <c>/info</c>); any other path answers 404 and a known path asked with another method
+    /// 405, each with TEI's error body.</summary>
     internal void Map(IEndpointRouteBuilder endpoints)
     {
         var tei = new TeiRoutes(Model, Queue, Metrics, Options);
         var pipelines = new PipelineRoutes(Model, Queue, Options);
-        void Post(string path, Func<Call, JsonElement, Task<object>> route, bool permit = true, bool openAi = false) =>
+        var known = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
+        void Add(string path, params string[] methods)
+        {
+            if (!known.TryGetValue(path, out var list)) known[path] = list = [];
+            list.AddRange(methods);
+        }
+        void Post(string path, Func<Call, JsonElement, Task<object>> route, bool permit = true, bool openAi = false)
+        {
             endpoints.MapPost(path, ctx => Answer(ctx, openAi, call => Serve(call, route, permit)));
+            Add(path, HttpMethods.Post);
+        }
+        void Get(string path, Func<Call, Task> respond, bool health = false)
+        {
+            endpoints.MapMethods(path, [HttpMethods.Get, HttpMethods.Head], ctx => Answer(ctx, openAi: false, respond, health));
+            Add(path, HttpMethods.Get, HttpMethods.Head);
+        }
         Post("/embed", tei.Embed);
         Post("/embed_all", tei.EmbedAll);
         Post("/predict", tei.Predict);
         Post("/rerank", tei.Rerank);
         Post("/similarity", tei.Similarity);
         Post("/v1/embeddings", tei.OpenAiEmbeddings, openAi: true);
+        Post("/embeddings", tei.OpenAiEmbeddings, openAi: true);
         Post("/tokenize", tei.Tokenize, permit: false);
         Post("/decode", tei.Decode, permit: false);
         Post("/fill-mask", pipelines.FillMask);
         Post("/token-classification", pipelines.TokenClassification);
         Post("/question-answering", pipelines.QuestionAnswering);
         Post("/next-sentence", pipelines.NextSentence);
-        endpoints.MapGet("/info", ctx => Answer(ctx, openAi: false, call => WriteJson(call.Http, 200, tei.Info())));
-        endpoints.MapGet("/metrics", ctx => Answer(ctx, openAi: false, call =>
+        // TEI's default route for its model type; NBert's other heads get their own pipeline route there.
+        Func<Call, JsonElement, Task<object>> byType = Model.Task switch
+        {
+            "classifier" => tei.Predict,
+            "reranker" => tei.Rerank,
+            "fill-mask" or "pretraining" => pipelines.FillMask,
+            "token-classification" => pipelines.TokenClassification,
+            "question-answering" => pipelines.QuestionAnswering,
+            "next-sentence" => pipelines.NextSentence,
+            _ => tei.Embed,
+        };
+        Post("/", byType);
+        Post("/invocations", byType);
+        Get("/info", call => WriteJson(call.Http, 200, tei.Info()));
+        Get("/metrics", call =>
         {
             call.Http.Response.ContentType = "text/plain; version=0.0.4";
             return call.Http.Response.WriteAsync(Metrics.Render());
-        }));
-        endpoints.MapGet("/health", ctx => Answer(ctx, openAi: false, health: true, respond: _ => Draining || !Queue.IsRunning
-            ? throw new ServerError(ErrorType.Unhealthy, "unhealthy", "unhealthy")
-            : System.Threading.Tasks.Task.CompletedTask));
+        });
+        foreach (var path in new[] { "/health", "/", "/ping" })
+            Get(path, _ => Draining || !Queue.IsRunning
+                ? throw new ServerError(ErrorType.Unhealthy, "unhealthy", "unhealthy")
+                : System.Threading.Tasks.Task.CompletedTask, health: true);
+        endpoints.MapFallback(ctx =>
+        {
+            string path = ctx.Request.Path.HasValue ? ctx.Request.Path.Value! : "/";
+            if (known.TryGetValue(path, out var methods))
+            {
+                ctx.Response.Headers.Allow = string.Join(", ", methods.Distinct());
+                return WriteJson(ctx, 405, new ErrorBody($"Method {ctx.Request.Method} is not allowed on {path}: {string.Join(" or ", methods.Distinct())}", ErrorType.Validation));
+            }
+            return WriteJson(ctx, 404, new ErrorBody($"Not found: no route {NBertException.Quote(path, 200)}", ErrorType.Validation));
+        });
     }
 
     /// <summary>
@@ -134,17 +177,22 @@ public sealed class TextEmbeddingsInference : IDisposable
             if (Draining && !health) throw ServerError.ShuttingDown();
             await respond(call);
         }
+        // Every counted request ends as exactly one success (in Serve) or one failure (here), so that te_request_count
+        // is te_request_success plus te_request_failure.
         catch (ServerError e)
         {
             if (call.Counted) Metrics.Count("te_request_failure", $"err=\"{e.MetricLabel}\"");
             await WriteError(ctx, e, openAi);
         }
-        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (ctx.RequestAborted.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
-            // The client went away; its queued work was dropped.
+            // The client went away (mid-body or while its work waited): its queued work was dropped. Nothing to answer
+            // and nothing to log: a peer may do this a thousand times.
+            if (call.Counted) Metrics.Count("te_request_failure", "err=\"dropped\"");
         }
         catch (Exception e)
         {
+            if (call.Counted) Metrics.Count("te_request_failure", "err=\"backend\"");
             _log.WriteLine($"nbert serve: {ctx.Request.Method} {ctx.Request.Path}: unexpected failure: {e}");
             await WriteError(ctx, new ServerError(ErrorType.Backend, $"Backend error: {e.Message}", "internal", 500), openAi);
         }
@@ -161,53 +209,27 @@ public sealed class TextEmbeddingsInference : IDisposable
     {
         call.Counted = true;
         bool held = false;
+        RequestBody? body = null;
         try
         {
-            var body = await ReadBody(call.Http);
+            body = await RequestBody.ReadAsync(call.Http, Options.PayloadLimit);
             if (permit)
             {
                 held = _permits.Wait(0);
                 if (!held) throw ServerError.Overloaded();
             }
-            var value = await route(call, body);
+            var value = await route(call, body.Root);
+            // The request's buffers go back to the pool before the answer is written: the route has read what it needs.
+            body.Dispose();
             Metrics.Count("te_request_success", $"method=\"{call.Method}\"");
             if (call.Compute is { } c) Report(call, c);
             await WriteJson(call.Http, 200, value);
         }
         finally
         {
+            body?.Dispose();
             if (held) _permits.Release();
         }
-    }
-
-    private async Task<JsonElement> ReadBody(HttpContext ctx)
-    {
-        // The payload limit holds in an application of your own too, whatever its server's own limit.
-        if (ctx.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = Options.PayloadLimit;
-        byte[] bytes;
-        try
-        {
-            using var buffer = new MemoryStream();
-            await ctx.Request.Body.CopyToAsync(buffer, ctx.RequestAborted);
-            bytes = buffer.ToArray();
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            throw ServerError.PayloadTooLarge(Options.PayloadLimit);
-        }
-        if (!System.Text.Unicode.Utf8.IsValid(bytes)) throw ServerError.NotJson("the body is not valid UTF-8");
-        JsonElement root;
-        try
-        {
-            using var document = JsonDocument.Parse(bytes);
-            root = document.RootElement.Clone();
-        }
-        catch (JsonException e)
-        {
-            throw ServerError.NotJson(e.Message);
-        }
-        RequestJson.CheckText(root);
-        return root;
     }
 
     /// <summary>TEI's response headers, which a successful answer carries and an error never does (as in TEI).</summary>

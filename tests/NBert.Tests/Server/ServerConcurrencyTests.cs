@@ -195,7 +195,7 @@ public sealed partial class ServerConcurrencyTests
             var address = Regex.Match(line, @"on (http://\S+) ").Groups[1].Value;
             Assert.StartsWith("nbert serve: embedding model", line);
             using var client = new HttpClient { BaseAddress = new Uri(address) };
-            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/embed", new StringContent("{\"inputs\": \"x\"}"))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/embed", new StringContent("{\"inputs\": \"x\"}", System.Text.Encoding.UTF8, "application/json"))).StatusCode);
             using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!) await kill.WaitForExitAsync();
             await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(0, process.ExitCode);
