@@ -59,6 +59,7 @@ public static class Program
     public static int Run(string[] args, TextReader input, TextWriter output, TextWriter error, HubSettings? hub = null)
     {
         HubCommands.Use(hub, IsErrorTerminal ? error : null);
+        ProgressDisplay.Use(IsErrorTerminal ? error : null);
         var root = new RootCommand("nbert: BERT and transfer learning for .NET, with Hugging Face's behaviour.")
         {
             QuickstartCommand.Create(output),
@@ -99,7 +100,12 @@ public static class Program
         }
         catch (Exception e)
         {
+            ProgressDisplay.End(); // the bars end before the message
             return Fail(e, error);
+        }
+        finally
+        {
+            ProgressDisplay.End();
         }
     }
 

@@ -104,7 +104,7 @@ public static class EmbeddingCommands
             var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);
             // A retrieval model's queries carry its query prompt (arctic-embed's model card), its documents none.
             string? promptName = CheckPrompt(embedder, parse.GetValue(prompt)) ?? (embedder.Options.Prompts.ContainsKey("query") ? "query" : null);
-            var hits = Search(embedder, embedder.Embed([parse.GetValue(query)!], promptName)[0], path, k, Program.IsErrorTerminal ? stderr : null);
+            var hits = Search(embedder, embedder.Embed([parse.GetValue(query)!], promptName)[0], path, k, ProgressDisplay.Bar($"embedding {path}"));
             if (hits.Count == 0) throw new CliException($"corpus file '{path}' has no non-empty line.");
             if (parse.GetValue(json))
             {
@@ -129,7 +129,7 @@ public static class EmbeddingCommands
     /// corpus is streamed through the library's data reader (gzip, strict UTF-8) and embedded a chunk at a time, keeping
     /// only the best k so far, so a corpus of any size runs in bounded memory.
     /// </summary>
-    private static List<(float Score, int Line, string Text)> Search(SentenceEmbeddings embedder, float[] query, string path, int k, TextWriter? progress)
+    private static List<(float Score, int Line, string Text)> Search(SentenceEmbeddings embedder, float[] query, string path, int k, IProgress<ProgressStep> progress)
     {
         const int chunk = 256;
         var best = new List<(float Score, int Line, string Text)>();
@@ -144,8 +144,7 @@ public static class EmbeddingCommands
                 .OrderByDescending(h => h.Score).ThenBy(h => h.Line).Take(k)];
             done += pending.Count;
             pending.Clear();
-            if (done >= chunk) progress?.Write(string.Format(CultureInfo.InvariantCulture, "\rembedding the corpus: {0:N0} lines, {1:N0}/s   ",
-                done, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3)));
+            progress.Report(new ProgressStep(done, null, string.Format(CultureInfo.InvariantCulture, "{0:N0} lines, {1:N0}/s", done, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
         }
         foreach (var (line, number) in NBert.Training.DataFiles.Lines(path))
         {
@@ -155,7 +154,7 @@ public static class EmbeddingCommands
             if (pending.Count == chunk) Flush();
         }
         Flush();
-        if (done >= chunk) progress?.WriteLine();
+        progress.Report(new ProgressStep(done, done, string.Format(CultureInfo.InvariantCulture, "{0:N0} lines", done)));
         return best;
     }
 }

@@ -78,7 +78,7 @@ public static class FineTuneCommands
             using var interruption = new Interruption();
             try
             {
-                result = trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => ReportProgress(stdout, e)), interruption.Token);
+                result = trainer.Train(outDir, parse.GetValue(resume), TrainingProgress(stdout), interruption.Token);
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {
@@ -129,9 +129,14 @@ public static class FineTuneCommands
 
     /// <summary>A diverged run, said in the command line's own terms.</summary>
     internal static CliException Diverged(TrainingDivergedException e, double lr, double maxGradNorm, string outDir) =>
-        new($"training diverged at step {e.Step}: the loss is {e.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
-            $"{e.GradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower --lr (now {lr.ToString("G3", CultureInfo.InvariantCulture)})" +
-            (maxGradNorm > 0 ? "" : " or clip the gradients with --max-grad-norm 1") + $"; {Path.Combine(outDir, "metrics.jsonl")} keeps what was logged before it.", e);
+        Diverged(e.Step, e.Loss, e.GradientNorm, lr, maxGradNorm, $"{Path.Combine(outDir, "metrics.jsonl")} keeps what was logged before it", e);
+
+    /// <summary>The one message of a diverged run, for every training command: where, the loss and gradient norm, what
+    /// to change, and what was kept (<paramref name="kept"/>).</summary>
+    internal static CliException Diverged(long step, double loss, double gradientNorm, double lr, double maxGradNorm, string kept, Exception? inner = null) =>
+        new($"training diverged at step {step}: the loss is {loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
+            $"{gradientNorm.ToString(CultureInfo.InvariantCulture)}. Lower --lr (now {lr.ToString("G3", CultureInfo.InvariantCulture)})" +
+            (maxGradNorm > 0 ? "" : " or clip the gradients with --max-grad-norm 1") + $"; {kept}.", inner);
 
     private static TrainerOptions Options(Func<TrainerOptions> build)
     {
@@ -159,6 +164,22 @@ public static class FineTuneCommands
         {
             throw new CliException($"{e.Message} (a head trained with other labels cannot be reused: start from the model without that head)", e);
         }
+    }
+
+    /// <summary>A training run's progress: its log lines on standard output, and a bar in the progress display when
+    /// those lines go to a file or a pipe and standard error is a terminal.</summary>
+    internal static IProgress<TrainerProgress> TrainingProgress(TextWriter stdout)
+    {
+        var bar = ProgressDisplay.Bar("training", besideOutput: true);
+        string evaluation = "";
+        return new InlineProgress<TrainerProgress>(e =>
+        {
+            ReportProgress(stdout, e);
+            if (e.Evaluation is not null)
+                evaluation = string.Create(CultureInfo.InvariantCulture, $", {e.Evaluation.MainMetric} {e.Evaluation.Metrics[e.Evaluation.MainMetric]:F3}");
+            bar.Report(new ProgressStep(e.Step, e.TotalSteps, string.Create(CultureInfo.InvariantCulture,
+                $"step {e.Step}/{e.TotalSteps}{(e.Loss is double loss ? $", loss {loss:F4}" : "")}{evaluation}")));
+        });
     }
 
     internal static void ReportProgress(TextWriter stdout, TrainerProgress e)

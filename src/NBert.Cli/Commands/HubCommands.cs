@@ -23,8 +23,9 @@ public static class HubCommands
     /// <summary>The Hub settings for this command line: those given to <see cref="Program.Run"/>, else the environment's.</summary>
     internal static HubSettings Settings => Current.Value.Settings ?? HubSettings.FromEnvironment();
 
-    /// <summary>A progress bar per file on standard error when it is a terminal; null otherwise.</summary>
-    internal static IProgress<HubDownloadProgress>? Progress => Current.Value.Progress is { } writer ? new TerminalDownloadProgress(writer) : null;
+    /// <summary>A bar per file in the command line's progress display (<see cref="ProgressDisplay"/>) when standard
+    /// error is a terminal; null otherwise.</summary>
+    internal static IProgress<HubDownloadProgress>? Progress => Current.Value.Progress is not null && ProgressDisplay.IsShown ? new DownloadBars(name => ProgressDisplay.Bar(name)) : null;
 
     public static Command Download(TextWriter stdout)
     {
@@ -104,22 +105,20 @@ public static class HubCommands
         bytes < 1000 ? $"{bytes} B" : bytes < 1_000_000 ? (bytes / 1e3).ToString("0.0 kB", Inv)
         : bytes < 1_000_000_000 ? (bytes / 1e6).ToString("0.0 MB", Inv) : (bytes / 1e9).ToString("0.00 GB", Inv);
 
-    /// <summary>A download's progress on a terminal: one line per file, redrawn in place (name, bar, percentage,
-    /// bytes), ended when the file is complete.</summary>
-    public sealed class TerminalDownloadProgress(TextWriter writer) : IProgress<HubDownloadProgress>
+    /// <summary>A download's progress as bars of the one progress display: a bar per file (repository and file), its
+    /// bytes so far of the size the Hub gave.</summary>
+    public sealed class DownloadBars(Func<string, IProgress<ProgressStep>> bar) : IProgress<HubDownloadProgress>
     {
-        /// <summary>Redraws the file's line.</summary>
+        private readonly Dictionary<(string, string), IProgress<ProgressStep>> _bars = [];
+
+        /// <summary>Moves the file's bar (made at its first report).</summary>
         public void Report(HubDownloadProgress p)
         {
-            string amount = p.Total is long total && total > 0
-                ? $"[{new string('#', (int)(30 * p.Received / total)).PadRight(30, '-')}] {p.Received * 100 / total,3}% {Size(p.Received)}/{Size(total)}"
-                : Size(p.Received);
-            lock (writer)
-            {
-                writer.Write($"\r{p.Repo}: {p.File} {amount}   ");
-                if (p.Completed) writer.WriteLine();
-                writer.Flush();
-            }
+            IProgress<ProgressStep> fileBar;
+            lock (_bars)
+                if (!_bars.TryGetValue((p.Repo, p.File), out fileBar!)) _bars[(p.Repo, p.File)] = fileBar = bar($"{p.Repo}: {p.File}");
+            long? total = p.Total is > 0 ? p.Total : p.Completed ? p.Received : null;
+            fileBar.Report(new ProgressStep(p.Received, total, total is long t ? $"{Size(p.Received)}/{Size(t)}" : Size(p.Received)));
         }
     }
 }

@@ -36,15 +36,13 @@ public static class PipelineCommands
         var clock = Stopwatch.StartNew();
         long done = 0;
         bool streaming = fromArguments is null;
+        var bar = streaming ? ProgressDisplay.Bar($"inputs from {JsonLinesInput.Name(input ?? "-")}", besideOutput: true) : null;
         // Each input with where it came from: its line of --input, or its place among the arguments.
         IEnumerable<List<(T Item, int Line)>> chunks = fromArguments is not null ? [fromArguments.Select((x, i) => (x, i + 1)).ToList()]
             : JsonLinesInput.ReadChunks(input ?? "-", stdin, (e, line) => (fromJson(e, line), line), Chunk, (lines, fraction) =>
-            {
-                if (!Program.IsErrorTerminal) return;
-                double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
-                string bar = fraction is double f ? $"[{new string('#', (int)(f * 30)).PadRight(30, '-')}] {f:P0} " : "";
-                stderr.Write(string.Format(Inv, "\r{0}{1:N0} inputs, {2:N0}/s", bar, done, rate));
-            });
+                // A file's fraction read, else (standard input) the inputs so far, the bar pulsing.
+                bar!.Report(fraction is double f ? new ProgressStep(f, 1, string.Format(Inv, "{0:N0} inputs, {1:N0}/s", done, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3)))
+                    : new ProgressStep(done, null, string.Format(Inv, "{0:N0} inputs", done))));
         string Where(int line) => streaming ? $"{JsonLinesInput.Name(input ?? "-")}, line {line}" : $"input {line}";
         void Print(List<(T Item, int Line)> chunk, IReadOnlyList<object> values)
         {
@@ -93,7 +91,7 @@ public static class PipelineCommands
             throw new CliException($"no input in {JsonLinesInput.Name(input ?? "-")}: give arguments or JSON lines through --input.");
         if (streaming)
         {
-            if (Program.IsErrorTerminal) stderr.WriteLine();
+            ProgressDisplay.End();
             stderr.WriteLine(string.Format(Inv, "{0:N0} input{3} in {1:F1} s ({2:N0}/s)", done, clock.Elapsed.TotalSeconds, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3), done == 1 ? "" : "s"));
         }
         return Program.Ok;

@@ -101,7 +101,7 @@ public static class PretrainCommand
             using var interruption = new Interruption();
             try
             {
-                trainer.Train(outDir, parse.GetValue(resume), new InlineProgress<TrainerProgress>(e => FineTuneCommands.ReportProgress(stdout, e)), interruption.Token);
+                trainer.Train(outDir, parse.GetValue(resume), FineTuneCommands.TrainingProgress(stdout), interruption.Token);
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {

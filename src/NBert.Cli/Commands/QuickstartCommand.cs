@@ -170,20 +170,19 @@ public static class QuickstartCommand
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
         try
         {
-            if (Program.IsTerminal && log != TextWriter.Null)
-                Program.Console(log).Progress().AutoClear(false)
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-                    .Start(ctx =>
-                    {
-                        var bar = ctx.AddTask("fine-tuning", maxValue: trainer.TotalSteps);
-                        string dev = "";
-                        trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
-                        {
-                            if (e.Evaluation is not null) dev = $", dev accuracy {e.Evaluation.Metrics["accuracy"]:F3}";
-                            if (e.Loss is double loss) bar.Description = string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch:F1}, loss {loss:F3}{dev}");
-                            bar.Value = e.Step;
-                        }));
-                    });
+            if (ProgressDisplay.IsShown && log != TextWriter.Null)
+            {
+                // The one progress display, closed before the results are written.
+                var bar = ProgressDisplay.Bar("fine-tuning");
+                string dev = "", loss = "";
+                trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
+                {
+                    if (e.Evaluation is not null) dev = string.Create(CultureInfo.InvariantCulture, $", dev accuracy {e.Evaluation.Metrics["accuracy"]:F3}");
+                    if (e.Loss is double l) loss = string.Create(CultureInfo.InvariantCulture, $", loss {l:F3}");
+                    bar.Report(new ProgressStep(e.Step, trainer.TotalSteps, string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch:F1}{loss}{dev}")));
+                }));
+                ProgressDisplay.End();
+            }
             else
             {
                 trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>

@@ -70,8 +70,7 @@ public static class TrainingCommands
                     throw new CliException($"{path}: {CliException.Reason(e)}", e);
                 }
                 if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
-                    throw new CliException($"training diverged at step {i + 1}: the loss is {r.Loss.ToString(CultureInfo.InvariantCulture)}, the gradient norm " +
-                        $"{r.GradientNorm.ToString(CultureInfo.InvariantCulture)}; lower --lr{(parse.GetValue(maxGradNorm) > 0 ? "" : " or clip with --max-grad-norm 1")}. Nothing was written to --out.");
+                    throw FineTuneCommands.Diverged(i + 1, r.Loss, r.GradientNorm, parse.GetValue(lr), parse.GetValue(maxGradNorm), "nothing was written to --out");
                 Report(stdout, r, n, clock.Elapsed, asJson);
             }
             trainer.Model.CopyTo(pretrained);

@@ -82,17 +82,26 @@ public sealed class HubProtocolTests(FakeHubFixture fixture) : HubTest(fixture)
     }
 
     [Fact]
-    public void The_terminal_progress_redraws_one_line_per_file_and_ends_it_when_complete()
+    public void Download_progress_is_a_bar_per_file_of_the_one_progress_display()
     {
-        var writer = new StringWriter();
-        var progress = new HubCommands.TerminalDownloadProgress(writer);
+        var bars = new Dictionary<string, List<NBert.Cli.ProgressStep>>();
+        var progress = new HubCommands.DownloadBars(name =>
+        {
+            var steps = bars[name] = [];
+            return new SyncProgress<NBert.Cli.ProgressStep>(steps.Add);
+        });
         progress.Report(new HubDownloadProgress("org/m", "model.safetensors", 250_000, 1_000_000, false));
+        progress.Report(new HubDownloadProgress("org/m", "vocab.txt", 10, null, false));
         progress.Report(new HubDownloadProgress("org/m", "model.safetensors", 1_000_000, 1_000_000, true));
-        string[] draws = writer.ToString().Split('\r', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(2, draws.Length);
-        Assert.Contains("org/m: model.safetensors [#######-----------------------]  25% 250.0 kB/1.0 MB", draws[0]);
-        Assert.Contains("[##############################] 100%", draws[1]);
-        Assert.EndsWith(Environment.NewLine, draws[1]);
-        Assert.DoesNotContain('\n', draws[0]);
+        progress.Report(new HubDownloadProgress("org/m", "vocab.txt", 20, null, true));
+        Assert.Equal(["org/m: model.safetensors", "org/m: vocab.txt"], bars.Keys.Order());
+        Assert.Equal([new(250_000, 1_000_000, "250.0 kB/1.0 MB"), new(1_000_000, 1_000_000, "1.0 MB/1.0 MB")], bars["org/m: model.safetensors"]);
+        // No size from the Hub: the bar pulses until the file is complete.
+        Assert.Equal([new(10, null, "10 B"), new(20, 20, "20 B/20 B")], bars["org/m: vocab.txt"]);
+    }
+
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 }
