@@ -44,12 +44,13 @@ internal sealed class PipelineWork(string group, IReadOnlyList<object> inputs, F
 /// on arrival and queued; one loop, on its own thread, repeatedly takes a batch, runs the model once for it and
 /// completes each request. Work whose client has disconnected is dropped before it runs.
 /// <para>
-/// An encoder batch always holds the oldest waiting input (nothing waits forever). Around it, the loop takes a run
-/// of the waiting inputs sorted by length, growing it by whichever neighbour, shorter or longer, adds the least
-/// padding, while the batch padded to its longest stays within <c>--max-batch-tokens</c> (TEI's rule for padded
-/// models) and <c>--max-batch-requests</c>. Pipeline requests with the same route and parameters run as one
-/// pipeline call. A forward pass gives a row the same bits whatever it is batched with, so an answer never depends
-/// on its neighbours.
+/// One batching policy, TEI's (queue.rs, <c>next_batch</c>): this loop alone owns the queue and takes the waiting
+/// inputs in arrival order while the batch, padded to its longest input (TEI's cost of a padded model: rows × longest),
+/// stays within <c>--max-batch-tokens</c> and <c>--max-batch-requests</c>; the first input that does not fit stays
+/// first for the next batch, so nothing waits forever and nothing overtakes. The batch runs as one forward pass
+/// (<see cref="ServedModel.RunEncoder"/>). Pipeline requests with the same route and parameters run as one pipeline
+/// call. A forward pass gives a row the same bits whatever it is batched with, so an answer never depends on its
+/// neighbours.
 /// </para>
 /// </summary>
 internal sealed class BatchingQueue
@@ -154,22 +155,19 @@ internal sealed class BatchingQueue
         var oldest = _waiting[0];
         if (oldest is PipelineWork p)
             return _waiting.OfType<PipelineWork>().Where(w => w.Group == p.Group).Take(_maxBatchRequests).Cast<Work>().ToList();
-        var sorted = _waiting.OfType<EncoderWork>().OrderBy(w => w.Encoding.Length).ThenBy(w => w.Arrival).ToList();
-        int lo = sorted.IndexOf((EncoderWork)oldest), hi = lo, longest = oldest is EncoderWork e ? e.Encoding.Length : 0;
-        while (hi - lo + 1 < _maxBatchRequests)
+        var batch = new List<Work>();
+        int longest = 0;
+        foreach (var w in _waiting)
         {
-            long count = hi - lo + 1;
-            bool downFits = lo > 0 && (count + 1) * longest <= _maxBatchTokens;
-            int upLength = hi + 1 < sorted.Count ? sorted[hi + 1].Encoding.Length : 0;
-            bool upFits = hi + 1 < sorted.Count && (count + 1) * upLength <= _maxBatchTokens;
-            if (!downFits && !upFits) break;
-            // Padding added: a shorter row is padded up to the longest; a longer row pads every row already in.
-            long downPadding = downFits ? longest - sorted[lo - 1].Encoding.Length : long.MaxValue;
-            long upPadding = upFits ? (upLength - longest) * count : long.MaxValue;
-            if (downPadding <= upPadding) lo--;
-            else longest = sorted[++hi].Encoding.Length;
+            // A pipeline request waiting between encoder inputs ends the batch: it keeps its place for the next one.
+            if (w is not EncoderWork e || batch.Count == _maxBatchRequests) break;
+            int padded = Math.Max(longest, e.Encoding.Length);
+            // The oldest always fits: the options require --max-batch-tokens of at least the model's longest input.
+            if (batch.Count > 0 && (long)(batch.Count + 1) * padded > _maxBatchTokens) break;
+            batch.Add(w);
+            longest = padded;
         }
-        return sorted.GetRange(lo, hi - lo + 1).Cast<Work>().ToList();
+        return batch;
     }
 
     private void RunEncoder(List<EncoderWork> batch)

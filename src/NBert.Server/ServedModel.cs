@@ -228,37 +228,15 @@ internal sealed class ServedModel : IDisposable
 
     // ---- the forward pass, on the batching loop's thread ----
 
-    /// <summary>A forward pass's fixed cost (dispatching each op to the engine's threads, small matrices), counted in
-    /// tokens: about what MiniLM computes for 50 to 100 more tokens on two cores.</summary>
-    private const int ForwardCostInTokens = 64;
-
     /// <summary>
-    /// Runs the encoder over a batch and gives each row what it asked for: its pooled vector (not normalised; as
-    /// <see cref="SentenceEmbeddings.Pool"/> computes it for <c>nbert embed</c>), its token vectors, or its logits.
-    /// On a CPU a forward pass costs its padded tokens, so the rows run sorted by length, in the sub-batches (runs of
-    /// the sorted rows, each padded to its longest) that minimise padded tokens plus
-    /// <see cref="ForwardCostInTokens"/> per pass. Right padding gives a row the same bits in any sub-batch, so the
-    /// split never changes an answer.
+    /// Runs the encoder once over the batch the queue chose (padded to its longest row) and gives each row what it asked
+    /// for: its pooled vector (not normalised; as <see cref="SentenceEmbeddings.Pool"/> computes it for
+    /// <c>nbert embed</c>), its token vectors, or its logits. Right padding gives a row the same bits in any batch.
     /// </summary>
     public object[] RunEncoder(IReadOnlyList<TokenEncoding> encodings, IReadOnlyList<EncoderOutput> wanted)
     {
         var results = new object[encodings.Count];
-        var order = Enumerable.Range(0, encodings.Count).OrderBy(i => encodings[i].Length).ToArray();
-        int n = order.Length;
-        // cost[j]: the least cost of the first j sorted rows; start[j]: where the last sub-batch of that split begins.
-        var cost = new long[n + 1];
-        var start = new int[n + 1];
-        for (int j = 1; j <= n; j++)
-        {
-            cost[j] = long.MaxValue;
-            long longest = encodings[order[j - 1]].Length;
-            for (int i = 0; i < j; i++)
-            {
-                long c = cost[i] + (j - i) * longest + ForwardCostInTokens;
-                if (c < cost[j]) (cost[j], start[j]) = (c, i);
-            }
-        }
-        for (int j = n; j > 0; j = start[j]) RunPadded(order[start[j]..j], encodings, wanted, results);
+        RunPadded([.. Enumerable.Range(0, encodings.Count)], encodings, wanted, results);
         return results;
     }
 

@@ -4,12 +4,12 @@ using NBert.Tokenization;
 
 namespace NBert.Tests.Server;
 
-/// <summary>How the batching loop chooses a batch: the oldest input, then its neighbours in length order by least
-/// padding, within the token budget (rows × longest).</summary>
+/// <summary>How the batching loop chooses a batch, as TEI's queue does: inputs in arrival order while the batch padded to
+/// its longest (rows × longest) stays within the token budget; the first that does not fit starts the next batch.</summary>
 public sealed class BatchingQueueTests
 {
     [Fact]
-    public async Task A_batch_is_the_oldest_input_and_its_nearest_lengths_within_the_token_budget()
+    public async Task A_batch_takes_inputs_in_arrival_order_while_the_padded_tokens_fit()
     {
         var model = ServedModel.Load(Fixtures.Path("model", "encoder_only"), Pooling.Mean);
         var queue = new BatchingQueue(model, new Metrics(model.MaxInputLength), maxBatchTokens: 120, maxBatchRequests: null);
@@ -35,8 +35,9 @@ public sealed class BatchingQueueTests
             var (b, c, d, e) = (Add(38), Add(6), Add(36), Add(7));
             open.Release();
             Assert.True(held.Wait(TimeSpan.FromSeconds(20)));
-            // Around the oldest (40): 38 adds 2 tokens of padding, then 9 adds 31; 8 would make 4 x 40 > 120.
-            Assert.Equal([c], queue.Waiting());
+            // In arrival order: 40, then 8 (2 x 40 = 80), then 38 (3 x 40 = 120); 9 would make 4 x 40 > 120, so it waits
+            // (and nothing after it may overtake it).
+            Assert.Equal([e], queue.Waiting());
             open.Release();
             Assert.True(held.Wait(TimeSpan.FromSeconds(20)));
             Assert.Empty(queue.Waiting());
