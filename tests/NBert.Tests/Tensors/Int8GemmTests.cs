@@ -203,6 +203,36 @@ public class Int8GemmTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public unsafe void The_vnni_offset_and_column_sum_correction_give_the_exact_sums()
+    {
+        // What the AVX-VNNI kernel computes, lane by lane, in scalar form (for machines that cannot run it): each
+        // activation byte with its top bit flipped, read as unsigned (x + 128), times the packed weight, summed, minus
+        // ColumnSums128. Extreme and random activations, every column of a weight with padding.
+        var rng = new Random(12);
+        int n = 21, k = 9;
+        var w = Random(rng, n * k);
+        w[0] = 1f; w[1] = -1f; // row 0 reaches ±127
+        var (values, _) = Int8Quantization.QuantizeWeight(w, n, k);
+        var packed = new Int8PackedWeight(w, n, k);
+        var rows = new[] { Enumerable.Repeat((sbyte)127, k).ToArray(), Enumerable.Repeat((sbyte)-127, k).ToArray(),
+            Enumerable.Range(0, k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray() };
+        foreach (var x in rows)
+            for (int j = 0; j < n; j++)
+            {
+                int offsetSum = 0, exact = 0;
+                for (int p = 0; p < packed.PaddedK; p++)
+                {
+                    sbyte xp = p < k ? x[p] : (sbyte)0;
+                    byte unsigned = (byte)(xp ^ unchecked((sbyte)0x80));
+                    Assert.Equal(xp + 128, unsigned);
+                    offsetSum += unsigned * packed.Pointer[j / 16 * packed.PaddedK * 16 + p / 4 * 64 + j % 16 * 4 + p % 4];
+                    if (p < k) exact += x[p] * values[j * k + p];
+                }
+                Assert.Equal(exact, offsetSum - packed.ColumnSums128[j]);
+            }
+    }
+
+    [Fact]
     public void Extreme_values_do_not_saturate_the_integer_sums()
     {
         // Every quantized value is ±127 (a row of equal magnitudes): each vpmaddubsw pair is ±2·127² = ±32,258, the
