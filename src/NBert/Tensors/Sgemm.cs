@@ -117,7 +117,7 @@ public static unsafe class Sgemm
         if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"A bias of {bias.Length} values for {n} outputs.");
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c, pbias = bias)
-            Multiply(m, n, k, pa, lda, false, new BSource(pb, ldb, true), pc, ldc, false, Threading.MaxThreads, pbias);
+            Multiply(m, n, k, pa, lda, false, new BSource(pb, ldb, true), pc, ldc, false, Threading.MaxThreads, Best, pbias);
     }
 
     /// <summary>The same on one thread (for callers that parallelise outside, such as attention heads).</summary>
