@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Cli;
 

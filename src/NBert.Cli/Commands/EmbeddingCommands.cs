@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using NBert.Pipelines;
 using Spectre.Console;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 
@@ -146,7 +148,7 @@ public static class EmbeddingCommands
             pending.Clear();
             progress.Report(new ProgressStep(done, null, string.Format(CultureInfo.InvariantCulture, "{0:N0} lines, {1:N0}/s", done, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-3))));
         }
-        foreach (var (line, number) in NBert.Training.DataFiles.Lines(path))
+        foreach (var (line, number) in NBert.Tasks.DataFiles.Lines(path))
         {
             string text = line.Trim();
             if (text.Length == 0) continue;

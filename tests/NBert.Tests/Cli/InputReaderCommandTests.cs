@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json.Nodes;
-using NBert.Training;
+using NBert.Tasks;
 using static NBert.Tests.Cli.Nbert;
 
 namespace NBert.Tests.Cli;

@@ -1,4 +1,5 @@
 using NBert.Pipelines;
+using NBert.Modeling;
 
 namespace NBert.Tests.Pipelines;
 
@@ -110,7 +111,7 @@ public sealed class PipelineApiTests : TempDirectoryTest
     {
         NBert.Modeling.BertPreTrainedModel? loaded = null;
         var source = NBert.Hub.ResolvedModel.FromDirectory(Model("seqcls"));
-        Assert.Throws<NBertException>(() => Pipeline.Load<TextClassification>(source, NBert.Modeling.BertArchitecture.BertForSequenceClassification,
+        Assert.Throws<NBertException>(() => Pipeline.Load<TextClassification>(source, NBert.Schema.BertArchitecture.BertForSequenceClassification,
             (t, m) => { loaded = m; throw new NBertException("the pipeline refused the model"); }));
         Assert.NotNull(loaded);
         Assert.Throws<ObjectDisposedException>(() => loaded!.Forward(new NBert.Modeling.ModelInputs(1, 2, [101, 102])));

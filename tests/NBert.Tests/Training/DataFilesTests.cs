@@ -1,6 +1,6 @@
 using System.IO.Compression;
 using System.Text;
-using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

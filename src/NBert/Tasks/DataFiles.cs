@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>
 /// The one reader of data files, for every loader and command that reads data: gzip by the <c>.gz</c> extension,
