@@ -26,7 +26,8 @@ public static class FineTuneCommands
         var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 }.AtLeast(1);
         var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-5 }.Above(0);
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per micro-batch (per process under mpirun)", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var accumulation = GradientAccumulationOption();
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
         var warmup = new Option<double>("--warmup-ratio") { Description = "Linear warm-up as a fraction of all steps", DefaultValueFactory = _ => 0.1 }.Between(0, 1);
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
@@ -41,7 +42,7 @@ public static class FineTuneCommands
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var command = new Command("finetune", "Fine-tune a pretrained model for classification, NER or question answering.")
         {
-            task, model, train, eval, output, epochs, lr, batchSize, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
+            task, model, train, eval, output, epochs, lr, batchSize, accumulation, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
             evalSteps, saveSteps, labelAll, resume, overwrite, seed,
         };
         command.SetAction(parse =>
@@ -63,7 +64,8 @@ public static class FineTuneCommands
             var pretrained = LoadModel(directory, prepared, seedValue);
             var options = Options(() => new TrainerOptions
             {
-                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr),
+                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation),
+                LearningRate = parse.GetValue(lr),
                 WarmupRatio = parse.GetValue(warmup), AdamW = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay) },
                 MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps),
                 SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping),
@@ -147,6 +149,13 @@ public static class FineTuneCommands
             throw new CliException(CliException.Reason(e), e);
         }
     }
+
+    /// <summary>--gradient-accumulation-steps, transformers' name, for every training command.</summary>
+    internal static Option<int> GradientAccumulationOption() => new Option<int>("--gradient-accumulation-steps")
+    {
+        Description = "Micro-batches (of --batch-size) accumulated into each optimiser step; steps, the schedule and checkpoints count optimiser steps",
+        DefaultValueFactory = _ => 1,
+    }.AtLeast(1);
 
     private static TrainerOptions Options(Func<TrainerOptions> build)
     {

@@ -25,7 +25,8 @@ public static class PretrainCommand
         var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 }.Between(0, 1);
         var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" }.AtLeast(1);
         var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" }.AtLeast(1);
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var batchSize = new Option<int>("--batch-size") { Description = "Instances per micro-batch (per process under mpirun)", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var accumulation = FineTuneCommands.GradientAccumulationOption();
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 }.Above(0);
         var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 }.AtLeast(0);
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
@@ -43,7 +44,7 @@ public static class PretrainCommand
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
             model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, dupeFactor, shortSeq, maxPredictions,
-            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
+            steps, batchSize, accumulation, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
         };
         command.SetAction(parse =>
         {
@@ -76,8 +77,9 @@ public static class PretrainCommand
             {
                 options = new TrainerOptions
                 {
-                    MaxSteps = parse.GetValue(steps) ?? (train.Count + parse.GetValue(batchSize) - 1) / parse.GetValue(batchSize),
-                    BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
+                    // One pass over the instances by default: each step takes batch size x accumulation instances.
+                    MaxSteps = parse.GetValue(steps) ?? (train.Count + (long)parse.GetValue(batchSize) * parse.GetValue(accumulation) - 1) / ((long)parse.GetValue(batchSize) * parse.GetValue(accumulation)),
+                    BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
                     AdamW = new AdamWOptions
                     {
                         WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
@@ -94,7 +96,9 @@ public static class PretrainCommand
             }
             int evalBatch = Math.Min(64, options.BatchSize);
             var trainer = new Trainer(pretrained, tokenizer, train.Count,
-                (indices, step) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, step, 0x4D4C4D)), nsp),
+                // The masks of a micro-batch follow from the seed and its number in the run (step and index in the step),
+                // never from a stream that depends on what ran before or in which process.
+                (indices, microBatch) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, microBatch, 0x4D4C4D)), nsp),
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");

@@ -15,8 +15,13 @@ public record TrainerOptions
     public int Epochs { get; init; } = 3;
     /// <summary>Optimiser steps to take; when set, it overrides <see cref="Epochs"/>.</summary>
     public long? MaxSteps { get; init; }
-    /// <summary>Examples per optimiser step (<c>per_device_train_batch_size</c>).</summary>
+    /// <summary>Examples per micro-batch, one forward and backward pass (<c>per_device_train_batch_size</c>): an optimiser
+    /// step takes <see cref="BatchSize"/> × <see cref="GradientAccumulationSteps"/> examples (× the processes of a data-parallel run).</summary>
     public int BatchSize { get; init; } = 32;
+    /// <summary>Micro-batches whose gradients are accumulated into one optimiser step (<c>gradient_accumulation_steps</c>):
+    /// each micro-batch's loss is divided by their number, and steps, the schedule, logging, evaluation and checkpoints
+    /// count optimiser steps.</summary>
+    public int GradientAccumulationSteps { get; init; } = 1;
     /// <summary>The peak learning rate, reached after warm-up (<c>learning_rate</c>).</summary>
     public double LearningRate { get; init; } = 5e-5;
     /// <summary>Warm-up as a fraction of all steps (ignored when <see cref="WarmupSteps"/> is set).</summary>
@@ -50,6 +55,7 @@ public record TrainerOptions
             if (value is < 1) throw new ArgumentOutOfRangeException(name, $"{name} must be at least 1, not {value}.");
         }
         AtLeastOne(BatchSize, "per_device_train_batch_size");
+        AtLeastOne(GradientAccumulationSteps, "gradient_accumulation_steps");
         if (MaxSteps is null) AtLeastOne(Epochs, "num_train_epochs");
         if (MaxSteps is < 1) throw new ArgumentOutOfRangeException("max_steps", $"max_steps must be at least 1, not {MaxSteps}.");
         if (!(double.IsFinite(LearningRate) && LearningRate > 0))
@@ -138,7 +144,9 @@ public sealed class Trainer
     /// <param name="model">The model to train; its parameters are updated in place.</param>
     /// <param name="tokenizer">The tokenizer whose files are saved beside every saved model (null: none).</param>
     /// <param name="count">Training items.</param>
-    /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
+    /// <param name="batch">Builds the micro-batch of the given item indices; its second argument numbers the micro-batch in the run,
+    /// step × <see cref="TrainerOptions.GradientAccumulationSteps"/> + its index in the step (0-based; the step itself without
+    /// accumulation), so that what it draws (MLM masks) depends on the seed, the step and the micro-batch alone.</param>
     /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
     /// <param name="options">The run's settings.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
@@ -162,9 +170,15 @@ public sealed class Trainer
         public JsonArray History = [];
     }
 
-    /// <summary>Batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last batch
+    /// <summary>Micro-batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last
     /// may be smaller, as transformers' default <c>dataloader_drop_last=False</c>).</summary>
-    public int StepsPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    private int MicroBatchesPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>Micro-batches per optimiser step: <see cref="TrainerOptions.GradientAccumulationSteps"/>.</summary>
+    private int MicroBatchesPerStep => Options.GradientAccumulationSteps;
+    /// <summary>Optimiser steps per pass over the data: micro-batches (items / <see cref="TrainerOptions.BatchSize"/>, rounded
+    /// up) / <see cref="TrainerOptions.GradientAccumulationSteps"/>, rounded up; the last step of an epoch may take fewer
+    /// micro-batches, and the last micro-batch fewer items (transformers' default <c>dataloader_drop_last=False</c>).</summary>
+    public int StepsPerEpoch => (MicroBatchesPerEpoch + MicroBatchesPerStep - 1) / MicroBatchesPerStep;
     /// <summary>Optimiser steps of the whole run: <see cref="TrainerOptions.MaxSteps"/> when set, else epochs × <see cref="StepsPerEpoch"/>.
     /// The learning-rate schedule decays over these.</summary>
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
@@ -237,10 +251,17 @@ public sealed class Trainer
                 state.BatchInEpoch = 0;
                 order = Permutation(o.Seed, state.Epoch, _count);
             }
-            int first = state.BatchInEpoch * o.BatchSize;
-            var indices = order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray();
-            var batch = _batch(indices, state.Step);
-            var r = step.Run([batch]);
+            // The step's micro-batches: consecutive slices of the epoch's order, each numbered by the step and its index
+            // in the step (what the batch function draws from, e.g. MLM masks, depends on that number alone).
+            int firstMicroBatch = state.BatchInEpoch * MicroBatchesPerStep;
+            int microBatches = Math.Min(MicroBatchesPerStep, MicroBatchesPerEpoch - firstMicroBatch);
+            var batches = new List<TrainingBatch>(microBatches);
+            for (int j = 0; j < microBatches; j++)
+            {
+                int first = (firstMicroBatch + j) * o.BatchSize;
+                batches.Add(_batch(order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray(), state.Step * MicroBatchesPerStep + j));
+            }
+            var r = step.Run(batches);
             if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
                 Diverged(r, state, lastGood, lossSum, lossCount, metricsPath, outputDirectory);
             lastGood = r;
@@ -249,7 +270,7 @@ public sealed class Trainer
             state.DropoutPosition = model.Random.Position;
             lossSum += r.Loss;
             lossCount++;
-            tokens += batch.Tokens;
+            tokens += batches.Sum(b => (long)b.Tokens);
             double epoch = state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch;
             var elapsed = clock.Elapsed;
             var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / (state.Step - startStep) * (total - state.Step));
@@ -383,7 +404,7 @@ public sealed class Trainer
             ["optimizer_step"] = optimizer.Step, ["dropout_seed"] = model.Random.Seed.ToString(CultureInfo.InvariantCulture),
             ["dropout_position"] = state.DropoutPosition.ToString(CultureInfo.InvariantCulture),
             ["best_metric"] = state.BestMetric, ["best_step"] = state.BestStep, ["evaluations_without_gain"] = state.EvaluationsWithoutGain,
-            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize,
+            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize, ["gradient_accumulation_steps"] = Options.GradientAccumulationSteps,
             // The schedule is a function of the optimiser step; its settings must not change on resume.
             ["scheduler"] = ScheduleJson(schedule),
             ["log_history"] = state.History.DeepClone(),
@@ -437,6 +458,10 @@ public sealed class Trainer
         long seed = Integer("seed", int.MinValue, int.MaxValue), batchSize = Integer("batch_size", 1, int.MaxValue);
         if (seed != Options.Seed || batchSize != Options.BatchSize)
             throw new NBertException($"{checkpoint}: written with seed {seed} and batch size {batchSize}; resume with the same settings.");
+        // Checkpoints from before gradient accumulation have no such field: they took one micro-batch per step.
+        long accumulation = json["gradient_accumulation_steps"] is null ? 1 : Integer("gradient_accumulation_steps", 1, int.MaxValue);
+        if (accumulation != Options.GradientAccumulationSteps)
+            throw new NBertException($"{checkpoint}: written with gradient_accumulation_steps {accumulation}, not {Options.GradientAccumulationSteps}; resume with the same settings.");
         if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
             throw new NBertException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
         long globalStep = Integer("global_step", 0, total);
