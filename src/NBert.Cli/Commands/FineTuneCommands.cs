@@ -40,17 +40,20 @@ public static class FineTuneCommands
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
         var overwrite = OutputDirectory.OverwriteOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var distributed = DataParallelRun.Option();
         var command = new Command("finetune", "Fine-tune a pretrained model for classification, NER or question answering.")
         {
             task, model, train, eval, output, epochs, lr, batchSize, accumulation, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
-            evalSteps, saveSteps, labelAll, resume, overwrite, seed,
+            evalSteps, saveSteps, labelAll, resume, overwrite, seed, distributed,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => DataParallelRun.Run(parse.GetValue(distributed), stdout, (parallel, stdout) =>
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             string outDir = parse.GetValue(output)!;
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), directory, parse.GetValue(resume), resumable: true);
+            // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
+            parallel?.World.Barrier();
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
             var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -68,7 +71,7 @@ public static class FineTuneCommands
                 LearningRate = parse.GetValue(lr),
                 WarmupRatio = parse.GetValue(warmup), AdamW = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay) },
                 MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps),
-                SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping),
+                SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping), DataParallel = parallel,
             });
             int batch = options.BatchSize;
             var trainer = new Trainer(pretrained, tokenizer, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
@@ -96,7 +99,7 @@ public static class FineTuneCommands
             if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
             stdout.WriteLine($"wrote the best model to {outDir}");
             return Program.Ok;
-        });
+        }));
         return command;
     }
 

@@ -41,16 +41,20 @@ public static class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var loggingFirstStep = new Option<bool>("--logging-first-step") { Description = "Also log the first step's loss" };
+        var distributed = DataParallelRun.Option();
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
             model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, dupeFactor, shortSeq, maxPredictions,
             steps, batchSize, accumulation, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
+            distributed,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => DataParallelRun.Run(parse.GetValue(distributed), stdout, (parallel, stdout) =>
         {
             string outDir = parse.GetValue(output)!;
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), parse.GetValue(model) is { } m ? ModelCommands.Resolve(m) : null,
                 parse.GetValue(resume), resumable: true);
+            // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
+            parallel?.World.Barrier();
             bool nsp = !parse.GetValue(noNsp);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
@@ -72,20 +76,21 @@ public static class PretrainCommand
             {
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
             };
+            long PerStep() => (long)parse.GetValue(batchSize) * parse.GetValue(accumulation) * (parallel?.WorldSize ?? 1);
             TrainerOptions options;
             try
             {
                 options = new TrainerOptions
                 {
-                    // One pass over the instances by default: each step takes batch size x accumulation instances.
-                    MaxSteps = parse.GetValue(steps) ?? (train.Count + (long)parse.GetValue(batchSize) * parse.GetValue(accumulation) - 1) / ((long)parse.GetValue(batchSize) * parse.GetValue(accumulation)),
+                    // One pass over the instances by default: each step takes batch size x accumulation x processes instances.
+                    MaxSteps = parse.GetValue(steps) ?? (train.Count + PerStep() - 1) / PerStep(),
                     BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
                     AdamW = new AdamWOptions
                     {
                         WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
                     },
                     MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
-                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep),
+                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep), DataParallel = parallel,
                 };
                 options.Validate();
                 options.AdamW.Validate();
@@ -121,7 +126,7 @@ public static class PretrainCommand
             }
             stdout.WriteLine($"wrote {outDir}");
             return Program.Ok;
-        });
+        }));
         return command;
     }
 
