@@ -75,4 +75,16 @@ public class MpiBindingTests
         Assert.DoesNotContain("allreduce returned", output);
         Assert.True(elapsed < TimeSpan.FromSeconds(15), $"took {elapsed.TotalSeconds:F1} s");
     }
+
+    [MpiFact]
+    public void A_rank_failing_inside_the_trainer_ends_every_rank_with_its_message()
+    {
+        // Rank 1's batch function throws at step 3 (micro-batch 5: rank 1 takes 1, 3, 5) while rank 0 waits in the gradient allreduce: the trainer's
+        // IDataParallel.Fail (MPI_Abort) must end both, with rank 1's reason.
+        var (code, output, error, elapsed) = Mpirun.Run(2, Limit, Mpirun.MpiCheck, "train-fail");
+        Assert.True(code == 1, $"exit {code}\n{output}\n{error}");
+        Assert.Contains("nbert: rank 1/2: rank 1 failed on purpose at micro-batch 5", error);
+        Assert.DoesNotContain("training finished", output);
+        Assert.True(elapsed < TimeSpan.FromSeconds(15), $"took {elapsed.TotalSeconds:F1} s");
+    }
 }
