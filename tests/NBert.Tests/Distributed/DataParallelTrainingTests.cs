@@ -151,4 +151,17 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
         Assert.Contains("missing", error);
         Assert.True(elapsed < TimeSpan.FromSeconds(15), $"took {elapsed.TotalSeconds:F1} s");
     }
+
+    [MpiFact]
+    public void Bench_under_mpirun_measures_a_data_parallel_step_and_its_allreduce_share()
+    {
+        var (code, output, error, _) = Mpirun.Run(2, Limit, Mpirun.Nbert, "bench", "--model", Fixtures.Path("model", "pretraining"), "--seconds", "0.05", "--json",
+            "--threads", "1");
+        Assert.True(code == 0, error + output);
+        var figures = JsonNode.Parse(output.Trim().Split('\n').Single(l => l.TrimStart().StartsWith('{')))!; // rank 0 alone prints
+        Assert.Equal(2, (double)figures["ranks"]!);
+        double share = (double)figures["allreduce_share"]!;
+        Assert.True(share is > 0 and < 1, $"allreduce share {share}");
+        Assert.True((double)figures["training_tokens_per_s"]! > 0);
+    }
 }
