@@ -66,7 +66,8 @@ public static class PretrainCommand
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             Directory.CreateDirectory(outDir);
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
-            string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");
+            // Each rank of a data-parallel run has its own (ranks on other machines may share a process id).
+            string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}{(parallel is null ? "" : $".rank{parallel.Rank}")}.tmp");
             using var cleanup = new DeleteOnDispose(instancesPath); // disposed last: after the map is closed
             using var train = FineTuneCommands.Data(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
             if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");

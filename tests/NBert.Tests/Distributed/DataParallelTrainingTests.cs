@@ -67,6 +67,7 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
         (code, output, error) = TwoRanks([.. common, "--out", Temp("two")]);
         Assert.True(code == 0, error + output);
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "^wrote ", System.Text.RegularExpressions.RegexOptions.Multiline)); // rank 0 alone prints
+        Assert.Empty(Directory.GetFiles(Temp("two"), "*.tmp")); // both ranks' instance files are gone
 
         var (moved, _) = MaxDifference(model, Temp("two"));
         var (difference, where) = MaxDifference(Temp("one"), Temp("two"));
