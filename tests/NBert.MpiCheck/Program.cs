@@ -67,15 +67,15 @@ try
         {
             // A data-parallel Trainer whose batch function throws on rank 1 at its third micro-batch (number 5): rank 0 is then
             // waiting in the gradient allreduce, and the trainer's MpiDataParallel.Fail must end both.
-            var config = new NBert.Modeling.BertConfig
+            var config = new NBert.Schema.BertConfig
             {
                 VocabSize = 30, HiddenSize = 8, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 12, MaxPositionEmbeddings = 8, Id2Label = ["a", "b"],
             };
-            var model = NBert.Modeling.BertPreTrainedModel.FromConfig(config, NBert.Modeling.BertArchitecture.BertForSequenceClassification, seed: 1);
-            var data = Enumerable.Range(0, 32).Select(i => new NBert.Training.Feature { InputIds = [1, 5 + i % 7, 2], TokenTypeIds = [0, 0, 0], Label = i % 2, Example = i }).ToList();
+            var model = NBert.Modeling.BertPreTrainedModel.FromConfig(config, NBert.Schema.BertArchitecture.BertForSequenceClassification, seed: 1);
+            var data = Enumerable.Range(0, 32).Select(i => new NBert.Tasks.Feature { InputIds = [1, 5 + i % 7, 2], TokenTypeIds = [0, 0, 0], Label = i % 2, Example = i }).ToList();
             var trainer = new NBert.Training.Trainer(model, null, data.Count, (indices, microBatch) =>
                 world.Rank == 1 && microBatch >= 4 ? throw new InvalidOperationException($"rank 1 failed on purpose at micro-batch {microBatch}")
-                    : NBert.Training.Feature.Collate(indices.Select(i => data[i]).ToList(), 0),
+                    : NBert.Tasks.Feature.Collate(indices.Select(i => data[i]).ToList(), 0),
                 null, new NBert.Training.TrainerOptions { BatchSize = 4, Epochs = 1, DataParallel = new MpiDataParallel(world) });
             trainer.Train();
             Say("training finished (it must not)");

@@ -152,7 +152,7 @@ public sealed class Trainer
     private readonly BertTokenizer? _tokenizer;
     private readonly int _count;
     private readonly Func<IReadOnlyList<int>, long, TrainingBatch> _batch;
-    private readonly Func<TrainingModel<float>, Evaluation>? _evaluate;
+    private readonly Func<BertPreTrainedModel, Evaluation>? _evaluate;
     /// <summary>The settings of this run.</summary>
     public TrainerOptions Options { get; }
     private IProgress<TrainerProgress>? _progress;
@@ -164,12 +164,13 @@ public sealed class Trainer
     /// <param name="batch">Builds the micro-batch of the given item indices; its second argument numbers the micro-batch in the run,
     /// step × <see cref="TrainerOptions.GradientAccumulationSteps"/> + its index in the step (0-based; the step itself without
     /// accumulation), so that what it draws (MLM masks) depends on the seed, the step and the micro-batch alone.</param>
-    /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
+    /// <param name="evaluate">Evaluates the model it is given, which holds the current weights (the model being trained,
+    /// run on the inference path); null for no evaluation.</param>
     /// <param name="options">The run's settings.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
     /// <exception cref="ArgumentException"><paramref name="count"/> is below 1: there is no training data.</exception>
     public Trainer(BertPreTrainedModel model, BertTokenizer? tokenizer, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
-        Func<TrainingModel<float>, Evaluation>? evaluate, TrainerOptions options)
+        Func<BertPreTrainedModel, Evaluation>? evaluate, TrainerOptions options)
     {
         options.Validate();
         if (count < 1) throw new ArgumentException("There is no training data.", nameof(count));
@@ -340,7 +341,14 @@ public sealed class Trainer
             bool evaluateNow = _evaluate is not null && (o.EvalSteps is int every ? state.Step % every == 0 : state.BatchInEpoch == StepsPerEpoch);
             if (evaluateNow || (_evaluate is not null && state.Step == total && last is null))
             {
-                last = group is null ? _evaluate!(model) : EvaluateOnRankZero(group, model);
+                // Evaluation runs the inference forward (no activations kept for backward, no gradients) on the
+                // current weights, copied into the model being trained; data-parallel, on rank 0 alone.
+                Evaluation EvaluateCurrent()
+                {
+                    model.CopyTo(_model);
+                    return _evaluate!(_model);
+                }
+                last = group is null ? EvaluateCurrent() : EvaluateOnRankZero(group, EvaluateCurrent);
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4) };
                 foreach (var (k, v) in last.Metrics) entry["eval_" + k] = v;
                 Log(metricsPath, state, entry);
@@ -359,14 +367,16 @@ public sealed class Trainer
             if (saveDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, saveDirectory);
         }
-        if (_evaluate is null || state.BestMetric is null) KeepBest(model, saveDirectory);
-        else if (saveDirectory is not null) RestoreBest(saveDirectory);
-        if (group is not null && _evaluate is not null && state.BestMetric is not null)
+        bool evaluated = _evaluate is not null && state.BestMetric is not null;
+        if (group is not null && evaluated && _best is null && saveDirectory is null)
+            model.CopyTo(_model); // a rank other than 0 whose best predates a resume: rank 0's best comes below
+        else EndWithBest(model, saveDirectory, evaluated);
+        if (group is not null && evaluated)
         {
-            // Only rank 0 kept the best weights (in its output directory, or in the model): every rank ends with them.
-            var best = writes ? TrainingModel<float>.From(_model) : model;
+            // Every rank ends with rank 0's best weights (the others kept the same in memory, unless it predates a resume).
+            var best = TrainingModel<float>.From(_model);
             group.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(best.Values.AsSpan()), 0);
-            best.CopyTo(_model);
+            if (!writes) best.CopyTo(_model);
         }
         if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
@@ -419,12 +429,12 @@ public sealed class Trainer
 
     /// <summary>Rank 0 evaluates (the weights are the same on every rank) and sends the result to the others, which need it
     /// for the best step and early stopping.</summary>
-    private Evaluation EvaluateOnRankZero(IDataParallel group, TrainingModel<float> model)
+    private static Evaluation EvaluateOnRankZero(IDataParallel group, Func<Evaluation> evaluate)
     {
         byte[] payload = [];
         if (group.Rank == 0)
         {
-            var e = _evaluate!(model);
+            var e = evaluate();
             payload = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
             {
                 ["metrics"] = new JsonObject(e.Metrics.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
@@ -472,11 +482,33 @@ public sealed class Trainer
 
     // ---- saving and resuming ----
 
-    /// <summary>The current weights become the model's (and, with an output directory, the saved model).</summary>
+    // Without an output directory, the best evaluation's weights, kept in memory (each evaluation puts the current
+    // weights into the model it evaluates).
+    private float[]? _best;
+
+    /// <summary>The current weights are the best so far: saved into the output directory, or kept in memory without one.</summary>
     private void KeepBest(TrainingModel<float> model, string? directory)
     {
-        if (directory is null) model.CopyTo(_model);
-        else SaveModel(model, directory);
+        if (directory is not null) SaveModel(model, directory);
+        else if (_evaluate is null) model.CopyTo(_model);
+        else model.Values.CopyTo(_best ??= new float[model.Values.Length], 0);
+    }
+
+    /// <summary>At the end: the model takes the best weights (the last ones without evaluation).</summary>
+    private void EndWithBest(TrainingModel<float> model, string? directory, bool evaluated)
+    {
+        if (!evaluated)
+        {
+            if (directory is not null) SaveModel(model, directory);
+            else model.CopyTo(_model);
+        }
+        else if (directory is not null) RestoreBest(directory);
+        else
+        {
+            _best!.CopyTo(model.Values, 0);
+            model.CopyTo(_model);
+            _best = null;
+        }
     }
 
     /// <summary>The model takes the best weights back from <paramref name="directory"/>: each checkpoint saved since
@@ -484,7 +516,8 @@ public sealed class Trainer
     private void RestoreBest(string directory)
     {
         using var best = BertPreTrainedModel.FromPretrained(directory, _model.Architecture);
-        TrainingModel<float>.From(best).CopyTo(_model);
+        foreach (var (name, tensor) in _model.Parameters) best.Parameters[name].Data.CopyTo(tensor.Data, 0);
+        _model.WeightsChanged();
     }
 
     private void SaveModel(TrainingModel<float> model, string directory)
@@ -616,9 +649,9 @@ public sealed class Trainer
         }
         if (weights.LoadReport is { Initialized.Count: > 0 } report)
             throw new NBertException($"{checkpoint}: its weights lack {string.Join(", ", report.Initialized.Take(5))}.");
-        var restored = TrainingModel<float>.From(weights);
-        if (restored.Values.Length != model.Values.Length)
-            throw new NBertException($"{checkpoint}: its model has {restored.Values.Length:N0} parameters, not {model.Values.Length:N0}.");
+        foreach (var slot in model.Slots)
+            if (!weights.Parameters.TryGetValue(slot.Name, out var tensor) || tensor.Length != slot.Length)
+                throw new NBertException($"{checkpoint}: its model has no parameter '{slot.CheckpointName}' of {slot.Length:N0} values.");
         string optimizerPath = Path.Combine(checkpoint, "optimizer.safetensors");
         using (var file = new SafeTensorsFile(optimizerPath))
             foreach (var slot in model.Slots)
@@ -630,7 +663,7 @@ public sealed class Trainer
                         throw new NBertException($"{optimizerPath}: '{name}' has shape [{string.Join(", ", info.Shape)}], not [{string.Join(", ", slot.Shape)}].");
                     file.ReadFloat32(name).CopyTo(target, slot.Offset);
                 }
-        restored.Values.CopyTo(model.Values, 0);
+        foreach (var slot in model.Slots) weights.Parameters[slot.Name].Data.CopyTo(model.Values, slot.Offset);
         optimizer.Step = optimizerStep;
         model.Random.Position = positions[Rank];
         state.DropoutPositions = positions;

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using NBert.Modeling;
+using NBert.Schema;
+using NBert.Tasks;
 using NBert.Training;
 
 namespace NBert.Tests.Training;
