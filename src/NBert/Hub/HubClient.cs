@@ -22,9 +22,11 @@ public readonly record struct HubDownloadProgress(string Repo, string File, long
 /// A client of the Hugging Face Hub that downloads files into the cache Python's huggingface_hub uses, and finds
 /// them there later without downloading again (see docs/design.md). Each file is: looked up in the cache when its
 /// revision is a commit; else described by a <c>HEAD</c> (commit, ETag, size, where the bytes are); fetched with
-/// <c>GET</c> into <c>blobs/{etag}.incomplete</c> under a lock, resuming what is there; checked (size, and SHA-256 for
-/// LFS files); renamed to <c>blobs/{etag}</c>; and linked from <c>snapshots/{commit}/</c>. Offline
-/// (<see cref="HubSettings.Offline"/>), or when the Hub cannot be reached or refuses, the cache answers alone.
+/// <c>GET</c> into <c>blobs/{etag}.incomplete</c> under a lock, resuming what is there, and stopped at once if it passes
+/// the announced size (or <see cref="HubSettings.MaxFileSize"/>); checked (size, and SHA-256 for LFS files or the git
+/// blob SHA-1 for the others); renamed to <c>blobs/{etag}</c>; and linked from <c>snapshots/{commit}/</c>. Offline
+/// (<see cref="HubSettings.Offline"/>), or when the Hub cannot be reached or refuses, the cache answers alone, and
+/// each file it gives is checked against its blob's name (the same hashes) first.
 /// </summary>
 public sealed class HubClient : IDisposable
 {
@@ -230,6 +232,9 @@ public sealed class HubClient : IDisposable
         }
         cache.WriteRef(revision, meta.Commit);
         if (CachedFile(cache, meta.Commit, file, meta.ETag, meta.Size) is { } cached) return (cached, meta.Commit);
+        if (meta.Size > Settings.MaxFileSize)
+            throw new HubException(HubError.TooLarge, $"{cache.Repo}@{revision}: {file} is {meta.Size:N0} bytes, more than the {Settings.MaxFileSize:N0} " +
+                "a file may have (HubSettings.MaxFileSize); nothing was downloaded.");
         await DownloadBlobAsync(cache, file, meta, cancellation).ConfigureAwait(false);
         cache.Link(meta.Commit, file, meta.ETag);
         return (cache.SnapshotPath(meta.Commit, file), meta.Commit);
@@ -253,11 +258,16 @@ public sealed class HubClient : IDisposable
         if (commit is not null && cache.IsKnownMissing(commit, file))
             return optional ? (null, commit) : throw Missing(cache.Repo, commit, file);
         string? pointer = commit is null ? null : cache.SnapshotPath(commit, file);
-        if (pointer is not null && File.Exists(pointer))
+        if (pointer is not null && (File.Exists(pointer) || new FileInfo(pointer).LinkTarget is not null))
         {
             if (CachedFile(cache, commit!, file, null, null) is { } hit) return (hit, commit!);
-            throw new HubException(HubError.Corrupt,
-                $"{pointer} is damaged (its SHA-256 is not the one in its name). Connect to the Hub to fetch it again, or remove it with 'nbert cache remove {cache.Repo}'.");
+            string fix = failure is null ? $"Download it again without HF_HUB_OFFLINE, or remove the model with 'nbert cache remove {cache.Repo}'."
+                : $"The Hub could not be asked for it again ({failure.Message.TrimEnd('.')}).";
+            // A link whose blob is gone is a file the cache lacks, not a damaged one.
+            if (cache.LinkedBlob(pointer) is { } blob && !File.Exists(blob))
+                throw new HubException(HubError.NotInCache, $"{cache.Repo}@{revision}: {file} is missing from the cache: {pointer} links to {blob}, which is not there. {fix}", failure);
+            string problem = HubCache.Problem(pointer, cache.LinkedBlob(pointer) is { } linked ? Path.GetFileName(linked) : null, null) ?? "it does not check out";
+            throw new HubException(HubError.Corrupt, $"{cache.Repo}@{revision}: {file} in the cache is damaged ({cache.LinkedBlob(pointer) ?? pointer}): {problem}. {fix}", failure);
         }
         // An optional file at a commit the cache has is simply absent there (transformers writes no marker offline either).
         if (optional && commit is not null && Directory.Exists(cache.SnapshotDirectory(commit))) return (null, commit);
@@ -283,7 +293,19 @@ public sealed class HubClient : IDisposable
         string incomplete = blob + ".incomplete";
         for (int attempt = 1; ; attempt++)
         {
-            await FetchBytesAsync(cache.Repo, file, meta, incomplete, cancellation).ConfigureAwait(false);
+            try
+            {
+                await FetchBytesAsync(cache.Repo, file, meta, incomplete, cancellation).ConfigureAwait(false);
+            }
+            catch (HubProtocol.OversizeException e)
+            {
+                // Not retried: a server that sends more than it said would only do it again.
+                File.Delete(incomplete);
+                throw new HubException(meta.Size is null ? HubError.TooLarge : HubError.Corrupt, meta.Size is long announced
+                    ? $"{cache.Repo}: {file}: the server sent more than the {announced:N0} bytes it announced; the download was stopped there and nothing was kept."
+                    : $"{cache.Repo}: {file}: the server announced no size and sent more than the {Settings.MaxFileSize:N0} bytes a file may have " +
+                      "(HubSettings.MaxFileSize); the download was stopped there and nothing was kept.", e);
+            }
             if (HubCache.Holds(incomplete, meta.ETag, meta.Size)) break;
             long got = new FileInfo(incomplete).Length;
             File.Delete(incomplete);
@@ -314,7 +336,7 @@ public sealed class HubClient : IDisposable
             if (meta.Size is long size && offset >= size && File.Exists(path)) return;
             try
             {
-                await _protocol.GetAsync(meta.Location, path, offset, Received, cancellation).ConfigureAwait(false);
+                await _protocol.GetAsync(meta.Location, path, offset, meta.Size ?? Settings.MaxFileSize, Received, cancellation).ConfigureAwait(false);
                 if (meta.Size is long expected && new FileInfo(path).Length < expected)
                     throw new IOException($"{meta.Location}: the response ended after {new FileInfo(path).Length} of {expected} bytes.");
                 return;
