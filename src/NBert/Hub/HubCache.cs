@@ -155,7 +155,7 @@ public sealed partial class HubCache
         var info = new FileInfo(path);
         if (info.LinkTarget is not null) info = (FileInfo?)info.ResolveLinkTarget(returnFinalTarget: true) ?? info;
         if (!info.Exists) return $"{info.FullName} is missing";
-        if (expectedSize is long size && info.Length != size) return $"it has {info.Length:N0} bytes, not the {size:N0} the Hub gave";
+        if (expectedSize is long size && info.Length != size) return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"it has {info.Length:N0} bytes, not the {size:N0} the Hub gave");
         if (etag is null) return null;
         bool lfs = IsSha256(etag);
         if (!lfs && !IsGitBlobId(etag)) return null; // an ETag that is no hash (another server's) names the file, nothing more

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace NBert.Hub;
@@ -233,7 +234,7 @@ public sealed class HubClient : IDisposable
         cache.WriteRef(revision, meta.Commit);
         if (CachedFile(cache, meta.Commit, file, meta.ETag, meta.Size) is { } cached) return (cached, meta.Commit);
         if (meta.Size > Settings.MaxFileSize)
-            throw new HubException(HubError.TooLarge, $"{cache.Repo}@{revision}: {file} is {meta.Size:N0} bytes, more than the {Settings.MaxFileSize:N0} " +
+            throw new HubException(HubError.TooLarge, $"{cache.Repo}@{revision}: {file} is {Count(meta.Size.Value)} bytes, more than the {Count(Settings.MaxFileSize)} " +
                 "a file may have (HubSettings.MaxFileSize); nothing was downloaded.");
         await DownloadBlobAsync(cache, file, meta, cancellation).ConfigureAwait(false);
         cache.Link(meta.Commit, file, meta.ETag);
@@ -291,6 +292,8 @@ public sealed class HubClient : IDisposable
             File.Delete(blob); // damaged: fetch it again
         }
         string incomplete = blob + ".incomplete";
+        NBertLogging.Info("NBert.Hub", $"Downloading {cache.Repo}: {file} ({(meta.Size is long total ? Bytes(total) : "size not announced")}) from {meta.Location.GetLeftPart(UriPartial.Authority)}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         for (int attempt = 1; ; attempt++)
         {
             try
@@ -302,8 +305,8 @@ public sealed class HubClient : IDisposable
                 // Not retried: a server that sends more than it said would only do it again.
                 File.Delete(incomplete);
                 throw new HubException(meta.Size is null ? HubError.TooLarge : HubError.Corrupt, meta.Size is long announced
-                    ? $"{cache.Repo}: {file}: the server sent more than the {announced:N0} bytes it announced; the download was stopped there and nothing was kept."
-                    : $"{cache.Repo}: {file}: the server announced no size and sent more than the {Settings.MaxFileSize:N0} bytes a file may have " +
+                    ? $"{cache.Repo}: {file}: the server sent more than the {Count(announced)} bytes it announced; the download was stopped there and nothing was kept."
+                    : $"{cache.Repo}: {file}: the server announced no size and sent more than the {Count(Settings.MaxFileSize)} bytes a file may have " +
                       "(HubSettings.MaxFileSize); the download was stopped there and nothing was kept.", e);
             }
             if (HubCache.Holds(incomplete, meta.ETag, meta.Size)) break;
@@ -311,9 +314,10 @@ public sealed class HubClient : IDisposable
             File.Delete(incomplete);
             if (attempt == 2)
                 throw new HubException(HubError.Corrupt, $"{cache.Repo}: {file} came with {got} bytes that do not match the Hub's " +
-                    $"{(meta.Size is long s ? $"size ({s} bytes) " : "")}{(HubCache.IsSha256(meta.ETag) ? $"or SHA-256 ({meta.ETag}) " : "")}twice; nothing was kept.");
+                    $"{(meta.Size is long s ? $"size ({s} bytes) " : "")}{(HubCache.IsSha256(meta.ETag) ? $"or SHA-256 ({meta.ETag}) " : HubCache.IsGitBlobId(meta.ETag) ? $"or git blob SHA-1 ({meta.ETag}) " : "")}twice; nothing was kept.");
         }
         File.Move(incomplete, blob, overwrite: true);
+        NBertLogging.Info("NBert.Hub", $"Downloaded {cache.Repo}: {file} ({Bytes(new FileInfo(blob).Length)} in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s) to {blob}");
         HubCache.Remember(blob, meta.ETag); // checked just above as the .incomplete file: a waiter or a later load need not hash it again
         Progress?.Report(new HubDownloadProgress(cache.Repo, file, new FileInfo(blob).Length, meta.Size, Completed: true));
     }
@@ -349,6 +353,11 @@ public sealed class HubClient : IDisposable
             }
         }
     }
+
+    private static string Bytes(long n) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} bytes");
+
+    /// <summary>A number with thousands separators, whatever the culture: messages read the same everywhere.</summary>
+    private static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 
     private HubException Missing(string repo, string commit, string file) =>
         new(HubError.EntryNotFound, $"{repo}@{commit}: no file '{file}' in the repository (as the cache remembers).");

@@ -54,7 +54,7 @@ public sealed class HubHostileTests(FakeHubFixture fixture) : HubTest(fixture)
         using var client = Client();
         var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadAsync(repo, null, ["vocab.txt"]));
         Assert.Equal(HubError.Corrupt, e.Error);
-        Assert.Contains($"more than the {FixtureBytes("seqcls", "vocab.txt").Length:N0} bytes it announced", e.Message);
+        Assert.Contains($"more than the {FixtureBytes("seqcls", "vocab.txt").Length.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} bytes it announced", e.Message);
         Assert.Single(Hub.RequestsFor(repo), r => r is { Method: "GET", File: "vocab.txt" });
         Assert.Empty(Directory.GetFiles(Path.Combine(client.Cache(repo).RepoFolder, "blobs")));
     }
