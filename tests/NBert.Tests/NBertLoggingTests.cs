@@ -12,7 +12,8 @@ using NBert.Modeling;
 using NBert.Server;
 using NBert.Tests.Hub;
 using NBert.Tokenization;
-using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using NBert.Modeling;
 using NBert.Training;
 using Spectre.Console;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

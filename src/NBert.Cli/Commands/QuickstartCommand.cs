@@ -7,6 +7,8 @@ using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Training;
 using Spectre.Console;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

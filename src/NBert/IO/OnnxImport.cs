@@ -2,9 +2,9 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using NBert.Modeling;
 using NBert.Tensors;
 using Onnx;
+using NBert.Schema;
 
 namespace NBert.IO;
 
@@ -75,12 +75,12 @@ public static class OnnxImport
     {
         if (!File.Exists(vocabPath)) throw new FileNotFoundException($"{vocabPath}: no such vocabulary.", vocabPath);
         var result = Read(onnxPath, heads);
-        var model = BertPreTrainedModel.Create(result.Config, BertArchitecture.BertModel, result.Parameters, null);
         using var files = new StagedFiles(directory);
         files.Copy("vocab.txt", vocabPath);
         files.WriteAllText("tokenizer_config.json",
             $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxPositionEmbeddings}\n}}\n");
-        model.SavePretrained(files);
+        Checkpoint.StageModel(files, result.Config, BertArchitecture.BertModel,
+            BertArchitectures.Parameters(result.Config, BertArchitecture.BertModel, result.HasPooler), result.Parameters);
         files.Commit();
         return result;
     }

@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using System.Numerics.Tensors;
 using NBert.IO;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Modeling;
 
@@ -168,10 +169,7 @@ public abstract class BertPreTrainedModel : IDisposable
     /// more files (a vocabulary) before committing them together.</summary>
     public void SavePretrained(StagedFiles files)
     {
-        files.Write(Checkpoint.SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
-            Specs.Select(s =>
-                SafeTensor.Float32(BertWeights.CheckpointName(s.Name, Architecture), s.Shape, Parameters[s.Name].Data))));
-        files.WriteAllText("config.json", (Config with { Architectures = [Architecture.ToString()] }).ToJson() + "\n");
+        Checkpoint.StageModel(files, Config, Architecture, Specs, Parameters);
     }
 
     // ---- outputs that are not numbers ----
@@ -277,7 +275,7 @@ public abstract class BertPreTrainedModel : IDisposable
         Sgemm.Multiply(m, x, w.K, w, y, w.N, bias: bias);
 
     /// <summary>The config's hidden_act, in place.</summary>
-    private protected void Activate(Span<float> x) => Ops.ActivationForward<float>(Config.Activation, x, x);
+    private protected void Activate(Span<float> x) => Activations.Forward<float>(Config.Activation, x, x);
 
     /// <summary>
     /// The body: embeddings, every encoder layer, and the pooler when <paramref name="withPooler"/>.

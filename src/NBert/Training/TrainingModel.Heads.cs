@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics.Tensors;
 using NBert.Modeling;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Training;
 
@@ -267,7 +268,7 @@ public sealed partial class TrainingModel<T>
         var dense = Ensure(ref _mlmDense, r * h);
         Ops.LinearForward<T>(input.AsSpan(0, r * h), W(Off("cls.predictions.transform.dense.weight"), h * h), W(Off("cls.predictions.transform.dense.bias"), h), dense, r, h, h);
         var activated = Ensure(ref _mlmActivated, r * h);
-        Ops.ActivationForward<T>(c.Activation, dense.AsSpan(0, r * h), activated.AsSpan(0, r * h));
+        Schema.Activations.Forward<T>(c.Activation, dense.AsSpan(0, r * h), activated.AsSpan(0, r * h));
         var normed = Ensure(ref _mlmNormed, r * h);
         LayerNorm(activated, normed, Off("cls.predictions.transform.LayerNorm.weight"), Off("cls.predictions.transform.LayerNorm.bias"),
             Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), r, T.CreateTruncating(c.LayerNormEps));
@@ -293,7 +294,7 @@ public sealed partial class TrainingModel<T>
         LayerNormBackward(dNormed, _mlmActivated, _mlmMean, _mlmRstd, Off("cls.predictions.transform.LayerNorm.weight"),
             Off("cls.predictions.transform.LayerNorm.bias"), dActivated, r);
         var dDense = Zeroed(ref _dMlmDense, r * h).AsSpan(0, r * h);
-        Ops.ActivationBackward<T>(c.Activation, dActivated.AsSpan(0, r * h), _mlmDense.AsSpan(0, r * h), dDense);
+        Schema.Activations.Backward<T>(c.Activation, dActivated.AsSpan(0, r * h), _mlmDense.AsSpan(0, r * h), dDense);
         var dInput = Zeroed(ref _dMlmInput, r * h);
         int w = Off("cls.predictions.transform.dense.weight");
         Ops.LinearBackward<T>(dDense, _mlmInput.AsSpan(0, r * h), W(w, h * h), dInput.AsSpan(0, r * h), G(w, h * h), G(Off("cls.predictions.transform.dense.bias"), h), r, h, h);

@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using NBert.Modeling;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Training;
 
@@ -79,7 +80,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         foreach (var spec in ordered)
         {
             int length = spec.Shape.Aggregate(1, (a, d) => checked(a * d));
-            slots.Add(new ParameterSlot(spec.Name, BertWeights.CheckpointName(spec.Name, architecture), spec.Shape, offset, length));
+            slots.Add(new ParameterSlot(spec.Name, BertArchitectures.CheckpointName(spec.Name, architecture), spec.Shape, offset, length));
             offset = checked(offset + length);
         }
         Slots = slots;
@@ -269,7 +270,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         LayerNorm(l.Residual1, l.Attended, p.Norm1, p.Norm1Bias, l.Mean1, l.Rstd1, m, eps);
         Ops.LinearForward<T>(l.Attended, W(p.Intermediate, inner * h), W(p.IntermediateBias, inner), l.Inner, m, h, inner);
         var activation = c.Activation;
-        Threading.ForRows(m, (r0, r1) => Ops.ActivationForward<T>(activation, l.Inner.AsSpan(r0 * inner, (r1 - r0) * inner), l.Activated.AsSpan(r0 * inner, (r1 - r0) * inner)));
+        Threading.ForRows(m, (r0, r1) => Schema.Activations.Forward<T>(activation, l.Inner.AsSpan(r0 * inner, (r1 - r0) * inner), l.Activated.AsSpan(r0 * inner, (r1 - r0) * inner)));
         Ops.LinearForward<T>(l.Activated, W(p.Output, h * inner), W(p.OutputBias, h), l.Residual2, m, inner, h);
         Dropout(l.Residual2, m * h, _pHidden, l.Keep2);
         TensorPrimitives.Add(l.Residual2.AsSpan(0, m * h), l.Attended.AsSpan(0, m * h), l.Residual2);
@@ -407,7 +408,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         var activation = c.Activation;
         var dPre = a.DPreActivation;
         Array.Clear(dPre, 0, m * inner);
-        Threading.ForRows(m, (r0, r1) => Ops.ActivationBackward<T>(activation, dInner.AsSpan(r0 * inner, (r1 - r0) * inner),
+        Threading.ForRows(m, (r0, r1) => Schema.Activations.Backward<T>(activation, dInner.AsSpan(r0 * inner, (r1 - r0) * inner),
             l.Inner.AsSpan(r0 * inner, (r1 - r0) * inner), dPre.AsSpan(r0 * inner, (r1 - r0) * inner)));
         Ops.LinearBackward<T>(dPre, l.Attended, W(p.Intermediate, inner * h), dAttended, G(p.Intermediate, inner * h), G(p.IntermediateBias, inner), m, h, inner);
         // Attention-output LayerNorm, residual, dropout, dense.

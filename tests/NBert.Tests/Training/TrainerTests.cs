@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

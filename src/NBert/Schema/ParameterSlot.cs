@@ -1,7 +1,7 @@
-namespace NBert.Training;
+namespace NBert.Schema;
 
 /// <summary>
-/// Where one parameter lives in a <see cref="TrainingModel{T}"/>'s flat buffers. <see cref="Name"/> is the
+/// Where one parameter lives in a training model's flat buffers. <see cref="Name"/> is the
 /// model's name (without the <c>bert.</c> prefix), <see cref="CheckpointName"/> the name transformers gives
 /// it in this architecture.
 /// </summary>

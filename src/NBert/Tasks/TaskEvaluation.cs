@@ -1,7 +1,10 @@
 using System.Numerics.Tensors;
 using NBert.Modeling;
+using NBert.Schema;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>Runs a model over evaluation features in batches and scores it with each task's metrics.</summary>
 public static class TaskEvaluation

@@ -1,7 +1,10 @@
 using NBert.Modeling;
 using NBert.Tokenization;
+using NBert.Schema;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>The fine-tuning tasks: sequence classification, named-entity recognition, extractive QA.</summary>
 public enum FineTuningTaskKind

@@ -1,4 +1,6 @@
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>Held-out pre-training metrics: masked-LM loss, masked-token accuracy and NSP accuracy.</summary>
 public static class PretrainingEvaluation
