@@ -77,6 +77,36 @@ public sealed class NBertLoggingTests
     }
 
     [Fact]
+    public async Task The_process_wide_factory_takes_the_warnings_of_flows_without_a_scope_of_their_own()
+    {
+        var log = new RecordingLoggerProvider();
+        using var factory = log.Factory();
+        var captured = new List<string>();
+        // A copy under a name of its own: other test classes running meanwhile may log to the process's factory too.
+        var copy = Directory.CreateTempSubdirectory("nbert-logging-");
+        foreach (string file in Directory.GetFiles(Fixtures.Path("model", "encoder_only"))) File.Copy(file, Path.Combine(copy.FullName, Path.GetFileName(file)));
+        NBertLogging.LoggerFactory = factory;
+        try
+        {
+            // A flow of its own (no Capture or Use of the test runner's around it), as an application's thread has.
+            Task load;
+            using (ExecutionContext.SuppressFlow())
+                load = Task.Run(() => BertPreTrainedModel.FromPretrained(copy.FullName, BertArchitecture.BertForTokenClassification));
+            await load;
+            using (NBertWarnings.Capture(captured.Add)) // a scope still wins over the process's factory
+                BertPreTrainedModel.FromPretrained(copy.FullName, BertArchitecture.BertForTokenClassification);
+        }
+        finally
+        {
+            NBertLogging.LoggerFactory = null;
+            copy.Delete(recursive: true);
+        }
+        // Once: the load in the Capture scope went to its handler only.
+        Assert.Single(log.Entries, e => e is { Category: "NBert", Level: LogLevel.Warning } && e.Message.StartsWith(copy.FullName, StringComparison.Ordinal) && e.Message.Contains("classifier.weight"));
+        Assert.Contains(captured, w => w.Contains("classifier.weight"));
+    }
+
+    [Fact]
     public void Fine_tuning_does_not_warn_about_the_head_it_trains_but_does_about_unused_weights_and_logs_its_progress()
     {
         var log = new RecordingLoggerProvider();
