@@ -28,7 +28,7 @@ public static class OnnxImport
     {
         /// <summary>Whether the export has a pooler (<c>pooler.dense</c>); without one the model is a BertModel
         /// without a pooling layer.</summary>
-        public bool HasPooler => Parameters.ContainsKey("pooler.dense.weight");
+        public bool HasPooler => BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, Parameters.Keys);
     }
 
     /// <summary>Reads an ONNX export of a BERT encoder: its config and its parameters by transformers name.</summary>
@@ -232,7 +232,7 @@ public static class OnnxImport
         };
         config.Validate();
         BertArchitectures.EnsureFitsInMemory(config, BertArchitecture.BertModel);
-        bool pooler = parameters.ContainsKey("pooler.dense.weight") || parameters.ContainsKey("pooler.dense.bias");
+        bool pooler = BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, parameters.Keys);
         notes.Add(pooler ? "pooler: pooler.dense" : "no pooler (the export has no pooler.dense): a BertModel without a pooling layer");
         var specs = BertArchitectures.Parameters(config, BertArchitecture.BertModel, pooler);
         foreach (var spec in specs)

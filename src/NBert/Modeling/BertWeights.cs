@@ -55,7 +55,7 @@ public static class BertWeights
             // Two names for one parameter (cls.predictions.bias and decoder.bias): the first one wins.
             if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
         }
-        bool pooler = architecture != BertArchitecture.BertModel || byCanonical.Keys.Any(k => k.StartsWith("pooler.", StringComparison.Ordinal));
+        bool pooler = BertArchitectures.AddPoolingLayer(architecture, byCanonical.Keys);
         var specs = BertArchitectures.Parameters(config, architecture, pooler);
         var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var initialized = new List<string>();

@@ -114,6 +114,15 @@ public static class BertArchitectures
     public static bool HasPooler(BertArchitecture a) => a is BertArchitecture.BertModel or BertArchitecture.BertForPreTraining
         or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForSequenceClassification;
 
+    /// <summary>
+    /// The pooler rule, once: transformers' <c>add_pooling_layer</c> for a model of <paramref name="a"/> whose parameters
+    /// (by model name) are <paramref name="names"/>. Every head is built with one (the pre-training, next-sentence and
+    /// sequence-classification heads use it); a <see cref="BertArchitecture.BertModel"/> has one only when its
+    /// checkpoint does (sentence-transformers' models and many ONNX exports have none), rather than a random one.
+    /// </summary>
+    public static bool AddPoolingLayer(BertArchitecture a, IEnumerable<string> names) =>
+        a != BertArchitecture.BertModel || names.Any(n => n.StartsWith("pooler.", StringComparison.Ordinal));
+
     /// <summary>Whether transformers saves the architecture's body under the <c>bert.</c> prefix (every head does).</summary>
     internal static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
 
