@@ -138,18 +138,22 @@ public sealed class OnnxExportTests : TempDirectoryTest
         Console.WriteLine($"  optimised graph: {string.Join(", ", operators.OrderBy(o => o.Key).Select(o => $"{o.Key} {o.Value}"))}");
     }
 
-    /// <summary>ONNX Runtime's fusions apply to the export: LayerNorm with its residual Add as SkipLayerNormalization, the
-    /// Erf GELU with its bias as BiasGelu, and no bare Erf left (each layer's attention stays MatMul and Softmax: ONNX
-    /// Runtime's in-session Attention fusion only matches opset-11 exports with a -10000 mask).</summary>
+    /// <summary>ONNX Runtime's fusions apply to the export: each residual Add with its LayerNorm (two per layer, and the
+    /// embeddings' sum with theirs) as SkipLayerNormalization, the Erf GELU with its bias as BiasGelu (no Erf left), and the
+    /// scores' division by √d into the query-key product (FusedMatMul). The attention stays MatMul and Softmax: ONNX
+    /// Runtime's in-session Attention fusion matches only opset-11 Unsqueezes and a -10000 mask, where transformers (and
+    /// this export) use float32's minimum.</summary>
     [Fact]
     public void Onnx_runtime_fuses_layer_norms_and_gelus_of_the_export()
     {
         var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("model", "encoder_only"));
         var (_, operators) = Compare(model);
         int layers = model.Config.NumHiddenLayers;
-        Assert.Equal(2 * layers, operators.GetValueOrDefault("SkipLayerNormalization"));
+        Assert.Equal(2 * layers + 1, operators.GetValueOrDefault("SkipLayerNormalization"));
+        Assert.False(operators.ContainsKey("LayerNormalization"));
         Assert.Equal(layers, operators.GetValueOrDefault("BiasGelu"));
         Assert.False(operators.ContainsKey("Erf"));
+        Assert.Equal(layers, operators.GetValueOrDefault("FusedMatMul"));
     }
 
     /// <summary>The hidden activations a config may name, on a small random model (LayerNorm and biases perturbed so a
@@ -340,7 +344,7 @@ public sealed class OnnxExportTests : TempDirectoryTest
     public void Int8_weights_follow_the_symmetric_per_channel_rule()
     {
         var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("model", "encoder_only"));
-        var proto = OnnxExport.Build(model, new OnnxExportOptions { QuantizeInt8 = true });
+        var proto = OnnxExport.Build(model, new OnnxExportOptions { Quantization = OnnxQuantization.Int8All });
         var initializers = proto.Graph.Initializer.ToDictionary(t => t.Name);
         const string name = "encoder.layer.1.intermediate.dense.weight";
         var w = model.Parameters[name];
@@ -370,21 +374,32 @@ public sealed class OnnxExportTests : TempDirectoryTest
         Assert.Contains("MatMulInteger", ops);
         Assert.DoesNotContain(proto.Graph.Node, n => n.OpType == "MatMul" && n.Input.Any(i => initializers.ContainsKey(i)));
         Assert.Equal(6 * model.Config.NumHiddenLayers + 1, proto.Graph.Node.Count(n => n.OpType == "MatMulInteger")); // + the pooler
+
+        // Int8 keeps the feed-forward layers float32: the same weights, multiplied by MatMul.
+        var partly = OnnxExport.Build(model, new OnnxExportOptions { Quantization = OnnxQuantization.Int8 });
+        Assert.Equal(4 * model.Config.NumHiddenLayers + 1, partly.Graph.Node.Count(n => n.OpType == "MatMulInteger"));
+        var kept = partly.Graph.Initializer.Where(t => t.DataType == (int)TensorProto.Types.DataType.Float && t.Dims.Count == 2).Select(t => t.Name).ToHashSet();
+        Assert.Contains(name, kept);
+        Assert.Contains("encoder.layer.0.output.dense.weight", kept);
+        Assert.DoesNotContain("encoder.layer.0.attention.output.dense.weight", kept);
     }
 
     /// <summary>The int8 sentence-embedding export of each built-in model, run by ONNX Runtime on the arctic fixture's texts,
-    /// within cosine 0.99 of NBert's float32 embeddings.</summary>
+    /// within cosine 0.99 of NBert's float32 embeddings. With every linear layer quantized (Int8All) arctic-xs stays within
+    /// that bound too; all-MiniLM-L6-v2 does not (measured 0.9735 on the empty text, 0.983 on the next worst), which is why
+    /// Int8 keeps the feed-forward layers float32.</summary>
     [Theory]
-    [InlineData("minilm")]
-    [InlineData("arctic-xs")]
-    public void Int8_sentence_embeddings_in_onnx_runtime_stay_close_to_nbert_float32(string name)
+    [InlineData("minilm", OnnxQuantization.Int8)]
+    [InlineData("arctic-xs", OnnxQuantization.Int8)]
+    [InlineData("arctic-xs", OnnxQuantization.Int8All)]
+    public void Int8_sentence_embeddings_in_onnx_runtime_stay_close_to_nbert_float32(string name, OnnxQuantization quantization)
     {
         string directory = (name == "minilm" ? PackageModel.MiniLm : PackageModel.ArcticXs).Builtin;
         var model = BertPreTrainedModel.FromPretrained(directory);
         var options = SentenceEmbeddings.ModelOptions(directory) with { MaxLength = 128 };
         var tokenizer = BertTokenizer.FromPretrained(directory);
         string path = Temp("int8.onnx");
-        OnnxExport.Save(model, path, new OnnxExportOptions { Task = OnnxTask.SentenceEmbeddings, Embedding = options, QuantizeInt8 = true });
+        OnnxExport.Save(model, path, new OnnxExportOptions { Task = OnnxTask.SentenceEmbeddings, Embedding = options, Quantization = quantization });
         var texts = Fixtures.Json("arctic", "arctic_ref.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         var expected = new SentenceEmbeddings(tokenizer, model, options).Embed(texts);
         var encodings = tokenizer.EncodeBatch(texts, new EncodeOptions { MaxLength = 128, Truncation = TruncationStrategy.LongestFirst, Padding = PaddingStrategy.Longest });
@@ -396,7 +411,7 @@ public sealed class OnnxExportTests : TempDirectoryTest
         double worst = 1;
         for (int r = 0; r < texts.Length; r++)
             worst = Math.Min(worst, SentenceEmbeddings.CosineSimilarity(expected[r], got.AsSpan(r * h, h)));
-        Console.WriteLine($"{name} int8 export in ONNX Runtime: lowest cosine to NBert's float32 embeddings {worst:F5} over {texts.Length} texts");
+        Console.WriteLine($"{name} {quantization} export in ONNX Runtime: lowest cosine to NBert's float32 embeddings {worst:F5} over {texts.Length} texts");
         Assert.True(worst >= 0.99, $"{name}: lowest cosine {worst:F5}");
     }
 }
