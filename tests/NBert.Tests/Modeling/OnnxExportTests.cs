@@ -141,8 +141,8 @@ public sealed class OnnxExportTests : TempDirectoryTest
     /// <summary>ONNX Runtime's fusions apply to the export: each residual Add with its LayerNorm (two per layer, and the
     /// embeddings' sum with theirs) as SkipLayerNormalization, the Erf GELU with its bias as BiasGelu (no Erf left), and the
     /// scores' division by √d into the query-key product (FusedMatMul). The attention stays MatMul and Softmax: ONNX
-    /// Runtime's in-session Attention fusion matches only opset-11 Unsqueezes and a -10000 mask, where transformers (and
-    /// this export) use float32's minimum.</summary>
+    /// Runtime's in-session Attention fusion matches the mask's Unsqueezes only in their opset-11 form (and a -10000 mask,
+    /// where transformers and this export use float32's minimum).</summary>
     [Fact]
     public void Onnx_runtime_fuses_layer_norms_and_gelus_of_the_export()
     {
