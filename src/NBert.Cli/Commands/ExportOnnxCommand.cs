@@ -38,7 +38,9 @@ public static class ExportOnnxCommand
         };
         command.SetAction(parse =>
         {
-            string dir = ModelCommands.Resolve(parse.GetValue(model)!), outDir = parse.GetValue(output)!;
+            string outDir = parse.GetValue(output)!;
+            OutputDirectory.Check(outDir, parse.GetValue(overwrite)); // before a Hub model is downloaded
+            string dir = ModelCommands.Resolve(parse.GetValue(model)!);
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), modelDirectory: dir);
             var m = ModelCommands.Load(dir, null);
             BertTokenizer tokenizer;

@@ -88,6 +88,7 @@ public static class OnnxExport
     }
 
     /// <summary>The graph's output names for a task, in order.</summary>
+    /// <exception cref="ArgumentException">The task needs a head the model does not have.</exception>
     public static IReadOnlyList<string> OutputNames(BertPreTrainedModel model, OnnxTask task)
     {
         ArgumentNullException.ThrowIfNull(model);
