@@ -1,6 +1,6 @@
 using System.CommandLine;
 using NBert.Modeling;
-using NBert.Pipelines;
+using NBert.Schema;
 using NBert.Tokenization;
 
 namespace NBert.Cli.Commands;

@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using NBert.IO;
-using NBert.Pipelines;
+using NBert.Schema;
 using NBert.Tokenization;
 using Onnx;
 
@@ -347,7 +347,7 @@ public static class OnnxExport
         private string Parameter(string name)
         {
             var t = model.Parameters[name];
-            return Tensor(BertWeights.CheckpointName(name, model.Architecture), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
+            return Tensor(BertArchitectures.CheckpointName(name, model.Architecture), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
                 t.Shape.Select(d => (long)d).ToArray());
         }
 
@@ -364,7 +364,7 @@ public static class OnnxExport
                 && !weight.Contains(".attention.", StringComparison.Ordinal);
             if (options.Quantization == OnnxQuantization.Int8All || options.Quantization == OnnxQuantization.Int8 && !feedForward)
             {
-                string key = BertWeights.CheckpointName(weight, model.Architecture);
+                string key = BertArchitectures.CheckpointName(weight, model.Architecture);
                 var (q, scales) = QuantizeRows(w.Data, outputs, inputs);
                 string qw = Tensor(key + "_quantized", TensorProto.Types.DataType.Int8, (ReadOnlySpan<sbyte>)q, inputs, outputs);
                 string scale = Tensor(key + "_scale", TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)scales, outputs);
@@ -402,16 +402,16 @@ public static class OnnxExport
         {
             switch (c.Activation)
             {
-                case Modeling.Activation.Gelu: // x · 0.5 · (1 + erf(x / √2))
+                case Schema.Activation.Gelu: // x · 0.5 · (1 + erf(x / √2))
                     string erf = Node("Erf", [Node("Div", [x, FloatScalar("sqrt_2", MathF.Sqrt(2f))], scope)], scope);
                     string one = Node("Add", [erf, FloatScalar("one", 1f)], scope);
                     return Node("Mul", [Node("Mul", [x, one], scope), FloatScalar("half", 0.5f)], scope);
-                case Modeling.Activation.GeluTanh: // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+                case Schema.Activation.GeluTanh: // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
                     string cube = Node("Pow", [x, FloatScalar("three", 3f)], scope);
                     string inner = Node("Add", [x, Node("Mul", [cube, FloatScalar("gelu_coefficient", 0.044715f)], scope)], scope);
                     string tanh = Node("Tanh", [Node("Mul", [inner, FloatScalar("sqrt_2_over_pi", 0.7978845608028654f)], scope)], scope);
                     return Node("Mul", [Node("Mul", [x, FloatScalar("half", 0.5f)], scope), Node("Add", [tanh, FloatScalar("one", 1f)], scope)], scope);
-                case Modeling.Activation.Relu:
+                case Schema.Activation.Relu:
                     return Node("Relu", [x], scope);
                 default: // x · sigmoid(x)
                     return Node("Mul", [x, Node("Sigmoid", [x], scope)], scope);

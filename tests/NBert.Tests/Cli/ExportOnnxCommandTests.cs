@@ -1,4 +1,5 @@
 using NBert.Modeling;
+using NBert.Schema;
 using Onnx;
 using static NBert.Tests.Cli.Nbert;
 

@@ -3,6 +3,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Pipelines;
+using NBert.Schema;
 using NBert.Tokenization;
 using Onnx;
 
