@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using NBert.IO;
 using NBert.Schema;
+using NBert.Tensors;
 using NBert.Tokenization;
 using Onnx;
 
@@ -258,23 +259,24 @@ public static class OnnxExport
         return proto;
     }
 
-    // same rule as Tensors/Int8Quantization
-    /// <summary>Symmetric int8 quantization per output channel of a [out, in] weight: scale = max|row| / 127 (1 for a zero
-    /// row), q = round-to-nearest-even(w / scale) clamped to [-127, 127]. Returns the weight transposed to [in, out] (what
-    /// MatMulInteger multiplies by) and the scale of each output channel.</summary>
-    private static (sbyte[] Transposed, float[] Scales) QuantizeRows(float[] w, int outputs, int inputs)
+    /// <summary>A [out, in] weight quantized by NBert's int8 rule (<see cref="Int8Quantization"/>: symmetric, per output
+    /// channel, ±127), so the export holds the same integers and scales as NBert's int8 engine; returned transposed to
+    /// [in, out], what MatMulInteger multiplies by, with the scale of each output channel.</summary>
+    private static (sbyte[] Transposed, float[] Scales) QuantizeRows(string name, float[] w, int outputs, int inputs)
     {
-        var q = new sbyte[w.Length];
-        var scales = new float[outputs];
-        for (int o = 0; o < outputs; o++)
+        sbyte[] rows;
+        float[] scales;
+        try
         {
-            var row = w.AsSpan(o * inputs, inputs);
-            float max = System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(row);
-            float scale = max == 0 ? 1f : Math.Abs(max) / 127f;
-            scales[o] = scale;
-            for (int i = 0; i < inputs; i++)
-                q[i * outputs + o] = (sbyte)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.ToEven), -127f, 127f);
+            (rows, scales) = Int8Quantization.QuantizeWeight(w, outputs, inputs);
         }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{name}: {e.Message}", e); // a NaN or infinity in the weights
+        }
+        var q = new sbyte[rows.Length];
+        for (int o = 0; o < outputs; o++)
+            for (int i = 0; i < inputs; i++) q[i * outputs + o] = rows[o * inputs + i];
         return (q, scales);
     }
 
@@ -365,7 +367,7 @@ public static class OnnxExport
             if (options.Quantization == OnnxQuantization.Int8All || options.Quantization == OnnxQuantization.Int8 && !feedForward)
             {
                 string key = BertArchitectures.CheckpointName(weight, model.Architecture);
-                var (q, scales) = QuantizeRows(w.Data, outputs, inputs);
+                var (q, scales) = QuantizeRows(weight, w.Data, outputs, inputs);
                 string qw = Tensor(key + "_quantized", TensorProto.Types.DataType.Int8, (ReadOnlySpan<sbyte>)q, inputs, outputs);
                 string scale = Tensor(key + "_scale", TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)scales, outputs);
                 // Symmetric: every channel's zero point is 0 (MatMulInteger takes one per column of B).

@@ -368,6 +368,12 @@ public sealed class OnnxExportTests : TempDirectoryTest
                 Assert.Equal(expected, (sbyte)values[i * outputs + o]);
             }
         }
+        // The same integers and scales as NBert's own int8 engine.
+        var (engine, engineScales) = NBert.Tensors.Int8Quantization.QuantizeWeight(w.Data, outputs, inputs);
+        Assert.Equal(engineScales, scales);
+        for (int o = 0; o < outputs; o++)
+            for (int i = 0; i < inputs; i++) Assert.Equal(engine[o * inputs + i], (sbyte)values[i * outputs + o]);
+
         // Activations quantized on the fly, weights multiplied in integers: quantize_dynamic's operators, and no float MatMul
         // against a weight.
         var ops = proto.Graph.Node.Select(n => n.OpType).ToHashSet();
