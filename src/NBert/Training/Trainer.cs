@@ -463,9 +463,25 @@ public sealed class Trainer
     }
 
     private void Report(TrainerProgressKind kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
-        Evaluation? evaluation, string? message) =>
-        _progress?.Report(new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
-            elapsed, remaining, evaluation, message));
+        Evaluation? evaluation, string? message)
+    {
+        var progress = new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
+            elapsed, remaining, evaluation, message);
+        _progress?.Report(progress);
+        NBertLogging.Info("NBert.Training", Describe(progress));
+    }
+
+    /// <summary>A progress report as one log line, as transformers' Trainer logs its loss and evaluation dictionaries.</summary>
+    internal static string Describe(TrainerProgress p)
+    {
+        var line = new System.Text.StringBuilder(string.Create(CultureInfo.InvariantCulture, $"{p.Kind} step {p.Step}/{p.TotalSteps} epoch {p.Epoch:F2}"));
+        if (p.Loss is double loss) line.Append(CultureInfo.InvariantCulture, $" loss {loss:F4}");
+        if (p.LearningRate is double lr) line.Append(CultureInfo.InvariantCulture, $" learning_rate {lr:G3}");
+        if (p.Evaluation is { } e)
+            foreach (var (name, value) in e.Metrics.OrderBy(m => m.Key, StringComparer.Ordinal)) line.Append(CultureInfo.InvariantCulture, $" eval_{name} {value:F4}");
+        if (p.Message is { } m) line.Append(": ").Append(m);
+        return line.ToString();
+    }
 
     /// <summary>Adds a line to the run's history (trainer_state.json's log_history) and, with an output directory, to metrics.jsonl.</summary>
     private static void Log(string? path, State state, JsonObject entry)
