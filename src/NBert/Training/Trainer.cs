@@ -431,23 +431,35 @@ public sealed class Trainer
     /// for the best step and early stopping.</summary>
     private static Evaluation EvaluateOnRankZero(IDataParallel group, Func<Evaluation> evaluate)
     {
+        // Binary, not JSON: a metric may be NaN, which JSON cannot carry.
         byte[] payload = [];
         if (group.Rank == 0)
         {
             var e = evaluate();
-            payload = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+            using var buffer = new MemoryStream();
+            using (var writer = new BinaryWriter(buffer))
             {
-                ["metrics"] = new JsonObject(e.Metrics.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-                ["main"] = e.MainMetric, ["higher_is_better"] = e.HigherIsBetter,
-            });
+                writer.Write(e.MainMetric);
+                writer.Write(e.HigherIsBetter);
+                writer.Write(e.Metrics.Count);
+                foreach (var (name, value) in e.Metrics)
+                {
+                    writer.Write(name);
+                    writer.Write(value);
+                }
+            }
+            payload = buffer.ToArray();
         }
         var length = BitConverter.GetBytes(payload.Length);
         group.Broadcast(length, 0);
         if (group.Rank != 0) payload = new byte[BitConverter.ToInt32(length)];
         group.Broadcast(payload, 0);
-        var json = JsonNode.Parse(payload)!;
-        return new Evaluation(json["metrics"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()),
-            json["main"]!.GetValue<string>(), json["higher_is_better"]!.GetValue<bool>());
+        using var reader = new BinaryReader(new MemoryStream(payload));
+        string main = reader.ReadString();
+        bool higher = reader.ReadBoolean();
+        var metrics = new Dictionary<string, double>();
+        for (int i = reader.ReadInt32(); i > 0; i--) metrics[reader.ReadString()] = reader.ReadDouble();
+        return new Evaluation(metrics, main, higher);
     }
 
     private void Report(TrainerProgressKind kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,

@@ -148,7 +148,7 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
         var (code, output, error, elapsed) = Mpirun.Run(2, TimeSpan.FromSeconds(20), Mpirun.Nbert, "pretrain", "--model", Temp("missing"), "--corpus",
             Temp("missing.txt"), "--out", Temp("out"));
         Assert.True(code == 2, $"exit {code}\n{output}\n{error}");
-        Assert.Contains("rank 0/2:", error); // which rank failed, and why
+        Assert.Matches(@"rank [01]/2: ", error); // which rank failed (the first to abort ends the other), and why
         Assert.Contains("missing", error);
         Assert.True(elapsed < TimeSpan.FromSeconds(15), $"took {elapsed.TotalSeconds:F1} s");
     }
@@ -156,7 +156,8 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
     [MpiFact]
     public void Bench_under_mpirun_measures_a_data_parallel_step_and_its_allreduce_share()
     {
-        var (code, output, error, _) = Mpirun.Run(2, Limit, Mpirun.Nbert, "bench", "--model", Fixtures.Path("model", "pretraining"), "--seconds", "0.05", "--json",
+        // About 10 s on a quiet machine; the limit leaves room for a loaded one (tokenization, inference, then the steps).
+        var (code, output, error, _) = Mpirun.Run(2, TimeSpan.FromSeconds(120), Mpirun.Nbert, "bench", "--model", Fixtures.Path("model", "pretraining"), "--seconds", "0.05", "--json",
             "--threads", "1");
         Assert.True(code == 0, error + output);
         var figures = JsonNode.Parse(output.Trim().Split('\n').Single(l => l.TrimStart().StartsWith('{')))!; // rank 0 alone prints
