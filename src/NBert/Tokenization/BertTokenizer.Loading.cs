@@ -48,7 +48,8 @@ public sealed partial class BertTokenizer
     /// <summary>
     /// Loads the tokenizer of a model by directory or name (a built-in such as <c>minilm</c>, or a Hugging Face Hub id:
     /// see <see cref="Hub.ModelResolver"/>), as transformers' <c>from_pretrained</c>: <c>tokenizer.json</c> when present,
-    /// else <c>vocab.txt</c>; <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
+    /// else <c>vocab.txt</c> (WordPiece), else <c>vocab.json</c> with <c>merges.txt</c> (RoBERTa's byte-level BPE, with
+    /// <c>add_prefix_space</c> and <c>trim_offsets</c> from the config); <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
     /// options and <c>model_max_length</c>. The model's <c>max_position_embeddings</c> in a config.json beside them
     /// bounds <see cref="MaxInputLength"/>.
     /// </summary>
@@ -58,13 +59,15 @@ public sealed partial class BertTokenizer
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
         BertTokenizer tokenizer;
+        string vocab = Path.Combine(directory, "vocab.txt");
+        string vocabJson = Path.Combine(directory, "vocab.json"), merges = Path.Combine(directory, "merges.txt");
         if (File.Exists(json)) tokenizer = FromTokenizerJson(json, config);
+        else if (!File.Exists(vocab) && File.Exists(vocabJson) && File.Exists(merges)) tokenizer = FromVocabAndMerges(vocabJson, merges, config);
         else
         {
-            string vocab = Path.Combine(directory, "vocab.txt");
             if (!File.Exists(vocab))
                 throw new FileNotFoundException(
-                    $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
+                    $"Model directory '{directory}' has neither tokenizer.json, vocab.txt nor vocab.json with merges.txt: a tokenizer needs one of them.", vocab);
             var lines = ReadVocabFile(vocab);
             config.CheckAddedTokenIds(lines.Count);
             tokenizer = FromVocabulary(vocab, lines, config.ToOptions());
@@ -115,6 +118,68 @@ public sealed partial class BertTokenizer
             int at = Math.Clamp(e.Index, 0, bytes.Length);
             int line = 1 + bytes.AsSpan(0, at).Count((byte)'\n');
             throw new NBertException($"{path}: line {line} is not valid UTF-8 (byte {at}).", e);
+        }
+    }
+
+    /// <summary>
+    /// RoBERTa's tokenizer from <c>vocab.json</c> and <c>merges.txt</c>, as transformers' <c>RobertaTokenizer</c> builds it:
+    /// BPE, the ByteLevel pre-tokenizer with the config's <c>add_prefix_space</c> (default false), RobertaProcessing with
+    /// its <c>trim_offsets</c> (default true), and the special tokens as added tokens, the mask token absorbing the space
+    /// before it (<c>lstrip</c>).
+    /// </summary>
+    private static BertTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, TokenizerConfig config)
+    {
+        Dictionary<string, int> vocab;
+        using (var doc = JsonFile.Read(vocabPath))
+        {
+            try
+            {
+                vocab = TokenizerJson.ReadVocab(doc.RootElement, "");
+            }
+            catch (FormatException e)
+            {
+                throw new NBertException($"{vocabPath}: {e.Message}", e);
+            }
+        }
+        var merges = new List<(string, string)>();
+        var lines = ReadVocabFile(mergesPath);
+        for (int i = 0; i < lines.Count; i++)
+        {
+            // As the Rust crate's BPE::from_file: "#version" lines are skipped, every other line is one merge.
+            if (lines[i].StartsWith("#version", StringComparison.Ordinal)) continue;
+            merges.Add(TokenizerJson.SplitMerge(lines[i])
+                ?? throw new NBertException($"{mergesPath}: line {i + 1} ('{Quote(lines[i])}') is not two tokens separated by one space."));
+        }
+        config.CheckAddedTokenIds(vocab.Count);
+        var names = config.Names("<unk>", "<s>", "</s>", "<pad>", "<mask>");
+        BytePairEncoding bpe;
+        try
+        {
+            bpe = new BytePairEncoding(vocab, merges);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{mergesPath}: {e.Message}", e);
+        }
+        int Required(string token, string field) => vocab.TryGetValue(token, out int id) ? id
+            : throw new NBertException($"{vocabPath}: the {field} '{Quote(token)}' is not in the vocabulary.");
+        int cls = Required(names.Cls, "cls_token"), sep = Required(names.Sep, "sep_token");
+        var added = new List<AddedToken>();
+        foreach (var (token, lstrip) in new[] { (config.Bos ?? "<s>", false), (names.Pad, false), (config.Eos ?? "</s>", false), (names.Unk, false),
+            (names.Cls, false), (names.Sep, false), (names.Mask, config.MaskLStrip ?? true) })
+            if (vocab.TryGetValue(token, out int id) && added.All(t => t.Content != token)) added.Add(new AddedToken(token, id, LStrip: lstrip));
+        foreach (var extra in config.AddedTokens)
+            if (added.All(t => t.Content != extra.Content)) added.Add(extra);
+        added.Sort((x, y) => x.Id.CompareTo(y.Id));
+        bool addPrefixSpace = config.AddPrefixSpace ?? false;
+        try
+        {
+            return new BertTokenizer(bpe, new BertNormalizerOptions(false, false, false, false), added, TemplateProcessing.Roberta(names.Cls, cls, names.Sep, sep),
+                ("", false), names, config.ModelMaxLength, new ByteLevelOptions(addPrefixSpace, true, config.TrimOffsets ?? true, addPrefixSpace));
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{vocabPath}: {e.Message}", e);
         }
     }
 
@@ -219,6 +284,13 @@ internal sealed record TokenizerConfig
     public string? Sep { get; init; }
     public string? Pad { get; init; }
     public string? Mask { get; init; }
+    public string? Bos { get; init; }
+    public string? Eos { get; init; }
+    /// <summary>The mask token's <c>lstrip</c>, when the config gives it as an object.</summary>
+    public bool? MaskLStrip { get; init; }
+    /// <summary>RoBERTa's <c>add_prefix_space</c> and <c>trim_offsets</c>.</summary>
+    public bool? AddPrefixSpace { get; init; }
+    public bool? TrimOffsets { get; init; }
     public int? ModelMaxLength { get; init; }
     public List<AddedToken> AddedTokens { get; init; } = [];
     /// <summary>The file whose added_tokens_decoder gave <see cref="AddedTokens"/>, for messages.</summary>
@@ -280,6 +352,11 @@ internal sealed record TokenizerConfig
             Sep = Token("sep_token") ?? Sep,
             Pad = Token("pad_token") ?? Pad,
             Mask = Token("mask_token") ?? Mask,
+            Bos = Token("bos_token") ?? Bos,
+            Eos = Token("eos_token") ?? Eos,
+            MaskLStrip = JsonFields.Get(root, "mask_token") is { ValueKind: JsonValueKind.Object } maskObject ? JsonFields.Bool(maskObject, "lstrip", "mask_token.lstrip") ?? false : MaskLStrip,
+            AddPrefixSpace = JsonFields.Bool(root, "add_prefix_space") ?? AddPrefixSpace,
+            TrimOffsets = JsonFields.Bool(root, "trim_offsets") ?? TrimOffsets,
             ModelMaxLength = maxLength ?? ModelMaxLength,
             AddedTokens = added,
             AddedTokensSource = source,
@@ -418,21 +495,24 @@ internal static class TokenizerJson
         return added;
     }
 
-    private static Dictionary<string, int> ReadVocab(JsonElement model)
+    /// <summary>A vocabulary object (tokenizer.json's <c>model.vocab</c>, or vocab.json when <paramref name="path"/> is empty).</summary>
+    public static Dictionary<string, int> ReadVocab(JsonElement model, string path = "model.vocab")
     {
-        var entries = JsonFields.Object(model, "vocab", "model.vocab") ?? throw new FormatException("field 'model.vocab' is missing");
+        var entries = path.Length == 0
+            ? model.ValueKind == JsonValueKind.Object ? model : throw JsonFields.Wrong("the top level", "an object of tokens and ids", model)
+            : JsonFields.Object(model, "vocab", path) ?? throw new FormatException($"field '{path}' is missing");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var entry in entries.EnumerateObject())
         {
-            int id = JsonFields.AsInt(entry.Value, $"model.vocab['{Quote(entry.Name)}']");
-            if (id < 0) throw new FormatException($"model.vocab['{Quote(entry.Name)}'] has the negative id {id}");
+            int id = JsonFields.AsInt(entry.Value, $"{path}['{Quote(entry.Name)}']");
+            if (id < 0) throw new FormatException($"{path}['{Quote(entry.Name)}'] has the negative id {id}");
             vocab[entry.Name] = id;
         }
         // Ids may leave gaps (a vocab.txt with repeated lines leaves one per repeat), but an id table is built
         // up to the largest id, so one far past the vocabulary's size is refused rather than allocated.
         foreach (var (token, id) in vocab)
             if (id >= 2L * vocab.Count)
-                throw new FormatException($"model.vocab['{Quote(token)}'] has id {id}, far past the vocabulary's {vocab.Count} tokens");
+                throw new FormatException($"{path}['{Quote(token)}'] has id {id}, far past the vocabulary's {vocab.Count} tokens");
         return vocab;
     }
 

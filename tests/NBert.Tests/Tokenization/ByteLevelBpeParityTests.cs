@@ -12,10 +12,13 @@ namespace NBert.Tests.Tokenization;
 public class ByteLevelBpeParityTests
 {
     private static readonly JsonNode Goldens = Fixtures.Json("bpe", "goldens.json");
-    public static readonly TheoryData<string> Variants = ["roberta", "prefix_space", "untrimmed"];
+    /// <summary>The three tokenizer.json variants, and roberta's vocab.json + merges.txt + tokenizer_config.json.</summary>
+    public static readonly TheoryData<string> Variants = ["roberta", "prefix_space", "untrimmed", VocabAndMerges];
+    private const string VocabAndMerges = "vocab.json+merges.txt";
 
-    private static BertTokenizer Load(string variant) => BertTokenizer.FromPretrained(Fixtures.Path("bpe", variant));
-    private static JsonNode Variant(string variant) => Goldens["variants"]![variant]!;
+    private static BertTokenizer Load(string variant) =>
+        BertTokenizer.FromPretrained(variant == VocabAndMerges ? Fixtures.Path("bpe") : Fixtures.Path("bpe", variant));
+    private static JsonNode Variant(string variant) => Goldens["variants"]![variant == VocabAndMerges ? "roberta" : variant]!;
 
     [Fact]
     public void The_fixture_is_a_2000_id_byte_level_BPE()
@@ -26,8 +29,13 @@ public class ByteLevelBpeParityTests
         Assert.Equal((int)Goldens["merges"]!, bpe.Merges.Count);
         Assert.Equal(("<s>", "</s>", "<pad>", "<mask>", "<unk>"), (tokenizer.ClsToken, tokenizer.SepToken, tokenizer.PadToken, tokenizer.MaskToken, tokenizer.UnkToken));
         Assert.Equal(1, tokenizer.PadTokenId);
-        // The older merges layout ("a b" strings) loads to the same merges.
+        // The older merges layout ("a b" strings) and merges.txt load to the same merges, vocab.json to the same vocabulary.
         Assert.Equal(bpe.Merges, Assert.IsType<BytePairEncoding>(Load("prefix_space").Model).Merges);
+        var files = Load(VocabAndMerges);
+        Assert.Equal(bpe.Merges, Assert.IsType<BytePairEncoding>(files.Model).Merges);
+        Assert.Equal(bpe.Vocab.OrderBy(e => e.Value), files.Model.Vocab.OrderBy(e => e.Value));
+        Assert.Equal(512, files.ModelMaxLength);
+        Assert.Equal(tokenizer.AddedTokens, files.AddedTokens);
     }
 
     [Theory, MemberData(nameof(Variants))]
