@@ -36,7 +36,7 @@ public static class Checkpoint
             OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>The tokenizer files that travel with a model directory, each optional (a tokenizer needs tokenizer.json or vocab.txt,
-    /// or RoBERTa's <see cref="BpeTokenizerFiles"/>).</summary>
+    /// or RoBERTa's vocab.json and merges.txt, which travel with them).</summary>
     public static IReadOnlyList<string> TokenizerFiles { get; } = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
 
     /// <summary>RoBERTa's vocabulary and merges, the byte-level BPE tokenizer's files when there is no tokenizer.json. They

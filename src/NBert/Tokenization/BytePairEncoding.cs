@@ -67,13 +67,13 @@ public sealed class BytePairEncoding : TokenizerModel
         IgnoreMerges = ignoreMerges;
     }
 
-    /// <inheritdoc/>
+    /// <summary>The highest id plus one (a gap in the ids counts too).</summary>
     public override int VocabSize => _idToToken.Length;
-    /// <inheritdoc/>
+    /// <summary>Token to id, as vocab.json or tokenizer.json's <c>model.vocab</c> gives them (tokens as byte chars: <c>Ġthe</c>).</summary>
     public override IReadOnlyDictionary<string, int> Vocab => _tokenToId;
-    /// <inheritdoc/>
+    /// <summary>The token of an id; null outside the vocabulary or in a gap.</summary>
     public override string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
-    /// <inheritdoc/>
+    /// <summary>The id of a token (ordinal match); null when the vocabulary has none.</summary>
     public override int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
 
     private static long Key(int a, int b) => ((long)a << 32) | (uint)b;
