@@ -141,6 +141,7 @@ public sealed partial class BertTokenizer
                 throw new NBertException($"{vocabPath}: {e.Message}", e);
             }
         }
+        if (vocab.Count == 0) throw new NBertException($"{vocabPath}: the vocabulary is empty.");
         var merges = new List<(string, string)>();
         var lines = ReadVocabFile(mergesPath);
         for (int i = 0; i < lines.Count; i++)

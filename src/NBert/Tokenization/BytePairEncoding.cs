@@ -83,14 +83,9 @@ public sealed class BytePairEncoding : TokenizerModel
     internal (int Id, int Start, int Length)[] Tokenize(ReadOnlySpan<char> word)
     {
         bool cacheable = word.Length <= CachedWordLength;
-        string? key = null;
-        if (cacheable)
-        {
-            key = new string(word);
-            if (_cache.TryGetValue(key, out var cached)) return cached;
-        }
+        if (cacheable && _cache.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(word, out var cached)) return cached;
         var result = Merge(word);
-        if (cacheable && _cache.Count < CacheCapacity) _cache.TryAdd(key!, result);
+        if (cacheable && _cache.Count < CacheCapacity) _cache.TryAdd(new string(word), result);
         return result;
     }
 
