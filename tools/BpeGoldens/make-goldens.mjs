@@ -83,6 +83,24 @@ for (const [name, v] of Object.entries(variants)) {
   j.model.merges = j.model.merges.map(m => (Array.isArray(m) ? m.join(' ') : m));
   fs.writeFileSync(file, JSON.stringify(j, null, 2));
 }
+// Two variants for the BPE model's handling of chars it lacks: the byte chars of bytes 0x80 and up that no merge uses
+// leave the vocabulary (their ids become gaps), and either become the unknown token (fused, with ignore_merges on)
+// or are dropped (no unk_token). Only singles are made for them.
+const inMerges = new Set(merges.flat().join(''));
+const removed = alphabet.filter((c, b) => b >= 0x80 && !inMerges.has(c));
+const charVariants = {
+  unk_fused: { unk_token: '<unk>', fuse_unk: true, ignore_merges: true },
+  dropped: { unk_token: null, fuse_unk: false, ignore_merges: false },
+};
+for (const [name, model] of Object.entries(charVariants)) {
+  const j = JSON.parse(fs.readFileSync(path.join(out, 'roberta', 'tokenizer.json'), 'utf8'));
+  for (const c of removed) delete j.model.vocab[c];
+  Object.assign(j.model, model);
+  const dir = path.join(out, name);
+  fs.mkdirSync(dir, { recursive: true });
+  tk.Tokenizer.fromString(JSON.stringify(j)).save(path.join(dir, 'tokenizer.json'), true);
+}
+
 // The roberta variant as transformers saves a RoBERTa tokenizer beside vocab.json and merges.txt.
 fs.writeFileSync(path.join(out, 'tokenizer_config.json'), JSON.stringify({
   add_prefix_space: false, trim_offsets: true, errors: 'replace', model_max_length: 512, tokenizer_class: 'RobertaTokenizer',
@@ -139,7 +157,17 @@ async function windows(v, a, b, { maxLength, stride, strategy, direction, pad, o
   return overflow ? withOverflow(post) : fields(post);
 }
 
-const goldens = { tokenizers: tkVersion, corpus: 'data/corpus/moby-dick.train.txt.gz', merges: MERGES, vocab_size: next, variants: {} };
+const goldens = { tokenizers: tkVersion, corpus: 'data/corpus/moby-dick.train.txt.gz', merges: MERGES, vocab_size: next, removed_bytes: removed.length, variants: {} };
+for (const v of Object.keys(charVariants)) {
+  const t = tk.Tokenizer.fromFile(path.join(out, v, 'tokenizer.json'));
+  const g = { options: charVariants[v], single: [], no_special: [] };
+  for (const text of singles) {
+    const e = await t.encode(text);
+    g.single.push({ text, ...fields(e), decoded: await t.decode(e.getIds(), false), decoded_skip: await t.decode(e.getIds(), true) });
+    g.no_special.push({ text, ...fields(await t.encode(text, null, { addSpecialTokens: false })) });
+  }
+  goldens.variants[v] = g;
+}
 for (const v of Object.keys(variants)) {
   const t = tk.Tokenizer.fromFile(path.join(out, v, 'tokenizer.json'));
   const g = { options: variants[v], single: [], pairs: [], no_special: [], batch: null, overflow: [] };

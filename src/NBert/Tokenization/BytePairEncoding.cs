@@ -92,10 +92,10 @@ public sealed class BytePairEncoding : TokenizerModel
     private (int Id, int Start, int Length)[] Merge(ReadOnlySpan<char> word)
     {
         if (IgnoreMerges && _tokenToId.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(word, out int whole)) return [(whole, 0, word.Length)];
-        // The symbols, a linked list; merging keeps the left one and empties the right one.
+        // The symbols, a linked list of lengths in UTF-8 bytes (the Rust crate's unit); merging keeps the left one and
+        // empties the right one.
         int n = word.Length;
         var id = new int[n];
-        var start = new int[n];
         var length = new int[n];
         var prev = new int[n];
         var next = new int[n];
@@ -105,20 +105,21 @@ public sealed class BytePairEncoding : TokenizerModel
         {
             if (_charId.TryGetValue(word[i], out int known))
             {
-                Add(known, i);
+                Add(known, Utf8Length(word[i]));
                 lastWasUnknown = false;
             }
             else if (_unkId is int unk)
             {
-                if (FuseUnk && lastWasUnknown) length[count - 1] = i + 1 - start[count - 1];
-                else Add(unk, i);
+                if (FuseUnk && lastWasUnknown) length[count - 1] += Utf8Length(word[i]);
+                else Add(unk, Utf8Length(word[i]));
                 lastWasUnknown = true;
             }
             // else the char is dropped, as Hugging Face drops it without an unknown token
         }
-        void Add(int symbol, int at)
+        static int Utf8Length(char c) => c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+        void Add(int symbol, int bytes)
         {
-            (id[count], start[count], length[count], prev[count], next[count]) = (symbol, at, 1, count - 1, count + 1);
+            (id[count], length[count], prev[count], next[count]) = (symbol, bytes, count - 1, count + 1);
             count++;
         }
         if (count == 0) return [];
@@ -138,15 +139,27 @@ public sealed class BytePairEncoding : TokenizerModel
             if (length[left] == 0 || right < 0) continue;
             if (!_merges.TryGetValue(Key(id[left], id[right]), out var m) || m.Rank != (int)(priority >> 32)) continue;
             id[left] = m.Id;
-            length[left] = start[right] + length[right] - start[left];
+            length[left] += length[right];
             length[right] = 0;
             next[left] = next[right];
             if (next[left] >= 0) prev[next[left]] = left;
             if (prev[left] >= 0) Push(prev[left]);
             Push(left);
         }
+        // Offsets as the Rust Word gives them: in UTF-8 bytes of the word, each token starting where the previous one
+        // ended. Without dropped chars that is exactly the token's chars; a dropped char (no unknown token) shifts the
+        // rest left, by its bytes, as there.
+        var charAt = new int[n * 3 + 1];
+        int bytes = 0;
+        for (int i = 0; i < n; i++)
+            for (int b = Utf8Length(word[i]); b > 0; b--) charAt[bytes++] = i;
         var tokens = new List<(int, int, int)>();
-        for (int i = 0; i >= 0; i = next[i]) tokens.Add((id[i], start[i], length[i]));
+        for (int i = 0, at = 0; i >= 0; i = next[i])
+        {
+            int first = charAt[at];
+            at += length[i];
+            tokens.Add((id[i], first, charAt[at - 1] - first + 1));
+        }
         return [.. tokens];
     }
 }
