@@ -7,6 +7,8 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using NBert.IO;
 using NBert.Pipelines;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Benchmarks;
 

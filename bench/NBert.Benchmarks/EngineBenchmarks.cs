@@ -6,6 +6,7 @@ using NBert.Tensors;
 using TorchSharp;
 using static TorchSharp.torch;
 using TTensor = TorchSharp.torch.Tensor;
+using NBert.Schema;
 
 namespace NBert.Benchmarks;
 

@@ -6,6 +6,7 @@ using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tensors;
 using NBert.Tokenization;
+using NBert.Schema;
 
 namespace NBert.Benchmarks;
 

@@ -8,6 +8,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using TTensor = TorchSharp.torch.Tensor;
+using NBert.Schema;
 
 namespace NBert.Benchmarks;
 

@@ -2,6 +2,8 @@ using NBert.Hub;
 using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Server;
 

@@ -1,4 +1,6 @@
 using NBert.Pipelines;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Server;
 

@@ -6,6 +6,7 @@ using NBert.Modeling;
 using NBert.Tensors;
 using NBert.Training;
 using Spectre.Console;
+using NBert.Schema;
 
 namespace NBert.Cli.Commands;
 

@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Text.Json;
 using NBert.Pipelines;
 using Spectre.Console;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using NBert.Modeling;
 using NBert.Training;
 using Spectre.Console;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 
@@ -118,8 +119,8 @@ public static class FineTuneCommands
                 throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
             var prepared = Data(() => FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength)));
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
-            var trainingModel = TrainingModel<float>.From(ModelCommands.Load(directory, architecture));
-            var result = prepared.Evaluate(trainingModel, parse.GetValue(batchSize));
+            using var loaded = ModelCommands.Load(directory, architecture);
+            var result = prepared.Evaluate(loaded, parse.GetValue(batchSize));
             if (parse.GetValue(json))
                 stdout.WriteLine(JsonSerializer.Serialize(result.Metrics.ToDictionary(k => k.Key, k => Math.Round(k.Value, 6))));
             else

@@ -4,6 +4,7 @@ using NBert.Hub;
 using NBert.IO;
 using NBert.Modeling;
 using Spectre.Console;
+using NBert.Schema;
 
 namespace NBert.Cli.Commands;
 

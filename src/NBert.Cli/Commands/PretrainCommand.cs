@@ -2,6 +2,8 @@ using System.CommandLine;
 using NBert.Modeling;
 using NBert.Tokenization;
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

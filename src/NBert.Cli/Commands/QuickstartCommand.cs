@@ -7,6 +7,8 @@ using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Training;
 using Spectre.Console;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 
@@ -70,7 +72,7 @@ public static class QuickstartCommand
             var config = ModelCommands.LoadConfig(Path.Combine(outDir, "config.json"));
             var test = FineTuningTask.Prepare(FineTuningTaskKind.Classification, tokenizer, config, null, data.Split("test"), maxLength: 64);
             var model = ModelCommands.Load(outDir, BertArchitecture.BertForSequenceClassification);
-            var score = test.Evaluate(TrainingModel<float>.From(model), 32);
+            var score = test.Evaluate(model, 32);
             double accuracy = score.Metrics["accuracy"];
             Say(string.Create(CultureInfo.InvariantCulture, $"[bold]2. Test accuracy[/] on {test.Eval.Count} held-out sentences: [green]{accuracy:F3}[/] " +
                 $"(macro-F1 {score.Metrics["macro_f1"]:F3}). docs/results.md: 0.910 with seed 1, 0.907 the mean of seeds 1-3, 0.763 from random initialisation."));

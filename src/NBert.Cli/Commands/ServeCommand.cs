@@ -1,6 +1,8 @@
 using System.CommandLine;
 using NBert.Pipelines;
 using NBert.Server;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

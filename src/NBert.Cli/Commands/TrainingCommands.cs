@@ -5,6 +5,7 @@ using System.Text.Json;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Training;
+using NBert.Schema;
 
 namespace NBert.Cli.Commands;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using NBert.Tokenization;
 using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Cli.Commands;
 

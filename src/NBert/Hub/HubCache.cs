@@ -79,7 +79,7 @@ public sealed partial class HubCache
         if (revision == commit || CommitFor(revision) == commit) return;
         string path = RefPath(revision);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        NBert.IO.AtomicFile.WriteAllText(path, commit); // no newline: huggingface_hub reads the file as it is
+        NBert.AtomicFile.WriteAllText(path, commit); // no newline: huggingface_hub reads the file as it is
     }
 
     /// <summary>Whether the cache remembers that <paramref name="file"/> is not in <paramref name="commit"/>.</summary>

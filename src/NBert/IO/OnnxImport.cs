@@ -2,9 +2,9 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using NBert.Modeling;
 using NBert.Tensors;
 using Onnx;
+using NBert.Schema;
 
 namespace NBert.IO;
 
@@ -28,7 +28,7 @@ public static class OnnxImport
     {
         /// <summary>Whether the export has a pooler (<c>pooler.dense</c>); without one the model is a BertModel
         /// without a pooling layer.</summary>
-        public bool HasPooler => Parameters.ContainsKey("pooler.dense.weight");
+        public bool HasPooler => BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, Parameters.Keys);
     }
 
     /// <summary>Reads an ONNX export of a BERT encoder: its config and its parameters by transformers name.</summary>
@@ -75,12 +75,12 @@ public static class OnnxImport
     {
         if (!File.Exists(vocabPath)) throw new FileNotFoundException($"{vocabPath}: no such vocabulary.", vocabPath);
         var result = Read(onnxPath, heads);
-        var model = BertPreTrainedModel.Create(result.Config, BertArchitecture.BertModel, result.Parameters, null);
         using var files = new StagedFiles(directory);
         files.Copy("vocab.txt", vocabPath);
         files.WriteAllText("tokenizer_config.json",
             $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxPositionEmbeddings}\n}}\n");
-        model.SavePretrained(files);
+        Checkpoint.StageModel(files, result.Config, BertArchitecture.BertModel,
+            BertArchitectures.Parameters(result.Config, BertArchitecture.BertModel, result.HasPooler), result.Parameters);
         files.Commit();
         return result;
     }
@@ -232,7 +232,7 @@ public static class OnnxImport
         };
         config.Validate();
         BertArchitectures.EnsureFitsInMemory(config, BertArchitecture.BertModel);
-        bool pooler = parameters.ContainsKey("pooler.dense.weight") || parameters.ContainsKey("pooler.dense.bias");
+        bool pooler = BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, parameters.Keys);
         notes.Add(pooler ? "pooler: pooler.dense" : "no pooler (the export has no pooler.dense): a BertModel without a pooling layer");
         var specs = BertArchitectures.Parameters(config, BertArchitecture.BertModel, pooler);
         foreach (var spec in specs)

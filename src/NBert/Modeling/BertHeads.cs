@@ -1,4 +1,5 @@
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Modeling;
 
@@ -35,25 +36,36 @@ public abstract class BertHeadModel : BertPreTrainedModel
     {
         if (Architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM))
             throw new InvalidOperationException($"{Architecture} has no masked-LM head.");
-        EnsureArray("the prediction logits (positions x vocab_size)", (long)positions.Count * Config.VocabSize);
-        var hidden = RunBody(inputs, withPooler: false, outputHiddenStates: false, outputAttentions: false).LastHiddenState!.Data;
-        int h = Config.HiddenSize;
-        var rows = new float[positions.Count * h];
-        for (int i = 0; i < positions.Count; i++) hidden.AsSpan(positions[i] * h, h).CopyTo(rows.AsSpan(i * h));
-        return PredictionLogits(new FloatTensor(rows, positions.Count, 1, h));
+        return PreTrainingLogitsAt(inputs, positions).MaskedLm;
     }
 
-    /// <summary>The masked-LM head (<c>cls.predictions</c>): dense, activation, LayerNorm, then the decoder
-    /// (the word embeddings when tied) plus <c>cls.predictions.bias</c>: [rows, vocab].</summary>
+    /// <summary>The masked-LM head (<c>cls.predictions</c>, <see cref="Heads{T}.MaskedLm"/>) on [rows, h]: [rows, vocab].</summary>
     private protected float[] PredictionLogits(FloatTensor hidden)
     {
-        int rows = hidden.Shape[0] * hidden.Shape[1];
-        var t = Dense(hidden.Data, rows, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias");
-        Activate(t);
-        Kernels.LayerNorm(t, P("cls.predictions.transform.LayerNorm.weight").Data, P("cls.predictions.transform.LayerNorm.bias").Data,
-            (float)Config.LayerNormEps);
-        string decoder = Config.TieWordEmbeddings ? "embeddings.word_embeddings.weight" : "cls.predictions.decoder.weight";
-        return Dense(t, rows, decoder, "cls.predictions.bias");
+        int rows = hidden.Shape[0] * hidden.Shape[1], h = Config.HiddenSize;
+        EnsureArray("the prediction logits (rows x vocab_size)", (long)rows * Config.VocabSize);
+        var logits = new float[rows * Config.VocabSize];
+        float[] transformed = new float[rows * h], normed = new float[rows * h];
+        Heads<float>.MaskedLm(Weights, Layout.MaskedLm!, Config, hidden.Data, rows, transformed, transformed, normed, default, default, logits);
+        return logits;
+    }
+
+    /// <summary>
+    /// Pre-training's outputs where its loss and metrics need them: masked-LM logits [positions, vocab] at
+    /// <paramref name="positions"/> (indices into batch·sequence) and, with a next-sentence head, its logits [batch, 2],
+    /// from one pass through the body.
+    /// </summary>
+    internal (float[] MaskedLm, float[]? NextSentence) PreTrainingLogitsAt(ModelInputs inputs, IReadOnlyList<int> positions)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        EnsureArray("the prediction logits (positions x vocab_size)", (long)positions.Count * Config.VocabSize);
+        bool nsp = Layout.NextSentence is not null;
+        var body = RunBody(inputs, withPooler: nsp, outputHiddenStates: false, outputAttentions: false);
+        int h = Config.HiddenSize;
+        var rows = new float[positions.Count * h];
+        Heads<float>.Gather(body.LastHiddenState!.Data, positions, h, rows);
+        var mlm = PredictionLogits(new FloatTensor(rows, positions.Count, 1, h));
+        return (mlm, nsp ? Dense(Layout.NextSentence!, body.PoolerOutput!.Data, inputs.Batch) : null);
     }
 }
 
@@ -80,7 +92,7 @@ public sealed class BertForPreTraining : BertHeadModel
         return new BertForPreTrainingOutput(body)
         {
             PredictionLogits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
-            SeqRelationshipLogits = new FloatTensor(Dense(pooled.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2),
+            SeqRelationshipLogits = new FloatTensor(Dense(Layout.NextSentence!, pooled.Data, inputs.Batch), inputs.Batch, 2),
         };
     }
 }
@@ -125,7 +137,7 @@ public sealed class BertForNextSentencePrediction : BertHeadModel
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return new NextSentencePredictorOutput(body) { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "cls.seq_relationship.weight", "cls.seq_relationship.bias"), inputs.Batch, 2) };
+        return new NextSentencePredictorOutput(body) { Logits = new FloatTensor(Dense(Layout.NextSentence!, body.PoolerOutput!.Data, inputs.Batch), inputs.Batch, 2) };
     }
 }
 
@@ -147,7 +159,7 @@ public sealed class BertForSequenceClassification : BertHeadModel
     private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
     {
         var body = RunBody(inputs, withPooler: true, outputHiddenStates, outputAttentions);
-        return new SequenceClassifierOutput(body) { Logits = new FloatTensor(Dense(body.PoolerOutput!.Data, inputs.Batch, "classifier.weight", "classifier.bias"), inputs.Batch, Config.NumLabels) };
+        return new SequenceClassifierOutput(body) { Logits = new FloatTensor(Dense(Layout.Classifier!, body.PoolerOutput!.Data, inputs.Batch), inputs.Batch, Config.NumLabels) };
     }
 }
 
@@ -170,7 +182,7 @@ public sealed class BertForTokenClassification : BertHeadModel
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
-        return new TokenClassifierOutput(body) { Logits = new FloatTensor(Dense(body.LastHiddenState!.Data, rows, "classifier.weight", "classifier.bias"), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
+        return new TokenClassifierOutput(body) { Logits = new FloatTensor(Dense(Layout.Classifier!, body.LastHiddenState!.Data, rows), inputs.Batch, inputs.SequenceLength, Config.NumLabels) };
     }
 }
 
@@ -193,14 +205,10 @@ public sealed class BertForQuestionAnswering : BertHeadModel
     {
         var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
         int rows = inputs.Batch * inputs.SequenceLength;
-        var both = Dense(body.LastHiddenState!.Data, rows, "qa_outputs.weight", "qa_outputs.bias");
+        var both = Dense(Layout.QaOutputs!, body.LastHiddenState!.Data, rows);
         var start = new float[rows];
         var end = new float[rows];
-        for (int i = 0; i < rows; i++)
-        {
-            start[i] = both[2 * i];
-            end[i] = both[2 * i + 1];
-        }
+        QuestionAnsweringLogits.Split<float>(both, start, end);
         return new QuestionAnsweringModelOutput(body)
         {
             StartLogits = new FloatTensor(start, inputs.Batch, inputs.SequenceLength),

@@ -1,5 +1,6 @@
 using NBert.IO;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Modeling;
 
@@ -54,7 +55,7 @@ public static class BertWeights
             // Two names for one parameter (cls.predictions.bias and decoder.bias): the first one wins.
             if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
         }
-        bool pooler = architecture != BertArchitecture.BertModel || byCanonical.Keys.Any(k => k.StartsWith("pooler.", StringComparison.Ordinal));
+        bool pooler = BertArchitectures.AddPoolingLayer(architecture, byCanonical.Keys);
         var specs = BertArchitectures.Parameters(config, architecture, pooler);
         var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
         var initialized = new List<string>();
@@ -144,13 +145,6 @@ public static class BertWeights
         if (name == "cls.predictions.decoder.weight" && config.TieWordEmbeddings) return null; // tied to the word embeddings
         return name;
     }
-
-    /// <summary>The name a parameter has in a transformers checkpoint of this architecture.</summary>
-    public static string CheckpointName(string parameter, BertArchitecture architecture) =>
-        BertArchitectures.HasPrefix(architecture) && (parameter.StartsWith("embeddings.", StringComparison.Ordinal)
-            || parameter.StartsWith("encoder.", StringComparison.Ordinal) || parameter.StartsWith("pooler.", StringComparison.Ordinal))
-            ? "bert." + parameter
-            : parameter;
 
     /// <summary>Standard normal numbers from a seed (Box-Muller over System.Random), reproducible.</summary>
     internal sealed class NormalRandom(int seed)

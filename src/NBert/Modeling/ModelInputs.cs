@@ -57,3 +57,33 @@ public sealed record ModelInputs
         return new ModelInputs(1, s, Slice(InputIds)!, Slice(TokenTypeIds), Slice(AttentionMask));
     }
 }
+
+/// <summary>A tokenizer's texts as a model's inputs: transformers' <c>tokenizer(texts, padding=True, truncation=True, return_tensors=...)</c>.</summary>
+public static class TokenizerInputs
+{
+    /// <summary>
+    /// Texts straight to a model's inputs, as transformers' <c>tokenizer(texts, padding=True, truncation=True)</c>:
+    /// encoded on all cores, truncated to <paramref name="maxLength"/> (by default <see cref="BertTokenizer.MaxInputLength"/>, so the
+    /// model's limit) unless <paramref name="truncation"/> is false, padded to the longest, with the attention mask.
+    /// </summary>
+    public static ModelInputs EncodeInputs(this BertTokenizer tokenizer, IReadOnlyList<string> texts, int? maxLength = null, bool truncation = true)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        return tokenizer.EncodeInputs(texts.Select(t => (t, (string?)null)).ToArray(), maxLength, truncation);
+    }
+
+    /// <summary>Texts or pairs (<c>TextPair</c> null for a single text) straight to a model's inputs: see
+    /// <see cref="EncodeInputs(BertTokenizer, IReadOnlyList{string}, int?, bool)"/>; pairs lose tokens longest-first.</summary>
+    public static ModelInputs EncodeInputs(this BertTokenizer tokenizer, IReadOnlyList<(string Text, string? TextPair)> inputs, int? maxLength = null, bool truncation = true)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Count == 0) throw new ArgumentException("No texts to encode.", nameof(inputs));
+        var options = new EncodeOptions
+        {
+            Padding = PaddingStrategy.Longest,
+            Truncation = truncation ? TruncationStrategy.LongestFirst : TruncationStrategy.None,
+            MaxLength = truncation ? maxLength ?? tokenizer.MaxInputLength : null,
+        };
+        return ModelInputs.FromEncodings(tokenizer.EncodeBatch(inputs, options));
+    }
+}

@@ -94,7 +94,7 @@ public sealed record SequenceClassifierOutput : ModelOutput
     public SequenceClassifierOutput(ModelOutput body) : base(body) { }
 
     /// <summary>One row of label logits per sequence, [batch, labels]: <c>Logits.Softmax()</c> gives probabilities,
-    /// <c>Logits.ArgMax()</c> the label ids (names in the config's <see cref="BertConfig.Id2Label"/>).</summary>
+    /// <c>Logits.ArgMax()</c> the label ids (names in the config's <see cref="Schema.BertConfig.Id2Label"/>).</summary>
     public new FloatTensor Logits { get => base.Logits!; init => base.Logits = value; }
 }
 

@@ -1,5 +1,6 @@
 using NBert.Modeling;
 using NBert.Tokenization;
+using NBert.Schema;
 
 namespace NBert.Pipelines;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using NBert.Modeling;
 using NBert.Tokenization;
+using NBert.Schema;
 
 namespace NBert.Pipelines;
 

@@ -2,42 +2,10 @@ using System.Numerics.Tensors;
 using NBert.Modeling;
 using NBert.Tensors;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Pipelines;
-
-/// <summary>How token vectors become one sentence vector (sentence-transformers' pooling modes).</summary>
-public enum Pooling
-{
-    /// <summary>The [CLS] token's vector.</summary>
-    Cls,
-    /// <summary>The mean over the tokens inside the attention mask (all-MiniLM-L6-v2's pooling).</summary>
-    Mean,
-    /// <summary>The element-wise maximum over the tokens inside the attention mask.</summary>
-    Max,
-}
-
-/// <summary>Options of <see cref="SentenceEmbeddings"/>. A model directory with sentence-transformers' files gives its
-/// own (<see cref="SentenceTransformersConfig.Read"/>); the defaults here are what sentence-transformers does with a plain
-/// transformers model: mean pooling, no normalisation, as many tokens as the model takes.</summary>
-public sealed record EmbeddingOptions
-{
-    /// <summary>How token vectors become the sentence vector; mean by default.</summary>
-    public Pooling Pooling { get; init; } = Pooling.Mean;
-    /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product); sentence-transformers'
-    /// Normalize module. Off by default, as for a model without one.</summary>
-    public bool Normalize { get; init; }
-    /// <summary>Longer texts are truncated to this many tokens (special tokens included); sentence-transformers'
-    /// <c>max_seq_length</c>. Null: the model's limit (<see cref="Pipeline.MaxLength"/>).</summary>
-    public int? MaxLength { get; init; }
-    /// <summary>Named prompts, prefixed to a text embedded with that prompt name (sentence-transformers' <c>prompts</c>:
-    /// arctic-embed's <c>query</c>).</summary>
-    public IReadOnlyDictionary<string, string> Prompts { get; init; } = new Dictionary<string, string>();
-    /// <summary>The prompt used when none is named (sentence-transformers' <c>default_prompt_name</c>); null for none.</summary>
-    public string? DefaultPromptName { get; init; }
-    /// <summary>Whether a prompt's tokens are pooled with the text's (sentence-transformers' <c>include_prompt</c>). NBert
-    /// pools them always, and refuses to embed with a prompt when this is false.</summary>
-    public bool IncludePrompt { get; init; } = true;
-}
 
 /// <summary>
 /// Feature extraction and sentence embeddings with a BERT encoder: token vectors, pooled sentence
@@ -93,7 +61,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <see cref="FromPretrained"/> and sentence-transformers load the same embedder again.</summary>
     public override void SavePretrained(string directory)
     {
-        using var files = new IO.StagedFiles(directory);
+        using var files = new StagedFiles(directory);
         Tokenizer.SavePretrained(files);
         Model.SavePretrained(files);
         SentenceTransformersConfig.Write(files, Options, MaxTokens, Dimension);

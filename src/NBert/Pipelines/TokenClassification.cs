@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Text.Json.Serialization;
 using NBert.Modeling;
 using NBert.Tokenization;
+using NBert.Schema;
 
 namespace NBert.Pipelines;
 

@@ -59,6 +59,19 @@ public static unsafe class Sgemm
             Multiply(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, Threading.MaxThreads);
     }
 
+    /// <summary>C[m,n] = A[m,k] · Bᵀ + bias with B [n,k] as it is (packed on the fly), multi-threaded: the same tiles, split
+    /// and order of additions as the <see cref="PackedWeight"/> overload, so a weight used raw (training) or packed once
+    /// (inference) gives the same bits.</summary>
+    public static void Multiply(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, Span<float> c, int ldc,
+        ReadOnlySpan<float> bias)
+    {
+        Check(m, n, k, a.Length, lda, false, b.Length, ldb, true, c.Length, ldc);
+        if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"A bias of {bias.Length} values for {n} outputs.");
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a, pb = b, pc = c, pbias = bias)
+            Multiply(m, n, k, pa, lda, false, new BSource(pb, ldb, true), pc, ldc, false, Threading.MaxThreads, pbias);
+    }
+
     /// <summary>The same on one thread (for callers that parallelise outside, such as attention heads).</summary>
     public static void MultiplySerial(int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
         Span<float> c, int ldc, bool accumulate = false, bool transA = false)

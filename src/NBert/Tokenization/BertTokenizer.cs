@@ -1,5 +1,4 @@
 using System.Text;
-using NBert.Modeling;
 
 namespace NBert.Tokenization;
 
@@ -60,7 +59,7 @@ public sealed partial class BertTokenizer
     /// <summary>The model's <c>max_position_embeddings</c>, when the tokenizer was loaded from a model directory whose
     /// config.json gives it: no input may be longer.</summary>
     public int? MaxPositionEmbeddings { get; private set; }
-    /// <summary>The longest input <see cref="EncodeInputs(IReadOnlyList{string}, int?, bool)"/> makes by default:
+    /// <summary>The longest input <c>EncodeInputs</c> (NBert.Modeling) makes by default:
     /// <see cref="ModelMaxLength"/> (512 when unknown), but never more than <see cref="MaxPositionEmbeddings"/>.</summary>
     public int MaxInputLength => Math.Min(ModelMaxLength ?? 512, MaxPositionEmbeddings ?? int.MaxValue);
     /// <summary>The directory the tokenizer was loaded from (its files are what <see cref="SavePretrained(string)"/> copies);
@@ -141,32 +140,6 @@ public sealed partial class BertTokenizer
         options ??= EncodeOptions.Default;
         var encoding = EncodeUnpadded(text, textPair, options);
         return options.Padding == PaddingStrategy.None ? encoding : Pad([encoding], options)[0];
-    }
-
-    /// <summary>
-    /// Texts straight to a model's inputs, as transformers' <c>tokenizer(texts, padding=True, truncation=True)</c>:
-    /// encoded on all cores, truncated to <paramref name="maxLength"/> (by default <see cref="MaxInputLength"/>, so the
-    /// model's limit) unless <paramref name="truncation"/> is false, padded to the longest, with the attention mask.
-    /// </summary>
-    public ModelInputs EncodeInputs(IReadOnlyList<string> texts, int? maxLength = null, bool truncation = true)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        return EncodeInputs(texts.Select(t => (t, (string?)null)).ToArray(), maxLength, truncation);
-    }
-
-    /// <summary>Texts or pairs (<c>TextPair</c> null for a single text) straight to a model's inputs: see
-    /// <see cref="EncodeInputs(IReadOnlyList{string}, int?, bool)"/>; pairs lose tokens longest-first.</summary>
-    public ModelInputs EncodeInputs(IReadOnlyList<(string Text, string? TextPair)> inputs, int? maxLength = null, bool truncation = true)
-    {
-        ArgumentNullException.ThrowIfNull(inputs);
-        if (inputs.Count == 0) throw new ArgumentException("No texts to encode.", nameof(inputs));
-        var options = new EncodeOptions
-        {
-            Padding = PaddingStrategy.Longest,
-            Truncation = truncation ? TruncationStrategy.LongestFirst : TruncationStrategy.None,
-            MaxLength = truncation ? maxLength ?? MaxInputLength : null,
-        };
-        return ModelInputs.FromEncodings(EncodeBatch(inputs, options));
     }
 
     /// <summary>Encodes many texts on all cores; padding <see cref="PaddingStrategy.Longest"/> pads to the

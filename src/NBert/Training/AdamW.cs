@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Training;
 

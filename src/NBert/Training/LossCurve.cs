@@ -24,7 +24,7 @@ public static class LossCurve
                     if (k.StartsWith("eval_", StringComparison.Ordinal) && v is JsonValue value && value.TryGetValue(out double d) && d is >= 0 and <= 1)
                         (evals.TryGetValue(k, out var list) ? list : evals[k] = []).Add((step, d));
             }
-        IO.AtomicFile.WriteAllText(svgPath, Render(loss, evals));
+        AtomicFile.WriteAllText(svgPath, Render(loss, evals));
     }
 
     private static string Render(List<(double Step, double Value)> loss, Dictionary<string, List<(double, double)>> evals)

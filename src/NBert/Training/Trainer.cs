@@ -130,7 +130,7 @@ public sealed class Trainer
     private readonly BertTokenizer? _tokenizer;
     private readonly int _count;
     private readonly Func<IReadOnlyList<int>, long, TrainingBatch> _batch;
-    private readonly Func<TrainingModel<float>, Evaluation>? _evaluate;
+    private readonly Func<BertPreTrainedModel, Evaluation>? _evaluate;
     /// <summary>The settings of this run.</summary>
     public TrainerOptions Options { get; }
     private IProgress<TrainerProgress>? _progress;
@@ -139,12 +139,13 @@ public sealed class Trainer
     /// <param name="tokenizer">The tokenizer whose files are saved beside every saved model (null: none).</param>
     /// <param name="count">Training items.</param>
     /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
-    /// <param name="evaluate">Evaluates the current weights; null for no evaluation.</param>
+    /// <param name="evaluate">Evaluates the model it is given, which holds the current weights (the model being trained,
+    /// run on the inference path); null for no evaluation.</param>
     /// <param name="options">The run's settings.</param>
     /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
     /// <exception cref="ArgumentException"><paramref name="count"/> is below 1: there is no training data.</exception>
     public Trainer(BertPreTrainedModel model, BertTokenizer? tokenizer, int count, Func<IReadOnlyList<int>, long, TrainingBatch> batch,
-        Func<TrainingModel<float>, Evaluation>? evaluate, TrainerOptions options)
+        Func<BertPreTrainedModel, Evaluation>? evaluate, TrainerOptions options)
     {
         options.Validate();
         if (count < 1) throw new ArgumentException("There is no training data.", nameof(count));
@@ -268,7 +269,10 @@ public sealed class Trainer
             bool evaluateNow = _evaluate is not null && (o.EvalSteps is int every ? state.Step % every == 0 : state.BatchInEpoch == StepsPerEpoch);
             if (evaluateNow || (_evaluate is not null && state.Step == total && last is null))
             {
-                last = _evaluate!(model);
+                // Evaluation runs the inference forward (no activations kept for backward, no gradients) on the
+                // current weights, copied into the model being trained.
+                model.CopyTo(_model);
+                last = _evaluate!(_model);
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4) };
                 foreach (var (k, v) in last.Metrics) entry["eval_" + k] = v;
                 Log(metricsPath, state, entry);
@@ -287,8 +291,7 @@ public sealed class Trainer
             if (outputDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
         }
-        if (_evaluate is null || state.BestMetric is null) KeepBest(model, outputDirectory);
-        else if (outputDirectory is not null) RestoreBest(outputDirectory);
+        EndWithBest(model, outputDirectory, evaluated: _evaluate is not null && state.BestMetric is not null);
         if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
@@ -345,11 +348,33 @@ public sealed class Trainer
 
     // ---- saving and resuming ----
 
-    /// <summary>The current weights become the model's (and, with an output directory, the saved model).</summary>
+    // Without an output directory, the best evaluation's weights, kept in memory (each evaluation puts the current
+    // weights into the model it evaluates).
+    private float[]? _best;
+
+    /// <summary>The current weights are the best so far: saved into the output directory, or kept in memory without one.</summary>
     private void KeepBest(TrainingModel<float> model, string? directory)
     {
-        if (directory is null) model.CopyTo(_model);
-        else SaveModel(model, directory);
+        if (directory is not null) SaveModel(model, directory);
+        else if (_evaluate is null) model.CopyTo(_model);
+        else model.Values.CopyTo(_best ??= new float[model.Values.Length], 0);
+    }
+
+    /// <summary>At the end: the model takes the best weights (the last ones without evaluation).</summary>
+    private void EndWithBest(TrainingModel<float> model, string? directory, bool evaluated)
+    {
+        if (!evaluated)
+        {
+            if (directory is not null) SaveModel(model, directory);
+            else model.CopyTo(_model);
+        }
+        else if (directory is not null) RestoreBest(directory);
+        else
+        {
+            _best!.CopyTo(model.Values, 0);
+            model.CopyTo(_model);
+            _best = null;
+        }
     }
 
     /// <summary>The model takes the best weights back from <paramref name="directory"/>: each checkpoint saved since
@@ -357,7 +382,8 @@ public sealed class Trainer
     private void RestoreBest(string directory)
     {
         using var best = BertPreTrainedModel.FromPretrained(directory, _model.Architecture);
-        TrainingModel<float>.From(best).CopyTo(_model);
+        foreach (var (name, tensor) in _model.Parameters) best.Parameters[name].Data.CopyTo(tensor.Data, 0);
+        _model.WeightsChanged();
     }
 
     private void SaveModel(TrainingModel<float> model, string directory)
@@ -470,9 +496,9 @@ public sealed class Trainer
         }
         if (weights.LoadReport is { Initialized.Count: > 0 } report)
             throw new NBertException($"{checkpoint}: its weights lack {string.Join(", ", report.Initialized.Take(5))}.");
-        var restored = TrainingModel<float>.From(weights);
-        if (restored.Values.Length != model.Values.Length)
-            throw new NBertException($"{checkpoint}: its model has {restored.Values.Length:N0} parameters, not {model.Values.Length:N0}.");
+        foreach (var slot in model.Slots)
+            if (!weights.Parameters.TryGetValue(slot.Name, out var tensor) || tensor.Length != slot.Length)
+                throw new NBertException($"{checkpoint}: its model has no parameter '{slot.CheckpointName}' of {slot.Length:N0} values.");
         string optimizerPath = Path.Combine(checkpoint, "optimizer.safetensors");
         using (var file = new SafeTensorsFile(optimizerPath))
             foreach (var slot in model.Slots)
@@ -484,7 +510,7 @@ public sealed class Trainer
                         throw new NBertException($"{optimizerPath}: '{name}' has shape [{string.Join(", ", info.Shape)}], not [{string.Join(", ", slot.Shape)}].");
                     file.ReadFloat32(name).CopyTo(target, slot.Offset);
                 }
-        restored.Values.CopyTo(model.Values, 0);
+        foreach (var slot in model.Slots) weights.Parameters[slot.Name].Data.CopyTo(model.Values, slot.Offset);
         optimizer.Step = optimizerStep;
         model.Random.Position = dropoutPosition;
         state.DropoutPosition = dropoutPosition;

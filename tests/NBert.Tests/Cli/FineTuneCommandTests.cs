@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NBert.Modeling;
 using static NBert.Tests.Cli.Nbert;
+using NBert.Schema;
 
 namespace NBert.Tests.Cli;
 

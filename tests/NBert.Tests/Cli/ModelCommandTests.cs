@@ -3,6 +3,7 @@ using NBert.IO;
 using NBert.Modeling;
 using NBert.Tests.Modeling;
 using static NBert.Tests.Cli.Nbert;
+using NBert.Schema;
 
 namespace NBert.Tests.Cli;
 

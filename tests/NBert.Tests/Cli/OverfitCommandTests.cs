@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using NBert.IO;
 using NBert.Modeling;
 using static NBert.Tests.Cli.Nbert;
+using NBert.Schema;
 
 namespace NBert.Tests.Cli;
 

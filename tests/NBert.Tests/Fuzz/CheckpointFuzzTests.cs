@@ -7,6 +7,7 @@ using NBert.Modeling;
 using NBert.Tests.IO;
 using Onnx;
 using Xunit.Abstractions;
+using NBert.Schema;
 
 namespace NBert.Tests.Fuzz;
 

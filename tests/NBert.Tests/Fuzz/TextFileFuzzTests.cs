@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using NBert.Modeling;
 using NBert.Tokenization;
 using Xunit.Abstractions;
+using NBert.Schema;
 
 namespace NBert.Tests.Fuzz;
 
@@ -68,13 +69,13 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
     public void Sentence_transformers_files()
     {
         foreach (var f in Directory.GetFiles(Pretraining)) File.Copy(f, Temp(Path.GetFileName(f)));
-        NBert.Pipelines.SentenceTransformersConfig.Write(Dir, new NBert.Pipelines.EmbeddingOptions
+        NBert.Schema.SentenceTransformersConfig.Write(Dir, new NBert.Schema.EmbeddingOptions
         {
-            Pooling = NBert.Pipelines.Pooling.Cls, Normalize = true, Prompts = new Dictionary<string, string> { ["query"] = "query: " },
+            Pooling = NBert.Schema.Pooling.Cls, Normalize = true, Prompts = new Dictionary<string, string> { ["query"] = "query: " },
         }, maxSeqLength: 64, dimension: 32);
         var tokenizer = BertTokenizer.FromPretrained(Dir);
         var model = BertPreTrainedModel.FromPretrained(Dir, BertArchitecture.BertModel);
-        var originals = NBert.Pipelines.SentenceTransformersConfig.FileNames.ToDictionary(f => f, f => File.ReadAllBytes(Path.Combine(Dir, f)));
+        var originals = NBert.Schema.SentenceTransformersConfig.FileNames.ToDictionary(f => f, f => File.ReadAllBytes(Path.Combine(Dir, f)));
         string? changed = null;
         _fuzz.Run("sentence-transformers files", 2000, r =>
         {
@@ -86,7 +87,7 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
             return originals.Values.Sum(b => (long)b.Length) + bytes.Length;
         }, () =>
         {
-            var options = NBert.Pipelines.SentenceTransformersConfig.Read(Dir)!;
+            var options = NBert.Schema.SentenceTransformersConfig.Read(Dir)!;
             var embedder = new NBert.Pipelines.SentenceEmbeddings(tokenizer, model, options);
             try
             {

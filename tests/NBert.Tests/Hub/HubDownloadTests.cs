@@ -1,6 +1,7 @@
 using NBert.Hub;
 using NBert.IO;
 using NBert.Modeling;
+using NBert.Schema;
 
 namespace NBert.Tests.Hub;
 
@@ -61,7 +62,7 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
         var snapshot = await client.DownloadModelAsync(repo);
         Assert.Contains("modules.json", snapshot.Files);
         Assert.Contains("1_Pooling/config.json", snapshot.Files);
-        Assert.Equal(NBert.Pipelines.Pooling.Cls, NBert.Pipelines.SentenceEmbeddings.ModelOptions(snapshot.Directory).Pooling);
+        Assert.Equal(NBert.Schema.Pooling.Cls, NBert.Pipelines.SentenceEmbeddings.ModelOptions(snapshot.Directory).Pooling);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public sealed class BuiltinModelTests : TempDirectoryTest
         Assert.Equal((6, 384, 12), (model.Config.NumHiddenLayers, model.Config.HiddenSize, model.Config.NumAttentionHeads));
         Assert.Equal(pooler, model.HasPoolingLayer);
         Assert.Empty(model.LoadReport!.Initialized);
-        foreach (var file in NBert.Pipelines.SentenceTransformersConfig.FileNames) Assert.True(File.Exists(Path.Combine(dir, file)), file);
+        foreach (var file in NBert.Schema.SentenceTransformersConfig.FileNames) Assert.True(File.Exists(Path.Combine(dir, file)), file);
         Assert.Empty(Directory.GetDirectories(Temp("cache"), ".*")); // no temporary directory left
         // Only built-in names: anything else is an error that lists them (directories and Hub names are ModelResolver's).
         Assert.Contains("arctic-xs", Assert.Throws<NBertException>(() => Resolve("some/other/model")).Message);
@@ -45,22 +45,22 @@ public sealed class BuiltinModelTests : TempDirectoryTest
         Assert.Equal(dir, Resolve(name));
         using var st = new SafeTensorsFile(Path.Combine(dir, "model.safetensors"));
         Assert.Contains(st.Tensors, t => t.Name == "embeddings.word_embeddings.weight");
-        Assert.NotNull(NBert.Pipelines.SentenceTransformersConfig.Read(dir));
+        Assert.NotNull(NBert.Schema.SentenceTransformersConfig.Read(dir));
     }
 
     [Fact]
     public void A_cache_converted_before_the_sentence_transformers_files_existed_is_converted_again()
     {
         string dir = Resolve("minilm");
-        foreach (var file in NBert.Pipelines.SentenceTransformersConfig.FileNames) File.Delete(Path.Combine(dir, file));
+        foreach (var file in NBert.Schema.SentenceTransformersConfig.FileNames) File.Delete(Path.Combine(dir, file));
         // The marker of an older NBert: the four checkpoint files only.
         string marker = Path.Combine(dir, "nbert-builtin.json");
         var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(marker))!;
         var sizes = node["Sizes"]!.AsObject();
-        foreach (var file in NBert.Pipelines.SentenceTransformersConfig.FileNames) sizes.Remove(file);
+        foreach (var file in NBert.Schema.SentenceTransformersConfig.FileNames) sizes.Remove(file);
         File.WriteAllText(marker, node.ToJsonString());
         Assert.Equal(dir, Resolve("minilm"));
-        Assert.Equal(NBert.Pipelines.Pooling.Mean, NBert.Pipelines.SentenceTransformersConfig.Read(dir)!.Pooling);
+        Assert.Equal(NBert.Schema.Pooling.Mean, NBert.Schema.SentenceTransformersConfig.Read(dir)!.Pooling);
     }
 
     [Theory]

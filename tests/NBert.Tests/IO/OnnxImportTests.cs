@@ -3,6 +3,7 @@ using NBert.IO;
 using NBert.Modeling;
 using Onnx;
 using static NBert.Tests.Cli.Nbert;
+using NBert.Schema;
 
 namespace NBert.Tests.IO;
 

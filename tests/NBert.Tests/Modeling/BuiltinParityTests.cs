@@ -5,6 +5,8 @@ using NBert.IO;
 using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Modeling;
 

@@ -1,6 +1,7 @@
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Tests.Modeling;
 

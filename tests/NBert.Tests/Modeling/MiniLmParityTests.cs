@@ -53,7 +53,7 @@ public sealed class MiniLmParityTests : TempDirectoryTest
 
         var texts = Fixtures.Json("minilm", "minilm_ref_public.json")["texts"]!.AsArray().Select(t => (string)t!).ToArray();
         var embedded = new NBert.Pipelines.SentenceEmbeddings(BertTokenizer.FromPretrained(MiniLmPackage.Import.Model), model,
-            new NBert.Pipelines.EmbeddingOptions { Pooling = NBert.Pipelines.Pooling.Mean, Normalize = true }).Embed(texts); // all-MiniLM-L6-v2's modules
+            new NBert.Schema.EmbeddingOptions { Pooling = NBert.Schema.Pooling.Mean, Normalize = true }).Embed(texts); // all-MiniLM-L6-v2's modules
         double sentences = Max(embedded.SelectMany(v => v).ToArray(), reference.ReadFloat32("sentence_embedding"));
         Assert.True(sentences <= 1e-5, $"sentence embeddings: max |difference| {sentences:E2} from the float64 reference");
 

@@ -1,5 +1,7 @@
 using NBert.IO;
 using NBert.Modeling;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Modeling;
 

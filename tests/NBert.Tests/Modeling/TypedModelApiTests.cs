@@ -1,6 +1,7 @@
 using NBert.Modeling;
 using NBert.Tensors;
 using NBert.Tokenization;
+using NBert.Schema;
 
 namespace NBert.Tests.Modeling;
 

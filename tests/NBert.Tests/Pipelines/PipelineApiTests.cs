@@ -1,4 +1,5 @@
 using NBert.Pipelines;
+using NBert.Modeling;
 
 namespace NBert.Tests.Pipelines;
 

@@ -1,6 +1,8 @@
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Pipelines;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Pipelines;
 

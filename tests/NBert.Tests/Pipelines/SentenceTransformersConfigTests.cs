@@ -3,6 +3,8 @@ using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tokenization;
 using static NBert.Tests.Cli.Nbert;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Pipelines;
 

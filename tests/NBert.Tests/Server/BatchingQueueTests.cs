@@ -1,6 +1,8 @@
 using NBert.Pipelines;
 using NBert.Server;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Server;
 

@@ -4,6 +4,8 @@ using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tests.Cli;
 using NBert.Tokenization;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Server;
 

@@ -1,4 +1,5 @@
 using NBert.Tensors;
+using NBert.Schema;
 
 namespace NBert.Tests.Tensors;
 

@@ -1,6 +1,7 @@
 using NBert.Modeling;
 using NBert.Tokenization;
 using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 
@@ -38,7 +39,7 @@ public sealed class FineTuningApiTests : TempDirectoryTest
         var best = reports.Where(r => r.Kind == TrainerProgressKind.Evaluate).Max(r => r.Evaluation!.Metrics["accuracy"]);
         var task = FineTuningTask.Classification(BertTokenizer.FromPretrained(Base), result.Model.Config, null,
             Sentiment(24, 2).Select((x, i) => new ClassificationExample(x.Text, null, System.Text.Json.JsonSerializer.SerializeToElement(x.Label), $"{i}")).ToList());
-        Assert.Equal(best, task.Evaluate(TrainingModel<float>.From(result.Model)).Metrics["accuracy"]);
+        Assert.Equal(best, task.Evaluate(result.Model).Metrics["accuracy"]);
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using NBert.Modeling;
 using NBert.Tensors;
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 
@@ -91,11 +93,11 @@ public class GradientCheckTests
         double F()
         {
             var y = new double[x.Length];
-            Ops.ActivationForward<double>(activation, x, y);
+            Schema.Activations.Forward<double>(activation, x, y);
             return Weighted(y, w);
         }
         var dx = new double[x.Length];
-        Ops.ActivationBackward<double>(activation, w, x, dx);
+        Schema.Activations.Backward<double>(activation, w, x, dx);
         Check(x, F, dx, activation.ToString());
     }
 
@@ -106,7 +108,7 @@ public class GradientCheckTests
         var dy = Enumerable.Repeat(1f, x.Length).ToArray();
         var dx = new float[x.Length];
         Kernels.GeluBackward(x.Select(v => (float)v).ToArray(), dy, dx);
-        for (int i = 0; i < x.Length; i++) Assert.InRange(dx[i] - Ops.Derivative(Activation.Gelu, x[i]), -1e-6, 1e-6);
+        for (int i = 0; i < x.Length; i++) Assert.InRange(dx[i] - Activation.Gelu.Derivative(x[i]), -1e-6, 1e-6);
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using NBert.Tokenization;
 using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

@@ -1,4 +1,5 @@
 using NBert.Training;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

@@ -1,5 +1,7 @@
 using NBert.Tokenization;
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 

@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using NBert.IO;
 using NBert.Modeling;
 using NBert.Training;
+using NBert.Schema;
+using NBert.Tasks;
 
 namespace NBert.Tests.Training;
 
@@ -28,7 +30,7 @@ public sealed class TrainerTests : TempDirectoryTest
     }
 
     private static Trainer Create(BertPreTrainedModel model, List<Feature> train, TrainerOptions options, Func<long, bool>? failAt = null,
-        Func<TrainingModel<float>, Evaluation>? evaluate = null) =>
+        Func<BertPreTrainedModel, Evaluation>? evaluate = null) =>
         new(model, null, train.Count, (indices, step) =>
         {
             if (failAt?.Invoke(step) == true) throw new OperationCanceledException($"stopped at step {step}");
@@ -80,7 +82,7 @@ public sealed class TrainerTests : TempDirectoryTest
             evaluate: m =>
             {
                 double score = scores[calls++];
-                if (score == 0.9) atBest = m.Value("classifier.weight").ToArray();
+                if (score == 0.9) atBest = m.Parameters["classifier.weight"].Data.ToArray();
                 return new Evaluation(new Dictionary<string, double> { ["accuracy"] = score }, "accuracy");
             });
         trainer.Train(Temp("out"), progress: new Recorder<TrainerProgress>(events));
@@ -99,11 +101,10 @@ public sealed class TrainerTests : TempDirectoryTest
         var test = Data(32, 5);
         var model = BertPreTrainedModel.FromConfig(Config with { HiddenDropoutProb = 0, AttentionProbsDropoutProb = 0 },
             BertArchitecture.BertForSequenceClassification, seed: 2);
-        Evaluation Evaluate(TrainingModel<float> m)
+        Evaluation Evaluate(BertPreTrainedModel m)
         {
             var batch = Feature.Collate(test, 0);
-            m.Forward(batch, training: false);
-            var logits = m.Logits.ToArray();
+            var logits = m.Forward(batch.Inputs).Logits!.Data;
             var predicted = Enumerable.Range(0, test.Count).Select(i => logits[2 * i + 1] > logits[2 * i] ? 1 : 0).ToList();
             return new Evaluation(new Dictionary<string, double> { ["accuracy"] = ClassificationMetrics.Accuracy(test.Select(f => f.Label).ToList(), predicted) }, "accuracy");
         }

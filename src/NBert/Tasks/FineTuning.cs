@@ -2,7 +2,9 @@ using System.Text.Json;
 using NBert.Modeling;
 using NBert.Tokenization;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>Settings of a fine-tuning run: the trainer's, and how the data is encoded.</summary>
 public sealed record FineTuningOptions : TrainerOptions

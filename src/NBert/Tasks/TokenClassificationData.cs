@@ -1,8 +1,9 @@
 using System.Text;
 using System.Text.Json;
 using NBert.Tokenization;
+using NBert.Schema;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>A sentence of words with a tag each (IOB2 names such as B-PER, I-PER, O). <see cref="Source"/> is
 /// "file:line" of the sentence; <see cref="Lines"/>, for CoNLL files, the line of each word.</summary>

@@ -1,7 +1,8 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using NBert.Schema;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>Classification metrics as scikit-learn computes them.</summary>
 public static class ClassificationMetrics

@@ -1,7 +1,10 @@
 using NBert.Modeling;
 using NBert.Tokenization;
+using NBert.Schema;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>The fine-tuning tasks: sequence classification, named-entity recognition, extractive QA.</summary>
 public enum FineTuningTaskKind
@@ -164,7 +167,7 @@ public sealed class FineTuningTask
     public TrainingBatch Batch(IReadOnlyList<int> indices) => Feature.Collate(indices.Select(i => Train[i]).ToList(), PadId);
 
     /// <summary>Scores the model on the evaluation features.</summary>
-    public Evaluation Evaluate(TrainingModel<float> model, int batchSize = 32) => Kind switch
+    public Evaluation Evaluate(BertPreTrainedModel model, int batchSize = 32) => Kind switch
     {
         FineTuningTaskKind.Classification => TaskEvaluation.Classification(model, Eval, Problem, batchSize, PadId),
         FineTuningTaskKind.Ner => TaskEvaluation.TokenClassification(model, Eval, Labels, batchSize, PadId),

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using NBert.Tokenization;
+using NBert.Schema;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>A SQuAD question: its context and gold answers (none: unanswerable, SQuAD v2.0).</summary>
 public sealed record QuestionExample(string Id, string Question, string Context, IReadOnlyList<(string Text, int Start)> Answers);

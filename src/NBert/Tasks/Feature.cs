@@ -1,6 +1,9 @@
 using NBert.Modeling;
+using NBert.Schema;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>
 /// One model input of a fine-tuning task, unpadded: ids and token types plus the targets of its task (a

@@ -1,23 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using NBert.IO;
 using static NBert.NBertException;
 
-namespace NBert.Modeling;
-
-/// <summary>The activation functions BERT configs name (transformers' <c>ACT2FN</c> keys).</summary>
-public enum Activation
-{
-    /// <summary>The exact GELU, x·Φ(x) with the error function (<c>gelu</c>, BERT's).</summary>
-    Gelu,
-    /// <summary>The tanh approximation of GELU (<c>gelu_new</c>, <c>gelu_pytorch_tanh</c>, <c>gelu_fast</c>).</summary>
-    GeluTanh,
-    /// <summary>max(0, x) (<c>relu</c>).</summary>
-    Relu,
-    /// <summary>x·sigmoid(x) (<c>silu</c>, <c>swish</c>).</summary>
-    Silu,
-}
+namespace NBert.Schema;
 
 /// <summary>
 /// transformers' <c>BertConfig</c> (and the <c>PretrainedConfig</c> fields a BERT head uses), with the
@@ -65,8 +51,8 @@ public sealed partial record BertConfig
     /// <summary>null, <c>regression</c>, <c>single_label_classification</c> or <c>multi_label_classification</c>.</summary>
     public string? ProblemType { get; init; }
     /// <summary><c>architectures</c>: the transformers classes the checkpoint was saved from; the first decides what
-    /// <see cref="BertPreTrainedModel.FromPretrained(string, BertArchitecture?, int)"/> builds (none: a
-    /// <see cref="BertModel"/>).</summary>
+    /// <c>BertPreTrainedModel.FromPretrained</c> builds (none: a
+    /// <c>BertModel</c>).</summary>
     public IReadOnlyList<string> Architectures { get; init; } = [];
     /// <summary><c>tie_word_embeddings</c>: the masked-LM decoder shares the word embeddings' weight (so a checkpoint
     /// has no <c>cls.predictions.decoder.weight</c>). Default true.</summary>

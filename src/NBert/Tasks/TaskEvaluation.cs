@@ -1,36 +1,45 @@
 using System.Numerics.Tensors;
 using NBert.Modeling;
+using NBert.Schema;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>Runs a model over evaluation features in batches and scores it with each task's metrics.</summary>
 public static class TaskEvaluation
 {
-    /// <summary>Forward passes (dropout off) over <paramref name="features"/> in order; the head logits of each
-    /// feature and the mean loss.</summary>
-    public static (List<float[]> Logits, double Loss) Run(TrainingModel<float> model, IReadOnlyList<Feature> features, int batchSize, int padId)
+    /// <summary>Inference passes over <paramref name="features"/> in order, with the loss transformers' forward would
+    /// give for their labels (<see cref="HeadLosses.Of"/>): each feature's head outputs (classification: its logits;
+    /// token classification: [tokens, labels] over its own tokens; QA: start and end logits over its own tokens) and the
+    /// mean loss over batches.</summary>
+    public static (List<float[][]> Outputs, double Loss) Run(BertPreTrainedModel model, IReadOnlyList<Feature> features, int batchSize, int padId)
     {
-        var logits = new List<float[]>(features.Count);
+        var outputs = new List<float[][]>(features.Count);
         double loss = 0;
         int batches = 0;
         for (int start = 0; start < features.Count; start += batchSize)
         {
             var part = features.Skip(start).Take(batchSize).ToList();
             var batch = Feature.Collate(part, padId);
-            double batchLoss = model.Forward(batch, training: false).Loss;
-            var all = model.Logits;
+            var output = model.Forward(batch.Inputs);
+            double batchLoss = HeadLosses.Of(model, output, batch);
+            var heads = output is QuestionAnsweringModelOutput qa ? new[] { qa.StartLogits!.Data, qa.EndLogits!.Data } : new[] { output.Logits!.Data };
             // NaN in, NaN out: an accuracy beside a NaN loss would pass a broken model off as a scored one.
-            if (!double.IsFinite(batchLoss) || !TensorPrimitives.IsFiniteAll(all))
+            if (!double.IsFinite(batchLoss) || heads.Any(h => !TensorPrimitives.IsFiniteAll<float>(h)))
                 throw new NBertException(BertPreTrainedModel.NotFiniteMessage("outputs on the evaluation data", model.NonFiniteParameters()));
             loss += batchLoss;
             batches++;
-            // Token-level heads give [sequence, classes] per feature: keep the real tokens (padding is at the end).
+            // Token-level heads give [sequence, ...] per feature: keep the real tokens (padding is at the end).
             bool tokenLevel = part[0].TokenLabels is not null || part[0].ContextOffsets is not null;
-            int perFeature = all.Length / part.Count, classes = tokenLevel ? perFeature / batch.Inputs.SequenceLength : perFeature;
             for (int i = 0; i < part.Count; i++)
-                logits.Add(all.Slice(i * perFeature, tokenLevel ? part[i].Length * classes : perFeature).ToArray());
+                outputs.Add(heads.Select(h =>
+                {
+                    int perFeature = h.Length / part.Count, perToken = tokenLevel ? perFeature / batch.Inputs.SequenceLength : perFeature;
+                    return h.AsSpan(i * perFeature, tokenLevel ? part[i].Length * perToken : perFeature).ToArray();
+                }).ToArray());
         }
-        return (logits, batches == 0 ? 0 : loss / batches);
+        return (outputs, batches == 0 ? 0 : loss / batches);
     }
 
     /// <summary>
@@ -39,9 +48,10 @@ public static class TaskEvaluation
     /// <c>macro_f1</c> (main), a label counting as predicted where its logit is positive.
     /// </summary>
     /// <exception cref="NBertException">The loss or the logits are NaN or infinite (the message names the broken parameters).</exception>
-    public static Evaluation Classification(TrainingModel<float> model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
+    public static Evaluation Classification(BertPreTrainedModel model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
     {
-        var (logits, loss) = Run(model, features, batchSize, padId);
+        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var logits = outputs.Select(o => o[0]).ToList();
         var metrics = new Dictionary<string, double> { ["loss"] = loss };
         switch (problem)
         {
@@ -80,9 +90,10 @@ public static class TaskEvaluation
     }
 
     /// <summary>Entity-level precision, recall and F1 (seqeval) over the labelled positions, as run_ner evaluates.</summary>
-    public static Evaluation TokenClassification(TrainingModel<float> model, IReadOnlyList<Feature> features, IReadOnlyList<string> labels, int batchSize, int padId)
+    public static Evaluation TokenClassification(BertPreTrainedModel model, IReadOnlyList<Feature> features, IReadOnlyList<string> labels, int batchSize, int padId)
     {
-        var (logits, loss) = Run(model, features, batchSize, padId);
+        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var logits = outputs.Select(o => o[0]).ToList();
         var gold = new List<IReadOnlyList<string>>();
         var predicted = new List<IReadOnlyList<string>>();
         int n = labels.Count, right = 0, total = 0;
@@ -111,18 +122,11 @@ public static class TaskEvaluation
     }
 
     /// <summary>Exact match and F1 (0 to 100, as the SQuAD script reports them) of the best span per question.</summary>
-    public static (Evaluation Evaluation, List<string> Answers) QuestionAnswering(TrainingModel<float> model, IReadOnlyList<QuestionExample> examples,
+    public static (Evaluation Evaluation, List<string> Answers) QuestionAnswering(BertPreTrainedModel model, IReadOnlyList<QuestionExample> examples,
         IReadOnlyList<Feature> features, QuestionAnsweringData.Options options, bool allowImpossible, int batchSize, int padId)
     {
-        var (logits, loss) = Run(model, features, batchSize, padId);
-        var split = logits.Select((l, i) =>
-        {
-            int s = features[i].Length;
-            var start = new float[s];
-            var end = new float[s];
-            for (int t = 0; t < s; t++) (start[t], end[t]) = (l[2 * t], l[2 * t + 1]);
-            return (start, end);
-        }).ToList();
+        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var split = outputs.Select(o => (o[0], o[1])).ToList();
         var answers = QuestionAnsweringData.Predict(examples, features, split, options, allowImpossible);
         double em = 0, f1 = 0;
         for (int i = 0; i < examples.Count; i++)

@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using NBert.IO;
 
-namespace NBert.Pipelines;
+namespace NBert.Schema;
 
 /// <summary>
 /// A model's own embedding settings, in sentence-transformers' files: <c>modules.json</c> lists the modules
@@ -14,8 +13,11 @@ namespace NBert.Pipelines;
 /// </summary>
 public static class SentenceTransformersConfig
 {
+    /// <summary>sentence-transformers' files at the top of a model directory (the Pooling module's config is in its own folder).</summary>
+    public static IReadOnlyList<string> TopLevelFileNames { get; } = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"];
+
     /// <summary>The files <see cref="Write(string, EmbeddingOptions, int, int)"/> writes, relative to the model directory.</summary>
-    public static IReadOnlyList<string> FileNames { get; } = [.. Checkpoint.SentenceTransformersFiles, "1_Pooling/config.json"];
+    public static IReadOnlyList<string> FileNames { get; } = [.. TopLevelFileNames, "1_Pooling/config.json"];
 
     /// <summary>
     /// The embedding options <paramref name="directory"/>'s sentence-transformers files give (the defaults of
@@ -192,4 +194,38 @@ public static class SentenceTransformersConfig
         JsonValue v when v.TryGetValue(out bool b) => b,
         var other => throw new NBertException($"{path}: {key} must be true or false, not {NBertException.Quote(other.ToJsonString())}."),
     };
+}
+
+/// <summary>How token vectors become one sentence vector (sentence-transformers' pooling modes).</summary>
+public enum Pooling
+{
+    /// <summary>The [CLS] token's vector.</summary>
+    Cls,
+    /// <summary>The mean over the tokens inside the attention mask (all-MiniLM-L6-v2's pooling).</summary>
+    Mean,
+    /// <summary>The element-wise maximum over the tokens inside the attention mask.</summary>
+    Max,
+}
+
+/// <summary>Options of <c>SentenceEmbeddings</c>. A model directory with sentence-transformers' files gives its
+/// own (<see cref="SentenceTransformersConfig.Read"/>); the defaults here are what sentence-transformers does with a plain
+/// transformers model: mean pooling, no normalisation, as many tokens as the model takes.</summary>
+public sealed record EmbeddingOptions
+{
+    /// <summary>How token vectors become the sentence vector; mean by default.</summary>
+    public Pooling Pooling { get; init; } = Pooling.Mean;
+    /// <summary>Scale each sentence vector to length 1 (then cosine similarity is a dot product); sentence-transformers'
+    /// Normalize module. Off by default, as for a model without one.</summary>
+    public bool Normalize { get; init; }
+    /// <summary>Longer texts are truncated to this many tokens (special tokens included); sentence-transformers'
+    /// <c>max_seq_length</c>. Null: the model's limit (the pipeline's <c>MaxLength</c>).</summary>
+    public int? MaxLength { get; init; }
+    /// <summary>Named prompts, prefixed to a text embedded with that prompt name (sentence-transformers' <c>prompts</c>:
+    /// arctic-embed's <c>query</c>).</summary>
+    public IReadOnlyDictionary<string, string> Prompts { get; init; } = new Dictionary<string, string>();
+    /// <summary>The prompt used when none is named (sentence-transformers' <c>default_prompt_name</c>); null for none.</summary>
+    public string? DefaultPromptName { get; init; }
+    /// <summary>Whether a prompt's tokens are pooled with the text's (sentence-transformers' <c>include_prompt</c>). NBert
+    /// pools them always, and refuses to embed with a prompt when this is false.</summary>
+    public bool IncludePrompt { get; init; } = true;
 }

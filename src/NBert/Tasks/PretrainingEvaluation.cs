@@ -1,11 +1,14 @@
-namespace NBert.Training;
+using NBert.Modeling;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>Held-out pre-training metrics: masked-LM loss, masked-token accuracy and NSP accuracy.</summary>
 public static class PretrainingEvaluation
 {
     /// <summary>Scores the model (dropout off) on <paramref name="instances"/>, masked the same way at every call
     /// (the masks come from <paramref name="seed"/>), so evaluations are comparable.</summary>
-    public static Evaluation Evaluate(TrainingModel<float> model, IReadOnlyList<PretrainingInstance> instances, MaskedLmCollator collator,
+    public static Evaluation Evaluate(BertPreTrainedModel model, IReadOnlyList<PretrainingInstance> instances, MaskedLmCollator collator,
         bool nextSentencePrediction, int batchSize, int seed)
     {
         double mlmLoss = 0, nspLoss = 0;
@@ -15,22 +18,23 @@ public static class PretrainingEvaluation
         {
             var part = instances.Skip(start).Take(batchSize).ToList();
             var batch = collator.Collate(part, new Random(Trainer.DeriveSeed(seed, start, 0xE7A1)), nextSentencePrediction);
-            var loss = model.Forward(batch, training: false);
-            mlmLoss += loss.MaskedLmLoss ?? 0;
-            nspLoss += loss.NextSentenceLoss ?? 0;
-            batches++;
-            var logits = model.MaskedLmLogits;
-            var positions = model.MaskedLmPositions;
+            // The masked positions only: the vocabulary-sized product at the others would change nothing.
+            var positions = Enumerable.Range(0, batch.Labels!.Length).Where(t => batch.Labels[t] != -100).ToList();
+            var (logits, nspLogits) = ((BertHeadModel)model).PreTrainingLogitsAt(batch.Inputs, positions);
             int vocab = model.Config.VocabSize;
+            mlmLoss += HeadLosses.MaskedLm<float>(logits, vocab, positions.Select(t => batch.Labels[t]).ToArray(), default);
+            if (nextSentencePrediction)
+                nspLoss += HeadLosses.Classification<float>(nspLogits!, 2, batch.NextSentenceLabel!, default, "cls.seq_relationship");
+            batches++;
             for (int r = 0; r < positions.Count; r++)
             {
-                int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.Slice(r * vocab, vocab));
+                int best = System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(logits.AsSpan(r * vocab, vocab));
                 masked++;
-                if (best == batch.Labels![positions[r]]) maskedRight++;
+                if (best == batch.Labels[positions[r]]) maskedRight++;
             }
             if (nextSentencePrediction)
             {
-                var nsp = model.Logits;
+                var nsp = nspLogits!;
                 for (int i = 0; i < part.Count; i++)
                 {
                     pairs++;

@@ -1,7 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>Reading training data files: text that may be gzip (by the <c>.gz</c> extension), and JSON lines
 /// whose every non-blank line must be an object, each with its "file:line" for error messages.</summary>

@@ -1,10 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using NBert.IO;
 using static NBert.NBertException;
 
-namespace NBert.Modeling;
+namespace NBert.Schema;
 
 public sealed partial record BertConfig
 {

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace NBert.IO;
+namespace NBert;
 
 /// <summary>Writes a file under a temporary name in the same directory, then renames it over the target,
 /// so a crash never leaves a half-written file where a good one was.</summary>

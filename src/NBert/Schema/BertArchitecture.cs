@@ -1,22 +1,22 @@
-namespace NBert.Modeling;
+namespace NBert.Schema;
 
 /// <summary>The BERT architectures, named as transformers' classes (the <c>architectures</c> of config.json).</summary>
 public enum BertArchitecture
 {
-    /// <summary>The body alone: embeddings, encoder and (usually) pooler; see <see cref="Modeling.BertModel"/>.</summary>
+    /// <summary>The body alone: embeddings, encoder and (usually) pooler; see <c>BertModel</c>.</summary>
     BertModel,
-    /// <summary>Body with the masked-LM and next-sentence heads, as BERT was pre-trained; see <see cref="Modeling.BertForPreTraining"/>.</summary>
+    /// <summary>Body with the masked-LM and next-sentence heads, as BERT was pre-trained; see <c>BertForPreTraining</c>.</summary>
     BertForPreTraining,
-    /// <summary>Body with the masked-LM head (fill-mask); see <see cref="Modeling.BertForMaskedLM"/>.</summary>
+    /// <summary>Body with the masked-LM head (fill-mask); see <c>BertForMaskedLM</c>.</summary>
     BertForMaskedLM,
-    /// <summary>Body with the next-sentence head; see <see cref="Modeling.BertForNextSentencePrediction"/>.</summary>
+    /// <summary>Body with the next-sentence head; see <c>BertForNextSentencePrediction</c>.</summary>
     BertForNextSentencePrediction,
     /// <summary>Body with a linear classifier on the pooled output (text classification, regression); see
-    /// <see cref="Modeling.BertForSequenceClassification"/>.</summary>
+    /// <c>BertForSequenceClassification</c>.</summary>
     BertForSequenceClassification,
-    /// <summary>Body with a linear classifier on every token (NER); see <see cref="Modeling.BertForTokenClassification"/>.</summary>
+    /// <summary>Body with a linear classifier on every token (NER); see <c>BertForTokenClassification</c>.</summary>
     BertForTokenClassification,
-    /// <summary>Body with start and end logits per token (extractive QA); see <see cref="Modeling.BertForQuestionAnswering"/>.</summary>
+    /// <summary>Body with start and end logits per token (extractive QA); see <c>BertForQuestionAnswering</c>.</summary>
     BertForQuestionAnswering,
 }
 
@@ -114,6 +114,15 @@ public static class BertArchitectures
     public static bool HasPooler(BertArchitecture a) => a is BertArchitecture.BertModel or BertArchitecture.BertForPreTraining
         or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForSequenceClassification;
 
+    /// <summary>
+    /// The pooler rule, once: transformers' <c>add_pooling_layer</c> for a model of <paramref name="a"/> whose parameters
+    /// (by model name) are <paramref name="names"/>. Every head is built with one (the pre-training, next-sentence and
+    /// sequence-classification heads use it); a <see cref="BertArchitecture.BertModel"/> has one only when its
+    /// checkpoint does (sentence-transformers' models and many ONNX exports have none), rather than a random one.
+    /// </summary>
+    public static bool AddPoolingLayer(BertArchitecture a, IEnumerable<string> names) =>
+        a != BertArchitecture.BertModel || names.Any(n => n.StartsWith("pooler.", StringComparison.Ordinal));
+
     /// <summary>Whether transformers saves the architecture's body under the <c>bert.</c> prefix (every head does).</summary>
     internal static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
 
@@ -170,4 +179,11 @@ public static class BertArchitectures
             Linear("qa_outputs", 2, h);
         return specs;
     }
+
+    /// <summary>The name a parameter has in a transformers checkpoint of this architecture.</summary>
+    public static string CheckpointName(string parameter, BertArchitecture architecture) =>
+        BertArchitectures.HasPrefix(architecture) && (parameter.StartsWith("embeddings.", StringComparison.Ordinal)
+            || parameter.StartsWith("encoder.", StringComparison.Ordinal) || parameter.StartsWith("pooler.", StringComparison.Ordinal))
+            ? "bert." + parameter
+            : parameter;
 }

@@ -1,7 +1,9 @@
 using NBert.Modeling;
 using NBert.Tokenization;
 
-namespace NBert.Training;
+using NBert.Training;
+
+namespace NBert.Tasks;
 
 /// <summary>
 /// A pre-training corpus in BERT's convention: one sentence per line, a blank line between documents;

@@ -3,8 +3,9 @@ using System.Text.Json;
 using CsvHelper;
 using CsvHelper.Configuration;
 using NBert.Tokenization;
+using NBert.Schema;
 
-namespace NBert.Training;
+namespace NBert.Tasks;
 
 /// <summary>What kind of sequence-classification problem a dataset is (transformers' problem_type).</summary>
 public enum ClassificationProblem

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Unicode;
 
-namespace NBert.IO;
+namespace NBert;
 
 /// <summary>
 /// Reading a JSON file the way every loader should: its bytes must be UTF-8 (System.Text.Json notices bad

@@ -1,0 +1,362 @@
+using System.Buffers;
+using System.Numerics;
+using System.Numerics.Tensors;
+using NBert.Schema;
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>
+/// BERT's body, forward and backward, written once (the llm.c layout: each step a plain function over flat row-major
+/// buffers, its backward beside it). Shapes, stated once: b sequences of s tokens, m = b·s rows, hidden h, heads of d,
+/// intermediate I. Inference and training run the same steps; what differs is data: the <see cref="Weights{T}"/> (packed
+/// float32, or a flat training buffer), the <see cref="EncoderPass{T}"/> buffers (kept per layer for backward, or one
+/// set of pooled scratch reused by every layer) and the dropout probabilities (0 outside training).
+/// Attention runs over each sequence's valid keys only (a right-padded mask's n ones), forward and backward, so a
+/// sequence's outputs and gradients are the same bits alone or padded in any batch.
+/// </summary>
+internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private BertConfig C => layout.Config;
+
+    /// <summary>Refuses a batch too long for the position table, or whose buffers would overflow one array.</summary>
+    public void Check(ModelInputs inputs, bool outputAttentions = false)
+    {
+        var c = C;
+        int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize;
+        if (s > c.MaxPositionEmbeddings)
+            throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        EnsureArray("the hidden states (batch x sequence x hidden_size)", (long)b * s * h);
+        EnsureArray("the query, key and value (batch x sequence x 3 x hidden_size)", (long)b * s * 3 * h);
+        EnsureArray("the intermediate activations (batch x sequence x intermediate_size)", (long)b * s * c.IntermediateSize);
+        EnsureArray("one head's attention scores (sequence x sequence)", (long)s * s);
+        if (outputAttentions)
+            EnsureArray($"the attentions of a layer (batch {b} x heads {c.NumAttentionHeads} x sequence {s} x sequence {s})", (long)b * c.NumAttentionHeads * s * s);
+    }
+
+    /// <summary>Refuses a batch whose <paramref name="what"/> would need more values than one array holds.</summary>
+    public static void EnsureArray(string what, long count)
+    {
+        if (count > Array.MaxLength)
+            throw new ArgumentException($"The batch is too large: {what} would be {count:N0} values, more than one array holds ({Array.MaxLength:N0}). " +
+                "Run fewer or shorter sequences at a time.");
+    }
+
+    // ---- forward ----
+
+    /// <summary>
+    /// Embeddings and every layer; the last hidden state [m, h] is <see cref="EncoderPass{T}.Hidden"/> afterwards.
+    /// <paramref name="hiddenStates"/> and <paramref name="attentions"/>, when given, receive a copy of each layer's
+    /// output (the embeddings' first) and each layer's attention probabilities [b, heads, s, s].
+    /// </summary>
+    public void Forward(Weights<T> w, EncoderPass<T> pass, List<T[]>? hiddenStates = null, List<T[]>? attentions = null)
+    {
+        Embed(w, pass);
+        int mh = pass.Rows * C.HiddenSize;
+        hiddenStates?.Add(pass.Embedded.AsSpan(0, mh).ToArray());
+        var x = pass.Embedded;
+        for (int li = 0; li < layout.Layers.Count; li++)
+        {
+            var l = pass.Layer(li);
+            // Kept buffers have an output per layer; scratch reuses the embeddings' buffer (x is read before it is written).
+            var output = pass.KeepsActivations ? l.Output : pass.Embedded;
+            T[]? probs = attentions is null ? null : new T[pass.Batch * C.NumAttentionHeads * pass.Sequence * pass.Sequence];
+            LayerForward(w, layout.Layers[li], l, x, output, pass, probs);
+            if (probs is not null) attentions!.Add(probs);
+            x = output;
+            hiddenStates?.Add(x.AsSpan(0, mh).ToArray());
+        }
+        pass.Hidden = x;
+    }
+
+    /// <summary>word + position + token type embeddings, LayerNorm, dropout.</summary>
+    private void Embed(Weights<T> w, EncoderPass<T> pass)
+    {
+        var c = C;
+        var e = layout.Embeddings;
+        var inputs = pass.Inputs;
+        int s = pass.Sequence, h = c.HiddenSize, m = pass.Rows;
+        var word = w.Values(e.Word);
+        var position = w.Values(e.Position);
+        var types = w.Values(e.TokenType);
+        var sum = pass.EmbeddingSum;
+        for (int t = 0; t < m; t++)
+        {
+            int id = inputs.InputIds[t], type = inputs.TokenTypeIds?[t] ?? 0;
+            if ((uint)id >= (uint)c.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(pass), $"Input id {id} (sequence {t / s}, position {t % s}) is outside the model's " +
+                    $"vocabulary 0..{c.VocabSize - 1} (vocab_size {c.VocabSize}): the ids come from a tokenizer with a larger vocabulary than the " +
+                    "model's, or from another model's tokenizer.");
+            if ((uint)type >= (uint)c.TypeVocabSize)
+                throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
+            var row = sum.AsSpan(t * h, h);
+            TensorPrimitives.Add(word.Slice(id * h, h), position.Slice(t % s * h, h), row);
+            TensorPrimitives.Add(row, types.Slice(type * h, h), row);
+        }
+        LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);
+        Dropout(pass, pass.Embedded, m * h, pass.HiddenDropout, pass.Keep0);
+    }
+
+    /// <summary>One encoder layer, <paramref name="x"/> [m, h] to <paramref name="output"/> [m, h] (they may be one
+    /// buffer: x is last read before output is first written).</summary>
+    private void LayerForward(Weights<T> w, EncoderLayerParameters p, LayerBuffers<T> l, T[] x, T[] output, EncoderPass<T> pass, T[]? probs)
+    {
+        int m = pass.Rows, h = C.HiddenSize, inner = C.IntermediateSize;
+        w.Linear(p.Qkv, x.AsSpan(0, m * h), m, l.Qkv);
+        AttentionForward(l, pass, probs ?? l.Probs);
+        w.Linear(p.AttentionOutput, l.Context.AsSpan(0, m * h), m, l.Residual1);
+        Dropout(pass, l.Residual1, m * h, pass.HiddenDropout, l.Keep1);
+        TensorPrimitives.Add(l.Residual1.AsSpan(0, m * h), x.AsSpan(0, m * h), l.Residual1);
+        LayerNorm(w, p.AttentionNorm, l.Residual1, l.Attended, l.Mean1, l.Rstd1, m);
+        w.Linear(p.Intermediate, l.Attended.AsSpan(0, m * h), m, l.Inner);
+        var activation = C.Activation;
+        var (pre, post) = (l.Inner, l.Activated);
+        Threading.ForRows(m, (r0, r1) => activation.Forward<T>(pre.AsSpan(r0 * inner, (r1 - r0) * inner), post.AsSpan(r0 * inner, (r1 - r0) * inner)));
+        w.Linear(p.Output, l.Activated.AsSpan(0, m * inner), m, l.Residual2);
+        Dropout(pass, l.Residual2, m * h, pass.HiddenDropout, l.Keep2);
+        TensorPrimitives.Add(l.Residual2.AsSpan(0, m * h), l.Attended.AsSpan(0, m * h), l.Residual2);
+        LayerNorm(w, p.OutputNorm, l.Residual2, output, l.Mean2, l.Rstd2, m);
+    }
+
+    /// <summary>LayerNorm of <paramref name="rows"/> rows, in parallel; mean and 1/std kept when the buffers are given.</summary>
+    public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows)
+    {
+        int h = C.HiddenSize;
+        T eps = T.CreateTruncating(C.LayerNormEps);
+        Threading.ForRows(rows, (r0, r1) => Ops.LayerNormForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), y.AsSpan(r0 * h, (r1 - r0) * h),
+            w.Values(p.Weight), w.Values(p.Bias), eps,
+            mean is null ? default : mean.AsSpan(r0, r1 - r0), rstd is null ? default : rstd.AsSpan(r0, r1 - r0)));
+    }
+
+    /// <summary>Dropout in place on the first <paramref name="length"/> values when p &gt; 0, the mask kept in <paramref name="keep"/>.</summary>
+    private void Dropout(EncoderPass<T> pass, T[] x, int length, double p, bool[]? keep)
+    {
+        if (p <= 0) return;
+        var random = pass.Random!;
+        ulong start = random.Take(length);
+        int h = C.HiddenSize;
+        Threading.ForRows(length / h, (r0, r1) =>
+            Ops.DropoutForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), p, random, start + (ulong)(r0 * h), keep.AsSpan(r0 * h, (r1 - r0) * h)));
+    }
+
+    /// <summary>
+    /// Self-attention over the fused [m, 3h] query/key/value buffer, one (sequence, head) job at a time in parallel:
+    /// P = softmax(Q Kᵀ / √d + mask), dropout, context = P V into [m, h]. A right-padded sequence (mask 1…1 0…0) attends
+    /// over its first n keys only: the scores, the softmax and the product with V run over n, not s (the padded keys'
+    /// weights would be exactly 0, but a sum over more zero terms groups its additions differently). Other masks add the
+    /// mask's large negative value to the scores over all s keys, as transformers does. <paramref name="probs"/> [b·heads,
+    /// s, s], when given, keeps each job's probabilities (training, or attentions asked for); otherwise pooled scratch.
+    /// </summary>
+    private void AttentionForward(LayerBuffers<T> l, EncoderPass<T> pass, T[]? probs)
+    {
+        int batch = pass.Batch, s = pass.Sequence, heads = C.NumAttentionHeads, d = C.HeadSize, h = C.HiddenSize, ld = 3 * h;
+        T scale = T.One / T.Sqrt(T.CreateTruncating(d));
+        double p = pass.AttentionDropout;
+        var random = pass.Random;
+        ulong start = p > 0 ? random!.Take((long)batch * heads * s * s) : 0;
+        var keys = pass.ValidKeys;
+        var mask = pass.Inputs.AttentionMask;
+        var qkv = l.Qkv;
+        var context = l.Context;
+        var keptProbs = l.KeptProbs;
+        var keepProbs = l.KeepProbs;
+        WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
+        {
+            int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
+            T[]? rented = probs is null ? ArrayPool<T>.Shared.Rent(s * s) : null;
+            try
+            {
+                var sc = probs is null ? rented.AsSpan(0, s * s) : probs.AsSpan(job * s * s, s * s);
+                int n = keys[bi];
+                var q = qkv.AsSpan(row0 + hi * d);
+                var k = qkv.AsSpan(row0 + h + hi * d);
+                if (n > 0)
+                {
+                    Gemm.Multiply<T>(s, n, d, q, ld, false, k, ld, true, sc, s, serial: true);
+                    for (int i = 0; i < s; i++)
+                    {
+                        var row = sc.Slice(i * s, n);
+                        TensorPrimitives.Multiply(row, scale, row);
+                        Ops.Softmax(row);
+                        sc.Slice(i * s + n, s - n).Clear();
+                    }
+                }
+                else
+                {
+                    n = s;
+                    Gemm.Multiply<T>(s, s, d, q, ld, false, k, ld, true, sc, s, serial: true);
+                    TensorPrimitives.Multiply(sc, scale, sc);
+                    Ops.MaskedSoftmax<T>(sc, s, mask!.AsSpan(bi * s, s));
+                }
+                Span<T> kept = sc;
+                if (p > 0)
+                {
+                    kept = keptProbs!.AsSpan(job * s * s, s * s);
+                    sc.CopyTo(kept);
+                    // Row by row over the keys used, each row's random numbers at the same place whatever n is.
+                    for (int i = 0; i < s; i++)
+                        Ops.DropoutForward(kept.Slice(i * s, n), p, random!, start + (ulong)(job * s * s + i * s), keepProbs.AsSpan(job * s * s + i * s, n));
+                }
+                Gemm.Multiply<T>(s, d, n, kept, s, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, false, context.AsSpan(bi * s * h + hi * d), h, serial: true);
+            }
+            finally
+            {
+                if (rented is not null) ArrayPool<T>.Shared.Return(rented);
+            }
+        });
+    }
+
+    // ---- backward (training: flat weights and gradients in the same layout) ----
+
+    /// <summary>
+    /// Adds the gradients of the body's parameters to <paramref name="grads"/>, from d(last hidden state) in
+    /// <paramref name="dHidden"/> [m, h] (overwritten: it holds d(embeddings) at the end).
+    /// </summary>
+    public void Backward(FlatWeights<T> w, T[] grads, EncoderPass<T> pass, T[] dHidden)
+    {
+        var c = C;
+        var inputs = pass.Inputs;
+        int s = pass.Sequence, m = pass.Rows, h = c.HiddenSize;
+        var g = pass.Gradients!;
+        for (int li = c.NumHiddenLayers - 1; li >= 0; li--)
+        {
+            var input = li == 0 ? pass.Embedded : pass.Layer(li - 1).Output;
+            LayerBackward(w, grads, layout.Layers[li], pass.Layer(li), input, pass, dHidden);
+        }
+        // Embeddings: dropout, LayerNorm, then the three tables.
+        var e = layout.Embeddings;
+        var dSum = g.DResidual;
+        Array.Clear(dSum, 0, m * h);
+        DropoutBackwardInPlace(dHidden.AsSpan(0, m * h), pass.HiddenDropout, pass.Keep0);
+        LayerNormBackward(w, grads, e.Norm, dHidden, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m);
+        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * h), inputs.InputIds, grads.AsSpan(e.Word.Offset, e.Word.Length), h);
+        var dPosition = grads.AsSpan(e.Position.Offset, e.Position.Length);
+        var dTypes = grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);
+        for (int t = 0; t < m; t++)
+        {
+            var row = dSum.AsSpan(t * h, h);
+            var pos = dPosition.Slice(t % s * h, h);
+            TensorPrimitives.Add(pos, row, pos);
+            var type = dTypes.Slice((inputs.TokenTypeIds?[t] ?? 0) * h, h);
+            TensorPrimitives.Add(type, row, type);
+        }
+    }
+
+    /// <summary>LayerNorm backward over rows: the input gradient added to <paramref name="dx"/> row by row in parallel;
+    /// the parameter gradients, which every row adds to, in one pass.</summary>
+    public void LayerNormBackward(FlatWeights<T> w, T[] grads, NormParameters p, T[] dy, T[] x, T[] mean, T[] rstd, T[] dx, int rows)
+    {
+        int h = C.HiddenSize;
+        var values = w.Buffer;
+        int weight = p.Weight.Offset;
+        Threading.ForRows(rows, (r0, r1) => Ops.LayerNormBackward<T>(dy.AsSpan(r0 * h, (r1 - r0) * h), x.AsSpan(r0 * h, (r1 - r0) * h),
+            mean.AsSpan(r0, r1 - r0), rstd.AsSpan(r0, r1 - r0), values.AsSpan(weight, h), dx.AsSpan(r0 * h, (r1 - r0) * h), default, default));
+        Ops.LayerNormParameterBackward<T>(dy.AsSpan(0, rows * h), x.AsSpan(0, rows * h), mean, rstd,
+            grads.AsSpan(p.Weight.Offset, h), grads.AsSpan(p.Bias.Offset, h));
+    }
+
+    /// <summary>dx += dy · W; dW += dyᵀ · x; db += Σ dy, for a linear layer of the layout.</summary>
+    public static void LinearBackward(FlatWeights<T> w, T[] grads, LinearParameters p, ReadOnlySpan<T> dy, ReadOnlySpan<T> x, Span<T> dx, int rows) =>
+        Ops.LinearBackward<T>(dy, x, w.Weight(p), dx, grads.AsSpan(p.WeightOffset, p.Outputs * p.Inputs), grads.AsSpan(p.BiasOffset, p.Outputs),
+            rows, p.Inputs, p.Outputs);
+
+    /// <summary>dy ← dy · keep/(1-p), when dropout was on.</summary>
+    public static void DropoutBackwardInPlace(Span<T> dy, double p, ReadOnlySpan<bool> keep)
+    {
+        if (p <= 0) return;
+        T scale = T.CreateTruncating(1 / (1 - p));
+        for (int i = 0; i < dy.Length; i++) dy[i] = keep[i] ? dy[i] * scale : T.Zero;
+    }
+
+    /// <summary>One encoder layer backward: <paramref name="dx"/> holds d(output) on entry and d(input) on exit.</summary>
+    private void LayerBackward(FlatWeights<T> w, T[] grads, EncoderLayerParameters p, LayerBuffers<T> l, T[] input, EncoderPass<T> pass, T[] dx)
+    {
+        var c = C;
+        var g = pass.Gradients!;
+        int m = pass.Rows, h = c.HiddenSize, inner = c.IntermediateSize;
+        // Output LayerNorm: d(residual2). The residual's two branches: the attended input and the FFN output.
+        var dRes = g.DResidual;
+        Array.Clear(dRes, 0, m * h);
+        LayerNormBackward(w, grads, p.OutputNorm, dx, l.Residual2, l.Mean2!, l.Rstd2!, dRes, m);
+        var dAttended = g.DAttended;
+        Array.Copy(dRes, dAttended, m * h);
+        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), pass.HiddenDropout, l.Keep2);
+        // FFN: output dense, activation, intermediate dense.
+        var dInner = g.DInner;
+        Array.Clear(dInner, 0, m * inner);
+        LinearBackward(w, grads, p.Output, dRes.AsSpan(0, m * h), l.Activated.AsSpan(0, m * inner), dInner, m);
+        var activation = c.Activation;
+        var dPre = g.DPreActivation;
+        Array.Clear(dPre, 0, m * inner);
+        var pre = l.Inner;
+        Threading.ForRows(m, (r0, r1) => activation.Backward<T>(dInner.AsSpan(r0 * inner, (r1 - r0) * inner),
+            pre.AsSpan(r0 * inner, (r1 - r0) * inner), dPre.AsSpan(r0 * inner, (r1 - r0) * inner)));
+        LinearBackward(w, grads, p.Intermediate, dPre.AsSpan(0, m * inner), l.Attended.AsSpan(0, m * h), dAttended, m);
+        // Attention-output LayerNorm, residual, dropout, dense.
+        Array.Clear(dRes, 0, m * h);
+        LayerNormBackward(w, grads, p.AttentionNorm, dAttended, l.Residual1, l.Mean1!, l.Rstd1!, dRes, m);
+        Array.Copy(dRes, dx, m * h); // the residual: d(input) starts as d(residual1)
+        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), pass.HiddenDropout, l.Keep1);
+        var dContext = g.DContext;
+        Array.Clear(dContext, 0, m * h);
+        LinearBackward(w, grads, p.AttentionOutput, dRes.AsSpan(0, m * h), l.Context.AsSpan(0, m * h), dContext, m);
+        var dQkv = g.DQkv;
+        Array.Clear(dQkv, 0, m * 3 * h);
+        AttentionBackward(l, pass, dContext, dQkv);
+        LinearBackward(w, grads, p.Qkv, dQkv.AsSpan(0, m * 3 * h), input.AsSpan(0, m * h), dx, m);
+    }
+
+    /// <summary>
+    /// From d(context) to d(Q, K, V) in the fused [m, 3h] layout, one (sequence, head) job at a time (each writes its
+    /// own slice), over the n keys the forward pass used: dP' = dC Vᵀ, dV = P'ᵀ dC, dropout, dS = softmax backward / √d,
+    /// dQ = dS K, dK = dSᵀ Q.
+    /// </summary>
+    private void AttentionBackward(LayerBuffers<T> l, EncoderPass<T> pass, T[] dContext, T[] dQkv)
+    {
+        int batch = pass.Batch, s = pass.Sequence, heads = C.NumAttentionHeads, d = C.HeadSize, h = C.HiddenSize, ld = 3 * h;
+        T scale = T.One / T.Sqrt(T.CreateTruncating(d));
+        double p = pass.AttentionDropout;
+        var keys = pass.ValidKeys;
+        var (qkv, allProbs, keptProbs, keepProbs) = (l.Qkv, l.Probs!, l.KeptProbs, l.KeepProbs);
+        WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
+        {
+            int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
+            int n = keys[bi] > 0 ? keys[bi] : s;
+            var pool = ArrayPool<T>.Shared;
+            T[] dKeptBuffer = pool.Rent(s * s), dScoresBuffer = pool.Rent(s * s);
+            try
+            {
+                var probs = allProbs.AsSpan(job * s * s, s * s);
+                ReadOnlySpan<T> kept = p > 0 ? keptProbs!.AsSpan(job * s * s, s * s) : probs;
+                var dC = dContext.AsSpan(bi * s * h + hi * d);
+                var dKept = dKeptBuffer.AsSpan(0, s * s);
+                Gemm.Multiply<T>(s, n, d, dC, h, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, true, dKept, s, serial: true);
+                Gemm.Multiply<T>(n, d, s, kept, s, true, dC, h, false, dQkv.AsSpan(row0 + 2 * h + hi * d), ld, accumulate: true, serial: true);
+                var dScores = dScoresBuffer.AsSpan(0, s * s);
+                for (int i = 0; i < s; i++)
+                {
+                    var dRow = dKept.Slice(i * s, n);
+                    if (p > 0) DropoutBackwardInPlace(dRow, p, keepProbs.AsSpan(job * s * s + i * s, n)); // now d(probabilities)
+                    var dsRow = dScores.Slice(i * s, n);
+                    dsRow.Clear();
+                    Ops.SoftmaxBackward<T>(dRow, probs.Slice(i * s, n), dsRow, n, scale);
+                }
+                Gemm.Multiply<T>(s, d, n, dScores, s, false, qkv.AsSpan(row0 + h + hi * d), ld, false, dQkv.AsSpan(row0 + hi * d), ld, accumulate: true, serial: true);
+                Gemm.Multiply<T>(n, d, s, dScores, s, true, qkv.AsSpan(row0 + hi * d), ld, false, dQkv.AsSpan(row0 + h + hi * d), ld, accumulate: true, serial: true);
+            }
+            finally
+            {
+                pool.Return(dKeptBuffer);
+                pool.Return(dScoresBuffer);
+            }
+        });
+    }
+
+    /// <summary>n when the mask is n ≥ 1 ones followed only by zeros (right padding, or none); 0 otherwise.</summary>
+    public static int ValidPrefix(ReadOnlySpan<int> mask)
+    {
+        int n = mask.IndexOf(0);
+        if (n < 0) return mask.Length;
+        return n > 0 && mask[n..].IndexOfAnyExcept(0) < 0 ? n : 0;
+    }
+}

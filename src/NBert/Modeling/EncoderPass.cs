@@ -1,0 +1,147 @@
+using System.Buffers;
+using System.Numerics;
+using NBert.Schema;
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>One encoder layer's buffers of a pass: the activations backward needs when kept, scratch otherwise.</summary>
+internal sealed class LayerBuffers<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>[m, 3h] query, key, value; [m, h] context, residuals, attended; [m, I] intermediate before and after the activation.</summary>
+    public required T[] Qkv, Context, Residual1, Attended, Inner, Activated, Residual2;
+    /// <summary>The layer's output [m, h] (kept passes only: scratch passes write into the embeddings' buffer).</summary>
+    public T[] Output = [];
+    /// <summary>Attention probabilities [b·heads, s, s], and after dropout; LayerNorm means and 1/std (kept passes only).</summary>
+    public T[]? Probs, KeptProbs, Mean1, Rstd1, Mean2, Rstd2;
+    /// <summary>Dropout masks (kept passes only).</summary>
+    public bool[]? KeepProbs, Keep1, Keep2;
+}
+
+/// <summary>Gradient scratch of a kept pass, reused from step to step.</summary>
+internal sealed class GradientBuffers<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public required T[] DHidden, DAttended, DResidual, DInner, DPreActivation, DContext, DQkv;
+}
+
+/// <summary>
+/// The data of one pass through <see cref="Encoder{T}"/>: the batch, dropout, and the buffers. A kept pass (training)
+/// has buffers per layer, sized for the largest batch seen and reused; a scratch pass (inference) has one set rented
+/// from the array pool, used by every layer in turn and returned on <see cref="Dispose"/>, so a steady stream of calls
+/// allocates only its outputs and any number of threads can run passes at once.
+/// </summary>
+internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly BertConfig _config;
+    private LayerBuffers<T>[] _layers = [];
+    private readonly List<T[]> _rented = [];
+    private int _rowCapacity, _probabilityCapacity;
+
+    /// <summary>Whether each layer keeps its activations for the backward pass.</summary>
+    public bool KeepsActivations { get; }
+    public ModelInputs Inputs { get; private set; } = null!;
+    public int Batch => Inputs.Batch;
+    public int Sequence => Inputs.SequenceLength;
+    public int Rows => Inputs.Batch * Inputs.SequenceLength;
+    /// <summary>Per sequence, the n of a right-padded mask (its keys 0..n-1 are attended), or 0 for another mask.</summary>
+    public int[] ValidKeys { get; private set; } = [];
+    public double HiddenDropout { get; private set; }
+    public double AttentionDropout { get; private set; }
+    public DropoutRandom? Random { get; private set; }
+
+    /// <summary>word + position + type [m, h]; the embeddings after LayerNorm and dropout [m, h] (a scratch pass's output too).</summary>
+    public T[] EmbeddingSum = [], Embedded = [];
+    public T[]? Mean0, Rstd0;
+    public bool[]? Keep0;
+    /// <summary>The last hidden state [m, h] after <see cref="Encoder{T}.Forward"/>.</summary>
+    public T[] Hidden = [];
+    /// <summary>Gradient scratch (kept passes).</summary>
+    public GradientBuffers<T>? Gradients;
+
+    private EncoderPass(BertConfig config, bool keep)
+    {
+        _config = config;
+        KeepsActivations = keep;
+    }
+
+    /// <summary>A pass that keeps every layer's activations; <see cref="Start"/> sizes it for each batch.</summary>
+    public static EncoderPass<T> Kept(BertConfig config) => new(config, keep: true);
+
+    /// <summary>An inference pass over <paramref name="inputs"/> with pooled scratch; its output, <see cref="Embedded"/> then
+    /// <see cref="Hidden"/>, is a fresh array of exactly [m, h] the caller keeps.</summary>
+    public static EncoderPass<T> Scratch(BertConfig config, ModelInputs inputs)
+    {
+        var pass = new EncoderPass<T>(config, keep: false);
+        pass.SetInputs(inputs, 0, 0, null);
+        int m = pass.Rows, h = config.HiddenSize, inner = config.IntermediateSize;
+        pass.EmbeddingSum = pass.Rent(m * h);
+        pass.Embedded = new T[m * h];
+        var qkv = pass.Rent(m * 3 * h);
+        var innerBuffer = pass.Rent(m * inner);
+        pass._layers = [new LayerBuffers<T>
+        {
+            Qkv = qkv, Context = pass.Rent(m * h), Residual1 = pass.Rent(m * h), Attended = pass.Rent(m * h),
+            Inner = innerBuffer, Activated = innerBuffer, Residual2 = pass.Rent(m * h),
+        }];
+        return pass;
+    }
+
+    /// <summary>Prepares a kept pass for a batch, growing its buffers when the batch is larger than any before.</summary>
+    public void Start(ModelInputs inputs, double hiddenDropout, double attentionDropout, DropoutRandom? random)
+    {
+        SetInputs(inputs, hiddenDropout, attentionDropout, random);
+        var c = _config;
+        int m = Rows, probs = Batch * c.NumAttentionHeads * Sequence * Sequence;
+        if (m <= _rowCapacity && probs <= _probabilityCapacity) return;
+        m = Math.Max(m, _rowCapacity);
+        probs = Math.Max(probs, _probabilityCapacity);
+        (_rowCapacity, _probabilityCapacity) = (m, probs);
+        // Let the old buffers go before allocating new ones.
+        _layers = [];
+        Gradients = null;
+        int h = c.HiddenSize, inner = c.IntermediateSize;
+        EmbeddingSum = new T[m * h];
+        Embedded = new T[m * h];
+        (Mean0, Rstd0, Keep0) = (new T[m], new T[m], new bool[m * h]);
+        _layers = Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LayerBuffers<T>
+        {
+            Qkv = new T[m * 3 * h], Context = new T[m * h], Residual1 = new T[m * h], Attended = new T[m * h],
+            Inner = new T[m * inner], Activated = new T[m * inner], Residual2 = new T[m * h], Output = new T[m * h],
+            Probs = new T[probs], KeptProbs = new T[probs], Mean1 = new T[m], Rstd1 = new T[m], Mean2 = new T[m], Rstd2 = new T[m],
+            KeepProbs = new bool[probs], Keep1 = new bool[m * h], Keep2 = new bool[m * h],
+        }).ToArray();
+        Gradients = new GradientBuffers<T>
+        {
+            DHidden = new T[m * h], DAttended = new T[m * h], DResidual = new T[m * h], DInner = new T[m * inner],
+            DPreActivation = new T[m * inner], DContext = new T[m * h], DQkv = new T[m * 3 * h],
+        };
+    }
+
+    private void SetInputs(ModelInputs inputs, double hiddenDropout, double attentionDropout, DropoutRandom? random)
+    {
+        Inputs = inputs;
+        (HiddenDropout, AttentionDropout, Random) = (hiddenDropout, attentionDropout, random);
+        int s = inputs.SequenceLength;
+        var keys = new int[inputs.Batch];
+        for (int bi = 0; bi < keys.Length; bi++)
+            keys[bi] = inputs.AttentionMask is null ? s : Encoder<T>.ValidPrefix(inputs.AttentionMask.AsSpan(bi * s, s));
+        ValidKeys = keys;
+    }
+
+    /// <summary>Layer <paramref name="index"/>'s buffers (a scratch pass has one set for all).</summary>
+    public LayerBuffers<T> Layer(int index) => KeepsActivations ? _layers[index] : _layers[0];
+
+    private T[] Rent(int length)
+    {
+        var a = ArrayPool<T>.Shared.Rent(length);
+        _rented.Add(a);
+        return a;
+    }
+
+    /// <summary>Returns a scratch pass's rented buffers to the pool.</summary>
+    public void Dispose()
+    {
+        foreach (var a in _rented) ArrayPool<T>.Shared.Return(a);
+        _rented.Clear();
+    }
+}

@@ -1,0 +1,107 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using NBert.Schema;
+using NBert.Tensors;
+
+namespace NBert.Modeling;
+
+/// <summary>
+/// The heads' logits, each written once for inference and training (losses are separate: <c>Training.HeadLosses</c>).
+/// The classifiers (next sentence, sequence and token classification, QA's start/end) are one linear layer each,
+/// <see cref="Weights{T}.Linear"/>; here are the two with more steps, the pooler and the masked-LM head, with their
+/// backward. Buffers are the caller's: a training model keeps them for backward, inference passes temporaries.
+/// </summary>
+internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The pooler: each sequence's first token ([CLS]) [b, h] into <paramref name="first"/>, then dense and tanh
+    /// into <paramref name="pooled"/> [b, h].</summary>
+    public static void Pooler(Weights<T> w, LinearParameters p, ReadOnlySpan<T> hidden, int b, int s, Span<T> first, Span<T> pooled)
+    {
+        int h = p.Inputs;
+        for (int i = 0; i < b; i++) hidden.Slice(i * s * h, h).CopyTo(first.Slice(i * h, h));
+        w.Linear(p, first[..(b * h)], b, pooled);
+        TensorPrimitives.Tanh<T>(pooled[..(b * h)], pooled[..(b * h)]);
+    }
+
+    /// <summary>The pooler backward: from d(pooled) [b, h] to its parameters' gradients and d(first tokens), added to
+    /// <paramref name="dHidden"/> [m, h]. <paramref name="dPre"/> and <paramref name="dFirst"/> are scratch of [b, h].</summary>
+    public static void PoolerBackward(FlatWeights<T> w, T[] grads, LinearParameters p, ReadOnlySpan<T> dPooled, ReadOnlySpan<T> first,
+        ReadOnlySpan<T> pooled, int b, int s, Span<T> dPre, Span<T> dFirst, Span<T> dHidden)
+    {
+        int h = p.Inputs, n = b * h;
+        dPre[..n].Clear();
+        dFirst[..n].Clear();
+        Ops.TanhBackward<T>(dPooled[..n], pooled[..n], dPre[..n]);
+        Encoder<T>.LinearBackward(w, grads, p, dPre[..n], first[..n], dFirst[..n], b);
+        for (int i = 0; i < b; i++)
+        {
+            var row = dHidden.Slice(i * s * h, h);
+            TensorPrimitives.Add(row, dFirst.Slice(i * h, h), row);
+        }
+    }
+
+    /// <summary>Copies the rows <paramref name="rows"/> (indices into b·s) of <paramref name="hidden"/> [m, h] into <paramref name="output"/> [rows, h].</summary>
+    public static void Gather(ReadOnlySpan<T> hidden, IReadOnlyList<int> rows, int h, Span<T> output)
+    {
+        for (int i = 0; i < rows.Count; i++) hidden.Slice(rows[i] * h, h).CopyTo(output.Slice(i * h, h));
+    }
+
+    /// <summary>
+    /// The masked-LM head (<c>cls.predictions</c>) on <paramref name="r"/> rows of <paramref name="input"/> [r, h]:
+    /// transform dense, activation, LayerNorm, then the decoder (the word embeddings when tied) plus its bias, into
+    /// <paramref name="logits"/> [r, vocab]. <paramref name="dense"/> and <paramref name="activated"/> may be one buffer
+    /// (inference); <paramref name="mean"/> and <paramref name="rstd"/> keep LayerNorm's statistics when not empty.
+    /// </summary>
+    public static void MaskedLm(Weights<T> w, MaskedLmParameters p, BertConfig c, ReadOnlySpan<T> input, int r,
+        Span<T> dense, Span<T> activated, Span<T> normed, Span<T> mean, Span<T> rstd, Span<T> logits)
+    {
+        int h = c.HiddenSize;
+        w.Linear(p.Transform, input[..(r * h)], r, dense);
+        c.Activation.Forward<T>(dense[..(r * h)], activated[..(r * h)]);
+        Ops.LayerNormForward<T>(activated[..(r * h)], normed[..(r * h)], w.Values(p.Norm.Weight), w.Values(p.Norm.Bias),
+            T.CreateTruncating(c.LayerNormEps), mean.IsEmpty ? default : mean[..r], rstd.IsEmpty ? default : rstd[..r]);
+        w.Linear(p.Decoder, normed[..(r * h)], r, logits);
+    }
+
+    /// <summary>The masked-LM head backward, from d(logits) [r, vocab] to the parameters' gradients and d(input) [r, h]
+    /// (overwritten). The other spans are the forward's (kept) and scratch of [r, h].</summary>
+    public static void MaskedLmBackward(FlatWeights<T> w, T[] grads, MaskedLmParameters p, BertConfig c, ReadOnlySpan<T> dLogits, int r,
+        ReadOnlySpan<T> input, ReadOnlySpan<T> dense, ReadOnlySpan<T> activated, ReadOnlySpan<T> normed, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
+        Span<T> dNormed, Span<T> dActivated, Span<T> dDense, Span<T> dInput)
+    {
+        int h = c.HiddenSize, n = r * h;
+        dNormed[..n].Clear();
+        Encoder<T>.LinearBackward(w, grads, p.Decoder, dLogits, normed[..n], dNormed[..n], r);
+        dActivated[..n].Clear();
+        Ops.LayerNormBackward<T>(dNormed[..n], activated[..n], mean[..r], rstd[..r], w.Values(p.Norm.Weight), dActivated[..n],
+            grads.AsSpan(p.Norm.Weight.Offset, h), grads.AsSpan(p.Norm.Bias.Offset, h));
+        dDense[..n].Clear();
+        c.Activation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
+        dInput[..n].Clear();
+        Encoder<T>.LinearBackward(w, grads, p.Transform, dDense[..n], input[..n], dInput[..n], r);
+    }
+}
+
+/// <summary>QA's one linear layer gives [rows, 2] (start, end) logits; the head's outputs, and the loss, are the two columns.</summary>
+internal static class QuestionAnsweringLogits
+{
+    /// <summary>The start and end columns of [rows, 2] logits.</summary>
+    public static void Split<T>(ReadOnlySpan<T> both, Span<T> start, Span<T> end)
+    {
+        for (int i = 0; i < start.Length; i++)
+        {
+            start[i] = both[2 * i];
+            end[i] = both[2 * i + 1];
+        }
+    }
+
+    /// <summary>The columns' gradients back into [rows, 2].</summary>
+    public static void Merge<T>(ReadOnlySpan<T> dStart, ReadOnlySpan<T> dEnd, Span<T> dBoth)
+    {
+        for (int i = 0; i < dStart.Length; i++)
+        {
+            dBoth[2 * i] = dStart[i];
+            dBoth[2 * i + 1] = dEnd[i];
+        }
+    }
+}

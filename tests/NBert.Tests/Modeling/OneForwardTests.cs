@@ -1,0 +1,115 @@
+using NBert.Modeling;
+using NBert.Schema;
+using NBert.Training;
+
+namespace NBert.Tests.Modeling;
+
+/// <summary>
+/// Inference (a loaded model's packed weights, pooled scratch) and training (a flat buffer, activations kept) run the one
+/// forward pass: every head gives the same bits both ways, the losses agree, and a sequence's outputs are the same bits
+/// alone or padded in a batch, in training too (attention over the valid keys only).
+/// </summary>
+public class OneForwardTests
+{
+    private static readonly BertConfig Config = new()
+    {
+        VocabSize = 60, HiddenSize = 32, NumHiddenLayers = 2, NumAttentionHeads = 4, IntermediateSize = 48, MaxPositionEmbeddings = 16,
+        TypeVocabSize = 2, Id2Label = ["a", "b", "c"],
+    };
+
+    /// <summary>Three right-padded sequences (9, 5 and 7 tokens) of a pair each, so token types and the mask matter.</summary>
+    private static ModelInputs Inputs()
+    {
+        int[] lengths = [9, 5, 7];
+        int s = 9;
+        var random = new Random(5);
+        var ids = new int[3 * s];
+        var types = new int[3 * s];
+        var mask = new int[3 * s];
+        for (int b = 0; b < 3; b++)
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                ids[b * s + t] = random.Next(1, Config.VocabSize);
+                types[b * s + t] = t >= lengths[b] / 2 ? 1 : 0;
+                mask[b * s + t] = 1;
+            }
+        return new ModelInputs(3, s, ids, types, mask);
+    }
+
+    private static TrainingBatch Batch(ModelInputs inputs, BertArchitecture a)
+    {
+        int m = inputs.Batch * inputs.SequenceLength;
+        var tokenLabels = Enumerable.Range(0, m).Select(t => inputs.AttentionMask![t] == 0 ? -100 : t % 3).ToArray();
+        var masked = Enumerable.Range(0, m).Select(t => inputs.AttentionMask![t] != 0 && t % 4 == 1 ? t % Config.VocabSize : -100).ToArray();
+        return a switch
+        {
+            BertArchitecture.BertForPreTraining => new TrainingBatch { Inputs = inputs, Labels = masked, NextSentenceLabel = [0, 1, 1] },
+            BertArchitecture.BertForMaskedLM => new TrainingBatch { Inputs = inputs, Labels = masked },
+            BertArchitecture.BertForNextSentencePrediction => new TrainingBatch { Inputs = inputs, Labels = [1, 0, 1] },
+            BertArchitecture.BertForSequenceClassification => new TrainingBatch { Inputs = inputs, Labels = [2, 0, 1] },
+            BertArchitecture.BertForTokenClassification => new TrainingBatch { Inputs = inputs, Labels = tokenLabels },
+            _ => new TrainingBatch { Inputs = inputs, StartPositions = [2, 1, 6], EndPositions = [4, 3, 6] },
+        };
+    }
+
+    public static TheoryData<BertArchitecture> Heads() =>
+        [.. Enum.GetValues<BertArchitecture>().Where(a => a != BertArchitecture.BertModel)];
+
+    [Theory]
+    [MemberData(nameof(Heads))]
+    public void Every_head_gives_the_same_bits_on_the_inference_and_the_training_path(BertArchitecture architecture)
+    {
+        using var model = BertPreTrainedModel.FromConfig(Config, architecture, seed: 3);
+        var inputs = Inputs();
+        var batch = Batch(inputs, architecture);
+        var output = model.Forward(inputs);
+        var training = TrainingModel<float>.From(model);
+        var loss = training.Forward(batch, training: false);
+
+        switch (output)
+        {
+            case QuestionAnsweringModelOutput qa:
+            {
+                var both = new float[2 * qa.StartLogits!.Length];
+                QuestionAnsweringLogits.Merge<float>(qa.StartLogits.Data, qa.EndLogits!.Data, both);
+                Assert.Equal(both, training.Logits.ToArray());
+                break;
+            }
+            case BertForPreTrainingOutput pre:
+                Assert.Equal(pre.SeqRelationshipLogits!.Data, training.Logits.ToArray());
+                Assert.Equal(AtPositions(pre.PredictionLogits!.Data, training.MaskedLmPositions), training.MaskedLmLogits.ToArray());
+                break;
+            case MaskedLMOutput mlm:
+                Assert.NotEmpty(training.MaskedLmPositions);
+                Assert.Equal(AtPositions(mlm.Logits!.Data, training.MaskedLmPositions), training.MaskedLmLogits.ToArray());
+                break;
+            default:
+                Assert.Equal(output.Logits!.Data, training.Logits.ToArray());
+                break;
+        }
+        if (architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM))
+            Assert.Equal(loss.Loss, HeadLosses.Of(model, output, batch), 12);
+    }
+
+    private static float[] AtPositions(float[] logits, IReadOnlyList<int> positions) =>
+        positions.SelectMany(p => logits.AsSpan(p * Config.VocabSize, Config.VocabSize).ToArray()).ToArray();
+
+    [Fact]
+    public void A_sequence_gives_the_same_bits_alone_or_padded_in_a_batch_in_training_too()
+    {
+        using var model = BertPreTrainedModel.FromConfig(Config, BertArchitecture.BertForTokenClassification, seed: 4);
+        var inputs = Inputs();
+        var training = TrainingModel<float>.From(model);
+        training.Forward(Batch(inputs, BertArchitecture.BertForTokenClassification), training: false);
+        var batched = training.Logits.ToArray();
+        int s = inputs.SequenceLength, classes = Config.NumLabels;
+        for (int b = 0; b < inputs.Batch; b++)
+        {
+            int n = inputs.AttentionMask!.Skip(b * s).Take(s).Count(v => v == 1);
+            var alone = new ModelInputs(1, n, inputs.InputIds.Skip(b * s).Take(n).ToArray(), inputs.TokenTypeIds!.Skip(b * s).Take(n).ToArray(), Enumerable.Repeat(1, n).ToArray());
+            training.Forward(new TrainingBatch { Inputs = alone, Labels = new int[n] }, training: false);
+            Assert.Equal(batched.AsSpan(b * s * classes, n * classes).ToArray(), training.Logits.ToArray());
+            Assert.Equal(batched.AsSpan(b * s * classes, n * classes).ToArray(), model.Forward(alone).Logits!.Data);
+        }
+    }
+}
