@@ -91,11 +91,18 @@ const removed = alphabet.filter((c, b) => b >= 0x80 && !inMerges.has(c));
 const charVariants = {
   unk_fused: { unk_token: '<unk>', fuse_unk: true, ignore_merges: true },
   dropped: { unk_token: null, fuse_unk: false, ignore_merges: false },
+  normalized_specials: null,
 };
 for (const [name, model] of Object.entries(charVariants)) {
   const j = JSON.parse(fs.readFileSync(path.join(out, 'roberta', 'tokenizer.json'), 'utf8'));
-  for (const c of removed) delete j.model.vocab[c];
-  Object.assign(j.model, model);
+  if (model === null) {
+    // roberta-base's tokenizer.json marks <s>, <pad>, </s> and <unk> normalized: they are matched after the normalizer
+    // (none here), in the pieces the raw tokens (<mask>) leave.
+    for (const t of j.added_tokens) t.normalized = t.content !== '<mask>';
+  } else {
+    for (const c of removed) delete j.model.vocab[c];
+    Object.assign(j.model, model);
+  }
   const dir = path.join(out, name);
   fs.mkdirSync(dir, { recursive: true });
   tk.Tokenizer.fromString(JSON.stringify(j)).save(path.join(dir, 'tokenizer.json'), true);

@@ -15,8 +15,9 @@ public class ByteLevelBpeParityTests
     /// <summary>The three tokenizer.json variants, and roberta's vocab.json + merges.txt + tokenizer_config.json.</summary>
     public static readonly TheoryData<string> Variants = ["roberta", "prefix_space", "untrimmed", VocabAndMerges];
     private const string VocabAndMerges = "vocab.json+merges.txt";
-    /// <summary>With byte chars missing from the vocabulary: unknown (fused, and ignore_merges on), or dropped.</summary>
-    public static readonly TheoryData<string> CharVariants = ["unk_fused", "dropped"];
+    /// <summary>Variants with singles only: byte chars missing from the vocabulary, unknown (fused, and ignore_merges on) or
+    /// dropped; and roberta-base's normalized special tokens.</summary>
+    public static readonly TheoryData<string> SinglesOnly = ["unk_fused", "dropped", "normalized_specials"];
 
     private static BertTokenizer Load(string variant) =>
         BertTokenizer.FromPretrained(variant == VocabAndMerges ? Fixtures.Path("bpe") : Fixtures.Path("bpe", variant));
@@ -40,7 +41,7 @@ public class ByteLevelBpeParityTests
         Assert.Equal(tokenizer.AddedTokens, files.AddedTokens);
     }
 
-    [Theory, MemberData(nameof(Variants)), MemberData(nameof(CharVariants))]
+    [Theory, MemberData(nameof(Variants)), MemberData(nameof(SinglesOnly))]
     public void Singles_match_with_and_without_special_tokens_and_decode_alike(string variant)
     {
         var tokenizer = Load(variant);
