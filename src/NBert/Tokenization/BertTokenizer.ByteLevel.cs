@@ -22,6 +22,14 @@ public sealed partial class BertTokenizer
         sink.Add(id, s, e, fs, fe, word);
     }
 
+    /// <summary>An added token found in the text (raw) or in the normalised text: its string is the text it matched, as
+    /// Hugging Face's split gives it (<c>" &lt;mask&gt;"</c> with the space an lstrip absorbed; the normalised form).</summary>
+    private void AddAddedToken(string text, AddedToken token, int start, int end, ReadOnlySpan<char> matched, TokenSink sink, int word)
+    {
+        AddMatched(text, token.Id, start, end, matched, sink, word);
+        if (!matched.SequenceEqual(token.Content)) sink.Texts[sink.Count - 1] = matched.ToString();
+    }
+
     /// <summary>Byte-level BPE of <c>text[from..to)</c>: the normalizer (if any) into a buffer with alignments,
     /// normalized added tokens, then the ByteLevel pre-tokenizer and BPE on each piece between them.</summary>
     private void EncodeByteLevel(string text, int from, int to, Scratch scratch, ref int word)
@@ -39,7 +47,7 @@ public sealed partial class BertTokenizer
         foreach (var (start, end, token) in scratch.NormalizedMatches)
         {
             PreTokenizeByteLevel(text, buffer, position, start, scratch, ref word);
-            AddMatched(text, token.Id, buffer.Start[start], buffer.End[end - 1], buffer.Chars.AsSpan(start, end - start), scratch.Tokens, word++);
+            AddAddedToken(text, token, buffer.Start[start], buffer.End[end - 1], buffer.Chars.AsSpan(start, end - start), scratch.Tokens, word++);
             position = end;
         }
         PreTokenizeByteLevel(text, buffer, position, buffer.Length, scratch, ref word);

@@ -382,7 +382,7 @@ public sealed partial class BertTokenizer
         foreach (var (start, end, token) in scratch.RawMatches)
         {
             EncodeSegment(text, position, start, scratch, ref word);
-            AddMatched(text, token.Id, start, end, text.AsSpan(start, end - start), sink, word++);
+            AddAddedToken(text, token, start, end, text.AsSpan(start, end - start), sink, word++);
             position = end;
         }
         EncodeSegment(text, position, text.Length, scratch, ref word);
@@ -467,7 +467,7 @@ public sealed partial class BertTokenizer
         foreach (var (start, end, token) in scratch.NormalizedMatches)
         {
             PreTokenize(buffer, position, start, scratch.Tokens, ref word);
-            scratch.Tokens.Add(token.Id, buffer.Start[start], buffer.End[end - 1], word++);
+            AddAddedToken(text, token, buffer.Start[start], buffer.End[end - 1], buffer.Chars.AsSpan(start, end - start), scratch.Tokens, word++);
             position = end;
         }
         PreTokenize(buffer, position, buffer.Length, scratch.Tokens, ref word);

@@ -116,7 +116,7 @@ public sealed class TemplateProcessing
                 for (int i = 0; i < length; i++, k++)
                 {
                     int t = start + i;
-                    tokens[k] = tokenOf[sink.Ids[t]];
+                    tokens[k] = sink.Texts[t] ?? tokenOf[sink.Ids[t]];
                     offsets[k] = i == 0 ? (sink.FirstStarts[t], sink.FirstEnds[t]) : (sink.Starts[t], sink.Ends[t]);
                     words[k] = sink.Words[t];
                     sequences[k] = sequence;

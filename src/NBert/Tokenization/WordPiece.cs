@@ -148,6 +148,8 @@ internal sealed class TokenSink
     public int[] FirstStarts = new int[64];
     public int[] FirstEnds = new int[64];
     public int[] Words = new int[64];
+    /// <summary>The token's string where it is not its id's (an added token that matched more text than its content).</summary>
+    public string?[] Texts = new string?[64];
     public int Count;
 
     public void Add(int id, int start, int end, int word) => Add(id, start, end, start, end, word);
@@ -163,6 +165,7 @@ internal sealed class TokenSink
             Array.Resize(ref FirstStarts, n);
             Array.Resize(ref FirstEnds, n);
             Array.Resize(ref Words, n);
+            Array.Resize(ref Texts, n);
         }
         Ids[Count] = id;
         Starts[Count] = start;
@@ -170,6 +173,7 @@ internal sealed class TokenSink
         FirstStarts[Count] = firstStart;
         FirstEnds[Count] = firstEnd;
         Words[Count] = word;
+        Texts[Count] = null;
         Count++;
     }
 
@@ -178,7 +182,7 @@ internal sealed class TokenSink
     {
         if (Ids.Length > 1 << 18)
         {
-            Ids = new int[64]; Starts = new int[64]; Ends = new int[64]; FirstStarts = new int[64]; FirstEnds = new int[64]; Words = new int[64];
+            Ids = new int[64]; Starts = new int[64]; Ends = new int[64]; FirstStarts = new int[64]; FirstEnds = new int[64]; Words = new int[64]; Texts = new string?[64];
         }
         Count = 0;
     }
