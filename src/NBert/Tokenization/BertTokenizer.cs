@@ -33,7 +33,7 @@ public sealed partial class BertTokenizer
     public TokenizerModel Model => _model;
     /// <summary>The normalizer's options: lowercasing, accents, CJK, cleaning (tokenizer.json's <c>normalizer</c>).</summary>
     public BertNormalizerOptions Normalizer => _normalizer.Options;
-    /// <summary>Tokens matched before WordPiece runs, in id order, the special tokens among them (tokenizer.json's
+    /// <summary>Tokens matched before the model (WordPiece or BPE) runs, in id order, the special tokens among them (tokenizer.json's
     /// <c>added_tokens</c>).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
     /// <summary>The post-processor; null when the tokenizer adds no special tokens.</summary>
