@@ -53,7 +53,7 @@ public static class EmbeddingBenchmarks
             var engines = new List<(string Name, Func<IReadOnlyList<string>, int, float[][]> Embed)>
             {
                 ("NBert", (texts, batch) => new SentenceEmbeddings(embedder.Tokenizer, embedder.Model,
-                    embedder.Options with { BatchSize = batch, MaxLength = 128 }).Embed(texts)),
+                    embedder.Options with { MaxLength = 128 }) { BatchSize = batch }.Embed(texts)),
             };
             var sessions = new List<InferenceSession>();
             foreach (var (name, level) in new[] { ("ONNX Runtime, default options", (GraphOptimizationLevel?)null), ("ONNX Runtime, all graph optimisations", GraphOptimizationLevel.ORT_ENABLE_ALL) })

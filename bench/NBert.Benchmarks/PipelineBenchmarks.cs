@@ -41,7 +41,7 @@ public static class PipelineBenchmarks
         var cases = new (string Name, int Count, Action Run)[]
         {
             ("text-classification", sentences.Count, () => classify.Run(pairs)),
-            ("token-classification (simple)", sentences.Count, () => ner.Run(sentences, Aggregation.Simple)),
+            ("token-classification (simple)", sentences.Count, () => ner.Run(sentences, new TokenClassificationOptions { Aggregation = Aggregation.Simple })),
             ("fill-mask (top 5)", masked.Count, () => fill.Run(masked)),
             ("question-answering (5-sentence contexts)", paragraphs.Count, () => qa.Run(paragraphs)),
             ("sentence embeddings", sentences.Count, () => embed.Embed(sentences)),

@@ -2,6 +2,7 @@ using BenchmarkDotNet.Running;
 using NBert.Benchmarks;
 
 // dotnet run -c Release --project bench/NBert.Benchmarks -- tokenizers [--rounds N] [--write docs/benchmarks.md]
+// dotnet run -c Release --project bench/NBert.Benchmarks -- linear [--rounds N] [--write docs/benchmarks.md]   (float32 vs int8 linear layers)
 // dotnet run -c Release --project bench/NBert.Benchmarks -- bdn [BenchmarkDotNet arguments]
 string repo = Paths.RepoRoot();
 string command = args.Length > 0 ? args[0] : "";
@@ -50,10 +51,12 @@ switch (command)
         string forward = EngineBenchmarks.Forward(rounds, Console.Out);
         return Publish($"{Measured(libTorch)}\n\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\n{Reproduce("")}");
     }
+    case "linear":
+        return Publish($"{Measured("")}\n\n{LinearBenchmarks.Run(rounds, Console.Out)}\n{Reproduce("")}");
     case "tokenizers":
         break;
     default:
-        Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | pipelines [--rounds N] [--write FILE] | bdn [...]");
+        Console.Error.WriteLine("usage: tokenizers [--rounds N] [--data DIR] [--vocab FILE] [--tokenizer-json FILE] [--write FILE] | engine [--rounds N] [--write FILE] | embeddings [--rounds N] [--write FILE] | training [--rounds N] [--write FILE] | pipelines [--rounds N] [--write FILE] | linear [--rounds N] [--write FILE] | bdn [...]");
         return 2;
 }
 string data = Arg("--data", Path.Combine(repo, "bench", "data", "sotu"));

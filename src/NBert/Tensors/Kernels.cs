@@ -124,9 +124,6 @@ public static class Kernels
         TensorPrimitives.Multiply(v, sigmoid, v);
     });
 
-    /// <summary>tanh in place (the pooler's activation).</summary>
-    public static void Tanh(Span<float> x) => TensorPrimitives.Tanh(x, x);
-
     /// <summary>The error function, to float precision.</summary>
     public static float Erf(float x) => (float)Erf((double)x);
 
@@ -150,25 +147,6 @@ public static class Kernels
         return x < 0 ? -erf : erf;
     }
 
-    /// <summary>Softmax of each row [rows, n] after adding the attention mask (see <see cref="Ops.MaskedSoftmax{T}"/>).</summary>
-    public static void MaskedSoftmax(Span<float> scores, int n, ReadOnlySpan<int> keyMask) => Ops.MaskedSoftmax(scores, n, keyMask);
-
     /// <summary>Softmax of one row, subtracting the maximum first.</summary>
     public static void Softmax(Span<float> row) => Ops.Softmax(row);
-
-    /// <summary>LayerNorm over the last dimension: (x - mean) / √(var + eps) · weight + bias, biased variance.</summary>
-    public static void LayerNorm(Span<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps) =>
-        Ops.LayerNormForward<float>(x, x, weight, bias, eps);
-
-    /// <summary>output[i, :] = table[ids[i], :]; an id outside the table is an error naming it.</summary>
-    public static void Gather(ReadOnlySpan<float> table, int width, ReadOnlySpan<int> ids, Span<float> output, string what)
-    {
-        int rows = table.Length / width;
-        for (int i = 0; i < ids.Length; i++)
-        {
-            int id = ids[i];
-            if ((uint)id >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(ids), $"{what} {id} is outside 0..{rows - 1}.");
-            table.Slice(id * width, width).CopyTo(output.Slice(i * width, width));
-        }
-    }
 }

@@ -10,12 +10,37 @@ namespace NBert.Tensors;
 /// transpose of <c>B[n,k]</c> (NT, a linear layer's weight).
 /// Goto/BLIS structure: B is packed into 16-column micro-panels, A into 6-row micro-panels, and a 6x16
 /// register-blocked micro-kernel (12 <c>Vector256</c> accumulators, FMA; a <c>Vector128</c> kernel where
-/// AVX2 is missing) runs over them. Pack buffers are per thread, so steady state allocates nothing.
+/// AVX2 is missing) runs over them. Where AVX-512 is present, a 12x32 kernel (24 <c>Vector512</c> accumulators of the
+/// 32 registers) covers two A panels by two B panels at once and the 6x16 kernel only the edges; every output gets
+/// the same fused multiply-adds in the same order either way, so both give the same bits.
+/// Pack buffers are per thread, so steady state allocates nothing.
 /// </summary>
 public static unsafe class Sgemm
 {
     internal const int MR = 6, NR = 16;
     internal const int KC = 256, MC = 96, NC = 1024;
+
+    /// <summary>The micro-kernels Sgemm can run (tests force each).</summary>
+    internal enum Path
+    {
+        /// <summary>6x16 on <c>Vector128</c>, multiply then add (no FMA): where AVX2 and FMA are missing, and on Arm.</summary>
+        Portable,
+        /// <summary>6x16 on <c>Vector256</c> with FMA.</summary>
+        Avx2,
+        /// <summary>12x32 on <c>Vector512</c> with FMA, the 6x16 AVX2 kernel on the edges.</summary>
+        Avx512,
+    }
+
+    /// <summary>The fastest path this machine runs.</summary>
+    internal static Path Best { get; } = Avx512F.IsSupported && Fma.IsSupported ? Path.Avx512 : Fma.IsSupported ? Path.Avx2 : Path.Portable;
+
+    internal static bool IsSupported(Path path) => path switch
+    {
+        Path.Portable => true,
+        Path.Avx2 => Fma.IsSupported,
+        Path.Avx512 => Avx512F.IsSupported && Fma.IsSupported,
+        _ => false,
+    };
 
     // Pack buffers per thread, 64-byte aligned so the kernel's 32-byte loads never straddle a cache line.
     [ThreadStatic] private static AlignedBuffer? _packA;
@@ -45,7 +70,7 @@ public static unsafe class Sgemm
         if (!bias.IsEmpty && bias.Length < w.N) throw new ArgumentException($"A bias of {bias.Length} values for {w.N} outputs.");
         if (m == 0 || w.N == 0) return;
         fixed (float* pa = a, pc = c, pbias = bias)
-            Multiply(m, w.N, w.K, pa, lda, false, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads, pbias);
+            Multiply(m, w.N, w.K, pa, lda, false, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, Threading.MaxThreads, Best, pbias);
         GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
@@ -56,7 +81,30 @@ public static unsafe class Sgemm
         Check(m, n, k, a.Length, lda, transA, b.Length, ldb, transB, c.Length, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Multiply(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, Threading.MaxThreads);
+            Multiply(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, Threading.MaxThreads, Best);
+    }
+
+    /// <summary>The packed-weight product on a chosen path and number of threads (tests force each path).</summary>
+    internal static void Multiply(Path path, int threads, int m, ReadOnlySpan<float> a, int lda, PackedWeight w, Span<float> c, int ldc,
+        bool accumulate = false, ReadOnlySpan<float> bias = default)
+    {
+        if (!IsSupported(path)) throw new PlatformNotSupportedException($"This machine cannot run the {path} SGEMM kernel.");
+        Check(m, w.N, w.K, a.Length, lda, false, w.N * w.K, w.K, true, c.Length, ldc);
+        if (m == 0 || w.N == 0) return;
+        fixed (float* pa = a, pc = c, pbias = bias)
+            Multiply(m, w.N, w.K, pa, lda, false, new BSource(null, w.K, true, w.Pointer, w.PaddedN), pc, ldc, accumulate, threads, path, pbias);
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>The general product on a chosen path and number of threads (tests force each path).</summary>
+    internal static void Multiply(Path path, int threads, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transB,
+        Span<float> c, int ldc, bool accumulate = false, bool transA = false)
+    {
+        if (!IsSupported(path)) throw new PlatformNotSupportedException($"This machine cannot run the {path} SGEMM kernel.");
+        Check(m, n, k, a.Length, lda, transA, b.Length, ldb, transB, c.Length, ldc);
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a, pb = b, pc = c)
+            Multiply(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, threads, path);
     }
 
     /// <summary>C[m,n] = A[m,k] · Bᵀ + bias with B [n,k] as it is (packed on the fly), multi-threaded: the same tiles, split
@@ -69,7 +117,7 @@ public static unsafe class Sgemm
         if (!bias.IsEmpty && bias.Length < n) throw new ArgumentException($"A bias of {bias.Length} values for {n} outputs.");
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c, pbias = bias)
-            Multiply(m, n, k, pa, lda, false, new BSource(pb, ldb, true), pc, ldc, false, Threading.MaxThreads, pbias);
+            Multiply(m, n, k, pa, lda, false, new BSource(pb, ldb, true), pc, ldc, false, Threading.MaxThreads, Best, pbias);
     }
 
     /// <summary>The same on one thread (for callers that parallelise outside, such as attention heads).</summary>
@@ -79,7 +127,7 @@ public static unsafe class Sgemm
         Check(m, n, k, a.Length, lda, transA, b.Length, ldb, transB, c.Length, ldc);
         if (m == 0 || n == 0) return;
         fixed (float* pa = a, pb = b, pc = c)
-            Serial(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate);
+            Serial(m, n, k, pa, lda, transA, new BSource(pb, ldb, transB), pc, ldc, accumulate, Best);
     }
 
     private static void Check(int m, int n, int k, int aLength, int lda, bool transA, int bLength, int ldb, bool transB, int cLength, int ldc)
@@ -94,12 +142,13 @@ public static unsafe class Sgemm
             throw new ArgumentException($"Buffers too small for a {m}x{k} by {k}x{n} product.");
     }
 
-    private static void Multiply(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, int threads, float* bias = null)
+    private static void Multiply(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, int threads,
+        Path path, float* bias = null)
     {
         long work = (long)m * n * k;
         if (threads <= 1 || work < 1L << 20)
         {
-            Serial(m, n, k, a, lda, transA, b, c, ldc, accumulate, bias);
+            Serial(m, n, k, a, lda, transA, b, c, ldc, accumulate, path, bias);
             return;
         }
         // Split the larger dimension into one chunk per thread (whole micro-panels).
@@ -115,13 +164,13 @@ public static unsafe class Sgemm
             if (start >= end) return;
             float* a0 = (float*)pa, c0 = (float*)pc, bias0 = (float*)pbias;
             if (splitN)
-                Serial(m, end - start, k, a0, lda, transA, b.From(start), c0 + start, ldc, accumulate, bias0 == null ? null : bias0 + start);
+                Serial(m, end - start, k, a0, lda, transA, b.From(start), c0 + start, ldc, accumulate, path, bias0 == null ? null : bias0 + start);
             else
-                Serial(end - start, n, k, transA ? a0 + start : a0 + (long)start * lda, lda, transA, b, c0 + (long)start * ldc, ldc, accumulate, bias0);
+                Serial(end - start, n, k, transA ? a0 + start : a0 + (long)start * lda, lda, transA, b, c0 + (long)start * ldc, ldc, accumulate, path, bias0);
         });
     }
 
-    private static void Serial(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, float* bias = null)
+    private static void Serial(int m, int n, int k, float* a, int lda, bool transA, BSource b, float* c, int ldc, bool accumulate, Path path, float* bias = null)
     {
         if (k == 0)
         {
@@ -153,7 +202,23 @@ public static unsafe class Sgemm
                         int mc = Math.Min(MC, m - ic);
                         if (transA) PackTransposedA(a + (long)pc * lda + ic, lda, mc, kc, pA);
                         else PackA(a + (long)ic * lda + pc, lda, mc, kc, pA);
-                        for (int jr = 0; jr < nc; jr += NR)
+                        bool last = pc + kc == k;
+                        int jr = 0;
+                        if (path == Path.Avx512)
+                            // Pairs of B panels (32 columns) while they last: 12x32 tiles over pairs of A panels, the
+                            // remaining 6 rows (if any) as two 6x16 tiles.
+                            for (; jr + 2 * NR <= nc; jr += 2 * NR)
+                            {
+                                int ir = 0;
+                                for (; ir + 2 * MR <= mc; ir += 2 * MR)
+                                    Kernel512(kc, pA + ir * kc, panels + jr * kc, c + (long)(ic + ir) * ldc + jc + jr, ldc, overwrite,
+                                        bias != null && last ? bias + jc + jr : null);
+                                for (; ir < mc; ir += MR)
+                                    for (int half = 0; half < 2 * NR; half += NR)
+                                        Kernel(kc, pA + ir * kc, panels + (jr + half) * kc, c + (long)(ic + ir) * ldc + jc + jr + half, ldc,
+                                            Math.Min(MR, mc - ir), NR, overwrite, bias != null && last ? bias + jc + jr + half : null, Path.Avx2);
+                            }
+                        for (; jr < nc; jr += NR)
                         {
                             int cols = Math.Min(NR, nc - jr);
                             for (int ir = 0; ir < mc; ir += MR)
@@ -161,8 +226,9 @@ public static unsafe class Sgemm
                                 int rows = Math.Min(MR, mc - ir);
                                 float* cTile = c + (long)(ic + ir) * ldc + jc + jr;
                                 // The bias goes in with the last block of k, as the tile is stored for good.
-                                float* biasTile = bias != null && pc + kc == k ? bias + jc + jr : null;
-                                Kernel(kc, pA + ir * kc, panels + jr * kc, cTile, ldc, rows, cols, overwrite, biasTile);
+                                float* biasTile = bias != null && last ? bias + jc + jr : null;
+                                Kernel(kc, pA + ir * kc, panels + jr * kc, cTile, ldc, rows, cols, overwrite, biasTile,
+                                    path == Path.Avx512 ? Path.Avx2 : path);
                             }
                         }
                     }
@@ -315,11 +381,12 @@ public static unsafe class Sgemm
 
     private static void TensorPrimitivesAdd(Span<float> x, ReadOnlySpan<float> y) => System.Numerics.Tensors.TensorPrimitives.Add(x, y, x);
 
-    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite, float* bias)
+    private static void Kernel(int kc, float* a, float* b, float* c, int ldc, int rows, int cols, bool overwrite, float* bias, Path path)
     {
+        bool fma = path != Path.Portable;
         if (rows == MR && cols == NR)
         {
-            if (Fma.IsSupported) KernelAvx(kc, a, b, c, ldc, overwrite, bias);
+            if (fma) KernelAvx(kc, a, b, c, ldc, overwrite, bias);
             else Kernel128(kc, a, b, c, ldc, overwrite, bias);
             return;
         }
@@ -327,7 +394,7 @@ public static unsafe class Sgemm
         // the full tile's order, (sum + bias) + C, so a row's values never depend on where it falls in the
         // matrix (a sentence gives the same bits alone or in a batch).
         float* tile = stackalloc float[MR * NR];
-        if (Fma.IsSupported) KernelAvx(kc, a, b, tile, NR, overwrite: true, null);
+        if (fma) KernelAvx(kc, a, b, tile, NR, overwrite: true, null);
         else Kernel128(kc, a, b, tile, NR, overwrite: true, null);
         for (int i = 0; i < rows; i++)
             for (int j = 0; j < cols; j++)
@@ -413,6 +480,88 @@ public static unsafe class Sgemm
         }
         Avx.Store(c, lo);
         Avx.Store(c + 8, hi);
+    }
+
+    /// <summary>
+    /// 12x32 with AVX-512: rows 0-5 from the A panel at <paramref name="a"/> and rows 6-11 from the next one (kc·6 floats
+    /// on), columns 0-15 from the B panel at <paramref name="b"/> and 16-31 from the next (kc·16 floats on). Each k: two
+    /// loads of B, twelve broadcasts of A, 24 FMAs into 24 of the 32 registers (AVX2's 6x16 tile uses 12 of 16).
+    /// Each output's FMAs, bias and C addition are those of <see cref="KernelAvx"/> in the same order, so the bits match.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512(int kc, float* a, float* b, float* c, int ldc, bool overwrite, float* bias)
+    {
+        float* a1 = a + kc * MR, b1 = b + kc * NR;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default,
+            c90 = default, c91 = default, ca0 = default, ca1 = default, cb0 = default, cb1 = default;
+        for (int i = 0; i < 2 * MR; i++)
+        {
+            Sse.Prefetch0(c + (long)i * ldc);
+            Sse.Prefetch0(c + (long)i * ldc + 2 * NR - 1);
+        }
+        for (int p = 0; p < kc; p++, a += MR, a1 += MR, b += NR, b1 += NR)
+        {
+            var w0 = Vector512.Load(b);
+            var w1 = Vector512.Load(b1);
+            Fma512(a, w0, w1, ref c00, ref c01);
+            Fma512(a + 1, w0, w1, ref c10, ref c11);
+            Fma512(a + 2, w0, w1, ref c20, ref c21);
+            Fma512(a + 3, w0, w1, ref c30, ref c31);
+            Fma512(a + 4, w0, w1, ref c40, ref c41);
+            Fma512(a + 5, w0, w1, ref c50, ref c51);
+            Fma512(a1, w0, w1, ref c60, ref c61);
+            Fma512(a1 + 1, w0, w1, ref c70, ref c71);
+            Fma512(a1 + 2, w0, w1, ref c80, ref c81);
+            Fma512(a1 + 3, w0, w1, ref c90, ref c91);
+            Fma512(a1 + 4, w0, w1, ref ca0, ref ca1);
+            Fma512(a1 + 5, w0, w1, ref cb0, ref cb1);
+        }
+        Vector512<float> bias0 = default, bias1 = default;
+        if (bias != null)
+        {
+            bias0 = Vector512.Load(bias);
+            bias1 = Vector512.Load(bias + NR);
+        }
+        Store512(c, c00, c01, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c10, c11, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c20, c21, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c30, c31, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c40, c41, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c50, c51, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c60, c61, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c70, c71, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c80, c81, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, c90, c91, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, ca0, ca1, overwrite, bias, bias0, bias1); c += ldc;
+        Store512(c, cb0, cb1, overwrite, bias, bias0, bias1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma512(float* a, Vector512<float> w0, Vector512<float> w1, ref Vector512<float> c0, ref Vector512<float> c1)
+    {
+        var x = Vector512.Create(*a);
+        c0 = Avx512F.FusedMultiplyAdd(x, w0, c0);
+        c1 = Avx512F.FusedMultiplyAdd(x, w1, c1);
+    }
+
+    /// <summary>(sum + bias) + C, as <see cref="KernelAvx"/> and <see cref="Store"/> add them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512(float* c, Vector512<float> lo, Vector512<float> hi, bool overwrite, float* bias, Vector512<float> bias0, Vector512<float> bias1)
+    {
+        if (bias != null)
+        {
+            lo += bias0;
+            hi += bias1;
+        }
+        if (!overwrite)
+        {
+            lo += Vector512.Load(c);
+            hi += Vector512.Load(c + NR);
+        }
+        lo.Store(c);
+        hi.Store(c + NR);
     }
 
     /// <summary>The portable micro-kernel (SSE, Arm AdvSimd): the same tile with 128-bit vectors.</summary>

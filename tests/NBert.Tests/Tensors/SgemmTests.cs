@@ -133,3 +133,80 @@ public class SgemmTests
         }
     }
 }
+
+public class SgemmPathTests
+{
+    private static readonly Sgemm.Path[] Supported = Enum.GetValues<Sgemm.Path>().Where(Sgemm.IsSupported).ToArray();
+
+    private static float[] Random(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+
+    public static readonly TheoryData<int, int, int, bool, bool> Shapes = new()
+    {
+        // m, n, k, transB, accumulate. 12x32 tiles with every kind of edge: rows left over after pairs of 6-row panels
+        // (25 = 12 + 12 + 1, 30 = 24 + 6), columns after pairs of 16-column panels (70 = 64 + 6, 48 = 32 + 16), more than
+        // one block of k (300), of m (MC = 96) and of n (NC = 1024), and products split over threads.
+        { 25, 70, 300, true, false }, { 30, 48, 17, false, true }, { 12, 32, 1, true, false }, { 1, 200, 64, true, true },
+        { 200, 40, 260, false, false }, { 130, 1100, 40, true, false }, { 11, 31, 9, true, true }, { 97, 96, 128, false, false },
+    };
+
+    [Theory, MemberData(nameof(Shapes))]
+    public void Every_kernel_matches_a_float64_reference_and_the_fma_kernels_give_the_same_bits(int m, int n, int k, bool transB, bool accumulate)
+    {
+        var rng = new Random(m * 100 + n + k);
+        int lda = k + 3, ldb = (transB ? k : n) + 5, ldc = n + 2;
+        var a = Random(rng, m * lda);
+        var b = Random(rng, (transB ? n : k) * ldb);
+        var c = Random(rng, m * ldc);
+        var results = new Dictionary<(Sgemm.Path, int), float[]>();
+        foreach (var path in Supported)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = (float[])c.Clone();
+                Sgemm.Multiply(path, threads, m, n, k, a, lda, b, ldb, transB, y, ldc, accumulate);
+                results[(path, threads)] = y;
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        double s = accumulate ? c[i * ldc + j] : 0;
+                        for (int p = 0; p < k; p++) s += (double)a[i * lda + p] * (transB ? b[j * ldb + p] : b[p * ldb + j]);
+                        Assert.True(Math.Abs(y[i * ldc + j] - s) <= 1e-4 * Math.Max(1, Math.Sqrt(k)), $"{path}, {threads} threads, ({i},{j}): {y[i * ldc + j]} vs {s}");
+                    }
+            }
+        // FMA kernels (AVX2 6x16, AVX-512 12x32) do the same operations per output in the same order: the same bits,
+        // on any number of threads.
+        var fma = results.Where(r => r.Key.Item1 != Sgemm.Path.Portable).ToArray();
+        foreach (var (key, y) in fma)
+            Assert.True(fma[0].Value.AsSpan().SequenceEqual(y), $"{key} differs from {fma[0].Key}");
+    }
+
+    [Fact]
+    public void A_packed_weight_with_a_bias_gives_the_same_bits_on_the_avx2_and_avx512_kernels()
+    {
+        var rng = new Random(9);
+        int m = 37, n = 100, k = 300;
+        var a = Random(rng, m * k);
+        var w = Random(rng, n * k);
+        var bias = Random(rng, n);
+        var packed = new PackedWeight(w, n, k);
+        var reference = new float[m * n];
+        Sgemm.Multiply(Sgemm.Path.Portable, 1, m, a, k, packed, reference, n, bias: bias);
+        float[]? first = null;
+        foreach (var path in Supported.Where(p => p != Sgemm.Path.Portable))
+        {
+            var y = new float[m * n];
+            Sgemm.Multiply(path, 2, m, a, k, packed, y, n, bias: bias);
+            for (int i = 0; i < y.Length; i++)
+                Assert.True(Math.Abs(y[i] - reference[i]) <= 1e-4 * Math.Sqrt(k), $"{path} [{i}]: {y[i]} vs {reference[i]}");
+            first ??= y;
+            Assert.Equal(first, y);
+        }
+    }
+
+    [Fact]
+    public void The_best_kernel_is_the_widest_this_machine_supports()
+    {
+        Assert.Equal(new[] { Sgemm.Path.Avx512, Sgemm.Path.Avx2, Sgemm.Path.Portable }.First(Sgemm.IsSupported), Sgemm.Best);
+        foreach (var path in Enum.GetValues<Sgemm.Path>().Where(p => !Sgemm.IsSupported(p)))
+            Assert.Throws<PlatformNotSupportedException>(() => Sgemm.Multiply(path, 1, 1, 1, 1, new float[1], 1, new float[1], 1, false, new float[1], 1));
+    }
+}

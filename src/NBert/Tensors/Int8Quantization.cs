@@ -1,0 +1,121 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace NBert.Tensors;
+
+/// <summary>
+/// The one int8 quantization rule of NBert, shared by the int8 engine (the int8 GEMM, <c>Int8Gemm</c>) and the ONNX export of
+/// a quantized model, so that both hold the same integers and scales for the same float32 weights.
+/// <para>
+/// <b>Symmetric, per row, 127 levels each side.</b> A row is one output channel of a linear layer's weight
+/// (a row of the <c>[out_features, in_features]</c> matrix PyTorch stores), or one token's activations at run time.
+/// For a row <c>x</c>: <c>scale = max|x| / 127</c>, and each value becomes
+/// <c>q = clamp(round_half_to_even(x / scale), -127, 127)</c>, so <c>x ≈ q · scale</c>. The zero point is 0 and
+/// -128 is never used: the range is symmetric, so a value and its negation quantize to negated integers, and the
+/// integer kernels can rely on |q| ≤ 127 (see <c>Int8Gemm</c> for why that keeps their sums exact).
+/// A row whose scale is 0 (all zeros, or values so small that max/127 underflows) gets scale 1 and all-zero values.
+/// </para>
+/// <para>
+/// Weights must be finite (a NaN or infinity is refused, naming the row). Activations are quantized on every call;
+/// a row holding a NaN or an infinity gets scale NaN and zero values, so the layer's output row is NaN, as float32's
+/// would be, rather than a finite value computed from garbage.
+/// </para>
+/// <para>
+/// In ONNX terms (what the export writes): weights as an int8 initializer with a float per-channel scale along axis
+/// 0 and zero point 0; this is the form of ONNX Runtime's <c>quantize_dynamic</c> with <c>per_channel=True</c> and
+/// symmetric int8 weights, except that NBert's activations are scaled per row (token), not per tensor.
+/// </para>
+/// </summary>
+internal static class Int8Quantization
+{
+    /// <summary>The largest integer used: values lie in [-127, 127].</summary>
+    public const int MaxLevel = 127;
+
+    /// <summary>The scale for a row whose largest magnitude is <paramref name="maxAbs"/>: maxAbs / 127, 1 for a row
+    /// that quantizes to zeros, NaN for a non-finite row.</summary>
+    public static float Scale(float maxAbs)
+    {
+        if (!float.IsFinite(maxAbs)) return float.NaN;
+        float scale = maxAbs / MaxLevel;
+        return scale > 0 ? scale : 1f;
+    }
+
+    /// <summary>Quantizes one row into <paramref name="q"/> (the same length) and returns its scale.</summary>
+    public static unsafe float QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q)
+    {
+        if (q.Length < x.Length) throw new ArgumentException($"{q.Length} int8 values for a row of {x.Length}.");
+        if (x.IsEmpty) return 1f;
+        float scale = Scale(MathF.Abs(TensorPrimitives.MaxMagnitude(x)));
+        if (float.IsNaN(scale))
+        {
+            q[..x.Length].Clear();
+            return scale;
+        }
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && x.Length >= 32)
+        {
+            // 32 at a time, the same operations as the scalar loop below (an IEEE division, rounding half to even),
+            // so a value's integer does not depend on where in the row it falls.
+            var s = Vector256.Create(scale);
+            fixed (float* px = x)
+                for (; i + 32 <= x.Length; i += 32)
+                {
+                    var words = Vector256.Narrow(Vector256.Narrow(Levels(px + i, s), Levels(px + i + 8, s)),
+                        Vector256.Narrow(Levels(px + i + 16, s), Levels(px + i + 24, s)));
+                    words.CopyTo(q[i..]);
+                }
+        }
+        for (; i < x.Length; i++) q[i] = Level(x[i], scale);
+        return scale;
+    }
+
+    private static unsafe Vector256<int> Levels(float* x, Vector256<float> scale) =>
+        Vector256.Min(Vector256.Max(Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x) / scale)), Vector256.Create(-MaxLevel)),
+            Vector256.Create(MaxLevel));
+
+    /// <summary>One value's integer: clamp(round_half_to_even(x / scale), -127, 127).</summary>
+    public static sbyte Level(float x, float scale) => (sbyte)Math.Clamp((int)MathF.Round(x / scale), -MaxLevel, MaxLevel);
+
+    /// <summary>
+    /// Quantizes a weight <c>[rows, cols]</c> (row-major, a linear layer's <c>[out_features, in_features]</c>) per row:
+    /// the integers row-major into <paramref name="q"/>, one scale per row into <paramref name="scales"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The buffers are too small, or the weight holds a NaN or an infinity.</exception>
+    public static void QuantizeWeight(ReadOnlySpan<float> w, int rows, int cols, Span<sbyte> q, Span<float> scales)
+    {
+        if (rows < 0 || cols < 0) throw new ArgumentOutOfRangeException(nameof(rows), $"A {rows}x{cols} weight.");
+        long count = (long)rows * cols;
+        if (w.Length < count || q.Length < count || scales.Length < rows)
+            throw new ArgumentException($"A {rows}x{cols} weight needs {count} values, {count} int8 values and {rows} scales, " +
+                $"not {w.Length}, {q.Length} and {scales.Length}.");
+        for (int r = 0; r < rows; r++)
+        {
+            var row = w.Slice(r * cols, cols);
+            if (HasNonFinite(row, out int at))
+                throw new ArgumentException($"The weight's row {r} holds {row[at]} at column {at}: only finite weights can be quantized.");
+            scales[r] = QuantizeRow(row, q.Slice(r * cols, cols));
+        }
+    }
+
+    /// <summary><see cref="QuantizeWeight(ReadOnlySpan{float}, int, int, Span{sbyte}, Span{float})"/> into new arrays.</summary>
+    public static (sbyte[] Values, float[] Scales) QuantizeWeight(ReadOnlySpan<float> w, int rows, int cols)
+    {
+        var q = new sbyte[(long)rows * cols];
+        var scales = new float[rows];
+        QuantizeWeight(w, rows, cols, q, scales);
+        return (q, scales);
+    }
+
+    /// <summary>The float32 values a quantized row stands for: q · scale.</summary>
+    public static void DequantizeRow(ReadOnlySpan<sbyte> q, float scale, Span<float> x)
+    {
+        for (int i = 0; i < q.Length; i++) x[i] = q[i] * scale;
+    }
+
+    private static bool HasNonFinite(ReadOnlySpan<float> row, out int at)
+    {
+        for (at = 0; at < row.Length; at++)
+            if (!float.IsFinite(row[at])) return true;
+        return false;
+    }
+}
