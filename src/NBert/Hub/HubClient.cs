@@ -158,6 +158,9 @@ public sealed class HubClient : IDisposable
                     $"and the Hub was not asked{(Settings.Offline ? " (HF_HUB_OFFLINE is set)" : " (it could not be reached)")}.");
         }
         foreach (string file in TokenizerFiles) await Optional(file).ConfigureAwait(false);
+        // RoBERTa's vocab.json and merges.txt only where neither BERT file is: a BERT repository is not asked for them.
+        if (!files.Contains("tokenizer.json") && !files.Contains("vocab.txt"))
+            foreach (string file in IO.Checkpoint.BpeTokenizerFiles) await Optional(file).ConfigureAwait(false);
         // A sentence-transformers model says how it pools: modules.json names its modules, each with a folder whose
         // config.json (1_Pooling/config.json) the embeddings read. transformers does not fetch these, so a snapshot
         // it left is taken with whatever of them it has, without asking the Hub.
@@ -181,7 +184,8 @@ public sealed class HubClient : IDisposable
     /// repository has one (the model's length limit), and the tokenizer files it has (<see cref="TokenizerFiles"/>); no
     /// weights.
     /// </summary>
-    /// <exception cref="HubException">As <see cref="DownloadAsync"/>, and when the repository has neither tokenizer.json nor vocab.txt.</exception>
+    /// <exception cref="HubException">As <see cref="DownloadAsync"/>, and when the repository has neither tokenizer.json, vocab.txt nor
+    /// vocab.json with merges.txt.</exception>
     public async Task<HubSnapshot> DownloadTokenizerAsync(string repo, string? revision = null, CancellationToken cancellation = default)
     {
         var cache = Cache(repo);
@@ -195,7 +199,13 @@ public sealed class HubClient : IDisposable
             if (path is not null) files.Add(file);
         }
         if (!files.Contains("tokenizer.json") && !files.Contains("vocab.txt"))
-            throw new HubException(HubError.EntryNotFound, $"{repo}@{revision} has no tokenizer: neither tokenizer.json nor vocab.txt.");
+            foreach (string file in IO.Checkpoint.BpeTokenizerFiles)
+            {
+                var (path, _) = await FetchAsync(cache, commit, file, optional: true, cancellation).ConfigureAwait(false);
+                if (path is not null) files.Add(file);
+            }
+        if (!files.Contains("tokenizer.json") && !files.Contains("vocab.txt") && !(files.Contains("vocab.json") && files.Contains("merges.txt")))
+            throw new HubException(HubError.EntryNotFound, $"{repo}@{revision} has no tokenizer: neither tokenizer.json, vocab.txt nor vocab.json with merges.txt.");
         return new HubSnapshot(repo, revision, commit, cache.SnapshotDirectory(commit), files);
     }
 

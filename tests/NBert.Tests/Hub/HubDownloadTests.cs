@@ -29,6 +29,25 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
         Assert.Throws<HubException>(() => ModelResolver.Resolve(only, Settings())); // as a model it has no weights
     }
 
+    /// <summary>RoBERTa's vocab.json and merges.txt are fetched where a repository has neither tokenizer.json nor vocab.txt,
+    /// and only there: a BERT repository is not asked for them.</summary>
+    [Fact]
+    public void A_repository_with_vocab_json_and_merges_txt_gives_the_byte_level_BPE_and_a_BERT_one_is_not_asked_for_them()
+    {
+        string roberta = UniqueRepo("bpe");
+        Hub.AddCommit(roberta, new[] { "vocab.json", "merges.txt", "tokenizer_config.json" }
+            .ToDictionary(f => f, f => File.ReadAllBytes(Fixtures.Path("bpe", f))));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(ModelResolver.ResolveTokenizer(roberta, Settings()));
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("bpe", "roberta")).Encode("Call me Ishmael.").InputIds,
+            tokenizer.Encode("Call me Ishmael.").InputIds);
+
+        string bert = UniqueRepo("bert");
+        Hub.AddModel(bert, Model("seqcls"));
+        ModelResolver.ResolveTokenizer(bert, Settings());
+        ModelResolver.Resolve(bert, Settings());
+        Assert.DoesNotContain(Hub.RequestsFor(bert), r => r.File is "vocab.json" or "merges.txt");
+    }
+
     [Theory]
     [InlineData("""{"weight_map": {"a": null}}""")]
     [InlineData("""{"weight_map": {"a": 5}}""")]
