@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using NBert.IO;
+using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Tokenization;
 using NBert.Schema;
@@ -14,9 +15,10 @@ namespace NBert.Benchmarks;
 
 /// <summary>
 /// Sentence embeddings with each built-in model (all-MiniLM-L6-v2, snowflake-arctic-embed-xs): NBert against ONNX
-/// Runtime running the package's original ONNX, 2 threads each, batch 1 and batch 32, on real English sentences. Both
-/// get the same token ids (NBert's tokenizer, truncated at 128), the same length-sorted batches and the model's own
-/// pooling (mean for MiniLM, [CLS] for arctic), so the engines differ only in the model.
+/// Runtime running the package's original ONNX and NBert's own export of the model (<c>OnnxExport</c>: float32, int8 and
+/// int8-all, its pooling in the graph), 2 threads each, batch 1 and batch 32, on real English sentences. All get the
+/// same token ids (NBert's tokenizer, truncated at 128), the same length-sorted batches and the model's own pooling (mean
+/// for MiniLM, [CLS] for arctic), so the engines differ only in the model.
 /// </summary>
 public static class EmbeddingBenchmarks
 {
@@ -48,6 +50,11 @@ public static class EmbeddingBenchmarks
         bool cls = embedder.Options.Pooling == Pooling.Cls;
         string onnx = Path.Combine(Path.GetTempPath(), $"nbert-bench-{model.ShortName}-{Environment.ProcessId}.onnx");
         File.WriteAllBytes(onnx, AssemblyResources.Read(BuiltinModels.FindPackageAssembly(model), "model.onnx"));
+        // NBert's exports of the same model: the sentence-embedding graph (its pooling and normalisation inside).
+        var exports = new[] { ("float32", OnnxQuantization.None), ("int8", OnnxQuantization.Int8), ("int8-all", OnnxQuantization.Int8All) }
+            .Select(e => (Name: $"ONNX Runtime on NBert's export, {e.Item1}", Path: Path.ChangeExtension(onnx, $".export-{e.Item1}.onnx"), Quantization: e.Item2)).ToArray();
+        foreach (var e in exports)
+            OnnxExport.Save(embedder.Model, e.Path, new OnnxExportOptions { Task = OnnxTask.SentenceEmbeddings, Embedding = embedder.Options, Quantization = e.Quantization });
         try
         {
             var engines = new List<(string Name, Func<IReadOnlyList<string>, int, float[][]> Embed)>
@@ -63,6 +70,15 @@ public static class EmbeddingBenchmarks
                 var session = new InferenceSession(onnx, options);
                 sessions.Add(session);
                 engines.Add((name, (texts, batch) => OrtEmbed(session, embedder.Tokenizer, texts, batch, cls)));
+            }
+            foreach (var e in exports)
+            {
+                var session = new InferenceSession(e.Path, new SessionOptions
+                {
+                    IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+                });
+                sessions.Add(session);
+                engines.Add((e.Name, (texts, batch) => OrtEmbed(session, embedder.Tokenizer, texts, batch, cls)));
             }
             // Same vectors first: the comparison is of the same computation.
             var reference = engines[0].Embed(sentences.Take(64).ToArray(), 32);
@@ -94,6 +110,7 @@ public static class EmbeddingBenchmarks
         finally
         {
             File.Delete(onnx);
+            foreach (var e in exports) File.Delete(e.Path);
         }
     }
 
@@ -115,6 +132,13 @@ public static class EmbeddingBenchmarks
                 NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(Flat(e => e.TokenTypeIds), [b, s])),
             };
             using var outputs = session.Run(inputs);
+            if (outputs.FirstOrDefault(o => o.Name == "sentence_embedding") is { } pooled) // NBert's export pools in the graph
+            {
+                var vectors = pooled.AsTensor<float>().ToArray();
+                int dimension = vectors.Length / b;
+                for (int r = 0; r < b; r++) result[rows[r]] = vectors.AsSpan(r * dimension, dimension).ToArray();
+                continue;
+            }
             var hidden = outputs.First(o => o.Name == "last_hidden_state").AsTensor<float>().ToArray();
             int h = hidden.Length / (b * s);
             for (int r = 0; r < b; r++)

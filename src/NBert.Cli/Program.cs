@@ -68,6 +68,7 @@ public static class Program
             ModelCommands.Init(output),
             ModelCommands.Inspect(output),
             ModelCommands.ImportOnnx(output),
+            ExportOnnxCommand.Create(output),
             EmbeddingCommands.Embed(input, output, error),
             EmbeddingCommands.Similarity(output, error),
             TrainingCommands.Overfit(output),

@@ -37,8 +37,14 @@ public static class Checkpoint
         string.Equals(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(a)), System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(b)),
             OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
-    /// <summary>The tokenizer files that travel with a model directory, each optional (a tokenizer needs tokenizer.json or vocab.txt).</summary>
+    /// <summary>The tokenizer files that travel with a model directory, each optional (a tokenizer needs tokenizer.json or vocab.txt,
+    /// or RoBERTa's vocab.json and merges.txt, which travel with them).</summary>
     public static IReadOnlyList<string> TokenizerFiles { get; } = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+    /// <summary>RoBERTa's vocabulary and merges, the byte-level BPE tokenizer's files when there is no tokenizer.json. They
+    /// travel with a model directory like <see cref="TokenizerFiles"/>, but the Hub is asked for them only when a repository
+    /// has neither tokenizer.json nor vocab.txt.</summary>
+    internal static IReadOnlyList<string> BpeTokenizerFiles { get; } = ["vocab.json", "merges.txt"];
 
     /// <summary>Stages a model's weights, then its config.json, as transformers saves them: model.safetensors holds the
     /// parameters of <paramref name="layout"/> (the architecture's, see <see cref="BertArchitectures.Parameters"/>) under
@@ -56,7 +62,7 @@ public static class Checkpoint
     public static bool StageTokenizerFiles(string source, StagedFiles files)
     {
         bool any = false, inPlace = IsSameDirectory(source, files.Directory);
-        foreach (var name in TokenizerFiles)
+        foreach (var name in TokenizerFiles.Concat(BpeTokenizerFiles))
         {
             string from = System.IO.Path.Combine(source, name);
             if (!File.Exists(from)) continue;

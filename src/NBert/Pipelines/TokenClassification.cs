@@ -90,6 +90,7 @@ public sealed class TokenClassification : Pipeline
         var entities = texts.Select(_ => new List<EntityPrediction>()).ToArray();
         var windowCount = new int[texts.Count];
         int labels = Model.Config.NumLabels;
+        int? unkId = Tokenizer.TokenToId(Tokenizer.UnkToken);
         var perWindow = new List<EntityPrediction>[windows.Count];
         Batches.Run(Model, Tokenizer, windows.Select(w => w.Encoding).ToList(), BatchSize, (rows, padded, output) =>
         {
@@ -105,7 +106,7 @@ public sealed class TokenClassification : Pipeline
                     var (start, end) = e.Offsets[t];
                     string word = e.Tokens[t], reference = texts[text][start..end];
                     bool subword = word.Length != reference.Length;
-                    if (e.InputIds[t] == Tokenizer.Model.UnkId) (word, subword) = (reference, false);
+                    if (e.InputIds[t] == unkId) (word, subword) = (reference, false);
                     pre.Add(new PreEntity(word, scores, start, end, t, subword));
                 }
                 perWindow[rows[r]] = Aggregate(pre, aggregation)

@@ -48,7 +48,8 @@ public sealed partial class BertTokenizer
     /// <summary>
     /// Loads the tokenizer of a model by directory or name (a built-in such as <c>minilm</c>, or a Hugging Face Hub id:
     /// see <see cref="Hub.ModelResolver"/>), as transformers' <c>from_pretrained</c>: <c>tokenizer.json</c> when present,
-    /// else <c>vocab.txt</c>; <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
+    /// else <c>vocab.txt</c> (WordPiece), else <c>vocab.json</c> with <c>merges.txt</c> (RoBERTa's byte-level BPE, with
+    /// <c>add_prefix_space</c> and <c>trim_offsets</c> from the config); <c>tokenizer_config.json</c> (and <c>special_tokens_map.json</c>) add special tokens,
     /// options and <c>model_max_length</c>. The model's <c>max_position_embeddings</c> in a config.json beside them
     /// bounds <see cref="MaxInputLength"/>.
     /// </summary>
@@ -64,13 +65,15 @@ public sealed partial class BertTokenizer
         var config = TokenizerConfig.Read(directory);
         string json = Path.Combine(directory, "tokenizer.json");
         BertTokenizer tokenizer;
+        string vocab = Path.Combine(directory, "vocab.txt");
+        string vocabJson = Path.Combine(directory, "vocab.json"), merges = Path.Combine(directory, "merges.txt");
         if (File.Exists(json)) tokenizer = FromTokenizerJson(json, config);
+        else if (!File.Exists(vocab) && File.Exists(vocabJson) && File.Exists(merges)) tokenizer = FromVocabAndMerges(vocabJson, merges, config);
         else
         {
-            string vocab = Path.Combine(directory, "vocab.txt");
             if (!File.Exists(vocab))
                 throw new FileNotFoundException(
-                    $"Model directory '{directory}' has neither tokenizer.json nor vocab.txt: a BERT tokenizer needs one of them.", vocab);
+                    $"Model directory '{directory}' has neither tokenizer.json, vocab.txt nor vocab.json with merges.txt: a tokenizer needs one of them.", vocab);
             var lines = ReadVocabFile(vocab);
             config.CheckAddedTokenIds(lines.Count);
             tokenizer = FromVocabulary(vocab, lines, config.ToOptions());
@@ -121,6 +124,69 @@ public sealed partial class BertTokenizer
             int at = Math.Clamp(e.Index, 0, bytes.Length);
             int line = 1 + bytes.AsSpan(0, at).Count((byte)'\n');
             throw new NBertException($"{path}: line {line} is not valid UTF-8 (byte {at}).", e);
+        }
+    }
+
+    /// <summary>
+    /// RoBERTa's tokenizer from <c>vocab.json</c> and <c>merges.txt</c>, as transformers' <c>RobertaTokenizer</c> builds it:
+    /// BPE, the ByteLevel pre-tokenizer with the config's <c>add_prefix_space</c> (default false), RobertaProcessing with
+    /// its <c>trim_offsets</c> (default true), and the special tokens as added tokens, the mask token absorbing the space
+    /// before it (<c>lstrip</c>).
+    /// </summary>
+    private static BertTokenizer FromVocabAndMerges(string vocabPath, string mergesPath, TokenizerConfig config)
+    {
+        Dictionary<string, int> vocab;
+        using (var doc = JsonFile.Read(vocabPath))
+        {
+            try
+            {
+                vocab = TokenizerJson.ReadVocab(doc.RootElement, "");
+            }
+            catch (FormatException e)
+            {
+                throw new NBertException($"{vocabPath}: {e.Message}", e);
+            }
+        }
+        if (vocab.Count == 0) throw new NBertException($"{vocabPath}: the vocabulary is empty.");
+        var merges = new List<(string, string)>();
+        var lines = ReadVocabFile(mergesPath);
+        for (int i = 0; i < lines.Count; i++)
+        {
+            // As the Rust crate's BPE::from_file: "#version" lines are skipped, every other line is one merge.
+            if (lines[i].StartsWith("#version", StringComparison.Ordinal)) continue;
+            merges.Add(TokenizerJson.SplitMerge(lines[i])
+                ?? throw new NBertException($"{mergesPath}: line {i + 1} ('{Quote(lines[i])}') is not two tokens separated by one space."));
+        }
+        config.CheckAddedTokenIds(vocab.Count);
+        var names = config.Names("<unk>", "<s>", "</s>", "<pad>", "<mask>");
+        BytePairEncoding bpe;
+        try
+        {
+            bpe = new BytePairEncoding(vocab, merges);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{mergesPath}: {e.Message}", e);
+        }
+        int Required(string token, string field) => vocab.TryGetValue(token, out int id) ? id
+            : throw new NBertException($"{vocabPath}: the {field} '{Quote(token)}' is not in the vocabulary.");
+        int cls = Required(names.Cls, "cls_token"), sep = Required(names.Sep, "sep_token");
+        var added = new List<AddedToken>();
+        foreach (var (token, lstrip) in new[] { (config.Bos ?? "<s>", false), (names.Pad, false), (config.Eos ?? "</s>", false), (names.Unk, false),
+            (names.Cls, false), (names.Sep, false), (names.Mask, config.MaskLStrip ?? true) })
+            if (vocab.TryGetValue(token, out int id) && added.All(t => t.Content != token)) added.Add(new AddedToken(token, id, LStrip: lstrip));
+        foreach (var extra in config.AddedTokens)
+            if (added.All(t => t.Content != extra.Content)) added.Add(extra);
+        added.Sort((x, y) => x.Id.CompareTo(y.Id));
+        bool addPrefixSpace = config.AddPrefixSpace ?? false;
+        try
+        {
+            return new BertTokenizer(bpe, new BertNormalizerOptions(false, false, false, false), added, TemplateProcessing.Roberta(names.Cls, cls, names.Sep, sep),
+                ("", false), names, config.ModelMaxLength, new ByteLevelOptions(addPrefixSpace, true, config.TrimOffsets ?? true, addPrefixSpace));
+        }
+        catch (ArgumentException e)
+        {
+            throw new NBertException($"{vocabPath}: {e.Message}", e);
         }
     }
 
@@ -225,6 +291,13 @@ internal sealed record TokenizerConfig
     public string? Sep { get; init; }
     public string? Pad { get; init; }
     public string? Mask { get; init; }
+    public string? Bos { get; init; }
+    public string? Eos { get; init; }
+    /// <summary>The mask token's <c>lstrip</c>, when the config gives it as an object.</summary>
+    public bool? MaskLStrip { get; init; }
+    /// <summary>RoBERTa's <c>add_prefix_space</c> and <c>trim_offsets</c>.</summary>
+    public bool? AddPrefixSpace { get; init; }
+    public bool? TrimOffsets { get; init; }
     public int? ModelMaxLength { get; init; }
     public List<AddedToken> AddedTokens { get; init; } = [];
     /// <summary>The file whose added_tokens_decoder gave <see cref="AddedTokens"/>, for messages.</summary>
@@ -286,6 +359,11 @@ internal sealed record TokenizerConfig
             Sep = Token("sep_token") ?? Sep,
             Pad = Token("pad_token") ?? Pad,
             Mask = Token("mask_token") ?? Mask,
+            Bos = Token("bos_token") ?? Bos,
+            Eos = Token("eos_token") ?? Eos,
+            MaskLStrip = JsonFields.Get(root, "mask_token") is { ValueKind: JsonValueKind.Object } maskObject ? JsonFields.Bool(maskObject, "lstrip", "mask_token.lstrip") ?? false : MaskLStrip,
+            AddPrefixSpace = JsonFields.Bool(root, "add_prefix_space") ?? AddPrefixSpace,
+            TrimOffsets = JsonFields.Bool(root, "trim_offsets") ?? TrimOffsets,
             ModelMaxLength = maxLength ?? ModelMaxLength,
             AddedTokens = added,
             AddedTokensSource = source,
@@ -324,8 +402,9 @@ internal sealed record TokenizerConfig
         };
     }
 
-    public SpecialTokenNames Names(string unkFromModel) =>
-        new(Unk ?? unkFromModel, Cls ?? "[CLS]", Sep ?? "[SEP]", Pad ?? "[PAD]", Mask ?? "[MASK]");
+    /// <summary>The special tokens' names, the files' first, else the given defaults (the model's family's).</summary>
+    public SpecialTokenNames Names(string unk, string cls, string sep, string pad, string mask) =>
+        new(Unk ?? unk, Cls ?? cls, Sep ?? sep, Pad ?? pad, Mask ?? mask);
 }
 
 /// <summary>Reads the parts of Hugging Face's <c>tokenizer.json</c> that a BERT tokenizer has. A field of the
@@ -337,21 +416,10 @@ internal static class TokenizerJson
         if (root.ValueKind != JsonValueKind.Object) throw new FormatException("the top level must be a JSON object");
         var model = JsonFields.Object(root, "model") ?? throw new FormatException("field 'model' is missing");
         string type = JsonFields.String(model, "type", "model.type") ?? "WordPiece";
+        if (type == "BPE") return BuildByteLevelBpe(root, model, config);
         if (type != "WordPiece")
-            throw new NotSupportedException($"model.type is '{Quote(type)}'; only WordPiece (BERT) tokenizers are supported.");
-        var entries = JsonFields.Object(model, "vocab", "model.vocab") ?? throw new FormatException("field 'model.vocab' is missing");
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var entry in entries.EnumerateObject())
-        {
-            int id = JsonFields.AsInt(entry.Value, $"model.vocab['{Quote(entry.Name)}']");
-            if (id < 0) throw new FormatException($"model.vocab['{Quote(entry.Name)}'] has the negative id {id}");
-            vocab[entry.Name] = id;
-        }
-        // Ids may leave gaps (a vocab.txt with repeated lines leaves one per repeat), but an id table is built
-        // up to the largest id, so one far past the vocabulary's size is refused rather than allocated.
-        foreach (var (token, id) in vocab)
-            if (id >= 2L * vocab.Count)
-                throw new FormatException($"model.vocab['{Quote(token)}'] has id {id}, far past the vocabulary's {vocab.Count} tokens");
+            throw new NotSupportedException($"model.type is '{Quote(type)}'; only WordPiece (BERT) and BPE (RoBERTa) tokenizers are supported.");
+        var vocab = ReadVocab(model);
         string unk = JsonFields.String(model, "unk_token", "model.unk_token") ?? "[UNK]";
         string prefix = JsonFields.String(model, "continuing_subword_prefix", "model.continuing_subword_prefix") ?? "##";
         int maxChars = JsonFields.Int(model, "max_input_chars_per_word", "model.max_input_chars_per_word") ?? 100;
@@ -360,17 +428,99 @@ internal static class TokenizerJson
 
         if (JsonFields.Object(root, "pre_tokenizer") is { } pre && JsonFields.String(pre, "type", "pre_tokenizer.type") is var preType
             && preType != "BertPreTokenizer")
-            throw new NotSupportedException($"pre_tokenizer.type is '{Quote(preType ?? "null")}'; only BertPreTokenizer is supported.");
+            throw new NotSupportedException($"pre_tokenizer.type is '{Quote(preType ?? "null")}'; a WordPiece tokenizer supports only BertPreTokenizer.");
+        var postProcessor = ReadPostProcessor(root, out _);
+        if (postProcessor.Trim is not null)
+            throw new NotSupportedException("post_processor.type is 'RobertaProcessing', which goes with byte-level BPE; this tokenizer's model is WordPiece.");
 
+        return new BertTokenizer(wordPiece, ReadNormalizer(root), ReadAddedTokens(root), postProcessor.Template,
+            ReadDecoder(root), config.Names(unk, "[CLS]", "[SEP]", "[PAD]", "[MASK]"), config.ModelMaxLength);
+    }
+
+    /// <summary>
+    /// RoBERTa's byte-level BPE: a BPE model without word prefixes or suffixes, the ByteLevel pre-tokenizer, the
+    /// RobertaProcessing (or TemplateProcessing, or no) post-processor and the ByteLevel decoder. Any other combination is
+    /// refused, naming the field.
+    /// </summary>
+    private static BertTokenizer BuildByteLevelBpe(JsonElement root, JsonElement model, TokenizerConfig config)
+    {
+        var vocab = ReadVocab(model);
+        var mergeList = JsonFields.Array(model, "merges", "model.merges") ?? throw new FormatException("field 'model.merges' is missing");
+        var merges = new List<(string, string)>(mergeList.GetArrayLength());
+        int i = 0;
+        foreach (var m in mergeList.EnumerateArray())
+        {
+            string path = $"model.merges[{i++}]";
+            // Two layouts: "a b" (tokenizers before 0.20) and ["a", "b"].
+            if (m.ValueKind == JsonValueKind.String)
+                merges.Add(SplitMerge(m.GetString()!) ?? throw new FormatException($"{path} '{Quote(m.GetString()!)}' is not two tokens separated by one space"));
+            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
+                merges.Add((JsonFields.AsString(m[0], $"{path}[0]"), JsonFields.AsString(m[1], $"{path}[1]")));
+            else throw JsonFields.Wrong(path, "\"left right\" or [left, right]", m);
+        }
+        if (JsonFields.Get(model, "dropout") is { } dropout && !(dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() == 0))
+            throw new NotSupportedException($"model.dropout is {Quote(dropout.GetRawText())}: BPE dropout (random merges) is for training; only null is supported.");
+        foreach (var field in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (JsonFields.String(model, field, $"model.{field}") is { Length: > 0 } affix)
+                throw new NotSupportedException($"model.{field} is '{Quote(affix)}'; byte-level BPE has none.");
+        if (JsonFields.Bool(model, "byte_fallback", "model.byte_fallback") == true)
+            throw new NotSupportedException("model.byte_fallback is true; only byte-level BPE (byte_fallback false) is supported.");
+        string? unk = JsonFields.String(model, "unk_token", "model.unk_token");
+        var bpe = new BytePairEncoding(vocab, merges, unk, JsonFields.Bool(model, "fuse_unk", "model.fuse_unk") ?? false,
+            JsonFields.Bool(model, "ignore_merges", "model.ignore_merges") ?? false);
+
+        var pre = JsonFields.Object(root, "pre_tokenizer");
+        string? preType = pre is { } p ? JsonFields.String(p, "type", "pre_tokenizer.type") : null;
+        if (preType != "ByteLevel")
+            throw new NotSupportedException($"pre_tokenizer.type is '{Quote(preType ?? "null")}'; a BPE tokenizer is supported with the ByteLevel pre-tokenizer only.");
+        bool addPrefixSpace = JsonFields.Bool(pre!.Value, "add_prefix_space", "pre_tokenizer.add_prefix_space") ?? true;
+        bool useRegex = JsonFields.Bool(pre.Value, "use_regex", "pre_tokenizer.use_regex") ?? true;
+        if (JsonFields.Object(root, "decoder") is { } d && JsonFields.String(d, "type", "decoder.type") is var decoderType && decoderType != "ByteLevel")
+            throw new NotSupportedException($"decoder.type is '{Quote(decoderType ?? "null")}'; a byte-level BPE tokenizer supports only the ByteLevel decoder.");
+        var (template, trim) = ReadPostProcessor(root, out var clsSep);
+        var byteLevel = new ByteLevelOptions(addPrefixSpace, useRegex, trim?.TrimOffsets ?? false, trim?.AddPrefixSpace ?? false);
+        return new BertTokenizer(bpe, ReadNormalizer(root), ReadAddedTokens(root), template, ("", false),
+            config.Names(unk ?? "<unk>", clsSep?.Cls ?? "<s>", clsSep?.Sep ?? "</s>", "<pad>", "<mask>"), config.ModelMaxLength, byteLevel);
+    }
+
+    /// <summary>A merges line or string: two tokens separated by one space (Hugging Face splits on every space and wants
+    /// two parts); null otherwise.</summary>
+    internal static (string, string)? SplitMerge(string line)
+    {
+        int space = line.IndexOf(' ');
+        return space < 0 || line.IndexOf(' ', space + 1) >= 0 ? null : (line[..space], line[(space + 1)..]);
+    }
+
+    private static List<AddedToken> ReadAddedTokens(JsonElement root)
+    {
         var added = new List<AddedToken>();
         if (JsonFields.Array(root, "added_tokens") is { } list)
         {
             int i = 0;
             foreach (var item in list.EnumerateArray()) added.Add(ReadAddedToken(item, null, $"added_tokens[{i++}]"));
         }
+        return added;
+    }
 
-        return new BertTokenizer(wordPiece, ReadNormalizer(root), added, ReadPostProcessor(root),
-            ReadDecoder(root), config.Names(unk), config.ModelMaxLength);
+    /// <summary>A vocabulary object (tokenizer.json's <c>model.vocab</c>, or vocab.json when <paramref name="path"/> is empty).</summary>
+    public static Dictionary<string, int> ReadVocab(JsonElement model, string path = "model.vocab")
+    {
+        var entries = path.Length == 0
+            ? model.ValueKind == JsonValueKind.Object ? model : throw JsonFields.Wrong("the top level", "an object of tokens and ids", model)
+            : JsonFields.Object(model, "vocab", path) ?? throw new FormatException($"field '{path}' is missing");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var entry in entries.EnumerateObject())
+        {
+            int id = JsonFields.AsInt(entry.Value, $"{path}['{Quote(entry.Name)}']");
+            if (id < 0) throw new FormatException($"{path}['{Quote(entry.Name)}'] has the negative id {id}");
+            vocab[entry.Name] = id;
+        }
+        // Ids may leave gaps (a vocab.txt with repeated lines leaves one per repeat), but an id table is built
+        // up to the largest id, so one far past the vocabulary's size is refused rather than allocated.
+        foreach (var (token, id) in vocab)
+            if (id >= 2L * vocab.Count)
+                throw new FormatException($"{path}['{Quote(token)}'] has id {id}, far past the vocabulary's {vocab.Count} tokens");
+        return vocab;
     }
 
     /// <summary>An added token: an object with its <c>content</c> and flags, and its id (given, or its <c>id</c> field).</summary>
@@ -397,24 +547,43 @@ internal static class TokenizerJson
             JsonFields.Bool(n, "strip_accents", "normalizer.strip_accents"), JsonFields.Bool(n, "lowercase", "normalizer.lowercase") ?? true);
     }
 
-    private static TemplateProcessing? ReadPostProcessor(JsonElement root)
+    /// <summary>The post-processor as a template, with RobertaProcessing's offset trimming (null for the others) and its
+    /// cls and sep tokens.</summary>
+    private static (TemplateProcessing? Template, (bool TrimOffsets, bool AddPrefixSpace)? Trim) ReadPostProcessor(JsonElement root,
+        out (string Cls, string Sep)? clsSep)
     {
-        if (JsonFields.Object(root, "post_processor") is not { } p) return null;
+        clsSep = null;
+        if (JsonFields.Object(root, "post_processor") is not { } p) return (null, null);
         string type = JsonFields.String(p, "type", "post_processor.type") ?? "";
+        if (type == "RobertaProcessing")
+        {
+            var (cls, clsId) = ProcessorToken(p, "cls");
+            var (sep, sepId) = ProcessorToken(p, "sep");
+            clsSep = (cls, sep);
+            return (TemplateProcessing.Roberta(cls, clsId, sep, sepId),
+                (JsonFields.Bool(p, "trim_offsets", "post_processor.trim_offsets") ?? true,
+                 JsonFields.Bool(p, "add_prefix_space", "post_processor.add_prefix_space") ?? true));
+        }
+        return (ReadTemplateProcessing(p, type), null);
+    }
+
+    private static (string, int) ProcessorToken(JsonElement p, string name)
+    {
+        var a = JsonFields.Array(p, name, $"post_processor.{name}") ?? throw new FormatException($"field 'post_processor.{name}' is missing");
+        if (a.GetArrayLength() != 2) throw new FormatException($"post_processor.{name} must be [token, id]");
+        return (JsonFields.AsString(a[0], $"post_processor.{name}[0]"), JsonFields.AsInt(a[1], $"post_processor.{name}[1]"));
+    }
+
+    private static TemplateProcessing ReadTemplateProcessing(JsonElement p, string type)
+    {
         if (type == "BertProcessing")
         {
-            (string, int) Pair(string name)
-            {
-                var a = JsonFields.Array(p, name, $"post_processor.{name}") ?? throw new FormatException($"field 'post_processor.{name}' is missing");
-                if (a.GetArrayLength() != 2) throw new FormatException($"post_processor.{name} must be [token, id]");
-                return (JsonFields.AsString(a[0], $"post_processor.{name}[0]"), JsonFields.AsInt(a[1], $"post_processor.{name}[1]"));
-            }
-            var (cls, clsId) = Pair("cls");
-            var (sep, sepId) = Pair("sep");
+            var (cls, clsId) = ProcessorToken(p, "cls");
+            var (sep, sepId) = ProcessorToken(p, "sep");
             return TemplateProcessing.Bert(cls, clsId, sep, sepId);
         }
         if (type != "TemplateProcessing")
-            throw new NotSupportedException($"post_processor.type is '{Quote(type)}'; only TemplateProcessing and BertProcessing are supported.");
+            throw new NotSupportedException($"post_processor.type is '{Quote(type)}'; only TemplateProcessing, BertProcessing and RobertaProcessing are supported.");
         var specials = new Dictionary<string, (int[], string[])>(StringComparer.Ordinal);
         if (JsonFields.Object(p, "special_tokens", "post_processor.special_tokens") is { } st)
             foreach (var entry in st.EnumerateObject())

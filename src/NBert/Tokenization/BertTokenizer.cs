@@ -3,14 +3,18 @@ using System.Text;
 namespace NBert.Tokenization;
 
 /// <summary>
-/// A BERT WordPiece tokenizer that gives the same ids, offsets and windows as Hugging Face's
-/// (<c>BertTokenizer</c> / <c>tokenizers</c>): BertNormalizer, BertPreTokenizer, WordPiece, added
-/// tokens, TemplateProcessing, WordPiece decoder. Load one with <see cref="FromPretrained(string)"/>, or build
-/// one from a vocabulary. Instances are immutable and safe to use from many threads.
+/// The tokenizer of the BERT family, giving the same ids, offsets and windows as Hugging Face's <c>tokenizers</c>:
+/// BERT's WordPiece (BertNormalizer, BertPreTokenizer, WordPiece, WordPiece decoder) or RoBERTa's byte-level BPE
+/// (ByteLevel pre-tokenizer, BPE, RobertaProcessing, ByteLevel decoder), with added tokens, truncation, stride windows
+/// and padding shared. Load one with <see cref="FromPretrained(string)"/> (tokenizer.json, vocab.txt, or vocab.json with
+/// merges.txt), or build a WordPiece one from a vocabulary. Instances are immutable and safe to use from many threads.
 /// </summary>
 public sealed partial class BertTokenizer
 {
-    private readonly WordPiece _model;
+    private readonly TokenizerModel _model;
+    private readonly WordPiece? _wordPiece;
+    private readonly BytePairEncoding? _bpe;
+    private readonly ByteLevelOptions? _byteLevel;
     private readonly BertNormalizer _normalizer;
     private readonly AddedTokenMatcher _rawMatcher;
     private readonly AddedTokenMatcher _normalizedMatcher;
@@ -24,16 +28,18 @@ public sealed partial class BertTokenizer
     private readonly char[] _asciiChar = new char[128];
     private readonly int[] _asciiPunctId = new int[128];
 
-    /// <summary>The WordPiece model and its vocabulary (tokenizer.json's <c>model</c>).</summary>
-    public WordPiece Model => _model;
+    /// <summary>The model and its vocabulary (tokenizer.json's <c>model</c>): a <see cref="WordPiece"/> or a
+    /// <see cref="BytePairEncoding"/>.</summary>
+    public TokenizerModel Model => _model;
     /// <summary>The normalizer's options: lowercasing, accents, CJK, cleaning (tokenizer.json's <c>normalizer</c>).</summary>
     public BertNormalizerOptions Normalizer => _normalizer.Options;
-    /// <summary>Tokens matched before WordPiece runs, in id order, the special tokens among them (tokenizer.json's
+    /// <summary>Tokens matched before the model (WordPiece or BPE) runs, in id order, the special tokens among them (tokenizer.json's
     /// <c>added_tokens</c>).</summary>
     public IReadOnlyList<AddedToken> AddedTokens { get; }
     /// <summary>The post-processor; null when the tokenizer adds no special tokens.</summary>
     public TemplateProcessing? PostProcessor { get; }
-    /// <summary>The decoder's continuation prefix and whether it cleans up spaces before punctuation.</summary>
+    /// <summary>The WordPiece decoder's continuation prefix and whether it cleans up spaces before punctuation; unused by a
+    /// byte-level BPE tokenizer, whose decoder turns the tokens' bytes back into text.</summary>
     public (string Prefix, bool Cleanup) Decoder { get; }
 
     /// <summary>The unknown token (<c>unk_token</c>), usually <c>[UNK]</c>.</summary>
@@ -60,11 +66,16 @@ public sealed partial class BertTokenizer
     /// null for a tokenizer built in code.</summary>
     public string? SourceDirectory { get; private set; }
 
-    internal BertTokenizer(WordPiece model, BertNormalizerOptions normalizer, IReadOnlyList<AddedToken> addedTokens,
-        TemplateProcessing? postProcessor, (string Prefix, bool Cleanup) decoder, SpecialTokenNames names, int? modelMaxLength)
+    internal BertTokenizer(TokenizerModel model, BertNormalizerOptions normalizer, IReadOnlyList<AddedToken> addedTokens,
+        TemplateProcessing? postProcessor, (string Prefix, bool Cleanup) decoder, SpecialTokenNames names, int? modelMaxLength,
+        ByteLevelOptions? byteLevel = null)
     {
         CheckAddedTokenIds(addedTokens, model.VocabSize);
         _model = model;
+        _wordPiece = model as WordPiece;
+        _bpe = model as BytePairEncoding;
+        if ((_bpe is null) != (byteLevel is null)) throw new ArgumentException("A BPE model goes with the ByteLevel pre-tokenizer, and only it.");
+        _byteLevel = byteLevel;
         _normalizer = BertNormalizer.For(normalizer);
         AddedTokens = addedTokens;
         PostProcessor = postProcessor;
@@ -80,7 +91,7 @@ public sealed partial class BertTokenizer
         for (int id = 0; id < _tokenOf.Length; id++) _tokenOf[id] = IdToToken(id) ?? "";
         (UnkToken, ClsToken, SepToken, PadToken, MaskToken) = (names.Unk, names.Cls, names.Sep, names.Pad, names.Mask);
         PadTokenId = TokenToId(names.Pad) ?? 0;
-        for (char c = '\0'; c < 128; c++)
+        for (char c = '\0'; c < 128 && _wordPiece is not null; c++)
         {
             string n = _normalizer.Normalize(c.ToString());
             if (n.Length != 1 || n[0] >= 128) { _asciiKind[c] = AsciiOther; continue; } // removed: general path
@@ -92,7 +103,7 @@ public sealed partial class BertTokenizer
                 _ => AsciiWord,
             };
             if (_asciiKind[c] == AsciiPunct)
-                _asciiPunctId[c] = model.MaxInputCharsPerWord >= 1 && model.TokenToId(n) is int id ? id : model.UnkId;
+                _asciiPunctId[c] = _wordPiece.MaxInputCharsPerWord >= 1 && _wordPiece.TokenToId(n) is int id ? id : _wordPiece.UnkId;
         }
         ModelMaxLength = modelMaxLength;
     }
@@ -306,8 +317,8 @@ public sealed partial class BertTokenizer
         _ => "none",
     };
 
-    /// <summary>Turns ids back into text as Hugging Face does: WordPiece pieces glued, spaces between
-    /// words, the decoder's clean-up of spaces before punctuation.</summary>
+    /// <summary>Turns ids back into text as Hugging Face does: WordPiece pieces glued, spaces between words, the decoder's
+    /// clean-up of spaces before punctuation; byte-level BPE tokens back to their bytes, read as UTF-8.</summary>
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
@@ -315,10 +326,13 @@ public sealed partial class BertTokenizer
         return ConvertTokensToString(ids.Select(IdToToken).OfType<string>().Where(t => !(skipSpecialTokens && _specialContents.Contains(t))));
     }
 
-    /// <summary>The WordPiece decoder over tokens (transformers' <c>convert_tokens_to_string</c>): a continuation
-    /// piece loses its ## and joins the token before it, other tokens are separated by spaces, then clean-up.</summary>
+    /// <summary>The decoder over tokens (transformers' <c>convert_tokens_to_string</c>). WordPiece: a continuation piece
+    /// loses its ## and joins the token before it, other tokens are separated by spaces, then clean-up. ByteLevel: the
+    /// tokens' bytes joined and read as UTF-8, U+FFFD for bytes that are not.</summary>
     public string ConvertTokensToString(IEnumerable<string> tokens)
     {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (_byteLevel is not null) return ByteLevelOptions.Decode(tokens);
         var sb = new StringBuilder();
         bool first = true;
         foreach (var token in tokens)
@@ -351,6 +365,11 @@ public sealed partial class BertTokenizer
         public readonly List<(int Start, int End, AddedToken Token)> RawMatches = new();
         public readonly List<(int Start, int End, AddedToken Token)> NormalizedMatches = new();
         public char[] Word = new char[64];
+        // Byte-level BPE: a piece of text with its prefix space, and a word as byte chars, each with its source span.
+        public char[] Piece = new char[64];
+        public int[] PieceStart = new int[64], PieceEnd = new int[64];
+        public char[] Bytes = new char[64];
+        public int[] ByteStart = new int[64], ByteEnd = new int[64];
     }
 
     /// <summary>Appends the tokens of one text (no special tokens) to the scratch sink; word ids start at 0.</summary>
@@ -363,7 +382,7 @@ public sealed partial class BertTokenizer
         foreach (var (start, end, token) in scratch.RawMatches)
         {
             EncodeSegment(text, position, start, scratch, ref word);
-            sink.Add(token.Id, start, end, word++);
+            AddAddedToken(text, token, start, end, text.AsSpan(start, end - start), sink, word++);
             position = end;
         }
         EncodeSegment(text, position, text.Length, scratch, ref word);
@@ -378,6 +397,11 @@ public sealed partial class BertTokenizer
     private void EncodeSegment(string text, int from, int to, Scratch scratch, ref int word)
     {
         if (from >= to) return;
+        if (_bpe is not null)
+        {
+            EncodeByteLevel(text, from, to, scratch, ref word);
+            return;
+        }
         if (!_normalizedMatcher.IsEmpty)
         {
             EncodeGeneral(text, from, to, scratch, ref word);
@@ -415,7 +439,7 @@ public sealed partial class BertTokenizer
                 }
                 if (i == to || (c < 128 && _asciiKind[c] != AsciiOther))
                 {
-                    _model.TokenizeAscii(chars.AsSpan(0, n), packed, start, word++, sink);
+                    _wordPiece!.TokenizeAscii(chars.AsSpan(0, n), packed, start, word++, sink);
                     continue;
                 }
             }
@@ -443,7 +467,7 @@ public sealed partial class BertTokenizer
         foreach (var (start, end, token) in scratch.NormalizedMatches)
         {
             PreTokenize(buffer, position, start, scratch.Tokens, ref word);
-            scratch.Tokens.Add(token.Id, buffer.Start[start], buffer.End[end - 1], word++);
+            AddAddedToken(text, token, buffer.Start[start], buffer.End[end - 1], buffer.Chars.AsSpan(start, end - start), scratch.Tokens, word++);
             position = end;
         }
         PreTokenize(buffer, position, buffer.Length, scratch.Tokens, ref word);
@@ -464,12 +488,12 @@ public sealed partial class BertTokenizer
             }
             else
             {
-                if (wordStart >= 0) { _model.Tokenize(buffer, wordStart, j, word++, sink); wordStart = -1; }
-                if (cls == UnicodeRules.Punct) _model.Tokenize(buffer, j, j + width, word++, sink);
+                if (wordStart >= 0) { _wordPiece!.Tokenize(buffer, wordStart, j, word++, sink); wordStart = -1; }
+                if (cls == UnicodeRules.Punct) _wordPiece!.Tokenize(buffer, j, j + width, word++, sink);
             }
             j += width;
         }
-        if (wordStart >= 0) _model.Tokenize(buffer, wordStart, to, word++, sink);
+        if (wordStart >= 0) _wordPiece!.Tokenize(buffer, wordStart, to, word++, sink);
     }
 }
 

@@ -48,6 +48,14 @@ public sealed class TemplateProcessing
          TemplatePiece.Sequence("B", 1), TemplatePiece.Special(sep, 1)],
         new Dictionary<string, (int[], string[])> { [cls] = ([clsId], [cls]), [sep] = ([sepId], [sep]) });
 
+    /// <summary>RoBERTa's template (Hugging Face's RobertaProcessing): <c>&lt;s&gt; A &lt;/s&gt;</c> and
+    /// <c>&lt;s&gt; A &lt;/s&gt; &lt;/s&gt; B &lt;/s&gt;</c>, every type id 0.</summary>
+    public static TemplateProcessing Roberta(string cls, int clsId, string sep, int sepId) => new(
+        [TemplatePiece.Special(cls), TemplatePiece.Sequence("A", 0), TemplatePiece.Special(sep)],
+        [TemplatePiece.Special(cls), TemplatePiece.Sequence("A", 0), TemplatePiece.Special(sep), TemplatePiece.Special(sep),
+         TemplatePiece.Sequence("B", 0), TemplatePiece.Special(sep)],
+        new Dictionary<string, (int[], string[])> { [cls] = ([clsId], [cls]), [sep] = ([sepId], [sep]) });
+
     /// <summary>The template of a tokenizer without post-processor: the texts as they are, B with type id 1.</summary>
     internal static TemplateProcessing Plain { get; } = new([TemplatePiece.Sequence("A", 0)],
         [TemplatePiece.Sequence("A", 0), TemplatePiece.Sequence("B", 1)], new Dictionary<string, (int[], string[])>());
@@ -108,8 +116,8 @@ public sealed class TemplateProcessing
                 for (int i = 0; i < length; i++, k++)
                 {
                     int t = start + i;
-                    tokens[k] = tokenOf[sink.Ids[t]];
-                    offsets[k] = (sink.Starts[t], sink.Ends[t]);
+                    tokens[k] = sink.Texts[t] ?? tokenOf[sink.Ids[t]];
+                    offsets[k] = i == 0 ? (sink.FirstStarts[t], sink.FirstEnds[t]) : (sink.Starts[t], sink.Ends[t]);
                     words[k] = sink.Words[t];
                     sequences[k] = sequence;
                 }

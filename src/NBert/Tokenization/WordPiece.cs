@@ -5,7 +5,7 @@ namespace NBert.Tokenization;
 /// continuation pieces prefixed with <see cref="ContinuingSubwordPrefix"/>; a word with no complete
 /// split, or longer than <see cref="MaxInputCharsPerWord"/> code points, becomes the unknown token.
 /// </summary>
-public sealed class WordPiece
+public sealed class WordPiece : TokenizerModel
 {
     private readonly string[] _idToToken;
     private readonly Dictionary<string, int> _tokenToId;
@@ -62,16 +62,16 @@ public sealed class WordPiece
     }
 
     /// <summary>The highest id plus one (a gap in the ids counts too).</summary>
-    public int VocabSize => _idToToken.Length;
+    public override int VocabSize => _idToToken.Length;
 
     /// <summary>Token to id, as vocab.txt or tokenizer.json's <c>model.vocab</c> gives them.</summary>
-    public IReadOnlyDictionary<string, int> Vocab => _tokenToId;
+    public override IReadOnlyDictionary<string, int> Vocab => _tokenToId;
 
     /// <summary>The token of an id; null outside the vocabulary or in a gap.</summary>
-    public string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
+    public override string? IdToToken(int id) => (uint)id < (uint)_idToToken.Length ? _idToToken[id] : null;
 
     /// <summary>The id of a token (ordinal match); null when the vocabulary has none.</summary>
-    public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
+    public override int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
 
     /// <summary>
     /// Splits one normalised word, <c>buffer.Chars[from..to)</c>, into pieces appended to
@@ -137,16 +137,24 @@ public sealed class WordPiece
     }
 }
 
-/// <summary>Growable columns of tokens (id, source span, word index), reused between calls.</summary>
+/// <summary>Growable columns of tokens (id, source span, word index), reused between calls. A token has a second span,
+/// <see cref="FirstStarts"/>..<see cref="FirstEnds"/>, for when it comes first in its window: byte-level offset trimming
+/// keeps the prefix space of a first token. Elsewhere both spans are the same.</summary>
 internal sealed class TokenSink
 {
     public int[] Ids = new int[64];
     public int[] Starts = new int[64];
     public int[] Ends = new int[64];
+    public int[] FirstStarts = new int[64];
+    public int[] FirstEnds = new int[64];
     public int[] Words = new int[64];
+    /// <summary>The token's string where it is not its id's (an added token that matched more text than its content).</summary>
+    public string?[] Texts = new string?[64];
     public int Count;
 
-    public void Add(int id, int start, int end, int word)
+    public void Add(int id, int start, int end, int word) => Add(id, start, end, start, end, word);
+
+    public void Add(int id, int start, int end, int firstStart, int firstEnd, int word)
     {
         if (Count == Ids.Length)
         {
@@ -154,18 +162,28 @@ internal sealed class TokenSink
             Array.Resize(ref Ids, n);
             Array.Resize(ref Starts, n);
             Array.Resize(ref Ends, n);
+            Array.Resize(ref FirstStarts, n);
+            Array.Resize(ref FirstEnds, n);
             Array.Resize(ref Words, n);
+            Array.Resize(ref Texts, n);
         }
         Ids[Count] = id;
         Starts[Count] = start;
         Ends[Count] = end;
+        FirstStarts[Count] = firstStart;
+        FirstEnds[Count] = firstEnd;
         Words[Count] = word;
+        Texts[Count] = null;
         Count++;
     }
 
+    /// <summary>Drop very large arrays after a huge text so a thread does not keep them forever.</summary>
     public void Trim()
     {
-        if (Ids.Length > 1 << 18) { Ids = new int[64]; Starts = new int[64]; Ends = new int[64]; Words = new int[64]; }
+        if (Ids.Length > 1 << 18)
+        {
+            Ids = new int[64]; Starts = new int[64]; Ends = new int[64]; FirstStarts = new int[64]; FirstEnds = new int[64]; Words = new int[64]; Texts = new string?[64];
+        }
         Count = 0;
     }
 }

@@ -117,6 +117,36 @@ public sealed class TextFileFuzzTests(ITestOutputHelper output) : TempDirectoryT
     }
 
     [Fact]
+    public void Byte_level_bpe_tokenizer_json()
+    {
+        byte[] original = File.ReadAllBytes(Fixtures.Path("bpe", "roberta", "tokenizer.json"));
+        var json = JsonNode.Parse(original)!;
+        string path = Temp("tokenizer.json");
+        _fuzz.Run("bpe tokenizer.json", 1500, r =>
+        {
+            var bytes = r.Next(10) < 8 ? Mutations.Json(r, json) : Mutations.Bytes(r, original);
+            File.WriteAllBytes(path, bytes);
+            return bytes.Length;
+        }, LoadAndUse);
+    }
+
+    [Fact]
+    public void Vocab_json_and_merges_txt()
+    {
+        File.Copy(Fixtures.Path("bpe", "tokenizer_config.json"), Temp("tokenizer_config.json"));
+        byte[] vocab = File.ReadAllBytes(Fixtures.Path("bpe", "vocab.json")), merges = File.ReadAllBytes(Fixtures.Path("bpe", "merges.txt"));
+        var vocabJson = JsonNode.Parse(vocab)!;
+        var mergeLines = File.ReadAllLines(Fixtures.Path("bpe", "merges.txt"));
+        _fuzz.Run("vocab.json + merges.txt", 1500, r =>
+        {
+            bool mutateVocab = r.Next(2) == 0;
+            File.WriteAllBytes(Temp("vocab.json"), !mutateVocab ? vocab : r.Next(10) < 8 ? Mutations.Json(r, vocabJson) : Mutations.Bytes(r, vocab));
+            File.WriteAllBytes(Temp("merges.txt"), mutateVocab ? merges : r.Next(10) < 8 ? Mutations.Lines(r, mergeLines) : Mutations.Bytes(r, merges));
+            return Size(Temp("vocab.json"), Temp("merges.txt"), Temp("tokenizer_config.json"));
+        }, LoadAndUse);
+    }
+
+    [Fact]
     public void Tokenizer_config_json()
     {
         File.Copy(Path.Combine(Pretraining, "vocab.txt"), Temp("vocab.txt"));

@@ -29,6 +29,25 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
         Assert.Throws<HubException>(() => ModelResolver.Resolve(only, Settings())); // as a model it has no weights
     }
 
+    /// <summary>RoBERTa's vocab.json and merges.txt are fetched where a repository has neither tokenizer.json nor vocab.txt,
+    /// and only there: a BERT repository is not asked for them.</summary>
+    [Fact]
+    public void A_repository_with_vocab_json_and_merges_txt_gives_the_byte_level_BPE_and_a_BERT_one_is_not_asked_for_them()
+    {
+        string roberta = UniqueRepo("bpe");
+        Hub.AddCommit(roberta, new[] { "vocab.json", "merges.txt", "tokenizer_config.json" }
+            .ToDictionary(f => f, f => File.ReadAllBytes(Fixtures.Path("bpe", f))));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(ModelResolver.ResolveTokenizer(roberta, Settings()));
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("bpe", "roberta")).Encode("Call me Ishmael.").InputIds,
+            tokenizer.Encode("Call me Ishmael.").InputIds);
+
+        string bert = UniqueRepo("bert");
+        Hub.AddModel(bert, Model("seqcls"));
+        ModelResolver.ResolveTokenizer(bert, Settings());
+        ModelResolver.Resolve(bert, Settings());
+        Assert.DoesNotContain(Hub.RequestsFor(bert), r => r.File is "vocab.json" or "merges.txt");
+    }
+
     [Theory]
     [InlineData("""{"weight_map": {"a": null}}""")]
     [InlineData("""{"weight_map": {"a": 5}}""")]
@@ -295,9 +314,11 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
         Hub.AddModel(repo, Model("seqcls"));
         var release = new TaskCompletionSource();
         Hub.Holds[(repo, "model.safetensors")] = release.Task;
+        // The first GET waits for the others' HEADs (up to the 60 s below): its timeout must outlast that, or on a loaded
+        // machine it is tried again and counted twice.
         var downloads = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
         {
-            using var client = Client();
+            using var client = new HubClient(Settings() with { DownloadTimeout = TimeSpan.FromSeconds(90) });
             return await client.DownloadModelAsync(repo);
         })).ToList();
         // Hold the weights until all four have asked for their metadata, so that they really overlap.

@@ -168,9 +168,12 @@ public class TokenizerBehaviourTests
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");
             var bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("tokenizer.json", bad.Message);
-            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "BPE", "vocab": {}}}""");
+            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "Unigram", "vocab": []}}""");
             bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("model.type", bad.Message);
+            File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "BPE", "vocab": {"a": 0}}}""");
+            bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
+            Assert.Contains("model.merges", bad.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """{"model": {"type": "WordPiece"}}""");
             bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("model.vocab", bad.Message);
