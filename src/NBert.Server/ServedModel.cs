@@ -41,7 +41,7 @@ internal sealed class ServedModel : IDisposable
     private readonly QuestionAnswering? _questionAnswering;
     private readonly NextSentence? _nextSentence;
 
-    private ServedModel(string nameOrPath, string directory, Pooling? pooling)
+    private ServedModel(string nameOrPath, string directory, Pooling? pooling, Quantization quantization)
     {
         ModelId = ModelResolver.ModelId(nameOrPath);
         string configPath = Path.Combine(directory, "config.json");
@@ -72,6 +72,7 @@ internal sealed class ServedModel : IDisposable
         _model = BertPreTrainedModel.FromPretrained(directory, architecture);
         try
         {
+            _model.Quantize(quantization);
             _embeddings = new SentenceEmbeddings(Tokenizer, _model, own with { Pooling = pooling ?? own.Pooling, Normalize = false });
             if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
             if (Task is "next-sentence" or "pretraining") _nextSentence = new NextSentence(Tokenizer, _model);
@@ -97,7 +98,8 @@ internal sealed class ServedModel : IDisposable
 
     /// <summary>Loads a model directory or name (through <see cref="ModelResolver"/>), pooling as
     /// <paramref name="pooling"/> says, else as the model's sentence-transformers files say, else by mean.</summary>
-    public static ServedModel Load(string nameOrPath, Pooling? pooling) => new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling);
+    public static ServedModel Load(string nameOrPath, Pooling? pooling, Quantization quantization = Quantization.None) =>
+        new(nameOrPath, ModelResolver.Resolve(nameOrPath), pooling, quantization);
 
     /// <summary>Whether a route's task is this model's (TEI answers 424 otherwise).</summary>
     public bool Serves(string route) => route switch

@@ -59,7 +59,7 @@ public sealed class TextEmbeddingsInference : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var model = ServedModel.Load(options.Model, options.Pooling);
+        var model = ServedModel.Load(options.Model, options.Pooling, options.Quantization);
         try
         {
             if (model.MaxInputLength > options.MaxBatchTokens)
