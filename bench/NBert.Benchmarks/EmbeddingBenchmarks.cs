@@ -40,13 +40,19 @@ public static class EmbeddingBenchmarks
     public static string InstructionSet() =>
         (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported
             ? "AVX2 + FMA (NBert's Vector256 kernels)" : "no AVX2/FMA (NBert's Vector128 kernels)")
-        + (System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? ", AVX-512 present (used by ONNX Runtime, not by NBert)" : ", no AVX-512");
+        + (System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? ", AVX-512 present (used by ONNX Runtime, not by NBert's float32 kernels)" : ", no AVX-512")
+        + $"; NBert int8: {Int8Kernel} kernel";
+
+    /// <summary>Which int8 kernel NBert's int8 rows run here (AvxVnni, Avx512BW, Avx2 or Scalar).</summary>
+    private static string Int8Kernel => NBert.Tensors.Int8Gemm.Best.ToString();
 
     private static void RunModel(BuiltinModel model, IReadOnlyList<string> sentences, int rounds, TextWriter log, StringBuilder sb)
     {
         int threads = Environment.ProcessorCount;
         NBert.Tensors.Threading.MaxThreads = threads;
         var embedder = SentenceEmbeddings.FromPretrained(BuiltinModels.Prepare(model));
+        var quantized = SentenceEmbeddings.FromPretrained(BuiltinModels.Prepare(model));
+        quantized.Model.Quantize(NBert.Modeling.Quantization.Int8);
         bool cls = embedder.Options.Pooling == Pooling.Cls;
         string onnx = Path.Combine(Path.GetTempPath(), $"nbert-bench-{model.ShortName}-{Environment.ProcessId}.onnx");
         File.WriteAllBytes(onnx, AssemblyResources.Read(BuiltinModels.FindPackageAssembly(model), "model.onnx"));
@@ -61,6 +67,8 @@ public static class EmbeddingBenchmarks
             {
                 ("NBert", (texts, batch) => new SentenceEmbeddings(embedder.Tokenizer, embedder.Model,
                     embedder.Options with { MaxLength = 128 }) { BatchSize = batch }.Embed(texts)),
+                ($"NBert int8 ({Int8Kernel})", (texts, batch) => new SentenceEmbeddings(quantized.Tokenizer, quantized.Model,
+                    quantized.Options with { MaxLength = 128 }) { BatchSize = batch }.Embed(texts)),
             };
             var sessions = new List<InferenceSession>();
             foreach (var (name, level) in new[] { ("ONNX Runtime, default options", (GraphOptimizationLevel?)null), ("ONNX Runtime, all graph optimisations", GraphOptimizationLevel.ORT_ENABLE_ALL) })

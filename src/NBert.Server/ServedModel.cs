@@ -41,7 +41,7 @@ internal sealed class ServedModel : IDisposable
     private readonly QuestionAnswering? _questionAnswering;
     private readonly NextSentence? _nextSentence;
 
-    private ServedModel(ResolvedModel source, Pooling? pooling)
+    private ServedModel(ResolvedModel source, Pooling? pooling, Quantization quantization)
     {
         ModelId = source.ModelId;
         string directory = source.Directory;
@@ -73,6 +73,7 @@ internal sealed class ServedModel : IDisposable
         _model = BertPreTrainedModel.FromPretrained(source, architecture);
         try
         {
+            _model.Quantize(quantization);
             _embeddings = new SentenceEmbeddings(Tokenizer, _model, own with { Pooling = pooling ?? own.Pooling, Normalize = false });
             if (Task is "fill-mask" or "pretraining") _fillMask = new FillMask(Tokenizer, _model);
             if (Task is "next-sentence" or "pretraining") _nextSentence = new NextSentence(Tokenizer, _model);
@@ -98,11 +99,12 @@ internal sealed class ServedModel : IDisposable
 
     /// <summary>Loads a model directory or name (through <see cref="ModelResolver"/>), pooling as
     /// <paramref name="pooling"/> says, else as the model's sentence-transformers files say, else by mean.</summary>
-    public static ServedModel Load(string nameOrPath, Pooling? pooling) => new(ModelResolver.ResolveModel(nameOrPath), pooling);
+    public static ServedModel Load(string nameOrPath, Pooling? pooling, Quantization quantization = Quantization.None) =>
+        new(ModelResolver.ResolveModel(nameOrPath), pooling, quantization);
 
     /// <summary>Loads the model of <paramref name="options"/>, resolved once with its Hub settings and progress.</summary>
     public static ServedModel Load(ServerOptions options) =>
-        new(ModelResolver.ResolveModel(options.Model, options.Hub, options.DownloadProgress), options.Pooling);
+        new(ModelResolver.ResolveModel(options.Model, options.Hub, options.DownloadProgress), options.Pooling, options.Quantization);
 
     /// <summary>Whether a route's task is this model's (TEI answers 424 otherwise).</summary>
     public bool Serves(string route) => route switch

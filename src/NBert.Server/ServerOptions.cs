@@ -1,3 +1,4 @@
+using NBert.Modeling;
 using NBert.Pipelines;
 using NBert.Schema;
 using NBert.Tasks;
@@ -39,6 +40,9 @@ public sealed record ServerOptions
     /// <summary>How an embedding model's token vectors become a sentence vector (as <c>nbert embed --pooling</c>); null:
     /// as the model's sentence-transformers files say (<c>1_Pooling/config.json</c>, as TEI reads it), else mean.</summary>
     public Pooling? Pooling { get; init; }
+    /// <summary>How the model's linear layers run (<see cref="BertPreTrainedModel.Quantize"/>): float32 by default, or
+    /// int8 for about a quarter of the weight memory (<c>nbert serve --quantize int8</c>).</summary>
+    public Quantization Quantization { get; init; }
     /// <summary>How long a stop (SIGTERM) waits for requests in progress before it ends them; at most
     /// <see cref="MaxShutdownTimeout"/>.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using NBert.Modeling;
 using NBert.Pipelines;
 using Spectre.Console;
 using NBert.Schema;
@@ -31,13 +32,15 @@ public static class EmbeddingCommands
 
     /// <summary>The model with its own embedding options (sentence-transformers' files), changed by what was given:
     /// <paramref name="pooling"/> overrides the pooling, <paramref name="normalize"/> the normalisation.</summary>
-    private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize)
+    private static SentenceEmbeddings Load(string name, string? pooling, bool? normalize, Quantization quantization)
     {
-        return SentenceEmbeddings.FromPretrained(ModelCommands.Resolve(name), o => o with
+        var embedder = SentenceEmbeddings.FromPretrained(ModelCommands.Resolve(name), o => o with
         {
             Pooling = pooling switch { "cls" => Pooling.Cls, "mean" => Pooling.Mean, "max" => Pooling.Max, _ => o.Pooling },
             Normalize = normalize ?? o.Normalize,
         });
+        embedder.Model.Quantize(quantization);
+        return embedder;
     }
 
     /// <summary>A prompt name the model has, or a usage error that lists the ones it has.</summary>
@@ -54,6 +57,7 @@ public static class EmbeddingCommands
     {
         var model = ModelOption();
         var pooling = PoolingOption();
+        var quantize = QuantizeOption.Create();
         var normalize = new Option<bool>("--normalize") { Description = "Scale each embedding to length 1 (default: as the model's files say, else not)" };
         var noNormalize = new Option<bool>("--no-normalize") { Description = "Do not scale the embeddings, whatever the model's files say" };
         var prompt = PromptOption("each text");
@@ -62,13 +66,13 @@ public static class EmbeddingCommands
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("embed", "Sentence embeddings of texts, pooled as the model's own files say unless --pooling is given.")
         {
-            model, pooling, normalize, noNormalize, prompt, json, input, texts,
+            model, pooling, normalize, noNormalize, prompt, json, input, texts, quantize,
         };
         command.SetAction(parse =>
         {
             if (parse.GetValue(normalize) && parse.GetValue(noNormalize)) throw new CliException("--normalize and --no-normalize contradict each other: give one.");
             bool? scale = parse.GetValue(normalize) ? true : parse.GetValue(noNormalize) ? false : null;
-            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), scale);
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), scale, QuantizeOption.Value(parse, quantize));
             string? promptName = CheckPrompt(embedder, parse.GetValue(prompt));
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             var inv = CultureInfo.InvariantCulture;
@@ -89,6 +93,7 @@ public static class EmbeddingCommands
     {
         var model = ModelOption();
         var pooling = PoolingOption();
+        var quantize = QuantizeOption.Create();
         var query = new Option<string>("--query") { Description = "The text to search for", Required = true };
         var corpus = new Option<string>("--corpus") { Description = "A text file, one document per line", Required = true };
         var topK = new Option<int>("--top-k") { Description = "How many results", DefaultValueFactory = _ => 5 }.AtLeast(1);
@@ -96,14 +101,14 @@ public static class EmbeddingCommands
         var json = new Option<bool>("--json") { Description = "One JSON line per result" };
         var command = new Command("similarity", "The corpus lines most similar to a query (cosine of sentence embeddings).")
         {
-            model, pooling, prompt, query, corpus, topK, json,
+            model, pooling, prompt, query, corpus, topK, json, quantize,
         };
         command.SetAction(parse =>
         {
             string path = parse.GetValue(corpus)!;
             if (!File.Exists(path)) throw new CliException($"corpus file '{path}' does not exist.");
             int k = parse.GetValue(topK);
-            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true);
+            var embedder = Load(parse.GetValue(model)!, parse.GetValue(pooling), normalize: true, QuantizeOption.Value(parse, quantize));
             // A retrieval model's queries carry its query prompt (arctic-embed's model card), its documents none.
             string? promptName = CheckPrompt(embedder, parse.GetValue(prompt)) ?? (embedder.Options.Prompts.ContainsKey("query") ? "query" : null);
             var hits = Search(embedder, embedder.Embed([parse.GetValue(query)!], promptName)[0], path, k, ProgressDisplay.Bar($"embedding {path}"));

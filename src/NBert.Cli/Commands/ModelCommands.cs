@@ -33,13 +33,15 @@ public static class ModelCommands
         var attentions = new Option<bool>("--attentions") { Description = "Also write attentions.N" };
         var head = new Option<string>("--head") { Description = "Which head to run; auto follows architectures in config.json", DefaultValueFactory = _ => "auto" };
         head.AcceptOnlyFromAmong([.. Heads.Keys]);
+        var quantize = QuantizeOption.Create();
         var command = new Command("forward", "Run a model on a batch of ids and write its outputs, named as transformers names them.")
         {
-            model, inputs, output, hidden, attentions, head,
+            model, inputs, output, hidden, attentions, head, quantize,
         };
         command.SetAction(parse =>
         {
             var m = Load(Resolve(parse.GetValue(model)!), Heads[parse.GetValue(head)!]);
+            m.Quantize(QuantizeOption.Value(parse, quantize));
             var batch = ReadInputs(parse.GetValue(inputs)!);
             ModelOutput result;
             try

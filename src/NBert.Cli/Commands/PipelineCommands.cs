@@ -24,7 +24,12 @@ public static class PipelineCommands
 
     /// <summary>Loads a pipeline (what loading had to make up, such as a newly initialised head, the library warns
     /// about on standard error).</summary>
-    private static T Load<T>(string model, Func<NBert.Hub.ResolvedModel, T> create) => create(ModelCommands.Resolve(model));
+    private static T Load<T>(string model, Func<NBert.Hub.ResolvedModel, T> create, Quantization quantization) where T : Pipeline
+    {
+        var pipeline = create(ModelCommands.Resolve(model));
+        pipeline.Model.Quantize(quantization);
+        return pipeline;
+    }
 
     /// <summary>Inputs from arguments, else streamed from --input; each chunk run, then printed as JSON lines or a table.</summary>
     internal static int Run<T>(TextReader stdin, TextWriter stdout, TextWriter stderr, IReadOnlyList<T>? fromArguments, string? input,
@@ -108,16 +113,17 @@ public static class PipelineCommands
     public static Command FillMask(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
+        var quantize = QuantizeOption.Create();
         var input = InputOption("{\"text\": ...}");
         var json = JsonOption();
         var topK = new Option<int>("--top-k") { Description = "Candidates per [MASK]", DefaultValueFactory = _ => 5 }.AtLeast(1);
         var targets = new Option<string?>("--targets") { Description = "Only score these words (comma-separated)" };
         var texts = new Argument<string[]>("TEXT") { Description = "Texts with [MASK]", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("fill-mask", "The likeliest tokens for each [MASK] (transformers' fill-mask pipeline).") { model, input, json, topK, targets, texts };
+        var command = new Command("fill-mask", "The likeliest tokens for each [MASK] (transformers' fill-mask pipeline).") { model, input, json, topK, targets, texts, quantize };
         command.SetAction(parse =>
         {
             int k = parse.GetValue(topK);
-            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromPretrained);
+            var pipeline = Load(parse.GetValue(model)!, NBert.Pipelines.FillMask.FromPretrained, QuantizeOption.Value(parse, quantize));
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             if (targetList is { Length: 0 }) throw new CliException($"--targets '{parse.GetValue(targets)}' names no word: give comma-separated words, or leave it out for the whole vocabulary.");
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
@@ -134,18 +140,19 @@ public static class PipelineCommands
     public static Command Classify(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
+        var quantize = QuantizeOption.Create();
         var input = InputOption("{\"text\": ..., \"text_pair\": ...}");
         var json = JsonOption();
         var topK = new Option<string>("--top-k") { Description = "Labels per input, or all", DefaultValueFactory = _ => "1" };
         var function = new Option<string>("--function-to-apply") { Description = "softmax, sigmoid or none (default: as the model's config implies)", DefaultValueFactory = _ => "default" };
         function.AcceptOnlyFromAmong("default", "softmax", "sigmoid", "none");
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to classify", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("classify", "Labels and scores of texts or pairs (transformers' text-classification pipeline).") { model, input, json, topK, function, texts };
+        var command = new Command("classify", "Labels and scores of texts or pairs (transformers' text-classification pipeline).") { model, input, json, topK, function, texts, quantize };
         command.SetAction(parse =>
         {
             int? k = ParseTopK(parse.GetValue(topK)!, "--top-k");
             var apply = parse.GetValue(function) switch { "softmax" => ScoreFunction.Softmax, "sigmoid" => ScoreFunction.Sigmoid, "none" => ScoreFunction.None, _ => ScoreFunction.Default };
-            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromPretrained);
+            var pipeline = Load(parse.GetValue(model)!, TextClassification.FromPretrained, QuantizeOption.Value(parse, quantize));
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t.Select(x => (x, (string?)null)).ToList() : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.OptionalString(e, "text_pair")),
@@ -159,17 +166,18 @@ public static class PipelineCommands
     public static Command Ner(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
+        var quantize = QuantizeOption.Create();
         var input = InputOption("{\"text\": ...}");
         var json = JsonOption();
         var aggregation = new Option<string>("--aggregation") { Description = "none (every token), simple, first, average or max", DefaultValueFactory = _ => "simple" };
         aggregation.AcceptOnlyFromAmong("none", "simple", "first", "average", "max");
         var stride = new Option<int?>("--stride") { Description = "Process texts longer than the model's maximum in windows overlapping by this many tokens" }.AtLeast(0);
         var texts = new Argument<string[]>("TEXT") { Description = "Texts to tag", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("ner", "Named entities (transformers' token-classification pipeline).") { model, input, json, aggregation, stride, texts };
+        var command = new Command("ner", "Named entities (transformers' token-classification pipeline).") { model, input, json, aggregation, stride, texts, quantize };
         command.SetAction(parse =>
         {
             var strategy = Enum.Parse<Aggregation>(parse.GetValue(aggregation)!, ignoreCase: true);
-            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromPretrained);
+            var pipeline = Load(parse.GetValue(model)!, TokenClassification.FromPretrained, QuantizeOption.Value(parse, quantize));
             var given = parse.GetValue(texts) is { Length: > 0 } t ? t : null;
             return Run(stdin, stdout, stderr, given, parse.GetValue(input), (e, _) => JsonLinesInput.RequiredString(e, "text"),
                 chunk => pipeline.Run(chunk, new TokenClassificationOptions { Aggregation = strategy, Stride = parse.GetValue(stride) }).Cast<object>().ToList(), parse.GetValue(json), x => x,
@@ -182,6 +190,7 @@ public static class PipelineCommands
     public static Command Qa(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
+        var quantize = QuantizeOption.Create();
         var input = InputOption("{\"question\": ..., \"context\": ...}");
         var json = JsonOption();
         var topK = new Option<int>("--top-k") { Description = "Answers per question", DefaultValueFactory = _ => 1 }.AtLeast(1);
@@ -194,7 +203,7 @@ public static class PipelineCommands
         var arguments = new Argument<string[]>("QUESTION CONTEXT") { Description = "A question and its context", Arity = new ArgumentArity(0, 2) };
         var command = new Command("qa", "Answer spans from a context (transformers 4's question-answering pipeline).")
         {
-            model, input, json, topK, maxAnswer, docStride, maxSeq, maxQuestion, impossible, noAlign, arguments,
+            model, input, json, topK, maxAnswer, docStride, maxSeq, maxQuestion, impossible, noAlign, arguments, quantize,
         };
         command.SetAction(parse =>
         {
@@ -205,7 +214,7 @@ public static class PipelineCommands
             };
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give a QUESTION and a CONTEXT, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromPretrained);
+            var pipeline = Load(parse.GetValue(model)!, QuestionAnswering.FromPretrained, QuantizeOption.Value(parse, quantize));
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "question"), JsonLinesInput.RequiredString(e, "context")),
                 chunk => pipeline.Run(chunk, options).Select(a => PipelineJson.QuestionAnswering(a, options.TopK)).ToList(), parse.GetValue(json),
@@ -219,15 +228,16 @@ public static class PipelineCommands
     public static Command Nsp(TextReader stdin, TextWriter stdout, TextWriter stderr)
     {
         var model = ModelOption();
+        var quantize = QuantizeOption.Create();
         var input = InputOption("{\"text\": ..., \"text_pair\": ...}");
         var json = JsonOption();
         var arguments = new Argument<string[]>("A B") { Description = "A sentence and the one that may follow it", Arity = new ArgumentArity(0, 2) };
-        var command = new Command("nsp", "The probability that sentence B follows sentence A (next sentence prediction).") { model, input, json, arguments };
+        var command = new Command("nsp", "The probability that sentence B follows sentence A (next sentence prediction).") { model, input, json, arguments, quantize };
         command.SetAction(parse =>
         {
             var given = parse.GetValue(arguments) ?? [];
             if (given.Length == 1) throw new CliException("give two sentences A and B, or JSON lines through --input.");
-            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromPretrained);
+            var pipeline = Load(parse.GetValue(model)!, NextSentence.FromPretrained, QuantizeOption.Value(parse, quantize));
             return Run(stdin, stdout, stderr, given.Length == 2 ? [(given[0], given[1])] : null, parse.GetValue(input),
                 (e, _) => (JsonLinesInput.RequiredString(e, "text"), JsonLinesInput.RequiredString(e, "text_pair")),
                 chunk => pipeline.Run(chunk).Cast<object>().ToList(),

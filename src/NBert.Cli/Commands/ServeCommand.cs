@@ -32,9 +32,10 @@ public static class ServeCommand
         pooling.AcceptOnlyFromAmong("cls", "mean", "max");
         var shutdown = new Option<double>("--shutdown-timeout") { Description = "Seconds a stop waits for requests in progress", DefaultValueFactory = _ => 30 }
             .Between(0, ServerOptions.MaxShutdownTimeout.TotalSeconds);
+        var quantize = QuantizeOption.Create();
         var command = new Command("serve", "Serve a model over HTTP with text-embeddings-inference's API (/embed, /predict, /rerank, /v1/embeddings, ...), dynamic batching and backpressure.")
         {
-            model, port, hostname, maxConcurrent, maxBatchTokens, maxBatchRequests, maxClientBatch, autoTruncate, payloadLimit, apiKey, pooling, shutdown,
+            model, port, hostname, maxConcurrent, maxBatchTokens, maxBatchRequests, maxClientBatch, autoTruncate, payloadLimit, apiKey, pooling, shutdown, quantize,
         };
         command.SetAction(parse =>
         {
@@ -54,6 +55,7 @@ public static class ServeCommand
                 ShutdownTimeout = TimeSpan.FromSeconds(parse.GetValue(shutdown)),
                 Hub = HubCommands.Settings, // the command line's, as every other command resolves with
                 DownloadProgress = HubCommands.Progress,
+                Quantization = QuantizeOption.Value(parse, quantize),
             };
             try
             {

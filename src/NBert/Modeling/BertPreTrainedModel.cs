@@ -16,8 +16,11 @@ public abstract class BertPreTrainedModel : IDisposable
     public BertConfig Config { get; }
     /// <summary>Which transformers class this model is.</summary>
     public BertArchitecture Architecture { get; }
-    /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models.</summary>
-    public IReadOnlyDictionary<string, FloatTensor> Parameters { get; }
+    /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models. After
+    /// <see cref="Quantize"/> to int8, without the weights of the layers it quantized (released to save memory).</summary>
+    public IReadOnlyDictionary<string, FloatTensor> Parameters { get; private set; }
+    /// <summary>How the model's linear layers run: float32 as loaded, or int8 after <see cref="Quantize"/>.</summary>
+    public Quantization Quantization { get; private set; }
     /// <summary>What loading did; null for a model initialised in code.</summary>
     public LoadReport? LoadReport { get; init; }
     /// <summary>Whether the model has a pooling layer (<c>pooler.dense</c>): the heads that use it always do; a
@@ -29,7 +32,7 @@ public abstract class BertPreTrainedModel : IDisposable
     // The one forward pass, over this model's layout; the weights packed for it on first use, dropped by WeightsChanged.
     private readonly ParameterLayout _layout;
     private readonly Encoder<float> _encoder;
-    private PackedWeights? _weights;
+    private Weights<float>? _weights;
 
     private protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, FloatTensor> parameters)
     {
@@ -55,7 +58,44 @@ public abstract class BertPreTrainedModel : IDisposable
     private List<ParameterSpec> Specs => BertArchitectures.Parameters(Config, Architecture, BertArchitectures.AddPoolingLayer(Architecture, Parameters.Keys));
 
     /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
-    public void WeightsChanged() => _weights = null;
+    /// <exception cref="InvalidOperationException">The model is quantized: its float32 weights were released.</exception>
+    public void WeightsChanged()
+    {
+        EnsureNotQuantized("have its weights changed");
+        _weights = null;
+    }
+
+    /// <summary>
+    /// Converts the model in place for int8 inference (<see cref="Quantization.Int8"/>), as ONNX Runtime's dynamic
+    /// quantization does: the weights of the encoder's linear layers, the pooler and the masked-LM transform are quantized
+    /// now to int8 per output channel, and the activations entering them per row (token) at run time; embeddings,
+    /// LayerNorm, softmax, GELU, attention's products and the task heads' output layers stay float32. The quantized
+    /// layers' float32 weights are released (<see cref="Parameters"/> no longer has them), so the model then runs only
+    /// forward: it cannot be saved, trained, converted or quantized back. <see cref="Quantization.None"/> leaves a
+    /// float32 model as it is.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model is already int8 and <paramref name="quantization"/> asks for float32.</exception>
+    public void Quantize(Quantization quantization)
+    {
+        if (quantization == Quantization) return;
+        if (quantization != Quantization.Int8)
+        {
+            if (!Enum.IsDefined(quantization)) throw new ArgumentOutOfRangeException(nameof(quantization), $"No quantization {quantization}.");
+            throw new InvalidOperationException("An int8 model cannot go back to float32: its float32 weights were released. Load it again.");
+        }
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var weights = new Int8Weights(Parameters, _layout);
+        _weights = weights;
+        Parameters = weights.Kept;
+        Quantization = quantization;
+    }
+
+    /// <summary>Refuses what needs the float32 weights that quantizing released.</summary>
+    private protected void EnsureNotQuantized(string what)
+    {
+        if (Quantization != Quantization.None)
+            throw new InvalidOperationException($"A {Quantization} model cannot {what}: its float32 weights were released when it was quantized. Load it again.");
+    }
 
     private bool _disposed;
 
@@ -64,7 +104,7 @@ public abstract class BertPreTrainedModel : IDisposable
     public void Dispose()
     {
         _disposed = true;
-        WeightsChanged();
+        _weights = null;
         GC.SuppressFinalize(this);
     }
 
@@ -139,6 +179,7 @@ public abstract class BertPreTrainedModel : IDisposable
     /// </summary>
     public BertPreTrainedModel WithArchitecture(BertArchitecture architecture, Func<BertConfig, BertConfig>? configure = null, int seed = 0)
     {
+        EnsureNotQuantized("change architecture");
         var config = configure is null ? Config : configure(Config);
         // A BertModel keeps having no pooler rather than gaining a random one; the heads that use it get one.
         var parameters = BertWeights.Initialize(config, architecture, seed,
@@ -165,6 +206,7 @@ public abstract class BertPreTrainedModel : IDisposable
     /// <see cref="FromPretrained(string, BertArchitecture?, int)"/> and a pipeline's <c>FromPretrained</c> need.</summary>
     public void SavePretrained(string directory, Tokenization.BertTokenizer? tokenizer)
     {
+        EnsureNotQuantized("be saved");
         using var files = new StagedFiles(directory);
         tokenizer?.SavePretrained(files);
         SavePretrained(files);
@@ -220,12 +262,13 @@ public abstract class BertPreTrainedModel : IDisposable
 
     /// <summary>The weights as the forward pass reads them, packed on first use (by one thread or several at once) and
     /// kept until <see cref="WeightsChanged"/>.</summary>
-    private protected PackedWeights Weights
+    private protected Weights<float> Weights
     {
         get
         {
             var w = Volatile.Read(ref _weights);
             if (w is not null) return w;
+            // The one switch between float32 and int8: an int8 model builds its weights in Quantize and keeps them.
             Interlocked.CompareExchange(ref _weights, new PackedWeights(Parameters), null);
             return _weights!;
         }

@@ -69,8 +69,16 @@ internal sealed class PackedWeights(IReadOnlyDictionary<string, FloatTensor> par
 
     private (PackedWeight, float[]) Pack(LinearParameters p)
     {
+        var (weight, bias) = Concatenate(parameters, p);
+        return (new PackedWeight(weight, p.Outputs, p.Inputs), bias);
+    }
+
+    /// <summary>A linear layer's weight [out, in] and bias [out]: the parameters' own arrays for a single part, the parts
+    /// stacked in new arrays for query, key and value.</summary>
+    internal static (float[] Weight, float[] Bias) Concatenate(IReadOnlyDictionary<string, FloatTensor> parameters, LinearParameters p)
+    {
         if (p.Weights.Count == 1)
-            return (new PackedWeight(parameters[p.Weights[0].Name].Data, p.Outputs, p.Inputs), parameters[p.Biases[0].Name].Data);
+            return (parameters[p.Weights[0].Name].Data, parameters[p.Biases[0].Name].Data);
         var weight = new float[p.Outputs * p.Inputs];
         var bias = new float[p.Outputs];
         int w = 0, b = 0;
@@ -84,6 +92,54 @@ internal sealed class PackedWeights(IReadOnlyDictionary<string, FloatTensor> par
             parameters[part.Name].Data.CopyTo(bias, b);
             b += part.Length;
         }
-        return (new PackedWeight(weight, p.Outputs, p.Inputs), bias);
+        return (weight, bias);
+    }
+}
+
+/// <summary>
+/// A loaded model's parameters for int8 inference: the linear layers of the encoder, the pooler and the masked-LM
+/// transform quantized once (int8 per output channel, <see cref="Int8PackedWeight"/>) and run by <see cref="Int8Gemm"/>,
+/// whose activations are quantized per row at run time; everything else through float32 (<see cref="PackedWeights"/>):
+/// embeddings, LayerNorm, the attention products inside <see cref="Encoder{T}"/>, and the task heads' output layers
+/// (classifier, question answering, next sentence, and the masked-LM decoder, which is tied to the word embeddings: the
+/// float32 table stays for the embedding lookup anyway, so an int8 copy would add memory, and the decoder's 30,522
+/// outputs rank tokens by small differences that a per-row activation scale would blur). Those heads hold a few
+/// thousand values at most, or share the embeddings, so they weigh nothing in memory.
+/// </summary>
+internal sealed class Int8Weights : Weights<float>
+{
+    private readonly PackedWeights _float32;
+    private readonly Dictionary<string, (Int8PackedWeight Weight, float[] Bias)> _int8 = new(StringComparer.Ordinal);
+
+    /// <summary>Quantizes the layers now (once), keeping no reference to their float32 weights, which
+    /// <see cref="Kept"/> leaves out so that the caller can release them.</summary>
+    public Int8Weights(IReadOnlyDictionary<string, FloatTensor> parameters, ParameterLayout layout)
+    {
+        var layers = new List<LinearParameters>();
+        foreach (var l in layout.Layers) layers.AddRange([l.Qkv, l.AttentionOutput, l.Intermediate, l.Output]);
+        if (layout.Pooler is { } pooler) layers.Add(pooler);
+        if (layout.MaskedLm is { } mlm) layers.Add(mlm.Transform);
+        var quantized = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in layers)
+        {
+            var (weight, bias) = PackedWeights.Concatenate(parameters, p);
+            _int8[p.Weights[0].Name] = (new Int8PackedWeight(weight, p.Outputs, p.Inputs), bias);
+            foreach (var part in p.Weights) quantized.Add(part.Name);
+        }
+        Kept = parameters.Where(kv => !quantized.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        _float32 = new PackedWeights(Kept);
+    }
+
+    /// <summary>The parameters still read in float32: all but the quantized layers' weights.</summary>
+    public IReadOnlyDictionary<string, FloatTensor> Kept { get; }
+
+    public override ReadOnlySpan<float> Values(ParameterSlot slot) => _float32.Values(slot);
+
+    public override void Linear(LinearParameters p, ReadOnlySpan<float> x, int rows, Span<float> y)
+    {
+        if (_int8.TryGetValue(p.Weights[0].Name, out var layer))
+            Int8Gemm.Multiply(rows, x, p.Inputs, layer.Weight, y, p.Outputs, bias: layer.Bias);
+        else
+            _float32.Linear(p, x, rows, y);
     }
 }

@@ -69,6 +69,8 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     /// <paramref name="dropout"/>, when given, replaces every dropout probability of the config for training.</summary>
     public static TrainingModel<T> From(BertPreTrainedModel model, int seed = 0, double? dropout = null)
     {
+        if (model.Quantization != Quantization.None)
+            throw new ArgumentException("An int8 model cannot be trained: its float32 weights were released when it was quantized. Load it again.", nameof(model));
         var config = model.Config;
         if (dropout is double p)
         {
@@ -90,6 +92,8 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     {
         if (model.Architecture != Architecture || model.Config.HiddenSize != Config.HiddenSize || model.Config.NumHiddenLayers != Config.NumHiddenLayers)
             throw new ArgumentException("The model's architecture or shape differs from this training model's.");
+        if (model.Quantization != Quantization.None)
+            throw new ArgumentException("An int8 model cannot take trained weights: load it again.", nameof(model));
         foreach (var slot in Slots)
         {
             var target = model.Parameters[slot.Name].Data;
