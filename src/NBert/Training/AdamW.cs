@@ -62,6 +62,10 @@ public sealed class AdamW<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
     private readonly T[] _m, _v;
+    /// <summary>The moments, to read (a checkpoint), without giving up which word-embedding rows are known to be 0.</summary>
+    internal T[] FirstMomentBuffer => _m;
+    /// <summary>See <see cref="FirstMomentBuffer"/>.</summary>
+    internal T[] SecondMomentBuffer => _v;
     private readonly bool[] _decays;
     private readonly IReadOnlyList<ParameterSlot> _slots;
     private readonly ParameterSlot _word;
