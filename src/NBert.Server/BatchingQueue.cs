@@ -64,6 +64,10 @@ internal sealed class BatchingQueue
     private long _arrivals;
     private bool _stopping;
 
+    /// <summary>The logging of the application the routes were mapped into; null keeps the loop's own (the context it
+    /// was started in: the CLI's standard error for nbert serve).</summary>
+    internal Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
+
     /// <summary>Runs on the loop's thread after a batch is chosen and before it runs (tests hold the loop with it).</summary>
     internal Action? BeforeBatch { get; set; }
 
@@ -135,8 +139,12 @@ internal sealed class BatchingQueue
                 _metrics.Set("te_queue_size", _waiting.Count);
             }
             BeforeBatch?.Invoke();
-            if (batch[0] is EncoderWork) RunEncoder(batch.Cast<EncoderWork>().ToList());
-            else RunPipeline(batch.Cast<PipelineWork>().ToList());
+            // The batch's warnings (a fill-mask target not in the vocabulary) go to the host's logging when it has one.
+            using (LoggerFactory is { } host ? NBertLogging.Use(host) : null)
+            {
+                if (batch[0] is EncoderWork) RunEncoder(batch.Cast<EncoderWork>().ToList());
+                else RunPipeline(batch.Cast<PipelineWork>().ToList());
+            }
         }
     }
 

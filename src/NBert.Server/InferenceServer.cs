@@ -48,7 +48,9 @@ public sealed class InferenceServer : IAsyncDisposable
             k.Listen(address, options.Port);
         });
         _app = builder.Build();
-        _app.MapTextEmbeddingsInference(inference);
+        // Not MapTextEmbeddingsInference: this host has no log providers, and nbert serve's warnings and failures go
+        // to the log it was given (the CLI's standard error).
+        inference.Map(_app.MapGroup(""));
     }
 
     /// <summary>Checks the options, loads the model and starts listening. Bad options or a model that cannot load

@@ -7,6 +7,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using NBert.Pipelines;
 
 namespace NBert.Server;
@@ -33,6 +35,10 @@ public sealed class TextEmbeddingsInference : IDisposable
     internal volatile bool Draining;
     /// <summary>Requests in progress (<c>/health</c> not counted), which a drain waits for.</summary>
     internal int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The logger of the application the routes were mapped into (category <c>NBert.Server</c>), when it has
+    /// one: unexpected failures are logged there too.</summary>
+    internal ILogger? HostLogger { get; set; }
 
     /// <summary>The options it was loaded with.</summary>
     public ServerOptions Options { get; }
@@ -146,6 +152,7 @@ public sealed class TextEmbeddingsInference : IDisposable
         catch (Exception e)
         {
             _log.WriteLine($"nbert serve: {ctx.Request.Method} {ctx.Request.Path}: unexpected failure: {e}");
+            HostLogger?.LogError(e, "{Method} {Path}: unexpected failure", ctx.Request.Method, ctx.Request.Path.Value);
             await WriteError(ctx, new ServerError(ErrorType.Backend, $"Backend error: {e.Message}", "internal", 500), openAi);
         }
         finally
@@ -261,7 +268,10 @@ public static class TextEmbeddingsInferenceEndpoints
     /// Maps <paramref name="inference"/>'s routes (<c>/embed</c>, <c>/predict</c>, <c>/v1/embeddings</c>, ...,
     /// <c>/info</c>, <c>/health</c>, <c>/metrics</c>, and the pipeline routes) with TEI's request and answer shapes,
     /// under <paramref name="endpoints"/>' prefix (<c>app.MapGroup("/tei").MapTextEmbeddingsInference(inference)</c>).
-    /// The API key of its options, if any, is required on all but <c>/health</c>.
+    /// The API key of its options, if any, is required on all but <c>/health</c>. The requests log through the
+    /// application's <see cref="ILoggerFactory"/>: NBert's warnings during a request (<see cref="NBertLogging.Use"/>), and
+    /// an unexpected failure as an error of the category <c>NBert.Server</c>. Wrap <see cref="TextEmbeddingsInference.Load"/>
+    /// in <see cref="NBertLogging.Use"/> for the warnings of loading the model.
     /// </summary>
     /// <returns>The routes' group, for conventions such as <c>RequireAuthorization</c>.</returns>
     public static RouteGroupBuilder MapTextEmbeddingsInference(this IEndpointRouteBuilder endpoints, TextEmbeddingsInference inference)
@@ -270,6 +280,20 @@ public static class TextEmbeddingsInferenceEndpoints
         ArgumentNullException.ThrowIfNull(inference);
         var group = endpoints.MapGroup("");
         inference.Map(group);
+        if (endpoints.ServiceProvider.GetService<ILoggerFactory>() is { } loggerFactory)
+        {
+            inference.HostLogger = loggerFactory.CreateLogger("NBert.Server");
+            inference.Queue.LoggerFactory = loggerFactory;
+            // Each request's warnings go to the host's logging, not to standard error or another request's handler.
+            ((IEndpointConventionBuilder)group).Add(endpoint =>
+            {
+                if (endpoint.RequestDelegate is not { } inner) return;
+                endpoint.RequestDelegate = async ctx =>
+                {
+                    using (NBertLogging.Use(loggerFactory)) await inner(ctx);
+                };
+            });
+        }
         return group;
     }
 }

@@ -14,16 +14,22 @@ public sealed class ReadmeTests
     private static readonly string[] ImplicitUsings =
         ["System", "System.Collections.Generic", "System.IO", "System.Linq", "System.Net.Http", "System.Threading", "System.Threading.Tasks"];
 
-    /// <summary>Every C# block of the README, in order.</summary>
-    private static List<string> Blocks() => Regex.Matches(File.ReadAllText(Path.Combine(Fixtures.RepoRoot, "README.md")), "```csharp\n(.*?)```", RegexOptions.Singleline)
+    /// <summary>ASP.NET Core's implicit usings (Microsoft.NET.Sdk.Web), for NBert.Server's readme.</summary>
+    private static readonly string[] WebUsings =
+        ["Microsoft.AspNetCore.Builder", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Http", "Microsoft.AspNetCore.Routing",
+         "Microsoft.Extensions.Configuration", "Microsoft.Extensions.DependencyInjection", "Microsoft.Extensions.Hosting", "Microsoft.Extensions.Logging"];
+
+    /// <summary>Every C# block of a readme (the repository's by default), in order.</summary>
+    private static List<string> Blocks(string readme = "README.md") => Regex.Matches(File.ReadAllText(Path.Combine(Fixtures.RepoRoot, readme)), "```csharp\n(.*?)```", RegexOptions.Singleline)
         .Select(m => m.Groups[1].Value).ToList();
 
     /// <summary>Compiles a block as a console program: the usings of every block before it (the README reads top down),
     /// the SDK's implicit ones, and stand-ins for what the prose around it names (texts, context, inputs, labels).</summary>
-    private static CSharpCompilation Compile(IReadOnlyList<string> blocks, int index, string? code = null)
+    private static CSharpCompilation Compile(IReadOnlyList<string> blocks, int index, string? code = null, IEnumerable<string>? implicitUsings = null)
     {
         code ??= blocks[index];
-        var usings = blocks.Take(index + 1).SelectMany(b => Regex.Matches(b, @"using ([A-Za-z.]+);").Select(m => m.Groups[1].Value)).Concat(ImplicitUsings).Distinct();
+        var usings = blocks.Take(index + 1).SelectMany(b => Regex.Matches(b, @"using ([A-Za-z.]+);").Select(m => m.Groups[1].Value))
+            .Concat(implicitUsings ?? ImplicitUsings).Distinct();
         string body = Regex.Replace(code, @"^using [A-Za-z.]+;[ \t]*(using [A-Za-z.]+;)?\s*$", "", RegexOptions.Multiline);
         (string Name, string Declaration)[] standIns =
         [
@@ -43,6 +49,7 @@ public sealed class ReadmeTests
         };
         var references = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
             .Append(typeof(TextClassification).Assembly.Location).Append(typeof(Microsoft.Extensions.AI.Embedding).Assembly.Location)
+            .Append(typeof(NBert.Server.TextEmbeddingsInference).Assembly.Location)
             .Distinct().Select(p => MetadataReference.CreateFromFile(p));
         return CSharpCompilation.Create($"ReadmeBlock{index}", trees, references, new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
     }
@@ -56,6 +63,23 @@ public sealed class ReadmeTests
         {
             var errors = Compile(blocks, i).GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
             Assert.True(errors.Count == 0, $"README C# block {i + 1}:\n{blocks[i]}\n{string.Join("\n", errors)}");
+        }
+    }
+
+    /// <summary>The packages' own readmes (nuget.org shows them): their C# compiles too, the server's as an ASP.NET Core
+    /// app (the Web SDK's implicit usings).</summary>
+    [Theory]
+    [InlineData("src/NBert/README.md", false)]
+    [InlineData("src/NBert.Server/README.md", true)]
+    public void Every_csharp_block_of_a_package_readme_compiles(string readme, bool web)
+    {
+        var blocks = Blocks(readme);
+        Assert.NotEmpty(blocks);
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            var errors = Compile(blocks, i, implicitUsings: web ? [.. ImplicitUsings, .. WebUsings] : null)
+                .GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+            Assert.True(errors.Count == 0, $"{readme} C# block {i + 1}:\n{blocks[i]}\n{string.Join("\n", errors)}");
         }
     }
 

@@ -27,7 +27,8 @@ public static class FineTuneCommands
         var output = new Option<string>("--out") { Description = "Output directory: the best model with tokenizer files, checkpoints, metrics.jsonl, loss.svg", Required = true };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 3 }.AtLeast(1);
         var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-5 }.Above(0);
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var batchSize = new Option<int>("--batch-size") { Description = "Examples per micro-batch (per process under mpirun)", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var accumulation = GradientAccumulationOption();
         var maxLength = new Option<int?>("--max-length") { Description = "Tokens per input (default 128; qa: 384)" }.AtLeast(3);
         var warmup = new Option<double>("--warmup-ratio") { Description = "Linear warm-up as a fraction of all steps", DefaultValueFactory = _ => 0.1 }.Between(0, 1);
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
@@ -40,17 +41,20 @@ public static class FineTuneCommands
         var resume = new Option<bool>("--resume") { Description = "Continue from the latest checkpoint in --out" };
         var overwrite = OutputDirectory.OverwriteOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var distributed = DataParallelRun.Option();
         var command = new Command("finetune", "Fine-tune a pretrained model for classification, NER or question answering.")
         {
-            task, model, train, eval, output, epochs, lr, batchSize, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
-            evalSteps, saveSteps, labelAll, resume, overwrite, seed,
+            task, model, train, eval, output, epochs, lr, batchSize, accumulation, maxLength, warmup, weightDecay, maxGradNorm, labels, earlyStopping,
+            evalSteps, saveSteps, labelAll, resume, overwrite, seed, distributed,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => DataParallelRun.Run(parse.GetValue(distributed), stdout, (parallel, stdout) =>
         {
             var kind = FineTuningTask.ParseKind(parse.GetValue(task)!);
             string directory = ModelCommands.Resolve(parse.GetValue(model)!);
             string outDir = parse.GetValue(output)!;
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), directory, parse.GetValue(resume), resumable: true);
+            // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
+            parallel?.World.Barrier();
             var tokenizer = TokenizeCommand.LoadTokenizer(directory);
             var baseConfig = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var names = parse.GetValue(labels)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
@@ -64,10 +68,11 @@ public static class FineTuneCommands
             var pretrained = LoadModel(directory, prepared, seedValue);
             var options = Options(() => new TrainerOptions
             {
-                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr),
+                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation),
+                LearningRate = parse.GetValue(lr),
                 WarmupRatio = parse.GetValue(warmup), AdamW = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay) },
                 MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps),
-                SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping),
+                SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping), DataParallel = parallel,
             });
             int batch = options.BatchSize;
             var trainer = new Trainer(pretrained, tokenizer, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
@@ -95,7 +100,7 @@ public static class FineTuneCommands
             if (result is not null) WriteTable(stdout, result, $"last evaluation, on {parse.GetValue(eval)}:");
             stdout.WriteLine($"wrote the best model to {outDir}");
             return Program.Ok;
-        });
+        }));
         return command;
     }
 
@@ -148,6 +153,13 @@ public static class FineTuneCommands
             throw new CliException(CliException.Reason(e), e);
         }
     }
+
+    /// <summary>--gradient-accumulation-steps, transformers' name, for every training command.</summary>
+    internal static Option<int> GradientAccumulationOption() => new Option<int>("--gradient-accumulation-steps")
+    {
+        Description = "Micro-batches (of --batch-size) accumulated into each optimiser step; steps, the schedule and checkpoints count optimiser steps",
+        DefaultValueFactory = _ => 1,
+    }.AtLeast(1);
 
     private static TrainerOptions Options(Func<TrainerOptions> build)
     {

@@ -27,7 +27,8 @@ public static class PretrainCommand
         var shortSeq = new Option<double>("--short-seq-prob") { DefaultValueFactory = _ => 0.1 }.Between(0, 1);
         var maxPredictions = new Option<int?>("--max-predictions-per-seq") { Description = "Cap on masked-LM targets per sequence" }.AtLeast(1);
         var steps = new Option<long?>("--steps") { Description = "Optimiser steps (default: one pass over the instances)" }.AtLeast(1);
-        var batchSize = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var batchSize = new Option<int>("--batch-size") { Description = "Instances per micro-batch (per process under mpirun)", DefaultValueFactory = _ => 32 }.AtLeast(1);
+        var accumulation = FineTuneCommands.GradientAccumulationOption();
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4 }.Above(0);
         var warmup = new Option<int>("--warmup-steps") { DefaultValueFactory = _ => 0 }.AtLeast(0);
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.AtLeast(0.0);
@@ -42,16 +43,20 @@ public static class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var loggingSteps = new Option<int>("--logging-steps") { Description = "Log the mean training loss every N steps", DefaultValueFactory = _ => 10 }.AtLeast(1);
         var loggingFirstStep = new Option<bool>("--logging-first-step") { Description = "Also log the first step's loss" };
+        var distributed = DataParallelRun.Option();
         var command = new Command("pretrain", "Pre-train BERT with masked-LM and next-sentence prediction on your own corpus.")
         {
             model, config, vocab, corpus, evalCorpus, evalInstances, output, maxSeqLength, mlmProbability, wholeWord, noNsp, dupeFactor, shortSeq, maxPredictions,
-            steps, batchSize, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
+            steps, batchSize, accumulation, lr, warmup, weightDecay, beta1, beta2, epsilon, maxGradNorm, evalSteps, saveSteps, resume, overwrite, seed, loggingSteps, loggingFirstStep,
+            distributed,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => DataParallelRun.Run(parse.GetValue(distributed), stdout, (parallel, stdout) =>
         {
             string outDir = parse.GetValue(output)!;
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), parse.GetValue(model) is { } m ? ModelCommands.Resolve(m) : null,
                 parse.GetValue(resume), resumable: true);
+            // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
+            parallel?.World.Barrier();
             bool nsp = !parse.GetValue(noNsp);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
@@ -63,7 +68,8 @@ public static class PretrainCommand
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             Directory.CreateDirectory(outDir);
             // The corpus streams through the builder into a file: memory holds an offset per instance, not the corpus.
-            string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}.tmp");
+            // Each rank of a data-parallel run has its own (ranks on other machines may share a process id).
+            string instancesPath = Path.Combine(outDir, $"instances.{Environment.ProcessId}{(parallel is null ? "" : $".rank{parallel.Rank}")}.tmp");
             using var cleanup = new DeleteOnDispose(instancesPath); // disposed last: after the map is closed
             using var train = FineTuneCommands.Data(() => PretrainingInstanceFile.Write(instancesPath, Instances(parse.GetValue(corpus)!, seedValue)));
             if (train.Count == 0) throw new CliException($"{string.Join(", ", parse.GetValue(corpus)!)}: no instances (is the corpus empty?).");
@@ -73,19 +79,21 @@ public static class PretrainCommand
             {
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
             };
+            long PerStep() => (long)parse.GetValue(batchSize) * parse.GetValue(accumulation) * (parallel?.WorldSize ?? 1);
             TrainerOptions options;
             try
             {
                 options = new TrainerOptions
                 {
-                    MaxSteps = parse.GetValue(steps) ?? (train.Count + parse.GetValue(batchSize) - 1) / parse.GetValue(batchSize),
-                    BatchSize = parse.GetValue(batchSize), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
+                    // One pass over the instances by default: each step takes batch size x accumulation x processes instances.
+                    MaxSteps = parse.GetValue(steps) ?? (train.Count + PerStep() - 1) / PerStep(),
+                    BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
                     AdamW = new AdamWOptions
                     {
                         WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
                     },
                     MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
-                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep),
+                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep), DataParallel = parallel,
                 };
                 options.Validate();
                 options.AdamW.Validate();
@@ -96,7 +104,9 @@ public static class PretrainCommand
             }
             int evalBatch = Math.Min(64, options.BatchSize);
             var trainer = new Trainer(pretrained, tokenizer, train.Count,
-                (indices, step) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, step, 0x4D4C4D)), nsp),
+                // The masks of a micro-batch follow from the seed and its number in the run (step and index in the step),
+                // never from a stream that depends on what ran before or in which process.
+                (indices, microBatch) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, microBatch, 0x4D4C4D)), nsp),
                 held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
@@ -119,7 +129,7 @@ public static class PretrainCommand
             }
             stdout.WriteLine($"wrote {outDir}");
             return Program.Ok;
-        });
+        }));
         return command;
     }
 

@@ -8,7 +8,7 @@ namespace NBert.Hub;
 /// One repository's folder in the cache huggingface_hub and transformers use, in their exact layout:
 /// <code>
 /// {cache}/models--{org}--{name}/
-///   blobs/{etag}                     each file's bytes once, named by its ETag (SHA-256 for LFS files)
+///   blobs/{etag}                     each file's bytes once, named by its ETag (SHA-256 for LFS files, else git blob SHA-1)
 ///   snapshots/{commit}/{file}        relative symbolic links to the blobs (copies where links fail)
 ///   refs/{revision}                  the commit a branch or tag pointed to when last seen
 ///   .no_exist/{commit}/{file}        empty markers: the file is not in that commit
@@ -137,25 +137,49 @@ public sealed partial class HubCache
     }
 
     /// <summary>
-    /// Whether a cached file holds what its name promises: a file whose ETag is a SHA-256 (an LFS file, the
-    /// weights) must hash to it, and any file must have <paramref name="expectedSize"/> bytes when it is known.
-    /// The ETag is the blob's name, so a link into <c>blobs/</c> can be checked offline; a copy can be checked
-    /// only against an ETag the Hub just gave. A check is remembered for the process while the file's length and
-    /// time stamp stay the same, so a model's tokenizer and weights resolving the same name hash once.
+    /// Whether a cached file holds what its name promises (<see cref="Problem"/> finds nothing wrong).
     /// </summary>
-    internal static bool Holds(string path, string? etag, long? expectedSize)
+    internal static bool Holds(string path, string? etag, long? expectedSize) => Problem(path, etag, expectedSize) is null;
+
+    /// <summary>
+    /// What is wrong with a cached file, or null when it holds what its name promises: the file (or the blob a link
+    /// points to) must exist, have <paramref name="expectedSize"/> bytes when that is known, and hash to
+    /// <paramref name="etag"/>: the SHA-256 of its bytes for an LFS file (a 64-digit ETag), the git blob SHA-1
+    /// (<c>"blob {length}\0"</c> then the bytes) for any other file (a 40-digit ETag). The ETag is the blob's name,
+    /// so a link into <c>blobs/</c> can be checked offline; a copy can be checked only against an ETag the Hub just
+    /// gave. A check is remembered for the process while the file's length and time stamp stay the same, so a model's
+    /// tokenizer and weights resolving the same name hash once.
+    /// </summary>
+    internal static string? Problem(string path, string? etag, long? expectedSize)
     {
         var info = new FileInfo(path);
         if (info.LinkTarget is not null) info = (FileInfo?)info.ResolveLinkTarget(returnFinalTarget: true) ?? info;
-        if (!info.Exists) return false;
-        if (expectedSize is long size && info.Length != size) return false;
-        if (etag is null || !IsSha256(etag)) return true;
-        var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
-        if (Verified.TryGetValue(key, out string? hash)) return hash == etag;
-        using var stream = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-        hash = Convert.ToHexStringLower(SHA256.HashData(stream));
-        Verified[key] = hash;
-        return hash == etag;
+        if (!info.Exists) return $"{info.FullName} is missing";
+        if (expectedSize is long size && info.Length != size) return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"it has {info.Length:N0} bytes, not the {size:N0} the Hub gave");
+        if (etag is null) return null;
+        bool lfs = IsSha256(etag);
+        if (!lfs && !IsGitBlobId(etag)) return null; // an ETag that is no hash (another server's) names the file, nothing more
+        var key = (info.FullName, info.Length, info.LastWriteTimeUtc, lfs);
+        if (!Verified.TryGetValue(key, out string? hash))
+        {
+            using var stream = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            hash = lfs ? Convert.ToHexStringLower(SHA256.HashData(stream)) : GitBlobId(stream, info.Length);
+            Verified[key] = hash;
+        }
+        return hash == etag ? null : lfs ? $"its SHA-256 is {hash}, not the {etag} it is named by"
+            : $"its git blob SHA-1 is {hash}, not the {etag} it is named by";
+    }
+
+    /// <summary>The git blob id of a file: the SHA-1 of <c>"blob {length}\0"</c> and its bytes, what git (and so the
+    /// Hub's ETag of a file not in LFS) names it by.</summary>
+    internal static string GitBlobId(Stream content, long length)
+    {
+        // SHA-1 is what git names blobs by; it checks the file against that name, not for security.
+        using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+        sha1.AppendData(System.Text.Encoding.ASCII.GetBytes($"blob {length.ToString(System.Globalization.CultureInfo.InvariantCulture)}\0"));
+        byte[] buffer = new byte[1 << 16];
+        for (int n; (n = content.Read(buffer)) > 0;) sha1.AppendData(buffer, 0, n);
+        return Convert.ToHexStringLower(sha1.GetHashAndReset());
     }
 
     /// <summary>Records that the file at <paramref name="path"/> was just checked against <paramref name="etag"/> under
@@ -163,13 +187,16 @@ public sealed partial class HubCache
     internal static void Remember(string path, string etag)
     {
         var info = new FileInfo(path);
-        if (info.Exists && IsSha256(etag)) Verified[(info.FullName, info.Length, info.LastWriteTimeUtc)] = etag;
+        if (info.Exists && (IsSha256(etag) || IsGitBlobId(etag))) Verified[(info.FullName, info.Length, info.LastWriteTimeUtc, IsSha256(etag))] = etag;
     }
+
+    /// <summary>Whether an ETag is a git blob id (40 hexadecimal digits): the Hub's ETag of a file not in LFS.</summary>
+    internal static bool IsGitBlobId(string etag) => CommitPattern().IsMatch(etag);
 
     /// <summary>Whether an ETag is an LFS object id (a SHA-256 of the content), rather than a git blob id.</summary>
     internal static bool IsSha256(string etag) => Sha256Pattern().IsMatch(etag);
 
-    private static readonly ConcurrentDictionary<(string, long, DateTime), string> Verified = new();
+    private static readonly ConcurrentDictionary<(string, long, DateTime, bool), string> Verified = new();
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex CommitPattern();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 
 namespace NBert.Hub;
@@ -22,9 +23,11 @@ public readonly record struct HubDownloadProgress(string Repo, string File, long
 /// A client of the Hugging Face Hub that downloads files into the cache Python's huggingface_hub uses, and finds
 /// them there later without downloading again (see docs/design.md). Each file is: looked up in the cache when its
 /// revision is a commit; else described by a <c>HEAD</c> (commit, ETag, size, where the bytes are); fetched with
-/// <c>GET</c> into <c>blobs/{etag}.incomplete</c> under a lock, resuming what is there; checked (size, and SHA-256 for
-/// LFS files); renamed to <c>blobs/{etag}</c>; and linked from <c>snapshots/{commit}/</c>. Offline
-/// (<see cref="HubSettings.Offline"/>), or when the Hub cannot be reached or refuses, the cache answers alone.
+/// <c>GET</c> into <c>blobs/{etag}.incomplete</c> under a lock, resuming what is there, and stopped at once if it passes
+/// the announced size (or <see cref="HubSettings.MaxFileSize"/>); checked (size, and SHA-256 for LFS files or the git
+/// blob SHA-1 for the others); renamed to <c>blobs/{etag}</c>; and linked from <c>snapshots/{commit}/</c>. Offline
+/// (<see cref="HubSettings.Offline"/>), or when the Hub cannot be reached or refuses, the cache answers alone, and
+/// each file it gives is checked against its blob's name (the same hashes) first.
 /// </summary>
 public sealed class HubClient : IDisposable
 {
@@ -230,6 +233,9 @@ public sealed class HubClient : IDisposable
         }
         cache.WriteRef(revision, meta.Commit);
         if (CachedFile(cache, meta.Commit, file, meta.ETag, meta.Size) is { } cached) return (cached, meta.Commit);
+        if (meta.Size > Settings.MaxFileSize)
+            throw new HubException(HubError.TooLarge, $"{cache.Repo}@{revision}: {file} is {Count(meta.Size.Value)} bytes, more than the {Count(Settings.MaxFileSize)} " +
+                "a file may have (HubSettings.MaxFileSize); nothing was downloaded.");
         await DownloadBlobAsync(cache, file, meta, cancellation).ConfigureAwait(false);
         cache.Link(meta.Commit, file, meta.ETag);
         return (cache.SnapshotPath(meta.Commit, file), meta.Commit);
@@ -253,11 +259,16 @@ public sealed class HubClient : IDisposable
         if (commit is not null && cache.IsKnownMissing(commit, file))
             return optional ? (null, commit) : throw Missing(cache.Repo, commit, file);
         string? pointer = commit is null ? null : cache.SnapshotPath(commit, file);
-        if (pointer is not null && File.Exists(pointer))
+        if (pointer is not null && (File.Exists(pointer) || new FileInfo(pointer).LinkTarget is not null))
         {
             if (CachedFile(cache, commit!, file, null, null) is { } hit) return (hit, commit!);
-            throw new HubException(HubError.Corrupt,
-                $"{pointer} is damaged (its SHA-256 is not the one in its name). Connect to the Hub to fetch it again, or remove it with 'nbert cache remove {cache.Repo}'.");
+            string fix = failure is null ? $"Download it again without HF_HUB_OFFLINE, or remove the model with 'nbert cache remove {cache.Repo}'."
+                : $"The Hub could not be asked for it again ({failure.Message.TrimEnd('.')}).";
+            // A link whose blob is gone is a file the cache lacks, not a damaged one.
+            if (cache.LinkedBlob(pointer) is { } blob && !File.Exists(blob))
+                throw new HubException(HubError.NotInCache, $"{cache.Repo}@{revision}: {file} is missing from the cache: {pointer} links to {blob}, which is not there. {fix}", failure);
+            string problem = HubCache.Problem(pointer, cache.LinkedBlob(pointer) is { } linked ? Path.GetFileName(linked) : null, null) ?? "it does not check out";
+            throw new HubException(HubError.Corrupt, $"{cache.Repo}@{revision}: {file} in the cache is damaged ({cache.LinkedBlob(pointer) ?? pointer}): {problem}. {fix}", failure);
         }
         // An optional file at a commit the cache has is simply absent there (transformers writes no marker offline either).
         if (optional && commit is not null && Directory.Exists(cache.SnapshotDirectory(commit))) return (null, commit);
@@ -281,17 +292,32 @@ public sealed class HubClient : IDisposable
             File.Delete(blob); // damaged: fetch it again
         }
         string incomplete = blob + ".incomplete";
+        NBertLogging.Info("NBert.Hub", $"Downloading {cache.Repo}: {file} ({(meta.Size is long total ? Bytes(total) : "size not announced")}) from {meta.Location.GetLeftPart(UriPartial.Authority)}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         for (int attempt = 1; ; attempt++)
         {
-            await FetchBytesAsync(cache.Repo, file, meta, incomplete, cancellation).ConfigureAwait(false);
+            try
+            {
+                await FetchBytesAsync(cache.Repo, file, meta, incomplete, cancellation).ConfigureAwait(false);
+            }
+            catch (HubProtocol.OversizeException e)
+            {
+                // Not retried: a server that sends more than it said would only do it again.
+                File.Delete(incomplete);
+                throw new HubException(meta.Size is null ? HubError.TooLarge : HubError.Corrupt, meta.Size is long announced
+                    ? $"{cache.Repo}: {file}: the server sent more than the {Count(announced)} bytes it announced; the download was stopped there and nothing was kept."
+                    : $"{cache.Repo}: {file}: the server announced no size and sent more than the {Count(Settings.MaxFileSize)} bytes a file may have " +
+                      "(HubSettings.MaxFileSize); the download was stopped there and nothing was kept.", e);
+            }
             if (HubCache.Holds(incomplete, meta.ETag, meta.Size)) break;
             long got = new FileInfo(incomplete).Length;
             File.Delete(incomplete);
             if (attempt == 2)
                 throw new HubException(HubError.Corrupt, $"{cache.Repo}: {file} came with {got} bytes that do not match the Hub's " +
-                    $"{(meta.Size is long s ? $"size ({s} bytes) " : "")}{(HubCache.IsSha256(meta.ETag) ? $"or SHA-256 ({meta.ETag}) " : "")}twice; nothing was kept.");
+                    $"{(meta.Size is long s ? $"size ({s} bytes) " : "")}{(HubCache.IsSha256(meta.ETag) ? $"or SHA-256 ({meta.ETag}) " : HubCache.IsGitBlobId(meta.ETag) ? $"or git blob SHA-1 ({meta.ETag}) " : "")}twice; nothing was kept.");
         }
         File.Move(incomplete, blob, overwrite: true);
+        NBertLogging.Info("NBert.Hub", $"Downloaded {cache.Repo}: {file} ({Bytes(new FileInfo(blob).Length)} in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s) to {blob}");
         HubCache.Remember(blob, meta.ETag); // checked just above as the .incomplete file: a waiter or a later load need not hash it again
         Progress?.Report(new HubDownloadProgress(cache.Repo, file, new FileInfo(blob).Length, meta.Size, Completed: true));
     }
@@ -314,7 +340,7 @@ public sealed class HubClient : IDisposable
             if (meta.Size is long size && offset >= size && File.Exists(path)) return;
             try
             {
-                await _protocol.GetAsync(meta.Location, path, offset, Received, cancellation).ConfigureAwait(false);
+                await _protocol.GetAsync(meta.Location, path, offset, meta.Size ?? Settings.MaxFileSize, Received, cancellation).ConfigureAwait(false);
                 if (meta.Size is long expected && new FileInfo(path).Length < expected)
                     throw new IOException($"{meta.Location}: the response ended after {new FileInfo(path).Length} of {expected} bytes.");
                 return;
@@ -327,6 +353,11 @@ public sealed class HubClient : IDisposable
             }
         }
     }
+
+    private static string Bytes(long n) => string.Create(CultureInfo.InvariantCulture, $"{n:N0} bytes");
+
+    /// <summary>A number with thousands separators, whatever the culture: messages read the same everywhere.</summary>
+    private static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 
     private HubException Missing(string repo, string commit, string file) =>
         new(HubError.EntryNotFound, $"{repo}@{commit}: no file '{file}' in the repository (as the cache remembers).");

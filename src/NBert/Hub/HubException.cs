@@ -17,10 +17,14 @@ public enum HubError
     Unreachable,
     /// <summary>Offline (<c>HF_HUB_OFFLINE</c>) and the file is not in the cache.</summary>
     NotInCache,
-    /// <summary>A download or a cached file does not have the size or SHA-256 the Hub gave.</summary>
+    /// <summary>A download or a cached file does not have the size or hash the Hub gave (SHA-256 for LFS files, the git
+    /// blob SHA-1 for the others), or a server sent more bytes than it announced.</summary>
     Corrupt,
-    /// <summary>The server's answer lacks what the protocol needs (commit, ETag).</summary>
+    /// <summary>The server's answer lacks what the protocol needs (commit, ETag), or redirects to an address that is not
+    /// http(s).</summary>
     Protocol,
+    /// <summary>A file is larger than <see cref="HubSettings.MaxFileSize"/>.</summary>
+    TooLarge,
 }
 
 /// <summary>A Hub download or cache lookup that failed; the message says what to do.</summary>

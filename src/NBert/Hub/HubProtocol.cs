@@ -38,6 +38,7 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
             using var response = await SendAsync(Request(HttpMethod.Head, url), timeout.Token, cancellation, settings.MetadataTimeout).ConfigureAwait(false);
             int status = (int)response.StatusCode;
             Uri? location = response.Headers.Location is { } l ? new Uri(url, l) : null;
+            if (status is >= 300 and < 400 && location is not null) CheckRedirect(url, location);
             if (status is >= 300 and < 400 && location is not null && !response.Headers.Location!.IsAbsoluteUri)
             {
                 url = location; // relative: the same Hub under another name
@@ -60,8 +61,10 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
     /// <summary>Appends the file's bytes from <paramref name="offset"/> on to <paramref name="path"/> (a <c>Range</c>
     /// request when resuming; a server that ignores it sends everything and the file starts over). Redirects are
     /// followed here, by hand, so that the token is dropped when the host changes. A cut connection or a silence
-    /// longer than the download timeout throws <see cref="IOException"/> with what arrived kept in the file.</summary>
-    public async Task GetAsync(Uri url, string path, long offset, Action<long> received, CancellationToken cancellation)
+    /// longer than the download timeout throws <see cref="IOException"/> with what arrived kept in the file. The file
+    /// never grows past <paramref name="limit"/> bytes: a response that would take it further (by its Content-Length,
+    /// or by what it sends) throws <see cref="OversizeException"/> before those bytes are written.</summary>
+    public async Task GetAsync(Uri url, string path, long offset, long limit, Action<long> received, CancellationToken cancellation)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         HttpResponseMessage? response = null;
@@ -75,7 +78,7 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
                 response = await SendAsync(request, timeout.Token, cancellation, settings.DownloadTimeout).ConfigureAwait(false);
                 if ((int)response.StatusCode is >= 300 and < 400 && response.Headers.Location is { } location && hop < MaxRedirects)
                 {
-                    url = new Uri(url, location);
+                    url = CheckRedirect(url, new Uri(url, location));
                     response.Dispose();
                     continue;
                 }
@@ -94,6 +97,8 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
             if (partial && response.Content.Headers.ContentRange?.From != offset)
                 throw new HubException(HubError.Protocol, $"{url}: asked for bytes from {offset}, the server sent '{response.Content.Headers.ContentRange}'.");
             if (!partial) offset = 0; // the whole file came back
+            if (response.Content.Headers.ContentLength is long announced && offset + announced > limit)
+                throw new OversizeException(offset + announced);
             await using var file = new FileStream(path, partial ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
             await using var body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
             byte[] buffer = new byte[1 << 16];
@@ -110,6 +115,9 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
                     throw new IOException($"{url}: no data for {settings.DownloadTimeout.TotalSeconds:0.#} s (HF_HUB_DOWNLOAD_TIMEOUT).");
                 }
                 if (n == 0) break;
+                // A server that sends more than it announced (or than any file may have) is stopped here, before
+                // the extra bytes reach the disk: a hostile mirror cannot fill it.
+                if (offset + n > limit) throw new OversizeException(offset + n);
                 await file.WriteAsync(buffer.AsMemory(0, n), cancellation).ConfigureAwait(false);
                 offset += n;
                 received(offset);
@@ -119,6 +127,19 @@ internal sealed class HubProtocol(HttpClient http, HubSettings settings)
         {
             response?.Dispose();
         }
+    }
+
+    /// <summary><paramref name="location"/>, when it is an http(s) address: a redirect to <c>file:</c> or <c>ftp:</c>
+    /// (which HttpClient would refuse with NotSupportedException) is the server's error, not NBert's.</summary>
+    private static Uri CheckRedirect(Uri from, Uri location) =>
+        location.Scheme is "http" or "https" ? location
+            : throw new HubException(HubError.Protocol,
+                $"{from.GetLeftPart(UriPartial.Path)} redirects to a {NBertException.Quote(location.Scheme)}: address; only http and https redirects are followed.");
+
+    /// <summary>A response that would take the file past its limit; <see cref="Size"/> is how far, at least.</summary>
+    internal sealed class OversizeException(long size) : Exception($"The response would make the file at least {size} bytes long.")
+    {
+        public long Size { get; } = size;
     }
 
     private HttpRequestMessage Request(HttpMethod method, Uri url)

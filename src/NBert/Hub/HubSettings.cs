@@ -33,6 +33,22 @@ public sealed record HubSettings
     /// <summary>How long a download may go without receiving a byte: <c>HF_HUB_DOWNLOAD_TIMEOUT</c>, 10 s by default.</summary>
     public TimeSpan DownloadTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// The most bytes one file may have, 20 GiB by default (a float32 BERT-large checkpoint is 1.3 GB, and the Hub
+    /// shards larger weights into files of a few GB). A file the Hub announces as larger is refused before its download
+    /// starts; a download whose size the server does not announce stops as soon as it passes this. A download always
+    /// stops at once when it passes the size the server announced (<c>X-Linked-Size</c>, else <c>Content-Length</c>).
+    /// huggingface_hub has no such limit. Must be positive.
+    /// </summary>
+    public long MaxFileSize
+    {
+        get;
+        init => field = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(MaxFileSize), value, "The largest file size must be positive.");
+    } = DefaultMaxFileSize;
+
+    /// <summary>20 GiB: <see cref="MaxFileSize"/>'s default.</summary>
+    public const long DefaultMaxFileSize = 20L << 30;
+
     /// <summary>https://huggingface.co</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 

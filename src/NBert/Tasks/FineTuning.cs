@@ -1,5 +1,6 @@
 using System.Text.Json;
 using NBert.Modeling;
+using NBert.Schema;
 using NBert.Tokenization;
 
 using NBert.Training;
@@ -97,11 +98,23 @@ public static class FineTuning
         model.EnsureTokenizerFits(tokenizer);
     }
 
+    /// <summary>The model with the task's head. The head is new by design, and this run trains it: transformers'
+    /// "newly initialized" warning would only alarm. Other warnings (checkpoint weights not used, NaN weights) are raised.</summary>
+    internal static BertPreTrainedModel WithNewHead(BertPreTrainedModel model, BertArchitecture architecture, Func<BertConfig, BertConfig>? configure, int seed)
+    {
+        var warnings = new List<string>();
+        BertPreTrainedModel head;
+        using (NBertWarnings.Capture(warnings.Add)) head = model.WithArchitecture(architecture, configure, seed);
+        var expected = new LoadReport(head.LoadReport?.Initialized ?? [], [], []).Warnings.ToHashSet();
+        foreach (string warning in warnings.Where(w => !expected.Contains(w))) NBertWarnings.Raise(warning);
+        return head;
+    }
+
     private static FineTuned<TModel> Run<TModel>(FineTuningTask task, BertPreTrainedModel model, BertTokenizer tokenizer, FineTuningOptions o,
         string? outputDirectory, IProgress<TrainerProgress>? progress, CancellationToken cancellationToken) where TModel : BertPreTrainedModel
     {
         if (task.Train.Count == 0) throw new ArgumentException("There is no training data.");
-        var head = model.WithArchitecture(task.Architecture, task.Configure, o.Seed);
+        var head = WithNewHead(model, task.Architecture, task.Configure, o.Seed);
         var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);
         var evaluation = trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);

@@ -16,8 +16,13 @@ public record TrainerOptions
     public int Epochs { get; init; } = 3;
     /// <summary>Optimiser steps to take; when set, it overrides <see cref="Epochs"/>.</summary>
     public long? MaxSteps { get; init; }
-    /// <summary>Examples per optimiser step (<c>per_device_train_batch_size</c>).</summary>
+    /// <summary>Examples per micro-batch, one forward and backward pass (<c>per_device_train_batch_size</c>): an optimiser
+    /// step takes <see cref="BatchSize"/> × <see cref="GradientAccumulationSteps"/> examples (× the processes of a data-parallel run).</summary>
     public int BatchSize { get; init; } = 32;
+    /// <summary>Micro-batches whose gradients are accumulated into one optimiser step (<c>gradient_accumulation_steps</c>):
+    /// each micro-batch's loss is divided by their number, and steps, the schedule, logging, evaluation and checkpoints
+    /// count optimiser steps.</summary>
+    public int GradientAccumulationSteps { get; init; } = 1;
     /// <summary>The peak learning rate, reached after warm-up (<c>learning_rate</c>).</summary>
     public double LearningRate { get; init; } = 5e-5;
     /// <summary>Warm-up as a fraction of all steps (ignored when <see cref="WarmupSteps"/> is set).</summary>
@@ -42,6 +47,12 @@ public record TrainerOptions
     public int LogSteps { get; init; } = 10;
     /// <summary>Also log the first step's loss (transformers' logging_first_step).</summary>
     public bool LogFirstStep { get; init; }
+    /// <summary>
+    /// The processes of a data-parallel run (NBert.Distributed's MPI implementation under mpirun); null: this process
+    /// alone. Each step then has <see cref="GradientAccumulationSteps"/> × world-size micro-batches, process r taking the
+    /// r-th share of those one process would take; see <see cref="Trainer"/>.
+    /// </summary>
+    public IDataParallel? DataParallel { get; init; }
 
     /// <summary>Refuses settings that cannot train, naming the setting as transformers' TrainingArguments does.</summary>
     public void Validate()
@@ -51,6 +62,7 @@ public record TrainerOptions
             if (value is < 1) throw new ArgumentOutOfRangeException(name, $"{name} must be at least 1, not {value}.");
         }
         AtLeastOne(BatchSize, "per_device_train_batch_size");
+        AtLeastOne(GradientAccumulationSteps, "gradient_accumulation_steps");
         if (MaxSteps is null) AtLeastOne(Epochs, "num_train_epochs");
         if (MaxSteps is < 1) throw new ArgumentOutOfRangeException("max_steps", $"max_steps must be at least 1, not {MaxSteps}.");
         if (!(double.IsFinite(LearningRate) && LearningRate > 0))
@@ -124,6 +136,16 @@ public sealed record TrainerProgress(TrainerProgressKind Kind, long Step, long T
 /// a resumed run therefore ends with exactly the weights of one that was never stopped. The data order of an
 /// epoch and anything the batch function draws depend only on the seed, the epoch and the step.
 /// Not thread-safe: run one <see cref="Train"/> at a time, and do not use the model elsewhere while it trains.
+/// <para>
+/// Data-parallel (<see cref="TrainerOptions.DataParallel"/>): rank 0's initial weights are broadcast; a step's micro-batches
+/// are those one process with gradient_accumulation_steps × world size would take, rank r taking the r-th consecutive
+/// share; each rank's gradients (each micro-batch's loss divided by the step's micro-batches) are summed over the ranks
+/// before clipping and AdamW, so every rank takes the same step and the weights equal a single process's with that
+/// accumulation. The logged loss is the mean over all the step's micro-batches. Dropout streams are seeded with seed +
+/// rank and each rank's position is in the checkpoint. Only rank 0 writes (checkpoints, metrics.jsonl, the model) and
+/// reports progress; rank 0 evaluates and broadcasts the result. Resuming needs the same world size. An exception on any
+/// rank ends them all (<see cref="IDataParallel.Fail"/>), since the others would wait for it forever.
+/// </para>
 /// </summary>
 public sealed class Trainer
 {
@@ -135,11 +157,14 @@ public sealed class Trainer
     /// <summary>The settings of this run.</summary>
     public TrainerOptions Options { get; }
     private IProgress<TrainerProgress>? _progress;
+    private bool _stoppedTogether;
 
     /// <param name="model">The model to train; its parameters are updated in place.</param>
     /// <param name="tokenizer">The tokenizer whose files are saved beside every saved model (null: none).</param>
     /// <param name="count">Training items.</param>
-    /// <param name="batch">Builds the batch of the given item indices at the given step (0-based).</param>
+    /// <param name="batch">Builds the micro-batch of the given item indices; its second argument numbers the micro-batch in the run,
+    /// step × <see cref="TrainerOptions.GradientAccumulationSteps"/> + its index in the step (0-based; the step itself without
+    /// accumulation), so that what it draws (MLM masks) depends on the seed, the step and the micro-batch alone.</param>
     /// <param name="evaluate">Evaluates the model it is given, which holds the current weights (the model being trained,
     /// run on the inference path); null for no evaluation.</param>
     /// <param name="options">The run's settings.</param>
@@ -157,16 +182,25 @@ public sealed class Trainer
     {
         public long Step;
         public int Epoch, BatchInEpoch;
-        public ulong DropoutPosition;
+        /// <summary>Each rank's dropout generator position after the last step (gathered every step, so rank 0 can checkpoint them).</summary>
+        public ulong[] DropoutPositions = [0];
         public double? BestMetric;
         public long BestStep;
         public int EvaluationsWithoutGain;
         public JsonArray History = [];
     }
 
-    /// <summary>Batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last batch
+    /// <summary>Micro-batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last
     /// may be smaller, as transformers' default <c>dataloader_drop_last=False</c>).</summary>
-    public int StepsPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    private int MicroBatchesPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    /// <summary>Micro-batches per optimiser step, over all processes: <see cref="TrainerOptions.GradientAccumulationSteps"/> × world size.</summary>
+    private int MicroBatchesPerStep => Options.GradientAccumulationSteps * WorldSize;
+    private int WorldSize => Options.DataParallel?.WorldSize ?? 1;
+    private int Rank => Options.DataParallel?.Rank ?? 0;
+    /// <summary>Optimiser steps per pass over the data: micro-batches (items / <see cref="TrainerOptions.BatchSize"/>, rounded
+    /// up) / (<see cref="TrainerOptions.GradientAccumulationSteps"/> × data-parallel processes), rounded up; the last step of an epoch may take fewer
+    /// micro-batches, and the last micro-batch fewer items (transformers' default <c>dataloader_drop_last=False</c>).</summary>
+    public int StepsPerEpoch => (MicroBatchesPerEpoch + MicroBatchesPerStep - 1) / MicroBatchesPerStep;
     /// <summary>Optimiser steps of the whole run: <see cref="TrainerOptions.MaxSteps"/> when set, else epochs × <see cref="StepsPerEpoch"/>.
     /// The learning-rate schedule decays over these.</summary>
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
@@ -184,21 +218,47 @@ public sealed class Trainer
     public Evaluation? Train(string? outputDirectory = null, bool resume = false, IProgress<TrainerProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
+        if (Options.DataParallel is not { WorldSize: > 1 } group) return TrainProcess(outputDirectory, resume, progress, cancellationToken);
+        try
+        {
+            return TrainProcess(outputDirectory, resume, Rank == 0 ? progress : null, cancellationToken);
+        }
+        catch (OperationCanceledException) when (_stoppedTogether)
+        {
+            throw; // every rank stopped at the same step: nobody waits for anybody
+        }
+        catch (Exception e)
+        {
+            group.Fail(e); // the other ranks may be blocked in a collective this one will never join
+            throw;
+        }
+    }
+
+    private Evaluation? TrainProcess(string? outputDirectory, bool resume, IProgress<TrainerProgress>? progress, CancellationToken cancellationToken)
+    {
         if (resume && outputDirectory is null) throw new ArgumentException("Resuming needs the output directory that holds the checkpoints.", nameof(resume));
         if (outputDirectory is not null && _tokenizer?.SourceDirectory is { } source && Checkpoint.IsSameDirectory(outputDirectory, source))
             throw new NBertException($"{outputDirectory} is the directory the model's tokenizer (and so, most likely, the model) came from: training would overwrite it; write elsewhere.");
         if (outputDirectory is not null) Directory.CreateDirectory(outputDirectory);
         _progress = progress;
+        _stoppedTogether = false;
         var o = Options;
         long total = TotalSteps;
         int warmup = o.WarmupSteps ?? (int)Math.Ceiling(o.WarmupRatio * total);
-        var model = TrainingModel<float>.From(_model, o.Seed);
+        var group = o.DataParallel;
+        bool writes = Rank == 0;
+        // Dropout differs per rank (seed + rank); the weights are rank 0's on every rank.
+        var model = TrainingModel<float>.From(_model, unchecked(o.Seed + Rank));
+        group?.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(model.Values.AsSpan()), 0);
         var step = new TrainingStep<float>(model, o.AdamW, LearningRateSchedule.Create(o.Scheduler, o.LearningRate, warmup, (int)Math.Min(total, int.MaxValue)))
         {
             MaxGradNorm = o.MaxGradNorm,
         };
         var state = new State();
-        string? metricsPath = outputDirectory is null ? null : Path.Combine(outputDirectory, "metrics.jsonl");
+        state.DropoutPositions = new ulong[WorldSize];
+        // Only rank 0 writes; the others train and read checkpoints.
+        string? metricsPath = outputDirectory is null || !writes ? null : Path.Combine(outputDirectory, "metrics.jsonl");
+        string? saveDirectory = writes ? outputDirectory : null;
         if (resume)
         {
             // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.
@@ -206,15 +266,15 @@ public sealed class Trainer
                 ?? throw new NBertException($"{outputDirectory}: no checkpoint to resume from (a checkpoint-N folder with trainer_state.json); train without resuming to start afresh.");
             state = Restore(checkpoint, model, step.Optimizer, step.Schedule, total);
             // The log as it was at the checkpoint: lines written after it, by the run that stopped, go.
-            AtomicFile.WriteAllText(metricsPath!, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
+            if (metricsPath is not null) AtomicFile.WriteAllText(metricsPath, string.Concat(state.History.Select(h => h!.ToJsonString() + "\n")));
             Report(TrainerProgressKind.Resume, state, total, null, null, null, TimeSpan.Zero, null, null, $"resumed from {checkpoint} at step {state.Step}");
         }
-        else if (outputDirectory is not null)
+        else if (saveDirectory is not null)
         {
             // A fresh run: the log and the checkpoints of a run it replaces go, so that this run, if interrupted, is
             // never resumed from the other's (resuming takes the highest step, and the other's may be higher).
             if (File.Exists(metricsPath)) File.Delete(metricsPath);
-            foreach (string old in Directory.EnumerateDirectories(outputDirectory, "checkpoint-*")) Directory.Delete(old, recursive: true);
+            foreach (string old in Directory.EnumerateDirectories(saveDirectory, "checkpoint-*")) Directory.Delete(old, recursive: true);
         }
 
         var clock = Stopwatch.StartNew();
@@ -225,13 +285,15 @@ public sealed class Trainer
         int[] order = Permutation(o.Seed, state.Epoch, _count);
         Evaluation? last = null;
         StepResult? lastGood = null;
-        bool stop = false;
+        bool stop = false, cancelled = false;
         while (state.Step < total && !stop)
         {
-            if (cancellationToken.IsCancellationRequested)
+            // Data-parallel, the ranks stop together: at the step after any of them was cancelled (the flag travels with the step's sums).
+            if (group is null ? cancellationToken.IsCancellationRequested : cancelled)
             {
-                if (outputDirectory is not null && state.Step > 0) SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
-                cancellationToken.ThrowIfCancellationRequested();
+                if (saveDirectory is not null && state.Step > 0) SaveCheckpoint(model, step.Optimizer, step.Schedule, state, saveDirectory);
+                _stoppedTogether = group is not null;
+                throw new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : new CancellationToken(true));
             }
             if (state.BatchInEpoch >= StepsPerEpoch)
             {
@@ -239,19 +301,29 @@ public sealed class Trainer
                 state.BatchInEpoch = 0;
                 order = Permutation(o.Seed, state.Epoch, _count);
             }
-            int first = state.BatchInEpoch * o.BatchSize;
-            var indices = order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray();
-            var batch = _batch(indices, state.Step);
-            var r = step.Run([batch]);
+            // The step's micro-batches: consecutive slices of the epoch's order, each numbered by the step and its index
+            // in the step (what the batch function draws from, e.g. MLM masks, depends on that number alone). Rank r takes
+            // the r-th share of gradient_accumulation_steps of them (the last step of an epoch may leave a rank none).
+            int firstMicroBatch = state.BatchInEpoch * MicroBatchesPerStep;
+            int microBatches = Math.Min(MicroBatchesPerStep, MicroBatchesPerEpoch - firstMicroBatch);
+            var batches = new List<TrainingBatch>(o.GradientAccumulationSteps);
+            int mine = Rank * o.GradientAccumulationSteps;
+            for (int j = mine; j < Math.Min(microBatches, mine + o.GradientAccumulationSteps); j++)
+            {
+                int first = (firstMicroBatch + j) * o.BatchSize;
+                batches.Add(_batch(order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray(), state.Step * MicroBatchesPerStep + j));
+            }
+            long stepTokens = batches.Sum(b => (long)b.Tokens);
+            var r = step.Run(batches, microBatches, group is null ? null : local => Reduce(group, model, local, ref stepTokens, state, ref cancelled, cancellationToken));
             if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
                 Diverged(r, state, lastGood, lossSum, lossCount, metricsPath, outputDirectory);
             lastGood = r;
             state.Step++;
             state.BatchInEpoch++;
-            state.DropoutPosition = model.Random.Position;
+            if (group is null) state.DropoutPositions[0] = model.Random.Position;
             lossSum += r.Loss;
             lossCount++;
-            tokens += batch.Tokens;
+            tokens += stepTokens;
             double epoch = state.Epoch + (double)state.BatchInEpoch / StepsPerEpoch;
             var elapsed = clock.Elapsed;
             var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / (state.Step - startStep) * (total - state.Step));
@@ -271,9 +343,13 @@ public sealed class Trainer
             if (evaluateNow || (_evaluate is not null && state.Step == total && last is null))
             {
                 // Evaluation runs the inference forward (no activations kept for backward, no gradients) on the
-                // current weights, copied into the model being trained.
-                model.CopyTo(_model);
-                last = _evaluate!(_model);
+                // current weights, copied into the model being trained; data-parallel, on rank 0 alone.
+                Evaluation EvaluateCurrent()
+                {
+                    model.CopyTo(_model);
+                    return _evaluate!(_model);
+                }
+                last = group is null ? EvaluateCurrent() : EvaluateOnRankZero(group, EvaluateCurrent);
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4) };
                 foreach (var (k, v) in last.Metrics) entry["eval_" + k] = v;
                 Log(metricsPath, state, entry);
@@ -282,17 +358,27 @@ public sealed class Trainer
                     state.BestMetric = last.Main;
                     state.BestStep = state.Step;
                     state.EvaluationsWithoutGain = 0;
-                    KeepBest(model, outputDirectory);
+                    KeepBest(model, saveDirectory);
                 }
                 else if (++state.EvaluationsWithoutGain >= (o.EarlyStoppingPatience ?? int.MaxValue))
                     stop = true;
                 Report(TrainerProgressKind.Evaluate, state, total, null, null, null, clock.Elapsed, remaining, last,
                     stop ? $"no better {last.MainMetric} in {state.EvaluationsWithoutGain} evaluations: stopping early (best {state.BestMetric:F4} at step {state.BestStep})" : null);
             }
-            if (outputDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
-                SaveCheckpoint(model, step.Optimizer, step.Schedule, state, outputDirectory);
+            if (saveDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
+                SaveCheckpoint(model, step.Optimizer, step.Schedule, state, saveDirectory);
         }
-        EndWithBest(model, outputDirectory, evaluated: _evaluate is not null && state.BestMetric is not null);
+        bool evaluated = _evaluate is not null && state.BestMetric is not null;
+        if (group is not null && evaluated && _best is null && saveDirectory is null)
+            model.CopyTo(_model); // a rank other than 0 whose best predates a resume: rank 0's best comes below
+        else EndWithBest(model, saveDirectory, evaluated);
+        if (group is not null && evaluated)
+        {
+            // Every rank ends with rank 0's best weights (the others kept the same in memory, unless it predates a resume).
+            var best = TrainingModel<float>.From(_model);
+            group.Broadcast(System.Runtime.InteropServices.MemoryMarshal.AsBytes(best.Values.AsSpan()), 0);
+            if (!writes) best.CopyTo(_model);
+        }
         if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
@@ -317,10 +403,74 @@ public sealed class Trainer
             $"or clip the gradients (max_grad_norm {Options.MaxGradNorm.ToString(CultureInfo.InvariantCulture)})" + (metricsPath is null ? "." : $"; {metricsPath} keeps what was logged before it."));
     }
 
+    /// <summary>
+    /// After backward, data-parallel: sums the gradients (<see cref="IDataParallel.AllreduceSum(Span{float})"/>) and, in one
+    /// message of doubles, the step's loss totals, tokens, every rank's dropout position (as two exact 32-bit halves) and
+    /// whether any rank was cancelled.
+    /// </summary>
+    private double[] Reduce(IDataParallel group, TrainingModel<float> model, double[] local, ref long tokens, State state, ref bool cancelled,
+        CancellationToken cancellationToken)
+    {
+        group.AllreduceSum(model.Gradients);
+        int world = group.WorldSize, rank = group.Rank;
+        var sums = new double[local.Length + 2 + 2 * world];
+        local.CopyTo(sums, 0);
+        int at = local.Length;
+        sums[at] = tokens;
+        sums[at + 1] = cancellationToken.IsCancellationRequested ? 1 : 0;
+        ulong position = model.Random.Position;
+        sums[at + 2 + 2 * rank] = position >> 32;
+        sums[at + 3 + 2 * rank] = position & 0xFFFFFFFF;
+        group.AllreduceSum(sums);
+        tokens = (long)sums[at];
+        cancelled = sums[at + 1] > 0;
+        for (int r = 0; r < world; r++) state.DropoutPositions[r] = ((ulong)sums[at + 2 + 2 * r] << 32) | (ulong)sums[at + 3 + 2 * r];
+        return sums;
+    }
+
+    /// <summary>Rank 0 evaluates (the weights are the same on every rank) and sends the result to the others, which need it
+    /// for the best step and early stopping.</summary>
+    private static Evaluation EvaluateOnRankZero(IDataParallel group, Func<Evaluation> evaluate)
+    {
+        byte[] payload = [];
+        if (group.Rank == 0)
+        {
+            var e = evaluate();
+            payload = JsonSerializer.SerializeToUtf8Bytes(new JsonObject
+            {
+                ["metrics"] = new JsonObject(e.Metrics.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+                ["main"] = e.MainMetric, ["higher_is_better"] = e.HigherIsBetter,
+            });
+        }
+        var length = BitConverter.GetBytes(payload.Length);
+        group.Broadcast(length, 0);
+        if (group.Rank != 0) payload = new byte[BitConverter.ToInt32(length)];
+        group.Broadcast(payload, 0);
+        var json = JsonNode.Parse(payload)!;
+        return new Evaluation(json["metrics"]!.AsObject().ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<double>()),
+            json["main"]!.GetValue<string>(), json["higher_is_better"]!.GetValue<bool>());
+    }
+
     private void Report(TrainerProgressKind kind, State s, long total, double? loss, double? lr, double? tokensPerSecond, TimeSpan elapsed, TimeSpan? remaining,
-        Evaluation? evaluation, string? message) =>
-        _progress?.Report(new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
-            elapsed, remaining, evaluation, message));
+        Evaluation? evaluation, string? message)
+    {
+        var progress = new TrainerProgress(kind, s.Step, total, s.Epoch + (double)s.BatchInEpoch / StepsPerEpoch, loss, lr, tokensPerSecond,
+            elapsed, remaining, evaluation, message);
+        _progress?.Report(progress);
+        NBertLogging.Info("NBert.Training", Describe(progress));
+    }
+
+    /// <summary>A progress report as one log line, as transformers' Trainer logs its loss and evaluation dictionaries.</summary>
+    internal static string Describe(TrainerProgress p)
+    {
+        var line = new System.Text.StringBuilder(string.Create(CultureInfo.InvariantCulture, $"{p.Kind} step {p.Step}/{p.TotalSteps} epoch {p.Epoch:F2}"));
+        if (p.Loss is double loss) line.Append(CultureInfo.InvariantCulture, $" loss {loss:F4}");
+        if (p.LearningRate is double lr) line.Append(CultureInfo.InvariantCulture, $" learning_rate {lr:G3}");
+        if (p.Evaluation is { } e)
+            foreach (var (name, value) in e.Metrics.OrderBy(m => m.Key, StringComparer.Ordinal)) line.Append(CultureInfo.InvariantCulture, $" eval_{name} {value:F4}");
+        if (p.Message is { } m) line.Append(": ").Append(m);
+        return line.ToString();
+    }
 
     /// <summary>Adds a line to the run's history (trainer_state.json's log_history) and, with an output directory, to metrics.jsonl.</summary>
     private static void Log(string? path, State state, JsonObject entry)
@@ -421,9 +571,12 @@ public sealed class Trainer
         {
             ["global_step"] = state.Step, ["epoch"] = state.Epoch, ["batch_in_epoch"] = state.BatchInEpoch,
             ["optimizer_step"] = optimizer.Step, ["dropout_seed"] = model.Random.Seed.ToString(CultureInfo.InvariantCulture),
-            ["dropout_position"] = state.DropoutPosition.ToString(CultureInfo.InvariantCulture),
+            ["dropout_position"] = state.DropoutPositions[0].ToString(CultureInfo.InvariantCulture),
+            // Data-parallel: every rank's position (rank r's generator is seeded with seed + r), and how many ranks there were.
+            ["world_size"] = WorldSize,
+            ["dropout_positions"] = new JsonArray(state.DropoutPositions.Select(p => (JsonNode?)p.ToString(CultureInfo.InvariantCulture)).ToArray()),
             ["best_metric"] = state.BestMetric, ["best_step"] = state.BestStep, ["evaluations_without_gain"] = state.EvaluationsWithoutGain,
-            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize,
+            ["seed"] = Options.Seed, ["batch_size"] = Options.BatchSize, ["gradient_accumulation_steps"] = Options.GradientAccumulationSteps,
             // The schedule is a function of the optimiser step; its settings must not change on resume.
             ["scheduler"] = ScheduleJson(schedule),
             ["log_history"] = state.History.DeepClone(),
@@ -477,6 +630,10 @@ public sealed class Trainer
         long seed = Integer("seed", int.MinValue, int.MaxValue), batchSize = Integer("batch_size", 1, int.MaxValue);
         if (seed != Options.Seed || batchSize != Options.BatchSize)
             throw new NBertException($"{checkpoint}: written with seed {seed} and batch size {batchSize}; resume with the same settings.");
+        // Checkpoints from before gradient accumulation have no such field: they took one micro-batch per step.
+        long accumulation = json["gradient_accumulation_steps"] is null ? 1 : Integer("gradient_accumulation_steps", 1, int.MaxValue);
+        if (accumulation != Options.GradientAccumulationSteps)
+            throw new NBertException($"{checkpoint}: written with gradient_accumulation_steps {accumulation}, not {Options.GradientAccumulationSteps}; resume with the same settings.");
         if (json["scheduler"] is { } saved && !JsonNode.DeepEquals(saved, ScheduleJson(schedule)))
             throw new NBertException($"{checkpoint}: written with the learning-rate schedule {saved.ToJsonString()}, not {ScheduleJson(schedule).ToJsonString()}; resume with the same steps, rate and warm-up.");
         long globalStep = Integer("global_step", 0, total);
@@ -497,7 +654,19 @@ public sealed class Trainer
                 : throw new NBertException($"{statePath}: \"log_history\" must be a list of objects, not {json["log_history"]?.ToJsonString() ?? "missing"}."),
         };
         long optimizerStep = Integer("optimizer_step", 0, globalStep);
+        // Checkpoints from before data-parallel training have neither field: one process.
+        long worldSize = json["world_size"] is null ? 1 : Integer("world_size", 1, int.MaxValue);
+        if (worldSize != WorldSize)
+            throw new NBertException($"{checkpoint}: written by a run of {worldSize} process{(worldSize == 1 ? "" : "es")}, not {WorldSize}: resume with the same number " +
+                $"(mpirun -np {worldSize}{(worldSize == 1 ? ", or without mpirun" : "")}); the data each process reads and the dropout streams depend on it.");
         ulong dropoutPosition = Unsigned("dropout_position");
+        var positions = new ulong[WorldSize];
+        if (json["dropout_positions"] is null) positions[0] = dropoutPosition;
+        else if (json["dropout_positions"] is JsonArray savedPositions && savedPositions.Count == WorldSize)
+            for (int r = 0; r < WorldSize; r++)
+                positions[r] = savedPositions[r] is JsonValue v && v.TryGetValue(out string? text) && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong u) ? u
+                    : throw new NBertException($"{statePath}: \"dropout_positions\"[{r}] must be a whole number in a string, not {savedPositions[r]?.ToJsonString() ?? "null"}.");
+        else throw new NBertException($"{statePath}: \"dropout_positions\" must be a list of {WorldSize} whole numbers in strings, not {json["dropout_positions"]!.ToJsonString()}.");
 
         BertPreTrainedModel weights;
         try
@@ -526,8 +695,8 @@ public sealed class Trainer
                 }
         foreach (var slot in model.Slots) weights.Parameters[slot.Name].Data.CopyTo(model.Values, slot.Offset);
         optimizer.Step = optimizerStep;
-        model.Random.Position = dropoutPosition;
-        state.DropoutPosition = dropoutPosition;
+        model.Random.Position = positions[Rank];
+        state.DropoutPositions = positions;
         return state;
     }
 }

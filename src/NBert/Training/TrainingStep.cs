@@ -41,24 +41,37 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
     public StepResult Run(IReadOnlyList<TrainingBatch> microBatches, Action? afterBackward = null)
     {
         if (microBatches.Count == 0) throw new ArgumentException("A step needs at least one batch.", nameof(microBatches));
+        return Run(microBatches, microBatches.Count, afterBackward is null ? null : totals => { afterBackward(); return totals; });
+    }
+
+    /// <summary>
+    /// One update from this process's share, <paramref name="local"/> (possibly none), of a step of
+    /// <paramref name="microBatchesInStep"/> micro-batches: each loss is divided by <paramref name="microBatchesInStep"/>, so
+    /// that summing the gradients over the processes gives exactly what one process accumulating them all would.
+    /// <paramref name="reduce"/> gets the local totals [loss, MLM loss, NSP loss, micro-batches with MLM, with NSP] after
+    /// backward, sums them and the gradients over the processes, and returns the sums (its array may be longer).
+    /// </summary>
+    internal StepResult Run(IReadOnlyList<TrainingBatch> local, int microBatchesInStep, Func<double[], double[]>? reduce)
+    {
         Model.ZeroGradients();
-        double loss = 0, mlm = 0, nsp = 0;
-        bool hasMlm = false, hasNsp = false;
-        double scale = 1.0 / microBatches.Count;
-        foreach (var batch in microBatches)
+        double scale = 1.0 / microBatchesInStep;
+        var totals = new double[5];
+        foreach (var batch in local)
         {
             var l = Model.Forward(batch, Dropout);
             Model.Backward(scale);
-            loss += l.Loss * scale;
-            if (l.MaskedLmLoss is double m) { mlm += m * scale; hasMlm = true; }
-            if (l.NextSentenceLoss is double n) { nsp += n * scale; hasNsp = true; }
+            totals[0] += l.Loss * scale;
+            if (l.MaskedLmLoss is double m) { totals[1] += m * scale; totals[3]++; }
+            if (l.NextSentenceLoss is double n) { totals[2] += n * scale; totals[4]++; }
         }
-        afterBackward?.Invoke();
+        // A reduce over processes reaches Model.Gradients, so the step after it treats every word-embedding row as written.
+        if (reduce is not null) totals = reduce(totals);
         // clip_grad_norm_, its scaling done inside the update, which also clears the gradients: one pass over the buffers.
         double norm = Model.GradientNorm();
         double coefficient = MaxGradNorm > 0 ? MaxGradNorm / (norm + 1e-6) : 1;
         double lr = Schedule.At(Optimizer.Step);
         Optimizer.Update(Model, lr, coefficient < 1 ? coefficient : 1, clearGradients: true);
-        return new StepResult(Optimizer.Step, loss, norm, lr, new TrainingLoss(loss, hasMlm ? mlm : null, hasNsp ? nsp : null));
+        double loss = totals[0];
+        return new StepResult(Optimizer.Step, loss, norm, lr, new TrainingLoss(loss, totals[3] > 0 ? totals[1] : null, totals[4] > 0 ? totals[2] : null));
     }
 }

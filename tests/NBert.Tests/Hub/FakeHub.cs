@@ -53,6 +53,14 @@ public sealed class FakeHub : IAsyncDisposable
     public ConcurrentDictionary<(string, string), (int Status, int Times)> Failures { get; } = new();
     /// <summary>(repo, file) → a task every response with its bytes waits for before sending them.</summary>
     public ConcurrentDictionary<(string, string), Task> Holds { get; } = new();
+    /// <summary>(repo, file) → bytes each GET of it sends after the file's own, and whether its Content-Length counts
+    /// them (false: sent chunked, with no length). The HEAD still announces the file's true size.</summary>
+    public ConcurrentDictionary<(string, string), (long Extra, bool Announced)> Padding { get; } = new();
+    /// <summary>Files whose HEAD and GET announce no size (no X-Linked-Size, no Content-Length: chunked).</summary>
+    public ConcurrentDictionary<(string, string), bool> Unsized { get; } = new();
+    /// <summary>(repo, file) → a redirect (302) that the Hub ("hub": the HEAD and GET of the file) or the CDN ("cdn": the
+    /// GET of an LFS file's bytes) answers with instead, to any address (file:, ftp:).</summary>
+    public ConcurrentDictionary<(string, string), (string Server, string Location)> Redirects { get; } = new();
     /// <summary>Called for each request as it arrives (before any hold).</summary>
     public Action<Request>? OnRequest { get; set; }
 
@@ -173,14 +181,15 @@ public sealed class FakeHub : IAsyncDisposable
             Error(ctx, 404, "EntryNotFound", $"{file} does not exist on \"{revision}\"");
             return;
         }
-        if (IsLfs(file))
+        bool redirected = Redirects.TryGetValue((repo, file), out var redirect) && redirect.Server == "hub";
+        if (IsLfs(file) || redirected)
         {
             string sha = Sha256(bytes);
             ctx.Response.StatusCode = 302;
             ctx.Response.Headers.ETag = $"\"{GitBlobId(Encoding.ASCII.GetBytes($"version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {bytes.Length}\n"))}\"";
             ctx.Response.Headers["X-Linked-Etag"] = $"\"{sha}\"";
-            ctx.Response.Headers["X-Linked-Size"] = bytes.Length.ToString();
-            ctx.Response.Headers.Location = $"{CdnEndpoint}/{repo}/{Uri.EscapeDataString(file)}/{sha}?X-Amz-Signature=fake";
+            if (!Unsized.ContainsKey((repo, file))) ctx.Response.Headers["X-Linked-Size"] = bytes.Length.ToString();
+            ctx.Response.Headers.Location = redirected ? redirect.Location : $"{CdnEndpoint}/{repo}/{Uri.EscapeDataString(file)}/{sha}?X-Amz-Signature=fake";
             return;
         }
         ctx.Response.Headers.ETag = $"\"{GitBlobId(bytes)}\"";
@@ -192,6 +201,12 @@ public sealed class FakeHub : IAsyncDisposable
         string[] parts = ctx.Request.Path.Value!.TrimStart('/').Split('/');
         string repo = string.Join('/', parts[..^2]), file = Uri.UnescapeDataString(parts[^2]), sha = parts[^1];
         Log("cdn", ctx, repo, file);
+        if (Redirects.TryGetValue((repo, file), out var redirect) && redirect.Server == "cdn")
+        {
+            ctx.Response.StatusCode = 302;
+            ctx.Response.Headers.Location = redirect.Location;
+            return;
+        }
         byte[]? bytes = null;
         if (_repos.TryGetValue(repo, out var r))
             lock (r) bytes = r.Commits.Values.SelectMany(c => c.Values).FirstOrDefault(b => Sha256(b) == sha);
@@ -223,8 +238,23 @@ public sealed class FakeHub : IAsyncDisposable
             ctx.Response.Headers.ContentRange = $"bytes {start}-{bytes.Length - 1}/{bytes.Length}";
         }
         ctx.Response.Headers.AcceptRanges = "bytes";
-        ctx.Response.ContentLength = bytes.Length - start;
+        Padding.TryGetValue((repo, file), out var padding);
+        if (Unsized.ContainsKey((repo, file))) { }
+        else if (HttpMethods.IsHead(ctx.Request.Method)) ctx.Response.ContentLength = bytes.Length - start;
+        else if (padding.Extra == 0 || padding.Announced) ctx.Response.ContentLength = bytes.Length - start + padding.Extra;
         if (HttpMethods.IsHead(ctx.Request.Method)) return;
+        if (padding.Extra > 0 && HttpMethods.IsGet(ctx.Request.Method))
+        {
+            await ctx.Response.Body.WriteAsync(bytes.AsMemory((int)start));
+            var filler = new byte[1 << 16];
+            try
+            {
+                for (long sent = 0; sent < padding.Extra && !ctx.RequestAborted.IsCancellationRequested; sent += filler.Length)
+                    await ctx.Response.Body.WriteAsync(filler.AsMemory(0, (int)Math.Min(filler.Length, padding.Extra - sent)), ctx.RequestAborted);
+            }
+            catch (OperationCanceledException) { } // the client stopped reading and closed the connection
+            return;
+        }
         if (Holds.TryGetValue((repo, file), out var hold)) await hold;
         byte[] body = bytes[(int)start..];
         if (Corruptions.TryGetValue((repo, file), out int corrupt) && corrupt > 0)

@@ -92,6 +92,41 @@ public sealed class HubCommandTests(FakeHubFixture fixture) : HubTest(fixture)
         }
     }
 
+    /// <summary>The hostile peer's findings as the CLI shows them: a redirect to file: was "internal error:
+    /// NotSupportedException" (exit 70), a damaged vocab.txt offline was used (exit 0), 30 MB past an announced 3,000
+    /// bytes were written twice. Each is now a Hub error: exit 2 with one line.</summary>
+    [Fact]
+    public void Hostile_hub_answers_exit_2_with_one_line()
+    {
+        string redirect = UniqueRepo("cli-redirect");
+        Hub.AddModel(redirect, Model("seqcls"));
+        Hub.Redirects[(redirect, "model.safetensors")] = ("hub", "file:///etc/passwd");
+        string oversize = UniqueRepo("cli-oversize");
+        Hub.AddModel(oversize, Model("seqcls"));
+        Hub.Padding[(oversize, "vocab.txt")] = (30_000_000, false);
+        string damaged = UniqueRepo("cli-damaged");
+        Hub.AddModel(damaged, Model("seqcls"));
+        Assert.Equal(0, Run(Settings(), "download", damaged).Code);
+        string blob = new HubCache(CacheRoot, damaged).BlobPath(FakeHub.GitBlobId(FixtureBytes("seqcls", "vocab.txt")));
+        File.AppendAllText(blob, "appended\n");
+
+        foreach (var (settings, args, expected) in new (HubSettings, string[], string)[]
+        {
+            (Settings(), ["download", redirect], "redirects to a file: address"),
+            (Settings(), ["download", oversize, "vocab.txt"], "bytes it announced"),
+            (Settings(offline: true), ["classify", "--model", damaged, "text"], "git blob SHA-1"),
+        })
+        {
+            var (code, stdout, stderr) = Run(settings, args);
+            Assert.True(code == 2, $"{string.Join(' ', args)}: exit {code}, {stderr}");
+            Assert.Empty(stdout);
+            Assert.StartsWith("nbert: ", stderr);
+            Assert.Contains(expected, stderr);
+            Assert.DoesNotContain("internal error", stderr);
+            Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+    }
+
     [Fact]
     public async Task Classify_with_a_hub_name_works_against_the_hub_and_then_offline_from_the_cache()
     {

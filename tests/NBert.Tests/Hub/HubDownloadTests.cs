@@ -295,9 +295,11 @@ public sealed class HubDownloadTests(FakeHubFixture fixture) : HubTest(fixture)
         Hub.AddModel(repo, Model("seqcls"));
         var release = new TaskCompletionSource();
         Hub.Holds[(repo, "model.safetensors")] = release.Task;
+        // The first GET waits for the others' HEADs (up to the 60 s below): its timeout must outlast that, or on a loaded
+        // machine it is tried again and counted twice.
         var downloads = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
         {
-            using var client = Client();
+            using var client = new HubClient(Settings() with { DownloadTimeout = TimeSpan.FromSeconds(90) });
             return await client.DownloadModelAsync(repo);
         })).ToList();
         // Hold the weights until all four have asked for their metadata, so that they really overlap.

@@ -1,0 +1,168 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using NBert.Modeling;
+using NBert.Tests.Cli;
+using Xunit.Abstractions;
+
+namespace NBert.Tests.Distributed;
+
+/// <summary>
+/// <c>mpirun -np 2 nbert pretrain|finetune</c> on loopback against one process with --gradient-accumulation-steps 2 and the
+/// same per-process batch: with dropout off, both take the same samples in the same micro-batches (the MLM masks follow
+/// from the step and the micro-batch's index, not from the process), so after 5 steps the weights agree to float32
+/// rounding (summing two ranks' gradients instead of accumulating them in one buffer changes the order of additions).
+/// </summary>
+public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirectoryTest
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+
+    /// <summary>The fixture's tiny BERT (vocabulary 4,000, 2 layers of 32) with dropout off.</summary>
+    private string BaseModel()
+    {
+        string dir = Temp("base");
+        Directory.CreateDirectory(dir);
+        foreach (string name in new[] { "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt" })
+            File.Copy(Fixtures.Path("model", "pretraining", name), Path.Combine(dir, name));
+        var config = JsonNode.Parse(File.ReadAllText(Fixtures.Path("model", "pretraining", "config.json")))!;
+        config["hidden_dropout_prob"] = 0.0;
+        config["attention_probs_dropout_prob"] = 0.0;
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        return dir;
+    }
+
+    private void WriteCorpus(string name, int documents, int seed)
+    {
+        var r = new Random(seed);
+        string[] words = ["the", "people", "of", "this", "nation", "have", "shown", "great", "strength", "and", "courage", "in", "war", "peace"];
+        File.WriteAllLines(Temp(name), Enumerable.Range(0, documents).SelectMany(_ =>
+            Enumerable.Range(0, r.Next(2, 8)).Select(_ => string.Join(' ', Enumerable.Range(0, r.Next(4, 14)).Select(_ => words[r.Next(words.Length)])) + ".").Append("")));
+    }
+
+    private static (float Max, string Where) MaxDifference(string a, string b)
+    {
+        using var x = BertPreTrainedModel.FromPretrained(a);
+        using var y = BertPreTrainedModel.FromPretrained(b);
+        Assert.Equal(x.Parameters.Keys.Order(), y.Parameters.Keys.Order());
+        return x.Parameters.Select(p => (Max: p.Value.Data.Zip(y.Parameters[p.Key].Data, (u, v) => Math.Abs(u - v)).Max(), Where: p.Key)).MaxBy(d => d.Max);
+    }
+
+    private static (int Code, string Out, string Err) TwoRanks(params string[] args)
+    {
+        var (code, output, error, _) = Mpirun.Run(2, Limit, Mpirun.Nbert, args);
+        return (code, output, error);
+    }
+
+    private static List<JsonNode> Losses(string directory) =>
+        File.ReadAllLines(Path.Combine(directory, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] is not null).ToList();
+
+    [MpiFact]
+    public void Pretraining_on_two_ranks_equals_one_process_accumulating_two_micro_batches_and_resumes_bit_exactly()
+    {
+        WriteCorpus("train.txt", 60, 1);
+        string model = BaseModel();
+        string[] common = ["pretrain", "--model", model, "--corpus", Temp("train.txt"), "--max-seq-length", "64", "--steps", "5", "--batch-size", "4",
+            "--lr", "1e-3", "--warmup-steps", "1", "--logging-steps", "1", "--seed", "3", "--save-steps", "3"];
+        var (code, output, error) = Nbert.Run([.. common, "--gradient-accumulation-steps", "2", "--out", Temp("one")]);
+        Assert.True(code == 0, error + output);
+        (code, output, error) = TwoRanks([.. common, "--out", Temp("two")]);
+        Assert.True(code == 0, error + output);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(output, "^wrote ", System.Text.RegularExpressions.RegexOptions.Multiline)); // rank 0 alone prints
+        Assert.Empty(Directory.GetFiles(Temp("two"), "*.tmp")); // both ranks' instance files are gone
+
+        var (moved, _) = MaxDifference(model, Temp("two"));
+        var (difference, where) = MaxDifference(Temp("one"), Temp("two"));
+        Assert.True(moved > 1e-3f, $"training moved the weights by only {moved}");
+        log.WriteLine($"pretraining: 2 ranks vs 1 process x 2 micro-batches: max |difference| {difference:G3} ({where}); weights moved {moved:G3}");
+        Assert.True(difference <= 1e-6f, $"2 ranks and 1 process with accumulation 2 differ by {difference} in {where}");
+        // The logged loss is the mean over both ranks' micro-batches: the single process's mean over its two.
+        var one = Losses(Temp("one"));
+        var two = Losses(Temp("two"));
+        Assert.Equal(5, two.Count);
+        foreach (var (a, b) in one.Zip(two))
+        {
+            Assert.Equal((double)a["loss"]!, (double)b["loss"]!, 1e-5);
+            Assert.Equal((double)a["mlm_loss"]!, (double)b["mlm_loss"]!, 1e-5);
+        }
+        var state = JsonNode.Parse(File.ReadAllText(Temp("two/checkpoint-3/trainer_state.json")))!;
+        Assert.Equal(2, (int)state["world_size"]!);
+        Assert.Equal(2, state["dropout_positions"]!.AsArray().Count);
+
+        // Resume from step 3 on 2 ranks (as after a rank was killed after checkpoint-3): bit-exact against the run that went on.
+        Directory.CreateDirectory(Temp("resumed"));
+        foreach (string file in Directory.GetFiles(Temp("two/checkpoint-3")))
+            File.Copy(file, Path.Combine(Directory.CreateDirectory(Temp("resumed/checkpoint-3")).FullName, Path.GetFileName(file)));
+        (code, output, error) = TwoRanks([.. common, "--out", Temp("resumed"), "--resume"]);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("resumed from", output);
+        using (var straight = BertPreTrainedModel.FromPretrained(Temp("two")))
+        using (var resumed = BertPreTrainedModel.FromPretrained(Temp("resumed")))
+            foreach (var (name, tensor) in straight.Parameters)
+                Assert.Equal(tensor.Data, resumed.Parameters[name].Data);
+
+        // One process cannot resume a 2-process run: its data shards and dropout streams were per rank.
+        (code, _, error) = Nbert.Run([.. common, "--out", Temp("resumed"), "--resume"]);
+        Assert.Equal(2, code);
+        Assert.Contains("written by a run of 2 processes, not 1", error);
+        Assert.Contains("mpirun -np 2", error);
+    }
+
+    [MpiFact]
+    public void Classification_on_two_ranks_equals_one_process_accumulating_two_micro_batches()
+    {
+        var r = new Random(4);
+        string[] words = ["was", "with", "that", "for", "on", "as", "in", "to"];
+        string Lines(int count) => string.Join("\n", Enumerable.Range(0, count).Select(i => JsonSerializer.Serialize(new
+        {
+            text = (i % 2 == 0 ? "he " : "it ") + string.Join(' ', Enumerable.Range(0, r.Next(2, 9)).Select(_ => words[r.Next(words.Length)])),
+            label = i % 2 == 0 ? "good" : "bad",
+        })));
+        // 40 examples: 10 micro-batches of 4, 2 per step: 5 steps in the one epoch.
+        File.WriteAllText(Temp("train.jsonl"), Lines(40));
+        File.WriteAllText(Temp("dev.jsonl"), Lines(12));
+        string model = BaseModel();
+        string[] common = ["finetune", "--task", "classification", "--model", model, "--train", Temp("train.jsonl"), "--eval", Temp("dev.jsonl"),
+            "--epochs", "1", "--batch-size", "4", "--lr", "2e-3", "--seed", "3"];
+        var (code, output, error) = Nbert.Run([.. common, "--gradient-accumulation-steps", "2", "--out", Temp("one")]);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("5 steps", output);
+        (code, output, error) = TwoRanks([.. common, "--out", Temp("two")]);
+        Assert.True(code == 0, error + output);
+        Assert.Contains("5 steps", output);
+        (code, output, error) = Nbert.Run([.. common, "--out", Temp("alone")]);
+        Assert.True(code == 0, error + output); // one process, no accumulation: 10 steps of 4
+
+        var (difference, where) = MaxDifference(Temp("one"), Temp("two"));
+        var (unlike, _) = MaxDifference(Temp("alone"), Temp("two"));
+        log.WriteLine($"classification: 2 ranks vs 1 process x 2 micro-batches: max |difference| {difference:G3} ({where}); vs no accumulation {unlike:G3}");
+        Assert.True(difference <= 1e-6f, $"2 ranks and 1 process with accumulation 2 differ by {difference} in {where}");
+        Assert.True(unlike > 1e-3f, $"one process without accumulation differs by only {unlike}: the test could not tell the runs apart");
+        // Rank 0 evaluated and wrote the metrics; the evaluation is of the same weights.
+        var evaluations = (string dir) => File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["eval_accuracy"] is not null).ToList();
+        Assert.Equal((double)evaluations(Temp("one")).Single()["eval_accuracy"]!, (double)evaluations(Temp("two")).Single()["eval_accuracy"]!);
+    }
+
+    [MpiFact]
+    public void A_rank_that_cannot_start_ends_every_rank_with_exit_code_2()
+    {
+        // Bad input fails on every rank alike; what matters is that mpirun ends, non-zero, with the reason.
+        var (code, output, error, elapsed) = Mpirun.Run(2, TimeSpan.FromSeconds(20), Mpirun.Nbert, "pretrain", "--model", Temp("missing"), "--corpus",
+            Temp("missing.txt"), "--out", Temp("out"));
+        Assert.True(code == 2, $"exit {code}\n{output}\n{error}");
+        Assert.Contains("rank 0/2:", error); // which rank failed, and why
+        Assert.Contains("missing", error);
+        Assert.True(elapsed < TimeSpan.FromSeconds(15), $"took {elapsed.TotalSeconds:F1} s");
+    }
+
+    [MpiFact]
+    public void Bench_under_mpirun_measures_a_data_parallel_step_and_its_allreduce_share()
+    {
+        var (code, output, error, _) = Mpirun.Run(2, Limit, Mpirun.Nbert, "bench", "--model", Fixtures.Path("model", "pretraining"), "--seconds", "0.05", "--json",
+            "--threads", "1");
+        Assert.True(code == 0, error + output);
+        var figures = JsonNode.Parse(output.Trim().Split('\n').Single(l => l.TrimStart().StartsWith('{')))!; // rank 0 alone prints
+        Assert.Equal(2, (double)figures["ranks"]!);
+        double share = (double)figures["allreduce_share"]!;
+        Assert.True(share is > 0 and < 1, $"allreduce share {share}");
+        Assert.True((double)figures["training_tokens_per_s"]! > 0);
+    }
+}
