@@ -4,7 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using NBert.IO;
 using NBert.Modeling;
-using NBert.Schema;
 using NBert.Tokenization;
 
 namespace NBert.Training;
@@ -532,19 +531,6 @@ public sealed class Trainer
     /// (and a resumed run's start) put other weights into it.</summary>
     private void RestoreBest(string directory)
     {
-        // Straight from the mapped file, one tensor at a time: loading a second model would hold all its weights at once
-        // (91 MB for MiniLM) beside the trained ones, at the end of the run.
-        using (var file = new SafeTensorsFile(Path.Combine(directory, Checkpoint.SafeTensorsName)))
-        {
-            var names = file.Tensors.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-            var keys = _model.Parameters.Keys.ToDictionary(n => n, n => BertArchitectures.CheckpointName(n, _model.Architecture));
-            if (keys.Values.All(names.Contains))
-            {
-                foreach (var (name, tensor) in _model.Parameters) file.ReadFloat32(keys[name]).CopyTo(tensor.Data, 0);
-                _model.WeightsChanged();
-                return;
-            }
-        }
         using var best = BertPreTrainedModel.FromPretrained(directory, _model.Architecture);
         foreach (var (name, tensor) in _model.Parameters) best.Parameters[name].Data.CopyTo(tensor.Data, 0);
         _model.WeightsChanged();
