@@ -317,6 +317,9 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
 public sealed class SafeTensor
 {
     private readonly Array _values;
+    // The part of _values written: all of it but for a view (Float32View).
+    private readonly int _start;
+    private readonly long _count;
 
     /// <summary>The name in the file.</summary>
     public string Name { get; }
@@ -325,7 +328,7 @@ public sealed class SafeTensor
     /// <summary>The shape in the file.</summary>
     public int[] Shape { get; }
     /// <summary>How many bytes the values take in the file.</summary>
-    public long ByteLength => _values.LongLength * _values switch { float[] => 4, long[] => 8, _ => 1 }; // Buffer.ByteLength stops at 2 GiB
+    public long ByteLength => _count * _values switch { float[] => 4, long[] => 8, _ => 1 }; // Buffer.ByteLength stops at 2 GiB
 
     /// <summary>A tensor from its raw little-endian bytes.</summary>
     public SafeTensor(string name, DType dtype, int[] shape, byte[] data) : this(name, dtype, shape, (Array)data) { }
@@ -335,8 +338,15 @@ public sealed class SafeTensor
         ArgumentNullException.ThrowIfNull(name);
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(values);
-        (Name, DType, Shape, _values) = (name, dtype, shape, values);
+        (Name, DType, Shape, _values, _count) = (name, dtype, shape, values, values.LongLength);
     }
+
+    private SafeTensor(string name, int[] shape, ArraySegment<float> values) : this(name, DType.F32, shape, values.Array!) =>
+        (_start, _count) = (values.Offset, values.Count);
+
+    /// <summary>A float32 tensor over part of an array, not copied (leave it unchanged until written): a checkpoint writes
+    /// each parameter's optimiser moments straight from the flat buffers instead of copying them all first.</summary>
+    internal static SafeTensor Float32View(string name, int[] shape, ArraySegment<float> values) => new(name, shape, values);
 
     /// <summary>A float32 tensor over <paramref name="values"/> itself (not copied: leave it unchanged until written).</summary>
     public static SafeTensor Float32(string name, int[] shape, float[] values) => new(name, DType.F32, shape, (Array)values);
@@ -356,17 +366,17 @@ public sealed class SafeTensor
         switch (_values)
         {
             case byte[] b: stream.Write(b); break;
-            case float[] f: WriteChunks<float>(stream, f); break;
+            case float[] f: WriteChunks<float>(stream, f.AsSpan(_start, (int)_count)); break;
             case long[] l: WriteChunks<long>(stream, l); break;
             default: throw new InvalidOperationException($"Unexpected value array {_values.GetType()}.");
         }
     }
 
-    private static void WriteChunks<T>(Stream stream, T[] values) where T : unmanaged
+    private static void WriteChunks<T>(Stream stream, ReadOnlySpan<T> values) where T : unmanaged
     {
         int chunk = (1 << 30) / System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         for (int at = 0; at < values.Length; at += chunk)
-            stream.Write(MemoryMarshal.AsBytes(values.AsSpan(at, Math.Min(chunk, values.Length - at))));
+            stream.Write(MemoryMarshal.AsBytes(values.Slice(at, Math.Min(chunk, values.Length - at))));
     }
 }
 

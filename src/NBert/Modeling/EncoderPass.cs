@@ -96,9 +96,14 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         m = Math.Max(m, _rowCapacity);
         probs = Math.Max(probs, _probabilityCapacity);
         (_rowCapacity, _probabilityCapacity) = (m, probs);
-        // Let the old buffers go before allocating new ones.
+        // Let the old buffers go before allocating new ones, and collect them now: a training run's batches grow a few
+        // times in its first steps (padded to their longest text), and each growth would otherwise leave the old set,
+        // hundreds of MB of large-object heap, committed beside the new one until a full collection happens to run.
+        bool grown = _layers.Length > 0;
         _layers = [];
         Gradients = null;
+        (EmbeddingSum, Embedded, Mean0, Rstd0, Keep0) = ([], [], null, null, null);
+        if (grown) GC.Collect();
         int h = c.HiddenSize, inner = c.IntermediateSize;
         EmbeddingSum = new T[m * h];
         Embedded = new T[m * h];

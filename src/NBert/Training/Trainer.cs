@@ -562,8 +562,8 @@ public sealed class Trainer
         SaveModel(model, temp);
         SafeTensorsWriter.Write(Path.Combine(temp, "optimizer.safetensors"), model.Slots.SelectMany(s => new[]
         {
-            SafeTensor.Float32("exp_avg." + s.CheckpointName, s.Shape, optimizer.FirstMoment.AsSpan(s.Offset, s.Length)),
-            SafeTensor.Float32("exp_avg_sq." + s.CheckpointName, s.Shape, optimizer.SecondMoment.AsSpan(s.Offset, s.Length)),
+            SafeTensor.Float32View("exp_avg." + s.CheckpointName, s.Shape, new ArraySegment<float>(optimizer.FirstMomentBuffer, s.Offset, s.Length)),
+            SafeTensor.Float32View("exp_avg_sq." + s.CheckpointName, s.Shape, new ArraySegment<float>(optimizer.SecondMomentBuffer, s.Offset, s.Length)),
         }));
         var json = new JsonObject
         {

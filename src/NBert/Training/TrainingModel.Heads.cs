@@ -122,7 +122,7 @@ public sealed partial class TrainingModel<T>
         }
         var dPooled = Zeroed(ref _dPooled, b * h);
         ClassifierBackward(scale, dPooled);
-        Heads<T>.PoolerBackward(_weights, Gradients, _layout.Pooler!, dPooled, _first, _pooled, b, s,
+        Heads<T>.PoolerBackward(_weights, _gradients, _layout.Pooler!, dPooled, _first, _pooled, b, s,
             Ensure(ref _dPoolerInput, b * h), Ensure(ref _dFirst, b * h), dx);
     }
 
@@ -155,7 +155,7 @@ public sealed partial class TrainingModel<T>
         var d = _dLogits.AsSpan(0, rows * p.Outputs);
         TensorPrimitives.Multiply<T>(d, scale, d);
         var dx = Zeroed(ref _dClassifierInput, rows * h);
-        Encoder<T>.LinearBackward(_weights, Gradients, p, d, _classifierInput.AsSpan(0, rows * h), dx, rows);
+        Encoder<T>.LinearBackward(_weights, _gradients, p, d, _classifierInput.AsSpan(0, rows * h), dx, rows);
         if (_classifierDropout > 0) Ops.DropoutBackward<T>(dx, _classifierDropout, _classifierKeep, dInput[..(rows * h)]);
         else TensorPrimitives.Add(dInput[..(rows * h)], dx, dInput[..(rows * h)]);
     }
@@ -190,7 +190,7 @@ public sealed partial class TrainingModel<T>
         var d = _mlmDLogits.AsSpan(0, r * v);
         TensorPrimitives.Multiply<T>(d, scale, d);
         var dInput = Ensure(ref _dMlmInput, r * h);
-        Heads<T>.MaskedLmBackward(_weights, Gradients, _layout.MaskedLm!, c, d, r, _mlmInput, _mlmDense, _mlmActivated, _mlmNormed, _mlmMean, _mlmRstd,
+        Heads<T>.MaskedLmBackward(_weights, _gradients, _layout.MaskedLm!, c, d, r, _mlmInput, _mlmDense, _mlmActivated, _mlmNormed, _mlmMean, _mlmRstd,
             Ensure(ref _dMlmNormed, r * h), Ensure(ref _dMlmActivated, r * h), Ensure(ref _dMlmDense, r * h), dInput);
         for (int i = 0; i < r; i++)
         {

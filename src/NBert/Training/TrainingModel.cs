@@ -24,11 +24,21 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     public IReadOnlyList<ParameterSlot> Slots => _layout.Slots;
     /// <summary>All parameters in one flat buffer (see <see cref="Slots"/>); the optimiser updates it in place.</summary>
     public T[] Values { get; }
-    /// <summary>The loss's gradient for every parameter, laid out as <see cref="Values"/>; <see cref="Backward"/> adds into it.</summary>
-    public T[] Gradients { get; }
+    /// <summary>The loss's gradient for every parameter, laid out as <see cref="Values"/>; <see cref="Backward"/> adds into it.
+    /// Reaching the buffer through this property (or <see cref="Gradient"/>) makes the next <see cref="ZeroGradients"/> clear all of
+    /// it, since the caller may have written anywhere.</summary>
+    public T[] Gradients
+    {
+        get
+        {
+            _gradientState = GradientState.Unknown;
+            return _gradients;
+        }
+    }
     /// <summary>The dropout masks' random numbers; its position is part of a training run's state.</summary>
     public DropoutRandom Random { get; set; }
 
+    private readonly T[] _gradients;
     private readonly ParameterLayout _layout;
     private readonly FlatWeights<T> _weights;
     private readonly Encoder<T> _encoder;
@@ -44,7 +54,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         Architecture = architecture;
         _layout = new ParameterLayout(config, architecture);
         Values = new T[_layout.Length];
-        Gradients = new T[_layout.Length];
+        _gradients = new T[_layout.Length];
         Random = new DropoutRandom(seed);
         _weights = new FlatWeights<T>(Values);
         _encoder = new Encoder<T>(_layout);
@@ -117,8 +127,9 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     /// <exception cref="KeyNotFoundException">No parameter has that name (see <see cref="Slot"/>).</exception>
     public Span<T> Gradient(string name) => Gradients.AsSpan(Slot(name).Offset, Slot(name).Length);
 
-    /// <summary>Sets every gradient to 0 (<c>optimizer.zero_grad()</c>), before the backward pass of a new step.</summary>
-    public void ZeroGradients() => Gradients.AsSpan().Clear();
+    /// <summary>Sets every gradient to 0 (<c>optimizer.zero_grad()</c>), before the backward pass of a new step. Of the word
+    /// embeddings it clears only the rows the backward passes since the last clear wrote, the only ones that can be nonzero.</summary>
+    public void ZeroGradients() => ClearGradients();
 
     /// <summary>
     /// Runs the model on a batch and returns its loss, as transformers' forward with labels does, keeping the
@@ -146,6 +157,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         var dHidden = _pass.Gradients!.DHidden;
         Array.Clear(dHidden, 0, _pass.Rows * Config.HiddenSize);
         HeadBackward(lossScale, dHidden);
-        _encoder.Backward(_weights, Gradients, _pass, dHidden);
+        _encoder.Backward(_weights, _gradients, _pass, dHidden);
+        NoteWordRows(_batch.Inputs.InputIds);
     }
 }

@@ -36,7 +36,8 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
     public long Steps => Optimizer.Step;
 
     /// <summary>One update from <paramref name="microBatches"/> (one batch, or several accumulated).
-    /// <paramref name="afterBackward"/>, when given, sees the gradients before clipping.</summary>
+    /// <paramref name="afterBackward"/>, when given, sees the gradients before clipping. The optimiser clears the gradients as
+    /// it reads them, so they are 0 afterwards.</summary>
     public StepResult Run(IReadOnlyList<TrainingBatch> microBatches, Action? afterBackward = null)
     {
         if (microBatches.Count == 0) throw new ArgumentException("A step needs at least one batch.", nameof(microBatches));
@@ -63,12 +64,13 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
             if (l.MaskedLmLoss is double m) { totals[1] += m * scale; totals[3]++; }
             if (l.NextSentenceLoss is double n) { totals[2] += n * scale; totals[4]++; }
         }
+        // A reduce over processes reaches Model.Gradients, so the step after it treats every word-embedding row as written.
         if (reduce is not null) totals = reduce(totals);
-        double norm = MaxGradNorm > 0
-            ? GradientClipping.ClipGlobalNorm<T>(Model.Gradients, MaxGradNorm)
-            : GradientClipping.GlobalNorm<T>(Model.Gradients);
+        // clip_grad_norm_, its scaling done inside the update, which also clears the gradients: one pass over the buffers.
+        double norm = Model.GradientNorm();
+        double coefficient = MaxGradNorm > 0 ? MaxGradNorm / (norm + 1e-6) : 1;
         double lr = Schedule.At(Optimizer.Step);
-        Optimizer.Update(Model, lr);
+        Optimizer.Update(Model, lr, coefficient < 1 ? coefficient : 1, clearGradients: true);
         double loss = totals[0];
         return new StepResult(Optimizer.Step, loss, norm, lr, new TrainingLoss(loss, totals[3] > 0 ? totals[1] : null, totals[4] > 0 ? totals[2] : null));
     }
