@@ -36,12 +36,8 @@ public static class EmbeddingBenchmarks
         return sb.ToString();
     }
 
-    /// <summary>The instruction set NBert's kernels run on here (and whether AVX-512, which they do not use, is there).</summary>
-    public static string InstructionSet() =>
-        (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported
-            ? "AVX2 + FMA (NBert's Vector256 kernels)" : "no AVX2/FMA (NBert's Vector128 kernels)")
-        + (System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? ", AVX-512 present (used by ONNX Runtime, not by NBert's float32 kernels)" : ", no AVX-512")
-        + $"; NBert int8: {Int8Kernel} kernel";
+    /// <summary>The kernels NBert runs on here: the float32 SGEMM's (Avx512, Avx2 or Portable) and the int8 one.</summary>
+    public static string InstructionSet() => $"NBert float32: {NBert.Tensors.Sgemm.Best} SGEMM kernel; NBert int8: {Int8Kernel} kernel";
 
     /// <summary>Which int8 kernel NBert's int8 rows run here (AvxVnni, Avx512BW, Avx2 or Scalar).</summary>
     private static string Int8Kernel => NBert.Tensors.Int8Gemm.Best.ToString();
