@@ -49,8 +49,6 @@ public abstract class BertPreTrainedModel : IDisposable
         _encoder = new Encoder<float>(_layout);
     }
 
-    private protected FloatTensor P(string name) => Parameters[name];
-
     /// <summary>This model's parameters in the one layout (without the pooler when it has none), grouped by the step that uses them.</summary>
     internal ParameterLayout Layout => _layout;
 
