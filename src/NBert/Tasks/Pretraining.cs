@@ -54,13 +54,13 @@ public static class PretrainingCorpus
 {
     /// <summary>The documents of the files in order, each as its non-blank lines (sentences); read lazily, through
     /// <see cref="DataFiles.Lines(string, int)"/> (gzip, strict UTF-8, no line over <see cref="DataFiles.MaxLineBytes"/>).</summary>
-    /// <exception cref="FileNotFoundException">A file does not exist (raised when enumeration reaches it).</exception>
+    /// <exception cref="MissingFileException">A file does not exist (raised when enumeration reaches it).</exception>
     /// <exception cref="NBertException">A line is not UTF-8 or too long (the message names the file and the line).</exception>
     public static IEnumerable<List<string>> Documents(IEnumerable<string> paths)
     {
         foreach (var path in paths)
         {
-            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file.", path);
+            if (!File.Exists(path)) throw new MissingFileException($"{path}: no such corpus file.", path);
             var document = new List<string>();
             foreach (var (line, _) in DataFiles.Lines(path))
             {

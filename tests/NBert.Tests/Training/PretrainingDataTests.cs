@@ -32,7 +32,7 @@ public sealed class PretrainingDataTests : TempDirectoryTest
         }
         var ids = PretrainingCorpus.Tokenized(PretrainingCorpus.Documents([Temp("c.txt")]), Tokenizer).ToList();
         Assert.Equal(Tokenizer.Encode("Second one.", options: new EncodeOptions { AddSpecialTokens = false }).InputIds, ids[0][1]);
-        Assert.Throws<FileNotFoundException>(() => PretrainingCorpus.Documents([Temp("missing.txt")]).ToList());
+        Assert.Throws<MissingFileException>(() => PretrainingCorpus.Documents([Temp("missing.txt")]).ToList());
     }
 
     [Fact]
