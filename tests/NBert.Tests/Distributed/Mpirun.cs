@@ -74,3 +74,13 @@ internal sealed class MpiFactAttribute : FactAttribute
             Skip = $"mpirun is not installed (Open MPI): {Mpirun.InstallCommand}";
     }
 }
+
+/// <summary>A theory that needs mpirun, skipped or failed as <see cref="MpiFactAttribute"/>.</summary>
+internal sealed class MpiTheoryAttribute : TheoryAttribute
+{
+    public MpiTheoryAttribute()
+    {
+        if (Mpirun.Executable is null && !Mpirun.InCi)
+            Skip = $"mpirun is not installed (Open MPI): {Mpirun.InstallCommand}";
+    }
+}
