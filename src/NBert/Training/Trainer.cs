@@ -258,6 +258,10 @@ public sealed class Trainer
         // Only rank 0 writes; the others train and read checkpoints.
         string? metricsPath = outputDirectory is null || !writes ? null : Path.Combine(outputDirectory, "metrics.jsonl");
         string? saveDirectory = writes ? outputDirectory : null;
+        // A checkpoint is written into .checkpoint-N.PID.tmp/ and renamed once complete: such a folder is a write that a
+        // killed process left unfinished, never resumed from (LatestCheckpoint reads checkpoint-N/ alone), and goes now.
+        if (saveDirectory is not null)
+            foreach (string unfinished in Directory.EnumerateDirectories(saveDirectory, ".checkpoint-*.tmp").ToList()) Directory.Delete(unfinished, recursive: true);
         if (resume)
         {
             // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using NBert.Modeling;
+using NBert.Training;
 using NBert.Tests.Cli;
 using Xunit.Abstractions;
 
@@ -16,16 +17,19 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
-    /// <summary>The fixture's tiny BERT (vocabulary 4,000, 2 layers of 32) with dropout off.</summary>
-    private string BaseModel()
+    /// <summary>The fixture's tiny BERT (vocabulary 4,000, 2 layers of 32), with dropout off unless <paramref name="dropout"/>.</summary>
+    private string BaseModel(bool dropout = false)
     {
         string dir = Temp("base");
         Directory.CreateDirectory(dir);
         foreach (string name in new[] { "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt" })
             File.Copy(Fixtures.Path("model", "pretraining", name), Path.Combine(dir, name));
         var config = JsonNode.Parse(File.ReadAllText(Fixtures.Path("model", "pretraining", "config.json")))!;
-        config["hidden_dropout_prob"] = 0.0;
-        config["attention_probs_dropout_prob"] = 0.0;
+        if (!dropout)
+        {
+            config["hidden_dropout_prob"] = 0.0;
+            config["attention_probs_dropout_prob"] = 0.0;
+        }
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
         return dir;
     }
@@ -56,7 +60,7 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
         File.ReadAllLines(Path.Combine(directory, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["loss"] is not null).ToList();
 
     [MpiFact]
-    public void Pretraining_on_two_ranks_equals_one_process_accumulating_two_micro_batches_and_resumes_bit_exactly()
+    public void Pretraining_on_two_ranks_equals_one_process_accumulating_two_micro_batches()
     {
         WriteCorpus("train.txt", 60, 1);
         string model = BaseModel();
@@ -86,21 +90,67 @@ public sealed class DataParallelTrainingTests(ITestOutputHelper log) : TempDirec
         var state = JsonNode.Parse(File.ReadAllText(Temp("two/checkpoint-3/trainer_state.json")))!;
         Assert.Equal(2, (int)state["world_size"]!);
         Assert.Equal(2, state["dropout_positions"]!.AsArray().Count);
+    }
 
-        // Resume from step 3 on 2 ranks (as after a rank was killed after checkpoint-3): bit-exact against the run that went on.
-        Directory.CreateDirectory(Temp("resumed"));
-        foreach (string file in Directory.GetFiles(Temp("two/checkpoint-3")))
-            File.Copy(file, Path.Combine(Directory.CreateDirectory(Temp("resumed/checkpoint-3")).FullName, Path.GetFileName(file)));
-        (code, output, error) = TwoRanks([.. common, "--out", Temp("resumed"), "--resume"]);
+    /// <summary>
+    /// A 2-rank run whose rank 1 is killed (SIGKILL) after a checkpoint was written: mpirun ends the other rank and exits
+    /// non-zero, and <c>mpirun -np 2 ... --resume</c> continues from the newest complete checkpoint to the same weights and
+    /// log as a run that was never interrupted, bit for bit. Checkpoints are written into <c>.checkpoint-N.PID.tmp/</c> and
+    /// renamed to <c>checkpoint-N/</c> once complete (trainer_state.json last), so a write cut short is never resumed from.
+    /// Dropout is on: each rank's stream (seed + rank) must continue from its position in the checkpoint.
+    /// </summary>
+    [MpiFact]
+    public void Pretraining_on_two_ranks_resumes_bit_exactly_after_one_rank_is_killed()
+    {
+        WriteCorpus("train.txt", 60, 1);
+        string model = BaseModel(dropout: true);
+        string[] common = ["pretrain", "--model", model, "--corpus", Temp("train.txt"), "--max-seq-length", "64", "--steps", "12", "--batch-size", "4",
+            "--lr", "1e-3", "--warmup-steps", "1", "--logging-steps", "1", "--seed", "3", "--save-steps", "2"];
+        var (code, output, error) = TwoRanks([.. common, "--out", Temp("straight")]);
         Assert.True(code == 0, error + output);
-        Assert.Contains("resumed from", output);
-        using (var straight = BertPreTrainedModel.FromPretrained(Temp("two")))
-        using (var resumed = BertPreTrainedModel.FromPretrained(Temp("resumed")))
+
+        string killed = Temp("killed");
+        using (var launch = Mpirun.Start(2, Mpirun.Nbert, [.. common, "--out", killed]))
+        {
+            // A step takes about 0.1-0.5 s here, so the run is still going when the first checkpoint appears.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (Trainer.LatestCheckpoint(killed) is null && !launch.HasExited && clock.Elapsed < Limit) Thread.Sleep(10);
+            var ranks = launch.RankProcesses();
+            Assert.True(ranks.Count == 2 && !launch.HasExited, $"the run ended or lost a rank before it could be killed (ranks {string.Join(", ", ranks)})");
+            using (var rank1 = System.Diagnostics.Process.GetProcessById(ranks[1])) rank1.Kill(); // SIGKILL
+            var (killedCode, killedOutput, killedError, _) = launch.Wait(Limit);
+            Assert.True(killedCode != 0, $"mpirun exited 0 after rank 1 was killed\n{killedOutput}\n{killedError}");
+            Assert.DoesNotContain("wrote ", killedOutput);
+            Assert.False(File.Exists(Path.Combine(killed, "model.safetensors")), "the run finished before rank 1 was killed");
+            log.WriteLine($"after SIGKILL of rank 1 (pid {ranks[1]}): mpirun exit {killedCode}, newest checkpoint {Trainer.LatestCheckpoint(killed)}");
+            // Rank 0 did not outlive mpirun (ended, or a zombie waiting to be reaped).
+            static bool Running(int pid) => File.Exists($"/proc/{pid}/stat") && File.ReadAllText($"/proc/{pid}/stat") is var stat && stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+            for (clock.Restart(); Running(ranks[0]) && clock.Elapsed < TimeSpan.FromSeconds(10);) Thread.Sleep(50);
+            Assert.False(Running(ranks[0]), $"rank 0 (pid {ranks[0]}) is still running after mpirun ended");
+        }
+        string newest = Trainer.LatestCheckpoint(killed)!;
+        long step = long.Parse(Path.GetFileName(newest)["checkpoint-".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(step, 2, 10);
+        // What a write cut short leaves (or a copy in progress) is never resumed from, even at a later step: the temporary
+        // folder of a checkpoint not yet renamed, complete but for the rename, and a checkpoint folder without trainer_state.json.
+        string unrenamed = Path.Combine(killed, $".checkpoint-{step + 1}.99999.tmp");
+        Directory.CreateDirectory(unrenamed);
+        foreach (string file in Directory.GetFiles(newest)) File.Copy(file, Path.Combine(unrenamed, Path.GetFileName(file)));
+        Directory.CreateDirectory(Path.Combine(killed, $"checkpoint-{step + 1}"));
+        File.Copy(Path.Combine(newest, "model.safetensors"), Path.Combine(killed, $"checkpoint-{step + 1}", "model.safetensors"));
+
+        (code, output, error) = TwoRanks([.. common, "--out", killed, "--resume"]);
+        Assert.True(code == 0, error + output);
+        Assert.Contains($"resumed from {newest} at step {step}", output);
+        using (var straight = BertPreTrainedModel.FromPretrained(Temp("straight")))
+        using (var resumed = BertPreTrainedModel.FromPretrained(killed))
             foreach (var (name, tensor) in straight.Parameters)
-                Assert.Equal(tensor.Data, resumed.Parameters[name].Data);
+                Assert.True(tensor.Data.AsSpan().SequenceEqual(resumed.Parameters[name].Data), $"{name} differs from the uninterrupted run's");
+        Assert.Equal(File.ReadAllLines(Path.Combine(Temp("straight"), "metrics.jsonl")), File.ReadAllLines(Path.Combine(killed, "metrics.jsonl")));
+        Assert.Empty(Directory.GetDirectories(killed, ".checkpoint-*")); // rank 0 cleared the interrupted writes' folders
 
         // One process cannot resume a 2-process run: its data shards and dropout streams were per rank.
-        (code, _, error) = Nbert.Run([.. common, "--out", Temp("resumed"), "--resume"]);
+        (code, _, error) = Nbert.Run([.. common, "--out", killed, "--resume"]);
         Assert.Equal(2, code);
         Assert.Contains("written by a run of 2 processes, not 1", error);
         Assert.Contains("mpirun -np 2", error);
