@@ -68,6 +68,15 @@ internal static class Mpirun
     public sealed record Result(int Code, string Out, string Err, TimeSpan Elapsed, IReadOnlyList<(TimeSpan At, string Line)> ErrorLines)
     {
         public void Deconstruct(out int code, out string output, out string error, out TimeSpan elapsed) => (code, output, error, elapsed) = (Code, Out, Err, Elapsed);
+
+        /// <summary>From the first line of standard error that matches <paramref name="pattern"/> (a failing rank's message,
+        /// printed just before MPI_Abort) to mpirun's exit: how long ending the others took, whatever the start cost.</summary>
+        public TimeSpan SinceErrorLine(string pattern)
+        {
+            var line = ErrorLines.FirstOrDefault(l => System.Text.RegularExpressions.Regex.IsMatch(l.Line, pattern));
+            Assert.True(line.Line is not null, $"no line of standard error matches {pattern}:\n{Err}");
+            return Elapsed - line.At;
+        }
     }
 
     /// <summary>A running mpirun.</summary>
