@@ -76,7 +76,6 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var e = layout.Embeddings;
         var inputs = pass.Inputs;
         int s = pass.Sequence, h = c.HiddenSize, m = pass.Rows;
-        var word = w.Values(e.Word);
         var position = w.Values(e.Position);
         var types = w.Values(e.TokenType);
         var sum = pass.EmbeddingSum;
@@ -90,7 +89,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             if ((uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
             var row = sum.AsSpan(t * h, h);
-            TensorPrimitives.Add(word.Slice(id * h, h), position.Slice(t % s * h, h), row);
+            w.AddEmbeddingRow(e.Word, id, position.Slice(t % s * h, h), row);
             TensorPrimitives.Add(row, types.Slice(type * h, h), row);
         }
         LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);
