@@ -66,6 +66,7 @@ public static class FineTuneCommands
             if (prepared.Train.Count == 0) throw new CliException($"{parse.GetValue(train)}: no training examples.");
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(eval)}: no evaluation examples.");
             int seedValue = parse.GetValue(seed);
+            var pretrained = LoadModel(source, prepared, seedValue);
             var options = Options(() => new FineTuningOptions
             {
                 Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation),
@@ -81,8 +82,8 @@ public static class FineTuneCommands
             using var interruption = new Interruption();
             try
             {
-                // The library's one runner; the model loaded here is not kept (the run trains its own copy with the head).
-                result = FineTuning.Run(prepared, LoadModel(source, prepared, seedValue), tokenizer, options, outDir, TrainingProgress(stdout), interruption.Token).Evaluation;
+                // The library's one runner (it trains a copy of the model loaded here, with the task's head).
+                result = FineTuning.Run(prepared, pretrained, tokenizer, options, outDir, TrainingProgress(stdout), interruption.Token).Evaluation;
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {
