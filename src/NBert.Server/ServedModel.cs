@@ -135,7 +135,7 @@ internal sealed class ServedModel : IDisposable
 
     /// <summary>
     /// The text an embedding input is prefixed with: the prompt <paramref name="promptName"/> names, else the model's
-    /// default prompt (sentence-transformers' <c>default_prompt_name</c>), else none; as <see cref="SentenceEmbeddings.Embed(IReadOnlyList{string}, string?)"/>
+    /// default prompt (sentence-transformers' <c>default_prompt_name</c>), else none; as <see cref="SentenceEmbeddings.Embed(IReadOnlyList{string}, string?, CancellationToken)"/>
     /// and TEI choose it. A name the model does not have is TEI's validation error (413), naming the model's prompts.
     /// </summary>
     public string? Prompt(string? promptName)

@@ -17,8 +17,21 @@ public abstract class BertPreTrainedModel : IDisposable
     /// <summary>Which transformers class this model is.</summary>
     public BertArchitecture Architecture { get; }
     /// <summary>Parameters by transformers name, without the <c>bert.</c> prefix of head models. After
-    /// <see cref="Quantize"/> to int8, without the weights of the layers it quantized (released to save memory).</summary>
-    public IReadOnlyDictionary<string, FloatTensor> Parameters { get; private set; }
+    /// <see cref="Quantize"/> to int8, without the weights of the layers it quantized (released to save memory). Their
+    /// values may be changed in place (then call <see cref="WeightsChanged"/>): a model that shares its weights with other
+    /// loads of the same files (<see cref="FromPretrained(Hub.ResolvedModel, BertArchitecture?, int, Func{BertConfig, BertConfig}?)"/>)
+    /// copies them the first time this is read, and stops sharing them, so that no write reaches another model.</summary>
+    public IReadOnlyDictionary<string, FloatTensor> Parameters
+    {
+        get
+        {
+            Unshare();
+            return _parameters;
+        }
+    }
+
+    /// <summary>The parameters as they are, shared with other loads or not: for reading only.</summary>
+    internal IReadOnlyDictionary<string, FloatTensor> ParametersToRead => _parameters;
     /// <summary>How the model's linear layers run: float32 as loaded, or int8 after <see cref="Quantize"/>.</summary>
     public Quantization Quantization { get; private set; }
     /// <summary>What loading did; null for a model initialised in code.</summary>
@@ -33,13 +46,19 @@ public abstract class BertPreTrainedModel : IDisposable
     private readonly ParameterLayout _layout;
     private readonly Encoder<float> _encoder;
     private Weights<float>? _weights;
+    private IReadOnlyDictionary<string, FloatTensor> _parameters;
+    // The loaded weights this model shares with other loads of the same files (null once it has its own), and whether
+    // _parameters' arrays are that entry's: they must not be written then.
+    private SharedWeights? _shared;
+    private bool _arraysShared;
+    private readonly object _unsharing = new();
 
     private protected BertPreTrainedModel(BertConfig config, BertArchitecture architecture, IReadOnlyDictionary<string, FloatTensor> parameters)
     {
         config.Validate();
         Config = config;
         Architecture = architecture;
-        Parameters = parameters;
+        _parameters = parameters;
         bool addPoolingLayer = BertArchitectures.AddPoolingLayer(architecture, parameters.Keys);
         HasPoolingLayer = BertArchitectures.HasPooler(architecture) && addPoolingLayer;
         _layout = new ParameterLayout(config, architecture, addPoolingLayer);
@@ -53,7 +72,26 @@ public abstract class BertPreTrainedModel : IDisposable
     internal ParameterLayout Layout => _layout;
 
     /// <summary>This model's parameters, in transformers' order (without the pooler when it has none).</summary>
-    private List<ParameterSpec> Specs => BertArchitectures.Parameters(Config, Architecture, BertArchitectures.AddPoolingLayer(Architecture, Parameters.Keys));
+    private List<ParameterSpec> Specs => BertArchitectures.Parameters(Config, Architecture, BertArchitectures.AddPoolingLayer(Architecture, _parameters.Keys));
+
+    /// <summary>The weights this model shares with other loads, while it does (for tests).</summary>
+    internal SharedWeights? Shared => _shared;
+
+    /// <summary>Gives the model its own copy of the parameters it shares, and lets go of the shared ones.</summary>
+    private void Unshare()
+    {
+        if (!_arraysShared) return;
+        lock (_unsharing)
+        {
+            if (!_arraysShared) return;
+            _parameters = _parameters.ToDictionary(p => p.Key, p => new FloatTensor((float[])p.Value.Data.Clone(), p.Value.Shape), StringComparer.Ordinal);
+            // An int8 model keeps its quantized layers, which read the shared arrays only; a float32 one packs its copy.
+            if (Quantization == Quantization.None) _weights = null;
+            _arraysShared = false;
+            _shared?.Release();
+            _shared = null;
+        }
+    }
 
     /// <summary>Call after changing parameter values: drops what was derived from them (packed weights).</summary>
     /// <exception cref="InvalidOperationException">The model is quantized: its float32 weights were released.</exception>
@@ -82,9 +120,9 @@ public abstract class BertPreTrainedModel : IDisposable
             throw new InvalidOperationException("An int8 model cannot go back to float32: its float32 weights were released. Load it again.");
         }
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var weights = new Int8Weights(Parameters, _layout);
+        var weights = new Int8Weights(_parameters, _layout);
         _weights = weights;
-        Parameters = weights.Kept;
+        _parameters = weights.Kept; // still the shared arrays, if they were: the model keeps reading them only
         Quantization = quantization;
     }
 
@@ -103,6 +141,11 @@ public abstract class BertPreTrainedModel : IDisposable
     {
         _disposed = true;
         _weights = null;
+        lock (_unsharing)
+        {
+            _shared?.Release();
+            _shared = null;
+        }
         GC.SuppressFinalize(this);
     }
 
@@ -142,18 +185,40 @@ public abstract class BertPreTrainedModel : IDisposable
         {
             throw new NBertException($"{configPath}: {e.Message}", e);
         }
-        using var source = Checkpoint.Open(directory);
-        try
+        (Dictionary<string, FloatTensor>, LoadReport) Load()
         {
-            var (parameters, report) = BertWeights.Load(source, config, arch, seed);
-            foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
-            return Create(config, arch, parameters, report);
+            using var source = Checkpoint.Open(directory);
+            try
+            {
+                return BertWeights.Load(source, config, arch, seed);
+            }
+            catch (NBertException e) when (!e.Message.StartsWith(directory, StringComparison.Ordinal))
+            {
+                // The checkpoint does not fit the config: name the model directory.
+                throw new NBertException($"{directory}: {e.Message}", e);
+            }
         }
-        catch (NBertException e) when (!e.Message.StartsWith(directory, StringComparison.Ordinal))
+        // A config changed in code may differ from the files' in any field, so only a load of the files as they are shares.
+        if (configure is null && SharedWeights.KeyOf(directory, model.Commit, arch, seed) is { } key)
         {
-            // The checkpoint does not fit the config: name the model directory.
-            throw new NBertException($"{directory}: {e.Message}", e);
+            var shared = SharedWeights.Acquire(key, Load);
+            try
+            {
+                foreach (var warning in shared.Report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
+                var result = Create(config, arch, shared.Parameters, shared.Report);
+                result._shared = shared;
+                result._arraysShared = true;
+                return result;
+            }
+            catch
+            {
+                shared.Release();
+                throw;
+            }
         }
+        var (parameters, report) = Load();
+        foreach (var warning in report.Warnings) NBertWarnings.Raise($"{directory}: {warning}");
+        return Create(config, arch, parameters, report);
     }
 
     /// <summary>A randomly initialised model, with transformers' scheme, reproducible for a seed.</summary>
@@ -183,14 +248,14 @@ public abstract class BertPreTrainedModel : IDisposable
         var config = configure is null ? Config : configure(Config);
         // A BertModel keeps having no pooler rather than gaining a random one; the heads that use it get one.
         var parameters = BertWeights.Initialize(config, architecture, seed,
-            addPoolingLayer: BertArchitectures.AddPoolingLayer(architecture, Parameters.Keys));
+            addPoolingLayer: BertArchitectures.AddPoolingLayer(architecture, _parameters.Keys));
         var initialized = new List<string>();
         foreach (var (name, fresh) in parameters)
         {
-            if (Parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
+            if (_parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
             else initialized.Add(name);
         }
-        var unused = Parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var unused = _parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
         var report = new LoadReport(initialized, unused, []);
         foreach (var warning in report.Warnings) NBertWarnings.Raise(warning);
         return Create(config, architecture, parameters, report);
@@ -217,14 +282,14 @@ public abstract class BertPreTrainedModel : IDisposable
     /// more files (a vocabulary) before committing them together.</summary>
     public void SavePretrained(StagedFiles files)
     {
-        Checkpoint.StageModel(files, Config, Architecture, Specs, Parameters);
+        Checkpoint.StageModel(files, Config, Architecture, Specs, _parameters);
     }
 
     // ---- outputs that are not numbers ----
 
     /// <summary>The parameters holding NaN or infinity, with how many such values each holds (none for a sound model).</summary>
     public IReadOnlyList<NonFiniteTensor> NonFiniteParameters() =>
-        Parameters.Select(p => new NonFiniteTensor(p.Key, BertWeights.CountNonFinite(p.Value.Data), p.Value.Length))
+        _parameters.Select(p => new NonFiniteTensor(p.Key, BertWeights.CountNonFinite(p.Value.Data), p.Value.Length))
             .Where(t => t.Count > 0).OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
 
     /// <summary>Throws an <see cref="NBertException"/> that names the cause when <paramref name="outputs"/> (values this
@@ -262,14 +327,17 @@ public abstract class BertPreTrainedModel : IDisposable
 
     /// <summary>The weights as the forward pass reads them, packed on first use (by one thread or several at once) and
     /// kept until <see cref="WeightsChanged"/>.</summary>
-    private protected Weights<float> Weights
+    internal Weights<float> Weights
     {
         get
         {
             var w = Volatile.Read(ref _weights);
             if (w is not null) return w;
-            // The one switch between float32 and int8: an int8 model builds its weights in Quantize and keeps them.
-            Interlocked.CompareExchange(ref _weights, new PackedWeights(Parameters), null);
+            // The one switch between float32 and int8: an int8 model builds its weights in Quantize and keeps them. A model
+            // that shares its parameters shares their packed copies too.
+            var shared = _shared;
+            Interlocked.CompareExchange(ref _weights, shared is not null && _arraysShared && Quantization == Quantization.None
+                ? shared.Packed : new PackedWeights(_parameters), null);
             return _weights!;
         }
     }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics;
 using NBert.Schema;
 using NBert.Tensors;
@@ -27,8 +26,9 @@ internal sealed class GradientBuffers<T> where T : unmanaged, IFloatingPointIeee
 /// <summary>
 /// The data of one pass through <see cref="Encoder{T}"/>: the batch, dropout, and the buffers. A kept pass (training)
 /// has buffers per layer, sized for the largest batch seen and reused; a scratch pass (inference) has one set rented
-/// from the array pool, used by every layer in turn and returned on <see cref="Dispose"/>, so a steady stream of calls
-/// allocates only its outputs and any number of threads can run passes at once.
+/// from <see cref="ScratchPool{T}"/>, used by every layer in turn and returned on <see cref="Dispose"/>, so a steady stream
+/// of calls allocates only its outputs, any number of threads can run passes at once, and an idle process lets the
+/// scratch of its largest batches go.
 /// </summary>
 internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -138,7 +138,7 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
 
     private T[] Rent(int length)
     {
-        var a = ArrayPool<T>.Shared.Rent(length);
+        var a = ScratchPool<T>.Shared.Rent(length);
         _rented.Add(a);
         return a;
     }
@@ -146,7 +146,7 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     /// <summary>Returns a scratch pass's rented buffers to the pool.</summary>
     public void Dispose()
     {
-        foreach (var a in _rented) ArrayPool<T>.Shared.Return(a);
+        foreach (var a in _rented) ScratchPool<T>.Shared.Return(a);
         _rented.Clear();
     }
 }

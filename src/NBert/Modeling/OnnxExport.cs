@@ -348,7 +348,7 @@ public static class OnnxExport
         /// <summary>A parameter as an initializer named by its transformers key (with <c>bert.</c> in a head's model).</summary>
         private string Parameter(string name)
         {
-            var t = model.Parameters[name];
+            var t = model.ParametersToRead[name];
             return Tensor(BertArchitectures.CheckpointName(name, model.Architecture), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
                 t.Shape.Select(d => (long)d).ToArray());
         }
@@ -359,7 +359,7 @@ public static class OnnxExport
         /// when <see cref="OnnxExportOptions.Quantization"/> covers it, quantize_dynamic's form.</summary>
         private string Linear(string x, string weight, string bias, string scope)
         {
-            var w = model.Parameters[weight];
+            var w = model.ParametersToRead[weight];
             int outputs = w.Shape[0], inputs = w.Shape[1];
             string product;
             bool feedForward = weight.Contains(".intermediate.dense.", StringComparison.Ordinal) || weight.Contains(".output.dense.", StringComparison.Ordinal)

@@ -7,12 +7,14 @@ namespace NBert.Pipelines;
 internal static class Batches
 {
     /// <summary>Calls <paramref name="take"/> with each batch's rows (indices into <paramref name="encodings"/>), the
-    /// padded encodings and the model's output. Outputs that are not finite are an error (<see cref="BertPreTrainedModel.EnsureFinite"/>).</summary>
+    /// padded encodings and the model's output. Outputs that are not finite are an error (<see cref="BertPreTrainedModel.EnsureFinite"/>).
+    /// <paramref name="cancellationToken"/> is checked before each batch (<see cref="OperationCanceledException"/>).</summary>
     public static void Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<TokenEncoding> encodings, int batchSize,
-        Action<int[], IReadOnlyList<TokenEncoding>, ModelOutput> take)
+        Action<int[], IReadOnlyList<TokenEncoding>, ModelOutput> take, CancellationToken cancellationToken)
     {
         foreach (var (rows, padded) in Plan(tokenizer, encodings, batchSize))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var output = model.Forward(ModelInputs.FromEncodings(padded));
             foreach (var (name, tensor) in output.Named()) model.EnsureFinite(tensor.Data, name);
             take(rows, padded, output);

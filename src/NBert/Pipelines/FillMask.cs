@@ -43,20 +43,25 @@ public sealed class FillMask : Pipeline
     /// <summary>The candidates for the [MASK] of a text that has one.</summary>
     public IReadOnlyList<FillMaskCandidate> Run(string text, FillMaskOptions? options = null) => Single(() => Run([text], options)[0], text);
 
-    /// <summary>The candidates for the [MASK] of each text (each must have exactly one), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>
-        Run(texts, options, exactlyOneMask: true).Select(p => p[0]).ToList();
+    /// <summary>The candidates for the [MASK] of each text (each must have exactly one), in the order given;
+    /// <paramref name="cancellationToken"/> is checked before each batch.</summary>
+    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null,
+        CancellationToken cancellationToken = default) =>
+        Run(texts, options, exactlyOneMask: true, cancellationToken).Select(p => p[0]).ToList();
 
     /// <summary>The candidates for each [MASK] of a text, a list per mask.</summary>
     public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> RunEachMask(string text, FillMaskOptions? options = null) => Single(() => RunEachMask([text], options)[0], text);
 
-    /// <summary>The candidates for each [MASK] of each text (a text without one is an error naming it), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>
-        Run(texts, options, exactlyOneMask: false);
+    /// <summary>The candidates for each [MASK] of each text (a text without one is an error naming it), in the order given;
+    /// <paramref name="cancellationToken"/> is checked before each batch.</summary>
+    public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null,
+        CancellationToken cancellationToken = default) =>
+        Run(texts, options, exactlyOneMask: false, cancellationToken);
 
     /// <summary>Every text's masks are checked before the model runs: a text with none, or with several where one
     /// is wanted, costs no forward pass.</summary>
-    private IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> Run(IReadOnlyList<string> texts, FillMaskOptions? options, bool exactlyOneMask)
+    private IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> Run(IReadOnlyList<string> texts, FillMaskOptions? options, bool exactlyOneMask,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(texts);
         var o = options ?? new FillMaskOptions();
@@ -77,11 +82,13 @@ public sealed class FillMask : Pipeline
             for (int i = 0; i < texts.Count; i++)
                 if (encodings[i].InputIds.Count(id => id == maskId) is var count and not 1)
                     throw new BatchItemException(i, new ArgumentException($"the text has {count} {Tokenizer.MaskToken} tokens: RunEachMask gives candidates for each."));
+        CheckTruncation(encodings, MaxLength, i => texts[i]);
         var results = new IReadOnlyList<IReadOnlyList<FillMaskCandidate>>[texts.Count];
         int vocab = Model.Config.VocabSize;
         var head = (BertHeadModel)Model;
         foreach (var (rows, padded) in Batches.Plan(Tokenizer, encodings, BatchSize))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             // The vocabulary logits at the masks only.
             int s = padded[0].Length;
             var masks = rows.Select(row => Enumerable.Range(0, encodings[row].Length).Where(t => encodings[row].InputIds[t] == maskId).ToList()).ToList();

@@ -40,6 +40,40 @@ public abstract class Pipeline : IDisposable
     /// (model_max_length, 512 when unknown), at most the model's max_position_embeddings.</summary>
     public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxPositionEmbeddings);
 
+    /// <summary>
+    /// What happens to an input longer than the model takes (<see cref="MaxLength"/>, or an embedding model's own limit).
+    /// True (the default, as transformers' pipelines and TEI's <c>truncate: true</c>): it is cut to the limit, and the call
+    /// raises one warning (<see cref="NBertWarnings"/>) saying how many inputs it cut and from how many tokens. False (TEI's
+    /// <c>truncate: false</c>): the call throws an <see cref="NBertException"/> naming the first such input and its token
+    /// count, before the model runs. Windows of a <c>stride</c> (token classification, question answering's context) lose
+    /// no tokens and are neither.
+    /// </summary>
+    public bool TruncateLongInputs { get; set; } = true;
+
+    /// <summary>Warns once about the encodings that truncation cut (<see cref="TokenEncoding.TruncatedFrom"/>), or refuses
+    /// the first of them when <see cref="TruncateLongInputs"/> is off. <paramref name="text"/> gives input i's text, for
+    /// the refusal to quote.</summary>
+    private protected void CheckTruncation(IReadOnlyList<TokenEncoding> encodings, int maxLength, Func<int, string> text)
+    {
+        List<(int Input, int Tokens)>? cut = null;
+        for (int i = 0; i < encodings.Count; i++)
+            if (encodings[i].TruncatedFrom is int tokens) (cut ??= []).Add((i, tokens));
+        if (cut is null) return;
+        bool single = encodings.Count == 1;
+        if (!TruncateLongInputs)
+        {
+            var (input, count) = cut[0];
+            throw new NBertException($"{(single ? "The input" : $"Input {input + 1}")} (\"{NBertException.Quote(text(input), 40)}\") has {count:N0} tokens, " +
+                $"more than the {maxLength:N0} the model takes, and TruncateLongInputs is off: shorten it, or let the pipeline cut it to its first {maxLength:N0} tokens.");
+        }
+        string what = single
+            ? $"Truncated the input from {cut[0].Tokens:N0} tokens to the {maxLength:N0} the model takes"
+            : $"Truncated {cut.Count:N0} of {encodings.Count:N0} inputs to the {maxLength:N0} tokens the model takes (" +
+              string.Join(", ", cut.Take(3).Select(c => $"input {c.Input + 1} had {c.Tokens:N0}")) + (cut.Count > 3 ? $", and {cut.Count - 3:N0} more" : "") + ")";
+        NBertWarnings.Raise($"{what}: the rest was not read. " +
+            "Set TruncateLongInputs to false to refuse such inputs instead.");
+    }
+
     /// <summary>Writes the model and the tokenizer to <paramref name="directory"/>, so that the pipeline's
     /// <c>FromPretrained(directory)</c> (or transformers' <c>pipeline(model=directory)</c>) loads it again.</summary>
     public virtual void SavePretrained(string directory) => Model.SavePretrained(directory, Tokenizer);

@@ -58,8 +58,10 @@ public sealed class QuestionAnswering : Pipeline
     /// <summary>The best <c>top_k</c> answers to a question from its context, best first.</summary>
     public IReadOnlyList<QaAnswer> Run(string question, string context, QuestionAnsweringOptions? options = null) => SinglePair(() => Run([(question, context)], options)[0], question, context);
 
-    /// <summary>The best <c>top_k</c> answers of each (question, context), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null)
+    /// <summary>The best <c>top_k</c> answers of each (question, context), in the order given; <paramref name="cancellationToken"/>
+    /// is checked before each batch.</summary>
+    public IReadOnlyList<IReadOnlyList<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         var o = options ?? new QuestionAnsweringOptions();
@@ -101,7 +103,7 @@ public sealed class QuestionAnswering : Pipeline
                 int n = windows[rows[r]].Encoding.Length;
                 logits[rows[r]] = (output.StartLogits!.Data.AsSpan(r * s, n).ToArray(), output.EndLogits!.Data.AsSpan(r * s, n).ToArray());
             }
-        });
+        }, cancellationToken);
         return Enumerable.Range(0, inputs.Count).Select(i =>
         {
             var mine = Enumerable.Range(0, windows.Count).Where(w => windows[w].Input == i).ToList();

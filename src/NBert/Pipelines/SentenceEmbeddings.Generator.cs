@@ -17,8 +17,9 @@ public sealed partial class SentenceEmbeddings : IEmbeddingGenerator<string, Emb
     /// Embeds <paramref name="values"/> in batches of <see cref="Pipeline.BatchSize"/> (sorted by length), on
     /// the thread pool, checking <paramref name="cancellationToken"/> before each batch. <c>Usage</c> counts the tokens
     /// read (special tokens included). <see cref="EmbeddingGenerationOptions.Dimensions"/> keeps the first N components
-    /// (Matryoshka truncation), normalised again when the pipeline normalises; a <see cref="EmbeddingGenerationOptions.ModelId"/>
-    /// other than this model's is refused.
+    /// (Matryoshka truncation), normalised again when the pipeline normalises. <see cref="EmbeddingGenerationOptions.ModelId"/>
+    /// may name the model by its id, the name it was loaded by or a built-in's alias (<c>minilm</c>); another model is refused.
+    /// Inputs longer than the model takes are truncated with a warning, or refused (<see cref="Pipeline.TruncateLongInputs"/>).
     /// </summary>
     public async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values,
         EmbeddingGenerationOptions? options = null, CancellationToken cancellationToken = default)
@@ -26,8 +27,8 @@ public sealed partial class SentenceEmbeddings : IEmbeddingGenerator<string, Emb
         ArgumentNullException.ThrowIfNull(values);
         var texts = values.ToArray();
         if (texts.Any(t => t is null)) throw new ArgumentException("A value to embed is null.", nameof(values));
-        if (options?.ModelId is { } requested && ModelId is not null && !string.Equals(requested, ModelId, StringComparison.OrdinalIgnoreCase))
-            throw new ArgumentException($"This generator embeds with '{ModelId}', not '{requested}'.", nameof(options));
+        if (options?.ModelId is { } requested && !IsNamed(requested))
+            throw new ArgumentException($"This generator embeds with '{ModelId}'{(LoadedAs is not null && LoadedAs != ModelId ? $" (loaded as '{LoadedAs}')" : "")}, not '{requested}'.", nameof(options));
         int dimensions = options?.Dimensions ?? Dimension;
         if (dimensions < 1 || dimensions > Dimension)
             throw new ArgumentOutOfRangeException(nameof(options), $"Dimensions must be between 1 and {Dimension}, not {dimensions}.");

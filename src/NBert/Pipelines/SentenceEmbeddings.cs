@@ -29,6 +29,19 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <see cref="Metadata"/> and each <c>Embedding</c> report.</summary>
     public string? ModelId { get; init; }
 
+    /// <summary>The name <c>FromPretrained</c> was given (<c>minilm</c>, <c>org/name@v1</c>, a directory), which names
+    /// the model as well as <see cref="ModelId"/> does.</summary>
+    internal string? LoadedAs { get; init; }
+
+    /// <summary>Whether <paramref name="name"/> names this pipeline's model (in any case): its <see cref="ModelId"/>, the
+    /// name it was loaded by, or a built-in model's short or own name when the model is that built-in (<c>minilm</c> and
+    /// <c>all-MiniLM-L6-v2</c> for sentence-transformers/all-MiniLM-L6-v2), as <c>nbert serve</c> takes any of them.</summary>
+    internal bool IsNamed(string name) =>
+        ModelId is null
+        || string.Equals(name, ModelId, StringComparison.OrdinalIgnoreCase)
+        || string.Equals(name, LoadedAs, StringComparison.OrdinalIgnoreCase)
+        || string.Equals(IO.BuiltinModels.Find(name)?.HubId, ModelId, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The length of each sentence vector: the model's hidden size.</summary>
     public int Dimension => Model.Config.HiddenSize;
 
@@ -48,7 +61,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
         ArgumentNullException.ThrowIfNull(model);
         var options = ModelOptions(model.Directory); // before the model loads: a bad sentence-transformers file costs nothing
         if (configure is not null) options = configure(options);
-        return Load(model, BertArchitecture.BertModel, (t, m) => new SentenceEmbeddings(t, m, options) { ModelId = model.ModelId });
+        return Load(model, BertArchitecture.BertModel, (t, m) => new SentenceEmbeddings(t, m, options) { ModelId = model.ModelId, LoadedAs = model.Name });
     }
 
     /// <summary>The embedding options a model directory gives: its sentence-transformers files (pooling, normalisation,
@@ -81,6 +94,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
     public FloatTensor TokenEmbeddings(string text)
     {
         var e = Tokenizer.Encode(text, options: Encoding);
+        CheckTruncation([e], MaxTokens, _ => text);
         var hidden = Model.Forward(ModelInputs.FromEncodings([e])).LastHiddenState!;
         Model.EnsureFinite(hidden.Data, "hidden states");
         return new FloatTensor(hidden.Data, e.Length, Dimension);
@@ -89,13 +103,13 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <summary>One text's vector (with the default prompt, if the model has one).</summary>
     public float[] Embed(string text) => Single(() => Embed([text])[0], text);
 
-    /// <summary>One vector per text, in the order given (with the default prompt, if the model has one).</summary>
-    public float[][] Embed(IReadOnlyList<string> texts) => Embed(texts, out _, CancellationToken.None);
-
-    /// <summary>One vector per text, each prefixed with the prompt <paramref name="promptName"/> names (sentence-transformers'
-    /// <c>encode(..., prompt_name=...)</c>: <c>query</c> for arctic-embed's queries); null for the default prompt.</summary>
+    /// <summary>One vector per text, in the order given, each prefixed with the prompt <paramref name="promptName"/> names
+    /// (sentence-transformers' <c>encode(..., prompt_name=...)</c>: <c>query</c> for arctic-embed's queries), or with the
+    /// default prompt when null (if the model has one). <paramref name="cancellationToken"/> is checked before each batch.</summary>
     /// <exception cref="ArgumentException">The model has no prompt of that name.</exception>
-    public float[][] Embed(IReadOnlyList<string> texts, string? promptName) => Embed(texts, out _, CancellationToken.None, promptName);
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public float[][] Embed(IReadOnlyList<string> texts, string? promptName = null, CancellationToken cancellationToken = default) =>
+        Embed(texts, out _, cancellationToken, promptName);
 
     /// <summary>One vector per text, in the order given; <paramref name="tokens"/> counts the tokens the model read
     /// (special tokens included, padding not). Cancellation is checked before each batch.</summary>
@@ -111,6 +125,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
             texts = texts.Select(t => prompt + t).ToArray();
         }
         var encodings = Tokenizer.EncodeBatch(texts, Encoding);
+        CheckTruncation(encodings, MaxTokens, i => texts[i]);
         tokens = encodings.Sum(e => (long)e.Length);
         var order = Enumerable.Range(0, texts.Count).OrderBy(i => encodings[i].Length).ToArray();
         var result = new float[texts.Count][];
@@ -132,7 +147,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <summary>
     /// One sentence vector from a sequence's token vectors ([tokens, hidden], padding included) and its attention
     /// mask, by <see cref="EmbeddingOptions.Pooling"/>, scaled to length 1 when <see cref="EmbeddingOptions.Normalize"/>.
-    /// <see cref="Embed(IReadOnlyList{string})"/> pools with it, and so can a caller that ran the model on its own batches.
+    /// <see cref="Embed(IReadOnlyList{string}, string?, CancellationToken)"/> pools with it, and so can a caller that ran the model on its own batches.
     /// </summary>
     public float[] Pool(ReadOnlySpan<float> tokens, IReadOnlyList<int> mask)
     {
@@ -173,9 +188,34 @@ public sealed partial class SentenceEmbeddings : Pipeline
     /// <summary>The <paramref name="topK"/> corpus vectors most similar to the query, best first (ties by index).</summary>
     public static IReadOnlyList<(int Index, float Score)> Search(ReadOnlySpan<float> query, IReadOnlyList<float[]> corpus, int topK)
     {
+        ArgumentNullException.ThrowIfNull(corpus);
+        return Search(query, corpus.Count, i => corpus[i], topK);
+    }
+
+    /// <summary>As <see cref="Search(ReadOnlySpan{float}, IReadOnlyList{float[]}, int)"/>, over vectors held as memory
+    /// (slices of one large buffer, a vector store's rows), read in place.</summary>
+    public static IReadOnlyList<(int Index, float Score)> Search(ReadOnlySpan<float> query, IReadOnlyList<ReadOnlyMemory<float>> corpus, int topK)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        return Search(query, corpus.Count, i => corpus[i].Span, topK);
+    }
+
+    /// <summary>As <see cref="Search(ReadOnlySpan{float}, IReadOnlyList{float[]}, int)"/>, over Microsoft.Extensions.AI
+    /// embeddings (what <see cref="GenerateAsync"/> returns), their vectors read in place; pass a query embedding's
+    /// <c>Vector.Span</c>.</summary>
+    public static IReadOnlyList<(int Index, float Score)> Search(ReadOnlySpan<float> query, IReadOnlyList<Microsoft.Extensions.AI.Embedding<float>> corpus, int topK)
+    {
+        ArgumentNullException.ThrowIfNull(corpus);
+        return Search(query, corpus.Count, i => corpus[i].Vector.Span, topK);
+    }
+
+    private delegate ReadOnlySpan<float> Row(int index);
+
+    private static (int Index, float Score)[] Search(ReadOnlySpan<float> query, int count, Row row, int topK)
+    {
         if (topK < 1) throw new ArgumentOutOfRangeException(nameof(topK), $"topK must be positive, not {topK}.");
-        var scores = new (int Index, float Score)[corpus.Count];
-        for (int i = 0; i < corpus.Count; i++) scores[i] = (i, CosineSimilarity(query, corpus[i]));
+        var scores = new (int Index, float Score)[count];
+        for (int i = 0; i < count; i++) scores[i] = (i, CosineSimilarity(query, row(i)));
         return scores.OrderByDescending(s => s.Score).ThenBy(s => s.Index).Take(topK).ToArray();
     }
 }

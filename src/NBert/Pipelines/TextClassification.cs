@@ -62,23 +62,27 @@ public sealed class TextClassification : Pipeline
     /// <summary>The labels of one pair of texts, best first.</summary>
     public IReadOnlyList<LabelScore> Run(string text, string textPair, TextClassificationOptions? options = null) => SinglePair(() => Run([(text, textPair)], options)[0], text, textPair);
 
-    /// <summary>The labels of each text, in the order given.</summary>
+    /// <summary>The labels of each text, in the order given; <paramref name="cancellationToken"/> is checked before each batch.</summary>
     // Preferred when a collection expression fits both list overloads (cls.Run([]) would otherwise be CS0121).
     [System.Runtime.CompilerServices.OverloadResolutionPriority(1)]
-    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<string> texts, TextClassificationOptions? options = null)
+    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<string> texts, TextClassificationOptions? options = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(texts);
-        return Run(texts.Select(t => (t, (string?)null)).ToArray(), options);
+        return Run(texts.Select(t => (t, (string?)null)).ToArray(), options, cancellationToken);
     }
 
-    /// <summary>The labels of each text or pair (<c>TextPair</c> null for a single text), in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<(string Text, string? TextPair)> inputs, TextClassificationOptions? options = null)
+    /// <summary>The labels of each text or pair (<c>TextPair</c> null for a single text), in the order given;
+    /// <paramref name="cancellationToken"/> is checked before each batch.</summary>
+    public IReadOnlyList<IReadOnlyList<LabelScore>> Run(IReadOnlyList<(string Text, string? TextPair)> inputs, TextClassificationOptions? options = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         var o = options ?? new TextClassificationOptions();
         if (o.TopK is < 1) throw new ArgumentOutOfRangeException(nameof(options), $"top_k must be at least 1, not {o.TopK}.");
         var apply = o.Function == ScoreFunction.Default ? DefaultFunction : o.Function;
         var encodings = Tokenizer.EncodeBatch(inputs, new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        CheckTruncation(encodings, MaxLength, i => inputs[i].Text);
         var results = new IReadOnlyList<LabelScore>[inputs.Count];
         var labels = Model.Config.Id2Label;
         Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, _, output) =>
@@ -95,7 +99,7 @@ public sealed class TextClassification : Pipeline
                 };
                 results[rows[r]] = scores.Select((s, i) => new LabelScore(labels[i], s)).OrderByDescending(x => x.Score).Take(o.TopK ?? n).ToList();
             }
-        });
+        }, cancellationToken);
         return results;
     }
 }
@@ -124,11 +128,13 @@ public sealed class NextSentence : Pipeline
     /// <summary>Whether <paramref name="b"/> follows <paramref name="a"/>, and how likely.</summary>
     public NextSentencePrediction Run(string a, string b) => SinglePair(() => Run([(a, b)])[0], a, b);
 
-    /// <summary>For each pair, whether B follows A, in the order given.</summary>
-    public IReadOnlyList<NextSentencePrediction> Run(IReadOnlyList<(string A, string B)> pairs)
+    /// <summary>For each pair, whether B follows A, in the order given; <paramref name="cancellationToken"/> is checked
+    /// before each batch.</summary>
+    public IReadOnlyList<NextSentencePrediction> Run(IReadOnlyList<(string A, string B)> pairs, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         var encodings = Tokenizer.EncodeBatch(pairs.Select(p => (p.A, (string?)p.B)).ToList(), new EncodeOptions { MaxLength = MaxLength, Truncation = TruncationStrategy.LongestFirst });
+        CheckTruncation(encodings, MaxLength, i => pairs[i].A);
         var result = new NextSentencePrediction[pairs.Count];
         Batches.Run(Model, Tokenizer, encodings, BatchSize, (rows, _, output) =>
         {
@@ -138,7 +144,7 @@ public sealed class NextSentence : Pipeline
                 float p = Batches.Softmax(logits.AsSpan(2 * r, 2))[0];
                 result[rows[r]] = new NextSentencePrediction(p >= 0.5f, p);
             }
-        });
+        }, cancellationToken);
         return result;
     }
 }

@@ -70,8 +70,10 @@ public sealed class TokenClassification : Pipeline
 
     private sealed record PreEntity(string Word, float[] Scores, int Start, int End, int Index, bool IsSubword);
 
-    /// <summary>The entities (or tokens, without aggregation) of each text, in the order given.</summary>
-    public IReadOnlyList<IReadOnlyList<EntityPrediction>> Run(IReadOnlyList<string> texts, TokenClassificationOptions? options = null)
+    /// <summary>The entities (or tokens, without aggregation) of each text, in the order given; <paramref name="cancellationToken"/>
+    /// is checked before each batch.</summary>
+    public IReadOnlyList<IReadOnlyList<EntityPrediction>> Run(IReadOnlyList<string> texts, TokenClassificationOptions? options = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(texts);
         var o = options ?? new TokenClassificationOptions();
@@ -85,6 +87,7 @@ public sealed class TokenClassification : Pipeline
         // Every window of every text is one model input.
         var windows = new List<(int Text, TokenEncoding Encoding)>();
         var encoded = Tokenizer.EncodeBatch(texts, encodeOptions);
+        CheckTruncation(encoded, max, i => texts[i]);
         for (int i = 0; i < texts.Count; i++)
             foreach (var w in new[] { encoded[i] }.Concat(encoded[i].Overflowing)) windows.Add((i, w));
         var entities = texts.Select(_ => new List<EntityPrediction>()).ToArray();
@@ -112,7 +115,7 @@ public sealed class TokenClassification : Pipeline
                 perWindow[rows[r]] = Aggregate(pre, aggregation)
                     .Where(x => !o.IgnoreLabels.Contains(x.Entity ?? "") && !o.IgnoreLabels.Contains(x.EntityGroup ?? "")).ToList();
             }
-        });
+        }, cancellationToken);
         for (int w = 0; w < windows.Count; w++)
         {
             entities[windows[w].Text].AddRange(perWindow[w]);

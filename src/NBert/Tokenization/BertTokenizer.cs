@@ -209,12 +209,18 @@ public sealed partial class BertTokenizer
                 lengthB = sink.Count - lengthA;
             }
             var (a, b) = Truncate(lengthA, lengthB, options);
+            int? truncatedFrom = null;
             if (!options.ReturnOverflowingTokens)
             {
                 a = a.GetRange(0, 1);
                 b = b?.GetRange(0, 1);
+                int kept = a[0].Item2 + (b?[0].Item2 ?? 0), total = lengthA + Math.Max(lengthB, 0);
+                if (kept < total)
+                    truncatedFrom = total + (options.AddSpecialTokens && PostProcessor is not null ? PostProcessor.AddedTokens(b is not null) : 0);
             }
-            return (PostProcessor ?? TemplateProcessing.Plain).Process(sink, a, b, options.AddSpecialTokens, _tokenOf);
+            var encoding = (PostProcessor ?? TemplateProcessing.Plain).Process(sink, a, b, options.AddSpecialTokens, _tokenOf);
+            encoding.TruncatedFrom = truncatedFrom;
+            return encoding;
         }
         finally
         {

@@ -29,6 +29,10 @@ public sealed class TokenEncoding
     /// <summary>How many tokens, special tokens and padding included.</summary>
     public int Length => InputIds.Length;
 
+    /// <summary>When truncation dropped tokens (and kept no overflowing windows of them): how many tokens the text or
+    /// pair had before, special tokens included; null when nothing was dropped. What lets a pipeline say what it cut.</summary>
+    internal int? TruncatedFrom { get; set; }
+
     internal TokenEncoding(int[] ids, int[] typeIds, int[] attention, string[] tokens, (int, int)[] offsets,
         int?[] words, int?[] sequences, int[] special, IReadOnlyList<TokenEncoding>? overflowing = null)
     {
@@ -51,7 +55,7 @@ public sealed class TokenEncoding
         int n = Length;
         if (length <= n)
             return overflowing.Count == 0 ? this : new TokenEncoding(InputIds, TokenTypeIds, AttentionMask, Tokens, Offsets,
-                WordIds, SequenceIds, SpecialTokensMask, overflowing);
+                WordIds, SequenceIds, SpecialTokensMask, overflowing) { TruncatedFrom = TruncatedFrom };
         T[] Pad<T>(T[] a, T fill)
         {
             var r = new T[length];
@@ -61,6 +65,6 @@ public sealed class TokenEncoding
         }
         return new TokenEncoding(Pad(InputIds, padId), Pad(TokenTypeIds, padTypeId), Pad(AttentionMask, 0),
             Pad(Tokens, padToken), Pad(Offsets, (0, 0)), Pad(WordIds, null), Pad(SequenceIds, null),
-            Pad(SpecialTokensMask, 1), overflowing);
+            Pad(SpecialTokensMask, 1), overflowing) { TruncatedFrom = TruncatedFrom };
     }
 }
