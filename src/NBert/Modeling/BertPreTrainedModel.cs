@@ -41,7 +41,7 @@ public abstract class BertPreTrainedModel : IDisposable
         Architecture = architecture;
         Parameters = parameters;
         bool addPoolingLayer = BertArchitectures.AddPoolingLayer(architecture, parameters.Keys);
-        HasPoolingLayer = BertArchitectures.HasPooler(architecture) && addPoolingLayer;
+        HasPoolingLayer = BertArchitectures.HasPooler(config, architecture) && addPoolingLayer;
         _layout = new ParameterLayout(config, architecture, addPoolingLayer);
         foreach (var slot in _layout.Slots)
             if (!parameters.TryGetValue(slot.Name, out var t) || !t.Shape.SequenceEqual(slot.Shape))
@@ -305,7 +305,7 @@ public abstract class BertPreTrainedModel : IDisposable
         if (withPooler)
         {
             var y = new float[b * h];
-            Heads<float>.Pooler(weights, _layout.Pooler!, x, b, s, new float[b * h], y);
+            Heads<float>.Pooler(weights, _layout.Pooler!, Config.PoolerActivation, x, b, s, new float[b * h], y);
             pooled = new FloatTensor(y, b, h);
         }
         return new ModelOutput

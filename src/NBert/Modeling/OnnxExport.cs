@@ -415,6 +415,8 @@ public static class OnnxExport
                     return Node("Mul", [Node("Mul", [x, FloatScalar("half", 0.5f)], scope), Node("Add", [tanh, FloatScalar("one", 1f)], scope)], scope);
                 case Schema.Activation.Relu:
                     return Node("Relu", [x], scope);
+                case Schema.Activation.Tanh:
+                    return Node("Tanh", [x], scope);
                 default: // x · sigmoid(x)
                     return Node("Mul", [x, Node("Sigmoid", [x], scope)], scope);
             }

@@ -59,6 +59,45 @@ public sealed partial record BertConfig
     public bool TieWordEmbeddings { get; init; } = true;
     /// <summary>The other fields of config.json, kept so that saving loses nothing.</summary>
     public JsonObject Extra { get; init; } = new();
+    /// <summary>The family (config.json's <c>model_type</c>): which checkpoint names and config fields the model has, and
+    /// the few switches in which the one encoder differs by family (<see cref="ModelFamily"/>). Default BERT.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.Bert;
+    /// <summary>DistilBERT's <c>qa_dropout</c>: dropout before <c>qa_outputs</c> while training (BERT has none there). Default 0.1.</summary>
+    public double QaDropout { get; init; } = 0.1;
+
+    // ---- the switches by family (each the one place its difference is stated) ----
+
+    /// <summary>Whether the embeddings add token type (segment) embeddings; DistilBERT has none (and ignores
+    /// <c>token_type_ids</c>).</summary>
+    public bool HasTokenTypes => Family != ModelFamily.DistilBert;
+
+    /// <summary>The activation after the dense layer on the first token that sequence classification reads: BERT's pooler
+    /// (tanh), DistilBERT's <c>pre_classifier</c> (ReLU).</summary>
+    public Activation PoolerActivation => Family == ModelFamily.DistilBert ? Activation.Relu : Activation.Tanh;
+
+    /// <summary>Whether dropout follows the attention's output layer (BERT's <c>BertSelfOutput</c>); DistilBERT's
+    /// <c>out_lin</c> has none.</summary>
+    public bool AttentionOutputDropout => Family != ModelFamily.DistilBert;
+
+    /// <summary>DistilBERT's <c>sinusoidal_pos_embds</c>: the position table is initialised with fixed sines and cosines
+    /// rather than at random (a trained checkpoint holds it either way).</summary>
+    public bool SinusoidalPositions => Family == ModelFamily.DistilBert && Extra["sinusoidal_pos_embds"] is JsonValue v
+        && v.GetValueKind() == JsonValueKind.True;
+
+    /// <summary>The activation of the masked-LM head's transform (BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>).</summary>
+    public Activation MaskedLmActivation => Activation;
+
+    /// <summary>The dropout probability before <paramref name="architecture"/>'s output layer while training, as transformers
+    /// applies it: BERT's classifiers <c>classifier_dropout</c> (else <c>hidden_dropout_prob</c>) and none before
+    /// <c>qa_outputs</c>; DistilBERT's <c>seq_classif_dropout</c>, <c>dropout</c> and <c>qa_dropout</c>.</summary>
+    public double HeadDropout(BertArchitecture architecture) => (Family, architecture) switch
+    {
+        (ModelFamily.DistilBert, BertArchitecture.BertForSequenceClassification) => ClassifierDropout ?? 0.2,
+        (ModelFamily.DistilBert, BertArchitecture.BertForTokenClassification) => HiddenDropoutProb,
+        (ModelFamily.DistilBert, BertArchitecture.BertForQuestionAnswering) => QaDropout,
+        (_, BertArchitecture.BertForSequenceClassification or BertArchitecture.BertForTokenClassification) => ClassifierDropout ?? HiddenDropoutProb,
+        _ => 0,
+    };
 
     /// <summary>transformers' <c>num_labels</c>: the count of <see cref="Id2Label"/>, the classifier's outputs.</summary>
     public int NumLabels => Id2Label.Count;
@@ -87,6 +126,7 @@ public sealed partial record BertConfig
     {
         ["gelu"] = Activation.Gelu, ["gelu_new"] = Activation.GeluTanh, ["gelu_pytorch_tanh"] = Activation.GeluTanh,
         ["gelu_fast"] = Activation.GeluTanh, ["relu"] = Activation.Relu, ["silu"] = Activation.Silu, ["swish"] = Activation.Silu,
+        ["tanh"] = Activation.Tanh,
     };
 
     private static readonly string[] Known =
@@ -94,7 +134,15 @@ public sealed partial record BertConfig
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
         "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
         "initializer_range", "layer_norm_eps", "pad_token_id", "position_embedding_type", "classifier_dropout",
-        "id2label", "label2id", "num_labels", "problem_type", "architectures", "tie_word_embeddings",
+        "id2label", "label2id", "num_labels", "problem_type", "architectures", "tie_word_embeddings", "model_type",
+    ];
+
+    /// <summary>DistilBERT's own names for the fields it has (<c>DistilBertConfig</c>), and the ones it shares.</summary>
+    private static readonly string[] KnownDistilBert =
+    [
+        "vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "activation", "dropout", "attention_dropout", "max_position_embeddings",
+        "initializer_range", "pad_token_id", "seq_classif_dropout", "qa_dropout", "id2label", "label2id", "num_labels", "problem_type",
+        "architectures", "tie_word_embeddings", "model_type",
     ];
 
     /// <summary>
@@ -120,7 +168,7 @@ public sealed partial record BertConfig
         Positive("num_attention_heads", NumAttentionHeads);
         Positive("intermediate_size", IntermediateSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
-        Positive("type_vocab_size", TypeVocabSize);
+        if (HasTokenTypes) Positive("type_vocab_size", TypeVocabSize);
         if (NumLabels < 1) throw new NBertException("id2label must name at least one label.");
         if (HiddenSize % NumAttentionHeads != 0)
             throw new NBertException($"hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
@@ -132,7 +180,8 @@ public sealed partial record BertConfig
         CheckArray("classifier.weight", "num_labels", NumLabels, "hidden_size", HiddenSize);
         Probability("hidden_dropout_prob", HiddenDropoutProb);
         Probability("attention_probs_dropout_prob", AttentionProbsDropoutProb);
-        Probability("classifier_dropout", ClassifierDropout);
+        Probability(Family == ModelFamily.DistilBert ? "seq_classif_dropout" : "classifier_dropout", ClassifierDropout);
+        Probability("qa_dropout", QaDropout);
         if (!(LayerNormEps > 0 && double.IsFinite(LayerNormEps)))
             throw new NBertException($"layer_norm_eps must be a positive number, not {LayerNormEps.ToString(CultureInfo.InvariantCulture)}: " +
                 "LayerNorm would divide by zero or take the root of a negative number, and every output would be NaN.");
@@ -154,8 +203,58 @@ public sealed partial record BertConfig
                 $"more than one array holds ({Array.MaxLength:N0}): {rowField} or {columnField} is far too large.");
     }
 
-    /// <summary>config.json as transformers writes it (the kept unknown fields included).</summary>
+    /// <summary>config.json as transformers writes it for the model's family (the kept unknown fields included).</summary>
     public string ToJson()
+    {
+        var root = Family == ModelFamily.DistilBert ? DistilBertJson() : BertJson();
+        foreach (var (k, v) in Extra)
+            if (!root.ContainsKey(k)) root[k] = v?.DeepClone();
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>id2label and label2id as transformers writes them.</summary>
+    private (JsonObject Id2Label, JsonObject Label2Id) LabelMaps()
+    {
+        var id2label = new JsonObject();
+        var label2id = new JsonObject();
+        for (int i = 0; i < Id2Label.Count; i++)
+        {
+            id2label[i.ToString(CultureInfo.InvariantCulture)] = Id2Label[i];
+            label2id[Id2Label[i]] = i;
+        }
+        return (id2label, label2id);
+    }
+
+    /// <summary>DistilBertConfig's fields, with its names (<c>dim</c>, <c>n_layers</c>, ...).</summary>
+    private JsonObject DistilBertJson()
+    {
+        var root = new JsonObject();
+        var (id2label, label2id) = LabelMaps();
+        root["activation"] = HiddenAct;
+        if (Architectures.Count > 0) root["architectures"] = new JsonArray(Architectures.Select(a => (JsonNode)a).ToArray());
+        root["attention_dropout"] = AttentionProbsDropoutProb;
+        root["dim"] = HiddenSize;
+        root["dropout"] = HiddenDropoutProb;
+        root["hidden_dim"] = IntermediateSize;
+        root["id2label"] = id2label;
+        root["initializer_range"] = InitializerRange;
+        root["label2id"] = label2id;
+        root["max_position_embeddings"] = MaxPositionEmbeddings;
+        root["model_type"] = "distilbert";
+        root["n_heads"] = NumAttentionHeads;
+        root["n_layers"] = NumHiddenLayers;
+        root["pad_token_id"] = PadTokenId;
+        if (ProblemType is not null) root["problem_type"] = ProblemType;
+        root["qa_dropout"] = QaDropout;
+        root["seq_classif_dropout"] = ClassifierDropout ?? 0.2;
+        root["sinusoidal_pos_embds"] = SinusoidalPositions;
+        root["tie_weights_"] = Extra["tie_weights_"]?.DeepClone() ?? true;
+        root["tie_word_embeddings"] = TieWordEmbeddings;
+        root["vocab_size"] = VocabSize;
+        return root;
+    }
+
+    private JsonObject BertJson()
     {
         var root = new JsonObject();
         if (Architectures.Count > 0) root["architectures"] = new JsonArray(Architectures.Select(a => (JsonNode)a).ToArray());
@@ -164,13 +263,7 @@ public sealed partial record BertConfig
         root["hidden_act"] = HiddenAct;
         root["hidden_dropout_prob"] = HiddenDropoutProb;
         root["hidden_size"] = HiddenSize;
-        var id2label = new JsonObject();
-        var label2id = new JsonObject();
-        for (int i = 0; i < Id2Label.Count; i++)
-        {
-            id2label[i.ToString(CultureInfo.InvariantCulture)] = Id2Label[i];
-            label2id[Id2Label[i]] = i;
-        }
+        var (id2label, label2id) = LabelMaps();
         root["id2label"] = id2label;
         root["initializer_range"] = InitializerRange;
         root["intermediate_size"] = IntermediateSize;
@@ -186,9 +279,7 @@ public sealed partial record BertConfig
         root["tie_word_embeddings"] = TieWordEmbeddings;
         root["type_vocab_size"] = TypeVocabSize;
         root["vocab_size"] = VocabSize;
-        foreach (var (k, v) in Extra)
-            if (!root.ContainsKey(k)) root[k] = v?.DeepClone();
-        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return root;
     }
 
     /// <summary>Writes <see cref="ToJson"/> to the file <paramref name="path"/> (such as <c>dir/config.json</c>) under a

@@ -78,7 +78,7 @@ public sealed class FineTuningTask
     /// <summary>Whether the config is of a model fine-tuned for this task (its architecture, with named labels).</summary>
     private static bool TrainedFor(FineTuningTaskKind kind, BertConfig config) =>
         !config.Id2Label.Select((l, i) => l == $"LABEL_{i}").All(x => x)
-        && config.Architectures.Count > 0 && config.Architectures[0] == ArchitectureOf(kind).ToString();
+        && BertArchitectures.Names(config, ArchitectureOf(kind));
 
     private static int Limit(FineTuningTaskKind kind, BertConfig config, int? maxLength) =>
         Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), config.MaxPositionEmbeddings);

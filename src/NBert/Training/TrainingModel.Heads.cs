@@ -9,7 +9,7 @@ public sealed partial class TrainingModel<T>
 {
     // Head activations of the last forward pass. The loss's gradient with respect to the logits is computed in the
     // forward pass (for a loss scale of 1) and scaled in Backward.
-    private T[] _first = [], _pooled = [], _classifierInput = [], _logits = [], _dLogits = [], _qaStart = [], _qaEnd = [], _dQaStart = [], _dQaEnd = [];
+    private T[] _first = [], _pooled = [], _poolerPre = [], _classifierInput = [], _logits = [], _dLogits = [], _qaStart = [], _qaEnd = [], _dQaStart = [], _dQaEnd = [];
     private bool[] _classifierKeep = [];
     private double _classifierDropout;
     private LinearParameters? _classifier;
@@ -48,7 +48,7 @@ public sealed partial class TrainingModel<T>
     /// <summary>Token indices (batch·sequence) of the rows of <see cref="MaskedLmLogits"/>.</summary>
     public IReadOnlyList<int> MaskedLmPositions => _mlmRows;
 
-    private double ClassifierDropoutProbability => _training ? Config.ClassifierDropout ?? Config.HiddenDropoutProb : 0;
+    private double ClassifierDropoutProbability => _training ? Config.HeadDropout(Architecture) : 0;
 
     private TrainingLoss HeadForward(TrainingBatch batch)
     {
@@ -57,7 +57,7 @@ public sealed partial class TrainingModel<T>
         var x = _pass.Hidden;
         _classifier = null;
         if (_layout.Pooler is { } pooler)
-            Heads<T>.Pooler(_weights, pooler, x, b, s, Ensure(ref _first, b * h), Ensure(ref _pooled, b * h));
+            Heads<T>.Pooler(_weights, pooler, c.PoolerActivation, x, b, s, Ensure(ref _first, b * h), Ensure(ref _pooled, b * h), Ensure(ref _poolerPre, b * h));
         switch (Architecture)
         {
             case BertArchitecture.BertForPreTraining:
@@ -94,7 +94,7 @@ public sealed partial class TrainingModel<T>
             }
             default:
             {
-                var logits = ClassifierLogits(x, m, _layout.QaOutputs!, dropout: 0);
+                var logits = ClassifierLogits(x, m, _layout.QaOutputs!, ClassifierDropoutProbability);
                 var start = Ensure(ref _qaStart, m).AsSpan(0, m);
                 var end = Ensure(ref _qaEnd, m).AsSpan(0, m);
                 QuestionAnsweringLogits.Split(logits, start, end);
@@ -122,7 +122,7 @@ public sealed partial class TrainingModel<T>
         }
         var dPooled = Zeroed(ref _dPooled, b * h);
         ClassifierBackward(scale, dPooled);
-        Heads<T>.PoolerBackward(_weights, _gradients, _layout.Pooler!, dPooled, _first, _pooled, b, s,
+        Heads<T>.PoolerBackward(_weights, _gradients, _layout.Pooler!, c.PoolerActivation, dPooled, _first, _poolerPre, _pooled, b, s,
             Ensure(ref _dPoolerInput, b * h), Ensure(ref _dFirst, b * h), dx);
     }
 
