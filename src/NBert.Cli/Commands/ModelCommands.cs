@@ -159,7 +159,7 @@ public static class ModelCommands
             {
                 stdout.WriteLine(JsonSerializer.Serialize(new
                 {
-                    architecture = m.Architecture.ToString(),
+                    architecture = FamilyNames.ClassName(c.Family, m.Architecture),
                     config = new { c.VocabSize, c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, c.HiddenAct, labels = c.Id2Label },
                     parameters,
                     pooler = m.HasPoolingLayer,
@@ -172,7 +172,7 @@ public static class ModelCommands
                 return Program.Ok;
             }
             var console = Program.Console(stdout);
-            var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {m.Architecture}");
+            var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {FamilyNames.ClassName(c.Family, m.Architecture)}");
             foreach (var (k, v) in new (string, object)[]
             {
                 ("vocab_size", c.VocabSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),

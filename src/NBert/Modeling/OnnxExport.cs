@@ -134,7 +134,7 @@ public static class OnnxExport
         using var files = new StagedFiles(directory);
         tokenizer.SavePretrained(files);
         Stage(model, files, ModelFileName, options with { Task = task }, externalDataThreshold);
-        files.WriteAllText("config.json", (model.Config with { Architectures = [model.Architecture.ToString()] }).ToJson() + "\n");
+        files.WriteAllText("config.json", (model.Config with { Architectures = [FamilyNames.ClassName(model.Config.Family, model.Architecture)] }).ToJson() + "\n");
         if (task == OnnxTask.SentenceEmbeddings)
         {
             var embedding = options.Embedding ?? new EmbeddingOptions();
@@ -349,7 +349,7 @@ public static class OnnxExport
         private string Parameter(string name)
         {
             var t = model.Parameters[name];
-            return Tensor(BertArchitectures.CheckpointName(name, model.Architecture), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
+            return Tensor(FamilyNames.CheckpointName(name, model.Architecture, c.Family), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
                 t.Shape.Select(d => (long)d).ToArray());
         }
 
@@ -366,7 +366,7 @@ public static class OnnxExport
                 && !weight.Contains(".attention.", StringComparison.Ordinal);
             if (options.Quantization == OnnxQuantization.Int8All || options.Quantization == OnnxQuantization.Int8 && !feedForward)
             {
-                string key = BertArchitectures.CheckpointName(weight, model.Architecture);
+                string key = FamilyNames.CheckpointName(weight, model.Architecture, c.Family);
                 var (q, scales) = QuantizeRows(weight, w.Data, outputs, inputs);
                 string qw = Tensor(key + "_quantized", TensorProto.Types.DataType.Int8, (ReadOnlySpan<sbyte>)q, inputs, outputs);
                 string scale = Tensor(key + "_scale", TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)scales, outputs);
@@ -427,7 +427,7 @@ public static class OnnxExport
         {
             Input("input_ids");
             Input("attention_mask");
-            Input("token_type_ids");
+            if (c.HasTokenTypes) Input("token_type_ids"); // DistilBERT takes none, as its transformers export
             int h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
 
             // Embeddings: word + position + token type, LayerNorm. The positions 0..sequence-1 are counted along each row
@@ -438,8 +438,10 @@ public static class OnnxExport
             string ones = Node("Add", [Node("Mul", ["input_ids", Int64Scalar("zero_int", 0)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
             string positionIds = Node("Sub", [Node("CumSum", [ones, Int64Scalar("index_1", 1)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
             string position = Node("Gather", [Parameter("embeddings.position_embeddings.weight"), positionIds], "/embeddings/position_embeddings");
-            string types = Node("Gather", [Parameter("embeddings.token_type_embeddings.weight"), "token_type_ids"], "/embeddings/token_type_embeddings");
-            string sum = Node("Add", [Node("Add", [words, types], "/embeddings"), position], "/embeddings");
+            string sum = c.HasTokenTypes
+                ? Node("Add", [Node("Add", [words, Node("Gather", [Parameter("embeddings.token_type_embeddings.weight"), "token_type_ids"],
+                    "/embeddings/token_type_embeddings")], "/embeddings"), position], "/embeddings")
+                : Node("Add", [words, position], "/embeddings");
             string x = LayerNorm(sum, "embeddings.LayerNorm", "/embeddings/LayerNorm");
 
             // transformers' extended mask: (1 - mask) × float32's minimum, [batch, 1, 1, sequence], added to every score.
@@ -468,8 +470,8 @@ public static class OnnxExport
                 x = LayerNorm(Node("Add", [output, attention], $"{s}/output"), $"{l}.output.LayerNorm", $"{s}/output/LayerNorm");
             }
 
-            // The pooler: the first token's hidden state through dense and tanh.
-            string Pooled() => Node("Tanh", [Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
+            // The pooler: the first token's hidden state through dense and tanh (DistilBERT's pre_classifier: ReLU).
+            string Pooled() => Node(c.PoolerActivation == Schema.Activation.Relu ? "Relu" : "Tanh", [Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
                 "pooler.dense.weight", "pooler.dense.bias", "/pooler/dense")], "/pooler/activation");
             // The masked-LM head: dense, activation, LayerNorm, then the decoder (the word embeddings when tied) and its bias.
             string PredictionLogits()
