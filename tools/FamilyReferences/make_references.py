@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Float64 references for the BERT family (DistilBERT; RoBERTa and ELECTRA to follow), computed outside NBert.
+"""Float64 references for the BERT family (DistilBERT, RoBERTa), computed outside NBert.
 
 Run with Debian's /usr/bin/python3 and its numpy (1.24.2 when these fixtures were made), from the repository root:
 
@@ -9,7 +9,8 @@ For each family it writes, under tests/fixtures/<family>/:
   - one directory per transformers class (model/, maskedlm/, seqcls/, tokcls/, qa/): config.json as transformers'
     <Family>Config.to_json_string writes it, model.safetensors with the family's real weight names (written by this
     script, float32, the masked-LM decoder tied to the word embeddings so absent as transformers saves it) and the
-    BERT tokenizer files that DistilBERT uses (the 4,000-entry vocabulary of tests/fixtures/model);
+    tokenizer files (DistilBERT: BERT's, the 4,000-entry vocabulary of tests/fixtures/model; RoBERTa: the byte-level BPE
+    of tests/fixtures/bpe, vocab.json and merges.txt);
   - expected.safetensors: the inputs (I64) and every head's outputs and losses (F64), computed here in float64 from the
     float32 weights (each widened exactly), following transformers' modeling_<family>.py line by line (comments say
     which class each step stands for).
@@ -64,7 +65,11 @@ def relu(x):
     return np.maximum(x, 0.0)
 
 
-ACT = {"gelu": gelu, "relu": relu}
+def gelu_new(x):  # transformers' NewGELUActivation (gelu_new): the tanh approximation
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+ACT = {"gelu": gelu, "relu": relu, "gelu_new": gelu_new}
 
 
 def linear(x, p, name):  # torch.nn.Linear: x @ W.T + b
@@ -245,6 +250,161 @@ def make_distilbert():
     print(f"distilbert: {len(out)} tensors in {out_dir}")
 
 
+# ---- RoBERTa (transformers/models/roberta/modeling_roberta.py) ----
+
+def bert_layers(p, cfg, x, mask, prefix):
+    """BertEncoder's layers (RoBERTa's are BERT's): additive mask (1 - mask) * finfo.min, post-LayerNorm."""
+    b, s, h = x.shape
+    heads = cfg["num_attention_heads"]
+    d = h // heads
+    act = ACT[cfg["hidden_act"]]
+    eps = cfg["layer_norm_eps"]
+    additive = (1.0 - mask[:, None, None, :]) * np.finfo(np.float64).min
+    states = [x]
+    for i in range(cfg["num_hidden_layers"]):
+        l = f"{prefix}encoder.layer.{i}."
+        def shape(t):
+            return t.reshape(b, s, heads, d).transpose(0, 2, 1, 3)
+        q, k, v = (shape(linear(x, p, l + "attention.self." + n)) for n in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(d) + additive
+        context = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, s, h)
+        attn = layer_norm(linear(context, p, l + "attention.output.dense") + x, p, l + "attention.output.LayerNorm", eps)
+        inner = act(linear(attn, p, l + "intermediate.dense"))
+        x = layer_norm(linear(inner, p, l + "output.dense") + attn, p, l + "output.LayerNorm", eps)
+        states.append(x)
+    return states
+
+
+def roberta_positions(ids, pad):
+    """create_position_ids_from_input_ids: cumsum(ids != pad) * (ids != pad) + pad."""
+    real = (ids != pad).astype(np.int64)
+    return np.cumsum(real, axis=1) * real + pad
+
+
+def make_roberta():
+    rng = np.random.default_rng(20261208)
+    bpe = os.path.join(FIXTURES, "bpe")
+    vocab = json.load(open(os.path.join(bpe, "vocab.json"), encoding="utf-8"))
+    cfg = {
+        "attention_probs_dropout_prob": 0.1, "bos_token_id": 0, "classifier_dropout": None, "eos_token_id": 2,
+        # gelu_new in the layers, so that the LM head's fixed exact GELU (RobertaLMHead calls gelu) shows.
+        "hidden_act": "gelu_new", "hidden_dropout_prob": 0.1, "hidden_size": 16, "initializer_range": 0.02, "intermediate_size": 32,
+        "layer_norm_eps": 1e-05, "max_position_embeddings": 40, "model_type": "roberta", "num_attention_heads": 2, "num_hidden_layers": 2,
+        "pad_token_id": 1, "position_embedding_type": "absolute", "tie_word_embeddings": True, "transformers_version": "5.17.0",
+        "type_vocab_size": 1, "use_cache": True, "vocab_size": len(vocab),
+    }
+    h, inner, pad = cfg["hidden_size"], cfg["intermediate_size"], cfg["pad_token_id"]
+
+    def normal(*shape, std=0.3):
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    def norm(name, n):
+        return {name + ".weight": (1 + normal(n, std=0.1)), name + ".bias": normal(n, std=0.1)}
+
+    def lin(name, out, inp):
+        return {name + ".weight": normal(out, inp), name + ".bias": normal(out, std=0.1)}
+
+    body = {"embeddings.word_embeddings.weight": normal(len(vocab), h, std=0.5),
+            "embeddings.position_embeddings.weight": normal(cfg["max_position_embeddings"], h, std=0.5),
+            "embeddings.token_type_embeddings.weight": normal(1, h, std=0.5)}
+    body.update(norm("embeddings.LayerNorm", h))
+    for i in range(cfg["num_hidden_layers"]):
+        l = f"encoder.layer.{i}."
+        for part in ("query", "key", "value"):
+            body.update(lin(l + "attention.self." + part, h, h))
+        body.update(lin(l + "attention.output.dense", h, h))
+        body.update(norm(l + "attention.output.LayerNorm", h))
+        body.update(lin(l + "intermediate.dense", inner, h))
+        body.update(lin(l + "output.dense", h, inner))
+        body.update(norm(l + "output.LayerNorm", h))
+    pooler = lin("pooler.dense", h, h)
+    heads = {"mlm": {}, "seqcls": {}, "tokcls": {}, "qa": {}}
+    heads["mlm"].update(lin("lm_head.dense", h, h))
+    heads["mlm"].update(norm("lm_head.layer_norm", h))
+    heads["mlm"]["lm_head.bias"] = normal(len(vocab), std=0.1)
+    heads["seqcls"].update(lin("classifier.dense", h, h))
+    heads["seqcls"].update(lin("classifier.out_proj", 3, h))
+    heads["tokcls"].update(lin("classifier", 5, h))
+    heads["qa"].update(lin("qa_outputs", 2, h))
+
+    # <s> ... </s>, right padding (pad 1) on row 0, none on row 1, a padding token inside row 2 (masked): its position
+    # id is pad, and the positions after it skip it.
+    b, s = 3, 11
+    ids = rng.integers(10, len(vocab) - 1, size=(b, s)).astype(np.int64)
+    ids[:, 0] = vocab["<s>"]
+    mask = np.ones((b, s), dtype=np.int64)
+    ids[0, 7] = vocab["</s>"]
+    ids[0, 8:] = pad
+    mask[0, 8:] = 0
+    ids[1, 10] = vocab["</s>"]
+    ids[2, 4] = pad
+    mask[2, 4] = 0
+    ids[2, 6] = vocab["<mask>"]
+    ids[2, 10] = vocab["</s>"]
+    types = np.zeros((b, s), dtype=np.int64)
+
+    labels2 = {"seqcls": ["negative", "neutral", "positive"], "tokcls": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}
+    arch = {"model": "RobertaModel", "maskedlm": "RobertaForMaskedLM", "seqcls": "RobertaForSequenceClassification",
+            "tokcls": "RobertaForTokenClassification", "qa": "RobertaForQuestionAnswering"}
+    head_of = {"model": None, "maskedlm": "mlm", "seqcls": "seqcls", "tokcls": "tokcls", "qa": "qa"}
+    out_dir = os.path.join(FIXTURES, "roberta")
+    for name, cls in arch.items():
+        d = os.path.join(out_dir, name)
+        os.makedirs(d, exist_ok=True)
+        c = dict(cfg, architectures=[cls])
+        if name in labels2:
+            c["id2label"] = {str(i): l for i, l in enumerate(labels2[name])}
+            c["label2id"] = {l: i for i, l in enumerate(labels2[name])}
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(dict(sorted(c.items())), f, indent=2)
+            f.write("\n")
+        # RobertaModel alone is saved without the prefix and with its pooler; the heads are built without a pooler.
+        weights = dict(body, **pooler) if name == "model" else {"roberta." + k: v for k, v in body.items()}
+        if head_of[name]:
+            weights.update(heads[head_of[name]])
+        write_safetensors(os.path.join(d, "model.safetensors"), weights)
+        for f in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+            with open(os.path.join(bpe, f), "rb") as src, open(os.path.join(d, f), "wb") as dst:
+                dst.write(src.read())
+
+    p = {k: v.astype(np.float64) for k, v in dict(body, **pooler).items()}
+    hp = {name: {k: v.astype(np.float64) for k, v in hd.items()} for name, hd in heads.items()}
+    # RobertaEmbeddings: word + token type (zeros) + position (from the ids), LayerNorm, dropout (off).
+    positions = roberta_positions(ids, pad)
+    x = (p["embeddings.word_embeddings.weight"][ids] + p["embeddings.token_type_embeddings.weight"][types]
+         + p["embeddings.position_embeddings.weight"][positions])
+    x = layer_norm(x, p, "embeddings.LayerNorm", cfg["layer_norm_eps"])
+    states = bert_layers(p, cfg, x, mask, "")
+    x = states[-1]
+    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "position_ids": positions, "last_hidden_state": x,
+           "pooler_output": np.tanh(linear(x[:, 0], p, "pooler.dense"))}
+    for i, st in enumerate(states):
+        out[f"hidden_states.{i}"] = st
+    # RobertaLMHead: dense, gelu (exact, whatever hidden_act is), layer_norm (layer_norm_eps), decoder (tied) + bias.
+    t = layer_norm(gelu(linear(x, hp["mlm"], "lm_head.dense")), hp["mlm"], "lm_head.layer_norm", cfg["layer_norm_eps"])
+    mlm = t @ p["embeddings.word_embeddings.weight"].T + hp["mlm"]["lm_head.bias"]
+    mlm_labels = np.full((b, s), -100, dtype=np.int64)
+    mlm_labels[0, 2], mlm_labels[1, 5], mlm_labels[2, 6], mlm_labels[2, 9] = 700, 1200, 1998, 17
+    out.update({"maskedlm.logits": mlm, "maskedlm.labels": mlm_labels, "maskedlm.loss": np.array(cross_entropy(mlm, mlm_labels))})
+    # RobertaClassificationHead on <s>: dropout (off), dense, tanh, dropout (off), out_proj.
+    seq = linear(np.tanh(linear(x[:, 0], hp["seqcls"], "classifier.dense")), hp["seqcls"], "classifier.out_proj")
+    seq_labels = np.array([1, 2, 0], dtype=np.int64)
+    out.update({"seqcls.logits": seq, "seqcls.labels": seq_labels, "seqcls.loss": np.array(cross_entropy(seq, seq_labels))})
+    tok = linear(x, hp["tokcls"], "classifier")
+    tok_labels = rng.integers(0, 5, size=(b, s)).astype(np.int64)
+    tok_labels[mask == 0] = -100
+    tok_labels[:, 0] = -100
+    out.update({"tokcls.logits": tok, "tokcls.labels": tok_labels, "tokcls.loss": np.array(cross_entropy(tok, tok_labels))})
+    qa = linear(x, hp["qa"], "qa_outputs")
+    start, end = qa[..., 0], qa[..., 1]
+    sp, ep = np.array([1, 3, 5], dtype=np.int64), np.array([2, 30, 8], dtype=np.int64)
+    qa_loss = (cross_entropy(start, np.clip(sp, 0, s), ignore=s) + cross_entropy(end, np.clip(ep, 0, s), ignore=s)) / 2
+    out.update({"qa.start_logits": start, "qa.end_logits": end, "qa.start_positions": sp, "qa.end_positions": ep, "qa.loss": np.array(qa_loss)})
+    write_safetensors(os.path.join(out_dir, "expected.safetensors"), out)
+    print(f"roberta: {len(out)} tensors in {out_dir}")
+
+
 if __name__ == "__main__":
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
     make_distilbert()
+    make_roberta()

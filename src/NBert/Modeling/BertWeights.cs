@@ -164,6 +164,8 @@ public static class BertWeights
             map.TryAdd(FamilyNames.CheckpointName(spec.Name, architecture == BertArchitecture.BertModel
                 ? BertArchitecture.BertForMaskedLM : BertArchitecture.BertModel, config.Family), spec.Name);
         }
+        // Older RoBERTa checkpoints hold the decoder's bias twice, as lm_head.bias and lm_head.decoder.bias (the first wins).
+        if (config.Family == ModelFamily.Roberta) map.TryAdd("lm_head.decoder.bias", "cls.predictions.bias");
         string tiedDecoder = FamilyNames.CheckpointName("cls.predictions.decoder.weight", architecture, config.Family);
         return name =>
         {

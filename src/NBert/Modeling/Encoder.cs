@@ -24,8 +24,11 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
     {
         var c = C;
         int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize;
-        if (s > c.MaxPositionEmbeddings)
-            throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        if (s > c.MaxSequenceLength)
+            throw new ArgumentException(c.PositionsFromPadding
+                ? $"Sequence length {s} exceeds the {c.MaxSequenceLength} tokens that max_position_embeddings {c.MaxPositionEmbeddings} holds " +
+                  $"(RoBERTa's positions start at pad_token_id + 1 = {c.PadTokenId + 1}): truncate the input."
+                : $"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
         EnsureArray("the hidden states (batch x sequence x hidden_size)", (long)b * s * h);
         EnsureArray("the query, key and value (batch x sequence x 3 x hidden_size)", (long)b * s * 3 * h);
         EnsureArray("the intermediate activations (batch x sequence x intermediate_size)", (long)b * s * c.IntermediateSize);
@@ -90,7 +93,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             if (e.TokenType is not null && (uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
             var row = sum.AsSpan(t * h, h);
-            TensorPrimitives.Add(word.Slice(id * h, h), position.Slice(t % s * h, h), row);
+            TensorPrimitives.Add(word.Slice(id * h, h), position.Slice(pass.Position(t) * h, h), row);
             if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * h, h), row);
         }
         LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);
@@ -238,7 +241,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         for (int t = 0; t < m; t++)
         {
             var row = dSum.AsSpan(t * h, h);
-            var pos = dPosition.Slice(t % s * h, h);
+            var pos = dPosition.Slice(pass.Position(t) * h, h);
             TensorPrimitives.Add(pos, row, pos);
             if (e.TokenType is null) continue;
             var type = dTypes.Slice((inputs.TokenTypeIds?[t] ?? 0) * h, h);

@@ -400,9 +400,9 @@ public static class OnnxExport
                 Int("axis", -1), Float("epsilon", (float)c.LayerNormEps));
 
         /// <summary>hidden_act as transformers' modules compute it, in the forms ONNX Runtime fuses (Gelu, FastGelu).</summary>
-        private string Activation(string x, string scope)
+        private string Activation(string x, string scope, Schema.Activation? activation = null)
         {
-            switch (c.Activation)
+            switch (activation ?? c.Activation)
             {
                 case Schema.Activation.Gelu: // x · 0.5 · (1 + erf(x / √2))
                     string erf = Node("Erf", [Node("Div", [x, FloatScalar("sqrt_2", MathF.Sqrt(2f))], scope)], scope);
@@ -437,6 +437,14 @@ public static class OnnxExport
             string words = Node("Gather", [Parameter("embeddings.word_embeddings.weight"), "input_ids"], "/embeddings/word_embeddings");
             string ones = Node("Add", [Node("Mul", ["input_ids", Int64Scalar("zero_int", 0)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
             string positionIds = Node("Sub", [Node("CumSum", [ones, Int64Scalar("index_1", 1)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
+            if (c.PositionsFromPadding)
+            {
+                // RoBERTa: cumsum(ids != pad) · (ids != pad) + pad (transformers' create_position_ids_from_input_ids).
+                string pad = Int64Scalar("padding_idx", c.PadTokenId);
+                string real = Node("Cast", [Node("Not", [Node("Equal", ["input_ids", pad], "/embeddings")], "/embeddings")], "/embeddings", null,
+                    Int("to", (long)TensorProto.Types.DataType.Int64));
+                positionIds = Node("Add", [Node("Mul", [Node("CumSum", [real, Int64Scalar("index_1", 1)], "/embeddings"), real], "/embeddings"), pad], "/embeddings");
+            }
             string position = Node("Gather", [Parameter("embeddings.position_embeddings.weight"), positionIds], "/embeddings/position_embeddings");
             string sum = c.HasTokenTypes
                 ? Node("Add", [Node("Add", [words, Node("Gather", [Parameter("embeddings.token_type_embeddings.weight"), "token_type_ids"],
@@ -478,7 +486,7 @@ public static class OnnxExport
             {
                 const string s = "/cls/predictions";
                 string t = LayerNorm(Activation(Linear(x, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias", s + "/transform/dense"),
-                    s + "/transform/transform_act_fn"), "cls.predictions.transform.LayerNorm", s + "/transform/LayerNorm");
+                    s + "/transform/transform_act_fn", c.MaskedLmActivation), "cls.predictions.transform.LayerNorm", s + "/transform/LayerNorm");
                 return Linear(t, c.TieWordEmbeddings ? "embeddings.word_embeddings.weight" : "cls.predictions.decoder.weight", "cls.predictions.bias", s + "/decoder");
             }
             string SeqRelationship(string pooled) => Linear(pooled, "cls.seq_relationship.weight", "cls.seq_relationship.bias", "/cls/seq_relationship");

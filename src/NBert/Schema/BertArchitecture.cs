@@ -129,6 +129,8 @@ public static class BertArchitectures
     public static bool HasPooler(BertConfig c, BertArchitecture a) => c.Family switch
     {
         ModelFamily.DistilBert => a == BertArchitecture.BertForSequenceClassification,
+        // RobertaModel's pooler; its sequence classifier's classifier.dense (the other heads are built without a pooler).
+        ModelFamily.Roberta => a is BertArchitecture.BertModel or BertArchitecture.BertForSequenceClassification,
         _ => HasPooler(a),
     };
 
@@ -154,7 +156,8 @@ public static class BertArchitectures
         var specs = new List<ParameterSpec>
         {
             new("embeddings.word_embeddings.weight", [c.VocabSize, h], Init.EmbeddingWithPadding),
-            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h], c.SinusoidalPositions ? Init.Sinusoidal : Init.Normal),
+            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h],
+                c.SinusoidalPositions ? Init.Sinusoidal : c.PositionsFromPadding ? Init.EmbeddingWithPadding : Init.Normal),
         };
         if (c.HasTokenTypes) specs.Add(new("embeddings.token_type_embeddings.weight", [c.TypeVocabSize, h], Init.Normal));
         void LayerNorm(string prefix)

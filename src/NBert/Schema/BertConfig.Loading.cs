@@ -49,7 +49,7 @@ public sealed partial record BertConfig
         var c = new BertConfig();
         string? modelType = f.OptionalString("model_type");
         var family = FamilyNames.FromModelType(modelType)
-            ?? throw new NBertException($"model_type '{Quote(modelType!)}' is not supported: bert and distilbert are.");
+            ?? throw new NBertException($"model_type '{Quote(modelType!)}' is not supported: bert, distilbert and roberta are.");
         var extra = new JsonObject();
         foreach (var (k, v) in f.Root)
             if (!(family == ModelFamily.DistilBert ? KnownDistilBert : Known).Contains(k)) extra[k] = v?.DeepClone();
@@ -72,7 +72,7 @@ public sealed partial record BertConfig
             TypeVocabSize = f.Int("type_vocab_size", c.TypeVocabSize),
             InitializerRange = f.Double("initializer_range", c.InitializerRange),
             LayerNormEps = f.Double("layer_norm_eps", c.LayerNormEps),
-            PadTokenId = f.OptionalInt("pad_token_id") ?? 0,
+            PadTokenId = f.OptionalInt("pad_token_id") ?? (family == ModelFamily.Roberta ? 1 : 0),
             PositionEmbeddingType = f.OptionalString("position_embedding_type") ?? c.PositionEmbeddingType,
             ClassifierDropout = f.OptionalDouble("classifier_dropout"),
             Id2Label = Labels(f, hidden),
@@ -80,6 +80,7 @@ public sealed partial record BertConfig
             Architectures = f.OptionalStrings("architectures") ?? [],
             TieWordEmbeddings = f.Bool("tie_word_embeddings", true),
             Extra = extra,
+            Family = family,
         };
         c.Validate();
         return c;

@@ -84,8 +84,22 @@ public sealed partial record BertConfig
     public bool SinusoidalPositions => Family == ModelFamily.DistilBert && Extra["sinusoidal_pos_embds"] is JsonValue v
         && v.GetValueKind() == JsonValueKind.True;
 
-    /// <summary>The activation of the masked-LM head's transform (BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>).</summary>
-    public Activation MaskedLmActivation => Activation;
+    /// <summary>The activation of the masked-LM head's transform: BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>,
+    /// RoBERTa's exact GELU (its <c>RobertaLMHead</c> calls <c>gelu</c> whatever the config says).</summary>
+    public Activation MaskedLmActivation => Family == ModelFamily.Roberta ? Activation.Gelu : Activation;
+
+    /// <summary>RoBERTa's position ids: <c>pad_token_id + 1</c> onwards over each sequence's tokens that are not padding,
+    /// <c>pad_token_id</c> at padding (transformers' <c>create_position_ids_from_input_ids</c>); otherwise 0, 1, 2, ...</summary>
+    public bool PositionsFromPadding => Family == ModelFamily.Roberta;
+
+    /// <summary>The longest sequence the position table covers: <see cref="MaxPositionEmbeddings"/>, less RoBERTa's
+    /// <c>pad_token_id + 1</c> offset (514 positions hold 512 tokens).</summary>
+    public int MaxSequenceLength => PositionsFromPadding ? MaxPositionEmbeddings - PadTokenId - 1 : MaxPositionEmbeddings;
+
+    /// <summary>The dropout on the first token before the sequence classifier's dense layer while training: RoBERTa's
+    /// <c>RobertaClassificationHead</c> has one (then tanh, then the dropout before <c>out_proj</c>); BERT's pooler has none.</summary>
+    public double PoolerInputDropout(BertArchitecture architecture) =>
+        Family == ModelFamily.Roberta && architecture == BertArchitecture.BertForSequenceClassification ? HeadDropout(architecture) : 0;
 
     /// <summary>The dropout probability before <paramref name="architecture"/>'s output layer while training, as transformers
     /// applies it: BERT's classifiers <c>classifier_dropout</c> (else <c>hidden_dropout_prob</c>) and none before
@@ -187,6 +201,10 @@ public sealed partial record BertConfig
                 "LayerNorm would divide by zero or take the root of a negative number, and every output would be NaN.");
         if (!(InitializerRange >= 0 && double.IsFinite(InitializerRange)))
             throw new NBertException($"initializer_range must be a non-negative number, not {InitializerRange.ToString(CultureInfo.InvariantCulture)}.");
+        if (PositionsFromPadding && PadTokenId < 0)
+            throw new NBertException($"pad_token_id {PadTokenId} must not be negative: RoBERTa counts positions from it.");
+        if (PositionsFromPadding && MaxSequenceLength < 1)
+            throw new NBertException($"max_position_embeddings {MaxPositionEmbeddings} leaves no position for a token: RoBERTa's positions start at pad_token_id + 1 = {PadTokenId + 1}.");
         if (PadTokenId >= VocabSize)
             throw new NBertException($"pad_token_id {PadTokenId} is outside the vocabulary (vocab_size {VocabSize}).");
         if (PositionEmbeddingType != "absolute")
@@ -270,7 +288,7 @@ public sealed partial record BertConfig
         root["label2id"] = label2id;
         root["layer_norm_eps"] = LayerNormEps;
         root["max_position_embeddings"] = MaxPositionEmbeddings;
-        root["model_type"] = "bert";
+        root["model_type"] = FamilyNames.ModelType(Family);
         root["num_attention_heads"] = NumAttentionHeads;
         root["num_hidden_layers"] = NumHiddenLayers;
         root["pad_token_id"] = PadTokenId;

@@ -15,6 +15,11 @@ public enum ModelFamily
     /// sequence classification through <c>pre_classifier</c> and ReLU; config fields <c>dim</c>, <c>hidden_dim</c>,
     /// <c>n_layers</c>, <c>n_heads</c>, <c>activation</c>; its weights under <c>distilbert.transformer.layer.N</c>.</summary>
     DistilBert,
+    /// <summary>RoBERTa (<c>roberta</c>): BERT's body under <c>roberta.</c>, position ids counted from
+    /// <c>pad_token_id + 1</c> over the tokens that are not padding, one token type; sequence classification through
+    /// <c>classifier.dense</c> + tanh + <c>classifier.out_proj</c> on <c>&lt;s&gt;</c> (dropout before both), the masked-LM
+    /// head <c>lm_head</c> with a GELU whatever <c>hidden_act</c> says.</summary>
+    Roberta,
 }
 
 /// <summary>
@@ -30,6 +35,7 @@ public static class FamilyNames
     {
         null or "bert" => ModelFamily.Bert,
         "distilbert" => ModelFamily.DistilBert,
+        "roberta" => ModelFamily.Roberta,
         _ => null,
     };
 
@@ -37,6 +43,7 @@ public static class FamilyNames
     public static string ModelType(ModelFamily family) => family switch
     {
         ModelFamily.DistilBert => "distilbert",
+        ModelFamily.Roberta => "roberta",
         _ => "bert",
     };
 
@@ -44,6 +51,7 @@ public static class FamilyNames
     public static string ClassPrefix(ModelFamily family) => family switch
     {
         ModelFamily.DistilBert => "DistilBert",
+        ModelFamily.Roberta => "Roberta",
         _ => "Bert",
     };
 
@@ -51,13 +59,15 @@ public static class FamilyNames
     public static string BasePrefix(ModelFamily family) => family switch
     {
         ModelFamily.DistilBert => "distilbert",
+        ModelFamily.Roberta => "roberta",
         _ => "bert",
     };
 
     /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example).</summary>
     public static bool Supports(ModelFamily family, BertArchitecture architecture) => family switch
     {
-        ModelFamily.DistilBert => architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction),
+        ModelFamily.DistilBert or ModelFamily.Roberta =>
+            architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction),
         _ => true,
     };
 
@@ -73,10 +83,13 @@ public static class FamilyNames
         string name = family switch
         {
             ModelFamily.DistilBert => DistilBertName(parameter),
+            ModelFamily.Roberta => RobertaName(parameter, architecture),
             _ => parameter,
         };
-        bool body = parameter.StartsWith("embeddings.", StringComparison.Ordinal) || parameter.StartsWith("encoder.", StringComparison.Ordinal)
-            || (parameter.StartsWith("pooler.", StringComparison.Ordinal) && family == ModelFamily.Bert);
+        // The base model's parts, by the family's name (DistilBERT's pre_classifier and RoBERTa's classifier.dense are the
+        // head's, though they fill the pooler's slot).
+        bool body = name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("encoder.", StringComparison.Ordinal)
+            || name.StartsWith("transformer.", StringComparison.Ordinal) || name.StartsWith("pooler.", StringComparison.Ordinal);
         return body && architecture != BertArchitecture.BertModel ? BasePrefix(family) + "." + name : name;
     }
 
@@ -94,6 +107,26 @@ public static class FamilyNames
         ("cls.predictions.transform.LayerNorm.", "vocab_layer_norm."), ("cls.predictions.decoder.", "vocab_projector."),
         ("cls.predictions.bias", "vocab_projector.bias"),
     ];
+
+    private static readonly (string Model, string Family)[] RobertaMaskedLm =
+    [
+        ("cls.predictions.transform.dense.", "lm_head.dense."), ("cls.predictions.transform.LayerNorm.", "lm_head.layer_norm."),
+        ("cls.predictions.decoder.", "lm_head.decoder."), ("cls.predictions.bias", "lm_head.bias"),
+    ];
+
+    /// <summary>RoBERTa's names: BERT's body; the sequence classifier's dense layer (the model's pooler slot) is
+    /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.</summary>
+    private static string RobertaName(string parameter, BertArchitecture architecture)
+    {
+        if (architecture == BertArchitecture.BertForSequenceClassification)
+        {
+            if (parameter.StartsWith("pooler.dense.", StringComparison.Ordinal)) return "classifier.dense." + parameter["pooler.dense.".Length..];
+            if (parameter.StartsWith("classifier.", StringComparison.Ordinal)) return "classifier.out_proj." + parameter["classifier.".Length..];
+        }
+        foreach (var (model, family) in RobertaMaskedLm)
+            if (parameter.StartsWith(model, StringComparison.Ordinal)) return family + parameter[model.Length..];
+        return parameter;
+    }
 
     private static string DistilBertName(string parameter)
     {

@@ -24,7 +24,8 @@ public sealed class OnnxExportTests : TempDirectoryTest
     private static IEnumerable<ModelInputs> Batches(BertConfig c, int seed)
     {
         var random = new Random(seed);
-        foreach (var (b, s) in new[] { (1, 1), (1, 40), (3, 1), (3, 40) })
+        int longest = Math.Min(40, c.MaxSequenceLength); // RoBERTa's fixture holds 38 tokens in its 40 positions
+        foreach (var (b, s) in new[] { (1, 1), (1, longest), (3, 1), (3, longest) })
         {
             var ids = new int[b * s];
             var types = new int[b * s];
@@ -38,7 +39,7 @@ public sealed class OnnxExportTests : TempDirectoryTest
                 {
                     int i = r * s + t;
                     mask[i] = t < real ? 1 : 0;
-                    ids[i] = t == 0 ? Math.Min(101, c.VocabSize - 1) : t < real ? random.Next(c.VocabSize) : 0;
+                    ids[i] = t == 0 ? Math.Min(101, c.VocabSize - 1) : t < real ? random.Next(c.VocabSize) : c.PadTokenId;
                     types[i] = t < real && t >= second && second > 0 && c.TypeVocabSize > 1 ? 1 : 0;
                 }
             }
@@ -157,6 +158,25 @@ public sealed class OnnxExportTests : TempDirectoryTest
         AssertWithin($"distilbert {directory}", differences);
         var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Temp($"{directory}.onnx"))).Graph;
         Assert.Contains(graph.Initializer, t => t.Name.EndsWith("transformer.layer.0.attention.q_lin.bias", StringComparison.Ordinal));
+    }
+
+    /// <summary>RoBERTa's classes export with its position ids (counted from pad_token_id + 1 over the ids that are not
+    /// padding, in the graph), the LM head's fixed GELU and its own names.</summary>
+    [Theory]
+    [InlineData("model")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void Every_roberta_head_runs_in_onnx_runtime_as_in_nbert(string directory)
+    {
+        var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", directory));
+        // Batches pads with the config's pad_token_id (1), as RoBERTa's tokenizer does; random ids may be 1 mid-sequence too.
+        var (differences, _) = Compare(model, name: "roberta-" + directory);
+        Assert.Equal(OnnxExport.OutputNames(model, OnnxTask.Auto).Order(), differences.Keys.Order());
+        AssertWithin($"roberta {directory}", differences);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Temp($"roberta-{directory}.onnx"))).Graph;
+        Assert.Contains(graph.Initializer, t => t.Name.EndsWith("encoder.layer.0.attention.self.query.bias", StringComparison.Ordinal));
     }
 
     /// <summary>ONNX Runtime's fusions apply to the export: each residual Add with its LayerNorm (two per layer, and the

@@ -278,12 +278,19 @@ public class GradientCheckTests
         { BertArchitecture.BertForSequenceClassification, "relu", "regression", 1, ModelFamily.DistilBert },
         { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.DistilBert },
         { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.DistilBert },
+        // RoBERTa: positions from the ids (the batch's random ids include the padding id 1), the LM head's fixed GELU,
+        // the classification head's dropout before classifier.dense.
+        { BertArchitecture.BertForMaskedLM, "relu", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForSequenceClassification, "gelu_new", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Roberta },
     };
 
     /// <summary>The tiny config as a model of <paramref name="family"/>.</summary>
     private static BertConfig InFamily(BertConfig c, ModelFamily family) => family switch
     {
         ModelFamily.DistilBert => c with { Family = family, TypeVocabSize = 0, ClassifierDropout = 0.3, QaDropout = 0.25 },
+        ModelFamily.Roberta => c with { Family = family, PadTokenId = 1, ClassifierDropout = 0.3 },
         _ => c,
     };
 
@@ -324,8 +331,9 @@ public class GradientCheckTests
                     $"{slot.CheckpointName}[{e}]: analytic {analytic[at]:R}, numeric {numeric:R}");
             }
         }
-        // Positions past the sequence get no gradient.
-        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(6 * 8)..].ToArray(), v => Assert.Equal(0, v));
+        // Positions past the sequence get no gradient (RoBERTa's start after pad_token_id + 1).
+        int last = 6 + (config.PositionsFromPadding ? config.PadTokenId + 1 : 0);
+        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(last * 8)..].ToArray(), v => Assert.Equal(0, v));
     }
 }
 
