@@ -64,8 +64,8 @@ public static class PretrainCommand
             int seedValue = parse.GetValue(seed);
             var (pretrained, tokenizer) = LoadModel(source, parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
             int maxLength = parse.GetValue(maxSeqLength);
-            if (maxLength > pretrained.Config.MaxPositionEmbeddings)
-                throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
+            if (maxLength > pretrained.Config.MaxSequenceLength)
+                throw new CliException($"--max-seq-length {maxLength} exceeds the {pretrained.Config.MaxSequenceLength} tokens the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings} holds.");
             IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             Directory.CreateDirectory(outDir);

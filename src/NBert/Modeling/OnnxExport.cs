@@ -138,7 +138,7 @@ public static class OnnxExport
         if (task == OnnxTask.SentenceEmbeddings)
         {
             var embedding = options.Embedding ?? new EmbeddingOptions();
-            int maxLength = Math.Min(embedding.MaxLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
+            int maxLength = Math.Min(embedding.MaxLength ?? model.Config.MaxSequenceLength, model.Config.MaxSequenceLength);
             SentenceTransformersConfig.Write(files, embedding, maxLength, model.Config.HiddenSize);
         }
         files.Commit();

@@ -38,7 +38,7 @@ public abstract class Pipeline : IDisposable
 
     /// <summary>The most tokens an input is given: the tokenizer's <see cref="BertTokenizer.MaxInputLength"/>
     /// (model_max_length, 512 when unknown), at most the model's max_position_embeddings.</summary>
-    public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxPositionEmbeddings);
+    public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxSequenceLength);
 
     /// <summary>Writes the model and the tokenizer to <paramref name="directory"/>, so that the pipeline's
     /// <c>FromPretrained(directory)</c> (or transformers' <c>pipeline(model=directory)</c>) loads it again.</summary>

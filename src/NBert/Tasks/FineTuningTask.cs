@@ -81,7 +81,7 @@ public sealed class FineTuningTask
         && BertArchitectures.Names(config, ArchitectureOf(kind));
 
     private static int Limit(FineTuningTaskKind kind, BertConfig config, int? maxLength) =>
-        Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), config.MaxPositionEmbeddings);
+        Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), config.MaxSequenceLength);
 
     /// <summary>Sequence classification from examples in memory; <paramref name="train"/> null means evaluation only
     /// (the data must then fit the model's problem and labels).</summary>

@@ -197,6 +197,17 @@ public sealed class RobertaParityTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Long_texts_are_truncated_to_the_tokens_robertas_positions_hold()
+    {
+        // max_position_embeddings 40 less pad_token_id + 1: 38 tokens, as the model takes.
+        Assert.Equal(38, BertTokenizer.FromPretrained(Fixtures.Path("roberta", "seqcls")).MaxInputLength);
+        var pipeline = TextClassification.FromPretrained(Fixtures.Path("roberta", "seqcls"));
+        Assert.Equal(38, pipeline.MaxLength);
+        string text = string.Join(" ", Enumerable.Repeat("Call me Ishmael.", 40));
+        Assert.Equal(3, pipeline.Run(text, new TextClassificationOptions { TopK = null }).Count);
+    }
+
+    [Fact]
     public void Its_tokenizer_is_byte_level_bpe_from_vocab_json_and_merges_txt_with_robertas_pairs()
     {
         var tokenizer = BertTokenizer.FromPretrained(Fixtures.Path("roberta", "seqcls"));
