@@ -78,14 +78,15 @@ public class LinearBenchmarks
         public void Int8(Int8Path path, int threads) => Int8Gemm.Multiply(path, Rows, _x, In, _int8, _y, Out, false, _bias, threads);
     }
 
-    /// <summary>The markdown table: GOP/s (2·m·in·out per call) for float32 and each int8 path this machine runs (the
-    /// best and AVX2), and int8's speed over float32's; median of the rounds.</summary>
+    /// <summary>The markdown table: GOP/s (2·m·in·out per call) for float32 and each vector int8 path this machine runs
+    /// (the one it picks marked), and int8's speed over float32's; median of the rounds.</summary>
     public static string Run(int rounds, TextWriter log)
     {
-        var paths = new[] { Int8Gemm.Best, Int8Path.Avx2 }.Where(Int8Gemm.IsSupported).Distinct().ToArray();
+        var paths = new[] { Int8Path.AvxVnni, Int8Path.Avx512BW, Int8Path.Avx2 }.Where(Int8Gemm.IsSupported).ToArray();
+        string Name(Int8Path p) => p == Int8Gemm.Best ? $"{p} (picked)" : $"{p}";
         var sb = new StringBuilder();
         sb.AppendLine($"| layer (in x out), {Rows} rows | threads | float32 GFLOP/s | " +
-            string.Join(" | ", paths.Select(p => $"int8 {p} GOP/s")) + " | " + string.Join(" | ", paths.Select(p => $"int8 {p} / float32")) + " |");
+            string.Join(" | ", paths.Select(p => $"int8 {Name(p)} GOP/s")) + " | " + string.Join(" | ", paths.Select(p => $"int8 {Name(p)} / float32")) + " |");
         sb.AppendLine("|---|---:|---:|" + string.Concat(Enumerable.Repeat("---:|", 2 * paths.Length)));
         foreach (int threads in ThreadCounts)
         {
@@ -116,7 +117,7 @@ public class LinearBenchmarks
             }
         }
         sb.AppendLine();
-        sb.AppendLine($"int8 includes quantizing the activations (per row) in each call. Instruction sets: float32 {(System.Runtime.Intrinsics.X86.Fma.IsSupported ? "AVX2+FMA" : "128-bit")}, " +
+        sb.AppendLine($"int8 includes quantizing the activations (per row) in each call. Instruction sets: float32 {Sgemm.Best} SGEMM kernel, " +
             $"int8 {string.Join(" and ", paths)}.");
         return sb.ToString();
     }

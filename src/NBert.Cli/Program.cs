@@ -20,8 +20,15 @@ public static class Program
 
     public static int Main(string[] args)
     {
-        IsTerminal = !System.Console.IsOutputRedirected;
-        IsErrorTerminal = !System.Console.IsErrorRedirected;
+        // Under Open MPI's mpirun a rank's standard output is a pseudo-terminal whose bytes mpirun copies to its own
+        // standard output, most often a file or a pipe: not the user's terminal. Seeing a terminal, .NET's console would
+        // write terminfo's keypad_xmit (ESC[?1h ESC=, for reading keys) to it on its first use, before `bench --json`'s
+        // JSON, and Spectre would add colours. So a rank has no terminal: TERM goes (before anything touches the console,
+        // which reads it once) and the output is plain.
+        bool relayedByMpirun = NBert.Distributed.MpiWorld.IsLaunchedByMpirun;
+        if (relayedByMpirun) Environment.SetEnvironmentVariable("TERM", null);
+        IsTerminal = !relayedByMpirun && !System.Console.IsOutputRedirected;
+        IsErrorTerminal = !relayedByMpirun && !System.Console.IsErrorRedirected;
         // Buffered UTF-8 standard output: JSON lines can be many megabytes.
         using var stdout = new StreamWriter(System.Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
         var stdin = new StreamReader(System.Console.OpenStandardInput(), new UTF8Encoding(false));

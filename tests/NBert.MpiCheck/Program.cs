@@ -81,6 +81,10 @@ try
             Say("training finished (it must not)");
             break;
         }
+        case "train64":
+            // train64 pretraining|classification MODEL_DIR OUT_FILE ACCUMULATION: 5 float64 steps, dropout off; rank 0 writes the weights.
+            Float64Training.Run(world, args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture), Say);
+            break;
         default:
             throw new ArgumentException($"unknown mode {mode}");
     }

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -22,7 +23,8 @@ internal enum Int8Path
 /// Linear layers in int8: <c>y[m, out] = dequant(x_q[m, in] · W_qᵀ) + bias</c>, where W is quantized once
 /// (<see cref="Int8PackedWeight"/>) and each row of x (one token) on every call, both by <see cref="Int8Quantization"/>'s
 /// rule. The products are summed exactly in int32 and turned into float32 once per output:
-/// <c>y[i, j] = (float)sum_k(xq[i, k] · wq[j, k]) · (scale_x[i] · scale_w[j]) + bias[j]</c>.
+/// <c>y[i, j] = (float)sum_k(xq[i, k] · wq[j, k]) · (scale_x[i] · scale_w[j]) + bias[j]</c>. A row with a few huge
+/// channels (<see cref="Int8Quantization.NeedsSecondPass"/>) then gets a second pass on its remainder, added to y.
 /// <para>
 /// <b>Why the integer sums never saturate.</b> Without VNNI the only byte multiply is vpmaddubsw, which multiplies
 /// <i>unsigned</i> bytes by signed bytes and adds adjacent pairs into int16 with saturation: with activations offset
@@ -53,9 +55,24 @@ internal static unsafe class Int8Gemm
     /// <summary>Rows that every path's tile height divides (4, 6, 8): the unit rows are split in over threads.</summary>
     private const int RowUnit = 24;
 
-    /// <summary>The fastest path this machine runs.</summary>
+    /// <summary>The fastest path this machine runs. AVX-512BW only where 512-bit vectors run at full width: AMD's Zen 4
+    /// splits each 512-bit operation in two 256-bit halves, so the wider kernel does the same work in more instructions
+    /// (no vpsignb: the sign goes in with xor and subtract) and measured 6-28% slower than the AVX2 one there
+    /// (<c>bench linear</c>, one thread, MiniLM's three shapes). Zen 5, whose datapath is 512 bits wide, has AVX-VNNI,
+    /// which comes first.</summary>
     internal static Int8Path Best { get; } =
-        AvxVnni.IsSupported ? Int8Path.AvxVnni : Avx512BW.IsSupported ? Int8Path.Avx512BW : Avx2.IsSupported ? Int8Path.Avx2 : Int8Path.Scalar;
+        AvxVnni.IsSupported ? Int8Path.AvxVnni
+        : Avx512BW.IsSupported && !SplitsWideVectors() ? Int8Path.Avx512BW
+        : Avx2.IsSupported ? Int8Path.Avx2 : Int8Path.Scalar;
+
+    /// <summary>Whether the processor is an AMD one, whose AVX-512 implementations before Zen 5 (the only ones without
+    /// AVX-VNNI) run 512-bit operations as two 256-bit halves.</summary>
+    private static bool SplitsWideVectors()
+    {
+        if (!X86Base.IsSupported) return false;
+        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
+        return (ebx, edx, ecx) == (0x68747541, 0x69746E65, 0x444D4163); // "AuthenticAMD"
+    }
 
     internal static bool IsSupported(Int8Path path) => path switch
     {
@@ -90,38 +107,96 @@ internal static unsafe class Int8Gemm
         int kp = w.PaddedK;
         var quantized = ArrayPool<sbyte>.Shared.Rent(checked(m * kp));
         var scales = ArrayPool<float>.Shared.Rent(m);
+        var twice = ArrayPool<bool>.Shared.Rent(m);
         try
         {
             fixed (float* pa = a, pc = c, pbias = bias, ps = scales)
             fixed (sbyte* pq = quantized)
+            fixed (bool* pt = twice)
             {
-                QuantizeRows(m, pa, lda, k, kp, pq, ps, threads);
+                QuantizeRows(m, pa, lda, k, kp, pq, ps, pt, threads);
                 Run(path, m, pq, kp, ps, w, pc, ldc, accumulate, pbias, threads);
+                SecondPass(path, m, pa, lda, k, kp, pq, ps, pt, w, pc, ldc, threads);
             }
         }
         finally
         {
             ArrayPool<sbyte>.Shared.Return(quantized);
             ArrayPool<float>.Shared.Return(scales);
+            ArrayPool<bool>.Shared.Return(twice);
         }
         GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
-    /// <summary>Each row of A into int8 with its own scale; the padding inputs (k..kp) are zeros, which add nothing.</summary>
-    private static void QuantizeRows(int m, float* a, int lda, int k, int kp, sbyte* q, float* scales, int threads)
+    /// <summary>Each row of A into int8 with its own scale, and whether it needs a second pass
+    /// (<see cref="Int8Quantization.NeedsSecondPass"/>); the padding inputs (k..kp) are zeros, which add nothing.</summary>
+    private static void QuantizeRows(int m, float* a, int lda, int k, int kp, sbyte* q, float* scales, bool* twice, int threads)
     {
-        nint pa = (nint)a, pq = (nint)q, ps = (nint)scales;
+        nint pa = (nint)a, pq = (nint)q, ps = (nint)scales, pt = (nint)twice;
         void Rows(int r0, int r1)
         {
             for (int i = r0; i < r1; i++)
             {
                 var row = new Span<sbyte>((sbyte*)pq + (long)i * kp, kp);
-                ((float*)ps)[i] = Int8Quantization.QuantizeRow(new ReadOnlySpan<float>((float*)pa + (long)i * lda, k), row);
+                var x = new ReadOnlySpan<float>((float*)pa + (long)i * lda, k);
+                ((float*)ps)[i] = Int8Quantization.QuantizeRow(x, row);
+                ((bool*)pt)[i] = Int8Quantization.NeedsSecondPass(x);
                 row[k..].Clear();
             }
         }
         if (threads <= 1 || (long)m * k < 1 << 16) Rows(0, m);
         else Threading.ForRows(m, Rows);
+    }
+
+    /// <summary>
+    /// For the rows that need it, the remainder r = x − q·scale (float32) quantized by the same rule and multiplied by
+    /// the same weight, its product added to C: C[i] += dequant(quant(r) · W_qᵀ). On every path and thread count the
+    /// same rows take it and the same operations follow, so the paths still give the same bits.
+    /// </summary>
+    private static void SecondPass(Int8Path path, int m, float* a, int lda, int k, int kp, sbyte* q, float* scales, bool* twice,
+        Int8PackedWeight w, float* c, int ldc, int threads)
+    {
+        int count = 0;
+        for (int i = 0; i < m; i++) if (twice[i]) count++;
+        if (count == 0) return;
+        int n = w.N;
+        var rows = ArrayPool<int>.Shared.Rent(count);
+        var remainder = ArrayPool<float>.Shared.Rent(k);
+        var quantized = ArrayPool<sbyte>.Shared.Rent(checked(count * kp));
+        var scales2 = ArrayPool<float>.Shared.Rent(count);
+        var products = ArrayPool<float>.Shared.Rent(checked(count * n));
+        try
+        {
+            for (int i = 0, t = 0; i < m; i++)
+            {
+                if (!twice[i]) continue;
+                rows[t] = i;
+                float* x = a + (long)i * lda;
+                sbyte* xq = q + (long)i * kp;
+                float scale = scales[i];
+                for (int p = 0; p < k; p++) remainder[p] = x[p] - xq[p] * scale;
+                var row = quantized.AsSpan(t * kp, kp);
+                scales2[t] = Int8Quantization.QuantizeRow(remainder.AsSpan(0, k), row);
+                row[k..].Clear();
+                t++;
+            }
+            fixed (sbyte* pq = quantized)
+            fixed (float* ps = scales2, py = products)
+                Run(path, count, pq, kp, ps, w, py, n, accumulate: false, bias: null, threads);
+            for (int t = 0; t < count; t++)
+            {
+                var target = new Span<float>(c + (long)rows[t] * ldc, n);
+                TensorPrimitives.Add(target, products.AsSpan(t * n, n), target);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(rows);
+            ArrayPool<float>.Shared.Return(remainder);
+            ArrayPool<sbyte>.Shared.Return(quantized);
+            ArrayPool<float>.Shared.Return(scales2);
+            ArrayPool<float>.Shared.Return(products);
+        }
     }
 
     private static void Run(Int8Path path, int m, sbyte* q, int kp, float* rowScales, Int8PackedWeight w, float* c, int ldc, bool accumulate,

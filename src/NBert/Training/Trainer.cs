@@ -258,6 +258,10 @@ public sealed class Trainer
         // Only rank 0 writes; the others train and read checkpoints.
         string? metricsPath = outputDirectory is null || !writes ? null : Path.Combine(outputDirectory, "metrics.jsonl");
         string? saveDirectory = writes ? outputDirectory : null;
+        // A checkpoint is written into .checkpoint-N.PID.tmp/ and renamed once complete: such a folder is a write that a
+        // killed process left unfinished, never resumed from (LatestCheckpoint reads checkpoint-N/ alone), and goes now.
+        if (saveDirectory is not null)
+            foreach (string unfinished in Directory.EnumerateDirectories(saveDirectory, ".checkpoint-*.tmp").ToList()) Directory.Delete(unfinished, recursive: true);
         if (resume)
         {
             // transformers raises too: starting afresh would throw away metrics.jsonl and the steps already taken.
@@ -303,15 +307,8 @@ public sealed class Trainer
             // The step's micro-batches: consecutive slices of the epoch's order, each numbered by the step and its index
             // in the step (what the batch function draws from, e.g. MLM masks, depends on that number alone). Rank r takes
             // the r-th share of gradient_accumulation_steps of them (the last step of an epoch may leave a rank none).
-            int firstMicroBatch = state.BatchInEpoch * MicroBatchesPerStep;
-            int microBatches = Math.Min(MicroBatchesPerStep, MicroBatchesPerEpoch - firstMicroBatch);
-            var batches = new List<TrainingBatch>(o.GradientAccumulationSteps);
-            int mine = Rank * o.GradientAccumulationSteps;
-            for (int j = mine; j < Math.Min(microBatches, mine + o.GradientAccumulationSteps); j++)
-            {
-                int first = (firstMicroBatch + j) * o.BatchSize;
-                batches.Add(_batch(order.AsSpan(first, Math.Min(o.BatchSize, _count - first)).ToArray(), state.Step * MicroBatchesPerStep + j));
-            }
+            var batches = LocalMicroBatches(order, o.BatchSize, o.GradientAccumulationSteps, WorldSize, Rank, state.BatchInEpoch, state.Step, out int microBatches)
+                .Select(m => _batch(m.Items, m.Number)).ToList();
             long stepTokens = batches.Sum(b => (long)b.Tokens);
             var r = step.Run(batches, microBatches, group is null ? null : local => Reduce(group, model, local, ref stepTokens, state, ref cancelled, cancellationToken));
             if (!double.IsFinite(r.Loss) || !double.IsFinite(r.GradientNorm))
@@ -425,6 +422,29 @@ public sealed class Trainer
         cancelled = sums[at + 1] > 0;
         for (int r = 0; r < world; r++) state.DropoutPositions[r] = ((ulong)sums[at + 2 + 2 * r] << 32) | (ulong)sums[at + 3 + 2 * r];
         return sums;
+    }
+
+    /// <summary>
+    /// The micro-batches <paramref name="rank"/> takes at optimiser step <paramref name="step"/>, the
+    /// <paramref name="batchInEpoch"/>-th of its epoch: the step's micro-batches are consecutive slices of
+    /// <paramref name="batchSize"/> items of the epoch's <paramref name="order"/>, accumulation × world size of them (the last
+    /// step of an epoch may have fewer, and leave a rank none), and rank r takes the r-th share of accumulation. Each is
+    /// numbered step × micro-batches per step + its index in the step, what the batch function draws from.
+    /// </summary>
+    /// <param name="microBatchesInStep">The step's micro-batches over all ranks, which each loss is divided by.</param>
+    internal static List<(int[] Items, long Number)> LocalMicroBatches(int[] order, int batchSize, int accumulation, int worldSize, int rank, int batchInEpoch,
+        long step, out int microBatchesInStep)
+    {
+        int perStep = accumulation * worldSize, perEpoch = (order.Length + batchSize - 1) / batchSize;
+        int firstMicroBatch = batchInEpoch * perStep;
+        microBatchesInStep = Math.Min(perStep, perEpoch - firstMicroBatch);
+        var mine = new List<(int[], long)>(accumulation);
+        for (int j = rank * accumulation; j < Math.Min(microBatchesInStep, (rank + 1) * accumulation); j++)
+        {
+            int first = (firstMicroBatch + j) * batchSize;
+            mine.Add((order.AsSpan(first, Math.Min(batchSize, order.Length - first)).ToArray(), step * perStep + j));
+        }
+        return mine;
     }
 
     /// <summary>Rank 0 evaluates (the weights are the same on every rank) and sends the result to the others, which need it

@@ -35,7 +35,15 @@ internal static class Mpirun
 
     /// <summary>Runs <c>mpirun -np <paramref name="ranks"/> dotnet <paramref name="dll"/> args</c>; past <paramref name="timeout"/>
     /// the whole process tree is killed and the test fails.</summary>
-    public static (int Code, string Out, string Err, TimeSpan Elapsed) Run(int ranks, TimeSpan timeout, string dll, params string[] args)
+    public static Result Run(int ranks, TimeSpan timeout, string dll, params string[] args)
+    {
+        using var launch = Start(ranks, dll, args);
+        return launch.Wait(timeout);
+    }
+
+    /// <summary>Starts <c>mpirun -np <paramref name="ranks"/> dotnet <paramref name="dll"/> args</c> and returns while it runs;
+    /// <paramref name="environment"/> adds to or replaces variables of its environment (TERM is "dumb" unless it says otherwise).</summary>
+    public static Launch Start(int ranks, string dll, string[] args, IReadOnlyDictionary<string, string>? environment = null)
     {
         Assert.True(Executable is not null, $"mpirun is not installed, and CI=true requires it: {InstallCommand}");
         var start = new ProcessStartInfo(Executable!) { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -48,19 +56,111 @@ internal static class Mpirun
         // Containers often forbid the cross-memory attach Open MPI's shared-memory transport tries first.
         start.Environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none";
         start.Environment["TERM"] = "dumb";
-        var clock = Stopwatch.StartNew();
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout))
+        // Marks this launch's processes (mpirun passes its environment to the ranks), so a test can find a rank's process.
+        string marker = Guid.NewGuid().ToString("N");
+        start.Environment[Launch.MarkerVariable] = marker;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
+        return new Launch(start, ranks, dll, args, marker);
+    }
+
+    /// <summary>What a finished mpirun gave: its exit code, standard output and error, how long it ran, and when (since
+    /// the start) each line of standard error arrived.</summary>
+    public sealed record Result(int Code, string Out, string Err, TimeSpan Elapsed, IReadOnlyList<(TimeSpan At, string Line)> ErrorLines)
+    {
+        public void Deconstruct(out int code, out string output, out string error, out TimeSpan elapsed) => (code, output, error, elapsed) = (Code, Out, Err, Elapsed);
+
+        /// <summary>From the first line of standard error that matches <paramref name="pattern"/> (a failing rank's message,
+        /// printed just before MPI_Abort) to mpirun's exit: how long ending the others took, whatever the start cost.</summary>
+        public TimeSpan SinceErrorLine(string pattern)
         {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            Assert.Fail($"mpirun -np {ranks} {Path.GetFileName(dll)} {string.Join(' ', args)} did not finish in {timeout.TotalSeconds:F0} s (killed).\n" +
-                $"stdout:\n{output.Result}\nstderr:\n{error.Result}");
+            var line = ErrorLines.FirstOrDefault(l => System.Text.RegularExpressions.Regex.IsMatch(l.Line, pattern));
+            Assert.True(line.Line is not null, $"no line of standard error matches {pattern}:\n{Err}");
+            return Elapsed - line.At;
         }
-        process.WaitForExit();
-        return (process.ExitCode, output.Result, error.Result, clock.Elapsed);
+    }
+
+    /// <summary>A running mpirun.</summary>
+    public sealed class Launch : IDisposable
+    {
+        public const string MarkerVariable = "NBERT_TEST_MPIRUN";
+        private readonly Process _process;
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private readonly System.Text.StringBuilder _output = new(), _error = new();
+        private readonly List<(TimeSpan, string)> _errorLines = [];
+        private readonly string _what, _marker;
+
+        internal Launch(ProcessStartInfo start, int ranks, string dll, string[] args, string marker)
+        {
+            (_what, _marker) = ($"mpirun -np {ranks} {Path.GetFileName(dll)} {string.Join(' ', args)}", marker);
+            _process = new Process { StartInfo = start };
+            _process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not null) lock (_output) _output.Append(e.Data).Append('\n');
+            };
+            _process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (_error)
+                {
+                    _error.Append(e.Data).Append('\n');
+                    _errorLines.Add((_clock.Elapsed, e.Data));
+                }
+            };
+            _process.Start();
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+        }
+
+        public bool HasExited => _process.HasExited;
+
+        /// <summary>Waits for mpirun to end; past <paramref name="timeout"/> (from now) kills its process tree and fails the test.</summary>
+        public Result Wait(TimeSpan timeout)
+        {
+            if (!_process.WaitForExit(timeout))
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+                Assert.Fail($"{_what} did not finish in {timeout.TotalSeconds:F0} s (killed).\nstdout:\n{Text(_output)}\nstderr:\n{Text(_error)}");
+            }
+            _process.WaitForExit(); // the output read to its end
+            var elapsed = _clock.Elapsed;
+            lock (_error) return new Result(_process.ExitCode, Text(_output), Text(_error), elapsed, _errorLines.ToList());
+        }
+
+        private static string Text(System.Text.StringBuilder text)
+        {
+            lock (text) return text.ToString();
+        }
+
+        /// <summary>The process id of each rank of this launch running now (by the marker in its environment and its
+        /// OMPI_COMM_WORLD_RANK), read from /proc.</summary>
+        public Dictionary<int, int> RankProcesses()
+        {
+            var ranks = new Dictionary<int, int>();
+            foreach (string dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+                string[] variables;
+                try
+                {
+                    variables = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0');
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    continue; // ended meanwhile, or not ours
+                }
+                if (!variables.Contains($"{MarkerVariable}={_marker}")) continue;
+                if (variables.FirstOrDefault(v => v.StartsWith("OMPI_COMM_WORLD_RANK=", StringComparison.Ordinal)) is { } rank)
+                    ranks[int.Parse(rank["OMPI_COMM_WORLD_RANK=".Length..], System.Globalization.CultureInfo.InvariantCulture)] = pid;
+            }
+            return ranks;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.Dispose();
+        }
     }
 }
 
@@ -69,6 +169,16 @@ internal static class Mpirun
 internal sealed class MpiFactAttribute : FactAttribute
 {
     public MpiFactAttribute()
+    {
+        if (Mpirun.Executable is null && !Mpirun.InCi)
+            Skip = $"mpirun is not installed (Open MPI): {Mpirun.InstallCommand}";
+    }
+}
+
+/// <summary>A theory that needs mpirun, skipped or failed as <see cref="MpiFactAttribute"/>.</summary>
+internal sealed class MpiTheoryAttribute : TheoryAttribute
+{
+    public MpiTheoryAttribute()
     {
         if (Mpirun.Executable is null && !Mpirun.InCi)
             Skip = $"mpirun is not installed (Open MPI): {Mpirun.InstallCommand}";

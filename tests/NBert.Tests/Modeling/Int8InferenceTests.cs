@@ -23,11 +23,12 @@ public sealed class Int8InferenceTests(ITestOutputHelper output) : TempDirectory
 
     private static string[] Inputs(string pipeline) => Pipelines[pipeline]!["inputs"]!.AsArray().Select(x => (string)x!).ToArray();
 
-    /// <summary>Measured on the 40 texts: arctic-xs lowest 0.99858 (mean 0.99953); all-MiniLM-L6-v2 lowest 0.98572 (mean
-    /// 0.99651), on the empty text (only [CLS] and [SEP] to average). MiniLM misses issue 24's 0.99 and is held to what ONNX
-    /// Runtime's dynamic int8 reaches on it (0.985 on 64 sentences), so that a change for the worse fails.</summary>
+    /// <summary>Measured on the 40 texts: arctic-xs lowest 0.99966 (mean 0.99981); all-MiniLM-L6-v2 lowest 0.99559 (mean
+    /// 0.99896). Before rows with huge channels took a second pass (<see cref="NBert.Tensors.Int8Quantization.NeedsSecondPass"/>)
+    /// they were 0.99858 and 0.98572, MiniLM's on the empty text, whose [CLS] and [SEP] states are all it averages. ONNX
+    /// Runtime's dynamic int8 (per-tensor activations) reaches 0.985 on MiniLM.</summary>
     [Theory]
-    [InlineData("minilm", 0.985)]
+    [InlineData("minilm", 0.99)]
     [InlineData("arctic-xs", 0.99)]
     public void Int8_sentence_embeddings_stay_close_to_float32(string name, double atLeast)
     {
