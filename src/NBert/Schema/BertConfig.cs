@@ -134,7 +134,20 @@ public sealed partial record BertConfig
 
     /// <summary>The activation <see cref="HiddenAct"/> names.</summary>
     public Activation Activation => Activations.TryGetValue(HiddenAct, out var a) ? a
-        : throw new NBertException($"hidden_act '{Quote(HiddenAct)}' is not supported ({string.Join(", ", Activations.Keys)} are).");
+        : throw new NBertException($"{Field("hidden_act")} '{Quote(HiddenAct)}' is not supported ({string.Join(", ", Activations.Keys)} are).");
+
+    /// <summary>A field's name in this family's config.json (a DistilBERT's <c>hidden_size</c> is <c>dim</c>), for messages.</summary>
+    internal string Field(string bertName) => Family != ModelFamily.DistilBert ? bertName : bertName switch
+    {
+        "hidden_size" => "dim",
+        "num_hidden_layers" => "n_layers",
+        "num_attention_heads" => "n_heads",
+        "intermediate_size" => "hidden_dim",
+        "hidden_act" => "activation",
+        "hidden_dropout_prob" => "dropout",
+        "attention_probs_dropout_prob" => "attention_dropout",
+        _ => bertName,
+    };
 
     private static readonly Dictionary<string, Activation> Activations = new(StringComparer.Ordinal)
     {
@@ -177,23 +190,23 @@ public sealed partial record BertConfig
                 throw new NBertException($"{name} must be a probability between 0 and 1, not {p.ToString(CultureInfo.InvariantCulture)}.");
         }
         Positive("vocab_size", VocabSize);
-        Positive("hidden_size", HiddenSize);
-        Positive("num_hidden_layers", NumHiddenLayers);
-        Positive("num_attention_heads", NumAttentionHeads);
-        Positive("intermediate_size", IntermediateSize);
+        Positive(Field("hidden_size"), HiddenSize);
+        Positive(Field("num_hidden_layers"), NumHiddenLayers);
+        Positive(Field("num_attention_heads"), NumAttentionHeads);
+        Positive(Field("intermediate_size"), IntermediateSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
-        if (HasTokenTypes) Positive("type_vocab_size", TypeVocabSize);
+        if (HasTokenTypes) Positive(Field("type_vocab_size"), TypeVocabSize);
         if (NumLabels < 1) throw new NBertException("id2label must name at least one label.");
         if (HiddenSize % NumAttentionHeads != 0)
-            throw new NBertException($"hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
-        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, "hidden_size", HiddenSize);
-        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, "hidden_size", HiddenSize);
-        CheckArray("embeddings.token_type_embeddings.weight", "type_vocab_size", TypeVocabSize, "hidden_size", HiddenSize);
-        CheckArray("the fused query, key and value weight", "hidden_size", 3L * HiddenSize, "hidden_size", HiddenSize);
-        CheckArray("intermediate.dense.weight", "intermediate_size", IntermediateSize, "hidden_size", HiddenSize);
-        CheckArray("classifier.weight", "num_labels", NumLabels, "hidden_size", HiddenSize);
-        Probability("hidden_dropout_prob", HiddenDropoutProb);
-        Probability("attention_probs_dropout_prob", AttentionProbsDropoutProb);
+            throw new NBertException($"{Field("hidden_size")} {HiddenSize} is not a multiple of {Field("num_attention_heads")} {NumAttentionHeads}.");
+        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, Field("hidden_size"), HiddenSize);
+        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, Field("hidden_size"), HiddenSize);
+        CheckArray("embeddings.token_type_embeddings.weight", Field("type_vocab_size"), TypeVocabSize, Field("hidden_size"), HiddenSize);
+        CheckArray("the fused query, key and value weight", Field("hidden_size"), 3L * HiddenSize, Field("hidden_size"), HiddenSize);
+        CheckArray("intermediate.dense.weight", Field("intermediate_size"), IntermediateSize, Field("hidden_size"), HiddenSize);
+        CheckArray("classifier.weight", "num_labels", NumLabels, Field("hidden_size"), HiddenSize);
+        Probability(Field("hidden_dropout_prob"), HiddenDropoutProb);
+        Probability(Field("attention_probs_dropout_prob"), AttentionProbsDropoutProb);
         Probability(Family == ModelFamily.DistilBert ? "seq_classif_dropout" : "classifier_dropout", ClassifierDropout);
         Probability("qa_dropout", QaDropout);
         if (!(LayerNormEps > 0 && double.IsFinite(LayerNormEps)))

@@ -196,6 +196,32 @@ public sealed class DistilBertParityTests : TempDirectoryTest
     }
 
     [Fact]
+    public void Bad_config_fields_are_named_as_distilbert_names_them_and_unknown_families_are_refused()
+    {
+        var e = Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "distilbert", "dim": 30, "n_heads": 4}"""));
+        Assert.Contains("dim 30 is not a multiple of n_heads 4", e.Message);
+        e = Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "distilbert", "activation": "mish"}"""));
+        Assert.Contains("activation 'mish' is not supported", e.Message);
+        e = Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "distilbert", "n_layers": "six"}"""));
+        Assert.Contains("n_layers must be an integer", e.Message);
+        e = Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "electra"}"""));
+        Assert.Contains("model_type 'electra' is not supported", e.Message);
+    }
+
+    [Fact]
+    public void Sinusoidal_position_embeddings_are_initialised_as_transformers_does()
+    {
+        var config = BertConfig.Parse("""{"model_type": "distilbert", "dim": 8, "n_heads": 2, "n_layers": 1, "hidden_dim": 16, "vocab_size": 20, "max_position_embeddings": 6, "sinusoidal_pos_embds": true}""");
+        Assert.True(config.SinusoidalPositions);
+        var table = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertModel).Parameters["embeddings.position_embeddings.weight"].Data;
+        // create_sinusoidal_embeddings: sin(pos / 10000^(2(j/2)/dim)) in even columns, cos in odd ones.
+        Assert.Equal(MathF.Sin(3f), table[3 * 8 + 0], 6);
+        Assert.Equal(MathF.Cos(3f), table[3 * 8 + 1], 6);
+        Assert.Equal((float)Math.Cos(5 / Math.Pow(10000, 6.0 / 8)), table[5 * 8 + 7], 6);
+        Assert.Contains("\"sinusoidal_pos_embds\": true", config.ToJson());
+    }
+
+    [Fact]
     public void The_text_classification_pipeline_runs_a_distilbert_with_berts_tokenizer()
     {
         var pipeline = TextClassification.FromPretrained(Fixtures.Path("distilbert", "seqcls"));
