@@ -54,7 +54,7 @@ public sealed class InferenceServer : IAsyncDisposable
     }
 
     /// <summary>Checks the options, loads the model and starts listening. Bad options or a model that cannot load
-    /// throw (<see cref="ArgumentException"/>, <see cref="NBertException"/>, <see cref="FileNotFoundException"/>), and
+    /// throw (<see cref="ArgumentException"/>, <see cref="NBertException"/>, <see cref="MissingFileException"/>), and
     /// an address it cannot listen on (in use, or not this machine's) an <see cref="IOException"/>; nothing is left
     /// running then.</summary>
     public static async Task<InferenceServer> StartAsync(ServerOptions options, TextWriter? log = null)

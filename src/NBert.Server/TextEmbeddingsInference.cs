@@ -60,7 +60,7 @@ public sealed class TextEmbeddingsInference : IDisposable
     /// <summary>Loads the model and starts its batching loop. Unexpected failures of a request are written to
     /// <paramref name="log"/>. Options out of range are refused before the model loads.</summary>
     /// <exception cref="ArgumentException">An option is out of range, or <see cref="ServerOptions.MaxBatchTokens"/> is below the model's maximum input length.</exception>
-    /// <exception cref="NBertException">The model cannot be loaded (a <see cref="FileNotFoundException"/> for a missing file).</exception>
+    /// <exception cref="NBertException">The model cannot be loaded (a <see cref="MissingFileException"/> for a missing file).</exception>
     public static TextEmbeddingsInference Load(ServerOptions options, TextWriter? log = null)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -17,7 +17,7 @@ public static class JsonFile
     /// <summary>Parses <paramref name="path"/>; the caller disposes the document.</summary>
     public static JsonDocument Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such file.", path);
         var bytes = ReadUtf8(path);
         try
         {

@@ -1,11 +1,13 @@
 namespace NBert;
 
 /// <summary>
-/// Bad input to NBert: a file that is corrupt or not what it claims to be, a field of config.json or a line
-/// of training data that cannot be used, a model that does not fit the task. The message names the file,
-/// field, line or option and says what to do. Every loader throws this type (or <see cref="FileNotFoundException"/>
-/// for a file that is not there) and nothing else for anything a file can contain. A wrong argument passed
-/// from code (a negative batch size, say) is an <see cref="ArgumentException"/>, as .NET's own APIs do.
+/// Bad input to NBert: a file that is corrupt, missing or not what it claims to be, a field of config.json or a line
+/// of training data that cannot be used, a model that does not fit the task, an output directory that holds another
+/// run. The message names the file, field, line or option and says what to do. Every loader throws this type (or a
+/// subtype: <see cref="MissingFileException"/> for a file or directory that is not there, <c>HubException</c> for the
+/// Hub, <c>TrainingDivergedException</c>) and nothing else for anything a file can contain. A wrong argument passed
+/// from code (a null, a negative batch size, an option that cannot work) is an <see cref="ArgumentException"/>, as
+/// .NET's own APIs do. docs/design.md, "The error contract", lists the cases.
 /// </summary>
 public class NBertException : Exception
 {
@@ -26,4 +28,16 @@ public class NBertException : Exception
         if (char.IsHighSurrogate(text[cut - 1])) cut--;
         return $"{text[..cut]}... ({text.Length:N0} characters)";
     }
+}
+
+/// <summary>A file or directory NBert was pointed at, or one a model needs, is not there: a data file, a model directory
+/// without config.json or weights, a built-in model whose package is not installed. <see cref="FileName"/> is its path
+/// (for a built-in model, the package's assembly file); the message names it and says how to get it.</summary>
+public sealed class MissingFileException : NBertException
+{
+    /// <summary>A missing file or directory and a message naming it.</summary>
+    public MissingFileException(string message, string fileName) : base(message) => FileName = fileName;
+
+    /// <summary>The path that is not there.</summary>
+    public string FileName { get; }
 }

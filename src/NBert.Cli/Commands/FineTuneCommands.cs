@@ -68,24 +68,23 @@ public static class FineTuneCommands
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(eval)}: no evaluation examples.");
             int seedValue = parse.GetValue(seed);
             var pretrained = LoadModel(source, prepared, seedValue);
-            var options = Options(() => new TrainerOptions
+            var options = Options(() => new FineTuningOptions
             {
                 Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation),
                 LearningRate = parse.GetValue(lr),
                 WarmupRatio = parse.GetValue(warmup), AdamW = new AdamWOptions { WeightDecay = parse.GetValue(weightDecay) },
                 MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps),
                 SaveSteps = parse.GetValue(saveSteps), EarlyStoppingPatience = parse.GetValue(earlyStopping), DataParallel = parallel,
+                EvalBatchSize = parse.GetValue(batchSize), Resume = parse.GetValue(resume), OverwriteOutputDirectory = parse.GetValue(overwrite),
             });
-            int batch = options.BatchSize;
-            var trainer = new Trainer(pretrained, tokenizer, prepared.Train.Count, (indices, _) => prepared.Batch(indices),
-                m => prepared.Evaluate(m, batch), options);
             stdout.WriteLine($"{prepared.Architecture} from {directory}: {prepared.Train.Count:N0} training and {prepared.Eval.Count:N0} evaluation features, " +
-                $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{trainer.TotalSteps:N0} steps");
+                $"{(prepared.Kind == FineTuningTaskKind.Qa ? "" : $"labels {string.Join(", ", prepared.Labels)}, ")}{Trainer.TotalStepsFor(prepared.Train.Count, options):N0} steps");
             Evaluation? result;
             using var interruption = new Interruption();
             try
             {
-                result = trainer.Train(outDir, parse.GetValue(resume), TrainingProgress(stdout), interruption.Token);
+                // The library's one runner (it trains a copy of the model loaded here, with the task's head).
+                result = FineTuning.Run(prepared, pretrained, tokenizer, options, outDir, TrainingProgress(stdout), interruption.Token).Evaluation;
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {
@@ -124,7 +123,13 @@ public static class FineTuneCommands
             var prepared = FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength));
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
             using var loaded = ModelCommands.Load(source, architecture);
-            var result = prepared.Evaluate(loaded, parse.GetValue(batchSize));
+            // Scoring a large set takes minutes: the one progress display shows it, as it shows training, and is closed
+            // before the results are written.
+            var bar = ProgressDisplay.Bar("evaluating");
+            int total = prepared.Eval.Count;
+            var result = prepared.Evaluate(loaded, parse.GetValue(batchSize),
+                new InlineProgress<int>(done => bar.Report(new ProgressStep(done, total, $"{done:N0}/{total:N0} features"))));
+            ProgressDisplay.End();
             if (parse.GetValue(json))
                 stdout.WriteLine(JsonSerializer.Serialize(result.Metrics.ToDictionary(k => k.Key, k => Math.Round(k.Value, 6))));
             else
@@ -152,7 +157,8 @@ public static class FineTuneCommands
         DefaultValueFactory = _ => 1,
     }.AtLeast(1);
 
-    private static TrainerOptions Options(Func<TrainerOptions> build)
+    /// <summary>A training command's settings, checked by the library; what it refuses is a usage error naming the setting.</summary>
+    internal static T Options<T>(Func<T> build) where T : TrainerOptions
     {
         try
         {

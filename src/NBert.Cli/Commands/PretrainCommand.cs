@@ -82,40 +82,25 @@ public static class PretrainCommand
                 Probability = parse.GetValue(mlmProbability), WholeWordMask = parse.GetValue(wholeWord), MaxPredictionsPerSequence = parse.GetValue(maxPredictions),
             };
             long PerStep() => (long)parse.GetValue(batchSize) * parse.GetValue(accumulation) * (parallel?.WorldSize ?? 1);
-            TrainerOptions options;
-            try
+            var options = FineTuneCommands.Options(() => new TrainerOptions
             {
-                options = new TrainerOptions
+                // One pass over the instances by default: each step takes batch size x accumulation x processes instances.
+                MaxSteps = parse.GetValue(steps) ?? (train.Count + PerStep() - 1) / PerStep(),
+                BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
+                AdamW = new AdamWOptions
                 {
-                    // One pass over the instances by default: each step takes batch size x accumulation x processes instances.
-                    MaxSteps = parse.GetValue(steps) ?? (train.Count + PerStep() - 1) / PerStep(),
-                    BatchSize = parse.GetValue(batchSize), GradientAccumulationSteps = parse.GetValue(accumulation), LearningRate = parse.GetValue(lr), WarmupSteps = parse.GetValue(warmup),
-                    AdamW = new AdamWOptions
-                    {
-                        WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
-                    },
-                    MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
-                    SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep), DataParallel = parallel,
-                };
-                options.Validate();
-                options.AdamW.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new CliException(CliException.Reason(e), e);
-            }
-            int evalBatch = Math.Min(64, options.BatchSize);
-            var trainer = new Trainer(pretrained, tokenizer, train.Count,
-                // The masks of a micro-batch follow from the seed and its number in the run (step and index in the step),
-                // never from a stream that depends on what ran before or in which process.
-                (indices, microBatch) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seedValue, microBatch, 0x4D4C4D)), nsp),
-                held is null ? null : m => PretrainingEvaluation.Evaluate(m, held, collator, nsp, evalBatch, seedValue), options);
+                    WeightDecay = parse.GetValue(weightDecay), Beta1 = parse.GetValue(beta1), Beta2 = parse.GetValue(beta2), Epsilon = parse.GetValue(epsilon),
+                },
+                MaxGradNorm = parse.GetValue(maxGradNorm), Seed = seedValue, EvalSteps = parse.GetValue(evalSteps) ?? int.MaxValue,
+                SaveSteps = parse.GetValue(saveSteps), LogSteps = parse.GetValue(loggingSteps), LogFirstStep = parse.GetValue(loggingFirstStep), DataParallel = parallel,
+                Resume = parse.GetValue(resume), OverwriteOutputDirectory = parse.GetValue(overwrite),
+            });
             stdout.WriteLine($"{architecture}: {pretrained.Parameters.Values.Sum(p => p.Length):N0} parameters, vocabulary {tokenizer.VocabSize:N0}; " +
                 $"{train.Count:N0} training instances ({train.Tokens:N0} tokens){(held is null ? "" : $", {held.Count:N0} held out")}; {options.MaxSteps:N0} steps");
             using var interruption = new Interruption();
             try
             {
-                trainer.Train(outDir, parse.GetValue(resume), FineTuneCommands.TrainingProgress(stdout), interruption.Token);
+                Pretraining.Run(pretrained, tokenizer, train, collator, held, options, outDir, FineTuneCommands.TrainingProgress(stdout), interruption.Token);
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {

@@ -159,12 +159,11 @@ public static class QuickstartCommand
         announce(task);
         BertPreTrainedModel model;
         using (ModelCommands.ExpectingNewHead()) model = BertPreTrainedModel.FromPretrained(baseModel, task.Architecture, seed, task.Configure);
-        var options = new TrainerOptions
+        var options = new FineTuningOptions
         {
             Epochs = epochs, BatchSize = 32, LearningRate = 5e-5, WarmupRatio = 0.1, AdamW = new AdamWOptions { WeightDecay = 0.01 },
-            MaxGradNorm = 1.0, Seed = seed, LogSteps = 5,
+            MaxGradNorm = 1.0, Seed = seed, LogSteps = 5, EvalBatchSize = 32,
         };
-        var trainer = new Trainer(model, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices), m => task.Evaluate(m, 32), options);
         // Train beside the target and rename when done: an interrupted run never leaves a half-written model
         // where the next run would reuse it, and --retrain keeps the old model until the new one is complete.
         string full = Path.GetFullPath(outDir);
@@ -172,26 +171,27 @@ public static class QuickstartCommand
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
         try
         {
-            if (ProgressDisplay.IsShown && log != TextWriter.Null)
+            IProgress<TrainerProgress> progress;
+            bool bar = ProgressDisplay.IsShown && log != TextWriter.Null;
+            if (bar)
             {
                 // The one progress display, closed before the results are written.
-                var bar = ProgressDisplay.Bar("fine-tuning");
+                var display = ProgressDisplay.Bar("fine-tuning");
                 string dev = "", loss = "";
-                trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
+                progress = new InlineProgress<TrainerProgress>(e =>
                 {
                     if (e.Evaluation is not null) dev = string.Create(CultureInfo.InvariantCulture, $", dev accuracy {e.Evaluation.Metrics["accuracy"]:F3}");
                     if (e.Loss is double l) loss = string.Create(CultureInfo.InvariantCulture, $", loss {l:F3}");
-                    bar.Report(new ProgressStep(e.Step, trainer.TotalSteps, string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch:F1}{loss}{dev}")));
-                }));
-                ProgressDisplay.End();
+                    display.Report(new ProgressStep(e.Step, e.TotalSteps, string.Create(CultureInfo.InvariantCulture, $"epoch {e.Epoch:F1}{loss}{dev}")));
+                });
             }
             else
-            {
-                trainer.Train(staging, progress: new InlineProgress<TrainerProgress>(e =>
+                progress = new InlineProgress<TrainerProgress>(e =>
                 {
                     if (e.Kind != TrainerProgressKind.Train || e.Step % 25 == 0 || e.Step == e.TotalSteps) FineTuneCommands.ReportProgress(log, e);
-                }));
-            }
+                });
+            FineTuning.Run(task, model, tokenizer, options, staging, progress);
+            if (bar) ProgressDisplay.End();
             foreach (var checkpoint in Directory.GetDirectories(staging, "checkpoint-*")) Directory.Delete(checkpoint, recursive: true);
             if (Directory.Exists(full)) Directory.Delete(full, recursive: true);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);

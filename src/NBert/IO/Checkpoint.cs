@@ -18,17 +18,46 @@ public static class Checkpoint
     public const string PyTorchIndexName = "pytorch_model.bin.index.json";
 
     /// <summary>model.safetensors, its sharded index, pytorch_model.bin, or its sharded index, the first that exists.
-    /// Throws <see cref="DirectoryNotFoundException"/> for a missing directory, <see cref="FileNotFoundException"/> when it
+    /// Throws <see cref="MissingFileException"/> for a missing directory, <see cref="MissingFileException"/> when it
     /// holds none of them, and <see cref="NBertException"/> for a file that is not a valid checkpoint. Dispose the result.</summary>
     public static ITensorSource Open(string directory)
     {
-        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"Model directory '{directory}' does not exist.");
+        if (!Directory.Exists(directory)) throw new MissingFileException($"Model directory '{directory}' does not exist.", directory);
         string Path(string name) => System.IO.Path.Combine(directory, name);
         if (File.Exists(Path(SafeTensorsName))) return new SafeTensorsFile(Path(SafeTensorsName));
         if (File.Exists(Path(SafeTensorsIndexName))) return new ShardedTensorSource(Path(SafeTensorsIndexName), f => new SafeTensorsFile(f));
         if (File.Exists(Path(PyTorchName))) return new PyTorchCheckpoint(Path(PyTorchName));
         if (File.Exists(Path(PyTorchIndexName))) return new ShardedTensorSource(Path(PyTorchIndexName), f => new PyTorchCheckpoint(f));
-        throw new FileNotFoundException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.");
+        throw new MissingFileException($"Model directory '{directory}' has no weights: expected {SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName}.", Path(SafeTensorsName));
+    }
+
+    /// <summary>
+    /// Why <paramref name="directory"/> cannot be loaded as a model, when it lacks config.json or weights (null when it has
+    /// both): the missing files named, and, for the output of a training run that did not finish (checkpoint-N folders,
+    /// metrics.jsonl), where its work is. Loaders say this before anything else, so that a folder holding only a run's log
+    /// is not reported as lacking a tokenizer.
+    /// </summary>
+    /// <param name="directory">The model directory.</param>
+    /// <param name="alsoMissing">What else the caller found missing, said after config.json and the weights (a tokenizer's files).</param>
+    public static MissingFileException? MissingModel(string directory, string? alsoMissing = null)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!Directory.Exists(directory)) return new MissingFileException($"Model directory '{directory}' does not exist.", directory);
+        string config = System.IO.Path.Combine(directory, "config.json");
+        bool hasConfig = File.Exists(config);
+        bool hasWeights = new[] { SafeTensorsName, SafeTensorsIndexName, PyTorchName, PyTorchIndexName }.Any(f => File.Exists(System.IO.Path.Combine(directory, f)));
+        if (hasConfig && hasWeights) return null;
+        string weights = $"weights ({SafeTensorsName}, {SafeTensorsIndexName} or {PyTorchName})";
+        string missing = (!hasConfig && !hasWeights ? $"no config.json, no {weights}" : !hasConfig ? "no config.json" : $"no {weights}")
+            + (alsoMissing is null ? "" : $" and {alsoMissing}");
+        string? checkpoint = Directory.GetDirectories(directory, "checkpoint-*")
+            .Select(d => (Path: d, Step: long.TryParse(System.IO.Path.GetFileName(d)["checkpoint-".Length..], out long n) ? n : -1))
+            .Where(d => d.Step >= 0 && File.Exists(System.IO.Path.Combine(d.Path, "config.json"))).OrderByDescending(d => d.Step).Select(d => d.Path).FirstOrDefault();
+        string run = checkpoint is not null
+            ? $"; it holds {System.IO.Path.GetFileName(checkpoint)}, the checkpoint of a training run that did not finish: resume the run (TrainerOptions.Resume, nbert --resume) or load {checkpoint}"
+            : File.Exists(System.IO.Path.Combine(directory, "metrics.jsonl")) ? "; it holds metrics.jsonl, the log of a training run that wrote no model" : "";
+        return new MissingFileException($"Model directory '{directory}' holds no model: {missing}{run}.",
+            hasConfig ? System.IO.Path.Combine(directory, SafeTensorsName) : config);
     }
 
     /// <summary>Whether two paths name the same directory (a trailing separator or a relative form aside; case-insensitive
@@ -84,7 +113,7 @@ public sealed class ShardedTensorSource : ITensorSource
 
     /// <summary>Opens every shard that <paramref name="indexPath"/>'s <c>weight_map</c> names, with <paramref name="open"/>
     /// (for example <c>f =&gt; new SafeTensorsFile(f)</c>). A shard must be a file beside the index and hold the tensors
-    /// mapped to it: otherwise <see cref="NBertException"/>, or <see cref="FileNotFoundException"/> for a missing shard
+    /// mapped to it: otherwise <see cref="NBertException"/>, or <see cref="MissingFileException"/> for a missing shard
     /// (the shards opened so far are closed again).</summary>
     public ShardedTensorSource(string indexPath, Func<string, ITensorSource> open)
     {
@@ -100,7 +129,7 @@ public sealed class ShardedTensorSource : ITensorSource
                 if (!opened.TryGetValue(file, out var shard))
                 {
                     string shardPath = Path.Combine(dir, file);
-                    if (!File.Exists(shardPath)) throw new FileNotFoundException($"{indexPath}: shard '{Quote(file)}' (holding '{Quote(tensor)}') is missing.", shardPath);
+                    if (!File.Exists(shardPath)) throw new MissingFileException($"{indexPath}: shard '{Quote(file)}' (holding '{Quote(tensor)}') is missing.", shardPath);
                     opened[file] = shard = open(shardPath);
                     _shards.Add(shard);
                 }

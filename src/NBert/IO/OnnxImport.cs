@@ -34,11 +34,11 @@ public static class OnnxImport
     /// <summary>Reads an ONNX export of a BERT encoder: its config and its parameters by transformers name.</summary>
     /// <param name="onnxPath">The .onnx file (weights inside it: external data is refused).</param>
     /// <param name="heads">The number of attention heads, for a graph that does not show it.</param>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="MissingFileException">There is no such file.</exception>
     /// <exception cref="NBertException">The file is not ONNX, or not a BERT export NBert can read; the message names the file and says why.</exception>
     public static Result Read(string onnxPath, int? heads = null)
     {
-        if (!File.Exists(onnxPath)) throw new FileNotFoundException($"{onnxPath}: no such ONNX file.", onnxPath);
+        if (!File.Exists(onnxPath)) throw new MissingFileException($"{onnxPath}: no such ONNX file.", onnxPath);
         ModelProto model;
         try
         {
@@ -73,7 +73,7 @@ public static class OnnxImport
     /// model.safetensors, vocab.txt, tokenizer_config.json) that NBert and transformers load.</summary>
     public static Result ToDirectory(string onnxPath, string vocabPath, string directory, int? heads = null, bool doLowerCase = true)
     {
-        if (!File.Exists(vocabPath)) throw new FileNotFoundException($"{vocabPath}: no such vocabulary.", vocabPath);
+        if (!File.Exists(vocabPath)) throw new MissingFileException($"{vocabPath}: no such vocabulary.", vocabPath);
         var result = Read(onnxPath, heads);
         using var files = new StagedFiles(directory);
         files.Copy("vocab.txt", vocabPath);
@@ -405,6 +405,6 @@ public static class AssemblyResources
             var reader = pe.GetSectionData(rva + (int)resource.Offset).GetReader();
             return reader.ReadBytes(reader.ReadInt32());
         }
-        throw new FileNotFoundException($"{assemblyPath}: no embedded resource ending in '{suffix}'.");
+        throw new NBertException($"{assemblyPath}: no embedded resource ending in '{suffix}' (a damaged package?).");
     }
 }

@@ -28,14 +28,14 @@ public sealed class PyTorchCheckpoint : ITensorSource
     public IReadOnlyList<TensorInfo> Tensors => _infos;
 
     /// <summary>Opens the zip and reads its state dict, checking every tensor against its storage.
-    /// <see cref="FileNotFoundException"/> when the file is missing; <see cref="NBertException"/> naming the file for a
+    /// <see cref="MissingFileException"/> when the file is missing; <see cref="NBertException"/> naming the file for a
     /// legacy (pre-1.6, not zip) or big-endian checkpoint, a pickle that calls anything but the tensor rebuilders, or a
     /// tensor outside its storage. The zip stays open until <see cref="Dispose"/>; read from one thread at a time
     /// (<see cref="System.IO.Compression.ZipArchive"/> is not thread-safe).</summary>
     public PyTorchCheckpoint(string path)
     {
         Path = path;
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such file.", path);
         try
         {
             _zip = ZipFile.OpenRead(path);

@@ -112,14 +112,14 @@ public sealed unsafe class SafeTensorsFile : ITensorSource
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>Maps <paramref name="path"/> read-only and checks its whole header: every tensor's type, shape and byte
-    /// range, with no overlaps. <see cref="FileNotFoundException"/> when the file is missing; <see cref="NBertException"/>,
+    /// range, with no overlaps. <see cref="MissingFileException"/> when the file is missing; <see cref="NBertException"/>,
     /// naming the file and the tensor, when it is not a valid safetensors file. The file stays mapped (and, on Windows,
     /// cannot be replaced) until <see cref="Dispose"/>; reads from several threads at once are safe until then.</summary>
     public SafeTensorsFile(string path)
     {
         Path = path;
         var file = new FileInfo(path);
-        if (!file.Exists) throw new FileNotFoundException($"{path}: no such safetensors file.", path);
+        if (!file.Exists) throw new MissingFileException($"{path}: no such safetensors file.", path);
         // A file in the Hub cache is a symbolic link to its blob: the size is the blob's, not the link's.
         long length = file.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target ? target.Length : file.Length;
         if (length < 8) throw Error($"the file has {length} bytes, fewer than the 8-byte header length");

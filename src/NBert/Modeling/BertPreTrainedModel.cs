@@ -126,6 +126,8 @@ public abstract class BertPreTrainedModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(model);
         string directory = model.Directory;
+        // Both missing files named at once, and a training run's output recognised.
+        if (Checkpoint.MissingModel(directory) is { } missing) throw missing;
         string configPath = Path.Combine(directory, "config.json");
         var config = BertConfig.Load(configPath);
         if (configure is not null) config = configure(config);

@@ -79,7 +79,6 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var e = layout.Embeddings;
         var inputs = pass.Inputs;
         int s = pass.Sequence, h = c.HiddenSize, m = pass.Rows;
-        var word = w.Values(e.Word);
         var position = w.Values(e.Position);
         var types = e.TokenType is null ? default : w.Values(e.TokenType); // none in DistilBERT, which ignores token_type_ids
         var sum = pass.EmbeddingSum;
@@ -93,7 +92,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             if (e.TokenType is not null && (uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
             var row = sum.AsSpan(t * h, h);
-            TensorPrimitives.Add(word.Slice(id * h, h), position.Slice(pass.Position(t) * h, h), row);
+            w.AddEmbeddingRow(e.Word, id, position.Slice(pass.Position(t) * h, h), row);
             if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * h, h), row);
         }
         LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);

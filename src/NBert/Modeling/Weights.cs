@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using NBert.Schema;
 using NBert.Tensors;
@@ -19,6 +20,14 @@ internal abstract class Weights<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>y[rows, out] = x[rows, in] · Wᵀ + b.</summary>
     public abstract void Linear(LinearParameters p, ReadOnlySpan<T> x, int rows, Span<T> y);
+
+    /// <summary>sum = row <paramref name="index"/> of the embedding table <paramref name="table"/> + <paramref name="add"/>
+    /// (a table may be stored in int8: the one place its rows are read).</summary>
+    public virtual void AddEmbeddingRow(ParameterSlot table, int index, ReadOnlySpan<T> add, Span<T> sum)
+    {
+        int width = add.Length;
+        TensorPrimitives.Add(Values(table).Slice(index * width, width), add, sum);
+    }
 }
 
 /// <summary>
@@ -104,12 +113,15 @@ internal sealed class PackedWeights(IReadOnlyDictionary<string, FloatTensor> par
 /// (classifier, question answering, next sentence, and the masked-LM decoder, which is tied to the word embeddings: the
 /// float32 table stays for the embedding lookup anyway, so an int8 copy would add memory, and the decoder's 30,522
 /// outputs rank tokens by small differences that a per-row activation scale would blur). Those heads hold a few
-/// thousand values at most, or share the embeddings, so they weigh nothing in memory.
+/// thousand values at most, or share the embeddings, so they weigh nothing in memory. The word-embedding table, half of
+/// a small model's parameters, is stored in int8 too (one scale per token's row, dequantized as a row is looked up),
+/// unless a masked-LM decoder is tied to it.
 /// </summary>
 internal sealed class Int8Weights : Weights<float>
 {
     private readonly PackedWeights _float32;
     private readonly Dictionary<string, (Int8PackedWeight Weight, float[] Bias)> _int8 = new(StringComparer.Ordinal);
+    private readonly (string Name, sbyte[] Values, float[] Scales, int Width)? _words;
 
     /// <summary>Quantizes the layers now (once), keeping no reference to their float32 weights, which
     /// <see cref="Kept"/> leaves out so that the caller can release them.</summary>
@@ -120,6 +132,14 @@ internal sealed class Int8Weights : Weights<float>
         if (layout.Pooler is { } pooler) layers.Add(pooler);
         if (layout.MaskedLm is { } mlm) layers.Add(mlm.Transform);
         var quantized = new HashSet<string>(StringComparer.Ordinal);
+        var word = layout.Embeddings.Word;
+        if (layout.MaskedLm is null && parameters.TryGetValue(word.Name, out var table))
+        {
+            int rows = word.Shape[0], width = word.Shape[1];
+            var (values, scales) = Int8Quantization.QuantizeWeight(table.Data, rows, width);
+            _words = (word.Name, values, scales, width);
+            quantized.Add(word.Name);
+        }
         foreach (var p in layers)
         {
             var (weight, bias) = PackedWeights.Concatenate(parameters, p);
@@ -134,6 +154,18 @@ internal sealed class Int8Weights : Weights<float>
     public IReadOnlyDictionary<string, FloatTensor> Kept { get; }
 
     public override ReadOnlySpan<float> Values(ParameterSlot slot) => _float32.Values(slot);
+
+    public override void AddEmbeddingRow(ParameterSlot table, int index, ReadOnlySpan<float> add, Span<float> sum)
+    {
+        if (_words is not { } words || !string.Equals(table.Name, words.Name, StringComparison.Ordinal))
+        {
+            base.AddEmbeddingRow(table, index, add, sum);
+            return;
+        }
+        var row = words.Values.AsSpan(index * words.Width, words.Width);
+        float scale = words.Scales[index];
+        for (int i = 0; i < row.Length; i++) sum[i] = row[i] * scale + add[i];
+    }
 
     public override void Linear(LinearParameters p, ReadOnlySpan<float> x, int rows, Span<float> y)
     {

@@ -41,14 +41,14 @@ public sealed class FillMask : Pipeline
         Load(model, BertArchitecture.BertForMaskedLM, (t, m) => new FillMask(t, m), orAsConfigured: BertArchitecture.BertForPreTraining);
 
     /// <summary>The candidates for the [MASK] of a text that has one.</summary>
-    public IReadOnlyList<FillMaskCandidate> Run(string text, FillMaskOptions? options = null) => Run([text], options)[0];
+    public IReadOnlyList<FillMaskCandidate> Run(string text, FillMaskOptions? options = null) => Single(() => Run([text], options)[0], text);
 
     /// <summary>The candidates for the [MASK] of each text (each must have exactly one), in the order given.</summary>
     public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> Run(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>
         Run(texts, options, exactlyOneMask: true).Select(p => p[0]).ToList();
 
     /// <summary>The candidates for each [MASK] of a text, a list per mask.</summary>
-    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> RunEachMask(string text, FillMaskOptions? options = null) => RunEachMask([text], options)[0];
+    public IReadOnlyList<IReadOnlyList<FillMaskCandidate>> RunEachMask(string text, FillMaskOptions? options = null) => Single(() => RunEachMask([text], options)[0], text);
 
     /// <summary>The candidates for each [MASK] of each text (a text without one is an error naming it), in the order given.</summary>
     public IReadOnlyList<IReadOnlyList<IReadOnlyList<FillMaskCandidate>>> RunEachMask(IReadOnlyList<string> texts, FillMaskOptions? options = null) =>

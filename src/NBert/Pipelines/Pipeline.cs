@@ -55,6 +55,30 @@ public abstract class Pipeline : IDisposable
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>A single-text call, made through the list call: a null text is an <see cref="ArgumentNullException"/>, and a
+    /// text the list call refuses (a <see cref="BatchItemException"/>, "Input 1: ...") is refused with the reason alone.</summary>
+    private protected static T Single<T>(Func<T> run, string? text, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(text))] string name = "")
+    {
+        ArgumentNullException.ThrowIfNull(text, name);
+        try
+        {
+            return run();
+        }
+        catch (BatchItemException e) when (e.Index == 0 && e.InnerException is ArgumentException reason)
+        {
+            throw reason;
+        }
+    }
+
+    /// <summary><see cref="Single{T}"/> for a call on a pair of texts, neither of which may be null.</summary>
+    private protected static T SinglePair<T>(Func<T> run, string? text, string? second,
+        [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(text))] string name = "",
+        [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(second))] string secondName = "")
+    {
+        ArgumentNullException.ThrowIfNull(second, secondName);
+        return Single(run, text, name);
+    }
+
     /// <summary>The architecture a pipeline of <paramref name="task"/> needs, or an error naming what it got.</summary>
     private protected static BertPreTrainedModel Require(BertPreTrainedModel model, string task, params BertArchitecture[] architectures) =>
         model is null ? throw new ArgumentNullException(nameof(model))

@@ -56,7 +56,7 @@ public sealed class QuestionAnswering : Pipeline
         Load(model, BertArchitecture.BertForQuestionAnswering, (t, m) => new QuestionAnswering(t, m));
 
     /// <summary>The best <c>top_k</c> answers to a question from its context, best first.</summary>
-    public IReadOnlyList<QaAnswer> Run(string question, string context, QuestionAnsweringOptions? options = null) => Run([(question, context)], options)[0];
+    public IReadOnlyList<QaAnswer> Run(string question, string context, QuestionAnsweringOptions? options = null) => SinglePair(() => Run([(question, context)], options)[0], question, context);
 
     /// <summary>The best <c>top_k</c> answers of each (question, context), in the order given.</summary>
     public IReadOnlyList<IReadOnlyList<QaAnswer>> Run(IReadOnlyList<(string Question, string Context)> inputs, QuestionAnsweringOptions? options = null)

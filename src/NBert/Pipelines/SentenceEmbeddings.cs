@@ -87,7 +87,7 @@ public sealed partial class SentenceEmbeddings : Pipeline
     }
 
     /// <summary>One text's vector (with the default prompt, if the model has one).</summary>
-    public float[] Embed(string text) => Embed([text])[0];
+    public float[] Embed(string text) => Single(() => Embed([text])[0], text);
 
     /// <summary>One vector per text, in the order given (with the default prompt, if the model has one).</summary>
     public float[][] Embed(IReadOnlyList<string> texts) => Embed(texts, out _, CancellationToken.None);

@@ -57,10 +57,10 @@ public sealed class TextClassification : Pipeline
     };
 
     /// <summary>The labels of one text, best first.</summary>
-    public IReadOnlyList<LabelScore> Run(string text, TextClassificationOptions? options = null) => Run([(text, null)], options)[0];
+    public IReadOnlyList<LabelScore> Run(string text, TextClassificationOptions? options = null) => Single(() => Run([(text, null)], options)[0], text);
 
     /// <summary>The labels of one pair of texts, best first.</summary>
-    public IReadOnlyList<LabelScore> Run(string text, string textPair, TextClassificationOptions? options = null) => Run([(text, textPair)], options)[0];
+    public IReadOnlyList<LabelScore> Run(string text, string textPair, TextClassificationOptions? options = null) => SinglePair(() => Run([(text, textPair)], options)[0], text, textPair);
 
     /// <summary>The labels of each text, in the order given.</summary>
     // Preferred when a collection expression fits both list overloads (cls.Run([]) would otherwise be CS0121).
@@ -122,7 +122,7 @@ public sealed class NextSentence : Pipeline
         Load(model, BertArchitecture.BertForNextSentencePrediction, (t, m) => new NextSentence(t, m), orAsConfigured: BertArchitecture.BertForPreTraining);
 
     /// <summary>Whether <paramref name="b"/> follows <paramref name="a"/>, and how likely.</summary>
-    public NextSentencePrediction Run(string a, string b) => Run([(a, b)])[0];
+    public NextSentencePrediction Run(string a, string b) => SinglePair(() => Run([(a, b)])[0], a, b);
 
     /// <summary>For each pair, whether B follows A, in the order given.</summary>
     public IReadOnlyList<NextSentencePrediction> Run(IReadOnlyList<(string A, string B)> pairs)

@@ -66,7 +66,7 @@ public sealed class TokenClassification : Pipeline
         Load(model, BertArchitecture.BertForTokenClassification, (t, m) => new TokenClassification(t, m));
 
     /// <summary>The entities (or tokens, without aggregation) of one text, in text order.</summary>
-    public IReadOnlyList<EntityPrediction> Run(string text, TokenClassificationOptions? options = null) => Run([text], options)[0];
+    public IReadOnlyList<EntityPrediction> Run(string text, TokenClassificationOptions? options = null) => Single(() => Run([text], options)[0], text);
 
     private sealed record PreEntity(string Word, float[] Scores, int Start, int End, int Index, bool IsSubword);
 

@@ -10,7 +10,7 @@ public sealed partial record BertConfig
     /// <summary>Reads config.json; an error (<see cref="NBertException"/>) names the file and the field.</summary>
     public static BertConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no config.json.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no config.json.", path);
         var bytes = JsonFile.ReadUtf8(path);
         try
         {

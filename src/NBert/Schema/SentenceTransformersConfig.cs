@@ -169,7 +169,7 @@ public static class SentenceTransformersConfig
     /// <summary>A file's JSON, read as every JSON file is (UTF-8 checked, a key twice refused), parsed once.</summary>
     private static JsonNode? Parse(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file (modules.json names its folder).", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such file (modules.json names its folder).", path);
         try
         {
             return JsonNode.Parse(JsonFile.ReadUtf8(path).Span, documentOptions: JsonFile.Options);

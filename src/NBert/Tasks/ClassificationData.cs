@@ -29,7 +29,7 @@ public static partial class ClassificationData
     /// <summary>Reads JSON lines, or CSV/TSV by the extension; a further <c>.gz</c> is read as gzip.</summary>
     public static List<ClassificationExample> Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such data file.", path);
         string ext = DataFiles.FormatExtension(path);
         return ext is ".csv" or ".tsv" ? ReadCsv(path, ext == ".tsv" ? "\t" : ",") : ReadJsonLines(path);
     }

@@ -26,8 +26,9 @@ public static class DataFiles
     private static bool IsGzip(string path) => path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The file's bytes, decompressed when it ends in <c>.gz</c>.</summary>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
-    public static Stream OpenRead(string path) => Decompressed(File.OpenRead(path), path);
+    /// <exception cref="MissingFileException">There is no such file.</exception>
+    public static Stream OpenRead(string path) =>
+        File.Exists(path) ? Decompressed(File.OpenRead(path), path) : throw new MissingFileException($"{path}: no such file.", path);
 
     /// <summary><paramref name="stream"/> (the bytes of <paramref name="path"/>), decompressed when the path ends in
     /// <c>.gz</c>; disposing the result disposes <paramref name="stream"/>.</summary>
@@ -40,12 +41,12 @@ public static class DataFiles
 
     /// <summary>The file as text (UTF-8 unless a byte-order mark says otherwise), decompressed when it ends in <c>.gz</c>:
     /// for formats whose records may span lines (CSV). The caller disposes it.</summary>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="MissingFileException">There is no such file.</exception>
     public static StreamReader OpenText(string path) => new(OpenRead(path));
 
     /// <summary>Each line of the file (decompressed when it ends in <c>.gz</c>) with its number from 1, read lazily, the
     /// line break (<c>\n</c> or <c>\r\n</c>) and a leading byte-order mark removed.</summary>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="MissingFileException">There is no such file.</exception>
     /// <exception cref="NBertException">A line is not valid UTF-8, or longer than <paramref name="maxLineBytes"/> (the
     /// message names the file and the line).</exception>
     public static IEnumerable<(string Text, int Number)> Lines(string path, int maxLineBytes = MaxLineBytes)

@@ -28,16 +28,22 @@ public sealed record FineTuned<TModel>(TModel Model, IReadOnlyList<string> Label
 /// Fine-tuning from data in memory, in one call per task, as transformers' Trainer is used for them: the model's encoder
 /// gets the task's head (labels from the data), the examples are encoded, and the trainer runs, evaluating after each
 /// epoch when evaluation data is given and keeping the best weights. Give <c>outputDirectory</c> to also write
-/// checkpoints, metrics.jsonl and the best model there (with the tokenizer's files when it was loaded from a directory).
+/// checkpoints, metrics.jsonl and the best model there (with the tokenizer's files when it was loaded from a directory);
+/// <see cref="TrainerOptions.Resume"/> continues the run that directory holds from its latest checkpoint, and a directory
+/// holding another run is refused unless <see cref="TrainerOptions.OverwriteOutputDirectory"/> is set. <see cref="Run"/>
+/// takes a task prepared from files (<see cref="FineTuningTask.Prepare"/>), which is what <c>nbert finetune</c> does.
 /// </summary>
 /// <remarks>
 /// The model passed in is left as it was: the result holds a new one. Each method throws <see cref="ArgumentException"/>
-/// for no training data, a null text or label, words and tags of different counts, or a tokenizer whose vocabulary is
-/// larger than the model's (<see cref="ArgumentOutOfRangeException"/> for an option that cannot train, named as in
+/// for no training data, a null text or label, or words and tags of different counts (<see cref="ArgumentNullException"/> for
+/// a null model, tokenizer or data; <see cref="ArgumentOutOfRangeException"/> for an option that cannot train, named as in
 /// <c>TrainingArguments</c>);
-/// <see cref="NBertException"/> for data that cannot be encoded (an unknown label, an answer not in its context);
-/// <see cref="TrainingDivergedException"/> when the loss stops being a number; and <see cref="OperationCanceledException"/>
-/// when <c>cancellationToken</c> is cancelled.
+/// <see cref="NBertException"/> for a tokenizer whose vocabulary is larger than the model's, for data that cannot be
+/// encoded (an unknown label, an answer not in its context), for an
+/// output directory that holds another run (or nothing to resume from, with <see cref="TrainerOptions.Resume"/>);
+/// <see cref="TrainingDivergedException"/> when the loss stops being a number; and <see cref="TrainingCanceledException"/>
+/// (an <see cref="OperationCanceledException"/> whose message names the checkpoint to resume from) when
+/// <c>cancellationToken</c> is cancelled.
 /// </remarks>
 public static class FineTuning
 {
@@ -113,11 +119,33 @@ public static class FineTuning
     private static FineTuned<TModel> Run<TModel>(FineTuningTask task, BertPreTrainedModel model, BertTokenizer tokenizer, FineTuningOptions o,
         string? outputDirectory, IProgress<TrainerProgress>? progress, CancellationToken cancellationToken) where TModel : BertPreTrainedModel
     {
-        if (task.Train.Count == 0) throw new ArgumentException("There is no training data.");
+        var result = Run(task, model, tokenizer, o, outputDirectory, progress, cancellationToken);
+        return new FineTuned<TModel>((TModel)result.Model, result.Labels, result.Evaluation);
+    }
+
+    /// <summary>
+    /// Fine-tunes <paramref name="model"/> for a task whose data is already encoded (<see cref="FineTuningTask.Prepare"/> reads
+    /// it from files): the model gets the task's head (labels and problem type from the task; weights of a head it already
+    /// has, of the same shape, are kept), and the trainer runs with <paramref name="options"/>, evaluating on the task's
+    /// evaluation features (when there are any) with <see cref="FineTuningOptions.EvalBatchSize"/>. The options that say how
+    /// data is encoded (<see cref="FineTuningOptions.MaxLength"/>, <see cref="FineTuningOptions.Labels"/>,
+    /// <see cref="FineTuningOptions.LabelAllTokens"/>) were the task's to use and are ignored here. The one runner of every
+    /// fine-tuning: the methods above and <c>nbert finetune</c> come here.
+    /// </summary>
+    /// <exception cref="ArgumentException">The task has no training features.</exception>
+    public static FineTuned<BertPreTrainedModel> Run(FineTuningTask task, BertPreTrainedModel model, BertTokenizer tokenizer, FineTuningOptions? options = null,
+        string? outputDirectory = null, IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        Check(model, tokenizer);
+        var o = options ?? new FineTuningOptions();
+        o.Validate();
+        if (o.EvalBatchSize < 1) throw new ArgumentOutOfRangeException("per_device_eval_batch_size", $"per_device_eval_batch_size must be at least 1, not {o.EvalBatchSize}.");
+        if (task.Train.Count == 0) throw new ArgumentException("There is no training data.", nameof(task));
         var head = WithNewHead(model, task.Architecture, task.Configure, o.Seed);
         var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);
         var evaluation = trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);
-        return new FineTuned<TModel>((TModel)head, task.Labels, evaluation);
+        return new FineTuned<BertPreTrainedModel>(head, task.Labels, evaluation);
     }
 }

@@ -166,11 +166,12 @@ public sealed class FineTuningTask
     /// <summary>A batch of training features.</summary>
     public TrainingBatch Batch(IReadOnlyList<int> indices) => Feature.Collate(indices.Select(i => Train[i]).ToList(), PadId);
 
-    /// <summary>Scores the model on the evaluation features.</summary>
-    public Evaluation Evaluate(BertPreTrainedModel model, int batchSize = 32) => Kind switch
+    /// <summary>Scores the model on the evaluation features, <paramref name="batchSize"/> at a time; <paramref name="progress"/>
+    /// hears how many of the <see cref="Eval"/> features are done after each batch.</summary>
+    public Evaluation Evaluate(BertPreTrainedModel model, int batchSize = 32, IProgress<int>? progress = null) => Kind switch
     {
-        FineTuningTaskKind.Classification => TaskEvaluation.Classification(model, Eval, Problem, batchSize, PadId),
-        FineTuningTaskKind.Ner => TaskEvaluation.TokenClassification(model, Eval, Labels, batchSize, PadId),
-        _ => TaskEvaluation.QuestionAnswering(model, _evalQuestions!, Eval, _qa, _allowImpossible, batchSize, PadId).Evaluation,
+        FineTuningTaskKind.Classification => TaskEvaluation.Classification(model, Eval, Problem, batchSize, PadId, progress),
+        FineTuningTaskKind.Ner => TaskEvaluation.TokenClassification(model, Eval, Labels, batchSize, PadId, progress),
+        _ => TaskEvaluation.QuestionAnswering(model, _evalQuestions!, Eval, _qa, _allowImpossible, batchSize, PadId, progress).Evaluation,
     };
 }

@@ -6,6 +6,47 @@ using NBert.Training;
 namespace NBert.Tasks;
 
 /// <summary>
+/// Pre-training's one runner (<c>nbert pretrain</c> comes here): masked-LM batches of the instances, with next-sentence
+/// labels for a <c>BertForPreTraining</c> model and without for a <c>BertForMaskedLM</c> one, through the
+/// <see cref="Trainer"/>. The masks of a micro-batch follow from the seed and its number in the run (step and index in the
+/// step), never from a stream that depends on what ran before or in which process, so a resumed or data-parallel run
+/// masks what an uninterrupted single process would.
+/// </summary>
+public static class Pretraining
+{
+    /// <summary>
+    /// Pre-trains <paramref name="model"/> in place on <paramref name="train"/>, scoring it on <paramref name="heldOut"/>
+    /// (when given) every <see cref="TrainerOptions.EvalSteps"/> steps and at the end, min(64, batch size) instances at a
+    /// time (<see cref="PretrainingEvaluation"/>). Output directory, resuming, overwriting, progress and cancellation are
+    /// the trainer's (<see cref="Trainer.Train"/>).
+    /// </summary>
+    /// <returns>The last evaluation, if any.</returns>
+    /// <exception cref="ArgumentException">The model is neither <c>BertForPreTraining</c> nor <c>BertForMaskedLM</c>; there are no instances.</exception>
+    public static Evaluation? Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<PretrainingInstance> train, MaskedLmCollator collator,
+        IReadOnlyList<PretrainingInstance>? heldOut = null, TrainerOptions? options = null, string? outputDirectory = null,
+        IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(collator);
+        bool nsp = model.Architecture switch
+        {
+            Schema.BertArchitecture.BertForPreTraining => true,
+            Schema.BertArchitecture.BertForMaskedLM => false,
+            var other => throw new ArgumentException($"Pre-training trains BertForPreTraining or BertForMaskedLM, not {other}.", nameof(model)),
+        };
+        model.EnsureTokenizerFits(tokenizer);
+        var o = options ?? new TrainerOptions();
+        int seed = o.Seed, evalBatch = Math.Min(64, o.BatchSize);
+        var trainer = new Trainer(model, tokenizer, train.Count,
+            (indices, microBatch) => collator.Collate(indices.Select(i => train[i]).ToList(), new Random(Trainer.DeriveSeed(seed, microBatch, 0x4D4C4D)), nsp),
+            heldOut is null ? null : m => PretrainingEvaluation.Evaluate(m, heldOut, collator, nsp, evalBatch, seed), o);
+        return trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);
+    }
+}
+
+/// <summary>
 /// A pre-training corpus in BERT's convention: one sentence per line, a blank line between documents;
 /// plain text or gzip (by the <c>.gz</c> extension). Read as a stream, one document at a time.
 /// </summary>
@@ -13,13 +54,13 @@ public static class PretrainingCorpus
 {
     /// <summary>The documents of the files in order, each as its non-blank lines (sentences); read lazily, through
     /// <see cref="DataFiles.Lines(string, int)"/> (gzip, strict UTF-8, no line over <see cref="DataFiles.MaxLineBytes"/>).</summary>
-    /// <exception cref="FileNotFoundException">A file does not exist (raised when enumeration reaches it).</exception>
+    /// <exception cref="MissingFileException">A file does not exist (raised when enumeration reaches it).</exception>
     /// <exception cref="NBertException">A line is not UTF-8 or too long (the message names the file and the line).</exception>
     public static IEnumerable<List<string>> Documents(IEnumerable<string> paths)
     {
         foreach (var path in paths)
         {
-            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such corpus file.", path);
+            if (!File.Exists(path)) throw new MissingFileException($"{path}: no such corpus file.", path);
             var document = new List<string>();
             foreach (var (line, _) in DataFiles.Lines(path))
             {
@@ -268,7 +309,7 @@ public sealed class MaskedLmCollator
 /// Pre-training instances kept in a file rather than in memory: written once as they are built, then read
 /// back by index through a memory map. Memory holds one offset per instance, whatever the corpus size.
 /// </summary>
-public sealed class PretrainingInstanceFile : IDisposable
+public sealed class PretrainingInstanceFile : IReadOnlyList<PretrainingInstance>, IDisposable
 {
     private readonly long[] _offsets;
     private readonly System.IO.MemoryMappedFiles.MemoryMappedFile? _map;
@@ -321,6 +362,14 @@ public sealed class PretrainingInstanceFile : IDisposable
             return new PretrainingInstance(ids[..a], ids[a..], random);
         }
     }
+
+    /// <summary>The instances in order, each read from the file as it is reached.</summary>
+    public IEnumerator<PretrainingInstance> GetEnumerator()
+    {
+        for (int i = 0; i < Count; i++) yield return this[i];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <summary>Unmaps the file (which stays on disk); no instance can be read afterwards.</summary>
     public void Dispose()

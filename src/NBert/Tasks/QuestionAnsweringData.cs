@@ -32,12 +32,12 @@ public static class QuestionAnsweringData
 
     /// <summary>Reads SQuAD JSON (<c>{"data": [{"paragraphs": [{"context", "qas"}]}]}</c>; a further <c>.gz</c> is read as gzip).
     /// Questions marked <c>is_impossible</c> get no answers; a question without an <c>id</c> gets "#n".</summary>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="MissingFileException">There is no such file.</exception>
     /// <exception cref="NBertException">The file is not SQuAD JSON, or an answer is not in its context at its
     /// <c>answer_start</c>; the message names the file and question.</exception>
     public static List<QuestionExample> Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such data file.", path);
         JsonElement root;
         try
         {

@@ -12,9 +12,12 @@ public static class TaskEvaluation
     /// <summary>Inference passes over <paramref name="features"/> in order, with the loss transformers' forward would
     /// give for their labels (<see cref="HeadLosses.Of"/>): each feature's head outputs (classification: its logits;
     /// token classification: [tokens, labels] over its own tokens; QA: start and end logits over its own tokens) and the
-    /// mean loss over batches.</summary>
-    public static (List<float[][]> Outputs, double Loss) Run(BertPreTrainedModel model, IReadOnlyList<Feature> features, int batchSize, int padId)
+    /// mean loss over batches. <paramref name="progress"/> hears how many features are done after each batch.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batchSize"/> is below 1.</exception>
+    public static (List<float[][]> Outputs, double Loss) Run(BertPreTrainedModel model, IReadOnlyList<Feature> features, int batchSize, int padId,
+        IProgress<int>? progress = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var outputs = new List<float[][]>(features.Count);
         double loss = 0;
         int batches = 0;
@@ -38,6 +41,7 @@ public static class TaskEvaluation
                     int perFeature = h.Length / part.Count, perToken = tokenLevel ? perFeature / batch.Inputs.SequenceLength : perFeature;
                     return h.AsSpan(i * perFeature, tokenLevel ? part[i].Length * perToken : perFeature).ToArray();
                 }).ToArray());
+            progress?.Report(outputs.Count);
         }
         return (outputs, batches == 0 ? 0 : loss / batches);
     }
@@ -48,9 +52,10 @@ public static class TaskEvaluation
     /// <c>macro_f1</c> (main), a label counting as predicted where its logit is positive.
     /// </summary>
     /// <exception cref="NBertException">The loss or the logits are NaN or infinite (the message names the broken parameters).</exception>
-    public static Evaluation Classification(BertPreTrainedModel model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId)
+    public static Evaluation Classification(BertPreTrainedModel model, IReadOnlyList<Feature> features, ClassificationProblem problem, int batchSize, int padId,
+        IProgress<int>? progress = null)
     {
-        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var (outputs, loss) = Run(model, features, batchSize, padId, progress);
         var logits = outputs.Select(o => o[0]).ToList();
         var metrics = new Dictionary<string, double> { ["loss"] = loss };
         switch (problem)
@@ -90,9 +95,10 @@ public static class TaskEvaluation
     }
 
     /// <summary>Entity-level precision, recall and F1 (seqeval) over the labelled positions, as run_ner evaluates.</summary>
-    public static Evaluation TokenClassification(BertPreTrainedModel model, IReadOnlyList<Feature> features, IReadOnlyList<string> labels, int batchSize, int padId)
+    public static Evaluation TokenClassification(BertPreTrainedModel model, IReadOnlyList<Feature> features, IReadOnlyList<string> labels, int batchSize, int padId,
+        IProgress<int>? progress = null)
     {
-        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var (outputs, loss) = Run(model, features, batchSize, padId, progress);
         var logits = outputs.Select(o => o[0]).ToList();
         var gold = new List<IReadOnlyList<string>>();
         var predicted = new List<IReadOnlyList<string>>();
@@ -123,9 +129,9 @@ public static class TaskEvaluation
 
     /// <summary>Exact match and F1 (0 to 100, as the SQuAD script reports them) of the best span per question.</summary>
     public static (Evaluation Evaluation, List<string> Answers) QuestionAnswering(BertPreTrainedModel model, IReadOnlyList<QuestionExample> examples,
-        IReadOnlyList<Feature> features, QuestionAnsweringData.Options options, bool allowImpossible, int batchSize, int padId)
+        IReadOnlyList<Feature> features, QuestionAnsweringData.Options options, bool allowImpossible, int batchSize, int padId, IProgress<int>? progress = null)
     {
-        var (outputs, loss) = Run(model, features, batchSize, padId);
+        var (outputs, loss) = Run(model, features, batchSize, padId, progress);
         var split = outputs.Select(o => (o[0], o[1])).ToList();
         var answers = QuestionAnsweringData.Predict(examples, features, split, options, allowImpossible);
         double em = 0, f1 = 0;

@@ -23,12 +23,12 @@ public static class TokenClassificationData
     /// <summary>Reads JSON lines (<c>.jsonl</c>, <c>.json</c>) or else CoNLL; a further <c>.gz</c> is read as gzip.</summary>
     /// <param name="path">The data file.</param>
     /// <param name="labels">The label names by id, which integer tags (as in a dataset's <c>ner_tags</c>) index; not needed for tag names.</param>
-    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="MissingFileException">There is no such file.</exception>
     /// <exception cref="NBertException">A malformed line, tokens and tags of different counts, or an integer tag without
     /// <paramref name="labels"/>; the message names file and line.</exception>
     public static List<TaggedSentence> Read(string path, IReadOnlyList<string>? labels = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such data file.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"{path}: no such data file.", path);
         string ext = DataFiles.FormatExtension(path);
         return ext is ".jsonl" or ".json" ? ReadJsonLines(path, labels) : ReadConll(path);
     }

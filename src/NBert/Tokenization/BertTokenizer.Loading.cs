@@ -71,9 +71,12 @@ public sealed partial class BertTokenizer
         else if (!File.Exists(vocab) && File.Exists(vocabJson) && File.Exists(merges)) tokenizer = FromVocabAndMerges(vocabJson, merges, config);
         else
         {
+            // A directory with no model in it at all (a training run's log, say) is named for what it lacks as a model.
             if (!File.Exists(vocab))
-                throw new FileNotFoundException(
-                    $"Model directory '{directory}' has neither tokenizer.json, vocab.txt nor vocab.json with merges.txt: a tokenizer needs one of them.", vocab);
+                throw !File.Exists(Path.Combine(directory, "config.json"))
+                    && IO.Checkpoint.MissingModel(directory, "no tokenizer (tokenizer.json, vocab.txt, or vocab.json with merges.txt)") is { } missing ? missing
+                    : new MissingFileException(
+                        $"Model directory '{directory}' has neither tokenizer.json, vocab.txt nor vocab.json with merges.txt: a tokenizer needs one of them.", vocab);
             var lines = ReadVocabFile(vocab);
             config.CheckAddedTokenIds(lines.Count);
             tokenizer = FromVocabulary(vocab, lines, config.ToOptions());
@@ -122,7 +125,7 @@ public sealed partial class BertTokenizer
     /// strict decoding (which transformers uses) makes them.</summary>
     private static List<string> ReadVocabFile(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Vocabulary file '{path}' does not exist.", path);
+        if (!File.Exists(path)) throw new MissingFileException($"Vocabulary file '{path}' does not exist.", path);
         byte[] bytes = File.ReadAllBytes(path);
         try
         {

@@ -52,6 +52,19 @@ public record TrainerOptions
     /// r-th share of those one process would take; see <see cref="Trainer"/>.
     /// </summary>
     public IDataParallel? DataParallel { get; init; }
+    /// <summary>
+    /// Continue from the latest <c>checkpoint-N/</c> in the output directory (transformers' <c>resume_from_checkpoint</c>):
+    /// the weights, AdamW's moments, the schedule, the data position and the dropout generator come from it, so the run ends
+    /// with exactly the weights of one that was never stopped. The settings must be the run's own (seed, batch size,
+    /// accumulation, schedule); a directory without a checkpoint is refused.
+    /// </summary>
+    public bool Resume { get; init; }
+    /// <summary>
+    /// Start afresh in an output directory that holds another run's checkpoints, metrics.jsonl or model, replacing them
+    /// (transformers' <c>overwrite_output_dir</c>, <c>nbert --overwrite</c>). Without it (nor <see cref="Resume"/>) such a
+    /// directory is refused, since a fresh run would delete the other run's checkpoints.
+    /// </summary>
+    public bool OverwriteOutputDirectory { get; init; }
 
     /// <summary>Refuses settings that cannot train, naming the setting as transformers' TrainingArguments does.</summary>
     public void Validate()
@@ -86,6 +99,18 @@ public sealed class TrainingDivergedException(long step, double loss, double gra
     public double Loss { get; } = loss;
     /// <summary>That step's gradient norm, before clipping.</summary>
     public double GradientNorm { get; } = gradientNorm;
+}
+
+/// <summary>Training stopped because its <see cref="CancellationToken"/> was cancelled. The message says where the run so
+/// far is kept: <see cref="Checkpoint"/>, which a run with <see cref="TrainerOptions.Resume"/> continues from (null when
+/// nothing was saved: no output directory, or cancelled before the first step).</summary>
+public sealed class TrainingCanceledException(long step, string? checkpoint, string message, CancellationToken token)
+    : OperationCanceledException(message, token)
+{
+    /// <summary>The optimiser steps taken before the run stopped.</summary>
+    public long Step { get; } = step;
+    /// <summary>The checkpoint that holds the run so far (rank 0 writes it in a data-parallel run); null when none was written.</summary>
+    public string? Checkpoint { get; } = checkpoint;
 }
 
 /// <summary>An evaluation: metric values by name and which of them decides the best checkpoint.</summary>
@@ -191,36 +216,61 @@ public sealed class Trainer
 
     /// <summary>Micro-batches per pass over the data: items / <see cref="TrainerOptions.BatchSize"/>, rounded up (the last
     /// may be smaller, as transformers' default <c>dataloader_drop_last=False</c>).</summary>
-    private int MicroBatchesPerEpoch => (_count + Options.BatchSize - 1) / Options.BatchSize;
+    private int MicroBatchesPerEpoch => MicroBatchesPerEpochOf(_count, Options);
+    private static int MicroBatchesPerEpochOf(int count, TrainerOptions o) => (count + o.BatchSize - 1) / o.BatchSize;
     /// <summary>Micro-batches per optimiser step, over all processes: <see cref="TrainerOptions.GradientAccumulationSteps"/> × world size.</summary>
-    private int MicroBatchesPerStep => Options.GradientAccumulationSteps * WorldSize;
+    private int MicroBatchesPerStep => MicroBatchesPerStepOf(Options);
+    private static int MicroBatchesPerStepOf(TrainerOptions o) => o.GradientAccumulationSteps * (o.DataParallel?.WorldSize ?? 1);
     private int WorldSize => Options.DataParallel?.WorldSize ?? 1;
     private int Rank => Options.DataParallel?.Rank ?? 0;
     /// <summary>Optimiser steps per pass over the data: micro-batches (items / <see cref="TrainerOptions.BatchSize"/>, rounded
     /// up) / (<see cref="TrainerOptions.GradientAccumulationSteps"/> × data-parallel processes), rounded up; the last step of an epoch may take fewer
     /// micro-batches, and the last micro-batch fewer items (transformers' default <c>dataloader_drop_last=False</c>).</summary>
-    public int StepsPerEpoch => (MicroBatchesPerEpoch + MicroBatchesPerStep - 1) / MicroBatchesPerStep;
+    public int StepsPerEpoch => StepsPerEpochOf(_count, Options);
+    private static int StepsPerEpochOf(int count, TrainerOptions o) => (MicroBatchesPerEpochOf(count, o) + MicroBatchesPerStepOf(o) - 1) / MicroBatchesPerStepOf(o);
     /// <summary>Optimiser steps of the whole run: <see cref="TrainerOptions.MaxSteps"/> when set, else epochs × <see cref="StepsPerEpoch"/>.
     /// The learning-rate schedule decays over these.</summary>
     public long TotalSteps => Options.MaxSteps ?? (long)Options.Epochs * StepsPerEpoch;
 
+    /// <summary>The optimiser steps a run over <paramref name="count"/> training items with <paramref name="options"/> takes:
+    /// a trainer's <see cref="TotalSteps"/>, for a runner to announce before it starts.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A setting cannot train (see <see cref="TrainerOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException"><paramref name="count"/> is below 1.</exception>
+    public static long TotalStepsFor(int count, TrainerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (count < 1) throw new ArgumentException("There is no training data.", nameof(count));
+        return options.MaxSteps ?? (long)options.Epochs * StepsPerEpochOf(count, options);
+    }
+
     /// <summary>
     /// Trains the model in place. With an <paramref name="outputDirectory"/>, writes there the best model (or the last,
     /// without evaluation) with tokenizer files, <c>checkpoint-N/</c> to resume from, <c>metrics.jsonl</c> and
-    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there (without, the
-    /// directory's earlier <c>metrics.jsonl</c> and <c>checkpoint-N/</c> folders are removed first). Without one, nothing
-    /// is written. Either way the model ends with the best evaluation's weights (the last ones without evaluation).
-    /// <paramref name="cancellationToken"/> is checked before every step: a cancelled run writes a checkpoint to resume
-    /// from (when it has an output directory) and throws <see cref="OperationCanceledException"/>.
+    /// <c>loss.svg</c>; with <paramref name="resume"/>, continues from the latest checkpoint there. A fresh run into a
+    /// directory that holds another run's checkpoints, metrics.jsonl or model is refused unless
+    /// <see cref="TrainerOptions.OverwriteOutputDirectory"/> is set, when those checkpoints and metrics.jsonl are removed
+    /// first. Without a directory, nothing is written. Either way the model ends with the best evaluation's weights (the last
+    /// ones without evaluation). <paramref name="cancellationToken"/> is checked before every step: a cancelled run writes a
+    /// checkpoint to resume from (when it has an output directory) and throws <see cref="TrainingCanceledException"/>, whose
+    /// message names it.
     /// </summary>
+    /// <param name="outputDirectory">Where the model, checkpoints and logs go; null: nothing is written.</param>
+    /// <param name="resume">Continue from the latest checkpoint in <paramref name="outputDirectory"/>; null: <see cref="TrainerOptions.Resume"/>.</param>
+    /// <param name="progress">Receives the loss, evaluations and the end, on the training thread.</param>
+    /// <param name="cancellationToken">Stops the run before its next step.</param>
     /// <returns>The last evaluation, if any.</returns>
-    public Evaluation? Train(string? outputDirectory = null, bool resume = false, IProgress<TrainerProgress>? progress = null,
+    /// <exception cref="NBertException">The output directory holds another run (see above), or is the one the tokenizer came
+    /// from; resuming without a checkpoint there, or from one written with other settings.</exception>
+    /// <exception cref="ArgumentException">Resuming without an output directory.</exception>
+    public Evaluation? Train(string? outputDirectory = null, bool? resume = null, IProgress<TrainerProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
-        if (Options.DataParallel is not { WorldSize: > 1 } group) return TrainProcess(outputDirectory, resume, progress, cancellationToken);
+        bool resuming = resume ?? Options.Resume;
+        if (Options.DataParallel is not { WorldSize: > 1 } group) return TrainProcess(outputDirectory, resuming, progress, cancellationToken);
         try
         {
-            return TrainProcess(outputDirectory, resume, Rank == 0 ? progress : null, cancellationToken);
+            return TrainProcess(outputDirectory, resuming, Rank == 0 ? progress : null, cancellationToken);
         }
         catch (OperationCanceledException) when (_stoppedTogether)
         {
@@ -238,6 +288,10 @@ public sealed class Trainer
         if (resume && outputDirectory is null) throw new ArgumentException("Resuming needs the output directory that holds the checkpoints.", nameof(resume));
         if (outputDirectory is not null && _tokenizer?.SourceDirectory is { } source && Checkpoint.IsSameDirectory(outputDirectory, source))
             throw new NBertException($"{outputDirectory} is the directory the model's tokenizer (and so, most likely, the model) came from: training would overwrite it; write elsewhere.");
+        // Only rank 0 writes, so only it looks: if it refuses, the group ends with it.
+        if (outputDirectory is not null && !resume && !Options.OverwriteOutputDirectory && Rank == 0 && PreviousRun(outputDirectory) is { Count: > 0 } found)
+            throw new NBertException($"{outputDirectory} holds another run ({string.Join(", ", found)}), which a fresh run would replace: " +
+                "resume it (TrainerOptions.Resume, nbert --resume), overwrite it (TrainerOptions.OverwriteOutputDirectory, nbert --overwrite), or write elsewhere.");
         if (outputDirectory is not null) Directory.CreateDirectory(outputDirectory);
         _progress = progress;
         _stoppedTogether = false;
@@ -296,7 +350,7 @@ public sealed class Trainer
             {
                 if (saveDirectory is not null && state.Step > 0) SaveCheckpoint(model, step.Optimizer, step.Schedule, state, saveDirectory);
                 _stoppedTogether = group is not null;
-                throw new OperationCanceledException(cancellationToken.IsCancellationRequested ? cancellationToken : new CancellationToken(true));
+                throw Cancelled(state.Step, outputDirectory, cancellationToken.IsCancellationRequested ? cancellationToken : new CancellationToken(true));
             }
             if (state.BatchInEpoch >= StepsPerEpoch)
             {
@@ -379,6 +433,27 @@ public sealed class Trainer
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
+    }
+
+    /// <summary>What a cancelled run says: where its checkpoint is and how to go on.</summary>
+    private static TrainingCanceledException Cancelled(long step, string? outputDirectory, CancellationToken token)
+    {
+        string? checkpoint = outputDirectory is not null && step > 0 ? Path.Combine(outputDirectory, $"checkpoint-{step}") : null;
+        string message = checkpoint is not null
+            ? $"Training was cancelled after step {step}: {checkpoint} holds the run so far; the same run with TrainerOptions.Resume (nbert --resume) continues it."
+            : step == 0 ? "Training was cancelled before its first step: there is nothing to resume."
+            : $"Training was cancelled after step {step}, without an output directory: nothing was saved to resume from.";
+        return new TrainingCanceledException(step, checkpoint, message, token);
+    }
+
+    /// <summary>What of another run <paramref name="directory"/> holds: its checkpoints, metrics.jsonl, a model.</summary>
+    private static List<string> PreviousRun(string directory)
+    {
+        if (!Directory.Exists(directory)) return [];
+        var found = Directory.GetDirectories(directory, "checkpoint-*").Select(Path.GetFileName).Order(StringComparer.Ordinal).Take(3).ToList();
+        foreach (string name in (string[])["metrics.jsonl", "config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"])
+            if (File.Exists(Path.Combine(directory, name))) found.Add(name);
+        return found!;
     }
 
     /// <summary>Logs the finite losses not logged yet, draws the loss curve so far, and stops with the step that diverged.</summary>

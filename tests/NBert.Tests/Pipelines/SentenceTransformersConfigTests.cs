@@ -103,7 +103,7 @@ public sealed class SentenceTransformersConfigTests : TempDirectoryTest
         File.WriteAllText(Path.Combine(dir, "modules.json"), """{"not": "a list"}""");
         Assert.Contains("modules.json: not a list of modules", Assert.Throws<NBertException>(() => SentenceTransformersConfig.Read(dir)).Message);
         File.WriteAllText(Path.Combine(dir, "modules.json"), """[{"type": "sentence_transformers.models.Pooling", "path": "missing"}]""");
-        Assert.Throws<FileNotFoundException>(() => SentenceTransformersConfig.Read(dir));
+        Assert.Throws<MissingFileException>(() => SentenceTransformersConfig.Read(dir));
     }
 
     [Fact]

@@ -163,7 +163,7 @@ public class TokenizerBehaviourTests
         string dir = Directory.CreateTempSubdirectory("nbert-bad-").FullName;
         try
         {
-            var empty = Assert.Throws<FileNotFoundException>(() => BertTokenizer.FromPretrained(dir));
+            var empty = Assert.Throws<MissingFileException>(() => BertTokenizer.FromPretrained(dir));
             Assert.Contains("vocab.txt", empty.Message);
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");
             var bad = Assert.Throws<NBertException>(() => BertTokenizer.FromPretrained(dir));

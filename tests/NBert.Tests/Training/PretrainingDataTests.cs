@@ -32,7 +32,7 @@ public sealed class PretrainingDataTests : TempDirectoryTest
         }
         var ids = PretrainingCorpus.Tokenized(PretrainingCorpus.Documents([Temp("c.txt")]), Tokenizer).ToList();
         Assert.Equal(Tokenizer.Encode("Second one.", options: new EncodeOptions { AddSpecialTokens = false }).InputIds, ids[0][1]);
-        Assert.Throws<FileNotFoundException>(() => PretrainingCorpus.Documents([Temp("missing.txt")]).ToList());
+        Assert.Throws<MissingFileException>(() => PretrainingCorpus.Documents([Temp("missing.txt")]).ToList());
     }
 
     [Fact]
@@ -96,9 +96,11 @@ public sealed class PretrainingDataTests : TempDirectoryTest
                 Assert.Equal(instances[i].B, file[i].B);
                 Assert.Equal(instances[i].IsRandomNext, file[i].IsRandomNext);
             }
+            // Enumerated in order, as the list it is.
+            Assert.Equal(instances.Select(x => x.A.Concat(x.B)), file.Select(x => x.A.Concat(x.B)));
         }
         using var empty = PretrainingInstanceFile.Write(Temp("e.bin"), []);
-        Assert.Equal(0, empty.Count);
+        Assert.Empty(empty);
     }
 
     [Fact]
