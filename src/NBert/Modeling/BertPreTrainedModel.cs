@@ -188,9 +188,10 @@ public abstract class BertPreTrainedModel : IDisposable
         foreach (var (name, fresh) in parameters)
         {
             if (Parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
-            else initialized.Add(name);
+            else initialized.Add(BertWeights.ReportName(name, config, architecture));
         }
-        var unused = Parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var unused = Parameters.Keys.Where(k => !parameters.ContainsKey(k)).Select(k => BertWeights.ReportName(k, Config, Architecture))
+            .Order(StringComparer.Ordinal).ToList();
         var report = new LoadReport(initialized, unused, []);
         foreach (var warning in report.Warnings) NBertWarnings.Raise(warning);
         return Create(config, architecture, parameters, report);

@@ -78,12 +78,17 @@ public static class BertWeights
             else
             {
                 parameters[spec.Name] = Initialize(spec, config, rng);
-                initialized.Add(spec.Name);
+                initialized.Add(ReportName(spec.Name, config, architecture));
             }
         }
         var unexpected = byCanonical.Values.Order(StringComparer.Ordinal).ToList();
         return (parameters, new LoadReport(initialized, unexpected, ignored) { NonFinite = nonFinite });
     }
+
+    /// <summary>The name a load report gives a parameter: BERT's model name, or another family's own checkpoint name
+    /// (a DistilBERT's new sequence head is <c>pre_classifier.weight</c>, as transformers' warning says).</summary>
+    internal static string ReportName(string parameter, BertConfig config, BertArchitecture architecture) =>
+        config.Family == ModelFamily.Bert ? parameter : FamilyNames.CheckpointName(parameter, architecture, config.Family);
 
     /// <summary>How many values are NaN or infinite: those whose exponent bits are all ones.</summary>
     internal static long CountNonFinite(ReadOnlySpan<float> values)

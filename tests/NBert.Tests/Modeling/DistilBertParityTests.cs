@@ -182,6 +182,16 @@ public sealed class DistilBertParityTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_new_head_is_reported_under_distilberts_names()
+    {
+        var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("distilbert", "model"), BertArchitecture.BertForSequenceClassification);
+        Assert.Equal(["pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"], model.LoadReport!.Initialized);
+        var asQa = model.WithArchitecture(BertArchitecture.BertForQuestionAnswering);
+        Assert.Equal(["qa_outputs.weight", "qa_outputs.bias"], asQa.LoadReport!.Initialized);
+        Assert.Equal(["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"], asQa.LoadReport.Unexpected);
+    }
+
+    [Fact]
     public void A_head_distilbert_lacks_is_refused_naming_the_class()
     {
         var e = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(Fixtures.Path("distilbert", "model"), BertArchitecture.BertForPreTraining));
