@@ -50,7 +50,7 @@ public static class BenchCommand
             var (_, tokenizeTime) = Measure(budget, () => tokens += tokenizer.EncodeBatch(sentences).Sum(e => (long)e.Length));
             double tokenizeRate = tokens / tokenizeTime;
 
-            int s = Math.Min(128, config.MaxPositionEmbeddings);
+            int s = Math.Min(128, config.MaxSequenceLength);
             var ids = Enumerable.Range(0, 32 * s).Select(_ => rng.Next(1000, config.VocabSize)).ToArray();
             var inputs = new ModelInputs(32, s, ids);
             encoder.Forward(inputs);

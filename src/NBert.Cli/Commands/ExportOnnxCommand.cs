@@ -62,9 +62,9 @@ public static class ExportOnnxCommand
             }
             string onnx = Path.Combine(outDir, OnnxExport.ModelFileName), data = onnx + "_data";
             long bytes = new FileInfo(onnx).Length + (File.Exists(data) ? new FileInfo(data).Length : 0);
-            stdout.WriteLine($"wrote {onnx} ({bytes / 1e6:N1} MB{(File.Exists(data) ? ", weights in model.onnx_data" : "")}): {m.Architecture} as {OnnxExport.ToolName(chosen)}, " +
+            stdout.WriteLine($"wrote {onnx} ({bytes / 1e6:N1} MB{(File.Exists(data) ? ", weights in model.onnx_data" : "")}): {Schema.FamilyNames.ClassName(m.Config.Family, m.Architecture)} as {OnnxExport.ToolName(chosen)}, " +
                 $"{parse.GetValue(quantize) ?? "float32"}, opset {options.Opset}");
-            stdout.WriteLine($"  inputs: input_ids, attention_mask, token_type_ids (int64, [batch_size, sequence_length])");
+            stdout.WriteLine($"  inputs: input_ids, attention_mask{(m.Config.HasTokenTypes ? ", token_type_ids" : "")} (int64, [batch_size, sequence_length])");
             stdout.WriteLine($"  outputs: {string.Join(", ", OnnxExport.OutputNames(m, chosen))}");
             if (chosen == OnnxTask.SentenceEmbeddings)
             {

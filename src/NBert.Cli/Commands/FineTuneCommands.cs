@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using NBert.Schema;
 using NBert.Modeling;
 using NBert.Training;
 using Spectre.Console;
@@ -117,8 +118,8 @@ public static class FineTuneCommands
             var tokenizer = TokenizeCommand.LoadTokenizer(source);
             var config = ModelCommands.LoadConfig(Path.Combine(directory, "config.json"));
             var architecture = FineTuningTask.ArchitectureOf(kind);
-            if (config.Architectures.Count == 0 || config.Architectures[0] != architecture.ToString())
-                throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {architecture}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
+            if (!BertArchitectures.Names(config, architecture))
+                throw new CliException($"{directory}: config.json names {(config.Architectures.Count == 0 ? "no architecture" : config.Architectures[0])}, not {FamilyNames.ClassName(config.Family, architecture)}; fine-tune it for this task first (nbert finetune --task {parse.GetValue(task)}).");
             var prepared = FineTuningTask.Prepare(kind, tokenizer, config, null, parse.GetValue(data), null, parse.GetValue(maxLength));
             if (prepared.Eval.Count == 0) throw new CliException($"{parse.GetValue(data)}: no examples.");
             using var loaded = ModelCommands.Load(source, architecture);

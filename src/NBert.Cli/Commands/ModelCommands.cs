@@ -159,7 +159,7 @@ public static class ModelCommands
             {
                 stdout.WriteLine(JsonSerializer.Serialize(new
                 {
-                    architecture = m.Architecture.ToString(),
+                    architecture = FamilyNames.ClassName(c.Family, m.Architecture),
                     config = new { c.VocabSize, c.HiddenSize, c.NumHiddenLayers, c.NumAttentionHeads, c.IntermediateSize, c.MaxPositionEmbeddings, c.HiddenAct, labels = c.Id2Label },
                     parameters,
                     pooler = m.HasPoolingLayer,
@@ -172,14 +172,14 @@ public static class ModelCommands
                 return Program.Ok;
             }
             var console = Program.Console(stdout);
-            var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {m.Architecture}");
+            var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {FamilyNames.ClassName(c.Family, m.Architecture)}");
             foreach (var (k, v) in new (string, object)[]
             {
                 ("vocab_size", c.VocabSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),
                 ("num_attention_heads", c.NumAttentionHeads), ("intermediate_size", c.IntermediateSize),
                 ("max_position_embeddings", c.MaxPositionEmbeddings), ("hidden_act", c.HiddenAct),
                 ("labels", c.NumLabels <= 20 ? string.Join(", ", c.Id2Label) : $"{string.Join(", ", c.Id2Label.Take(20))}, ... ({c.NumLabels:N0} labels)"),
-                ("pooler", m.HasPoolingLayer ? "pooler.dense" : "no pooler"),
+                ("pooler", m.HasPoolingLayer ? PoolerName(m) : "no pooler"),
                 ("parameters", parameters.ToString("N0")),
             })
                 summary.AddRow(k, Markup.Escape(v.ToString() ?? ""));
@@ -233,5 +233,14 @@ public static class ModelCommands
             }
             return new ModelInputs(batch, sequence, Ints("input_ids")!, Ints("token_type_ids"), Ints("attention_mask"));
         }
+    }
+
+    /// <summary>The dense layer in the pooler's slot as the family names it (BERT's <c>pooler.dense</c>, DistilBERT's
+    /// <c>pre_classifier</c>, RoBERTa's sequence classifier's <c>classifier.dense</c>), without the base model's prefix.</summary>
+    private static string PoolerName(BertPreTrainedModel m)
+    {
+        string name = FamilyNames.CheckpointName("pooler.dense.weight", m.Architecture, m.Config.Family)[..^".weight".Length];
+        string prefix = FamilyNames.BasePrefix(m.Config.Family) + ".";
+        return name.StartsWith(prefix, StringComparison.Ordinal) ? name[prefix.Length..] : name;
     }
 }

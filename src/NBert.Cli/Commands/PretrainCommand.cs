@@ -57,13 +57,15 @@ public static class PretrainCommand
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), source?.Directory, parse.GetValue(resume), resumable: true);
             // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
             parallel?.World.Barrier();
-            bool nsp = !parse.GetValue(noNsp);
+            // A family without a next-sentence head (DistilBERT) pre-trains with masked LM alone, as --no-nsp.
+            bool nsp = !parse.GetValue(noNsp) && (source is null
+                || FamilyNames.Supports(ModelCommands.LoadConfig(Path.Combine(source.Directory, "config.json")).Family, BertArchitecture.BertForPreTraining));
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
             var (pretrained, tokenizer) = LoadModel(source, parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);
             int maxLength = parse.GetValue(maxSeqLength);
-            if (maxLength > pretrained.Config.MaxPositionEmbeddings)
-                throw new CliException($"--max-seq-length {maxLength} exceeds the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings}.");
+            if (maxLength > pretrained.Config.MaxSequenceLength)
+                throw new CliException($"--max-seq-length {maxLength} exceeds the {pretrained.Config.MaxSequenceLength} tokens the model's max_position_embeddings {pretrained.Config.MaxPositionEmbeddings} holds.");
             IEnumerable<PretrainingInstance> Instances(string[] files, int instanceSeed) =>
                 new InstanceBuilder(maxLength, parse.GetValue(shortSeq), nsp, instanceSeed, dupeFactor: parse.GetValue(dupeFactor)).Build(PretrainingCorpus.Tokenized(PretrainingCorpus.Documents(files), tokenizer));
             Directory.CreateDirectory(outDir);

@@ -214,7 +214,7 @@ public static class QuickstartCommand
         string config = Path.Combine(directory, "config.json");
         if (!File.Exists(config) || !File.Exists(Path.Combine(directory, "model.safetensors"))) return null;
         var c = ModelCommands.LoadConfig(config);
-        return c.Architectures.Count > 0 && c.Architectures[0] == architecture.ToString() ? c : null;
+        return BertArchitectures.Names(c, architecture) ? c : null;
     }
 
     private static string Fixed(float value) => value.ToString("F3", CultureInfo.InvariantCulture);

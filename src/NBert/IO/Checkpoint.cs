@@ -82,8 +82,8 @@ public static class Checkpoint
         IReadOnlyDictionary<string, FloatTensor> parameters)
     {
         files.Write(SafeTensorsName, stream => SafeTensorsWriter.Write(stream,
-            layout.Select(s => SafeTensor.Float32(BertArchitectures.CheckpointName(s.Name, architecture), s.Shape, parameters[s.Name].Data))));
-        files.WriteAllText("config.json", (config with { Architectures = [architecture.ToString()] }).ToJson() + "\n");
+            layout.Select(s => SafeTensor.Float32(FamilyNames.CheckpointName(s.Name, architecture, config.Family), s.Shape, parameters[s.Name].Data))));
+        files.WriteAllText("config.json", (config with { Architectures = [FamilyNames.ClassName(config.Family, architecture)] }).ToJson() + "\n");
     }
 
     /// <summary>Stages copies of the tokenizer files of <paramref name="source"/> that exist into <paramref name="files"/>,

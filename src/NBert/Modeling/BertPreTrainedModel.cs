@@ -60,7 +60,7 @@ public abstract class BertPreTrainedModel : IDisposable
         Architecture = architecture;
         _parameters = parameters;
         bool addPoolingLayer = BertArchitectures.AddPoolingLayer(architecture, parameters.Keys);
-        HasPoolingLayer = BertArchitectures.HasPooler(architecture) && addPoolingLayer;
+        HasPoolingLayer = BertArchitectures.HasPooler(config, architecture) && addPoolingLayer;
         _layout = new ParameterLayout(config, architecture, addPoolingLayer);
         foreach (var slot in _layout.Slots)
             if (!parameters.TryGetValue(slot.Name, out var t) || !t.Shape.SequenceEqual(slot.Shape))
@@ -253,9 +253,10 @@ public abstract class BertPreTrainedModel : IDisposable
         foreach (var (name, fresh) in parameters)
         {
             if (_parameters.TryGetValue(name, out var kept) && kept.Shape.SequenceEqual(fresh.Shape)) kept.Data.CopyTo(fresh.Data, 0);
-            else initialized.Add(name);
+            else initialized.Add(BertWeights.ReportName(name, config, architecture));
         }
-        var unused = _parameters.Keys.Where(k => !parameters.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var unused = _parameters.Keys.Where(k => !parameters.ContainsKey(k)).Select(k => BertWeights.ReportName(k, Config, Architecture))
+            .Order(StringComparer.Ordinal).ToList();
         var report = new LoadReport(initialized, unused, []);
         foreach (var warning in report.Warnings) NBertWarnings.Raise(warning);
         return Create(config, architecture, parameters, report);
@@ -375,7 +376,7 @@ public abstract class BertPreTrainedModel : IDisposable
         if (withPooler)
         {
             var y = new float[b * h];
-            Heads<float>.Pooler(weights, _layout.Pooler!, x, b, s, new float[b * h], y);
+            Heads<float>.Pooler(weights, _layout.Pooler!, Config.PoolerActivation, x, b, s, new float[b * h], y);
             pooled = new FloatTensor(y, b, h);
         }
         return new ModelOutput

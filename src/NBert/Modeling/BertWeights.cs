@@ -48,9 +48,10 @@ public static class BertWeights
         BertArchitectures.EnsureFitsInMemory(config, architecture);
         var byCanonical = new Dictionary<string, string>(StringComparer.Ordinal);
         var ignored = new List<string>();
+        var toModelName = ModelNames(config, architecture);
         foreach (var t in source.Tensors)
         {
-            string? canonical = Canonical(t.Name, config);
+            string? canonical = toModelName(t.Name);
             if (canonical is null) { ignored.Add(t.Name); continue; }
             // Two names for one parameter (cls.predictions.bias and decoder.bias): the first one wins.
             if (!byCanonical.TryAdd(canonical, t.Name)) ignored.Add(t.Name);
@@ -77,12 +78,17 @@ public static class BertWeights
             else
             {
                 parameters[spec.Name] = Initialize(spec, config, rng);
-                initialized.Add(spec.Name);
+                initialized.Add(ReportName(spec.Name, config, architecture));
             }
         }
         var unexpected = byCanonical.Values.Order(StringComparer.Ordinal).ToList();
         return (parameters, new LoadReport(initialized, unexpected, ignored) { NonFinite = nonFinite });
     }
+
+    /// <summary>The name a load report gives a parameter: BERT's model name, or another family's own checkpoint name
+    /// (a DistilBERT's new sequence head is <c>pre_classifier.weight</c>, as transformers' warning says).</summary>
+    internal static string ReportName(string parameter, BertConfig config, BertArchitecture architecture) =>
+        config.Family == ModelFamily.Bert ? parameter : FamilyNames.CheckpointName(parameter, architecture, config.Family);
 
     /// <summary>How many values are NaN or infinite: those whose exponent bits are all ones.</summary>
     internal static long CountNonFinite(ReadOnlySpan<float> values)
@@ -123,6 +129,18 @@ public static class BertWeights
         switch (spec.Init)
         {
             case Init.Ones: t.Data.AsSpan().Fill(1f); break;
+            case Init.Sinusoidal:
+            {
+                // transformers' create_sinusoidal_embeddings, computed in double as numpy does there.
+                int dim = spec.Shape[1];
+                for (int pos = 0; pos < spec.Shape[0]; pos++)
+                    for (int j = 0; j < dim; j++)
+                    {
+                        double angle = pos / Math.Pow(10000, 2.0 * (j / 2) / dim);
+                        t.Data[pos * dim + j] = (float)(j % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
+                    }
+                break;
+            }
             case Init.Normal:
             case Init.EmbeddingWithPadding:
                 for (int i = 0; i < t.Data.Length; i++) t.Data[i] = (float)(rng.Next() * config.InitializerRange);
@@ -134,7 +152,35 @@ public static class BertWeights
         return t;
     }
 
-    /// <summary>The parameter a checkpoint name stands for, or null for what transformers drops.</summary>
+    /// <summary>
+    /// A checkpoint name to the model name of the parameter it stands for (null for what transformers drops), in the
+    /// config's family. BERT's rules are <see cref="Canonical"/>; another family's names are those
+    /// <see cref="FamilyNames.CheckpointName"/> gives the architecture's parameters (with or without the base model's
+    /// prefix, as transformers loads a head's checkpoint as a base model and back); a name that is none of them is kept
+    /// as it is, to be reported unused.
+    /// </summary>
+    internal static Func<string, string?> ModelNames(BertConfig config, BertArchitecture architecture)
+    {
+        if (config.Family == ModelFamily.Bert) return name => Canonical(name, config);
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var spec in BertArchitectures.Parameters(config with { TieWordEmbeddings = false }, architecture))
+        {
+            map.TryAdd(FamilyNames.CheckpointName(spec.Name, architecture, config.Family), spec.Name);
+            map.TryAdd(FamilyNames.CheckpointName(spec.Name, architecture == BertArchitecture.BertModel
+                ? BertArchitecture.BertForMaskedLM : BertArchitecture.BertModel, config.Family), spec.Name);
+        }
+        // Older RoBERTa checkpoints hold the decoder's bias twice, as lm_head.bias and lm_head.decoder.bias (the first wins).
+        if (config.Family == ModelFamily.Roberta) map.TryAdd("lm_head.decoder.bias", "cls.predictions.bias");
+        string tiedDecoder = FamilyNames.CheckpointName("cls.predictions.decoder.weight", architecture, config.Family);
+        return name =>
+        {
+            if (name.EndsWith("position_ids", StringComparison.Ordinal)) return null;
+            if (config.TieWordEmbeddings && name == tiedDecoder) return null; // tied to the word embeddings
+            return map.GetValueOrDefault(name, name);
+        };
+    }
+
+    /// <summary>The parameter a BERT checkpoint name stands for, or null for what transformers drops.</summary>
     internal static string? Canonical(string name, BertConfig config)
     {
         if (name.EndsWith("position_ids", StringComparison.Ordinal)) return null;

@@ -24,8 +24,11 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
     {
         var c = C;
         int b = inputs.Batch, s = inputs.SequenceLength, h = c.HiddenSize;
-        if (s > c.MaxPositionEmbeddings)
-            throw new ArgumentException($"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
+        if (s > c.MaxSequenceLength)
+            throw new ArgumentException(c.PositionsFromPadding
+                ? $"Sequence length {s} exceeds the {c.MaxSequenceLength} tokens that max_position_embeddings {c.MaxPositionEmbeddings} holds " +
+                  $"(RoBERTa's positions start at pad_token_id + 1 = {c.PadTokenId + 1}): truncate the input."
+                : $"Sequence length {s} exceeds max_position_embeddings {c.MaxPositionEmbeddings}: truncate the input.");
         EnsureArray("the hidden states (batch x sequence x hidden_size)", (long)b * s * h);
         EnsureArray("the query, key and value (batch x sequence x 3 x hidden_size)", (long)b * s * 3 * h);
         EnsureArray("the intermediate activations (batch x sequence x intermediate_size)", (long)b * s * c.IntermediateSize);
@@ -77,7 +80,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var inputs = pass.Inputs;
         int s = pass.Sequence, h = c.HiddenSize, m = pass.Rows;
         var position = w.Values(e.Position);
-        var types = w.Values(e.TokenType);
+        var types = e.TokenType is null ? default : w.Values(e.TokenType); // none in DistilBERT, which ignores token_type_ids
         var sum = pass.EmbeddingSum;
         for (int t = 0; t < m; t++)
         {
@@ -86,11 +89,11 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Input id {id} (sequence {t / s}, position {t % s}) is outside the model's " +
                     $"vocabulary 0..{c.VocabSize - 1} (vocab_size {c.VocabSize}): the ids come from a tokenizer with a larger vocabulary than the " +
                     "model's, or from another model's tokenizer.");
-            if ((uint)type >= (uint)c.TypeVocabSize)
+            if (e.TokenType is not null && (uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
             var row = sum.AsSpan(t * h, h);
-            w.AddEmbeddingRow(e.Word, id, position.Slice(t % s * h, h), row);
-            TensorPrimitives.Add(row, types.Slice(type * h, h), row);
+            w.AddEmbeddingRow(e.Word, id, position.Slice(pass.Position(t) * h, h), row);
+            if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * h, h), row);
         }
         LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);
         Dropout(pass, pass.Embedded, m * h, pass.HiddenDropout, pass.Keep0);
@@ -104,7 +107,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         w.Linear(p.Qkv, x.AsSpan(0, m * h), m, l.Qkv);
         AttentionForward(l, pass, probs ?? l.Probs);
         w.Linear(p.AttentionOutput, l.Context.AsSpan(0, m * h), m, l.Residual1);
-        Dropout(pass, l.Residual1, m * h, pass.HiddenDropout, l.Keep1);
+        Dropout(pass, l.Residual1, m * h, AttentionOutputDropout(pass), l.Keep1);
         TensorPrimitives.Add(l.Residual1.AsSpan(0, m * h), x.AsSpan(0, m * h), l.Residual1);
         LayerNorm(w, p.AttentionNorm, l.Residual1, l.Attended, l.Mean1, l.Rstd1, m);
         w.Linear(p.Intermediate, l.Attended.AsSpan(0, m * h), m, l.Inner);
@@ -116,6 +119,9 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         TensorPrimitives.Add(l.Residual2.AsSpan(0, m * h), l.Attended.AsSpan(0, m * h), l.Residual2);
         LayerNorm(w, p.OutputNorm, l.Residual2, output, l.Mean2, l.Rstd2, m);
     }
+
+    /// <summary>The dropout after the attention's output layer: the hidden dropout, where the family has it.</summary>
+    private double AttentionOutputDropout(EncoderPass<T> pass) => C.AttentionOutputDropout ? pass.HiddenDropout : 0;
 
     /// <summary>LayerNorm of <paramref name="rows"/> rows, in parallel; mean and 1/std kept when the buffers are given.</summary>
     public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows)
@@ -230,12 +236,13 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         LayerNormBackward(w, grads, e.Norm, dHidden, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m);
         Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * h), inputs.InputIds, grads.AsSpan(e.Word.Offset, e.Word.Length), h);
         var dPosition = grads.AsSpan(e.Position.Offset, e.Position.Length);
-        var dTypes = grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);
+        var dTypes = e.TokenType is null ? default : grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);
         for (int t = 0; t < m; t++)
         {
             var row = dSum.AsSpan(t * h, h);
-            var pos = dPosition.Slice(t % s * h, h);
+            var pos = dPosition.Slice(pass.Position(t) * h, h);
             TensorPrimitives.Add(pos, row, pos);
+            if (e.TokenType is null) continue;
             var type = dTypes.Slice((inputs.TokenTypeIds?[t] ?? 0) * h, h);
             TensorPrimitives.Add(type, row, type);
         }
@@ -295,7 +302,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         Array.Clear(dRes, 0, m * h);
         LayerNormBackward(w, grads, p.AttentionNorm, dAttended, l.Residual1, l.Mean1!, l.Rstd1!, dRes, m);
         Array.Copy(dRes, dx, m * h); // the residual: d(input) starts as d(residual1)
-        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), pass.HiddenDropout, l.Keep1);
+        DropoutBackwardInPlace(dRes.AsSpan(0, m * h), AttentionOutputDropout(pass), l.Keep1);
         var dContext = g.DContext;
         Array.Clear(dContext, 0, m * h);
         LinearBackward(w, grads, p.AttentionOutput, dRes.AsSpan(0, m * h), l.Context.AsSpan(0, m * h), dContext, m);

@@ -45,6 +45,11 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     public int Rows => Inputs.Batch * Inputs.SequenceLength;
     /// <summary>Per sequence, the n of a right-padded mask (its keys 0..n-1 are attended), or 0 for another mask.</summary>
     public int[] ValidKeys { get; private set; } = [];
+    /// <summary>Each token's position id [m] where the family counts them from the input ids (RoBERTa); null for 0..s-1.</summary>
+    public int[]? PositionIds { get; private set; }
+
+    /// <summary>The position id of token <paramref name="t"/> (an index into b·s).</summary>
+    public int Position(int t) => PositionIds?[t] ?? t % Sequence;
     public double HiddenDropout { get; private set; }
     public double AttentionDropout { get; private set; }
     public DropoutRandom? Random { get; private set; }
@@ -131,6 +136,17 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         for (int bi = 0; bi < keys.Length; bi++)
             keys[bi] = inputs.AttentionMask is null ? s : Encoder<T>.ValidPrefix(inputs.AttentionMask.AsSpan(bi * s, s));
         ValidKeys = keys;
+        PositionIds = _config.PositionsFromPadding ? PaddingPositions(inputs.InputIds, s, _config.PadTokenId) : null;
+    }
+
+    /// <summary>transformers' <c>create_position_ids_from_input_ids</c>: cumsum(ids != pad) · (ids != pad) + pad, per sequence.</summary>
+    internal static int[] PaddingPositions(int[] ids, int s, int pad)
+    {
+        var positions = new int[ids.Length];
+        for (int row = 0; row < ids.Length; row += s)
+            for (int t = row, count = 0; t < row + s; t++)
+                positions[t] = ids[t] == pad ? pad : pad + ++count;
+        return positions;
     }
 
     /// <summary>Layer <paramref name="index"/>'s buffers (a scratch pass has one set for all).</summary>

@@ -13,26 +13,39 @@ namespace NBert.Modeling;
 /// </summary>
 internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>The pooler: each sequence's first token ([CLS]) [b, h] into <paramref name="first"/>, then dense and tanh
-    /// into <paramref name="pooled"/> [b, h].</summary>
-    public static void Pooler(Weights<T> w, LinearParameters p, ReadOnlySpan<T> hidden, int b, int s, Span<T> first, Span<T> pooled)
+    /// <summary>A step applied to a buffer in place (dropout, in training).</summary>
+    public delegate void InPlace(Span<T> x);
+
+    /// <summary>The pooler: each sequence's first token ([CLS]) [b, h] into <paramref name="first"/>, then dense and the
+    /// family's activation (<see cref="BertConfig.PoolerActivation"/>: BERT's tanh, DistilBERT's <c>pre_classifier</c> ReLU)
+    /// into <paramref name="pooled"/> [b, h]. <paramref name="pre"/>, when not empty, keeps the dense output before the
+    /// activation (for the backward pass).</summary>
+    public static void Pooler(Weights<T> w, LinearParameters p, Activation activation, ReadOnlySpan<T> hidden, int b, int s, Span<T> first,
+        Span<T> pooled, Span<T> pre = default, InPlace? beforeDense = null)
     {
-        int h = p.Inputs;
+        int h = p.Inputs, n = b * h;
         for (int i = 0; i < b; i++) hidden.Slice(i * s * h, h).CopyTo(first.Slice(i * h, h));
-        w.Linear(p, first[..(b * h)], b, pooled);
-        TensorPrimitives.Tanh<T>(pooled[..(b * h)], pooled[..(b * h)]);
+        beforeDense?.Invoke(first[..n]); // training: RoBERTa's dropout on <s> before classifier.dense
+        w.Linear(p, first[..n], b, pooled);
+        if (!pre.IsEmpty) pooled[..n].CopyTo(pre);
+        if (activation == Activation.Tanh) TensorPrimitives.Tanh<T>(pooled[..n], pooled[..n]);
+        else activation.Forward<T>(pooled[..n], pooled[..n]);
     }
 
     /// <summary>The pooler backward: from d(pooled) [b, h] to its parameters' gradients and d(first tokens), added to
-    /// <paramref name="dHidden"/> [m, h]. <paramref name="dPre"/> and <paramref name="dFirst"/> are scratch of [b, h].</summary>
-    public static void PoolerBackward(FlatWeights<T> w, T[] grads, LinearParameters p, ReadOnlySpan<T> dPooled, ReadOnlySpan<T> first,
-        ReadOnlySpan<T> pooled, int b, int s, Span<T> dPre, Span<T> dFirst, Span<T> dHidden)
+    /// <paramref name="dHidden"/> [m, h]. <paramref name="pre"/> is the forward's dense output (tanh's derivative is read
+    /// from <paramref name="pooled"/>); <paramref name="dPre"/> and <paramref name="dFirst"/> are scratch of [b, h].</summary>
+    public static void PoolerBackward(FlatWeights<T> w, T[] grads, LinearParameters p, Activation activation, ReadOnlySpan<T> dPooled,
+        ReadOnlySpan<T> first, ReadOnlySpan<T> pre, ReadOnlySpan<T> pooled, int b, int s, Span<T> dPre, Span<T> dFirst, Span<T> dHidden,
+        double inputDropout = 0, ReadOnlySpan<bool> inputKeep = default)
     {
         int h = p.Inputs, n = b * h;
         dPre[..n].Clear();
         dFirst[..n].Clear();
-        Ops.TanhBackward<T>(dPooled[..n], pooled[..n], dPre[..n]);
+        if (activation == Activation.Tanh) Ops.TanhBackward<T>(dPooled[..n], pooled[..n], dPre[..n]);
+        else activation.Backward<T>(dPooled[..n], pre[..n], dPre[..n]);
         Encoder<T>.LinearBackward(w, grads, p, dPre[..n], first[..n], dFirst[..n], b);
+        Encoder<T>.DropoutBackwardInPlace(dFirst[..n], inputDropout, inputKeep);
         for (int i = 0; i < b; i++)
         {
             var row = dHidden.Slice(i * s * h, h);
@@ -57,7 +70,7 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         int h = c.HiddenSize;
         w.Linear(p.Transform, input[..(r * h)], r, dense);
-        c.Activation.Forward<T>(dense[..(r * h)], activated[..(r * h)]);
+        c.MaskedLmActivation.Forward<T>(dense[..(r * h)], activated[..(r * h)]);
         Ops.LayerNormForward<T>(activated[..(r * h)], normed[..(r * h)], w.Values(p.Norm.Weight), w.Values(p.Norm.Bias),
             T.CreateTruncating(c.LayerNormEps), mean.IsEmpty ? default : mean[..r], rstd.IsEmpty ? default : rstd[..r]);
         w.Linear(p.Decoder, normed[..(r * h)], r, logits);
@@ -76,7 +89,7 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
         Ops.LayerNormBackward<T>(dNormed[..n], activated[..n], mean[..r], rstd[..r], w.Values(p.Norm.Weight), dActivated[..n],
             grads.AsSpan(p.Norm.Weight.Offset, h), grads.AsSpan(p.Norm.Bias.Offset, h));
         dDense[..n].Clear();
-        c.Activation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
+        c.MaskedLmActivation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
         dInput[..n].Clear();
         Encoder<T>.LinearBackward(w, grads, p.Transform, dDense[..n], input[..n], dInput[..n], r);
     }

@@ -134,11 +134,11 @@ public static class OnnxExport
         using var files = new StagedFiles(directory);
         tokenizer.SavePretrained(files);
         Stage(model, files, ModelFileName, options with { Task = task }, externalDataThreshold);
-        files.WriteAllText("config.json", (model.Config with { Architectures = [model.Architecture.ToString()] }).ToJson() + "\n");
+        files.WriteAllText("config.json", (model.Config with { Architectures = [FamilyNames.ClassName(model.Config.Family, model.Architecture)] }).ToJson() + "\n");
         if (task == OnnxTask.SentenceEmbeddings)
         {
             var embedding = options.Embedding ?? new EmbeddingOptions();
-            int maxLength = Math.Min(embedding.MaxLength ?? model.Config.MaxPositionEmbeddings, model.Config.MaxPositionEmbeddings);
+            int maxLength = Math.Min(embedding.MaxLength ?? model.Config.MaxSequenceLength, model.Config.MaxSequenceLength);
             SentenceTransformersConfig.Write(files, embedding, maxLength, model.Config.HiddenSize);
         }
         files.Commit();
@@ -349,7 +349,7 @@ public static class OnnxExport
         private string Parameter(string name)
         {
             var t = model.ParametersToRead[name];
-            return Tensor(BertArchitectures.CheckpointName(name, model.Architecture), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
+            return Tensor(FamilyNames.CheckpointName(name, model.Architecture, c.Family), TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)t.Data,
                 t.Shape.Select(d => (long)d).ToArray());
         }
 
@@ -366,7 +366,7 @@ public static class OnnxExport
                 && !weight.Contains(".attention.", StringComparison.Ordinal);
             if (options.Quantization == OnnxQuantization.Int8All || options.Quantization == OnnxQuantization.Int8 && !feedForward)
             {
-                string key = BertArchitectures.CheckpointName(weight, model.Architecture);
+                string key = FamilyNames.CheckpointName(weight, model.Architecture, c.Family);
                 var (q, scales) = QuantizeRows(weight, w.Data, outputs, inputs);
                 string qw = Tensor(key + "_quantized", TensorProto.Types.DataType.Int8, (ReadOnlySpan<sbyte>)q, inputs, outputs);
                 string scale = Tensor(key + "_scale", TensorProto.Types.DataType.Float, (ReadOnlySpan<float>)scales, outputs);
@@ -400,9 +400,9 @@ public static class OnnxExport
                 Int("axis", -1), Float("epsilon", (float)c.LayerNormEps));
 
         /// <summary>hidden_act as transformers' modules compute it, in the forms ONNX Runtime fuses (Gelu, FastGelu).</summary>
-        private string Activation(string x, string scope)
+        private string Activation(string x, string scope, Schema.Activation? activation = null)
         {
-            switch (c.Activation)
+            switch (activation ?? c.Activation)
             {
                 case Schema.Activation.Gelu: // x · 0.5 · (1 + erf(x / √2))
                     string erf = Node("Erf", [Node("Div", [x, FloatScalar("sqrt_2", MathF.Sqrt(2f))], scope)], scope);
@@ -415,6 +415,8 @@ public static class OnnxExport
                     return Node("Mul", [Node("Mul", [x, FloatScalar("half", 0.5f)], scope), Node("Add", [tanh, FloatScalar("one", 1f)], scope)], scope);
                 case Schema.Activation.Relu:
                     return Node("Relu", [x], scope);
+                case Schema.Activation.Tanh:
+                    return Node("Tanh", [x], scope);
                 default: // x · sigmoid(x)
                     return Node("Mul", [x, Node("Sigmoid", [x], scope)], scope);
             }
@@ -425,7 +427,7 @@ public static class OnnxExport
         {
             Input("input_ids");
             Input("attention_mask");
-            Input("token_type_ids");
+            if (c.HasTokenTypes) Input("token_type_ids"); // DistilBERT takes none, as its transformers export
             int h = c.HiddenSize, heads = c.NumAttentionHeads, d = c.HeadSize;
 
             // Embeddings: word + position + token type, LayerNorm. The positions 0..sequence-1 are counted along each row
@@ -435,9 +437,19 @@ public static class OnnxExport
             string words = Node("Gather", [Parameter("embeddings.word_embeddings.weight"), "input_ids"], "/embeddings/word_embeddings");
             string ones = Node("Add", [Node("Mul", ["input_ids", Int64Scalar("zero_int", 0)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
             string positionIds = Node("Sub", [Node("CumSum", [ones, Int64Scalar("index_1", 1)], "/embeddings"), Int64Scalar("one_int", 1)], "/embeddings");
+            if (c.PositionsFromPadding)
+            {
+                // RoBERTa: cumsum(ids != pad) · (ids != pad) + pad (transformers' create_position_ids_from_input_ids).
+                string pad = Int64Scalar("padding_idx", c.PadTokenId);
+                string real = Node("Cast", [Node("Not", [Node("Equal", ["input_ids", pad], "/embeddings")], "/embeddings")], "/embeddings", null,
+                    Int("to", (long)TensorProto.Types.DataType.Int64));
+                positionIds = Node("Add", [Node("Mul", [Node("CumSum", [real, Int64Scalar("index_1", 1)], "/embeddings"), real], "/embeddings"), pad], "/embeddings");
+            }
             string position = Node("Gather", [Parameter("embeddings.position_embeddings.weight"), positionIds], "/embeddings/position_embeddings");
-            string types = Node("Gather", [Parameter("embeddings.token_type_embeddings.weight"), "token_type_ids"], "/embeddings/token_type_embeddings");
-            string sum = Node("Add", [Node("Add", [words, types], "/embeddings"), position], "/embeddings");
+            string sum = c.HasTokenTypes
+                ? Node("Add", [Node("Add", [words, Node("Gather", [Parameter("embeddings.token_type_embeddings.weight"), "token_type_ids"],
+                    "/embeddings/token_type_embeddings")], "/embeddings"), position], "/embeddings")
+                : Node("Add", [words, position], "/embeddings");
             string x = LayerNorm(sum, "embeddings.LayerNorm", "/embeddings/LayerNorm");
 
             // transformers' extended mask: (1 - mask) × float32's minimum, [batch, 1, 1, sequence], added to every score.
@@ -466,15 +478,15 @@ public static class OnnxExport
                 x = LayerNorm(Node("Add", [output, attention], $"{s}/output"), $"{l}.output.LayerNorm", $"{s}/output/LayerNorm");
             }
 
-            // The pooler: the first token's hidden state through dense and tanh.
-            string Pooled() => Node("Tanh", [Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
+            // The pooler: the first token's hidden state through dense and tanh (DistilBERT's pre_classifier: ReLU).
+            string Pooled() => Node(c.PoolerActivation == Schema.Activation.Relu ? "Relu" : "Tanh", [Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
                 "pooler.dense.weight", "pooler.dense.bias", "/pooler/dense")], "/pooler/activation");
             // The masked-LM head: dense, activation, LayerNorm, then the decoder (the word embeddings when tied) and its bias.
             string PredictionLogits()
             {
                 const string s = "/cls/predictions";
                 string t = LayerNorm(Activation(Linear(x, "cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.bias", s + "/transform/dense"),
-                    s + "/transform/transform_act_fn"), "cls.predictions.transform.LayerNorm", s + "/transform/LayerNorm");
+                    s + "/transform/transform_act_fn", c.MaskedLmActivation), "cls.predictions.transform.LayerNorm", s + "/transform/LayerNorm");
                 return Linear(t, c.TieWordEmbeddings ? "embeddings.word_embeddings.weight" : "cls.predictions.decoder.weight", "cls.predictions.bias", s + "/decoder");
             }
             string SeqRelationship(string pooled) => Linear(pooled, "cls.seq_relationship.weight", "cls.seq_relationship.bias", "/cls/seq_relationship");

@@ -38,7 +38,7 @@ public abstract class Pipeline : IDisposable
 
     /// <summary>The most tokens an input is given: the tokenizer's <see cref="BertTokenizer.MaxInputLength"/>
     /// (model_max_length, 512 when unknown), at most the model's max_position_embeddings.</summary>
-    public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxPositionEmbeddings);
+    public int MaxLength => Math.Min(Tokenizer.MaxInputLength, Model.Config.MaxSequenceLength);
 
     /// <summary>
     /// What happens to an input longer than the model takes (<see cref="MaxLength"/>, or an embedding model's own limit).

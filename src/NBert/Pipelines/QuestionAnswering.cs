@@ -70,7 +70,7 @@ public sealed class QuestionAnswering : Pipeline
         if (o.MaxQuestionLen < 1) throw new ArgumentOutOfRangeException(nameof(options), $"max_question_len must be at least 1, not {o.MaxQuestionLen}.");
         if (o.DocStride is < 0) throw new ArgumentOutOfRangeException(nameof(options), $"doc_stride must not be negative, not {o.DocStride}.");
         if (o.MaxSeqLen is < 4) throw new ArgumentOutOfRangeException(nameof(options), $"max_seq_len must leave room for [CLS], two [SEP] and a token, not {o.MaxSeqLen}.");
-        int maxSeqLen = Math.Min(o.MaxSeqLen ?? Math.Min(Tokenizer.ModelMaxLength ?? 384, 384), Model.Config.MaxPositionEmbeddings);
+        int maxSeqLen = Math.Min(o.MaxSeqLen ?? Math.Min(Tokenizer.ModelMaxLength ?? 384, 384), Model.Config.MaxSequenceLength);
         int docStride = o.DocStride ?? Math.Min(maxSeqLen / 2, 128);
         if (docStride > maxSeqLen) throw new ArgumentException($"doc_stride ({docStride}) is larger than max_seq_len ({maxSeqLen}).", nameof(options));
         var encodeOptions = new EncodeOptions

@@ -15,6 +15,8 @@ public enum Activation
     Relu,
     /// <summary>x·sigmoid(x) (<c>silu</c>, <c>swish</c>).</summary>
     Silu,
+    /// <summary>tanh(x) (<c>tanh</c>): BERT's pooler.</summary>
+    Tanh,
 }
 
 /// <summary>Each <see cref="Activation"/> forward and backward, over spans (float32 through the vectorised kernels of
@@ -34,6 +36,7 @@ public static class Activations
                 case Activation.Gelu: Kernels.Gelu(f); return;
                 case Activation.GeluTanh: Kernels.GeluTanh(f); return;
                 case Activation.Relu: Kernels.Relu(f); return;
+                case Activation.Tanh: System.Numerics.Tensors.TensorPrimitives.Tanh(f, f); return;
                 default: Kernels.Silu(f); return;
             }
         }
@@ -64,6 +67,7 @@ public static class Activations
             Activation.Gelu => 0.5 * x * (1 + Kernels.Erf(x * SqrtHalf)),
             Activation.GeluTanh => 0.5 * x * (1 + Math.Tanh(SqrtTwoOverPi * (x + 0.044715 * x * x * x))),
             Activation.Relu => Math.Max(x, 0),
+            Activation.Tanh => Math.Tanh(x),
             _ => x / (1 + Math.Exp(-x)),
         };
         return T.CreateTruncating(y);
@@ -86,6 +90,10 @@ public static class Activations
                 break;
             case Activation.Relu:
                 d = x > 0 ? 1 : 0;
+                break;
+            case Activation.Tanh:
+                double th = Math.Tanh(x);
+                d = 1 - th * th;
                 break;
             default:
                 double s = 1 / (1 + Math.Exp(-x));

@@ -32,6 +32,9 @@ public enum Init
     Ones,
     /// <summary>As <see cref="Normal"/>, with the row of <see cref="BertConfig.PadTokenId"/> zeroed (word embeddings).</summary>
     EmbeddingWithPadding,
+    /// <summary>DistilBERT's fixed sinusoidal positions (<c>sinusoidal_pos_embds</c>): sin(pos / 10000^(2⌊j/2⌋/dim)) in
+    /// the even columns, cos in the odd ones.</summary>
+    Sinusoidal,
 }
 
 /// <summary>One parameter: its transformers name (without the <c>bert.</c> prefix), shape and initialisation.</summary>
@@ -51,16 +54,23 @@ public static class BertArchitectures
             ? a
             : throw new NotSupportedException($"Architecture '{name}' is not supported: {string.Join(", ", Enum.GetNames<BertArchitecture>())} are.");
 
-    /// <summary>The architecture config.json names first; <see cref="BertArchitecture.BertModel"/> when it names none.
-    /// One NBert does not have is an <see cref="NBertException"/> naming the field.</summary>
+    /// <summary>The architecture config.json names first, in the config's family (<c>DistilBertForMaskedLM</c> is
+    /// <see cref="BertArchitecture.BertForMaskedLM"/> of a DistilBERT); <see cref="BertArchitecture.BertModel"/> when it
+    /// names none. One NBert does not have is an <see cref="NBertException"/> naming the field.</summary>
     public static BertArchitecture FromConfig(BertConfig config)
     {
         if (config.Architectures.Count == 0) return BertArchitecture.BertModel;
         string name = config.Architectures[0];
-        return Enum.TryParse<BertArchitecture>(name, out var a) && Enum.IsDefined(a) && a.ToString() == name
-            ? a
-            : throw new NBertException($"architectures names '{NBertException.Quote(name)}', which NBert does not have: {string.Join(", ", Enum.GetNames<BertArchitecture>())} are supported.");
+        foreach (var a in Enum.GetValues<BertArchitecture>())
+            if (FamilyNames.Supports(config.Family, a) && FamilyNames.ClassName(config.Family, a) == name) return a;
+        var supported = Enum.GetValues<BertArchitecture>().Where(a => FamilyNames.Supports(config.Family, a)).Select(a => FamilyNames.ClassName(config.Family, a));
+        throw new NBertException($"architectures names '{NBertException.Quote(name)}', which NBert does not have for model_type " +
+            $"'{FamilyNames.ModelType(config.Family)}': {string.Join(", ", supported)} are supported.");
     }
+
+    /// <summary>Whether config.json's first architecture is <paramref name="architecture"/> (in the config's family).</summary>
+    public static bool Names(BertConfig config, BertArchitecture architecture) =>
+        config.Architectures.Count > 0 && config.Architectures[0] == FamilyNames.ClassName(config.Family, architecture);
 
     /// <summary>How many parameters <paramref name="a"/> has for <paramref name="c"/>, counted without building
     /// anything; a double, because a hostile config can describe more than a long counts.</summary>
@@ -76,7 +86,7 @@ public static class BertArchitectures
         {
             ("vocab_size", v * h + (masked ? v + (c.TieWordEmbeddings ? 0 : v * h) : 0)),
             ("max_position_embeddings", (double)c.MaxPositionEmbeddings * h),
-            ("type_vocab_size", (double)c.TypeVocabSize * h),
+            ("type_vocab_size", c.HasTokenTypes ? (double)c.TypeVocabSize * h : 0),
             ("num_hidden_layers", c.NumHiddenLayers * (4 * h * h + 2 * h * i + 9 * h + i)),
             ("hidden_size", 2 * h + (HasPooler(a) ? h * h + h : 0) + (masked ? h * h + 3 * h : 0)
                 + (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForQuestionAnswering ? 2 * h + 2 : 0)),
@@ -114,6 +124,16 @@ public static class BertArchitectures
     public static bool HasPooler(BertArchitecture a) => a is BertArchitecture.BertModel or BertArchitecture.BertForPreTraining
         or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForSequenceClassification;
 
+    /// <summary>Whether the architecture of <paramref name="c"/>'s family has the dense layer on the first token
+    /// (<c>pooler.dense</c> by model name): BERT's pooler, DistilBERT's <c>pre_classifier</c> (sequence classification only).</summary>
+    public static bool HasPooler(BertConfig c, BertArchitecture a) => c.Family switch
+    {
+        ModelFamily.DistilBert => a == BertArchitecture.BertForSequenceClassification,
+        // RobertaModel's pooler; its sequence classifier's classifier.dense (the other heads are built without a pooler).
+        ModelFamily.Roberta => a is BertArchitecture.BertModel or BertArchitecture.BertForSequenceClassification,
+        _ => HasPooler(a),
+    };
+
     /// <summary>
     /// The pooler rule, once: transformers' <c>add_pooling_layer</c> for a model of <paramref name="a"/> whose parameters
     /// (by model name) are <paramref name="names"/>. Every head is built with one (the pre-training, next-sentence and
@@ -123,9 +143,6 @@ public static class BertArchitectures
     public static bool AddPoolingLayer(BertArchitecture a, IEnumerable<string> names) =>
         a != BertArchitecture.BertModel || names.Any(n => n.StartsWith("pooler.", StringComparison.Ordinal));
 
-    /// <summary>Whether transformers saves the architecture's body under the <c>bert.</c> prefix (every head does).</summary>
-    internal static bool HasPrefix(BertArchitecture a) => a != BertArchitecture.BertModel;
-
     /// <summary>Every parameter of an architecture, in transformers' order. <paramref name="addPoolingLayer"/> false
     /// leaves out the pooler of a <see cref="BertArchitecture.BertModel"/> (transformers'
     /// <c>BertModel(config, add_pooling_layer=False)</c>); the heads that use the pooler always have it.</summary>
@@ -133,13 +150,16 @@ public static class BertArchitectures
     {
         if (!addPoolingLayer && a != BertArchitecture.BertModel)
             throw new ArgumentException($"Only BertModel can be built without a pooling layer; {a} uses it.", nameof(addPoolingLayer));
+        if (!FamilyNames.Supports(c.Family, a))
+            throw new NBertException($"{FamilyNames.ClassName(c.Family, a)} does not exist: model_type '{FamilyNames.ModelType(c.Family)}' has no such head.");
         int h = c.HiddenSize;
         var specs = new List<ParameterSpec>
         {
             new("embeddings.word_embeddings.weight", [c.VocabSize, h], Init.EmbeddingWithPadding),
-            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h], Init.Normal),
-            new("embeddings.token_type_embeddings.weight", [c.TypeVocabSize, h], Init.Normal),
+            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h],
+                c.SinusoidalPositions ? Init.Sinusoidal : c.PositionsFromPadding ? Init.EmbeddingWithPadding : Init.Normal),
         };
+        if (c.HasTokenTypes) specs.Add(new("embeddings.token_type_embeddings.weight", [c.TypeVocabSize, h], Init.Normal));
         void LayerNorm(string prefix)
         {
             specs.Add(new($"{prefix}.weight", [h], Init.Ones));
@@ -163,7 +183,7 @@ public static class BertArchitectures
             Linear($"{l}.output.dense", h, c.IntermediateSize);
             LayerNorm($"{l}.output.LayerNorm");
         }
-        if (HasPooler(a) && addPoolingLayer) Linear("pooler.dense", h, h);
+        if (HasPooler(c, a) && addPoolingLayer) Linear("pooler.dense", h, h);
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM)
         {
             Linear("cls.predictions.transform.dense", h, h);
@@ -180,10 +200,7 @@ public static class BertArchitectures
         return specs;
     }
 
-    /// <summary>The name a parameter has in a transformers checkpoint of this architecture.</summary>
+    /// <summary>The name a parameter has in a transformers BERT checkpoint of this architecture.</summary>
     public static string CheckpointName(string parameter, BertArchitecture architecture) =>
-        BertArchitectures.HasPrefix(architecture) && (parameter.StartsWith("embeddings.", StringComparison.Ordinal)
-            || parameter.StartsWith("encoder.", StringComparison.Ordinal) || parameter.StartsWith("pooler.", StringComparison.Ordinal))
-            ? "bert." + parameter
-            : parameter;
+        FamilyNames.CheckpointName(parameter, architecture, ModelFamily.Bert);
 }

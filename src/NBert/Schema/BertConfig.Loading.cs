@@ -47,12 +47,16 @@ public sealed partial record BertConfig
     private static BertConfig Parse(Fields f)
     {
         var c = new BertConfig();
+        string? modelType = f.OptionalString("model_type");
+        var family = FamilyNames.FromModelType(modelType)
+            ?? throw new NBertException($"model_type '{Quote(modelType!)}' is not supported: bert, distilbert and roberta are.");
         var extra = new JsonObject();
         foreach (var (k, v) in f.Root)
-            if (!Known.Contains(k)) extra[k] = v?.DeepClone();
+            if (!(family == ModelFamily.DistilBert ? KnownDistilBert : Known).Contains(k)) extra[k] = v?.DeepClone();
         string? ptype = f.OptionalString("problem_type");
         if (ptype is not (null or "regression" or "single_label_classification" or "multi_label_classification"))
             throw new NBertException($"problem_type '{Quote(ptype)}' is not one of regression, single_label_classification, multi_label_classification.");
+        if (family == ModelFamily.DistilBert) return ParseDistilBert(f, extra, ptype);
         int hidden = f.Int("hidden_size", c.HiddenSize);
         c = c with
         {
@@ -68,9 +72,45 @@ public sealed partial record BertConfig
             TypeVocabSize = f.Int("type_vocab_size", c.TypeVocabSize),
             InitializerRange = f.Double("initializer_range", c.InitializerRange),
             LayerNormEps = f.Double("layer_norm_eps", c.LayerNormEps),
-            PadTokenId = f.OptionalInt("pad_token_id") ?? 0,
+            PadTokenId = f.OptionalInt("pad_token_id") ?? (family == ModelFamily.Roberta ? 1 : 0),
             PositionEmbeddingType = f.OptionalString("position_embedding_type") ?? c.PositionEmbeddingType,
             ClassifierDropout = f.OptionalDouble("classifier_dropout"),
+            Id2Label = Labels(f, hidden),
+            ProblemType = ptype,
+            Architectures = f.OptionalStrings("architectures") ?? [],
+            TieWordEmbeddings = f.Bool("tie_word_embeddings", true),
+            Extra = extra,
+            Family = family,
+        };
+        c.Validate();
+        return c;
+    }
+
+    /// <summary>DistilBertConfig's fields (its own names, its defaults) as the one config: <c>dim</c> is the hidden size,
+    /// <c>hidden_dim</c> the feed-forward width, <c>seq_classif_dropout</c> the classifier dropout; no token types, and
+    /// LayerNorm's epsilon fixed at 1e-12 as DistilBERT's modeling code has it.</summary>
+    private static BertConfig ParseDistilBert(Fields f, JsonObject extra, string? ptype)
+    {
+        int hidden = f.Int("dim", 768);
+        _ = f.Bool("sinusoidal_pos_embds", false); // kept in Extra (see SinusoidalPositions); must be a boolean
+        var c = new BertConfig
+        {
+            Family = ModelFamily.DistilBert,
+            VocabSize = f.Int("vocab_size", 30522),
+            HiddenSize = hidden,
+            NumHiddenLayers = f.Int("n_layers", 6),
+            NumAttentionHeads = f.Int("n_heads", 12),
+            IntermediateSize = f.Int("hidden_dim", 3072),
+            HiddenAct = f.String("activation", "gelu"),
+            HiddenDropoutProb = f.Double("dropout", 0.1),
+            AttentionProbsDropoutProb = f.Double("attention_dropout", 0.1),
+            MaxPositionEmbeddings = f.Int("max_position_embeddings", 512),
+            TypeVocabSize = 0,
+            InitializerRange = f.Double("initializer_range", 0.02),
+            LayerNormEps = 1e-12,
+            PadTokenId = f.OptionalInt("pad_token_id") ?? 0,
+            ClassifierDropout = f.Double("seq_classif_dropout", 0.2),
+            QaDropout = f.Double("qa_dropout", 0.1),
             Id2Label = Labels(f, hidden),
             ProblemType = ptype,
             Architectures = f.OptionalStrings("architectures") ?? [],

@@ -59,6 +59,59 @@ public sealed partial record BertConfig
     public bool TieWordEmbeddings { get; init; } = true;
     /// <summary>The other fields of config.json, kept so that saving loses nothing.</summary>
     public JsonObject Extra { get; init; } = new();
+    /// <summary>The family (config.json's <c>model_type</c>): which checkpoint names and config fields the model has, and
+    /// the few switches in which the one encoder differs by family (<see cref="ModelFamily"/>). Default BERT.</summary>
+    public ModelFamily Family { get; init; } = ModelFamily.Bert;
+    /// <summary>DistilBERT's <c>qa_dropout</c>: dropout before <c>qa_outputs</c> while training (BERT has none there). Default 0.1.</summary>
+    public double QaDropout { get; init; } = 0.1;
+
+    // ---- the switches by family (each the one place its difference is stated) ----
+
+    /// <summary>Whether the embeddings add token type (segment) embeddings; DistilBERT has none (and ignores
+    /// <c>token_type_ids</c>).</summary>
+    public bool HasTokenTypes => Family != ModelFamily.DistilBert;
+
+    /// <summary>The activation after the dense layer on the first token that sequence classification reads: BERT's pooler
+    /// (tanh), DistilBERT's <c>pre_classifier</c> (ReLU).</summary>
+    public Activation PoolerActivation => Family == ModelFamily.DistilBert ? Activation.Relu : Activation.Tanh;
+
+    /// <summary>Whether dropout follows the attention's output layer (BERT's <c>BertSelfOutput</c>); DistilBERT's
+    /// <c>out_lin</c> has none.</summary>
+    public bool AttentionOutputDropout => Family != ModelFamily.DistilBert;
+
+    /// <summary>DistilBERT's <c>sinusoidal_pos_embds</c>: the position table is initialised with fixed sines and cosines
+    /// rather than at random (a trained checkpoint holds it either way).</summary>
+    public bool SinusoidalPositions => Family == ModelFamily.DistilBert && Extra["sinusoidal_pos_embds"] is JsonValue v
+        && v.GetValueKind() == JsonValueKind.True;
+
+    /// <summary>The activation of the masked-LM head's transform: BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>,
+    /// RoBERTa's exact GELU (its <c>RobertaLMHead</c> calls <c>gelu</c> whatever the config says).</summary>
+    public Activation MaskedLmActivation => Family == ModelFamily.Roberta ? Activation.Gelu : Activation;
+
+    /// <summary>RoBERTa's position ids: <c>pad_token_id + 1</c> onwards over each sequence's tokens that are not padding,
+    /// <c>pad_token_id</c> at padding (transformers' <c>create_position_ids_from_input_ids</c>); otherwise 0, 1, 2, ...</summary>
+    public bool PositionsFromPadding => Family == ModelFamily.Roberta;
+
+    /// <summary>The longest sequence the position table covers: <see cref="MaxPositionEmbeddings"/>, less RoBERTa's
+    /// <c>pad_token_id + 1</c> offset (514 positions hold 512 tokens).</summary>
+    public int MaxSequenceLength => PositionsFromPadding ? MaxPositionEmbeddings - PadTokenId - 1 : MaxPositionEmbeddings;
+
+    /// <summary>The dropout on the first token before the sequence classifier's dense layer while training: RoBERTa's
+    /// <c>RobertaClassificationHead</c> has one (then tanh, then the dropout before <c>out_proj</c>); BERT's pooler has none.</summary>
+    public double PoolerInputDropout(BertArchitecture architecture) =>
+        Family == ModelFamily.Roberta && architecture == BertArchitecture.BertForSequenceClassification ? HeadDropout(architecture) : 0;
+
+    /// <summary>The dropout probability before <paramref name="architecture"/>'s output layer while training, as transformers
+    /// applies it: BERT's classifiers <c>classifier_dropout</c> (else <c>hidden_dropout_prob</c>) and none before
+    /// <c>qa_outputs</c>; DistilBERT's <c>seq_classif_dropout</c>, <c>dropout</c> and <c>qa_dropout</c>.</summary>
+    public double HeadDropout(BertArchitecture architecture) => (Family, architecture) switch
+    {
+        (ModelFamily.DistilBert, BertArchitecture.BertForSequenceClassification) => ClassifierDropout ?? 0.2,
+        (ModelFamily.DistilBert, BertArchitecture.BertForTokenClassification) => HiddenDropoutProb,
+        (ModelFamily.DistilBert, BertArchitecture.BertForQuestionAnswering) => QaDropout,
+        (_, BertArchitecture.BertForSequenceClassification or BertArchitecture.BertForTokenClassification) => ClassifierDropout ?? HiddenDropoutProb,
+        _ => 0,
+    };
 
     /// <summary>transformers' <c>num_labels</c>: the count of <see cref="Id2Label"/>, the classifier's outputs.</summary>
     public int NumLabels => Id2Label.Count;
@@ -81,12 +134,26 @@ public sealed partial record BertConfig
 
     /// <summary>The activation <see cref="HiddenAct"/> names.</summary>
     public Activation Activation => Activations.TryGetValue(HiddenAct, out var a) ? a
-        : throw new NBertException($"hidden_act '{Quote(HiddenAct)}' is not supported ({string.Join(", ", Activations.Keys)} are).");
+        : throw new NBertException($"{Field("hidden_act")} '{Quote(HiddenAct)}' is not supported ({string.Join(", ", Activations.Keys)} are).");
+
+    /// <summary>A field's name in this family's config.json (a DistilBERT's <c>hidden_size</c> is <c>dim</c>), for messages.</summary>
+    internal string Field(string bertName) => Family != ModelFamily.DistilBert ? bertName : bertName switch
+    {
+        "hidden_size" => "dim",
+        "num_hidden_layers" => "n_layers",
+        "num_attention_heads" => "n_heads",
+        "intermediate_size" => "hidden_dim",
+        "hidden_act" => "activation",
+        "hidden_dropout_prob" => "dropout",
+        "attention_probs_dropout_prob" => "attention_dropout",
+        _ => bertName,
+    };
 
     private static readonly Dictionary<string, Activation> Activations = new(StringComparer.Ordinal)
     {
         ["gelu"] = Activation.Gelu, ["gelu_new"] = Activation.GeluTanh, ["gelu_pytorch_tanh"] = Activation.GeluTanh,
         ["gelu_fast"] = Activation.GeluTanh, ["relu"] = Activation.Relu, ["silu"] = Activation.Silu, ["swish"] = Activation.Silu,
+        ["tanh"] = Activation.Tanh,
     };
 
     private static readonly string[] Known =
@@ -94,7 +161,15 @@ public sealed partial record BertConfig
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
         "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
         "initializer_range", "layer_norm_eps", "pad_token_id", "position_embedding_type", "classifier_dropout",
-        "id2label", "label2id", "num_labels", "problem_type", "architectures", "tie_word_embeddings",
+        "id2label", "label2id", "num_labels", "problem_type", "architectures", "tie_word_embeddings", "model_type",
+    ];
+
+    /// <summary>DistilBERT's own names for the fields it has (<c>DistilBertConfig</c>), and the ones it shares.</summary>
+    private static readonly string[] KnownDistilBert =
+    [
+        "vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "activation", "dropout", "attention_dropout", "max_position_embeddings",
+        "initializer_range", "pad_token_id", "seq_classif_dropout", "qa_dropout", "id2label", "label2id", "num_labels", "problem_type",
+        "architectures", "tie_word_embeddings", "model_type",
     ];
 
     /// <summary>
@@ -115,29 +190,34 @@ public sealed partial record BertConfig
                 throw new NBertException($"{name} must be a probability between 0 and 1, not {p.ToString(CultureInfo.InvariantCulture)}.");
         }
         Positive("vocab_size", VocabSize);
-        Positive("hidden_size", HiddenSize);
-        Positive("num_hidden_layers", NumHiddenLayers);
-        Positive("num_attention_heads", NumAttentionHeads);
-        Positive("intermediate_size", IntermediateSize);
+        Positive(Field("hidden_size"), HiddenSize);
+        Positive(Field("num_hidden_layers"), NumHiddenLayers);
+        Positive(Field("num_attention_heads"), NumAttentionHeads);
+        Positive(Field("intermediate_size"), IntermediateSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
-        Positive("type_vocab_size", TypeVocabSize);
+        if (HasTokenTypes) Positive(Field("type_vocab_size"), TypeVocabSize);
         if (NumLabels < 1) throw new NBertException("id2label must name at least one label.");
         if (HiddenSize % NumAttentionHeads != 0)
-            throw new NBertException($"hidden_size {HiddenSize} is not a multiple of num_attention_heads {NumAttentionHeads}.");
-        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, "hidden_size", HiddenSize);
-        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, "hidden_size", HiddenSize);
-        CheckArray("embeddings.token_type_embeddings.weight", "type_vocab_size", TypeVocabSize, "hidden_size", HiddenSize);
-        CheckArray("the fused query, key and value weight", "hidden_size", 3L * HiddenSize, "hidden_size", HiddenSize);
-        CheckArray("intermediate.dense.weight", "intermediate_size", IntermediateSize, "hidden_size", HiddenSize);
-        CheckArray("classifier.weight", "num_labels", NumLabels, "hidden_size", HiddenSize);
-        Probability("hidden_dropout_prob", HiddenDropoutProb);
-        Probability("attention_probs_dropout_prob", AttentionProbsDropoutProb);
-        Probability("classifier_dropout", ClassifierDropout);
+            throw new NBertException($"{Field("hidden_size")} {HiddenSize} is not a multiple of {Field("num_attention_heads")} {NumAttentionHeads}.");
+        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, Field("hidden_size"), HiddenSize);
+        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, Field("hidden_size"), HiddenSize);
+        CheckArray("embeddings.token_type_embeddings.weight", Field("type_vocab_size"), TypeVocabSize, Field("hidden_size"), HiddenSize);
+        CheckArray("the fused query, key and value weight", Field("hidden_size"), 3L * HiddenSize, Field("hidden_size"), HiddenSize);
+        CheckArray("intermediate.dense.weight", Field("intermediate_size"), IntermediateSize, Field("hidden_size"), HiddenSize);
+        CheckArray("classifier.weight", "num_labels", NumLabels, Field("hidden_size"), HiddenSize);
+        Probability(Field("hidden_dropout_prob"), HiddenDropoutProb);
+        Probability(Field("attention_probs_dropout_prob"), AttentionProbsDropoutProb);
+        Probability(Family == ModelFamily.DistilBert ? "seq_classif_dropout" : "classifier_dropout", ClassifierDropout);
+        Probability("qa_dropout", QaDropout);
         if (!(LayerNormEps > 0 && double.IsFinite(LayerNormEps)))
             throw new NBertException($"layer_norm_eps must be a positive number, not {LayerNormEps.ToString(CultureInfo.InvariantCulture)}: " +
                 "LayerNorm would divide by zero or take the root of a negative number, and every output would be NaN.");
         if (!(InitializerRange >= 0 && double.IsFinite(InitializerRange)))
             throw new NBertException($"initializer_range must be a non-negative number, not {InitializerRange.ToString(CultureInfo.InvariantCulture)}.");
+        if (PositionsFromPadding && PadTokenId < 0)
+            throw new NBertException($"pad_token_id {PadTokenId} must not be negative: RoBERTa counts positions from it.");
+        if (PositionsFromPadding && MaxSequenceLength < 1)
+            throw new NBertException($"max_position_embeddings {MaxPositionEmbeddings} leaves no position for a token: RoBERTa's positions start at pad_token_id + 1 = {PadTokenId + 1}.");
         if (PadTokenId >= VocabSize)
             throw new NBertException($"pad_token_id {PadTokenId} is outside the vocabulary (vocab_size {VocabSize}).");
         if (PositionEmbeddingType != "absolute")
@@ -154,8 +234,58 @@ public sealed partial record BertConfig
                 $"more than one array holds ({Array.MaxLength:N0}): {rowField} or {columnField} is far too large.");
     }
 
-    /// <summary>config.json as transformers writes it (the kept unknown fields included).</summary>
+    /// <summary>config.json as transformers writes it for the model's family (the kept unknown fields included).</summary>
     public string ToJson()
+    {
+        var root = Family == ModelFamily.DistilBert ? DistilBertJson() : BertJson();
+        foreach (var (k, v) in Extra)
+            if (!root.ContainsKey(k)) root[k] = v?.DeepClone();
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>id2label and label2id as transformers writes them.</summary>
+    private (JsonObject Id2Label, JsonObject Label2Id) LabelMaps()
+    {
+        var id2label = new JsonObject();
+        var label2id = new JsonObject();
+        for (int i = 0; i < Id2Label.Count; i++)
+        {
+            id2label[i.ToString(CultureInfo.InvariantCulture)] = Id2Label[i];
+            label2id[Id2Label[i]] = i;
+        }
+        return (id2label, label2id);
+    }
+
+    /// <summary>DistilBertConfig's fields, with its names (<c>dim</c>, <c>n_layers</c>, ...).</summary>
+    private JsonObject DistilBertJson()
+    {
+        var root = new JsonObject();
+        var (id2label, label2id) = LabelMaps();
+        root["activation"] = HiddenAct;
+        if (Architectures.Count > 0) root["architectures"] = new JsonArray(Architectures.Select(a => (JsonNode)a).ToArray());
+        root["attention_dropout"] = AttentionProbsDropoutProb;
+        root["dim"] = HiddenSize;
+        root["dropout"] = HiddenDropoutProb;
+        root["hidden_dim"] = IntermediateSize;
+        root["id2label"] = id2label;
+        root["initializer_range"] = InitializerRange;
+        root["label2id"] = label2id;
+        root["max_position_embeddings"] = MaxPositionEmbeddings;
+        root["model_type"] = "distilbert";
+        root["n_heads"] = NumAttentionHeads;
+        root["n_layers"] = NumHiddenLayers;
+        root["pad_token_id"] = PadTokenId;
+        if (ProblemType is not null) root["problem_type"] = ProblemType;
+        root["qa_dropout"] = QaDropout;
+        root["seq_classif_dropout"] = ClassifierDropout ?? 0.2;
+        root["sinusoidal_pos_embds"] = SinusoidalPositions;
+        root["tie_weights_"] = Extra["tie_weights_"]?.DeepClone() ?? true;
+        root["tie_word_embeddings"] = TieWordEmbeddings;
+        root["vocab_size"] = VocabSize;
+        return root;
+    }
+
+    private JsonObject BertJson()
     {
         var root = new JsonObject();
         if (Architectures.Count > 0) root["architectures"] = new JsonArray(Architectures.Select(a => (JsonNode)a).ToArray());
@@ -164,20 +294,14 @@ public sealed partial record BertConfig
         root["hidden_act"] = HiddenAct;
         root["hidden_dropout_prob"] = HiddenDropoutProb;
         root["hidden_size"] = HiddenSize;
-        var id2label = new JsonObject();
-        var label2id = new JsonObject();
-        for (int i = 0; i < Id2Label.Count; i++)
-        {
-            id2label[i.ToString(CultureInfo.InvariantCulture)] = Id2Label[i];
-            label2id[Id2Label[i]] = i;
-        }
+        var (id2label, label2id) = LabelMaps();
         root["id2label"] = id2label;
         root["initializer_range"] = InitializerRange;
         root["intermediate_size"] = IntermediateSize;
         root["label2id"] = label2id;
         root["layer_norm_eps"] = LayerNormEps;
         root["max_position_embeddings"] = MaxPositionEmbeddings;
-        root["model_type"] = "bert";
+        root["model_type"] = FamilyNames.ModelType(Family);
         root["num_attention_heads"] = NumAttentionHeads;
         root["num_hidden_layers"] = NumHiddenLayers;
         root["pad_token_id"] = PadTokenId;
@@ -186,9 +310,7 @@ public sealed partial record BertConfig
         root["tie_word_embeddings"] = TieWordEmbeddings;
         root["type_vocab_size"] = TypeVocabSize;
         root["vocab_size"] = VocabSize;
-        foreach (var (k, v) in Extra)
-            if (!root.ContainsKey(k)) root[k] = v?.DeepClone();
-        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return root;
     }
 
     /// <summary>Writes <see cref="ToJson"/> to the file <paramref name="path"/> (such as <c>dir/config.json</c>) under a

@@ -7,8 +7,9 @@ namespace NBert.Schema;
 /// </summary>
 public sealed record ParameterSlot(string Name, string CheckpointName, int[] Shape, int Offset, int Length)
 {
-    /// <summary>transformers' default parameter groups: no weight decay for biases and LayerNorm weights.</summary>
-    public bool Decays => !CheckpointName.Contains("bias", StringComparison.Ordinal) && !CheckpointName.Contains("LayerNorm.weight", StringComparison.Ordinal);
+    /// <summary>transformers' default parameter groups: no weight decay for biases and LayerNorm weights (told by the model
+    /// name, which is BERT's in every family: DistilBERT's <c>sa_layer_norm.weight</c> is a LayerNorm weight too).</summary>
+    public bool Decays => !Name.Contains("bias", StringComparison.Ordinal) && !Name.Contains("LayerNorm.weight", StringComparison.Ordinal);
 }
 
 /// <summary>A linear layer y = x · Wᵀ + b: its weight [<see cref="Outputs"/>, <see cref="Inputs"/>] and bias, each one
@@ -29,8 +30,8 @@ public sealed record NormParameters(ParameterSlot Weight, ParameterSlot Bias);
 public sealed record EncoderLayerParameters(LinearParameters Qkv, LinearParameters AttentionOutput, NormParameters AttentionNorm,
     LinearParameters Intermediate, LinearParameters Output, NormParameters OutputNorm);
 
-/// <summary>The embeddings: word, position and token-type tables, then a LayerNorm.</summary>
-public sealed record EmbeddingParameters(ParameterSlot Word, ParameterSlot Position, ParameterSlot TokenType, NormParameters Norm);
+/// <summary>The embeddings: word, position and token-type tables (none in DistilBERT), then a LayerNorm.</summary>
+public sealed record EmbeddingParameters(ParameterSlot Word, ParameterSlot Position, ParameterSlot? TokenType, NormParameters Norm);
 
 /// <summary>The masked-LM head (<c>cls.predictions</c>): transform dense, LayerNorm, and the decoder, whose weight is the
 /// word embeddings when they are tied.</summary>
@@ -94,7 +95,7 @@ public sealed class ParameterLayout
         foreach (var spec in ordered)
         {
             int length = spec.Shape.Aggregate(1, (a, d) => checked(a * d));
-            slots.Add(new ParameterSlot(spec.Name, BertArchitectures.CheckpointName(spec.Name, architecture), spec.Shape, offset, length));
+            slots.Add(new ParameterSlot(spec.Name, FamilyNames.CheckpointName(spec.Name, architecture, config.Family), spec.Shape, offset, length));
             offset = checked(offset + length);
         }
         Slots = slots;
@@ -110,7 +111,7 @@ public sealed class ParameterLayout
         LinearParameters? Optional(string prefix) => _byName.ContainsKey(prefix + ".weight") ? Linear(prefix) : null;
 
         Embeddings = new EmbeddingParameters(this["embeddings.word_embeddings.weight"], this["embeddings.position_embeddings.weight"],
-            this["embeddings.token_type_embeddings.weight"], Norm("embeddings.LayerNorm"));
+            _byName.GetValueOrDefault("embeddings.token_type_embeddings.weight"), Norm("embeddings.LayerNorm"));
         Layers = Enumerable.Range(0, config.NumHiddenLayers).Select(i =>
         {
             string l = $"encoder.layer.{i}";

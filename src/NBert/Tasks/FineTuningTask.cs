@@ -78,10 +78,10 @@ public sealed class FineTuningTask
     /// <summary>Whether the config is of a model fine-tuned for this task (its architecture, with named labels).</summary>
     private static bool TrainedFor(FineTuningTaskKind kind, BertConfig config) =>
         !config.Id2Label.Select((l, i) => l == $"LABEL_{i}").All(x => x)
-        && config.Architectures.Count > 0 && config.Architectures[0] == ArchitectureOf(kind).ToString();
+        && BertArchitectures.Names(config, ArchitectureOf(kind));
 
     private static int Limit(FineTuningTaskKind kind, BertConfig config, int? maxLength) =>
-        Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), config.MaxPositionEmbeddings);
+        Math.Min(maxLength ?? (kind == FineTuningTaskKind.Qa ? 384 : 128), config.MaxSequenceLength);
 
     /// <summary>Sequence classification from examples in memory; <paramref name="train"/> null means evaluation only
     /// (the data must then fit the model's problem and labels).</summary>

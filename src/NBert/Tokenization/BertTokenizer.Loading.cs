@@ -86,14 +86,23 @@ public sealed partial class BertTokenizer
         return tokenizer;
     }
 
-    /// <summary>config.json's max_position_embeddings beside the tokenizer, if there is one and it says.</summary>
+    /// <summary>How many tokens the model beside the tokenizer takes, by its config.json's max_position_embeddings, if
+    /// there is one and it says: all of them, but RoBERTa's, whose positions start at pad_token_id + 1 (514 hold 512;
+    /// <c>Schema.BertConfig.MaxSequenceLength</c>).</summary>
     private static int? ModelPositions(string directory)
     {
         string path = Path.Combine(directory, "config.json");
         if (!File.Exists(path)) return null;
         using var doc = JsonFile.Read(path);
-        return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("max_position_embeddings", out var m)
-            && m.ValueKind == JsonValueKind.Number && m.TryGetInt32(out int n) && n > 0 ? n : null;
+        var root = doc.RootElement;
+        if (!(root.ValueKind == JsonValueKind.Object && root.TryGetProperty("max_position_embeddings", out var m)
+            && m.ValueKind == JsonValueKind.Number && m.TryGetInt32(out int n) && n > 0)) return null;
+        if (root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "roberta")
+        {
+            int pad = root.TryGetProperty("pad_token_id", out var p) && p.ValueKind == JsonValueKind.Number && p.TryGetInt32(out int id) ? id : 1;
+            return n - pad - 1 > 0 ? n - pad - 1 : null;
+        }
+        return n;
     }
 
     /// <summary>Loads a <c>vocab.txt</c> (UTF-8, one token per line, LF or CRLF; the line number is the id).</summary>

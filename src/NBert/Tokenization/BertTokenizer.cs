@@ -57,7 +57,8 @@ public sealed partial class BertTokenizer
     /// <summary>Hugging Face's <c>model_max_length</c>; null when the files do not give one.</summary>
     public int? ModelMaxLength { get; }
     /// <summary>The model's <c>max_position_embeddings</c>, when the tokenizer was loaded from a model directory whose
-    /// config.json gives it: no input may be longer.</summary>
+    /// config.json gives it: no input may be longer. For a RoBERTa, the tokens those positions hold (its positions start at
+    /// <c>pad_token_id + 1</c>: 514 hold 512).</summary>
     public int? MaxPositionEmbeddings { get; private set; }
     /// <summary>The longest input <c>EncodeInputs</c> (NBert.Modeling) makes by default:
     /// <see cref="ModelMaxLength"/> (512 when unknown), but never more than <see cref="MaxPositionEmbeddings"/>.</summary>

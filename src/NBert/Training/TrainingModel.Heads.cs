@@ -9,8 +9,9 @@ public sealed partial class TrainingModel<T>
 {
     // Head activations of the last forward pass. The loss's gradient with respect to the logits is computed in the
     // forward pass (for a loss scale of 1) and scaled in Backward.
-    private T[] _first = [], _pooled = [], _classifierInput = [], _logits = [], _dLogits = [], _qaStart = [], _qaEnd = [], _dQaStart = [], _dQaEnd = [];
-    private bool[] _classifierKeep = [];
+    private T[] _first = [], _pooled = [], _poolerPre = [], _classifierInput = [], _logits = [], _dLogits = [], _qaStart = [], _qaEnd = [], _dQaStart = [], _dQaEnd = [];
+    private bool[] _classifierKeep = [], _poolerInputKeep = [];
+    private double _poolerInputDropout;
     private double _classifierDropout;
     private LinearParameters? _classifier;
     private int _classifierRows;
@@ -48,7 +49,7 @@ public sealed partial class TrainingModel<T>
     /// <summary>Token indices (batch·sequence) of the rows of <see cref="MaskedLmLogits"/>.</summary>
     public IReadOnlyList<int> MaskedLmPositions => _mlmRows;
 
-    private double ClassifierDropoutProbability => _training ? Config.ClassifierDropout ?? Config.HiddenDropoutProb : 0;
+    private double ClassifierDropoutProbability => _training ? Config.HeadDropout(Architecture) : 0;
 
     private TrainingLoss HeadForward(TrainingBatch batch)
     {
@@ -57,7 +58,14 @@ public sealed partial class TrainingModel<T>
         var x = _pass.Hidden;
         _classifier = null;
         if (_layout.Pooler is { } pooler)
-            Heads<T>.Pooler(_weights, pooler, x, b, s, Ensure(ref _first, b * h), Ensure(ref _pooled, b * h));
+        {
+            _poolerInputDropout = _training ? c.PoolerInputDropout(Architecture) : 0;
+            if (_poolerInputKeep.Length < b * h) _poolerInputKeep = new bool[b * h];
+            Heads<T>.InPlace? dropout = _poolerInputDropout > 0
+                ? first => Ops.DropoutForward<T>(first, _poolerInputDropout, Random, Random.Take(first.Length), _poolerInputKeep)
+                : null;
+            Heads<T>.Pooler(_weights, pooler, c.PoolerActivation, x, b, s, Ensure(ref _first, b * h), Ensure(ref _pooled, b * h), Ensure(ref _poolerPre, b * h), dropout);
+        }
         switch (Architecture)
         {
             case BertArchitecture.BertForPreTraining:
@@ -94,7 +102,7 @@ public sealed partial class TrainingModel<T>
             }
             default:
             {
-                var logits = ClassifierLogits(x, m, _layout.QaOutputs!, dropout: 0);
+                var logits = ClassifierLogits(x, m, _layout.QaOutputs!, ClassifierDropoutProbability);
                 var start = Ensure(ref _qaStart, m).AsSpan(0, m);
                 var end = Ensure(ref _qaEnd, m).AsSpan(0, m);
                 QuestionAnsweringLogits.Split(logits, start, end);
@@ -122,8 +130,8 @@ public sealed partial class TrainingModel<T>
         }
         var dPooled = Zeroed(ref _dPooled, b * h);
         ClassifierBackward(scale, dPooled);
-        Heads<T>.PoolerBackward(_weights, _gradients, _layout.Pooler!, dPooled, _first, _pooled, b, s,
-            Ensure(ref _dPoolerInput, b * h), Ensure(ref _dFirst, b * h), dx);
+        Heads<T>.PoolerBackward(_weights, _gradients, _layout.Pooler!, c.PoolerActivation, dPooled, _first, _poolerPre, _pooled, b, s,
+            Ensure(ref _dPoolerInput, b * h), Ensure(ref _dFirst, b * h), dx, _poolerInputDropout, _poolerInputKeep);
     }
 
     // ---- a linear classifier: NSP, sequence and token classification, QA's start and end ----

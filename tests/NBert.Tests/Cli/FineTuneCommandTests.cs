@@ -55,6 +55,62 @@ public sealed class FineTuneCommandTests : TempDirectoryTest
         Assert.Equal(BertArchitecture.BertForSequenceClassification, BertPreTrainedModel.FromPretrained(Temp("out")).Architecture);
     }
 
+    /// <summary>A DistilBERT fine-tunes through the same command as a BERT (its pre_classifier and classifier replaced for
+    /// the new labels), saves under DistilBERT's names and config, and classifies through the same pipeline command.</summary>
+    [Fact]
+    public void A_distilbert_fine_tunes_and_classifies_through_the_same_commands()
+    {
+        WriteSentiment("train.jsonl", 64, 1);
+        WriteSentiment("dev.jsonl", 24, 2);
+        var (code, stdout, error) = Run("finetune", "--task", "classification", "--model", Fixtures.Path("distilbert", "model"), "--train", Temp("train.jsonl"),
+            "--eval", Temp("dev.jsonl"), "--out", Temp("out"), "--epochs", "6", "--batch-size", "8", "--lr", "2e-3", "--seed", "3");
+        Assert.True(code == 0, error + stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;
+        Assert.Equal("DistilBertForSequenceClassification", (string)config["architectures"]![0]!);
+        Assert.Equal("distilbert", (string)config["model_type"]!);
+        Assert.Equal(16, (int)config["dim"]!);
+        using (var saved = new NBert.IO.SafeTensorsFile(Temp("out/model.safetensors")))
+        {
+            var names = saved.Tensors.Select(t => t.Name).ToHashSet();
+            Assert.Contains("pre_classifier.weight", names);
+            Assert.Contains("distilbert.transformer.layer.1.ffn.lin2.weight", names);
+            Assert.DoesNotContain(names, n => n.StartsWith("bert.", StringComparison.Ordinal));
+        }
+        var evals = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["eval_accuracy"] is not null).ToList();
+        double best = evals.Max(l => (double)l["eval_accuracy"]!);
+        Assert.True(best >= 0.9, $"best accuracy {best}");
+        (code, stdout, error) = Run("classify", "--model", Temp("out"), "he was with that");
+        Assert.True(code == 0, error);
+        Assert.Contains("good", stdout);
+    }
+
+    /// <summary>A RoBERTa (byte-level BPE, positions from pad_token_id + 1) fine-tunes and saves under its own names too,
+    /// its classifier.dense and classifier.out_proj new for the task's labels.</summary>
+    [Fact]
+    public void A_roberta_fine_tunes_through_the_same_command()
+    {
+        WriteSentiment("train.jsonl", 64, 1);
+        WriteSentiment("dev.jsonl", 24, 2);
+        var (code, stdout, error) = Run("finetune", "--task", "classification", "--model", Fixtures.Path("roberta", "model"), "--train", Temp("train.jsonl"),
+            "--eval", Temp("dev.jsonl"), "--out", Temp("out"), "--epochs", "12", "--batch-size", "8", "--lr", "2e-3", "--seed", "3");
+        Assert.True(code == 0, error + stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;
+        Assert.Equal("RobertaForSequenceClassification", (string)config["architectures"]![0]!);
+        Assert.Equal("roberta", (string)config["model_type"]!);
+        using (var saved = new NBert.IO.SafeTensorsFile(Temp("out/model.safetensors")))
+        {
+            var names = saved.Tensors.Select(t => t.Name).ToHashSet();
+            Assert.Contains("classifier.dense.weight", names);
+            Assert.Contains("classifier.out_proj.weight", names);
+            Assert.Contains("roberta.encoder.layer.1.output.dense.weight", names);
+            Assert.DoesNotContain(names, n => n.Contains("pooler", StringComparison.Ordinal));
+        }
+        Assert.True(File.Exists(Temp("out/merges.txt")) || File.Exists(Temp("out/tokenizer.json")));
+        var evals = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["eval_accuracy"] is not null).ToList();
+        double best = evals.Max(l => (double)l["eval_accuracy"]!);
+        Assert.True(best >= 0.9, $"best accuracy {best}");
+    }
+
     [Fact]
     public void Bad_data_is_refused_before_training_with_file_and_line()
     {

@@ -9,6 +9,19 @@ namespace NBert.Tests.Cli;
 
 public sealed class ModelCommandTests : TempDirectoryTest
 {
+    [Theory]
+    [InlineData("distilbert", "DistilBertForSequenceClassification", "pre_classifier")]
+    [InlineData("roberta", "RobertaForSequenceClassification", "classifier.dense")]
+    public void Inspect_names_a_familys_class_and_its_layer_in_the_poolers_slot(string family, string architecture, string pooler)
+    {
+        var (code, output, _) = Run("inspect", "--model", Fixtures.Path(family, "seqcls"), "--json");
+        Assert.Equal(0, code);
+        Assert.Equal(architecture, (string)JsonNode.Parse(output)!["architecture"]!);
+        (code, output, _) = Run("inspect", "--model", Fixtures.Path(family, "seqcls"));
+        Assert.Equal(0, code);
+        Assert.Contains(pooler, output);
+    }
+
     [Fact]
     public void Forward_writes_transformers_outputs_matching_the_goldens()
     {

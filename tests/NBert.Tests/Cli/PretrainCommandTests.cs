@@ -53,6 +53,22 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.Equal(BertArchitecture.BertForMaskedLM, BertPreTrainedModel.FromPretrained(Temp("mlm")).Architecture);
     }
 
+    /// <summary>A DistilBERT pre-trains with masked LM only (it has no next-sentence head), without being told --no-nsp,
+    /// and saves as a DistilBertForMaskedLM.</summary>
+    [Fact]
+    public void A_distilbert_pretrains_with_masked_lm_only()
+    {
+        WriteCorpus("train.txt", 30, 1);
+        var (code, stdout, error) = Run("pretrain", "--model", Fixtures.Path("distilbert", "model"), "--corpus", Temp("train.txt"), "--out", Temp("out"),
+            "--steps", "3", "--batch-size", "4", "--max-seq-length", "64", "--logging-steps", "1");
+        Assert.True(code == 0, error + stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;
+        Assert.Equal("DistilBertForMaskedLM", (string)config["architectures"]![0]!);
+        var model = BertPreTrainedModel.FromPretrained(Temp("out"));
+        Assert.Equal((ModelFamily.DistilBert, BertArchitecture.BertForMaskedLM), (model.Config.Family, model.Architecture));
+        Assert.Empty(model.LoadReport!.Initialized);
+    }
+
     [Fact]
     public void Pretrain_refuses_bad_arguments_with_exit_code_2()
     {

@@ -24,7 +24,8 @@ public sealed class OnnxExportTests : TempDirectoryTest
     private static IEnumerable<ModelInputs> Batches(BertConfig c, int seed)
     {
         var random = new Random(seed);
-        foreach (var (b, s) in new[] { (1, 1), (1, 40), (3, 1), (3, 40) })
+        int longest = Math.Min(40, c.MaxSequenceLength); // RoBERTa's fixture holds 38 tokens in its 40 positions
+        foreach (var (b, s) in new[] { (1, 1), (1, longest), (3, 1), (3, longest) })
         {
             var ids = new int[b * s];
             var types = new int[b * s];
@@ -38,7 +39,7 @@ public sealed class OnnxExportTests : TempDirectoryTest
                 {
                     int i = r * s + t;
                     mask[i] = t < real ? 1 : 0;
-                    ids[i] = t == 0 ? Math.Min(101, c.VocabSize - 1) : t < real ? random.Next(c.VocabSize) : 0;
+                    ids[i] = t == 0 ? Math.Min(101, c.VocabSize - 1) : t < real ? random.Next(c.VocabSize) : c.PadTokenId;
                     types[i] = t < real && t >= second && second > 0 && c.TypeVocabSize > 1 ? 1 : 0;
                 }
             }
@@ -55,6 +56,7 @@ public sealed class OnnxExportTests : TempDirectoryTest
     private static Dictionary<string, (float[] Data, int[] Shape)> RunOrt(InferenceSession session, ModelInputs inputs)
     {
         var feeds = new (string Name, int[] Values)[] { ("input_ids", inputs.InputIds), ("attention_mask", inputs.AttentionMask!), ("token_type_ids", inputs.TokenTypeIds!) }
+            .Where(f => session.InputMetadata.ContainsKey(f.Name)) // a DistilBERT export takes no token_type_ids
             .Select(f => NamedOnnxValue.CreateFromTensor(f.Name, new DenseTensor<long>(f.Values.Select(v => (long)v).ToArray(), [inputs.Batch, inputs.SequenceLength]))).ToList();
         using var results = session.Run(feeds);
         return results.ToDictionary(r => r.Name, r =>
@@ -91,7 +93,8 @@ public sealed class OnnxExportTests : TempDirectoryTest
         var differences = new Dictionary<string, double>();
         using (var session = new InferenceSession(path, AllOptimisations(optimized)))
         {
-            Assert.Equal(["input_ids", "attention_mask", "token_type_ids"], session.InputMetadata.Keys);
+            Assert.Equal(model.Config.HasTokenTypes ? ["input_ids", "attention_mask", "token_type_ids"] : ["input_ids", "attention_mask"],
+                session.InputMetadata.Keys);
             Assert.Equal(OnnxExport.OutputNames(model, task), session.OutputMetadata.Keys);
             foreach (var inputs in Batches(model.Config, seed: 7))
             {
@@ -137,6 +140,43 @@ public sealed class OnnxExportTests : TempDirectoryTest
         Assert.Equal(OnnxExport.OutputNames(model, OnnxTask.Auto).Order(), differences.Keys.Order());
         AssertWithin($"{directory} as {architecture}", differences);
         Console.WriteLine($"  optimised graph: {string.Join(", ", operators.OrderBy(o => o.Key).Select(o => $"{o.Key} {o.Value}"))}");
+    }
+
+    /// <summary>DistilBERT's classes export as transformers' do (no token_type_ids input; pre_classifier's ReLU), with
+    /// DistilBERT's names on the initializers.</summary>
+    [Theory]
+    [InlineData("model")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void Every_distilbert_head_runs_in_onnx_runtime_as_in_nbert(string directory)
+    {
+        var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("distilbert", directory));
+        var (differences, _) = Compare(model, name: directory);
+        Assert.Equal(OnnxExport.OutputNames(model, OnnxTask.Auto).Order(), differences.Keys.Order());
+        AssertWithin($"distilbert {directory}", differences);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Temp($"{directory}.onnx"))).Graph;
+        Assert.Contains(graph.Initializer, t => t.Name.EndsWith("transformer.layer.0.attention.q_lin.bias", StringComparison.Ordinal));
+    }
+
+    /// <summary>RoBERTa's classes export with its position ids (counted from pad_token_id + 1 over the ids that are not
+    /// padding, in the graph), the LM head's fixed GELU and its own names.</summary>
+    [Theory]
+    [InlineData("model")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void Every_roberta_head_runs_in_onnx_runtime_as_in_nbert(string directory)
+    {
+        var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", directory));
+        // Batches pads with the config's pad_token_id (1), as RoBERTa's tokenizer does; random ids may be 1 mid-sequence too.
+        var (differences, _) = Compare(model, name: "roberta-" + directory);
+        Assert.Equal(OnnxExport.OutputNames(model, OnnxTask.Auto).Order(), differences.Keys.Order());
+        AssertWithin($"roberta {directory}", differences);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Temp($"roberta-{directory}.onnx"))).Graph;
+        Assert.Contains(graph.Initializer, t => t.Name.EndsWith("encoder.layer.0.attention.self.query.bias", StringComparison.Ordinal));
     }
 
     /// <summary>ONNX Runtime's fusions apply to the export: each residual Add with its LayerNorm (two per layer, and the

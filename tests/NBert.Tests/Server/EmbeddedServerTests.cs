@@ -48,8 +48,12 @@ public sealed class EmbeddedServerTests
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/tei/health")).StatusCode);
             Assert.Contains("\"model_id\":\"encoder_only\"", await client.GetStringAsync("/tei/info"));
             Assert.Contains("te_request_count", await client.GetStringAsync("/tei/metrics"));
-            // The options hold here too: the payload limit (whatever the host's own) and the API key.
+            // The options hold here too: the payload limit (whatever the host's own) and the API key. The client waits for
+            // "100 Continue" before sending the oversized body, as a careful client does: the 413 comes before any of it,
+            // so the connection is not closed under a body still being written (which failed this test on a loaded machine).
+            client.DefaultRequestHeaders.ExpectContinue = true;
             Assert.StartsWith("Failed to buffer the request body", (await Post("/tei/embed", "{\"inputs\": \"" + new string('a', 20_000) + "\"}")).Error(413, "Validation"));
+            client.DefaultRequestHeaders.ExpectContinue = false;
             client.DefaultRequestHeaders.Authorization = null;
             Assert.Equal(HttpStatusCode.Unauthorized, (await Post("/tei/embed", "{\"inputs\": \"x\"}")).Status);
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/tei/health")).StatusCode);

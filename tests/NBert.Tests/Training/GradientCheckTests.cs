@@ -261,23 +261,44 @@ public class GradientCheckTests
         };
     }
 
-    public static TheoryData<BertArchitecture, string, string?, int> Models => new()
+    public static TheoryData<BertArchitecture, string, string?, int, ModelFamily> Models => new()
     {
-        { BertArchitecture.BertForPreTraining, "gelu", null, 3 },
-        { BertArchitecture.BertForPreTraining, "gelu_new", null, 3 },
-        { BertArchitecture.BertForMaskedLM, "relu", null, 3 },
-        { BertArchitecture.BertForNextSentencePrediction, "silu", null, 3 },
-        { BertArchitecture.BertForSequenceClassification, "gelu", null, 3 },
-        { BertArchitecture.BertForSequenceClassification, "gelu", "regression", 1 },
-        { BertArchitecture.BertForSequenceClassification, "gelu", "multi_label_classification", 3 },
-        { BertArchitecture.BertForTokenClassification, "gelu", null, 3 },
-        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3 },
+        { BertArchitecture.BertForPreTraining, "gelu", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForPreTraining, "gelu_new", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForMaskedLM, "relu", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForNextSentencePrediction, "silu", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForSequenceClassification, "gelu", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForSequenceClassification, "gelu", "regression", 1, ModelFamily.Bert },
+        { BertArchitecture.BertForSequenceClassification, "gelu", "multi_label_classification", 3, ModelFamily.Bert },
+        { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Bert },
+        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Bert },
+        // DistilBERT: no token types (the batch's are ignored), pre_classifier + ReLU, its head dropouts, none after out_lin.
+        { BertArchitecture.BertForMaskedLM, "gelu", null, 3, ModelFamily.DistilBert },
+        { BertArchitecture.BertForSequenceClassification, "gelu", null, 3, ModelFamily.DistilBert },
+        { BertArchitecture.BertForSequenceClassification, "relu", "regression", 1, ModelFamily.DistilBert },
+        { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.DistilBert },
+        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.DistilBert },
+        // RoBERTa: positions from the ids (the batch's random ids include the padding id 1), the LM head's fixed GELU,
+        // the classification head's dropout before classifier.dense.
+        { BertArchitecture.BertForMaskedLM, "relu", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForSequenceClassification, "gelu_new", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Roberta },
+        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Roberta },
+    };
+
+    /// <summary>The tiny config as a model of <paramref name="family"/>.</summary>
+    private static BertConfig InFamily(BertConfig c, ModelFamily family) => family switch
+    {
+        ModelFamily.DistilBert => c with { Family = family, TypeVocabSize = 0, ClassifierDropout = 0.3, QaDropout = 0.25 },
+        ModelFamily.Roberta => c with { Family = family, PadTokenId = 1, ClassifierDropout = 0.3 },
+        _ => c,
     };
 
     [Theory, MemberData(nameof(Models))]
-    public void Every_parameter_gradient_of_a_model_matches_finite_differences(BertArchitecture architecture, string activation, string? problemType, int labels)
+    public void Every_parameter_gradient_of_a_model_matches_finite_differences(BertArchitecture architecture, string activation, string? problemType, int labels,
+        ModelFamily family)
     {
-        var config = Tiny(activation, labels, problemType);
+        var config = InFamily(Tiny(activation, labels, problemType), family);
         var model = TrainingModel<double>.From(BertPreTrainedModel.FromConfig(config, architecture, seed: 3), seed: 99);
         // Values of order one everywhere (initialisation would leave LayerNorms at exactly 1 and 0).
         var r = new Random(5);
@@ -310,8 +331,9 @@ public class GradientCheckTests
                     $"{slot.CheckpointName}[{e}]: analytic {analytic[at]:R}, numeric {numeric:R}");
             }
         }
-        // Positions past the sequence get no gradient.
-        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(6 * 8)..].ToArray(), v => Assert.Equal(0, v));
+        // Positions past the sequence get no gradient (RoBERTa's start after pad_token_id + 1).
+        int last = 6 + (config.PositionsFromPadding ? config.PadTokenId + 1 : 0);
+        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(last * 8)..].ToArray(), v => Assert.Equal(0, v));
     }
 }
 
