@@ -233,14 +233,24 @@ internal sealed class ServedModel : IDisposable
     // ---- the forward pass, on the batching loop's thread ----
 
     /// <summary>
-    /// Runs the encoder once over the batch the queue chose (padded to its longest row) and gives each row what it asked
-    /// for: its pooled vector (not normalised; as <see cref="SentenceEmbeddings.Pool"/> computes it for
-    /// <c>nbert embed</c>), its token vectors, or its logits. Right padding gives a row the same bits in any batch.
+    /// Runs the encoder over the batch the queue chose and gives each row what it asked for: its pooled vector (not
+    /// normalised; as <see cref="SentenceEmbeddings.Pool"/> computes it for <c>nbert embed</c>), its token vectors, or its
+    /// logits. The rows go in by length, in runs whose longest row is at most 1.25x the shortest (+ 8 tokens), each run
+    /// one padded forward: requests arrive in any order, and one forward padded to the batch's longest row spent most
+    /// of its time on padding (64 clients at 0.58x of the in-process rate, against 0.88x when rows were sorted). TEI's
+    /// own backends run the batch without padding at all. Right padding gives a row the same bits in any batch, so the
+    /// runs change no answer.
     /// </summary>
     public object[] RunEncoder(IReadOnlyList<TokenEncoding> encodings, IReadOnlyList<EncoderOutput> wanted)
     {
         var results = new object[encodings.Count];
-        RunPadded([.. Enumerable.Range(0, encodings.Count)], encodings, wanted, results);
+        int[] order = [.. Enumerable.Range(0, encodings.Count).OrderBy(i => encodings[i].Length)];
+        for (int start = 0, i = 1; i <= order.Length; i++)
+            if (i == order.Length || encodings[order[i]].Length > encodings[order[start]].Length * 5 / 4 + 8)
+            {
+                RunPadded(order[start..i], encodings, wanted, results);
+                start = i;
+            }
         return results;
     }
 
