@@ -14,34 +14,9 @@ namespace NBert.Tests.Modeling;
 /// by numpy following transformers' modeling_distilbert.py (tools/FamilyReferences/make_references.py). NBert's float64
 /// within 1e-6, its float32 inference within 1e-4.
 /// </summary>
-public sealed class DistilBertParityTests : TempDirectoryTest
+public sealed class DistilBertParityTests() : FamilyParityTest("distilbert")
 {
-    private const double Float64Tolerance = 1e-6, Float32Tolerance = 1e-4;
     private static readonly string[] Heads = ["model", "maskedlm", "seqcls", "tokcls", "qa"];
-
-    private static SafeTensorsFile Expected() => new(Fixtures.Path("distilbert", "expected.safetensors"));
-
-    private static ModelInputs Inputs(SafeTensorsFile e, bool tokenTypes = true)
-    {
-        var shape = e.Info("input_ids").Shape;
-        int[] Ints(string name) => e.ReadInt64(name).Select(v => (int)v).ToArray();
-        return new ModelInputs(shape[0], shape[1], Ints("input_ids"), tokenTypes ? Ints("token_type_ids") : null, Ints("attention_mask"));
-    }
-
-    private static int[] Ints(SafeTensorsFile e, string name) => e.ReadInt64(name).Select(v => (int)v).ToArray();
-
-    private static void Close(string what, ReadOnlySpan<double> expected, ReadOnlySpan<double> actual, double tolerance)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double max = 0;
-        for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
-        Assert.True(max <= tolerance, $"{what}: max |difference| {max:E2} > {tolerance:E0}");
-    }
-
-    private static void Close(string what, double[] expected, float[] actual) =>
-        Close(what, expected, actual.Select(v => (double)v).ToArray(), Float32Tolerance);
-
-    private static BertPreTrainedModel Load(string head) => BertPreTrainedModel.FromPretrained(Fixtures.Path("distilbert", head));
 
     [Fact]
     public void Every_class_loads_from_its_own_names_with_nothing_initialised_or_left_over()

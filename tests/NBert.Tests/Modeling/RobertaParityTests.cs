@@ -16,32 +16,8 @@ namespace NBert.Tests.Modeling;
 /// transformers' modeling_roberta.py (tools/FamilyReferences/make_references.py). NBert's float64 within 1e-6, its float32
 /// inference within 1e-4; the byte-level BPE tokenizer from vocab.json + merges.txt.
 /// </summary>
-public sealed class RobertaParityTests : TempDirectoryTest
+public sealed class RobertaParityTests() : FamilyParityTest("roberta")
 {
-    private const double Float64Tolerance = 1e-6, Float32Tolerance = 1e-4;
-
-    private static SafeTensorsFile Expected() => new(Fixtures.Path("roberta", "expected.safetensors"));
-
-    private static ModelInputs Inputs(SafeTensorsFile e)
-    {
-        var shape = e.Info("input_ids").Shape;
-        return new ModelInputs(shape[0], shape[1], Ints(e, "input_ids"), Ints(e, "token_type_ids"), Ints(e, "attention_mask"));
-    }
-
-    private static int[] Ints(SafeTensorsFile e, string name) => e.ReadInt64(name).Select(v => (int)v).ToArray();
-
-    private static void Close(string what, ReadOnlySpan<double> expected, ReadOnlySpan<double> actual, double tolerance)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double max = 0;
-        for (int i = 0; i < expected.Length; i++) max = Math.Max(max, Math.Abs(expected[i] - actual[i]));
-        Assert.True(max <= tolerance, $"{what}: max |difference| {max:E2} > {tolerance:E0}");
-    }
-
-    private static void Close(string what, double[] expected, float[] actual) =>
-        Close(what, expected, actual.Select(v => (double)v).ToArray(), Float32Tolerance);
-
-    private static BertPreTrainedModel Load(string head) => BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", head));
 
     [Fact]
     public void Every_class_loads_from_its_own_names_with_nothing_initialised_or_left_over()
