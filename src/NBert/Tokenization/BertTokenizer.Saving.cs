@@ -41,13 +41,7 @@ public sealed partial class BertTokenizer
         var vocab = Enumerable.Range(0, Model.VocabSize).Select(id => Model.IdToToken(id) ?? "").ToList();
         files.WriteAllText("vocab.txt", string.Join("\n", vocab) + "\n");
         var indented = new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        var decoder = new JsonObject();
-        foreach (var t in AddedTokens.OrderBy(t => t.Id))
-            decoder[t.Id.ToString(CultureInfo.InvariantCulture)] = new JsonObject
-            {
-                ["content"] = t.Content, ["lstrip"] = t.LStrip, ["normalized"] = t.Normalized, ["rstrip"] = t.RStrip,
-                ["single_word"] = t.SingleWord, ["special"] = t.Special,
-            };
+        var decoder = AddedTokensDecoder();
         var config = new JsonObject
         {
             ["added_tokens_decoder"] = decoder,
@@ -88,13 +82,7 @@ public sealed partial class BertTokenizer
         foreach (var (token, id) in _bpe!.Vocab.OrderBy(e => e.Value)) vocab[token] = id;
         files.WriteAllText("vocab.json", vocab.ToJsonString(new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         files.WriteAllText("merges.txt", "#version: 0.2\n" + string.Concat(_bpe.Merges.Select(m => $"{m.Left} {m.Right}\n")));
-        var decoder = new JsonObject();
-        foreach (var t in AddedTokens.OrderBy(t => t.Id))
-            decoder[t.Id.ToString(CultureInfo.InvariantCulture)] = new JsonObject
-            {
-                ["content"] = t.Content, ["lstrip"] = t.LStrip, ["normalized"] = t.Normalized, ["rstrip"] = t.RStrip,
-                ["single_word"] = t.SingleWord, ["special"] = t.Special,
-            };
+        var decoder = AddedTokensDecoder();
         var config = new JsonObject
         {
             ["add_prefix_space"] = options.AddPrefixSpace,
@@ -122,5 +110,18 @@ public sealed partial class BertTokenizer
             ["sep_token"] = SepToken, ["unk_token"] = UnkToken,
         };
         files.WriteAllText("special_tokens_map.json", map.ToJsonString(indented) + "\n");
+    }
+
+    /// <summary>tokenizer_config.json's <c>added_tokens_decoder</c>: each added token by id, with its flags.</summary>
+    private JsonObject AddedTokensDecoder()
+    {
+        var decoder = new JsonObject();
+        foreach (var t in AddedTokens.OrderBy(t => t.Id))
+            decoder[t.Id.ToString(CultureInfo.InvariantCulture)] = new JsonObject
+            {
+                ["content"] = t.Content, ["lstrip"] = t.LStrip, ["normalized"] = t.Normalized, ["rstrip"] = t.RStrip,
+                ["single_word"] = t.SingleWord, ["special"] = t.Special,
+            };
+        return decoder;
     }
 }
