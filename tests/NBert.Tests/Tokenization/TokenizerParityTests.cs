@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using NBert.Tokenization;
+using static NBert.Tests.Tokenization.GoldenChecks;
 
 namespace NBert.Tests.Tokenization;
 
@@ -193,17 +194,5 @@ public class TokenizerParityTests
             converted[i] = start == 0 && end == 0 ? (0, 0) : Fixtures.CodePointsToUtf16(second ? b! : a, start, end);
         }
         Check(failures, label, "offsets", converted, e.Offsets);
-    }
-
-    private static void Check<T>(List<string> failures, string label, string field, T[] expected, T[] actual)
-    {
-        if (!expected.SequenceEqual(actual))
-            failures.Add($"{label}: {field}\n  expected [{string.Join(", ", expected)}]\n  actual   [{string.Join(", ", actual)}]");
-    }
-
-    private static void Check<T>(List<string> failures, string label, string field, T expected, T actual)
-    {
-        if (!EqualityComparer<T>.Default.Equals(expected, actual))
-            failures.Add($"{label}: {field}\n  expected {expected}\n  actual   {actual}");
     }
 }
