@@ -55,7 +55,7 @@ public sealed partial class TrainingModel<T>
     {
         var c = Config;
         int b = batch.Inputs.Batch, s = batch.Inputs.SequenceLength, m = b * s, h = c.HiddenSize;
-        var x = _pass.Hidden;
+        var x = _hidden;
         _classifier = null;
         if (_layout.Pooler is { } pooler)
         {
@@ -183,7 +183,7 @@ public sealed partial class TrainingModel<T>
         _mlmLogitsLength = r * v;
         if (r == 0) return 0;
         var input = Ensure(ref _mlmInput, r * h);
-        Heads<T>.Gather(_pass.Hidden, _mlmRows, h, input);
+        Heads<T>.Gather(_hidden, _mlmRows, h, input);
         var logits = Ensure(ref _mlmLogits, r * v).AsSpan(0, r * v);
         Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * h), Ensure(ref _mlmActivated, r * h),
             Ensure(ref _mlmNormed, r * h), Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), logits);
