@@ -101,30 +101,32 @@ public static class OnnxImport
     {
         bool folder = Directory.Exists(tokenizerPath);
         if (!folder && !File.Exists(tokenizerPath)) throw new MissingFileException($"{tokenizerPath}: no such tokenizer file or folder.", tokenizerPath);
+        // A file is written under the name its kind has in a model directory (any name but these two is a WordPiece vocabulary).
+        string file = folder ? "" : Path.GetFileName(tokenizerPath) is "tokenizer.json" or "vocab.json" ? Path.GetFileName(tokenizerPath) : "vocab.txt";
         string merges = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))!, "merges.txt");
-        string kind = folder ? "" : Path.GetFileName(tokenizerPath) switch { "tokenizer.json" => "tokenizer.json", "vocab.json" => "vocab.json", _ => "vocab.txt" };
-        if (kind == "vocab.json" && !File.Exists(merges))
+        if (file == "vocab.json" && !File.Exists(merges))
             throw new MissingFileException($"{tokenizerPath}: a byte-level BPE vocabulary needs its merges.txt beside it, and there is none.", merges);
         var result = Read(onnxPath, heads);
         using var files = new StagedFiles(directory);
-        bool hasConfig = false;
+        bool hasConfig, wordPieceAlone; // its own tokenizer_config.json; a vocab.txt without tokenizer.json (do_lower_case then said here)
         if (folder)
         {
             if (!Checkpoint.StageTokenizerFiles(tokenizerPath, files))
                 throw new MissingFileException($"{tokenizerPath}: the folder holds no tokenizer files ({string.Join(", ", Checkpoint.TokenizerFiles.Concat(Checkpoint.BpeTokenizerFiles))}).",
                     Path.Combine(tokenizerPath, "tokenizer.json"));
             hasConfig = File.Exists(Path.Combine(tokenizerPath, "tokenizer_config.json"));
-            kind = File.Exists(Path.Combine(tokenizerPath, "tokenizer.json")) || !File.Exists(Path.Combine(tokenizerPath, "vocab.txt")) ? "tokenizer.json" : "vocab.txt";
+            wordPieceAlone = !File.Exists(Path.Combine(tokenizerPath, "tokenizer.json")) && File.Exists(Path.Combine(tokenizerPath, "vocab.txt"));
         }
         else
         {
-            files.Copy(kind, tokenizerPath);
-            if (kind == "vocab.json") files.Copy("merges.txt", merges);
+            files.Copy(file, tokenizerPath);
+            if (file == "vocab.json") files.Copy("merges.txt", merges);
+            (hasConfig, wordPieceAlone) = (false, file == "vocab.txt");
         }
         // Without the tokenizer's own config: the model's length (RoBERTa's positions hold pad_token_id + 1 fewer tokens),
         // and do_lower_case for a WordPiece vocabulary (a tokenizer.json says its normalisation itself).
         if (!hasConfig)
-            files.WriteAllText("tokenizer_config.json", kind == "vocab.txt"
+            files.WriteAllText("tokenizer_config.json", wordPieceAlone
                 ? $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxSequenceLength}\n}}\n"
                 : $"{{\n  \"model_max_length\": {result.Config.MaxSequenceLength}\n}}\n");
         Checkpoint.StageModel(files, result.Config, BertArchitecture.BertModel,
@@ -244,7 +246,7 @@ public static class OnnxImport
             return (family, 1, $"model_type {FamilyNames.ModelType(family)}, from the {names}; the graph does not show how its positions are computed, " +
                 "so pad_token_id 1 (transformers' default) is assumed");
         }
-        var chosen = fit[0];
+        var chosen = fit[0]; // families the graph cannot tell apart: the first in ModelFamily's order (BERT before those described against it)
         string how = pad is int id ? $"position ids from input_ids != {id} (pad_token_id {id}, positions from {id + 1})" : "position ids counted from 0";
         return (chosen, pad, $"model_type {FamilyNames.ModelType(chosen)}, from the {names} and the {how}");
     }

@@ -307,6 +307,25 @@ public sealed class OnnxImportTests : TempDirectoryTest
     }
 
     [Fact]
+    public void A_robertas_vocab_json_travels_with_its_merges_and_one_without_them_is_refused()
+    {
+        string onnx = Temp("roberta.onnx");
+        OnnxExport.Save(BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", "model")), onnx);
+        OnnxImport.ToDirectory(onnx, Fixtures.Path("roberta", "model", "vocab.json"), Temp("out"));
+        Assert.True(File.Exists(Path.Combine(Temp("out"), "merges.txt")));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Temp("out"));
+        Assert.Equal(38, tokenizer.MaxInputLength); // 40 positions less pad_token_id + 1
+        const string text = "The whale swam past Ishmael.";
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("roberta", "model")).Encode(text).InputIds, tokenizer.Encode(text).InputIds);
+
+        Directory.CreateDirectory(Temp("lone"));
+        File.Copy(Fixtures.Path("roberta", "model", "vocab.json"), Path.Combine(Temp("lone"), "vocab.json"));
+        var ex = Assert.Throws<MissingFileException>(() => OnnxImport.ToDirectory(onnx, Path.Combine(Temp("lone"), "vocab.json"), Temp("out2")));
+        Assert.Contains("needs its merges.txt beside it", ex.Message);
+        Assert.False(Directory.Exists(Temp("out2")));
+    }
+
+    [Fact]
     public void The_tiny_export_is_told_bert_by_its_names_and_its_positions()
     {
         File.WriteAllBytes(Temp("tiny.onnx"), TinyOnnx.Bytes.Value);
