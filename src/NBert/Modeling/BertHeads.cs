@@ -79,7 +79,8 @@ public sealed class BertForPreTraining : BertHeadModel
     /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
     /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
     public static BertForPreTraining FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
-        (BertForPreTraining)FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure);
+        FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure) as BertForPreTraining
+            ?? throw new NBertException($"{nameOrPath} is an ELECTRA model, whose pre-training head is the discriminator: load it with ElectraForPreTraining.FromPretrained.");
 
     /// <summary>Runs the model: masked-LM logits at every position and the next-sentence logits.</summary>
     public new BertForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
@@ -94,6 +95,37 @@ public sealed class BertForPreTraining : BertHeadModel
             PredictionLogits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
             SeqRelationshipLogits = new FloatTensor(Dense(Layout.NextSentence!, pooled.Data, inputs.Batch), inputs.Batch, 2),
         };
+    }
+}
+
+/// <summary>ELECTRA's discriminator (transformers' <c>ElectraForPreTraining</c>): <c>logits</c> [batch, sequence], one per
+/// token, whether it was replaced. <see cref="BertArchitecture.BertForPreTraining"/> of an ELECTRA config.</summary>
+public sealed class ElectraForPreTraining : BertPreTrainedModel
+{
+    internal ElectraForPreTraining(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForPreTraining, p)
+    {
+        if (c.Family != ModelFamily.Electra)
+            throw new ArgumentException($"ElectraForPreTraining needs an ELECTRA config (model_type 'electra'), not '{FamilyNames.ModelType(c.Family)}'.");
+    }
+
+    /// <summary>Loads an ELECTRA discriminator by directory or name: a checkpoint of another head gives its encoder, and the
+    /// discriminator is initialised as transformers does (with the warning).</summary>
+    public static ElectraForPreTraining FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure) as ElectraForPreTraining
+            ?? throw new NBertException($"{nameOrPath} is not an ELECTRA model (model_type 'electra'): load its pre-training head with BertForPreTraining.FromPretrained.");
+
+    /// <summary>Runs the model: the discriminator's logit per token, [batch, sequence].</summary>
+    public new ElectraForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (ElectraForPreTrainingOutput)Run(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
+    {
+        var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
+        int m = inputs.Batch * inputs.SequenceLength, h = Config.HiddenSize;
+        var logits = new float[m];
+        float[] dense = new float[m * h];
+        Heads<float>.Discriminator(Weights, Layout.Discriminator!, Config.Activation, body.LastHiddenState!.Data, m, dense, dense, logits);
+        return new ElectraForPreTrainingOutput(body) { Logits = new FloatTensor(logits, inputs.Batch, inputs.SequenceLength) };
     }
 }
 

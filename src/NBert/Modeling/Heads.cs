@@ -53,6 +53,31 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>ELECTRA's discriminator (<c>discriminator_predictions</c>) on <paramref name="m"/> rows of
+    /// <paramref name="hidden"/> [m, h]: dense, the config's activation, <c>dense_prediction</c>: one logit per token into
+    /// <paramref name="logits"/> [m]. <paramref name="dense"/> keeps the pre-activation (for the backward pass).</summary>
+    public static void Discriminator(Weights<T> w, DiscriminatorParameters p, Activation activation, ReadOnlySpan<T> hidden, int m,
+        Span<T> dense, Span<T> activated, Span<T> logits)
+    {
+        int n = m * p.Dense.Outputs;
+        w.Linear(p.Dense, hidden[..(m * p.Dense.Inputs)], m, dense);
+        activation.Forward<T>(dense[..n], activated[..n]);
+        w.Linear(p.Prediction, activated[..n], m, logits);
+    }
+
+    /// <summary>The discriminator backward, from d(logits) [m] to its parameters' gradients and d(hidden) [m, h], added to
+    /// <paramref name="dHidden"/>; <paramref name="dActivated"/> and <paramref name="dDense"/> are scratch of [m, h].</summary>
+    public static void DiscriminatorBackward(FlatWeights<T> w, T[] grads, DiscriminatorParameters p, Activation activation, ReadOnlySpan<T> dLogits,
+        ReadOnlySpan<T> hidden, ReadOnlySpan<T> dense, ReadOnlySpan<T> activated, int m, Span<T> dActivated, Span<T> dDense, Span<T> dHidden)
+    {
+        int n = m * p.Dense.Outputs;
+        dActivated[..n].Clear();
+        Encoder<T>.LinearBackward(w, grads, p.Prediction, dLogits[..m], activated[..n], dActivated[..n], m);
+        dDense[..n].Clear();
+        activation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
+        Encoder<T>.LinearBackward(w, grads, p.Dense, dDense[..n], hidden[..(m * p.Dense.Inputs)], dHidden[..(m * p.Dense.Inputs)], m);
+    }
+
     /// <summary>Copies the rows <paramref name="rows"/> (indices into b·s) of <paramref name="hidden"/> [m, h] into <paramref name="output"/> [rows, h].</summary>
     public static void Gather(ReadOnlySpan<T> hidden, IReadOnlyList<int> rows, int h, Span<T> output)
     {

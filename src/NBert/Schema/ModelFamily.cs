@@ -20,6 +20,11 @@ public enum ModelFamily
     /// <c>classifier.dense</c> + tanh + <c>classifier.out_proj</c> on <c>&lt;s&gt;</c> (dropout before both), the masked-LM
     /// head <c>lm_head</c> with a GELU whatever <c>hidden_act</c> says.</summary>
     Roberta,
+    /// <summary>ELECTRA (<c>electra</c>): BERT's layers under <c>electra.</c>, with embeddings of <c>embedding_size</c>
+    /// projected to <c>hidden_size</c> by <c>embeddings_project</c> when the two differ; no pooler; sequence classification
+    /// through <c>classifier.dense</c> + GELU + <c>classifier.out_proj</c> on the first token (dropout before both);
+    /// <c>ElectraForPreTraining</c> is the discriminator, <c>discriminator_predictions</c>: one logit per token.</summary>
+    Electra,
 }
 
 /// <summary>
@@ -36,6 +41,7 @@ public static class FamilyNames
         null or "bert" => ModelFamily.Bert,
         "distilbert" => ModelFamily.DistilBert,
         "roberta" => ModelFamily.Roberta,
+        "electra" => ModelFamily.Electra,
         _ => null,
     };
 
@@ -44,6 +50,7 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "distilbert",
         ModelFamily.Roberta => "roberta",
+        ModelFamily.Electra => "electra",
         _ => "bert",
     };
 
@@ -52,6 +59,7 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "DistilBert",
         ModelFamily.Roberta => "Roberta",
+        ModelFamily.Electra => "Electra",
         _ => "Bert",
     };
 
@@ -60,14 +68,18 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "distilbert",
         ModelFamily.Roberta => "roberta",
+        ModelFamily.Electra => "electra",
         _ => "bert",
     };
 
-    /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example).</summary>
+    /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example). ELECTRA's
+    /// pre-training head is its discriminator (<c>ElectraForPreTraining</c>); its generator (<c>ElectraForMaskedLM</c>,
+    /// whose head works in <c>embedding_size</c>) is not one NBert has.</summary>
     public static bool Supports(ModelFamily family, BertArchitecture architecture) => family switch
     {
         ModelFamily.DistilBert or ModelFamily.Roberta =>
             architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction),
+        ModelFamily.Electra => architecture is not (BertArchitecture.BertForMaskedLM or BertArchitecture.BertForNextSentencePrediction),
         _ => true,
     };
 
@@ -83,12 +95,13 @@ public static class FamilyNames
         string name = family switch
         {
             ModelFamily.DistilBert => DistilBertName(parameter),
-            ModelFamily.Roberta => RobertaName(parameter, architecture),
+            ModelFamily.Roberta or ModelFamily.Electra => RobertaName(parameter, architecture),
             _ => parameter,
         };
         // The base model's parts, by the family's name (DistilBERT's pre_classifier and RoBERTa's classifier.dense are the
         // head's, though they fill the pooler's slot).
-        bool body = name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("encoder.", StringComparison.Ordinal)
+        bool body = name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("embeddings_project.", StringComparison.Ordinal)
+            || name.StartsWith("encoder.", StringComparison.Ordinal)
             || name.StartsWith("transformer.", StringComparison.Ordinal) || name.StartsWith("pooler.", StringComparison.Ordinal);
         return body && architecture != BertArchitecture.BertModel ? BasePrefix(family) + "." + name : name;
     }
@@ -115,7 +128,8 @@ public static class FamilyNames
     ];
 
     /// <summary>RoBERTa's names: BERT's body; the sequence classifier's dense layer (the model's pooler slot) is
-    /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.</summary>
+    /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.
+    /// ELECTRA's sequence classifier is named as RoBERTa's (its discriminator's names are the model's own).</summary>
     private static string RobertaName(string parameter, BertArchitecture architecture)
     {
         if (architecture == BertArchitecture.BertForSequenceClassification)

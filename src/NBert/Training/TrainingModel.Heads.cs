@@ -17,6 +17,8 @@ public sealed partial class TrainingModel<T>
     private int _classifierRows;
     private int[] _mlmRows = [];
     private T[] _mlmInput = [], _mlmDense = [], _mlmActivated = [], _mlmMean = [], _mlmRstd = [], _mlmNormed = [], _mlmLogits = [], _mlmDLogits = [];
+    // ELECTRA's discriminator: its dense layer's output before and after the activation [m, h].
+    private T[] _discriminatorDense = [], _discriminatorActivated = [];
 
     // Gradient scratch of the heads, kept between steps.
     private T[] _dPooled = [], _dPoolerInput = [], _dFirst = [], _dClassifierInput = [], _dMlmNormed = [], _dMlmActivated = [], _dMlmDense = [], _dMlmInput = [];
@@ -68,6 +70,15 @@ public sealed partial class TrainingModel<T>
         }
         switch (Architecture)
         {
+            case BertArchitecture.BertForPreTraining when _layout.Discriminator is { } discriminator:
+            {
+                var labels = batch.Labels ?? throw new ArgumentException("ElectraForPreTraining's loss needs 'labels' [batch, sequence]: 1 for a replaced token, 0 for an original.");
+                var logits = Ensure(ref _logits, m).AsSpan(0, m);
+                _logitsLength = m;
+                Heads<T>.Discriminator(_weights, discriminator, c.Activation, x, m, Ensure(ref _discriminatorDense, m * h),
+                    Ensure(ref _discriminatorActivated, m * h), logits);
+                return new TrainingLoss(HeadLosses.Discriminator<T>(logits, labels, batch.Inputs.AttentionMask, Zeroed(ref _dLogits, m)));
+            }
             case BertArchitecture.BertForPreTraining:
             {
                 if (batch.Labels is null || batch.NextSentenceLabel is null)
@@ -120,6 +131,14 @@ public sealed partial class TrainingModel<T>
         if (Architecture == BertArchitecture.BertForQuestionAnswering)
             QuestionAnsweringLogits.Merge<T>(_dQaStart.AsSpan(0, m), _dQaEnd.AsSpan(0, m), Ensure(ref _dLogits, 2 * m).AsSpan(0, 2 * m));
         if (_layout.MaskedLm is not null) MaskedLmBackward(scale, dx);
+        if (_layout.Discriminator is { } discriminator)
+        {
+            var d = _dLogits.AsSpan(0, m);
+            TensorPrimitives.Multiply<T>(d, scale, d);
+            Heads<T>.DiscriminatorBackward(_weights, _gradients, discriminator, c.Activation, d, _pass.Hidden, _discriminatorDense, _discriminatorActivated, m,
+                Ensure(ref _dMlmActivated, m * h), Ensure(ref _dMlmDense, m * h), dx);
+            return;
+        }
         if (_classifier is null) return;
         // The heads of a model with a pooler (pre-training, next sentence, sequence classification) classify the pooled
         // output; the others (token classification, QA) every token.
