@@ -14,6 +14,13 @@ namespace NBert.Tasks;
 /// </summary>
 public static class Pretraining
 {
+    /// <summary>Why an ELECTRA is not pre-trained here: its objective, replaced-token detection, trains the discriminator on
+    /// the tokens a jointly trained generator (<c>ElectraForMaskedLM</c>) substitutes, and NBert has no ELECTRA generator;
+    /// masked-LM pre-training would train a head ELECTRA's checkpoints do not have.</summary>
+    public const string ElectraNotPretrained = "ELECTRA is pre-trained as a discriminator (ElectraForPreTraining) against a generator that replaces " +
+        "tokens (ElectraForMaskedLM), which NBert does not have; pre-training supports BERT (masked LM and next sentence), DistilBERT and RoBERTa " +
+        "(masked LM). Fine-tune an ELECTRA discriminator instead (nbert finetune --model ...), or pre-train a BERT.";
+
     /// <summary>
     /// Pre-trains <paramref name="model"/> in place on <paramref name="train"/>, scoring it on <paramref name="heldOut"/>
     /// (when given) every <see cref="TrainerOptions.EvalSteps"/> steps and at the end, min(64, batch size) instances at a
@@ -21,7 +28,8 @@ public static class Pretraining
     /// the trainer's (<see cref="Trainer.Train"/>).
     /// </summary>
     /// <returns>The last evaluation, if any.</returns>
-    /// <exception cref="ArgumentException">The model is neither <c>BertForPreTraining</c> nor <c>BertForMaskedLM</c>; there are no instances.</exception>
+    /// <exception cref="ArgumentException">The model is neither <c>BertForPreTraining</c> nor <c>BertForMaskedLM</c> (an ELECTRA
+    /// discriminator is neither: see <see cref="ElectraNotPretrained"/>); there are no instances.</exception>
     public static Evaluation? Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<PretrainingInstance> train, MaskedLmCollator collator,
         IReadOnlyList<PretrainingInstance>? heldOut = null, TrainerOptions? options = null, string? outputDirectory = null,
         IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -30,6 +38,8 @@ public static class Pretraining
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(collator);
+        if (model is ElectraForPreTraining)
+            throw new ArgumentException(ElectraNotPretrained, nameof(model));
         bool nsp = model.Architecture switch
         {
             Schema.BertArchitecture.BertForPreTraining => true,

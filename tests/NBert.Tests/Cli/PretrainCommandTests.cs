@@ -69,6 +69,23 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.Empty(model.LoadReport!.Initialized);
     }
 
+    /// <summary>ELECTRA's pre-training (a discriminator against a generator that replaces tokens) is not one NBert runs,
+    /// and masked LM would train a head ELECTRA does not have: refused with exit code 2, saying what is supported.</summary>
+    [Fact]
+    public void An_electra_is_refused_naming_what_pretrain_supports()
+    {
+        WriteCorpus("train.txt", 30, 1);
+        foreach (var directory in new[] { "model", "pretraining" })
+        {
+            var (code, _, error) = Run("pretrain", "--model", Fixtures.Path("electra", directory), "--corpus", Temp("train.txt"), "--out", Temp("out"),
+                "--steps", "3", "--batch-size", "4", "--max-seq-length", "64");
+            Assert.Equal(2, code);
+            Assert.Contains("ELECTRA is pre-trained as a discriminator", error);
+            Assert.Contains("DistilBERT and RoBERTa", error);
+            Assert.False(Directory.Exists(Temp("out")) && Directory.EnumerateFileSystemEntries(Temp("out")).Any(), "nothing written");
+        }
+    }
+
     [Fact]
     public void Pretrain_refuses_bad_arguments_with_exit_code_2()
     {
