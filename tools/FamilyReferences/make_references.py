@@ -6,8 +6,8 @@ Run with Debian's /usr/bin/python3 and its numpy (1.24.2 when these fixtures wer
     /usr/bin/python3 tools/FamilyReferences/make_references.py
 
 For each family it writes, under tests/fixtures/<family>/:
-  - one directory per transformers class (model/, maskedlm/, seqcls/, tokcls/, qa/; ELECTRA: pretraining/, its
-    discriminator, instead of maskedlm/): config.json as transformers'
+  - one directory per transformers class (model/, maskedlm/, seqcls/, tokcls/, qa/; ELECTRA also pretraining/, its
+    discriminator): config.json as transformers'
     <Family>Config.to_json_string writes it, model.safetensors with the family's real weight names (written by this
     script, float32, the masked-LM decoder tied to the word embeddings so absent as transformers saves it) and the
     tokenizer files (DistilBERT and ELECTRA: BERT's, the 4,000-entry vocabulary of tests/fixtures/model; RoBERTa: the
@@ -449,7 +449,12 @@ def make_electra():
         body.update(lin(l + "intermediate.dense", inner, h))
         body.update(lin(l + "output.dense", h, inner))
         body.update(norm(l + "output.LayerNorm", h))
-    heads = {"disc": {}, "seqcls": {}, "tokcls": {}, "qa": {}}
+    heads = {"disc": {}, "mlm": {}, "seqcls": {}, "tokcls": {}, "qa": {}}
+    # ElectraGeneratorPredictions: dense hidden_size -> embedding_size, LayerNorm(embedding_size); generator_lm_head
+    # [vocab, embedding_size] tied to the word embeddings (so absent), its bias.
+    heads["mlm"].update(lin("generator_predictions.dense", e, h))
+    heads["mlm"].update(norm("generator_predictions.LayerNorm", e))
+    heads["mlm"]["generator_lm_head.bias"] = normal(len(vocab), std=0.1)
     heads["disc"].update(lin("discriminator_predictions.dense", h, h))
     heads["disc"].update(lin("discriminator_predictions.dense_prediction", 1, h))
     heads["seqcls"].update(lin("classifier.dense", h, h))
@@ -474,9 +479,9 @@ def make_electra():
     mask[2, 4] = 0
 
     labels2 = {"seqcls": ["negative", "neutral", "positive"], "tokcls": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}
-    arch = {"model": "ElectraModel", "pretraining": "ElectraForPreTraining", "seqcls": "ElectraForSequenceClassification",
-            "tokcls": "ElectraForTokenClassification", "qa": "ElectraForQuestionAnswering"}
-    head_of = {"model": None, "pretraining": "disc", "seqcls": "seqcls", "tokcls": "tokcls", "qa": "qa"}
+    arch = {"model": "ElectraModel", "pretraining": "ElectraForPreTraining", "maskedlm": "ElectraForMaskedLM",
+            "seqcls": "ElectraForSequenceClassification", "tokcls": "ElectraForTokenClassification", "qa": "ElectraForQuestionAnswering"}
+    head_of = {"model": None, "pretraining": "disc", "maskedlm": "mlm", "seqcls": "seqcls", "tokcls": "tokcls", "qa": "qa"}
     out_dir = os.path.join(FIXTURES, "electra")
     for name, cls in arch.items():
         d = os.path.join(out_dir, name)
@@ -521,6 +526,13 @@ def make_electra():
     active = mask == 1
     out.update({"pretraining.logits": disc, "pretraining.labels": disc_labels,
                 "pretraining.loss": np.array(bce_with_logits(disc[active], disc_labels[active].astype(np.float64)))})
+    # ElectraForMaskedLM: generator_predictions (dense, gelu whatever hidden_act is, LayerNorm with layer_norm_eps), then
+    # generator_lm_head (the word embeddings, tied) + bias; CrossEntropyLoss over labels != -100.
+    t = layer_norm(gelu(linear(x, hp["mlm"], "generator_predictions.dense")), hp["mlm"], "generator_predictions.LayerNorm", cfg["layer_norm_eps"])
+    mlm = t @ p["embeddings.word_embeddings.weight"].T + hp["mlm"]["generator_lm_head.bias"]
+    mlm_labels = np.full((b, s), -100, dtype=np.int64)
+    mlm_labels[0, 2], mlm_labels[1, 5], mlm_labels[2, 3], mlm_labels[2, 8] = 1500, 2200, 3999, 17
+    out.update({"maskedlm.logits": mlm, "maskedlm.labels": mlm_labels, "maskedlm.loss": np.array(cross_entropy(mlm, mlm_labels))})
     # ElectraClassificationHead on [CLS]: dropout (off), dense, gelu (get_activation("gelu"), whatever hidden_act is),
     # dropout (off), out_proj.
     seq = linear(gelu(linear(x[:, 0], hp["seqcls"], "classifier.dense")), hp["seqcls"], "classifier.out_proj")

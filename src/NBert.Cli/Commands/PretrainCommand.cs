@@ -59,9 +59,9 @@ public static class PretrainCommand
             parallel?.World.Barrier();
             var family = source is not null ? ModelCommands.LoadConfig(Path.Combine(source.Directory, "config.json")).Family
                 : parse.GetValue(config) is { } configPath ? ModelCommands.LoadConfig(configPath).Family : ModelFamily.Bert;
-            if (family == ModelFamily.Electra) throw new CliException(NBert.Tasks.Pretraining.ElectraNotPretrained);
-            // A family without a next-sentence head (DistilBERT) pre-trains with masked LM alone, as --no-nsp.
-            bool nsp = !parse.GetValue(noNsp) && FamilyNames.Supports(family, BertArchitecture.BertForPreTraining);
+            // A family without a next-sentence head (DistilBERT, RoBERTa) pre-trains with masked LM alone, as --no-nsp; so does an
+            // ELECTRA, as ElectraForMaskedLM (its pre-training head is the discriminator, whose objective needs a generator).
+            bool nsp = !parse.GetValue(noNsp) && FamilyNames.Supports(family, BertArchitecture.BertForNextSentencePrediction);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
             var (pretrained, tokenizer) = LoadModel(source, parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);

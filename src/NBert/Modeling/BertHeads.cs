@@ -42,10 +42,10 @@ public abstract class BertHeadModel : BertPreTrainedModel
     /// <summary>The masked-LM head (<c>cls.predictions</c>, <see cref="Heads{T}.MaskedLm"/>) on [rows, h]: [rows, vocab].</summary>
     private protected float[] PredictionLogits(FloatTensor hidden)
     {
-        int rows = hidden.Shape[0] * hidden.Shape[1], h = Config.HiddenSize;
+        int rows = hidden.Shape[0] * hidden.Shape[1], width = Layout.MaskedLm!.Transform.Outputs;
         EnsureArray("the prediction logits (rows x vocab_size)", (long)rows * Config.VocabSize);
         var logits = new float[rows * Config.VocabSize];
-        float[] transformed = new float[rows * h], normed = new float[rows * h];
+        float[] transformed = new float[rows * width], normed = new float[rows * width];
         Heads<float>.MaskedLm(Weights, Layout.MaskedLm!, Config, hidden.Data, rows, transformed, transformed, normed, default, default, logits);
         return logits;
     }

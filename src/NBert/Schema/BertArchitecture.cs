@@ -198,9 +198,10 @@ public static class BertArchitectures
         }
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM)
         {
-            Linear("cls.predictions.transform.dense", h, h);
-            LayerNorm("cls.predictions.transform.LayerNorm", h);
-            if (!c.TieWordEmbeddings) specs.Add(new("cls.predictions.decoder.weight", [c.VocabSize, h], Init.Normal));
+            // The transform ends in the word embeddings' width, the decoder's (ELECTRA's generator: embedding_size).
+            Linear("cls.predictions.transform.dense", e, h);
+            LayerNorm("cls.predictions.transform.LayerNorm", e);
+            if (!c.TieWordEmbeddings) specs.Add(new("cls.predictions.decoder.weight", [c.VocabSize, e], Init.Normal));
             specs.Add(new("cls.predictions.bias", [c.VocabSize], Init.Zeros));
         }
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction)

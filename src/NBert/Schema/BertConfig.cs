@@ -103,8 +103,10 @@ public sealed partial record BertConfig
         && v.GetValueKind() == JsonValueKind.True;
 
     /// <summary>The activation of the masked-LM head's transform: BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>,
-    /// RoBERTa's exact GELU (its <c>RobertaLMHead</c> calls <c>gelu</c> whatever the config says).</summary>
-    public Activation MaskedLmActivation => Family == ModelFamily.Roberta ? Activation.Gelu : Activation;
+    /// RoBERTa's and ELECTRA's exact GELU (<c>RobertaLMHead</c> calls <c>gelu</c>, <c>ElectraGeneratorPredictions</c>
+    /// <c>get_activation("gelu")</c>, whatever the config says). The transform's output is <see cref="EmbeddingWidth"/> wide
+    /// (ELECTRA's generator maps hidden_size back to embedding_size; the decoder is the word embeddings' shape).</summary>
+    public Activation MaskedLmActivation => Family is ModelFamily.Roberta or ModelFamily.Electra ? Activation.Gelu : Activation;
 
     /// <summary>RoBERTa's position ids: <c>pad_token_id + 1</c> onwards over each sequence's tokens that are not padding,
     /// <c>pad_token_id</c> at padding (transformers' <c>create_position_ids_from_input_ids</c>); otherwise 0, 1, 2, ...</summary>

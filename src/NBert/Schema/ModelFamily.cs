@@ -23,7 +23,9 @@ public enum ModelFamily
     /// <summary>ELECTRA (<c>electra</c>): BERT's layers under <c>electra.</c>, with embeddings of <c>embedding_size</c>
     /// projected to <c>hidden_size</c> by <c>embeddings_project</c> when the two differ; no pooler; sequence classification
     /// through <c>classifier.dense</c> + GELU + <c>classifier.out_proj</c> on the first token (dropout before both);
-    /// <c>ElectraForPreTraining</c> is the discriminator, <c>discriminator_predictions</c>: one logit per token.</summary>
+    /// <c>ElectraForPreTraining</c> is the discriminator, <c>discriminator_predictions</c>: one logit per token;
+    /// <c>ElectraForMaskedLM</c> the generator, whose masked-LM head maps hidden_size back to embedding_size
+    /// (<c>generator_predictions</c>, exact GELU, LayerNorm) before the tied <c>generator_lm_head</c>.</summary>
     Electra,
 }
 
@@ -73,13 +75,13 @@ public static class FamilyNames
     };
 
     /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example). ELECTRA's
-    /// pre-training head is its discriminator (<c>ElectraForPreTraining</c>); its generator (<c>ElectraForMaskedLM</c>,
-    /// whose head works in <c>embedding_size</c>) is not one NBert has.</summary>
+    /// pre-training head is its discriminator (<c>ElectraForPreTraining</c>), its masked-LM head the generator's
+    /// (<c>ElectraForMaskedLM</c>).</summary>
     public static bool Supports(ModelFamily family, BertArchitecture architecture) => family switch
     {
         ModelFamily.DistilBert or ModelFamily.Roberta =>
             architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction),
-        ModelFamily.Electra => architecture is not (BertArchitecture.BertForMaskedLM or BertArchitecture.BertForNextSentencePrediction),
+        ModelFamily.Electra => architecture != BertArchitecture.BertForNextSentencePrediction,
         _ => true,
     };
 
@@ -95,7 +97,8 @@ public static class FamilyNames
         string name = family switch
         {
             ModelFamily.DistilBert => DistilBertName(parameter),
-            ModelFamily.Roberta or ModelFamily.Electra => RobertaName(parameter, architecture),
+            ModelFamily.Roberta => RobertaName(parameter, architecture),
+            ModelFamily.Electra => ElectraName(parameter, architecture),
             _ => parameter,
         };
         // The base model's parts, by the family's name (DistilBERT's pre_classifier and RoBERTa's classifier.dense are the
@@ -127,9 +130,24 @@ public static class FamilyNames
         ("cls.predictions.decoder.", "lm_head.decoder."), ("cls.predictions.bias", "lm_head.bias"),
     ];
 
+    private static readonly (string Model, string Family)[] ElectraMaskedLm =
+    [
+        ("cls.predictions.transform.dense.", "generator_predictions.dense."), ("cls.predictions.transform.LayerNorm.", "generator_predictions.LayerNorm."),
+        ("cls.predictions.decoder.", "generator_lm_head."), ("cls.predictions.bias", "generator_lm_head.bias"),
+    ];
+
+    /// <summary>ELECTRA's names: BERT's body (with <c>embeddings_project</c>); the sequence classifier's as RoBERTa's
+    /// (<c>classifier.dense</c>, <c>classifier.out_proj</c>); the generator's masked-LM head <c>generator_predictions</c> (dense
+    /// from hidden_size to embedding_size, LayerNorm) and <c>generator_lm_head</c>; the discriminator's are the model's own.</summary>
+    private static string ElectraName(string parameter, BertArchitecture architecture)
+    {
+        foreach (var (model, family) in ElectraMaskedLm)
+            if (parameter.StartsWith(model, StringComparison.Ordinal)) return family + parameter[model.Length..];
+        return RobertaName(parameter, architecture);
+    }
+
     /// <summary>RoBERTa's names: BERT's body; the sequence classifier's dense layer (the model's pooler slot) is
-    /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.
-    /// ELECTRA's sequence classifier is named as RoBERTa's (its discriminator's names are the model's own).</summary>
+    /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.</summary>
     private static string RobertaName(string parameter, BertArchitecture architecture)
     {
         if (architecture == BertArchitecture.BertForSequenceClassification)

@@ -139,7 +139,7 @@ public sealed class ParameterLayout
         {
             var decoder = config.TieWordEmbeddings ? Embeddings.Word : this["cls.predictions.decoder.weight"];
             MaskedLm = new MaskedLmParameters(Linear("cls.predictions.transform.dense"), Norm("cls.predictions.transform.LayerNorm"),
-                new LinearParameters([decoder], [this["cls.predictions.bias"]], config.VocabSize, config.HiddenSize));
+                new LinearParameters([decoder], [this["cls.predictions.bias"]], config.VocabSize, config.EmbeddingWidth));
         }
         NextSentence = Optional("cls.seq_relationship");
         Classifier = Optional("classifier");

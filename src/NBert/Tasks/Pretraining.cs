@@ -14,12 +14,12 @@ namespace NBert.Tasks;
 /// </summary>
 public static class Pretraining
 {
-    /// <summary>Why an ELECTRA is not pre-trained here: its objective, replaced-token detection, trains the discriminator on
-    /// the tokens a jointly trained generator (<c>ElectraForMaskedLM</c>) substitutes, and NBert has no ELECTRA generator;
-    /// masked-LM pre-training would train a head ELECTRA's checkpoints do not have.</summary>
-    public const string ElectraNotPretrained = "ELECTRA is pre-trained as a discriminator (ElectraForPreTraining) against a generator that replaces " +
-        "tokens (ElectraForMaskedLM), which NBert does not have; pre-training supports BERT (masked LM and next sentence), DistilBERT and RoBERTa " +
-        "(masked LM). Fine-tune an ELECTRA discriminator instead (nbert finetune --model ...), or pre-train a BERT.";
+    /// <summary>Why an ELECTRA discriminator is not pre-trained here: its objective, replaced-token detection, trains it on the
+    /// tokens a generator trained beside it substitutes, a two-model loop NBert does not run. An ELECTRA pre-trains with
+    /// masked LM as <c>ElectraForMaskedLM</c> (the generator's head), as transformers' <c>run_mlm.py</c> would.</summary>
+    public const string ElectraNotPretrained = "ELECTRA's discriminator (ElectraForPreTraining) is pre-trained by replaced-token detection against a " +
+        "generator trained beside it, which NBert does not run; pre-training supports masked LM and next sentence for BERT, and masked LM for " +
+        "DistilBERT, RoBERTa and ELECTRA (ElectraForMaskedLM, the generator's head).";
 
     /// <summary>
     /// Pre-trains <paramref name="model"/> in place on <paramref name="train"/>, scoring it on <paramref name="heldOut"/>

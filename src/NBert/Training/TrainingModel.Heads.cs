@@ -204,21 +204,22 @@ public sealed partial class TrainingModel<T>
         var input = Ensure(ref _mlmInput, r * h);
         Heads<T>.Gather(_pass.Hidden, _mlmRows, h, input);
         var logits = Ensure(ref _mlmLogits, r * v).AsSpan(0, r * v);
-        Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * h), Ensure(ref _mlmActivated, r * h),
-            Ensure(ref _mlmNormed, r * h), Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), logits);
+        int width = _layout.MaskedLm!.Transform.Outputs; // ELECTRA's generator: embedding_size
+        Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * width), Ensure(ref _mlmActivated, r * width),
+            Ensure(ref _mlmNormed, r * width), Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), logits);
         return HeadLosses.MaskedLm<T>(logits, v, _mlmRows.Select(t => labels[t]).ToArray(), Zeroed(ref _mlmDLogits, r * v));
     }
 
     private void MaskedLmBackward(T scale, T[] dx)
     {
         var c = Config;
-        int h = c.HiddenSize, v = c.VocabSize, r = _mlmRows.Length;
+        int h = c.HiddenSize, v = c.VocabSize, r = _mlmRows.Length, t = _layout.MaskedLm!.Transform.Outputs;
         if (r == 0) return;
         var d = _mlmDLogits.AsSpan(0, r * v);
         TensorPrimitives.Multiply<T>(d, scale, d);
         var dInput = Ensure(ref _dMlmInput, r * h);
         Heads<T>.MaskedLmBackward(_weights, _gradients, _layout.MaskedLm!, c, d, r, _mlmInput, _mlmDense, _mlmActivated, _mlmNormed, _mlmMean, _mlmRstd,
-            Ensure(ref _dMlmNormed, r * h), Ensure(ref _dMlmActivated, r * h), Ensure(ref _dMlmDense, r * h), dInput);
+            Ensure(ref _dMlmNormed, r * t), Ensure(ref _dMlmActivated, r * t), Ensure(ref _dMlmDense, r * t), dInput);
         for (int i = 0; i < r; i++)
         {
             var row = dx.AsSpan(_mlmRows[i] * h, h);

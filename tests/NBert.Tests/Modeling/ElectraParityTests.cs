@@ -18,7 +18,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
 {
     private static readonly (string Head, BertArchitecture Architecture)[] Classes =
     [
-        ("model", BertArchitecture.BertModel), ("pretraining", BertArchitecture.BertForPreTraining),
+        ("model", BertArchitecture.BertModel), ("pretraining", BertArchitecture.BertForPreTraining), ("maskedlm", BertArchitecture.BertForMaskedLM),
         ("seqcls", BertArchitecture.BertForSequenceClassification), ("tokcls", BertArchitecture.BertForTokenClassification),
         ("qa", BertArchitecture.BertForQuestionAnswering),
     ];
@@ -42,16 +42,20 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
         Assert.IsType<ElectraForPreTraining>(ElectraForPreTraining.FromPretrained(Fixtures.Path("electra", "pretraining")));
         var error = Assert.Throws<NBertException>(() => BertForPreTraining.FromPretrained(Fixtures.Path("electra", "pretraining")));
         Assert.Contains("ElectraForPreTraining.FromPretrained", error.Message);
-        // ELECTRA's generator is not a class NBert has: the message lists the ones it has.
-        string dir = Temp("generator");
+        // ELECTRA has no next-sentence head: the message lists the classes it has.
+        string dir = Temp("nsp");
         Directory.CreateDirectory(dir);
         var config = Fixtures.Json("electra", "model", "config.json").AsObject();
-        config["architectures"] = new JsonArray("ElectraForMaskedLM");
+        config["architectures"] = new JsonArray("ElectraForNextSentencePrediction");
         File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
         File.Copy(Fixtures.Path("electra", "model", "model.safetensors"), Path.Combine(dir, "model.safetensors"));
         error = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(dir));
-        Assert.Contains("ElectraForMaskedLM", error.Message);
-        Assert.Contains("ElectraForPreTraining", error.Message);
+        Assert.Contains("ElectraForNextSentencePrediction", error.Message);
+        Assert.Contains("ElectraForPreTraining, ElectraForMaskedLM", error.Message);
+        // The generator's head works in embedding_size: dense [8, 16], LayerNorm [8], the tied decoder [vocab, 8].
+        var generator = Load("maskedlm");
+        Assert.Equal([8, 16], generator.Parameters["cls.predictions.transform.dense.weight"].Shape);
+        Assert.Equal([8], generator.Parameters["cls.predictions.transform.LayerNorm.weight"].Shape);
     }
 
     [Fact]
@@ -66,6 +70,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
         var discriminator = ((ElectraForPreTraining)Load("pretraining")).Forward(inputs);
         Assert.Equal([3, 10], discriminator.Logits.Shape);
         Close("pretraining.logits", e.ReadFloat64("pretraining.logits"), discriminator.Logits.Data);
+        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), ((BertForMaskedLM)Load("maskedlm")).Forward(inputs).Logits.Data);
         Close("seqcls.logits", e.ReadFloat64("seqcls.logits"), ((BertForSequenceClassification)Load("seqcls")).Forward(inputs).Logits.Data);
         Close("tokcls.logits", e.ReadFloat64("tokcls.logits"), ((BertForTokenClassification)Load("tokcls")).Forward(inputs).Logits.Data);
         var qa = ((BertForQuestionAnswering)Load("qa")).Forward(inputs);
@@ -99,6 +104,13 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     {
         using var e = Expected();
         var inputs = Inputs(e);
+        int m = inputs.Batch * inputs.SequenceLength;
+
+        var mlm = TrainingModel<double>.From(Load("maskedlm"));
+        mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = new int[m] }, training: false);
+        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), mlm.MaskedLmLogits, Float64Tolerance);
+        double mlmLoss = mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "maskedlm.labels") }, training: false).Loss;
+        Assert.Equal(e.ReadFloat64("maskedlm.loss")[0], mlmLoss, Float64Tolerance);
 
         var discriminator = TrainingModel<double>.From(Load("pretraining"));
         double loss = discriminator.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "pretraining.labels") }, training: false).Loss;
@@ -153,6 +165,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     [Theory]
     [InlineData("model")]
     [InlineData("pretraining")]
+    [InlineData("maskedlm")]
     [InlineData("seqcls")]
     [InlineData("tokcls")]
     [InlineData("qa")]
@@ -191,6 +204,20 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
         Assert.Equal(128, (int)JsonNode.Parse(defaults.ToJson())!["embedding_size"]!);
         Assert.Contains("embedding_size must be positive",
             Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "electra", "embedding_size": 0}""")).Message);
+    }
+
+    [Fact]
+    public void The_generator_fills_masks_through_the_pipeline()
+    {
+        var pipeline = FillMask.FromPretrained(Fixtures.Path("electra", "maskedlm"));
+        var model = (BertForMaskedLM)Load("maskedlm");
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("electra", "maskedlm"));
+        var inputs = tokenizer.EncodeInputs(["the whale [MASK] away."]);
+        int at = Array.IndexOf(inputs.InputIds, tokenizer.TokenToId("[MASK]")!.Value);
+        var logits = model.Forward(inputs).Logits.Data.AsSpan(at * 4000, 4000).ToArray();
+        Assert.Equal(Array.IndexOf(logits, logits.Max()), pipeline.Run("the whale [MASK] away.")[0].Token);
+        // The discriminator is not a fill-mask model.
+        Assert.Contains("ElectraForPreTraining", Assert.Throws<ArgumentException>(() => FillMask.FromPretrained(Fixtures.Path("electra", "pretraining"))).Message);
     }
 
     [Fact]

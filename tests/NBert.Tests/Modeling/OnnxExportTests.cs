@@ -180,10 +180,12 @@ public sealed class OnnxExportTests : TempDirectoryTest
     }
 
     /// <summary>ELECTRA's classes export with embeddings_project after the embeddings' LayerNorm (8 wide to 16), no pooler,
-    /// the classification head's GELU and the discriminator's one logit per token, with ELECTRA's names.</summary>
+    /// the classification head's GELU, the discriminator's one logit per token and the generator's head back to 8 wide,
+    /// with ELECTRA's names.</summary>
     [Theory]
     [InlineData("model")]
     [InlineData("pretraining")]
+    [InlineData("maskedlm")]
     [InlineData("seqcls")]
     [InlineData("tokcls")]
     [InlineData("qa")]

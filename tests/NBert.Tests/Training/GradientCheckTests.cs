@@ -290,9 +290,11 @@ public class GradientCheckTests
         { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Roberta },
         { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Roberta },
         // ELECTRA: embedding_size 6 projected to hidden_size 8 (embeddings_project), the discriminator with hidden_act, the
-        // classification head's fixed GELU and its dropout before classifier.dense.
+        // generator's head back to embedding_size with its fixed GELU, the classification head's fixed GELU and its dropout
+        // before classifier.dense.
         { BertArchitecture.BertForPreTraining, "gelu_new", null, 3, ModelFamily.Electra },
         { BertArchitecture.BertForPreTraining, "relu", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForMaskedLM, "relu", null, 3, ModelFamily.Electra },
         { BertArchitecture.BertForSequenceClassification, "gelu_new", null, 3, ModelFamily.Electra },
         { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Electra },
         { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Electra },
