@@ -221,6 +221,28 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     }
 
     [Fact]
+    public void Int8_runs_the_projection_and_the_layers_near_float32()
+    {
+        using var e = Expected();
+        var inputs = Inputs(e);
+        foreach (var head in new[] { "model", "pretraining", "seqcls" })
+        {
+            var model = Load(head);
+            var expected = model.Forward(inputs);
+            model.Quantize(Quantization.Int8);
+            var actual = model.Forward(inputs);
+            // The projected embeddings and every layer: each token's hidden state within cosine 0.99 of float32's.
+            var (x, y) = (expected.LastHiddenState!.Data, actual.LastHiddenState!.Data);
+            for (int t = 0; t < x.Length / 16; t++)
+            {
+                float cosine = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity<float>(x.AsSpan(t * 16, 16), y.AsSpan(t * 16, 16));
+                Assert.True(cosine >= 0.99, $"{head} token {t}: cosine {cosine}");
+            }
+            Assert.NotEqual(x, y); // int8 ran
+        }
+    }
+
+    [Fact]
     public void Its_tokenizer_is_wordpiece_and_the_classification_pipeline_agrees_with_the_model()
     {
         var pipeline = TextClassification.FromPretrained(Fixtures.Path("electra", "seqcls"));
