@@ -83,8 +83,9 @@ public static class FineTuneCommands
             using var interruption = new Interruption();
             try
             {
-                // The library's one runner (it trains a copy of the model loaded here, with the task's head).
-                result = FineTuning.Run(prepared, pretrained, tokenizer, options, outDir, TrainingProgress(stdout), interruption.Token).Evaluation;
+                // The library's one runner (it trains a copy of the model loaded here, with the task's head). Handed over
+                // as the only reference, so the loaded weights can go once the runner has its copy.
+                result = FineTuning.Run(prepared, Interlocked.Exchange(ref pretrained, null!), tokenizer, options, outDir, TrainingProgress(stdout), interruption.Token).Evaluation;
             }
             catch (OperationCanceledException) when (interruption.Token.IsCancellationRequested)
             {

@@ -190,7 +190,7 @@ public static class QuickstartCommand
                 {
                     if (e.Kind != TrainerProgressKind.Train || e.Step % 25 == 0 || e.Step == e.TotalSteps) FineTuneCommands.ReportProgress(log, e);
                 });
-            FineTuning.Run(task, model, tokenizer, options, staging, progress);
+            FineTuning.Run(task, Interlocked.Exchange(ref model, null!), tokenizer, options, staging, progress); // the only reference: its weights can go once the run has its copy
             if (bar) ProgressDisplay.End();
             foreach (var checkpoint in Directory.GetDirectories(staging, "checkpoint-*")) Directory.Delete(checkpoint, recursive: true);
             if (Directory.Exists(full)) Directory.Delete(full, recursive: true);

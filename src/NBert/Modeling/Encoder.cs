@@ -168,12 +168,13 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var mask = pass.Inputs.AttentionMask;
         var qkv = l.Qkv;
         var context = l.Context;
-        var keptProbs = l.KeptProbs;
         var keepProbs = l.KeepProbs;
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
             int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
             T[]? rented = probs is null ? ArrayPool<T>.Shared.Rent(s * s) : null;
+            // The probabilities after dropout are scratch: backward rebuilds them from the kept probabilities and mask.
+            T[]? keptBuffer = p > 0 ? ArrayPool<T>.Shared.Rent(s * s) : null;
             try
             {
                 var sc = probs is null ? rented.AsSpan(0, s * s) : probs.AsSpan(job * s * s, s * s);
@@ -201,7 +202,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                 Span<T> kept = sc;
                 if (p > 0)
                 {
-                    kept = keptProbs!.AsSpan(job * s * s, s * s);
+                    kept = keptBuffer.AsSpan(0, s * s);
                     sc.CopyTo(kept);
                     // Row by row over the keys used, each row's random numbers at the same place whatever n is.
                     for (int i = 0; i < s; i++)
@@ -212,6 +213,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             finally
             {
                 if (rented is not null) ArrayPool<T>.Shared.Return(rented);
+                if (keptBuffer is not null) ArrayPool<T>.Shared.Return(keptBuffer);
             }
         });
     }
@@ -303,11 +305,13 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         // FFN: output dense, activation, intermediate dense.
         var dInner = g.DInner;
         Array.Clear(dInner, 0, m * inner);
-        LinearBackward(w, grads, p.Output, dRes.AsSpan(0, m * h), l.Activated.AsSpan(0, m * inner), dInner, m);
         var activation = c.Activation;
+        var (pre, post) = (l.Inner, l.Activated);
+        // The layers share one activation output buffer (the last layer's forward is in it): this layer's again.
+        Threading.ForRows(m, (r0, r1) => activation.Forward<T>(pre.AsSpan(r0 * inner, (r1 - r0) * inner), post.AsSpan(r0 * inner, (r1 - r0) * inner)));
+        LinearBackward(w, grads, p.Output, dRes.AsSpan(0, m * h), post.AsSpan(0, m * inner), dInner, m);
         var dPre = g.DPreActivation;
         Array.Clear(dPre, 0, m * inner);
-        var pre = l.Inner;
         Threading.ForRows(m, (r0, r1) => activation.Backward<T>(dInner.AsSpan(r0 * inner, (r1 - r0) * inner),
             pre.AsSpan(r0 * inner, (r1 - r0) * inner), dPre.AsSpan(r0 * inner, (r1 - r0) * inner)));
         LinearBackward(w, grads, p.Intermediate, dPre.AsSpan(0, m * inner), l.Attended.AsSpan(0, m * h), dAttended, m);
@@ -336,17 +340,28 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         T scale = T.One / T.Sqrt(T.CreateTruncating(d));
         double p = pass.AttentionDropout;
         var keys = pass.ValidKeys;
-        var (qkv, allProbs, keptProbs, keepProbs) = (l.Qkv, l.Probs!, l.KeptProbs, l.KeepProbs);
+        var (qkv, allProbs, keepProbs) = (l.Qkv, l.Probs!, l.KeepProbs);
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
             int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
             int n = keys[bi] > 0 ? keys[bi] : s;
             var pool = ArrayPool<T>.Shared;
             T[] dKeptBuffer = pool.Rent(s * s), dScoresBuffer = pool.Rent(s * s);
+            T[]? keptBuffer = p > 0 ? pool.Rent(s * s) : null;
             try
             {
                 var probs = allProbs.AsSpan(job * s * s, s * s);
-                ReadOnlySpan<T> kept = p > 0 ? keptProbs!.AsSpan(job * s * s, s * s) : probs;
+                ReadOnlySpan<T> kept = probs;
+                if (p > 0)
+                {
+                    // The forward's probabilities after dropout, rebuilt with its arithmetic (the same bits), not kept
+                    // per layer: 6.3 MB a layer at MiniLM's 32 x 64.
+                    var rebuilt = keptBuffer.AsSpan(0, s * s);
+                    probs.CopyTo(rebuilt);
+                    for (int i = 0; i < s; i++)
+                        Ops.DropoutApply(rebuilt.Slice(i * s, n), p, keepProbs.AsSpan(job * s * s + i * s, n));
+                    kept = rebuilt;
+                }
                 var dC = dContext.AsSpan(bi * s * h + hi * d);
                 var dKept = dKeptBuffer.AsSpan(0, s * s);
                 Gemm.Multiply<T>(s, n, d, dC, h, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, true, dKept, s, serial: true);
@@ -367,6 +382,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             {
                 pool.Return(dKeptBuffer);
                 pool.Return(dScoresBuffer);
+                if (keptBuffer is not null) pool.Return(keptBuffer);
             }
         });
     }

@@ -7,12 +7,14 @@ namespace NBert.Modeling;
 /// <summary>One encoder layer's buffers of a pass: the activations backward needs when kept, scratch otherwise.</summary>
 internal sealed class LayerBuffers<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>[m, 3h] query, key, value; [m, h] context, residuals, attended; [m, I] intermediate before and after the activation.</summary>
+    /// <summary>[m, 3h] query, key, value; [m, h] context, residuals, attended; [m, I] intermediate before and after the
+    /// activation (after it: one buffer shared by every layer, also in kept passes).</summary>
     public required T[] Qkv, Context, Residual1, Attended, Inner, Activated, Residual2;
     /// <summary>The layer's output [m, h] (kept passes only: scratch passes write into the embeddings' buffer).</summary>
     public T[] Output = [];
-    /// <summary>Attention probabilities [b·heads, s, s], and after dropout; LayerNorm means and 1/std (kept passes only).</summary>
-    public T[]? Probs, KeptProbs, Mean1, Rstd1, Mean2, Rstd2;
+    /// <summary>Attention probabilities [b·heads, s, s] (before dropout: backward rebuilds them after it from
+    /// <see cref="KeepProbs"/>); LayerNorm means and 1/std (kept passes only).</summary>
+    public T[]? Probs, Mean1, Rstd1, Mean2, Rstd2;
     /// <summary>Dropout masks (kept passes only).</summary>
     public bool[]? KeepProbs, Keep1, Keep2;
 }
@@ -104,7 +106,7 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         SetInputs(inputs, hiddenDropout, attentionDropout, random);
         var c = _config;
         int m = Rows, probs = Batch * c.NumAttentionHeads * Sequence * Sequence;
-        if (m <= _rowCapacity && probs <= _probabilityCapacity) return;
+        if (_layers.Length > 0 && m <= _rowCapacity && probs <= _probabilityCapacity) return;
         m = Math.Max(m, _rowCapacity);
         probs = Math.Max(probs, _probabilityCapacity);
         (_rowCapacity, _probabilityCapacity) = (m, probs);
@@ -112,20 +114,22 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         // times in its first steps (padded to their longest text), and each growth would otherwise leave the old set,
         // hundreds of MB of large-object heap, committed beside the new one until a full collection happens to run.
         bool grown = _layers.Length > 0;
-        _layers = [];
-        Gradients = null;
-        (EmbeddingSum, Embedded, EmbeddingNormed, Mean0, Rstd0, Keep0) = ([], [], [], null, null, null);
+        Release();
+        (_rowCapacity, _probabilityCapacity) = (m, probs);
         if (grown) GC.Collect();
         int h = c.HiddenSize, inner = c.IntermediateSize, e = c.EmbeddingWidth;
         EmbeddingSum = new T[m * e];
         Embedded = new T[m * h];
         if (c.ProjectsEmbeddings) EmbeddingNormed = new T[m * e];
         (Mean0, Rstd0, Keep0) = (new T[m], new T[m], new bool[m * e]);
+        // The activation's output is one buffer for all layers: backward computes it again from the layer's input to
+        // it (the same bits), which costs one activation pass per layer and saves an [m, I] buffer per layer.
+        var activated = new T[m * inner];
         _layers = Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LayerBuffers<T>
         {
             Qkv = new T[m * 3 * h], Context = new T[m * h], Residual1 = new T[m * h], Attended = new T[m * h],
-            Inner = new T[m * inner], Activated = new T[m * inner], Residual2 = new T[m * h], Output = new T[m * h],
-            Probs = new T[probs], KeptProbs = new T[probs], Mean1 = new T[m], Rstd1 = new T[m], Mean2 = new T[m], Rstd2 = new T[m],
+            Inner = new T[m * inner], Activated = activated, Residual2 = new T[m * h], Output = new T[m * h],
+            Probs = new T[probs], Mean1 = new T[m], Rstd1 = new T[m], Mean2 = new T[m], Rstd2 = new T[m],
             KeepProbs = new bool[probs], Keep1 = new bool[m * h], Keep2 = new bool[m * h],
         }).ToArray();
         Gradients = new GradientBuffers<T>
@@ -134,6 +138,15 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
             DPreActivation = new T[m * inner], DContext = new T[m * h], DQkv = new T[m * 3 * h],
             DEmbedding = c.ProjectsEmbeddings ? new T[m * e] : [],
         };
+    }
+
+    /// <summary>Lets a kept pass's buffers go; the next <see cref="Start"/> allocates them again, as large as before (the
+    /// largest batch so far). Hundreds of MB in training: let go while the model is evaluated, and when the run ends.</summary>
+    public void Release()
+    {
+        _layers = [];
+        Gradients = null;
+        (EmbeddingSum, Embedded, EmbeddingNormed, Hidden, Mean0, Rstd0, Keep0) = ([], [], [], [], null, null, null);
     }
 
     private void SetInputs(ModelInputs inputs, double hiddenDropout, double attentionDropout, DropoutRandom? random)

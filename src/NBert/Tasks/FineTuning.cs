@@ -143,6 +143,9 @@ public static class FineTuning
         if (o.EvalBatchSize < 1) throw new ArgumentOutOfRangeException("per_device_eval_batch_size", $"per_device_eval_batch_size must be at least 1, not {o.EvalBatchSize}.");
         if (task.Train.Count == 0) throw new ArgumentException("There is no training data.", nameof(task));
         var head = WithNewHead(model, task.Architecture, task.Configure, o.Seed);
+        // The model given is not needed past this point: a caller that handed over its only reference (the CLI does)
+        // lets its weights go while this trains the copy.
+        model = null!;
         var trainer = new Trainer(head, tokenizer, task.Train.Count, (indices, _) => task.Batch(indices),
             task.Eval.Count == 0 ? null : m => task.Evaluate(m, o.EvalBatchSize), o);
         var evaluation = trainer.Train(outputDirectory, progress: progress, cancellationToken: cancellationToken);

@@ -186,8 +186,15 @@ public static class Ops
     /// </summary>
     public static void DropoutForward<T>(Span<T> x, double p, DropoutRandom random, ulong start, Span<bool> keep) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T scale = T.CreateTruncating(1 / (1 - p));
         random.Fill(keep[..x.Length], p, start);
+        DropoutApply(x, p, keep);
+    }
+
+    /// <summary>x = x · keep / (1 - p) with a mask already drawn: <see cref="DropoutForward"/>'s arithmetic, so that
+    /// backward can rebuild a dropout's output from its input and mask instead of keeping it.</summary>
+    public static void DropoutApply<T>(Span<T> x, double p, ReadOnlySpan<bool> keep) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T scale = T.CreateTruncating(1 / (1 - p));
         for (int i = 0; i < x.Length; i++) x[i] = keep[i] ? x[i] * scale : T.Zero;
     }
 

@@ -396,8 +396,15 @@ public sealed class Trainer
                 // current weights, copied into the model being trained; data-parallel, on rank 0 alone.
                 Evaluation EvaluateCurrent()
                 {
+                    // The activations kept for backward go while the model is evaluated (the next step allocates them
+                    // again): the evaluation's packed weights and scratch would otherwise come on top of them.
+                    model.ReleaseActivations();
+                    GC.Collect();
                     model.CopyTo(_model);
-                    return _evaluate!(_model);
+                    var evaluation = _evaluate!(_model);
+                    // The weights the evaluation packed for the inference forward are stale after the next step.
+                    _model.WeightsChanged();
+                    return evaluation;
                 }
                 last = group is null ? EvaluateCurrent() : EvaluateOnRankZero(group, EvaluateCurrent);
                 var entry = new JsonObject { ["step"] = state.Step, ["epoch"] = Math.Round(epoch, 4) };
@@ -418,6 +425,11 @@ public sealed class Trainer
             if (saveDirectory is not null && (evaluateNow || stop || (o.SaveSteps is int save && state.Step % save == 0)))
                 SaveCheckpoint(model, step.Optimizer, step.Schedule, state, saveDirectory);
         }
+        // What only training needed goes before the model takes its final weights (which may load a checkpoint) and
+        // before the caller goes on: the optimiser's moments (2 x the parameters) and the activations kept for backward.
+        step = null!;
+        model.ReleaseActivations();
+        CollectLargeGarbage();
         bool evaluated = _evaluate is not null && state.BestMetric is not null;
         if (group is not null && evaluated && _best is null && saveDirectory is null)
             model.CopyTo(_model); // a rank other than 0 whose best predates a resume: rank 0's best comes below
@@ -430,10 +442,18 @@ public sealed class Trainer
             if (!writes) best.CopyTo(_model);
         }
         if (metricsPath is not null && File.Exists(metricsPath)) LossCurve.Write(Path.Combine(outputDirectory!, "loss.svg"), metricsPath);
+        model = null!;
+        CollectLargeGarbage();
         Report(TrainerProgressKind.Done, state, total, null, null, null, clock.Elapsed, TimeSpan.Zero, last,
             last is null ? null : $"best {last.MainMetric} {state.BestMetric:F4} at step {state.BestStep}");
         return last;
     }
+
+    /// <summary>A full, compacting collection that returns the freed memory to the system. Training's buffers (the
+    /// optimiser's moments, the activations kept for backward, a loaded best checkpoint) are hundreds of MB on the
+    /// large-object heap, which only a full collection frees: without one, what comes next (restoring the best weights,
+    /// the caller loading or evaluating a model) adds to them.</summary>
+    private static void CollectLargeGarbage() => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     /// <summary>What a cancelled run says: where its checkpoint is and how to go on.</summary>
     private static TrainingCanceledException Cancelled(long step, string? outputDirectory, CancellationToken token)

@@ -97,6 +97,9 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         return result;
     }
 
+    /// <summary>Lets the activations and gradient scratch kept for backward go (a later forward allocates them again).</summary>
+    internal void ReleaseActivations() => _pass.Release();
+
     /// <summary>Writes the parameters back into <paramref name="model"/> (as float32) and tells it they changed.</summary>
     public void CopyTo(BertPreTrainedModel model)
     {
