@@ -118,12 +118,12 @@ public static class ModelCommands
 
     public static Command ImportOnnx(TextWriter stdout)
     {
-        var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT model (BertModel)" };
-        var vocab = new Option<string>("--vocab") { Description = "Its vocab.txt", Required = true };
+        var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT, DistilBERT or RoBERTa model (or of one of its heads: its base model is imported)" };
+        var vocab = new Option<string>("--vocab", "--tokenizer") { Description = "Its tokenizer: vocab.txt, tokenizer.json, vocab.json (merges.txt beside it) or a folder holding them", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write the checkpoint to", Required = true };
         var heads = new Option<int?>("--heads") { Description = "Attention heads, when the graph does not say" }.AtLeast(1);
         var overwrite = OutputDirectory.OverwriteOption();
-        var command = new Command("import-onnx", "Turn an ONNX BERT into an ordinary checkpoint directory (config.json, model.safetensors, vocab.txt).")
+        var command = new Command("import-onnx", "Turn an ONNX BERT, DistilBERT or RoBERTa into an ordinary checkpoint directory (config.json, model.safetensors, the tokenizer's files).")
         {
             onnx, vocab, output, heads, overwrite,
         };
@@ -132,7 +132,7 @@ public static class ModelCommands
             OutputDirectory.Check(parse.GetValue(output)!, parse.GetValue(overwrite));
             var result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
             var c = result.Config;
-            stdout.WriteLine($"wrote {parse.GetValue(output)}: {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
+            stdout.WriteLine($"wrote {parse.GetValue(output)}: a {FamilyNames.ClassName(c.Family, BertArchitecture.BertModel)}, {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
                 $"intermediate {c.IntermediateSize}, vocabulary {c.VocabSize}");
             foreach (var note in result.Notes) stdout.WriteLine($"  {note}");
             return Program.Ok;

@@ -9,33 +9,49 @@ using NBert.Schema;
 namespace NBert.IO;
 
 /// <summary>
-/// Recovers a transformers BERT checkpoint from an ONNX export of <c>BertModel</c>, whichever exporter wrote it (IR and
-/// opset versions are only noted). Named initializers keep their names, less any prefix before <c>embeddings.</c>,
-/// <c>encoder.</c> or <c>pooler.</c> (<c>bert.</c> of a head's export). Linear weights are found through the nodes that
-/// use them: a MatMul reads [in, out] and a Gemm [out, in] unless <c>transB</c> is 0; an unnamed one is named from the
-/// bias its output is added to (<c>X.bias</c> makes <c>X.weight</c>), and every weight is stored as transformers'
-/// [out, in]. What the weights do not say is read off the graph: the head count from the reshape into
-/// [batch, sequence, heads, head size], else from the attention's scale (a Div by √d or a Mul by 1/√d on the scores,
-/// or by d^-1/4 on the query and the key before their product); the activation from its ops; LayerNorm's epsilon from
-/// the Add before its Sqrt or a LayerNormalization's attribute. An export without <c>pooler.dense</c> weights is a
-/// BertModel without a pooling layer. Where the exporter applies the attention mask does not matter: NBert applies
-/// transformers' mask itself.
+/// Recovers a transformers checkpoint of a BERT-family base model (<c>BertModel</c>, <c>DistilBertModel</c>,
+/// <c>RobertaModel</c>) from an ONNX export of it or of one of its heads, whichever exporter wrote it (IR and opset
+/// versions are only noted). Named initializers keep their family's names, less any prefix before the body's sections
+/// (<c>embeddings.</c>, <c>encoder.</c>, <c>transformer.</c>, <c>pooler.</c>): <c>bert.</c>, <c>distilbert.</c> or
+/// <c>roberta.</c> of a head's export. Linear weights are found through the nodes that use them: a MatMul reads
+/// [in, out] and a Gemm [out, in] unless <c>transB</c> is 0; an unnamed one is named from the bias its output is added
+/// to (<c>X.bias</c> makes <c>X.weight</c>), and every weight is stored as transformers' [out, in]. What the weights do
+/// not say is read off the graph: the head count from the reshape into [batch, sequence, heads, head size], else from
+/// the attention's scale (a Div by √d or a Mul by 1/√d on the scores, or by d^-1/4 on the query and the key before
+/// their product); the activation from its ops; LayerNorm's epsilon from the Add before its Sqrt or a
+/// LayerNormalization's attribute. An export without a pooler's weights is a base model without a pooling layer. Where
+/// the exporter applies the attention mask does not matter: NBert applies transformers' mask itself.
+/// <para>
+/// The family (config.json's <c>model_type</c>) is decided in one place, from what the graph says, in this order:
+/// (1) the base model's prefix on the names, if any (<c>distilbert.</c>, <c>roberta.</c>, <c>bert.</c>: transformers'
+/// <c>base_model_prefix</c>); any other prefix (<c>electra.</c>, <c>albert.</c>, ...) is refused;
+/// (2) the body's names: the families whose checkpoint names (<see cref="FamilyNames"/>) cover every one of them
+/// (<c>transformer.layer.N.attention.q_lin</c> is DistilBERT's alone; BERT and RoBERTa share theirs); a body no family
+/// names is refused; (3) how the position ids are computed: from the input ids compared with a constant (an Equal on
+/// <c>input_ids</c> whose result reaches a CumSum, transformers' <c>create_position_ids_from_input_ids</c> as torch's
+/// exporter, optimum and NBert write it) is RoBERTa's, positions from <c>pad_token_id + 1</c> with that constant as
+/// <c>pad_token_id</c>; counted from 0 (a slice of the position buffer, a CumSum of ones) is BERT's or DistilBERT's.
+/// Evidence that disagrees (a <c>bert.</c> prefix with positions from padding, DistilBERT's names with them) is
+/// refused naming both. A RoBERTa's <c>type_vocab_size</c> is its token-type table's rows (1); a DistilBERT has none.
+/// </para>
 /// </summary>
 public static class OnnxImport
 {
-    /// <summary>The imported model: its config, parameters by transformers name, and what was inferred how.</summary>
+    /// <summary>The imported model: its config (the family included), parameters by the model's names (BERT's, as
+    /// <see cref="ParameterSlot.Name"/>), and what was inferred how.</summary>
     public sealed record Result(BertConfig Config, Dictionary<string, FloatTensor> Parameters, IReadOnlyList<string> Notes)
     {
-        /// <summary>Whether the export has a pooler (<c>pooler.dense</c>); without one the model is a BertModel
+        /// <summary>Whether the export has a pooler (<c>pooler.dense</c>); without one the model is a base model
         /// without a pooling layer.</summary>
         public bool HasPooler => BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, Parameters.Keys);
     }
 
-    /// <summary>Reads an ONNX export of a BERT encoder: its config and its parameters by transformers name.</summary>
+    /// <summary>Reads an ONNX export of a BERT, DistilBERT or RoBERTa encoder: its config (the family told as the class
+    /// summary says) and its parameters by the model's names.</summary>
     /// <param name="onnxPath">The .onnx file (weights inside it: external data is refused).</param>
     /// <param name="heads">The number of attention heads, for a graph that does not show it.</param>
     /// <exception cref="MissingFileException">There is no such file.</exception>
-    /// <exception cref="NBertException">The file is not ONNX, or not a BERT export NBert can read; the message names the file and says why.</exception>
+    /// <exception cref="NBertException">The file is not ONNX, or not an export NBert can read (a family it cannot tell among them); the message names the file and says why.</exception>
     public static Result Read(string onnxPath, int? heads = null)
     {
         if (!File.Exists(onnxPath)) throw new MissingFileException($"{onnxPath}: no such ONNX file.", onnxPath);
@@ -69,16 +85,50 @@ public static class OnnxImport
         }
     }
 
-    /// <summary>Imports an ONNX BERT and writes an ordinary checkpoint directory (config.json,
-    /// model.safetensors, vocab.txt, tokenizer_config.json) that NBert and transformers load.</summary>
-    public static Result ToDirectory(string onnxPath, string vocabPath, string directory, int? heads = null, bool doLowerCase = true)
+    /// <summary>Imports an ONNX export (see <see cref="Read"/>) and writes an ordinary checkpoint directory (config.json with
+    /// the family's <c>model_type</c> and fields, model.safetensors under the family's names, the tokenizer's files) that
+    /// NBert and transformers load.</summary>
+    /// <param name="onnxPath">The .onnx file.</param>
+    /// <param name="tokenizerPath">The model's tokenizer: a <c>vocab.txt</c> (WordPiece: BERT, DistilBERT), a
+    /// <c>tokenizer.json</c>, a <c>vocab.json</c> with <c>merges.txt</c> beside it (RoBERTa's byte-level BPE), or a folder
+    /// holding them (such as the folder optimum or <c>nbert export-onnx</c> wrote, whose tokenizer_config.json is kept).</param>
+    /// <param name="directory">The checkpoint directory to write.</param>
+    /// <param name="heads">The number of attention heads, for a graph that does not show it.</param>
+    /// <param name="doLowerCase">do_lower_case for a vocab.txt given alone.</param>
+    /// <exception cref="MissingFileException">A file is missing, or the folder holds no tokenizer files.</exception>
+    /// <exception cref="NBertException">The ONNX file cannot be imported (see <see cref="Read"/>).</exception>
+    public static Result ToDirectory(string onnxPath, string tokenizerPath, string directory, int? heads = null, bool doLowerCase = true)
     {
-        if (!File.Exists(vocabPath)) throw new MissingFileException($"{vocabPath}: no such vocabulary.", vocabPath);
+        bool folder = Directory.Exists(tokenizerPath);
+        if (!folder && !File.Exists(tokenizerPath)) throw new MissingFileException($"{tokenizerPath}: no such tokenizer file or folder.", tokenizerPath);
+        // A file is written under the name its kind has in a model directory (any name but these two is a WordPiece vocabulary).
+        string file = folder ? "" : Path.GetFileName(tokenizerPath) is "tokenizer.json" or "vocab.json" ? Path.GetFileName(tokenizerPath) : "vocab.txt";
+        string merges = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))!, "merges.txt");
+        if (file == "vocab.json" && !File.Exists(merges))
+            throw new MissingFileException($"{tokenizerPath}: a byte-level BPE vocabulary needs its merges.txt beside it, and there is none.", merges);
         var result = Read(onnxPath, heads);
         using var files = new StagedFiles(directory);
-        files.Copy("vocab.txt", vocabPath);
-        files.WriteAllText("tokenizer_config.json",
-            $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxPositionEmbeddings}\n}}\n");
+        bool hasConfig, wordPieceAlone; // its own tokenizer_config.json; a vocab.txt without tokenizer.json (do_lower_case then said here)
+        if (folder)
+        {
+            if (!Checkpoint.StageTokenizerFiles(tokenizerPath, files))
+                throw new MissingFileException($"{tokenizerPath}: the folder holds no tokenizer files ({string.Join(", ", Checkpoint.TokenizerFiles.Concat(Checkpoint.BpeTokenizerFiles))}).",
+                    Path.Combine(tokenizerPath, "tokenizer.json"));
+            hasConfig = File.Exists(Path.Combine(tokenizerPath, "tokenizer_config.json"));
+            wordPieceAlone = !File.Exists(Path.Combine(tokenizerPath, "tokenizer.json")) && File.Exists(Path.Combine(tokenizerPath, "vocab.txt"));
+        }
+        else
+        {
+            files.Copy(file, tokenizerPath);
+            if (file == "vocab.json") files.Copy("merges.txt", merges);
+            (hasConfig, wordPieceAlone) = (false, file == "vocab.txt");
+        }
+        // Without the tokenizer's own config: the model's length (RoBERTa's positions hold pad_token_id + 1 fewer tokens),
+        // and do_lower_case for a WordPiece vocabulary (a tokenizer.json says its normalisation itself).
+        if (!hasConfig)
+            files.WriteAllText("tokenizer_config.json", wordPieceAlone
+                ? $"{{\n  \"do_lower_case\": {(doLowerCase ? "true" : "false")},\n  \"model_max_length\": {result.Config.MaxSequenceLength}\n}}\n"
+                : $"{{\n  \"model_max_length\": {result.Config.MaxSequenceLength}\n}}\n");
         Checkpoint.StageModel(files, result.Config, BertArchitecture.BertModel,
             BertArchitectures.Parameters(result.Config, BertArchitecture.BertModel, result.HasPooler), result.Parameters);
         files.Commit();
@@ -92,18 +142,113 @@ public static class OnnxImport
         "MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear", "QLinearMatMul", "MatMulNBits", "QAttention",
     };
 
-    /// <summary>The parameter name an initializer stands for: the name from <c>embeddings.</c>, <c>encoder.</c> or
-    /// <c>pooler.</c> on (so <c>bert.encoder...</c> is <c>encoder...</c>); null for anything else.</summary>
-    private static string? ParameterName(string name)
+    /// <summary>Each family's body, as a base model with a pooler names it in a checkpoint: checkpoint name, with the layer
+    /// index written 0, to the model's name (<c>transformer.layer.0.attention.q_lin.weight</c> to
+    /// <c>encoder.layer.0.attention.self.query.weight</c>). Built from <see cref="FamilyNames.CheckpointName"/>, the one
+    /// mapping loading and saving use, so a family added there is read here.</summary>
+    private static readonly IReadOnlyList<(ModelFamily Family, Dictionary<string, string> Names)> Bodies =
+        Enum.GetValues<ModelFamily>().Select(f => (f, BertArchitectures.Parameters(new BertConfig { Family = f, NumHiddenLayers = 1 }, BertArchitecture.BertModel)
+            .ToDictionary(s => FamilyNames.CheckpointName(s.Name, BertArchitecture.BertModel, f), s => s.Name, StringComparer.Ordinal))).ToList();
+
+    /// <summary>The first name part of every family's body (<c>embeddings</c>, <c>encoder</c>, <c>transformer</c>,
+    /// <c>pooler</c>): a name is the body's from the first of these on.</summary>
+    private static readonly string[] Sections = Bodies.SelectMany(b => b.Names.Keys).Select(n => n[..(n.IndexOf('.') + 1)]).Distinct().ToArray();
+
+    /// <summary>An initializer's name split into the prefix before the body (<c>distilbert.</c> of a head's export, or
+    /// "") and the body's name from its section on; null for a name outside the body (a head's) or not a parameter's.</summary>
+    private static (string Prefix, string Body)? Split(string name)
     {
         if (!name.EndsWith(".weight", StringComparison.Ordinal) && !name.EndsWith(".bias", StringComparison.Ordinal)) return null;
-        foreach (var section in (ReadOnlySpan<string>)["embeddings.", "encoder.", "pooler."])
+        int at = -1;
+        foreach (var section in Sections)
         {
-            if (name.StartsWith(section, StringComparison.Ordinal)) return name;
-            int at = name.IndexOf("." + section, StringComparison.Ordinal);
-            if (at >= 0) return name[(at + 1)..];
+            int i = name.StartsWith(section, StringComparison.Ordinal) ? 0 : name.IndexOf("." + section, StringComparison.Ordinal) is int j and >= 0 ? j + 1 : -1;
+            if (i >= 0 && (at < 0 || i < at)) at = i;
         }
-        return null;
+        return at < 0 ? null : (name[..at], name[at..]);
+    }
+
+    /// <summary>A body name with its layer index written 0 (<c>encoder.layer.7.output.dense.bias</c> as
+    /// <c>encoder.layer.0.output.dense.bias</c>), and the index; a name of no layer as it is, with index -1.</summary>
+    private static (string Template, int Layer) LayerTemplate(string body, int initializerCount)
+    {
+        var parts = body.Split('.');
+        for (int i = 1; i < parts.Length; i++)
+        {
+            if (parts[i - 1] != "layer" || parts[i].Length == 0 || !parts[i].All(char.IsAsciiDigit)) continue;
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer) || layer >= initializerCount)
+                throw new InvalidOperationException($"initializer '{NBertException.Quote(body)}' does not name an encoder layer of this export.");
+            parts[i] = "0";
+            return (string.Join('.', parts), layer);
+        }
+        return (body, -1);
+    }
+
+    /// <summary>The model's name of a body name in <paramref name="family"/>'s checkpoints; null when the family has no such parameter.</summary>
+    private static string? ModelName(string body, ModelFamily family, int initializerCount)
+    {
+        var (template, layer) = LayerTemplate(body, initializerCount);
+        if (!Bodies.First(b => b.Family == family).Names.TryGetValue(template, out var name)) return null;
+        const string FirstLayer = "encoder.layer.0.";
+        return layer >= 0 && name.StartsWith(FirstLayer, StringComparison.Ordinal) ? $"encoder.layer.{layer}.{name[FirstLayer.Length..]}" : name;
+    }
+
+    /// <summary>
+    /// The one place an import decides the family, from the evidence the class summary lists: the base model's prefix,
+    /// the families whose names cover the body, and whether the position ids come from the input ids compared with
+    /// padding (see <see cref="BertConfig.PositionsFromPadding"/>). Returns the family, RoBERTa's pad_token_id where the
+    /// graph gives it, and a note saying why.
+    /// </summary>
+    private static (ModelFamily Family, int? PadTokenId, string Note) DecideFamily(IReadOnlyDictionary<string, string> prefixes, GraphProto graph, GraphInfo info, int initializerCount)
+    {
+        static string Names(IEnumerable<ModelFamily> families) => string.Join(", ", families.Select(FamilyNames.ModelType));
+        var all = Enum.GetValues<ModelFamily>();
+        // (1) The base model's prefix: the last part of what comes before the body (bert. in model.bert.encoder...).
+        ModelFamily? byPrefix = null;
+        foreach (var (body, prefix) in prefixes.Where(p => p.Value.Length > 0))
+        {
+            string model = prefix.TrimEnd('.').Split('.')[^1];
+            if (all.Where(f => FamilyNames.BasePrefix(f) == model).Select(f => (ModelFamily?)f).FirstOrDefault() is not { } family)
+                throw new InvalidOperationException($"the initializers are under '{NBertException.Quote(prefix)}' (such as '{NBertException.Quote(prefix + body)}'): " +
+                    $"'{NBertException.Quote(model)}' is not the base model of a family NBert imports ({Names(all)}; a head's export names its body " +
+                    $"{string.Join(", ", all.Select(f => FamilyNames.BasePrefix(f) + "."))}), so NBert cannot tell what computes these weights.");
+            if (byPrefix is { } other && other != family)
+                throw new InvalidOperationException($"the initializers name two base models, {FamilyNames.BasePrefix(other)}. and {FamilyNames.BasePrefix(family)}. " +
+                    $"(such as '{NBertException.Quote(prefix + body)}'): one export holds one model.");
+            byPrefix = family;
+        }
+        // (2) The families whose checkpoint names cover every name of the body.
+        var byNames = all.Where(f => prefixes.Keys.All(body => ModelName(body, f, initializerCount) is not null)).ToList();
+        if (byNames.Count == 0)
+        {
+            string unknown = prefixes.Keys.Order(StringComparer.Ordinal).First(body => all.All(f => ModelName(body, f, initializerCount) is null));
+            throw new InvalidOperationException($"initializer '{NBertException.Quote(prefixes[unknown] + unknown)}' is not a parameter of any family NBert imports " +
+                $"({Names(all)}), so NBert cannot tell what computes these weights.");
+        }
+        if (byPrefix is { } named && !byNames.Contains(named))
+            throw new InvalidOperationException($"the initializers are under {FamilyNames.BasePrefix(named)}. but named as {Names(byNames)}'s are, not as {FamilyNames.ModelType(named)}'s: " +
+                "NBert cannot tell which family this is.");
+        var candidates = byPrefix is { } p1 ? [p1] : byNames;
+        // (3) The position ids: from input_ids != constant (RoBERTa's padding offset), or counted from 0.
+        int? pad = info.PaddingIdFromPositions(graph);
+        static bool FromPadding(ModelFamily f) => new BertConfig { Family = f }.PositionsFromPadding;
+        var fit = candidates.Where(f => FromPadding(f) == pad.HasValue).ToList();
+        string names = byPrefix is { } p2 ? $"initializers under {FamilyNames.BasePrefix(p2)}."
+            : byNames.Count > 1 ? $"initializer names ({Names(byNames)} alike)" : $"initializer names ({Names(byNames)}'s)";
+        if (fit.Count == 0 && pad is int found)
+            throw new InvalidOperationException($"the position ids are computed from the input ids compared with {found} (padding, as RoBERTa's), but the {names} " +
+                "have no such positions: NBert cannot tell which family this is.");
+        if (fit.Count == 0)
+        {
+            // A RoBERTa by its prefix whose positions the graph does not show as the exporters write them: transformers'
+            // RobertaConfig default, said in the notes.
+            var family = candidates[0];
+            return (family, 1, $"model_type {FamilyNames.ModelType(family)}, from the {names}; the graph does not show how its positions are computed, " +
+                "so pad_token_id 1 (transformers' default) is assumed");
+        }
+        var chosen = fit[0]; // families the graph cannot tell apart: the first in ModelFamily's order (BERT before those described against it)
+        string how = pad is int id ? $"position ids from input_ids != {id} (pad_token_id {id}, positions from {id + 1})" : "position ids counted from 0";
+        return (chosen, pad, $"model_type {FamilyNames.ModelType(chosen)}, from the {names} and the {how}");
     }
 
     private static Result Import(GraphProto graph, int? heads)
@@ -124,23 +269,27 @@ public static class OnnxImport
         var producers = new Dictionary<string, NodeProto>();
         foreach (var n in graph.Node)
             foreach (var o in n.Output) producers.TryAdd(o, n);
+        var graphInfo = new GraphInfo(consumers, producers, constants, initializers);
         var notes = new List<string>();
 
-        var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
+        // The body's weights by their name in the family's checkpoint (prefix removed); the family decides the model's names.
+        var bodies = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
+        var prefixes = new Dictionary<string, string>(StringComparer.Ordinal);
         var renamed = new List<string>();
-        var headWeights = new List<string>(); // a head's (classifier, ...): not BertModel's
+        var headWeights = new List<string>(); // a head's (classifier, ...): not the base model's
         foreach (var t in initializers.Values)
-            if (ParameterName(t.Name) is not { } name)
+            if (Split(t.Name) is not var (prefix, body))
             {
                 if (t.Name.EndsWith(".weight", StringComparison.Ordinal) || t.Name.EndsWith(".bias", StringComparison.Ordinal)) headWeights.Add(t.Name);
             }
             else
             {
-                if (name != t.Name) renamed.Add(t.Name);
-                if (!parameters.TryAdd(name, ToTensor(t)))
-                    throw new InvalidOperationException($"two initializers stand for '{NBertException.Quote(name)}'.");
+                if (prefix.Length > 0) renamed.Add(t.Name);
+                prefixes[body] = prefix;
+                if (!bodies.TryAdd(body, ToTensor(t)))
+                    throw new InvalidOperationException($"two initializers stand for '{NBertException.Quote(body)}'.");
             }
-        if (renamed.Count > 0) notes.Add($"{renamed.Count} initializer names shortened to transformers' (such as {NBertException.Quote(renamed[0])})");
+        if (renamed.Count > 0) notes.Add($"{renamed.Count} initializer names shortened to the base model's (such as {NBertException.Quote(renamed[0])})");
 
         // Linear weights, from the nodes that multiply by them; stored as transformers' [out, in].
         int recovered = 0;
@@ -150,8 +299,8 @@ public static class OnnxImport
             if (node.Input.Count < 2 || !initializers.TryGetValue(node.Input[1], out var weight) || weight.Dims.Count != 2 || !seen.Add(weight.Name)) continue;
             bool gemm = node.OpType == "Gemm";
             bool stored = gemm && node.Attribute.Any(a => a.Name == "transB" && a.I == 1); // [out, in] already
-            string? name;
-            if (weight.Name.EndsWith(".weight", StringComparison.Ordinal)) name = ParameterName(weight.Name);
+            (string Prefix, string Body)? name;
+            if (weight.Name.EndsWith(".weight", StringComparison.Ordinal)) name = Split(weight.Name);
             else
             {
                 string? bias = gemm ? node.Input.ElementAtOrDefault(2)
@@ -159,15 +308,22 @@ public static class OnnxImport
                         .FirstOrDefault(i => i.EndsWith(".bias", StringComparison.Ordinal) && initializers.ContainsKey(i));
                 if (bias is null || !bias.EndsWith(".bias", StringComparison.Ordinal))
                     throw new InvalidOperationException($"the {node.OpType} of weight '{NBertException.Quote(weight.Name)}' feeds no Add of a named bias, so its parameter name cannot be recovered.");
-                name = ParameterName(bias) is { } b ? b[..^".bias".Length] + ".weight" : null;
+                name = Split(bias[..^".bias".Length] + ".weight");
                 if (name is not null) recovered++;
                 else headWeights.Add(bias[..^".bias".Length] + ".weight");
             }
-            if (name is null) continue; // a head's weight (classifier, ...): not BertModel's
+            if (name is not var (prefix, body)) continue; // a head's weight (classifier, ...): not the base model's
             var tensor = ToTensor(weight);
-            parameters[name] = stored ? tensor : Transpose(tensor);
+            prefixes[body] = prefix;
+            bodies[body] = stored ? tensor : Transpose(tensor);
         }
         if (recovered > 0) notes.Add($"{recovered} unnamed linear weights named from their biases");
+        if (bodies.Count == 0) throw new InvalidOperationException("no embeddings.word_embeddings.weight: not a BERT export.");
+
+        var (family, padTokenId, familyNote) = DecideFamily(prefixes, graph, graphInfo, initializers.Count);
+        notes.Add(familyNote);
+        var parameters = new Dictionary<string, FloatTensor>(StringComparer.Ordinal);
+        foreach (var (body, tensor) in bodies) parameters[ModelName(body, family, initializers.Count)!] = tensor;
 
         var words = parameters.GetValueOrDefault("embeddings.word_embeddings.weight")
             ?? throw new InvalidOperationException("no embeddings.word_embeddings.weight: not a BERT export.");
@@ -175,15 +331,8 @@ public static class OnnxImport
         int hidden = words.Shape[1];
         int layers = 0;
         foreach (var k in parameters.Keys.Where(k => k.StartsWith("encoder.layer.", StringComparison.Ordinal)))
-        {
-            var parts = k.Split('.');
-            if (parts.Length < 4 || !int.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int layer)
-                || layer >= parameters.Count)
-                throw new InvalidOperationException($"initializer '{NBertException.Quote(k)}' does not name an encoder layer of this export.");
-            layers = Math.Max(layers, layer + 1);
-        }
+            layers = Math.Max(layers, int.Parse(k.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture) + 1);
 
-        var graphInfo = new GraphInfo(consumers, producers, constants, initializers);
         int headCount;
         if (heads is int given)
         {
@@ -217,7 +366,8 @@ public static class OnnxImport
             ?? 1e-12;
         notes.Add($"layer_norm_eps {eps:G3}");
 
-        var config = new BertConfig
+        var family0 = new BertConfig { Family = family };
+        var config = family0 with
         {
             VocabSize = words.Shape[0],
             HiddenSize = hidden,
@@ -226,23 +376,27 @@ public static class OnnxImport
             IntermediateSize = Param(parameters, "encoder.layer.0.intermediate.dense.bias").Shape[0],
             HiddenAct = act,
             MaxPositionEmbeddings = Param(parameters, "embeddings.position_embeddings.weight").Shape[0],
-            TypeVocabSize = Param(parameters, "embeddings.token_type_embeddings.weight").Shape[0],
+            // RoBERTa's one token type is its table's one row; DistilBERT has no table (the field is not written).
+            TypeVocabSize = family0.HasTokenTypes ? Param(parameters, "embeddings.token_type_embeddings.weight").Shape[0] : family0.TypeVocabSize,
+            PadTokenId = padTokenId ?? family0.PadTokenId,
             LayerNormEps = eps,
-            Architectures = [nameof(BertArchitecture.BertModel)],
+            Architectures = [FamilyNames.ClassName(family, BertArchitecture.BertModel)],
         };
         config.Validate();
         BertArchitectures.EnsureFitsInMemory(config, BertArchitecture.BertModel);
         bool pooler = BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, parameters.Keys);
-        notes.Add(pooler ? "pooler: pooler.dense" : "no pooler (the export has no pooler.dense): a BertModel without a pooling layer");
+        string baseModel = FamilyNames.ClassName(family, BertArchitecture.BertModel);
+        notes.Add(pooler ? "pooler: pooler.dense" : !BertArchitectures.HasPooler(config, BertArchitecture.BertModel) ? $"no pooler ({baseModel} has none)"
+            : $"no pooler (the export has no pooler.dense): a {baseModel} without a pooling layer");
         var specs = BertArchitectures.Parameters(config, BertArchitecture.BertModel, pooler);
         foreach (var spec in specs)
             if (!parameters.TryGetValue(spec.Name, out var t) || !t.Shape.SequenceEqual(spec.Shape))
-                throw new InvalidOperationException($"the export has no '{spec.Name}' of shape [{string.Join(", ", spec.Shape)}].");
+                throw new InvalidOperationException($"the export has no '{FamilyNames.CheckpointName(spec.Name, BertArchitecture.BertModel, family)}' of shape [{string.Join(", ", spec.Shape)}].");
         var bert = specs.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         var other = parameters.Keys.Where(k => !bert.Contains(k)).ToList();
         foreach (var k in other) parameters.Remove(k);
-        if (other.Concat(headWeights).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } ignored)
-            notes.Add($"{ignored.Count} weights that are not BertModel's ignored: {string.Join(", ", ignored.Take(5).Select(n => NBertException.Quote(n)))}{(ignored.Count > 5 ? ", ..." : "")}");
+        if (other.Select(k => FamilyNames.CheckpointName(k, BertArchitecture.BertModel, family)).Concat(headWeights).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } ignored)
+            notes.Add($"{ignored.Count} weights that are not {baseModel}'s ignored: {string.Join(", ", ignored.Take(5).Select(n => NBertException.Quote(n)))}{(ignored.Count > 5 ? ", ..." : "")}");
         return new Result(config, parameters, notes);
     }
 
@@ -277,6 +431,39 @@ public static class OnnxImport
         }
 
         public double? Scalar(string name) => Values(name) is [double v] ? v : null;
+
+        /// <summary>RoBERTa's <c>padding_idx</c>, when the position ids are computed from the input ids compared with it: an
+        /// Equal of the <c>input_ids</c> input (or the graph's first input, through Cast or Identity) and a whole constant,
+        /// whose result reaches a CumSum within a few nodes (Not, Cast); null when the graph has none.</summary>
+        public int? PaddingIdFromPositions(GraphProto graph)
+        {
+            var inputs = graph.Input.Select(i => i.Name).Where(n => !Initializers.ContainsKey(n)).ToList(); // IR < 4 lists initializers as inputs too
+            string? ids = inputs.Contains("input_ids") ? "input_ids" : inputs.FirstOrDefault();
+            if (ids is null) return null;
+            bool FromIds(string name)
+            {
+                for (int hop = 0; hop < 4; hop++)
+                {
+                    if (name == ids) return true;
+                    if (Producers.GetValueOrDefault(name) is { OpType: "Cast" or "Identity", Input.Count: > 0 } p) name = p.Input[0];
+                    else return false;
+                }
+                return false;
+            }
+            foreach (var node in graph.Node.Where(n => n.OpType == "Equal" && n.Input.Count == 2 && n.Output.Count > 0))
+            {
+                int side = FromIds(node.Input[0]) ? 0 : FromIds(node.Input[1]) ? 1 : -1;
+                if (side < 0 || Scalar(node.Input[1 - side]) is not double v || v < 0 || v > int.MaxValue || v != Math.Floor(v)) continue;
+                var frontier = new List<string> { node.Output[0] };
+                for (int hop = 0; hop < 4 && frontier.Count > 0; hop++)
+                {
+                    var users = frontier.SelectMany(o => Consumers.GetValueOrDefault(o) ?? []).ToList();
+                    if (users.Any(u => u.OpType == "CumSum")) return (int)v;
+                    frontier = users.Where(u => u.Output.Count > 0).Select(u => u.Output[0]).ToList();
+                }
+            }
+            return null;
+        }
 
         /// <summary>The head count from a Reshape into [batch, sequence, heads, head size] (a constant shape, or a Concat
         /// of constants), where heads × head size is the hidden size; the count most reshapes agree on.</summary>

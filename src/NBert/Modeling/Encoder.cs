@@ -83,8 +83,9 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var position = w.Values(e.Position);
         var types = e.TokenType is null ? default : w.Values(e.TokenType); // none in DistilBERT, which ignores token_type_ids
         var sum = pass.EmbeddingSum;
-        for (int t = 0; t < m; t++)
+        for (int r = 0; r < m; r++)
         {
+            int t = pass.Token(r);
             int id = inputs.InputIds[t], type = inputs.TokenTypeIds?[t] ?? 0;
             if ((uint)id >= (uint)c.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Input id {id} (sequence {t / s}, position {t % s}) is outside the model's " +
@@ -92,7 +93,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                     "model's, or from another model's tokenizer.");
             if (e.TokenType is not null && (uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
-            var row = sum.AsSpan(t * width, width);
+            var row = sum.AsSpan(r * width, width);
             w.AddEmbeddingRow(e.Word, id, position.Slice(pass.Position(t) * width, width), row);
             if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * width, width), row);
         }
@@ -143,10 +144,18 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
     {
         if (p <= 0) return;
         var random = pass.Random!;
-        ulong start = random.Take(length);
         int h = width > 0 ? width : C.HiddenSize;
-        Threading.ForRows(length / h, (r0, r1) =>
-            Ops.DropoutForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), p, random, start + (ulong)(r0 * h), keep.AsSpan(r0 * h, (r1 - r0) * h)));
+        // Numbers for every token of the padded batch, each row's at its token's place (a compact pass skips the padding's).
+        ulong start = random.Take((long)pass.PaddedRows * h);
+        if (!pass.Compact)
+            Threading.ForRows(length / h, (r0, r1) =>
+                Ops.DropoutForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), p, random, start + (ulong)(r0 * h), keep.AsSpan(r0 * h, (r1 - r0) * h)));
+        else
+            Threading.ForRows(length / h, (r0, r1) =>
+            {
+                for (int r = r0; r < r1; r++)
+                    Ops.DropoutForward<T>(x.AsSpan(r * h, h), p, random, start + (ulong)pass.Token(r) * (ulong)h, keep.AsSpan(r * h, h));
+            });
     }
 
     /// <summary>
@@ -171,7 +180,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var keepProbs = l.KeepProbs;
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
-            int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
+            int bi = job / heads, hi = job % heads, row0 = pass.RowStart(bi) * ld, queries = pass.Queries(bi);
             T[]? rented = probs is null ? ArrayPool<T>.Shared.Rent(s * s) : null;
             // The probabilities after dropout are scratch: backward rebuilds them from the kept probabilities and mask.
             T[]? keptBuffer = p > 0 ? ArrayPool<T>.Shared.Rent(s * s) : null;
@@ -183,8 +192,8 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                 var k = qkv.AsSpan(row0 + h + hi * d);
                 if (n > 0)
                 {
-                    Gemm.Multiply<T>(s, n, d, q, ld, false, k, ld, true, sc, s, serial: true);
-                    for (int i = 0; i < s; i++)
+                    Gemm.Multiply<T>(queries, n, d, q, ld, false, k, ld, true, sc, s, serial: true);
+                    for (int i = 0; i < queries; i++)
                     {
                         var row = sc.Slice(i * s, n);
                         TensorPrimitives.Multiply(row, scale, row);
@@ -205,10 +214,10 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                     kept = keptBuffer.AsSpan(0, s * s);
                     sc.CopyTo(kept);
                     // Row by row over the keys used, each row's random numbers at the same place whatever n is.
-                    for (int i = 0; i < s; i++)
+                    for (int i = 0; i < queries; i++)
                         Ops.DropoutForward(kept.Slice(i * s, n), p, random!, start + (ulong)(job * s * s + i * s), keepProbs.AsSpan(job * s * s + i * s, n));
                 }
-                Gemm.Multiply<T>(s, d, n, kept, s, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, false, context.AsSpan(bi * s * h + hi * d), h, serial: true);
+                Gemm.Multiply<T>(queries, d, n, kept, s, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, false, context.AsSpan(pass.RowStart(bi) * h + hi * d), h, serial: true);
             }
             finally
             {
@@ -249,12 +258,14 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         Array.Clear(dSum, 0, m * width);
         DropoutBackwardInPlace(dNormed.AsSpan(0, m * width), pass.HiddenDropout, pass.Keep0);
         LayerNormBackward(w, grads, e.Norm, dNormed, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m, width);
-        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * width), inputs.InputIds, grads.AsSpan(e.Word.Offset, e.Word.Length), width);
+        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * width), pass.Compact ? Enumerable.Range(0, m).Select(r => inputs.InputIds[pass.Token(r)]).ToArray() : inputs.InputIds,
+            grads.AsSpan(e.Word.Offset, e.Word.Length), width);
         var dPosition = grads.AsSpan(e.Position.Offset, e.Position.Length);
         var dTypes = e.TokenType is null ? default : grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);
-        for (int t = 0; t < m; t++)
+        for (int r = 0; r < m; r++)
         {
-            var row = dSum.AsSpan(t * width, width);
+            int t = pass.Token(r);
+            var row = dSum.AsSpan(r * width, width);
             var pos = dPosition.Slice(pass.Position(t) * width, width);
             TensorPrimitives.Add(pos, row, pos);
             if (e.TokenType is null) continue;
@@ -343,7 +354,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         var (qkv, allProbs, keepProbs) = (l.Qkv, l.Probs!, l.KeepProbs);
         WorkerPool.Shared.Run(batch * heads, Threading.MaxThreads, job =>
         {
-            int bi = job / heads, hi = job % heads, row0 = bi * s * ld;
+            int bi = job / heads, hi = job % heads, row0 = pass.RowStart(bi) * ld, queries = pass.Queries(bi);
             int n = keys[bi] > 0 ? keys[bi] : s;
             var pool = ArrayPool<T>.Shared;
             T[] dKeptBuffer = pool.Rent(s * s), dScoresBuffer = pool.Rent(s * s);
@@ -358,16 +369,16 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                     // per layer: 6.3 MB a layer at MiniLM's 32 x 64.
                     var rebuilt = keptBuffer.AsSpan(0, s * s);
                     probs.CopyTo(rebuilt);
-                    for (int i = 0; i < s; i++)
+                    for (int i = 0; i < queries; i++)
                         Ops.DropoutApply(rebuilt.Slice(i * s, n), p, keepProbs.AsSpan(job * s * s + i * s, n));
                     kept = rebuilt;
                 }
-                var dC = dContext.AsSpan(bi * s * h + hi * d);
+                var dC = dContext.AsSpan(pass.RowStart(bi) * h + hi * d);
                 var dKept = dKeptBuffer.AsSpan(0, s * s);
-                Gemm.Multiply<T>(s, n, d, dC, h, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, true, dKept, s, serial: true);
-                Gemm.Multiply<T>(n, d, s, kept, s, true, dC, h, false, dQkv.AsSpan(row0 + 2 * h + hi * d), ld, accumulate: true, serial: true);
+                Gemm.Multiply<T>(queries, n, d, dC, h, false, qkv.AsSpan(row0 + 2 * h + hi * d), ld, true, dKept, s, serial: true);
+                Gemm.Multiply<T>(n, d, queries, kept, s, true, dC, h, false, dQkv.AsSpan(row0 + 2 * h + hi * d), ld, accumulate: true, serial: true);
                 var dScores = dScoresBuffer.AsSpan(0, s * s);
-                for (int i = 0; i < s; i++)
+                for (int i = 0; i < queries; i++)
                 {
                     var dRow = dKept.Slice(i * s, n);
                     if (p > 0) DropoutBackwardInPlace(dRow, p, keepProbs.AsSpan(job * s * s + i * s, n)); // now d(probabilities)
@@ -375,8 +386,8 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                     dsRow.Clear();
                     Ops.SoftmaxBackward<T>(dRow, probs.Slice(i * s, n), dsRow, n, scale);
                 }
-                Gemm.Multiply<T>(s, d, n, dScores, s, false, qkv.AsSpan(row0 + h + hi * d), ld, false, dQkv.AsSpan(row0 + hi * d), ld, accumulate: true, serial: true);
-                Gemm.Multiply<T>(n, d, s, dScores, s, true, qkv.AsSpan(row0 + hi * d), ld, false, dQkv.AsSpan(row0 + h + hi * d), ld, accumulate: true, serial: true);
+                Gemm.Multiply<T>(queries, d, n, dScores, s, false, qkv.AsSpan(row0 + h + hi * d), ld, false, dQkv.AsSpan(row0 + hi * d), ld, accumulate: true, serial: true);
+                Gemm.Multiply<T>(n, d, queries, dScores, s, true, qkv.AsSpan(row0 + hi * d), ld, false, dQkv.AsSpan(row0 + h + hi * d), ld, accumulate: true, serial: true);
             }
             finally
             {

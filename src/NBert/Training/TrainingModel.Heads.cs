@@ -57,7 +57,7 @@ public sealed partial class TrainingModel<T>
     {
         var c = Config;
         int b = batch.Inputs.Batch, s = batch.Inputs.SequenceLength, m = b * s, h = c.HiddenSize;
-        var x = _pass.Hidden;
+        var x = _hidden;
         _classifier = null;
         if (_layout.Pooler is { } pooler)
         {
@@ -135,7 +135,7 @@ public sealed partial class TrainingModel<T>
         {
             var d = _dLogits.AsSpan(0, m);
             TensorPrimitives.Multiply<T>(d, scale, d);
-            Heads<T>.DiscriminatorBackward(_weights, _gradients, discriminator, c.Activation, d, _pass.Hidden, _discriminatorDense, _discriminatorActivated, m,
+            Heads<T>.DiscriminatorBackward(_weights, _gradients, discriminator, c.Activation, d, _hidden, _discriminatorDense, _discriminatorActivated, m,
                 Ensure(ref _dMlmActivated, m * h), Ensure(ref _dMlmDense, m * h), dx);
             return;
         }
@@ -202,7 +202,7 @@ public sealed partial class TrainingModel<T>
         _mlmLogitsLength = r * v;
         if (r == 0) return 0;
         var input = Ensure(ref _mlmInput, r * h);
-        Heads<T>.Gather(_pass.Hidden, _mlmRows, h, input);
+        Heads<T>.Gather(_hidden, _mlmRows, h, input);
         var logits = Ensure(ref _mlmLogits, r * v).AsSpan(0, r * v);
         int width = _layout.MaskedLm!.Transform.Outputs; // ELECTRA's generator: embedding_size
         Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * width), Ensure(ref _mlmActivated, r * width),

@@ -145,9 +145,41 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         _encoder.Check(batch.Inputs);
         _batch = batch;
         _training = training;
-        _pass.Start(batch.Inputs, training ? Config.HiddenDropoutProb : 0, training ? Config.AttentionProbsDropoutProb : 0, Random);
+        _pass.Start(batch.Inputs, training ? Config.HiddenDropoutProb : 0, training ? Config.AttentionProbsDropoutProb : 0, Random, PaddingUnread(batch));
         _encoder.Forward(_weights, _pass);
+        _hidden = _pass.Hidden;
+        if (_pass.Compact)
+        {
+            // The heads read the padded layout [b·s, h]: the real rows in place, the padding's 0 (no loss reads them).
+            int h = Config.HiddenSize;
+            _hidden = Ensure(ref _paddedHidden, _pass.PaddedRows * h);
+            Array.Clear(_hidden, 0, _pass.PaddedRows * h);
+            for (int r = 0; r < _pass.Rows; r++) _pass.Hidden.AsSpan(r * h, h).CopyTo(_hidden.AsSpan(_pass.Token(r) * h, h));
+        }
         return HeadForward(batch);
+    }
+
+    /// <summary>Whether the encoder may skip the padding's rows when nothing reads them (default); off runs every row,
+    /// as inference does (tests compare the two).</summary>
+    internal bool SkipsPadding { get; set; } = true;
+
+    /// <summary>The rows the encoder ran over in the last forward (b · s, or the real tokens when it skipped the padding).</summary>
+    internal int EncoderRows => _pass.Rows;
+
+    // The last hidden state as the heads read it, [b·s, h]; for a compact pass, its rows spread into this buffer.
+    private T[] _hidden = [], _paddedHidden = [], _paddedDHidden = [];
+
+    /// <summary>Whether nothing reads the padding's outputs, so the encoder may run over the real tokens alone
+    /// (<see cref="EncoderPass{T}.Compact"/>): the heads that read the pooled first token, and masked LM when no label
+    /// sits on padding. Not QA (its softmax runs over every position, padding included, as transformers computes it)
+    /// nor token classification (its <see cref="Logits"/> hold every position's, the padding's too, as inference's do).</summary>
+    private bool PaddingUnread(TrainingBatch batch)
+    {
+        if (!SkipsPadding || batch.Inputs.AttentionMask is not { } mask || (_layout.Pooler is null && _layout.MaskedLm is null)) return false;
+        if (_layout.MaskedLm is null || batch.Labels is not { } labels || labels.Length != mask.Length) return true;
+        for (int t = 0; t < mask.Length; t++)
+            if (mask[t] == 0 && labels[t] != -100) return false;
+        return true;
     }
 
     /// <summary>
@@ -158,8 +190,19 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     {
         if (_batch is null) throw new InvalidOperationException("Backward needs a Forward first.");
         var dHidden = _pass.Gradients!.DHidden;
-        Array.Clear(dHidden, 0, _pass.Rows * Config.HiddenSize);
-        HeadBackward(lossScale, dHidden);
+        int h = Config.HiddenSize;
+        if (!_pass.Compact)
+        {
+            Array.Clear(dHidden, 0, _pass.Rows * h);
+            HeadBackward(lossScale, dHidden);
+        }
+        else
+        {
+            var dPadded = Ensure(ref _paddedDHidden, _pass.PaddedRows * h);
+            Array.Clear(dPadded, 0, _pass.PaddedRows * h);
+            HeadBackward(lossScale, dPadded);
+            for (int r = 0; r < _pass.Rows; r++) dPadded.AsSpan(_pass.Token(r) * h, h).CopyTo(dHidden.AsSpan(r * h, h));
+        }
         _encoder.Backward(_weights, _gradients, _pass, dHidden);
         NoteWordRows(_batch.Inputs.InputIds);
     }

@@ -34,6 +34,27 @@ public sealed class ExportOnnxCommandTests : TempDirectoryTest
         Assert.Equal(original.Parameters.Keys.Count(k => !k.StartsWith("classifier.", StringComparison.Ordinal)), imported.Parameters.Count);
     }
 
+    [Theory]
+    [InlineData("roberta", "RobertaModel", ModelFamily.Roberta)]
+    [InlineData("distilbert", "DistilBertModel", ModelFamily.DistilBert)]
+    public void Import_onnx_reads_a_familys_export_folder_back_to_that_family(string family, string className, ModelFamily expected)
+    {
+        string model = Fixtures.Path(family, "model"), output = Temp("onnx");
+        var (code, _, stderr) = Run("export-onnx", "--model", model, "--out", output);
+        Assert.True(code == 0, stderr);
+        // The export folder is the tokenizer: RoBERTa's vocab.json and merges.txt, DistilBERT's vocab.txt, each with its config.
+        (code, string stdout, stderr) = Run("import-onnx", Path.Combine(output, "model.onnx"), "--tokenizer", output, "--out", Temp("imported"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"a {className}, 2 layers, hidden 16, 2 heads", stdout);
+        Assert.Contains($"model_type {family}, from the", stdout);
+        var original = BertPreTrainedModel.FromPretrained(model);
+        var imported = BertPreTrainedModel.FromPretrained(Temp("imported"));
+        Assert.Equal((expected, original.Config.PadTokenId, original.Config.MaxSequenceLength), (imported.Config.Family, imported.Config.PadTokenId, imported.Config.MaxSequenceLength));
+        foreach (var (name, t) in original.Parameters)
+            Assert.True(imported.Parameters[name].Data.AsSpan().SequenceEqual(t.Data), $"{name} differs after export-onnx and import-onnx");
+        Assert.Equal(original.Parameters.Count, imported.Parameters.Count);
+    }
+
     [Fact]
     public void Auto_exports_a_sentence_transformers_model_as_sentence_embeddings_and_int8_quantizes()
     {

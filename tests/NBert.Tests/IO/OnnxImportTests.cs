@@ -255,6 +255,85 @@ public sealed class OnnxImportTests : TempDirectoryTest
         Assert.False(Directory.Exists(Temp("out")));
     }
 
+    /// <summary>The RoBERTa sequence classifier's encoder exported by NBert (names under <c>roberta.</c>, positions from
+    /// padding), its body prefix renamed.</summary>
+    private string RobertaExportRenamed(string prefix)
+    {
+        string path = Temp("roberta.onnx");
+        OnnxExport.Save(BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", "seqcls")), path, new OnnxExportOptions { Task = OnnxTask.FeatureExtraction });
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        foreach (var t in model.Graph.Initializer.Where(t => t.Name.StartsWith("roberta.", StringComparison.Ordinal)))
+        {
+            string renamed = prefix + t.Name["roberta.".Length..];
+            foreach (var node in model.Graph.Node)
+                for (int i = 0; i < node.Input.Count; i++)
+                    if (node.Input[i] == t.Name) node.Input[i] = renamed;
+            t.Name = renamed;
+        }
+        File.WriteAllBytes(path, model.ToByteArray());
+        return path;
+    }
+
+    [Fact]
+    public void A_family_nbert_cannot_tell_is_refused_naming_the_file_and_the_evidence()
+    {
+        // Another model's base prefix (ALBERT's): NBert cannot tell what computes the weights.
+        string path = RobertaExportRenamed("albert.");
+        var ex = Assert.Throws<NBertException>(() => OnnxImport.Read(path));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("'albert' is not the base model of a family NBert imports (bert, distilbert, roberta", ex.Message);
+        File.WriteAllText(Temp("vocab.txt"), "[PAD]\n[UNK]\n");
+        var (code, _, error) = Run("import-onnx", path, "--vocab", Temp("vocab.txt"), "--out", Temp("out"));
+        Assert.Equal(2, code);
+        Assert.Contains("cannot tell what computes these weights", error);
+        Assert.False(Directory.Exists(Temp("out")));
+
+        // BERT's prefix over positions computed from padding (RoBERTa's): the evidence disagrees.
+        path = RobertaExportRenamed("bert.");
+        ex = Assert.Throws<NBertException>(() => OnnxImport.Read(path));
+        Assert.Contains("position ids are computed from the input ids compared with 1", ex.Message);
+        Assert.Contains("initializers under bert.", ex.Message);
+        Assert.Contains("cannot tell which family", ex.Message);
+
+        // A body parameter no family has (BERT's relative position embeddings): refused, not ignored.
+        path = Changed(g =>
+        {
+            var extra = g.Initializer.Single(t => t.Name == "embeddings.position_embeddings.weight").Clone();
+            extra.Name = "encoder.layer.0.attention.self.distance_embedding.weight";
+            g.Initializer.Add(extra);
+        });
+        ex = Assert.Throws<NBertException>(() => OnnxImport.Read(path));
+        Assert.Contains("'encoder.layer.0.attention.self.distance_embedding.weight' is not a parameter of any family NBert imports", ex.Message);
+    }
+
+    [Fact]
+    public void A_robertas_vocab_json_travels_with_its_merges_and_one_without_them_is_refused()
+    {
+        string onnx = Temp("roberta.onnx");
+        OnnxExport.Save(BertPreTrainedModel.FromPretrained(Fixtures.Path("roberta", "model")), onnx);
+        OnnxImport.ToDirectory(onnx, Fixtures.Path("roberta", "model", "vocab.json"), Temp("out"));
+        Assert.True(File.Exists(Path.Combine(Temp("out"), "merges.txt")));
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Temp("out"));
+        Assert.Equal(38, tokenizer.MaxInputLength); // 40 positions less pad_token_id + 1
+        const string text = "The whale swam past Ishmael.";
+        Assert.Equal(NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("roberta", "model")).Encode(text).InputIds, tokenizer.Encode(text).InputIds);
+
+        Directory.CreateDirectory(Temp("lone"));
+        File.Copy(Fixtures.Path("roberta", "model", "vocab.json"), Path.Combine(Temp("lone"), "vocab.json"));
+        var ex = Assert.Throws<MissingFileException>(() => OnnxImport.ToDirectory(onnx, Path.Combine(Temp("lone"), "vocab.json"), Temp("out2")));
+        Assert.Contains("needs its merges.txt beside it", ex.Message);
+        Assert.False(Directory.Exists(Temp("out2")));
+    }
+
+    [Fact]
+    public void The_tiny_export_is_told_bert_by_its_names_and_its_positions()
+    {
+        File.WriteAllBytes(Temp("tiny.onnx"), TinyOnnx.Bytes.Value);
+        var result = OnnxImport.Read(Temp("tiny.onnx"));
+        Assert.Equal(ModelFamily.Bert, result.Config.Family);
+        Assert.Contains("model_type bert, from the initializer names (bert, roberta alike) and the position ids counted from 0", result.Notes);
+    }
+
     /// <summary>The tiny export with one change made to its parsed graph.</summary>
     private string Changed(Action<GraphProto> change)
     {

@@ -232,4 +232,10 @@ public sealed class DistilBertParityTests() : FamilyParityTest("distilbert")
         double max = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
         Assert.True(max > 0 && max < 0.1, $"int8 against float32: max |difference| {max}");
     }
+
+    [Fact]
+    public void Its_onnx_export_imports_back_to_the_same_family_config_and_hidden_states() => AssertBaseModelImportsBackFromOnnx(ModelFamily.DistilBert);
+
+    [Fact]
+    public void A_torch_style_export_of_a_head_imports_to_the_family_by_its_prefix_and_biases() => AssertTorchStyleHeadExportImportsToTheFamily(ModelFamily.DistilBert);
 }

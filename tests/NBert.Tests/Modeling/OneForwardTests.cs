@@ -91,6 +91,34 @@ public class OneForwardTests
             Assert.Equal(loss.Loss, HeadLosses.Of(model, output, batch), 12);
     }
 
+    [Theory]
+    [InlineData(BertArchitecture.BertForSequenceClassification)]
+    [InlineData(BertArchitecture.BertForPreTraining)]
+    [InlineData(BertArchitecture.BertForMaskedLM)]
+    public void Training_over_the_real_tokens_alone_gives_the_padded_pass_loss_and_gradients(BertArchitecture architecture)
+    {
+        // A right-padded batch whose padding no loss reads runs its layers over the 21 real tokens, not 27 rows; with
+        // dropout on, each row draws its numbers at its padded place, so the two passes drop the same values.
+        double[] Step(bool skip, out double loss, out int rows)
+        {
+            using var model = BertPreTrainedModel.FromConfig(Config with { HiddenDropoutProb = 0.2, AttentionProbsDropoutProb = 0.2 }, architecture, seed: 6);
+            var training = TrainingModel<double>.From(model, seed: 9);
+            training.SkipsPadding = skip;
+            loss = training.Forward(Batch(Inputs(), architecture)).Loss;
+            training.Backward();
+            rows = training.EncoderRows;
+            return training.Gradients.ToArray();
+        }
+        var padded = Step(false, out double paddedLoss, out int paddedRows);
+        var compact = Step(true, out double compactLoss, out int compactRows);
+        Assert.Equal((27, 21), (paddedRows, compactRows));
+        Assert.Equal(paddedLoss, compactLoss, 12);
+        Assert.Equal(padded.Length, compact.Length);
+        double worst = padded.Zip(compact, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worst < 1e-12, $"largest gradient difference {worst}");
+        Assert.Contains(compact, g => g != 0);
+    }
+
     private static float[] AtPositions(float[] logits, IReadOnlyList<int> positions) =>
         positions.SelectMany(p => logits.AsSpan(p * Config.VocabSize, Config.VocabSize).ToArray()).ToArray();
 

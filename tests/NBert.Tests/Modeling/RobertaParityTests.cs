@@ -199,4 +199,10 @@ public sealed class RobertaParityTests() : FamilyParityTest("roberta")
         var logits = model.Forward(tokenizer.EncodeInputs(["The whale swam."])).Logits!.Data;
         Assert.Equal(model.Config.Id2Label[Array.IndexOf(logits, logits.Max())], pipeline.Run("The whale swam.")[0].Label);
     }
+
+    [Fact]
+    public void Its_onnx_export_imports_back_to_the_same_family_config_and_hidden_states() => AssertBaseModelImportsBackFromOnnx(ModelFamily.Roberta);
+
+    [Fact]
+    public void A_torch_style_export_of_a_head_imports_to_the_family_by_its_prefix_and_biases() => AssertTorchStyleHeadExportImportsToTheFamily(ModelFamily.Roberta);
 }
