@@ -3,13 +3,13 @@
 # clone) when that folder holds anything newer or different. The copy is exact: files removed there are removed
 # here, except what belongs to the copy itself: ABOUT-THIS-COPY.md, arctic/ (NBert's own float64 reference of
 # snowflake-arctic-embed-xs, made by tools/Float64Reference; see arctic/README.md) and bpe/ (byte-level BPE goldens made
-# by tools/BpeGoldens with Hugging Face's tokenizers; see bpe/README.md), distilbert/ and roberta/ (float64 references of the
+# by tools/BpeGoldens with Hugging Face's tokenizers; see bpe/README.md), distilbert/, roberta/ and electra/ (float64 references of the
 # BERT family made by tools/FamilyReferences). Run it, then the tests, then commit.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 source=${1:-$repo/../shared/fixtures}
 target=$repo/tests/fixtures
-own=(ABOUT-THIS-COPY.md arctic bpe distilbert roberta)
+own=(ABOUT-THIS-COPY.md arctic bpe distilbert roberta electra)
 if [ ! -d "$source" ]; then
   # Beside a plain clone there is no ../shared: nothing to do. A folder named on the command line must exist.
   [ $# -eq 0 ] || { echo "no reference fixtures at $source" >&2; exit 1; }
@@ -19,7 +19,7 @@ fi
 if [ -d "$target" ]; then
   rc=0; changes=$(diff -rq "$source" "$target") || rc=$?
   [ "$rc" -le 1 ] || { echo "cannot compare $source with $target (diff exit $rc)" >&2; exit 1; }
-  changes=$(grep -v -E "^Only in $target: (ABOUT-THIS-COPY\.md|arctic|bpe|distilbert|roberta)$" <<<"$changes" || true)
+  changes=$(grep -v -E "^Only in $target: (ABOUT-THIS-COPY\.md|arctic|bpe|distilbert|roberta|electra)$" <<<"$changes" || true)
 else
   changes="$target does not exist"
 fi

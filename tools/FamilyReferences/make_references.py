@@ -1,16 +1,17 @@
 #!/usr/bin/python3
-"""Float64 references for the BERT family (DistilBERT, RoBERTa), computed outside NBert.
+"""Float64 references for the BERT family (DistilBERT, RoBERTa, ELECTRA), computed outside NBert.
 
 Run with Debian's /usr/bin/python3 and its numpy (1.24.2 when these fixtures were made), from the repository root:
 
     /usr/bin/python3 tools/FamilyReferences/make_references.py
 
 For each family it writes, under tests/fixtures/<family>/:
-  - one directory per transformers class (model/, maskedlm/, seqcls/, tokcls/, qa/): config.json as transformers'
+  - one directory per transformers class (model/, maskedlm/, seqcls/, tokcls/, qa/; ELECTRA also pretraining/, its
+    discriminator): config.json as transformers'
     <Family>Config.to_json_string writes it, model.safetensors with the family's real weight names (written by this
     script, float32, the masked-LM decoder tied to the word embeddings so absent as transformers saves it) and the
-    tokenizer files (DistilBERT: BERT's, the 4,000-entry vocabulary of tests/fixtures/model; RoBERTa: the byte-level BPE
-    of tests/fixtures/bpe, vocab.json and merges.txt);
+    tokenizer files (DistilBERT and ELECTRA: BERT's, the 4,000-entry vocabulary of tests/fixtures/model; RoBERTa: the
+    byte-level BPE of tests/fixtures/bpe, vocab.json and merges.txt);
   - expected.safetensors: the inputs (I64) and every head's outputs and losses (F64), computed here in float64 from the
     float32 weights (each widened exactly), following transformers' modeling_<family>.py line by line (comments say
     which class each step stands for).
@@ -404,7 +405,157 @@ def make_roberta():
     print(f"roberta: {len(out)} tensors in {out_dir}")
 
 
+# ---- ELECTRA (transformers/models/electra/modeling_electra.py) ----
+
+def bce_with_logits(logits, labels):  # torch.nn.BCEWithLogitsLoss (mean): max(x, 0) - x y + log(1 + exp(-|x|))
+    return float((np.maximum(logits, 0.0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))).mean())
+
+
+def make_electra():
+    rng = np.random.default_rng(20261209)
+    vocab = [line.rstrip("\n") for line in open(VOCAB, encoding="utf-8")]
+    cfg = {
+        "attention_probs_dropout_prob": 0.1, "classifier_dropout": None, "embedding_size": 8,
+        # gelu_new in the layers and the discriminator, so that the classification head's fixed exact GELU shows.
+        "hidden_act": "gelu_new", "hidden_dropout_prob": 0.1, "hidden_size": 16, "initializer_range": 0.02, "intermediate_size": 32,
+        "layer_norm_eps": 1e-12, "max_position_embeddings": 64, "model_type": "electra", "num_attention_heads": 2, "num_hidden_layers": 2,
+        "pad_token_id": 0, "position_embedding_type": "absolute", "summary_activation": "gelu", "summary_last_dropout": 0.1,
+        "summary_type": "first", "summary_use_proj": True, "transformers_version": "5.17.0", "type_vocab_size": 2, "use_cache": True,
+        "vocab_size": len(vocab),
+    }
+    e, h, inner = cfg["embedding_size"], cfg["hidden_size"], cfg["intermediate_size"]
+
+    def normal(*shape, std=0.3):
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    def norm(name, n):
+        return {name + ".weight": (1 + normal(n, std=0.1)), name + ".bias": normal(n, std=0.1)}
+
+    def lin(name, out, inp):
+        return {name + ".weight": normal(out, inp), name + ".bias": normal(out, std=0.1)}
+
+    # ElectraEmbeddings are embedding_size wide; embeddings_project takes them to hidden_size (embedding_size != hidden_size).
+    body = {"embeddings.word_embeddings.weight": normal(len(vocab), e, std=0.5),
+            "embeddings.position_embeddings.weight": normal(cfg["max_position_embeddings"], e, std=0.5),
+            "embeddings.token_type_embeddings.weight": normal(2, e, std=0.5)}
+    body.update(norm("embeddings.LayerNorm", e))
+    body.update(lin("embeddings_project", h, e))
+    for i in range(cfg["num_hidden_layers"]):
+        l = f"encoder.layer.{i}."
+        for part in ("query", "key", "value"):
+            body.update(lin(l + "attention.self." + part, h, h))
+        body.update(lin(l + "attention.output.dense", h, h))
+        body.update(norm(l + "attention.output.LayerNorm", h))
+        body.update(lin(l + "intermediate.dense", inner, h))
+        body.update(lin(l + "output.dense", h, inner))
+        body.update(norm(l + "output.LayerNorm", h))
+    heads = {"disc": {}, "mlm": {}, "seqcls": {}, "tokcls": {}, "qa": {}}
+    # ElectraGeneratorPredictions: dense hidden_size -> embedding_size, LayerNorm(embedding_size); generator_lm_head
+    # [vocab, embedding_size] tied to the word embeddings (so absent), its bias.
+    heads["mlm"].update(lin("generator_predictions.dense", e, h))
+    heads["mlm"].update(norm("generator_predictions.LayerNorm", e))
+    heads["mlm"]["generator_lm_head.bias"] = normal(len(vocab), std=0.1)
+    heads["disc"].update(lin("discriminator_predictions.dense", h, h))
+    heads["disc"].update(lin("discriminator_predictions.dense_prediction", 1, h))
+    heads["seqcls"].update(lin("classifier.dense", h, h))
+    heads["seqcls"].update(lin("classifier.out_proj", 3, h))
+    heads["tokcls"].update(lin("classifier", 5, h))
+    heads["qa"].update(lin("qa_outputs", 2, h))
+
+    # [CLS] A [SEP] B [SEP] with token types, right padding on row 0, none on row 1, a mask with a hole on row 2.
+    b, s = 3, 10
+    ids = rng.integers(1000, len(vocab), size=(b, s)).astype(np.int64)
+    ids[:, 0] = vocab.index("[CLS]")
+    mask = np.ones((b, s), dtype=np.int64)
+    types = np.zeros((b, s), dtype=np.int64)
+    ids[0, 3], ids[0, 6] = vocab.index("[SEP]"), vocab.index("[SEP]")
+    types[0, 4:7] = 1
+    ids[0, 7:] = 0
+    mask[0, 7:] = 0
+    ids[1, 5], ids[1, 9] = vocab.index("[SEP]"), vocab.index("[SEP]")
+    types[1, 6:] = 1
+    ids[2, 3] = vocab.index("[MASK]")
+    ids[2, 9] = vocab.index("[SEP]")
+    mask[2, 4] = 0
+
+    labels2 = {"seqcls": ["negative", "neutral", "positive"], "tokcls": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]}
+    arch = {"model": "ElectraModel", "pretraining": "ElectraForPreTraining", "maskedlm": "ElectraForMaskedLM",
+            "seqcls": "ElectraForSequenceClassification", "tokcls": "ElectraForTokenClassification", "qa": "ElectraForQuestionAnswering"}
+    head_of = {"model": None, "pretraining": "disc", "maskedlm": "mlm", "seqcls": "seqcls", "tokcls": "tokcls", "qa": "qa"}
+    out_dir = os.path.join(FIXTURES, "electra")
+    for name, cls in arch.items():
+        d = os.path.join(out_dir, name)
+        os.makedirs(d, exist_ok=True)
+        c = dict(cfg, architectures=[cls])
+        if name in labels2:
+            c["id2label"] = {str(i): l for i, l in enumerate(labels2[name])}
+            c["label2id"] = {l: i for i, l in enumerate(labels2[name])}
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(dict(sorted(c.items())), f, indent=2)
+            f.write("\n")
+        # ElectraModel alone is saved without the base model's prefix (and has no pooler); a head's body under "electra.".
+        weights = {(k if name == "model" else "electra." + k): v for k, v in body.items()}
+        if head_of[name]:
+            weights.update(heads[head_of[name]])
+        write_safetensors(os.path.join(d, "model.safetensors"), weights)
+        with open(os.path.join(d, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(vocab) + "\n")
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump({"cls_token": "[CLS]", "do_lower_case": True, "mask_token": "[MASK]", "model_max_length": 64, "pad_token": "[PAD]",
+                       "sep_token": "[SEP]", "tokenizer_class": "ElectraTokenizer", "unk_token": "[UNK]"}, f, indent=2)
+            f.write("\n")
+
+    p = {k: v.astype(np.float64) for k, v in body.items()}
+    hp = {name: {k: v.astype(np.float64) for k, v in hd.items()} for name, hd in heads.items()}
+    # ElectraEmbeddings: word + token type + position (0..s-1), LayerNorm (embedding_size), dropout (off); then ElectraModel's
+    # embeddings_project. hidden_states[0] is the projected embeddings (what the encoder takes).
+    x = (p["embeddings.word_embeddings.weight"][ids] + p["embeddings.token_type_embeddings.weight"][types]
+         + p["embeddings.position_embeddings.weight"][np.arange(s)][None])
+    normed = layer_norm(x, p, "embeddings.LayerNorm", cfg["layer_norm_eps"])
+    x = linear(normed, p, "embeddings_project")
+    states = bert_layers(p, cfg, x, mask, "")
+    x = states[-1]
+    out = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "embeddings_normed": normed, "last_hidden_state": x}
+    for i, st in enumerate(states):
+        out[f"hidden_states.{i}"] = st
+    # ElectraDiscriminatorPredictions: dense, hidden_act, dense_prediction, squeeze(-1). ElectraForPreTraining's loss:
+    # BCEWithLogitsLoss over the tokens whose attention mask is 1.
+    disc = linear(ACT[cfg["hidden_act"]](linear(x, hp["disc"], "discriminator_predictions.dense")), hp["disc"],
+                  "discriminator_predictions.dense_prediction")[..., 0]
+    disc_labels = rng.integers(0, 2, size=(b, s)).astype(np.int64)
+    active = mask == 1
+    out.update({"pretraining.logits": disc, "pretraining.labels": disc_labels,
+                "pretraining.loss": np.array(bce_with_logits(disc[active], disc_labels[active].astype(np.float64)))})
+    # ElectraForMaskedLM: generator_predictions (dense, gelu whatever hidden_act is, LayerNorm with layer_norm_eps), then
+    # generator_lm_head (the word embeddings, tied) + bias; CrossEntropyLoss over labels != -100.
+    t = layer_norm(gelu(linear(x, hp["mlm"], "generator_predictions.dense")), hp["mlm"], "generator_predictions.LayerNorm", cfg["layer_norm_eps"])
+    mlm = t @ p["embeddings.word_embeddings.weight"].T + hp["mlm"]["generator_lm_head.bias"]
+    mlm_labels = np.full((b, s), -100, dtype=np.int64)
+    mlm_labels[0, 2], mlm_labels[1, 5], mlm_labels[2, 3], mlm_labels[2, 8] = 1500, 2200, 3999, 17
+    out.update({"maskedlm.logits": mlm, "maskedlm.labels": mlm_labels, "maskedlm.loss": np.array(cross_entropy(mlm, mlm_labels))})
+    # ElectraClassificationHead on [CLS]: dropout (off), dense, gelu (get_activation("gelu"), whatever hidden_act is),
+    # dropout (off), out_proj.
+    seq = linear(gelu(linear(x[:, 0], hp["seqcls"], "classifier.dense")), hp["seqcls"], "classifier.out_proj")
+    seq_labels = np.array([0, 2, 1], dtype=np.int64)
+    out.update({"seqcls.logits": seq, "seqcls.labels": seq_labels, "seqcls.loss": np.array(cross_entropy(seq, seq_labels))})
+    # ElectraForTokenClassification: dropout (off), classifier.
+    tok = linear(x, hp["tokcls"], "classifier")
+    tok_labels = rng.integers(0, 5, size=(b, s)).astype(np.int64)
+    tok_labels[mask == 0] = -100
+    tok_labels[:, 0] = -100
+    out.update({"tokcls.logits": tok, "tokcls.labels": tok_labels, "tokcls.loss": np.array(cross_entropy(tok, tok_labels))})
+    # ElectraForQuestionAnswering: qa_outputs (no dropout), split; positions clamped to [0, s], ignore_index s.
+    qa = linear(x, hp["qa"], "qa_outputs")
+    start, end = qa[..., 0], qa[..., 1]
+    sp, ep = np.array([2, 1, 5], dtype=np.int64), np.array([3, 4, 25], dtype=np.int64)
+    qa_loss = (cross_entropy(start, np.clip(sp, 0, s), ignore=s) + cross_entropy(end, np.clip(ep, 0, s), ignore=s)) / 2
+    out.update({"qa.start_logits": start, "qa.end_logits": end, "qa.start_positions": sp, "qa.end_positions": ep, "qa.loss": np.array(qa_loss)})
+    write_safetensors(os.path.join(out_dir, "expected.safetensors"), out)
+    print(f"electra: {len(out)} tensors in {out_dir}")
+
+
 if __name__ == "__main__":
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
     make_distilbert()
     make_roberta()
+    make_electra()

@@ -173,16 +173,19 @@ public static class ModelCommands
             }
             var console = Program.Console(stdout);
             var summary = new Table().AddColumns("field", "value").Title($"{Markup.Escape(dir)}: {FamilyNames.ClassName(c.Family, m.Architecture)}");
-            foreach (var (k, v) in new (string, object)[]
+            foreach (var (k, v) in new (string, object?)[]
             {
-                ("vocab_size", c.VocabSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),
+                ("vocab_size", c.VocabSize), ("embedding_size", c.EmbeddingSize), ("hidden_size", c.HiddenSize), ("num_hidden_layers", c.NumHiddenLayers),
                 ("num_attention_heads", c.NumAttentionHeads), ("intermediate_size", c.IntermediateSize),
                 ("max_position_embeddings", c.MaxPositionEmbeddings), ("hidden_act", c.HiddenAct),
                 ("labels", c.NumLabels <= 20 ? string.Join(", ", c.Id2Label) : $"{string.Join(", ", c.Id2Label.Take(20))}, ... ({c.NumLabels:N0} labels)"),
                 ("pooler", m.HasPoolingLayer ? PoolerName(m) : "no pooler"),
                 ("parameters", parameters.ToString("N0")),
             })
+            {
+                if (v is null) continue; // embedding_size: ELECTRA's only
                 summary.AddRow(k, Markup.Escape(v.ToString() ?? ""));
+            }
             console.Write(summary);
             var table = new Table().AddColumns("tensor", "dtype", "shape");
             foreach (var t in tensors) table.AddRow(Markup.Escape(t.Name), t.DType.ToString(), Markup.Escape($"[{string.Join(", ", t.Shape)}]"));

@@ -57,9 +57,11 @@ public static class PretrainCommand
             OutputDirectory.Check(outDir, parse.GetValue(overwrite), source?.Directory, parse.GetValue(resume), resumable: true);
             // Every rank has looked at --out before rank 0 writes into it (else a later rank would find it not empty).
             parallel?.World.Barrier();
-            // A family without a next-sentence head (DistilBERT) pre-trains with masked LM alone, as --no-nsp.
-            bool nsp = !parse.GetValue(noNsp) && (source is null
-                || FamilyNames.Supports(ModelCommands.LoadConfig(Path.Combine(source.Directory, "config.json")).Family, BertArchitecture.BertForPreTraining));
+            var family = source is not null ? ModelCommands.LoadConfig(Path.Combine(source.Directory, "config.json")).Family
+                : parse.GetValue(config) is { } configPath ? ModelCommands.LoadConfig(configPath).Family : ModelFamily.Bert;
+            // A family without a next-sentence head (DistilBERT, RoBERTa) pre-trains with masked LM alone, as --no-nsp; so does an
+            // ELECTRA, as ElectraForMaskedLM (its pre-training head is the discriminator, whose objective needs a generator).
+            bool nsp = !parse.GetValue(noNsp) && FamilyNames.Supports(family, BertArchitecture.BertForNextSentencePrediction);
             var architecture = nsp ? BertArchitecture.BertForPreTraining : BertArchitecture.BertForMaskedLM;
             int seedValue = parse.GetValue(seed);
             var (pretrained, tokenizer) = LoadModel(source, parse.GetValue(config), parse.GetValue(vocab), architecture, seedValue);

@@ -42,10 +42,10 @@ public abstract class BertHeadModel : BertPreTrainedModel
     /// <summary>The masked-LM head (<c>cls.predictions</c>, <see cref="Heads{T}.MaskedLm"/>) on [rows, h]: [rows, vocab].</summary>
     private protected float[] PredictionLogits(FloatTensor hidden)
     {
-        int rows = hidden.Shape[0] * hidden.Shape[1], h = Config.HiddenSize;
+        int rows = hidden.Shape[0] * hidden.Shape[1], width = Layout.MaskedLm!.Transform.Outputs;
         EnsureArray("the prediction logits (rows x vocab_size)", (long)rows * Config.VocabSize);
         var logits = new float[rows * Config.VocabSize];
-        float[] transformed = new float[rows * h], normed = new float[rows * h];
+        float[] transformed = new float[rows * width], normed = new float[rows * width];
         Heads<float>.MaskedLm(Weights, Layout.MaskedLm!, Config, hidden.Data, rows, transformed, transformed, normed, default, default, logits);
         return logits;
     }
@@ -79,7 +79,8 @@ public sealed class BertForPreTraining : BertHeadModel
     /// head is initialised as transformers does (with the warning). <paramref name="configure"/> changes the config first
     /// (new labels, say); <paramref name="seed"/> seeds a new head.</summary>
     public static BertForPreTraining FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
-        (BertForPreTraining)FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure);
+        FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure) as BertForPreTraining
+            ?? throw new NBertException($"{nameOrPath} is an ELECTRA model, whose pre-training head is the discriminator: load it with ElectraForPreTraining.FromPretrained.");
 
     /// <summary>Runs the model: masked-LM logits at every position and the next-sentence logits.</summary>
     public new BertForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
@@ -94,6 +95,37 @@ public sealed class BertForPreTraining : BertHeadModel
             PredictionLogits = new FloatTensor(PredictionLogits(body.LastHiddenState!), inputs.Batch, inputs.SequenceLength, Config.VocabSize),
             SeqRelationshipLogits = new FloatTensor(Dense(Layout.NextSentence!, pooled.Data, inputs.Batch), inputs.Batch, 2),
         };
+    }
+}
+
+/// <summary>ELECTRA's discriminator (transformers' <c>ElectraForPreTraining</c>): <c>logits</c> [batch, sequence], one per
+/// token, whether it was replaced. <see cref="BertArchitecture.BertForPreTraining"/> of an ELECTRA config.</summary>
+public sealed class ElectraForPreTraining : BertPreTrainedModel
+{
+    internal ElectraForPreTraining(BertConfig c, IReadOnlyDictionary<string, FloatTensor> p) : base(c, BertArchitecture.BertForPreTraining, p)
+    {
+        if (c.Family != ModelFamily.Electra)
+            throw new ArgumentException($"ElectraForPreTraining needs an ELECTRA config (model_type 'electra'), not '{FamilyNames.ModelType(c.Family)}'.");
+    }
+
+    /// <summary>Loads an ELECTRA discriminator by directory or name: a checkpoint of another head gives its encoder, and the
+    /// discriminator is initialised as transformers does (with the warning).</summary>
+    public static ElectraForPreTraining FromPretrained(string nameOrPath, int seed = 0, Func<BertConfig, BertConfig>? configure = null) =>
+        FromPretrained(nameOrPath, BertArchitecture.BertForPreTraining, seed, configure) as ElectraForPreTraining
+            ?? throw new NBertException($"{nameOrPath} is not an ELECTRA model (model_type 'electra'): load its pre-training head with BertForPreTraining.FromPretrained.");
+
+    /// <summary>Runs the model: the discriminator's logit per token, [batch, sequence].</summary>
+    public new ElectraForPreTrainingOutput Forward(ModelInputs inputs, bool outputHiddenStates = false, bool outputAttentions = false) =>
+        (ElectraForPreTrainingOutput)Run(inputs, outputHiddenStates, outputAttentions);
+
+    private protected override ModelOutput ForwardCore(ModelInputs inputs, bool outputHiddenStates, bool outputAttentions)
+    {
+        var body = RunBody(inputs, withPooler: false, outputHiddenStates, outputAttentions);
+        int m = inputs.Batch * inputs.SequenceLength, h = Config.HiddenSize;
+        var logits = new float[m];
+        float[] dense = new float[m * h];
+        Heads<float>.Discriminator(Weights, Layout.Discriminator!, Config.Activation, body.LastHiddenState!.Data, m, dense, dense, logits);
+        return new ElectraForPreTrainingOutput(body) { Logits = new FloatTensor(logits, inputs.Batch, inputs.SequenceLength) };
     }
 }
 

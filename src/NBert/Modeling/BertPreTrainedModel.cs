@@ -228,6 +228,7 @@ public abstract class BertPreTrainedModel : IDisposable
     internal static BertPreTrainedModel Create(BertConfig config, BertArchitecture arch, Dictionary<string, FloatTensor> p, LoadReport? report) => arch switch
     {
         BertArchitecture.BertModel => new BertModel(config, p) { LoadReport = report },
+        BertArchitecture.BertForPreTraining when config.Family == ModelFamily.Electra => new ElectraForPreTraining(config, p) { LoadReport = report },
         BertArchitecture.BertForPreTraining => new BertForPreTraining(config, p) { LoadReport = report },
         BertArchitecture.BertForMaskedLM => new BertForMaskedLM(config, p) { LoadReport = report },
         BertArchitecture.BertForNextSentencePrediction => new BertForNextSentencePrediction(config, p) { LoadReport = report },

@@ -72,13 +72,14 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         pass.Hidden = x;
     }
 
-    /// <summary>word + position + token type embeddings, LayerNorm, dropout.</summary>
+    /// <summary>word + position + token type embeddings, LayerNorm, dropout, in the embedding width e; then ELECTRA's
+    /// <c>embeddings_project</c> to the hidden size when e != h.</summary>
     private void Embed(Weights<T> w, EncoderPass<T> pass)
     {
         var c = C;
         var e = layout.Embeddings;
         var inputs = pass.Inputs;
-        int s = pass.Sequence, h = c.HiddenSize, m = pass.Rows;
+        int s = pass.Sequence, width = c.EmbeddingWidth, m = pass.Rows;
         var position = w.Values(e.Position);
         var types = e.TokenType is null ? default : w.Values(e.TokenType); // none in DistilBERT, which ignores token_type_ids
         var sum = pass.EmbeddingSum;
@@ -92,12 +93,14 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
                     "model's, or from another model's tokenizer.");
             if (e.TokenType is not null && (uint)type >= (uint)c.TypeVocabSize)
                 throw new ArgumentOutOfRangeException(nameof(pass), $"Token type id {type} is outside 0..{c.TypeVocabSize - 1}.");
-            var row = sum.AsSpan(r * h, h);
-            w.AddEmbeddingRow(e.Word, id, position.Slice(pass.Position(t) * h, h), row);
-            if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * h, h), row);
+            var row = sum.AsSpan(r * width, width);
+            w.AddEmbeddingRow(e.Word, id, position.Slice(pass.Position(t) * width, width), row);
+            if (e.TokenType is not null) TensorPrimitives.Add(row, types.Slice(type * width, width), row);
         }
-        LayerNorm(w, e.Norm, sum, pass.Embedded, pass.Mean0, pass.Rstd0, m);
-        Dropout(pass, pass.Embedded, m * h, pass.HiddenDropout, pass.Keep0);
+        var normed = e.Projection is null ? pass.Embedded : pass.EmbeddingNormed;
+        LayerNorm(w, e.Norm, sum, normed, pass.Mean0, pass.Rstd0, m, width);
+        Dropout(pass, normed, m * width, pass.HiddenDropout, pass.Keep0, width);
+        if (e.Projection is { } projection) w.Linear(projection, normed.AsSpan(0, m * width), m, pass.Embedded);
     }
 
     /// <summary>One encoder layer, <paramref name="x"/> [m, h] to <paramref name="output"/> [m, h] (they may be one
@@ -124,22 +127,24 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
     /// <summary>The dropout after the attention's output layer: the hidden dropout, where the family has it.</summary>
     private double AttentionOutputDropout(EncoderPass<T> pass) => C.AttentionOutputDropout ? pass.HiddenDropout : 0;
 
-    /// <summary>LayerNorm of <paramref name="rows"/> rows, in parallel; mean and 1/std kept when the buffers are given.</summary>
-    public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows)
+    /// <summary>LayerNorm of <paramref name="rows"/> rows of <paramref name="width"/> (default: the hidden size), in parallel;
+    /// mean and 1/std kept when the buffers are given.</summary>
+    public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows, int width = 0)
     {
-        int h = C.HiddenSize;
+        int h = width > 0 ? width : C.HiddenSize;
         T eps = T.CreateTruncating(C.LayerNormEps);
         Threading.ForRows(rows, (r0, r1) => Ops.LayerNormForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), y.AsSpan(r0 * h, (r1 - r0) * h),
             w.Values(p.Weight), w.Values(p.Bias), eps,
             mean is null ? default : mean.AsSpan(r0, r1 - r0), rstd is null ? default : rstd.AsSpan(r0, r1 - r0)));
     }
 
-    /// <summary>Dropout in place on the first <paramref name="length"/> values when p &gt; 0, the mask kept in <paramref name="keep"/>.</summary>
-    private void Dropout(EncoderPass<T> pass, T[] x, int length, double p, bool[]? keep)
+    /// <summary>Dropout in place on the first <paramref name="length"/> values (rows of <paramref name="width"/>, default the
+    /// hidden size) when p &gt; 0, the mask kept in <paramref name="keep"/>.</summary>
+    private void Dropout(EncoderPass<T> pass, T[] x, int length, double p, bool[]? keep, int width = 0)
     {
         if (p <= 0) return;
         var random = pass.Random!;
-        int h = C.HiddenSize;
+        int h = width > 0 ? width : C.HiddenSize;
         // Numbers for every token of the padded batch, each row's at its token's place (a compact pass skips the padding's).
         ulong start = random.Take((long)pass.PaddedRows * h);
         if (!pass.Compact)
@@ -239,33 +244,41 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
             var input = li == 0 ? pass.Embedded : pass.Layer(li - 1).Output;
             LayerBackward(w, grads, layout.Layers[li], pass.Layer(li), input, pass, dHidden);
         }
-        // Embeddings: dropout, LayerNorm, then the three tables.
+        // Embeddings: ELECTRA's projection, dropout, LayerNorm, then the three tables (all e wide).
         var e = layout.Embeddings;
+        int width = c.EmbeddingWidth;
+        var dNormed = dHidden;
+        if (e.Projection is { } projection)
+        {
+            dNormed = g.DEmbedding;
+            Array.Clear(dNormed, 0, m * width);
+            LinearBackward(w, grads, projection, dHidden.AsSpan(0, m * h), pass.EmbeddingNormed.AsSpan(0, m * width), dNormed, m);
+        }
         var dSum = g.DResidual;
-        Array.Clear(dSum, 0, m * h);
-        DropoutBackwardInPlace(dHidden.AsSpan(0, m * h), pass.HiddenDropout, pass.Keep0);
-        LayerNormBackward(w, grads, e.Norm, dHidden, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m);
-        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * h), pass.Compact ? Enumerable.Range(0, m).Select(r => inputs.InputIds[pass.Token(r)]).ToArray() : inputs.InputIds,
-            grads.AsSpan(e.Word.Offset, e.Word.Length), h);
+        Array.Clear(dSum, 0, m * width);
+        DropoutBackwardInPlace(dNormed.AsSpan(0, m * width), pass.HiddenDropout, pass.Keep0);
+        LayerNormBackward(w, grads, e.Norm, dNormed, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m, width);
+        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * width), pass.Compact ? Enumerable.Range(0, m).Select(r => inputs.InputIds[pass.Token(r)]).ToArray() : inputs.InputIds,
+            grads.AsSpan(e.Word.Offset, e.Word.Length), width);
         var dPosition = grads.AsSpan(e.Position.Offset, e.Position.Length);
         var dTypes = e.TokenType is null ? default : grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);
         for (int r = 0; r < m; r++)
         {
             int t = pass.Token(r);
-            var row = dSum.AsSpan(r * h, h);
-            var pos = dPosition.Slice(pass.Position(t) * h, h);
+            var row = dSum.AsSpan(r * width, width);
+            var pos = dPosition.Slice(pass.Position(t) * width, width);
             TensorPrimitives.Add(pos, row, pos);
             if (e.TokenType is null) continue;
-            var type = dTypes.Slice((inputs.TokenTypeIds?[t] ?? 0) * h, h);
+            var type = dTypes.Slice((inputs.TokenTypeIds?[t] ?? 0) * width, width);
             TensorPrimitives.Add(type, row, type);
         }
     }
 
-    /// <summary>LayerNorm backward over rows: the input gradient added to <paramref name="dx"/> row by row in parallel;
-    /// the parameter gradients, which every row adds to, in one pass.</summary>
-    public void LayerNormBackward(FlatWeights<T> w, T[] grads, NormParameters p, T[] dy, T[] x, T[] mean, T[] rstd, T[] dx, int rows)
+    /// <summary>LayerNorm backward over rows (of <paramref name="width"/>, default the hidden size): the input gradient added
+    /// to <paramref name="dx"/> row by row in parallel; the parameter gradients, which every row adds to, in one pass.</summary>
+    public void LayerNormBackward(FlatWeights<T> w, T[] grads, NormParameters p, T[] dy, T[] x, T[] mean, T[] rstd, T[] dx, int rows, int width = 0)
     {
-        int h = C.HiddenSize;
+        int h = width > 0 ? width : C.HiddenSize;
         var values = w.Buffer;
         int weight = p.Weight.Offset;
         Threading.ForRows(rows, (r0, r1) => Ops.LayerNormBackward<T>(dy.AsSpan(r0 * h, (r1 - r0) * h), x.AsSpan(r0 * h, (r1 - r0) * h),

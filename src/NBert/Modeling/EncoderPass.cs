@@ -23,6 +23,8 @@ internal sealed class LayerBuffers<T> where T : unmanaged, IFloatingPointIeee754
 internal sealed class GradientBuffers<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public required T[] DHidden, DAttended, DResidual, DInner, DPreActivation, DContext, DQkv;
+    /// <summary>d(the embeddings before ELECTRA's projection) [m, embedding_size]; empty without a projection.</summary>
+    public T[] DEmbedding = [];
 }
 
 /// <summary>
@@ -77,8 +79,12 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     public double AttentionDropout { get; private set; }
     public DropoutRandom? Random { get; private set; }
 
-    /// <summary>word + position + type [m, h]; the embeddings after LayerNorm and dropout [m, h] (a scratch pass's output too).</summary>
+    /// <summary>word + position + type [m, e] (e: <see cref="BertConfig.EmbeddingWidth"/>); the encoder's input [m, h], the
+    /// embeddings after LayerNorm and dropout (a scratch pass's output too), projected from <see cref="EmbeddingNormed"/>
+    /// when the family projects them (ELECTRA).</summary>
     public T[] EmbeddingSum = [], Embedded = [];
+    /// <summary>ELECTRA's embeddings after LayerNorm and dropout, before <c>embeddings_project</c> [m, e]; empty otherwise.</summary>
+    public T[] EmbeddingNormed = [];
     public T[]? Mean0, Rstd0;
     public bool[]? Keep0;
     /// <summary>The last hidden state [m, h] after <see cref="Encoder{T}.Forward"/>.</summary>
@@ -101,8 +107,9 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     {
         var pass = new EncoderPass<T>(config, keep: false);
         pass.SetInputs(inputs, 0, 0, null);
-        int m = pass.Rows, h = config.HiddenSize, inner = config.IntermediateSize;
-        pass.EmbeddingSum = pass.Rent(m * h);
+        int m = pass.Rows, h = config.HiddenSize, inner = config.IntermediateSize, e = config.EmbeddingWidth;
+        pass.EmbeddingSum = pass.Rent(m * e);
+        if (config.ProjectsEmbeddings) pass.EmbeddingNormed = pass.Rent(m * e);
         pass.Embedded = new T[m * h];
         var qkv = pass.Rent(m * 3 * h);
         var innerBuffer = pass.Rent(m * inner);
@@ -132,10 +139,11 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         Release();
         (_rowCapacity, _probabilityCapacity) = (m, probs);
         if (grown) GC.Collect();
-        int h = c.HiddenSize, inner = c.IntermediateSize;
-        EmbeddingSum = new T[m * h];
+        int h = c.HiddenSize, inner = c.IntermediateSize, e = c.EmbeddingWidth;
+        EmbeddingSum = new T[m * e];
         Embedded = new T[m * h];
-        (Mean0, Rstd0, Keep0) = (new T[m], new T[m], new bool[m * h]);
+        if (c.ProjectsEmbeddings) EmbeddingNormed = new T[m * e];
+        (Mean0, Rstd0, Keep0) = (new T[m], new T[m], new bool[m * e]);
         // The activation's output is one buffer for all layers: backward computes it again from the layer's input to
         // it (the same bits), which costs one activation pass per layer and saves an [m, I] buffer per layer.
         var activated = new T[m * inner];
@@ -148,8 +156,9 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         }).ToArray();
         Gradients = new GradientBuffers<T>
         {
-            DHidden = new T[m * h], DAttended = new T[m * h], DResidual = new T[m * h], DInner = new T[m * inner],
+            DHidden = new T[m * h], DAttended = new T[m * h], DResidual = new T[m * Math.Max(h, e)], DInner = new T[m * inner],
             DPreActivation = new T[m * inner], DContext = new T[m * h], DQkv = new T[m * 3 * h],
+            DEmbedding = c.ProjectsEmbeddings ? new T[m * e] : [],
         };
     }
 
@@ -159,7 +168,7 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     {
         _layers = [];
         Gradients = null;
-        (EmbeddingSum, Embedded, Hidden, Mean0, Rstd0, Keep0) = ([], [], [], null, null, null);
+        (EmbeddingSum, Embedded, EmbeddingNormed, Hidden, Mean0, Rstd0, Keep0) = ([], [], [], [], null, null, null);
     }
 
     /// <summary>Makes the pass <see cref="Compact"/> when asked and the batch is right-padded (every mask 1…1 0…0 with at

@@ -53,6 +53,31 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>ELECTRA's discriminator (<c>discriminator_predictions</c>) on <paramref name="m"/> rows of
+    /// <paramref name="hidden"/> [m, h]: dense, the config's activation, <c>dense_prediction</c>: one logit per token into
+    /// <paramref name="logits"/> [m]. <paramref name="dense"/> keeps the pre-activation (for the backward pass).</summary>
+    public static void Discriminator(Weights<T> w, DiscriminatorParameters p, Activation activation, ReadOnlySpan<T> hidden, int m,
+        Span<T> dense, Span<T> activated, Span<T> logits)
+    {
+        int n = m * p.Dense.Outputs;
+        w.Linear(p.Dense, hidden[..(m * p.Dense.Inputs)], m, dense);
+        activation.Forward<T>(dense[..n], activated[..n]);
+        w.Linear(p.Prediction, activated[..n], m, logits);
+    }
+
+    /// <summary>The discriminator backward, from d(logits) [m] to its parameters' gradients and d(hidden) [m, h], added to
+    /// <paramref name="dHidden"/>; <paramref name="dActivated"/> and <paramref name="dDense"/> are scratch of [m, h].</summary>
+    public static void DiscriminatorBackward(FlatWeights<T> w, T[] grads, DiscriminatorParameters p, Activation activation, ReadOnlySpan<T> dLogits,
+        ReadOnlySpan<T> hidden, ReadOnlySpan<T> dense, ReadOnlySpan<T> activated, int m, Span<T> dActivated, Span<T> dDense, Span<T> dHidden)
+    {
+        int n = m * p.Dense.Outputs;
+        dActivated[..n].Clear();
+        Encoder<T>.LinearBackward(w, grads, p.Prediction, dLogits[..m], activated[..n], dActivated[..n], m);
+        dDense[..n].Clear();
+        activation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
+        Encoder<T>.LinearBackward(w, grads, p.Dense, dDense[..n], hidden[..(m * p.Dense.Inputs)], dHidden[..(m * p.Dense.Inputs)], m);
+    }
+
     /// <summary>Copies the rows <paramref name="rows"/> (indices into b·s) of <paramref name="hidden"/> [m, h] into <paramref name="output"/> [rows, h].</summary>
     public static void Gather(ReadOnlySpan<T> hidden, IReadOnlyList<int> rows, int h, Span<T> output)
     {
@@ -68,8 +93,9 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
     public static void MaskedLm(Weights<T> w, MaskedLmParameters p, BertConfig c, ReadOnlySpan<T> input, int r,
         Span<T> dense, Span<T> activated, Span<T> normed, Span<T> mean, Span<T> rstd, Span<T> logits)
     {
-        int h = c.HiddenSize;
-        w.Linear(p.Transform, input[..(r * h)], r, dense);
+        // The transform's width: the hidden size, or ELECTRA's embedding_size (its generator maps back to it).
+        int h = p.Transform.Outputs;
+        w.Linear(p.Transform, input[..(r * p.Transform.Inputs)], r, dense);
         c.MaskedLmActivation.Forward<T>(dense[..(r * h)], activated[..(r * h)]);
         Ops.LayerNormForward<T>(activated[..(r * h)], normed[..(r * h)], w.Values(p.Norm.Weight), w.Values(p.Norm.Bias),
             T.CreateTruncating(c.LayerNormEps), mean.IsEmpty ? default : mean[..r], rstd.IsEmpty ? default : rstd[..r]);
@@ -77,12 +103,12 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>The masked-LM head backward, from d(logits) [r, vocab] to the parameters' gradients and d(input) [r, h]
-    /// (overwritten). The other spans are the forward's (kept) and scratch of [r, h].</summary>
+    /// (overwritten). The other spans are the forward's (kept) and scratch of [r, transform width].</summary>
     public static void MaskedLmBackward(FlatWeights<T> w, T[] grads, MaskedLmParameters p, BertConfig c, ReadOnlySpan<T> dLogits, int r,
         ReadOnlySpan<T> input, ReadOnlySpan<T> dense, ReadOnlySpan<T> activated, ReadOnlySpan<T> normed, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd,
         Span<T> dNormed, Span<T> dActivated, Span<T> dDense, Span<T> dInput)
     {
-        int h = c.HiddenSize, n = r * h;
+        int h = p.Transform.Outputs, n = r * h, ni = r * p.Transform.Inputs;
         dNormed[..n].Clear();
         Encoder<T>.LinearBackward(w, grads, p.Decoder, dLogits, normed[..n], dNormed[..n], r);
         dActivated[..n].Clear();
@@ -90,8 +116,8 @@ internal static class Heads<T> where T : unmanaged, IFloatingPointIeee754<T>
             grads.AsSpan(p.Norm.Weight.Offset, h), grads.AsSpan(p.Norm.Bias.Offset, h));
         dDense[..n].Clear();
         c.MaskedLmActivation.Backward<T>(dActivated[..n], dense[..n], dDense[..n]);
-        dInput[..n].Clear();
-        Encoder<T>.LinearBackward(w, grads, p.Transform, dDense[..n], input[..n], dInput[..n], r);
+        dInput[..ni].Clear();
+        Encoder<T>.LinearBackward(w, grads, p.Transform, dDense[..n], input[..ni], dInput[..ni], r);
     }
 }
 

@@ -67,6 +67,17 @@ public sealed record BertForPreTrainingOutput : ModelOutput
     public new FloatTensor SeqRelationshipLogits { get => base.SeqRelationshipLogits!; init => base.SeqRelationshipLogits = value; }
 }
 
+/// <summary><see cref="ElectraForPreTraining"/>'s outputs (transformers' <c>ElectraForPreTrainingOutput</c>).</summary>
+public sealed record ElectraForPreTrainingOutput : ModelOutput
+{
+    /// <summary>The head's outputs beside the body's.</summary>
+    public ElectraForPreTrainingOutput(ModelOutput body) : base(body) { }
+
+    /// <summary>The discriminator's logit per token, [batch, sequence]: above 0 means the token was replaced (sigmoid gives
+    /// the probability).</summary>
+    public new FloatTensor Logits { get => base.Logits!; init => base.Logits = value; }
+}
+
 /// <summary><see cref="BertForMaskedLM"/>'s outputs (transformers' <c>MaskedLMOutput</c>): logits [batch, sequence, vocab].</summary>
 public sealed record MaskedLMOutput : ModelOutput
 {

@@ -26,7 +26,8 @@ public enum OnnxTask
     QuestionAnswering,
     /// <summary>The next-sentence head: <c>logits</c> [batch, 2].</summary>
     NextSentence,
-    /// <summary>Both pre-training heads: <c>prediction_logits</c> [batch, sequence, vocab] and <c>seq_relationship_logits</c> [batch, 2].</summary>
+    /// <summary>Both pre-training heads: <c>prediction_logits</c> [batch, sequence, vocab] and <c>seq_relationship_logits</c> [batch, 2];
+    /// for ELECTRA, its discriminator's <c>logits</c> [batch, sequence].</summary>
     PreTraining,
     /// <summary>The encoder with sentence-transformers' pooling and normalisation: <c>token_embeddings</c> [batch, sequence,
     /// hidden] and <c>sentence_embedding</c> [batch, hidden].</summary>
@@ -97,7 +98,7 @@ public static class OnnxExport
         {
             OnnxTask.FeatureExtraction => model.HasPoolingLayer ? ["last_hidden_state", "pooler_output"] : ["last_hidden_state"],
             OnnxTask.QuestionAnswering => ["start_logits", "end_logits"],
-            OnnxTask.PreTraining => ["prediction_logits", "seq_relationship_logits"],
+            OnnxTask.PreTraining => model.Config.Family == ModelFamily.Electra ? ["logits"] : ["prediction_logits", "seq_relationship_logits"],
             OnnxTask.SentenceEmbeddings => ["token_embeddings", "sentence_embedding"],
             _ => ["logits"],
         };
@@ -195,18 +196,20 @@ public static class OnnxExport
         if (task == OnnxTask.Auto) return TaskFor(model);
         if (!Enum.IsDefined(task)) throw new ArgumentException($"Unknown task {task}.", nameof(task));
         var a = model.Architecture;
+        // BERT's pre-training head holds a masked-LM and a next-sentence head; ELECTRA's (its discriminator) neither.
+        bool bertPreTraining = a == BertArchitecture.BertForPreTraining && model.Config.Family != ModelFamily.Electra;
         bool fits = task switch
         {
             OnnxTask.FeatureExtraction or OnnxTask.SentenceEmbeddings => true, // every head has the encoder
-            OnnxTask.FillMask => a is BertArchitecture.BertForMaskedLM or BertArchitecture.BertForPreTraining,
-            OnnxTask.NextSentence => a is BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForPreTraining,
+            OnnxTask.FillMask => a == BertArchitecture.BertForMaskedLM || bertPreTraining,
+            OnnxTask.NextSentence => a == BertArchitecture.BertForNextSentencePrediction || bertPreTraining,
             OnnxTask.PreTraining => a == BertArchitecture.BertForPreTraining,
             OnnxTask.TextClassification => a == BertArchitecture.BertForSequenceClassification,
             OnnxTask.TokenClassification => a == BertArchitecture.BertForTokenClassification,
             _ => a == BertArchitecture.BertForQuestionAnswering,
         };
         if (!fits)
-            throw new ArgumentException($"The {ToolName(task)} export needs {Needed(task)}, and the model is a {a}: load the model as that head " +
+            throw new ArgumentException($"The {ToolName(task)} export needs {Needed(task)}, and the model is a {FamilyNames.ClassName(model.Config.Family, a)}: load the model as that head " +
                 "(fine-tune one first), or export another task.", nameof(task));
         return task;
     }
@@ -230,7 +233,7 @@ public static class OnnxExport
     {
         OnnxTask.FillMask => "a masked-LM head (BertForMaskedLM or BertForPreTraining)",
         OnnxTask.NextSentence => "a next-sentence head (BertForNextSentencePrediction or BertForPreTraining)",
-        OnnxTask.PreTraining => "both pre-training heads (BertForPreTraining)",
+        OnnxTask.PreTraining => "a pre-training head (BertForPreTraining, ElectraForPreTraining)",
         OnnxTask.TextClassification => "a sequence classification head (BertForSequenceClassification)",
         OnnxTask.TokenClassification => "a token classification head (BertForTokenClassification)",
         _ => "a question-answering head (BertForQuestionAnswering)",
@@ -451,6 +454,8 @@ public static class OnnxExport
                     "/embeddings/token_type_embeddings")], "/embeddings"), position], "/embeddings")
                 : Node("Add", [words, position], "/embeddings");
             string x = LayerNorm(sum, "embeddings.LayerNorm", "/embeddings/LayerNorm");
+            // ELECTRA: embedding_size to hidden_size.
+            if (c.ProjectsEmbeddings) x = Linear(x, "embeddings_project.weight", "embeddings_project.bias", "/embeddings_project");
 
             // transformers' extended mask: (1 - mask) × float32's minimum, [batch, 1, 1, sequence], added to every score.
             string mask4 = Node("Unsqueeze", [Unsqueeze("attention_mask", 1, "/mask"), Int64s("axes_2", 2)], "/mask");
@@ -478,9 +483,18 @@ public static class OnnxExport
                 x = LayerNorm(Node("Add", [output, attention], $"{s}/output"), $"{l}.output.LayerNorm", $"{s}/output/LayerNorm");
             }
 
-            // The pooler: the first token's hidden state through dense and tanh (DistilBERT's pre_classifier: ReLU).
-            string Pooled() => Node(c.PoolerActivation == Schema.Activation.Relu ? "Relu" : "Tanh", [Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
-                "pooler.dense.weight", "pooler.dense.bias", "/pooler/dense")], "/pooler/activation");
+            // The pooler: the first token's hidden state through dense and tanh (DistilBERT's pre_classifier: ReLU; ELECTRA's
+            // classifier.dense: GELU).
+            string Pooled() => Activation(Linear(Node("Gather", [x, Int64Scalar("index_0", 0)], "/pooler", null, Int("axis", 1)),
+                "pooler.dense.weight", "pooler.dense.bias", "/pooler/dense"), "/pooler/activation", c.PoolerActivation);
+            // ELECTRA's discriminator: dense, hidden_act, dense_prediction, one logit per token.
+            string DiscriminatorLogits()
+            {
+                const string s = "/discriminator_predictions";
+                string dense = Activation(Linear(x, "discriminator_predictions.dense.weight", "discriminator_predictions.dense.bias", s + "/dense"), s + "/activation");
+                string logit = Linear(dense, "discriminator_predictions.dense_prediction.weight", "discriminator_predictions.dense_prediction.bias", s + "/dense_prediction");
+                return Node("Squeeze", [logit, Int64s("axes_-1", -1)], s);
+            }
             // The masked-LM head: dense, activation, LayerNorm, then the decoder (the word embeddings when tied) and its bias.
             string PredictionLogits()
             {
@@ -500,6 +514,9 @@ public static class OnnxExport
                     break;
                 case OnnxTask.FillMask:
                     Output(PredictionLogits(), "logits", B, S, c.VocabSize);
+                    break;
+                case OnnxTask.PreTraining when c.Family == ModelFamily.Electra:
+                    Output(DiscriminatorLogits(), "logits", B, S);
                     break;
                 case OnnxTask.PreTraining:
                     Output(PredictionLogits(), "prediction_logits", B, S, c.VocabSize);

@@ -116,8 +116,9 @@ public abstract class Pipeline : IDisposable
     /// <summary>The architecture a pipeline of <paramref name="task"/> needs, or an error naming what it got.</summary>
     private protected static BertPreTrainedModel Require(BertPreTrainedModel model, string task, params BertArchitecture[] architectures) =>
         model is null ? throw new ArgumentNullException(nameof(model))
-        : architectures.Contains(model.Architecture) ? model
-        : throw new ArgumentException($"{task} needs {string.Join(" or ", architectures)}, not {model.Architecture}.", nameof(model));
+        // ELECTRA's pre-training head is its discriminator, neither masked-LM nor next-sentence: no pipeline takes it.
+        : architectures.Contains(model.Architecture) && model is not ElectraForPreTraining ? model
+        : throw new ArgumentException($"{task} needs {string.Join(" or ", architectures)}, not {FamilyNames.ClassName(model.Config.Family, model.Architecture)}.", nameof(model));
 
     /// <summary>
     /// Every pipeline's <c>FromPretrained</c>: the tokenizer and the model of <paramref name="source"/>, the model as

@@ -41,7 +41,8 @@ public enum Init
 public sealed record ParameterSpec(string Name, int[] Shape, Init Init)
 {
     /// <summary>Embeddings and encoder: the body every architecture needs from a checkpoint.</summary>
-    public bool IsEncoder => Name.StartsWith("embeddings.", StringComparison.Ordinal) || Name.StartsWith("encoder.", StringComparison.Ordinal);
+    public bool IsEncoder => Name.StartsWith("embeddings.", StringComparison.Ordinal) || Name.StartsWith("embeddings_project.", StringComparison.Ordinal)
+        || Name.StartsWith("encoder.", StringComparison.Ordinal);
 }
 
 /// <summary>Facts about each <see cref="BertArchitecture"/>: its name, parameters, size and pooler.</summary>
@@ -80,15 +81,15 @@ public static class BertArchitectures
     /// field that makes a model too large.</summary>
     private static List<(string Field, double Count)> ParameterTerms(BertConfig c, BertArchitecture a)
     {
-        double h = c.HiddenSize, v = c.VocabSize, i = c.IntermediateSize;
+        double h = c.HiddenSize, v = c.VocabSize, i = c.IntermediateSize, e = c.EmbeddingWidth;
         bool masked = a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM;
         var terms = new List<(string, double)>
         {
-            ("vocab_size", v * h + (masked ? v + (c.TieWordEmbeddings ? 0 : v * h) : 0)),
-            ("max_position_embeddings", (double)c.MaxPositionEmbeddings * h),
-            ("type_vocab_size", c.HasTokenTypes ? (double)c.TypeVocabSize * h : 0),
+            ("vocab_size", v * e + (masked ? v + (c.TieWordEmbeddings ? 0 : v * h) : 0)),
+            ("max_position_embeddings", (double)c.MaxPositionEmbeddings * e),
+            ("type_vocab_size", c.HasTokenTypes ? (double)c.TypeVocabSize * e : 0),
             ("num_hidden_layers", c.NumHiddenLayers * (4 * h * h + 2 * h * i + 9 * h + i)),
-            ("hidden_size", 2 * h + (HasPooler(a) ? h * h + h : 0) + (masked ? h * h + 3 * h : 0)
+            ("hidden_size", 2 * e + (c.ProjectsEmbeddings ? e * h + h : 0) + (HasPooler(a) ? h * h + h : 0) + (masked ? h * h + 3 * h : 0)
                 + (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForQuestionAnswering ? 2 * h + 2 : 0)),
         };
         if (a is BertArchitecture.BertForSequenceClassification or BertArchitecture.BertForTokenClassification)
@@ -131,6 +132,8 @@ public static class BertArchitectures
         ModelFamily.DistilBert => a == BertArchitecture.BertForSequenceClassification,
         // RobertaModel's pooler; its sequence classifier's classifier.dense (the other heads are built without a pooler).
         ModelFamily.Roberta => a is BertArchitecture.BertModel or BertArchitecture.BertForSequenceClassification,
+        // ElectraModel has no pooler: only the sequence classifier's classifier.dense fills the slot.
+        ModelFamily.Electra => a == BertArchitecture.BertForSequenceClassification,
         _ => HasPooler(a),
     };
 
@@ -152,25 +155,27 @@ public static class BertArchitectures
             throw new ArgumentException($"Only BertModel can be built without a pooling layer; {a} uses it.", nameof(addPoolingLayer));
         if (!FamilyNames.Supports(c.Family, a))
             throw new NBertException($"{FamilyNames.ClassName(c.Family, a)} does not exist: model_type '{FamilyNames.ModelType(c.Family)}' has no such head.");
-        int h = c.HiddenSize;
+        int h = c.HiddenSize, e = c.EmbeddingWidth;
         var specs = new List<ParameterSpec>
         {
-            new("embeddings.word_embeddings.weight", [c.VocabSize, h], Init.EmbeddingWithPadding),
-            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h],
+            new("embeddings.word_embeddings.weight", [c.VocabSize, e], Init.EmbeddingWithPadding),
+            new("embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, e],
                 c.SinusoidalPositions ? Init.Sinusoidal : c.PositionsFromPadding ? Init.EmbeddingWithPadding : Init.Normal),
         };
-        if (c.HasTokenTypes) specs.Add(new("embeddings.token_type_embeddings.weight", [c.TypeVocabSize, h], Init.Normal));
-        void LayerNorm(string prefix)
+        if (c.HasTokenTypes) specs.Add(new("embeddings.token_type_embeddings.weight", [c.TypeVocabSize, e], Init.Normal));
+        void LayerNorm(string prefix, int width)
         {
-            specs.Add(new($"{prefix}.weight", [h], Init.Ones));
-            specs.Add(new($"{prefix}.bias", [h], Init.Zeros));
+            specs.Add(new($"{prefix}.weight", [width], Init.Ones));
+            specs.Add(new($"{prefix}.bias", [width], Init.Zeros));
         }
         void Linear(string prefix, int outputs, int inputs)
         {
             specs.Add(new($"{prefix}.weight", [outputs, inputs], Init.Normal));
             specs.Add(new($"{prefix}.bias", [outputs], Init.Zeros));
         }
-        LayerNorm("embeddings.LayerNorm");
+        LayerNorm("embeddings.LayerNorm", e);
+        // ELECTRA's embeddings_project, from embedding_size to hidden_size (ElectraModel has it only when they differ).
+        if (c.ProjectsEmbeddings) Linear("embeddings_project", h, e);
         for (int i = 0; i < c.NumHiddenLayers; i++)
         {
             string l = $"encoder.layer.{i}";
@@ -178,17 +183,25 @@ public static class BertArchitectures
             Linear($"{l}.attention.self.key", h, h);
             Linear($"{l}.attention.self.value", h, h);
             Linear($"{l}.attention.output.dense", h, h);
-            LayerNorm($"{l}.attention.output.LayerNorm");
+            LayerNorm($"{l}.attention.output.LayerNorm", h);
             Linear($"{l}.intermediate.dense", c.IntermediateSize, h);
             Linear($"{l}.output.dense", h, c.IntermediateSize);
-            LayerNorm($"{l}.output.LayerNorm");
+            LayerNorm($"{l}.output.LayerNorm", h);
         }
         if (HasPooler(c, a) && addPoolingLayer) Linear("pooler.dense", h, h);
+        if (a == BertArchitecture.BertForPreTraining && c.Family == ModelFamily.Electra)
+        {
+            // ElectraForPreTraining: the discriminator, dense + hidden_act + dense_prediction, one logit per token.
+            Linear("discriminator_predictions.dense", h, h);
+            Linear("discriminator_predictions.dense_prediction", 1, h);
+            return specs;
+        }
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM)
         {
-            Linear("cls.predictions.transform.dense", h, h);
-            LayerNorm("cls.predictions.transform.LayerNorm");
-            if (!c.TieWordEmbeddings) specs.Add(new("cls.predictions.decoder.weight", [c.VocabSize, h], Init.Normal));
+            // The transform ends in the word embeddings' width, the decoder's (ELECTRA's generator: embedding_size).
+            Linear("cls.predictions.transform.dense", e, h);
+            LayerNorm("cls.predictions.transform.LayerNorm", e);
+            if (!c.TieWordEmbeddings) specs.Add(new("cls.predictions.decoder.weight", [c.VocabSize, e], Init.Normal));
             specs.Add(new("cls.predictions.bias", [c.VocabSize], Init.Zeros));
         }
         if (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction)

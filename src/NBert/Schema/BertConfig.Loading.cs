@@ -49,22 +49,26 @@ public sealed partial record BertConfig
         var c = new BertConfig();
         string? modelType = f.OptionalString("model_type");
         var family = FamilyNames.FromModelType(modelType)
-            ?? throw new NBertException($"model_type '{Quote(modelType!)}' is not supported: bert, distilbert and roberta are.");
+            ?? throw new NBertException($"model_type '{Quote(modelType!)}' is not supported: bert, distilbert, roberta and electra are.");
         var extra = new JsonObject();
         foreach (var (k, v) in f.Root)
-            if (!(family == ModelFamily.DistilBert ? KnownDistilBert : Known).Contains(k)) extra[k] = v?.DeepClone();
+            if (!(family == ModelFamily.DistilBert ? KnownDistilBert : Known).Contains(k) && !(family == ModelFamily.Electra && k == "embedding_size"))
+                extra[k] = v?.DeepClone();
         string? ptype = f.OptionalString("problem_type");
         if (ptype is not (null or "regression" or "single_label_classification" or "multi_label_classification"))
             throw new NBertException($"problem_type '{Quote(ptype)}' is not one of regression, single_label_classification, multi_label_classification.");
         if (family == ModelFamily.DistilBert) return ParseDistilBert(f, extra, ptype);
-        int hidden = f.Int("hidden_size", c.HiddenSize);
+        // ElectraConfig's defaults (electra-small's discriminator) where its fields are missing; BertConfig's otherwise.
+        bool electra = family == ModelFamily.Electra;
+        int hidden = f.Int("hidden_size", electra ? 256 : c.HiddenSize);
         c = c with
         {
             VocabSize = f.Int("vocab_size", c.VocabSize),
             HiddenSize = hidden,
+            EmbeddingSize = electra ? f.Int("embedding_size", 128) : null,
             NumHiddenLayers = f.Int("num_hidden_layers", c.NumHiddenLayers),
-            NumAttentionHeads = f.Int("num_attention_heads", c.NumAttentionHeads),
-            IntermediateSize = f.Int("intermediate_size", c.IntermediateSize),
+            NumAttentionHeads = f.Int("num_attention_heads", electra ? 4 : c.NumAttentionHeads),
+            IntermediateSize = f.Int("intermediate_size", electra ? 1024 : c.IntermediateSize),
             HiddenAct = f.String("hidden_act", c.HiddenAct),
             HiddenDropoutProb = f.Double("hidden_dropout_prob", c.HiddenDropoutProb),
             AttentionProbsDropoutProb = f.Double("attention_probs_dropout_prob", c.AttentionProbsDropoutProb),

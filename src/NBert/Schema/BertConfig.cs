@@ -62,6 +62,10 @@ public sealed partial record BertConfig
     /// <summary>The family (config.json's <c>model_type</c>): which checkpoint names and config fields the model has, and
     /// the few switches in which the one encoder differs by family (<see cref="ModelFamily"/>). Default BERT.</summary>
     public ModelFamily Family { get; init; } = ModelFamily.Bert;
+    /// <summary>ELECTRA's <c>embedding_size</c>: the width of the embedding tables and their LayerNorm, projected to
+    /// <see cref="HiddenSize"/> by <c>embeddings_project</c> when the two differ; null (every other family) means
+    /// <see cref="HiddenSize"/>.</summary>
+    public int? EmbeddingSize { get; init; }
     /// <summary>DistilBERT's <c>qa_dropout</c>: dropout before <c>qa_outputs</c> while training (BERT has none there). Default 0.1.</summary>
     public double QaDropout { get; init; } = 0.1;
 
@@ -72,8 +76,22 @@ public sealed partial record BertConfig
     public bool HasTokenTypes => Family != ModelFamily.DistilBert;
 
     /// <summary>The activation after the dense layer on the first token that sequence classification reads: BERT's pooler
-    /// (tanh), DistilBERT's <c>pre_classifier</c> (ReLU).</summary>
-    public Activation PoolerActivation => Family == ModelFamily.DistilBert ? Activation.Relu : Activation.Tanh;
+    /// (tanh), DistilBERT's <c>pre_classifier</c> (ReLU), ELECTRA's <c>classifier.dense</c> (exact GELU, whatever
+    /// <c>hidden_act</c> says: its <c>ElectraClassificationHead</c> calls <c>get_activation("gelu")</c>).</summary>
+    public Activation PoolerActivation => Family switch
+    {
+        ModelFamily.DistilBert => Activation.Relu,
+        ModelFamily.Electra => Activation.Gelu,
+        _ => Activation.Tanh,
+    };
+
+    /// <summary>The width of the embedding tables and their LayerNorm: ELECTRA's <see cref="EmbeddingSize"/>, else
+    /// <see cref="HiddenSize"/>.</summary>
+    public int EmbeddingWidth => EmbeddingSize ?? HiddenSize;
+
+    /// <summary>Whether the embeddings pass through ELECTRA's <c>embeddings_project</c> (a linear layer from
+    /// <see cref="EmbeddingWidth"/> to <see cref="HiddenSize"/>) before the first layer: when the two widths differ.</summary>
+    public bool ProjectsEmbeddings => EmbeddingWidth != HiddenSize;
 
     /// <summary>Whether dropout follows the attention's output layer (BERT's <c>BertSelfOutput</c>); DistilBERT's
     /// <c>out_lin</c> has none.</summary>
@@ -85,8 +103,10 @@ public sealed partial record BertConfig
         && v.GetValueKind() == JsonValueKind.True;
 
     /// <summary>The activation of the masked-LM head's transform: BERT's <c>hidden_act</c>, DistilBERT's <c>activation</c>,
-    /// RoBERTa's exact GELU (its <c>RobertaLMHead</c> calls <c>gelu</c> whatever the config says).</summary>
-    public Activation MaskedLmActivation => Family == ModelFamily.Roberta ? Activation.Gelu : Activation;
+    /// RoBERTa's and ELECTRA's exact GELU (<c>RobertaLMHead</c> calls <c>gelu</c>, <c>ElectraGeneratorPredictions</c>
+    /// <c>get_activation("gelu")</c>, whatever the config says). The transform's output is <see cref="EmbeddingWidth"/> wide
+    /// (ELECTRA's generator maps hidden_size back to embedding_size; the decoder is the word embeddings' shape).</summary>
+    public Activation MaskedLmActivation => Family is ModelFamily.Roberta or ModelFamily.Electra ? Activation.Gelu : Activation;
 
     /// <summary>RoBERTa's position ids: <c>pad_token_id + 1</c> onwards over each sequence's tokens that are not padding,
     /// <c>pad_token_id</c> at padding (transformers' <c>create_position_ids_from_input_ids</c>); otherwise 0, 1, 2, ...</summary>
@@ -97,9 +117,9 @@ public sealed partial record BertConfig
     public int MaxSequenceLength => PositionsFromPadding ? MaxPositionEmbeddings - PadTokenId - 1 : MaxPositionEmbeddings;
 
     /// <summary>The dropout on the first token before the sequence classifier's dense layer while training: RoBERTa's
-    /// <c>RobertaClassificationHead</c> has one (then tanh, then the dropout before <c>out_proj</c>); BERT's pooler has none.</summary>
+    /// <c>RobertaClassificationHead</c> (and ELECTRA's <c>ElectraClassificationHead</c>) has one (then tanh, then the dropout before <c>out_proj</c>); BERT's pooler has none.</summary>
     public double PoolerInputDropout(BertArchitecture architecture) =>
-        Family == ModelFamily.Roberta && architecture == BertArchitecture.BertForSequenceClassification ? HeadDropout(architecture) : 0;
+        Family is ModelFamily.Roberta or ModelFamily.Electra && architecture == BertArchitecture.BertForSequenceClassification ? HeadDropout(architecture) : 0;
 
     /// <summary>The dropout probability before <paramref name="architecture"/>'s output layer while training, as transformers
     /// applies it: BERT's classifiers <c>classifier_dropout</c> (else <c>hidden_dropout_prob</c>) and none before
@@ -195,13 +215,16 @@ public sealed partial record BertConfig
         Positive(Field("num_attention_heads"), NumAttentionHeads);
         Positive(Field("intermediate_size"), IntermediateSize);
         Positive("max_position_embeddings", MaxPositionEmbeddings);
+        if (EmbeddingSize is int e) Positive("embedding_size", e);
         if (HasTokenTypes) Positive(Field("type_vocab_size"), TypeVocabSize);
         if (NumLabels < 1) throw new NBertException("id2label must name at least one label.");
         if (HiddenSize % NumAttentionHeads != 0)
             throw new NBertException($"{Field("hidden_size")} {HiddenSize} is not a multiple of {Field("num_attention_heads")} {NumAttentionHeads}.");
-        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, Field("hidden_size"), HiddenSize);
-        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, Field("hidden_size"), HiddenSize);
-        CheckArray("embeddings.token_type_embeddings.weight", Field("type_vocab_size"), TypeVocabSize, Field("hidden_size"), HiddenSize);
+        string width = EmbeddingSize is null ? Field("hidden_size") : "embedding_size";
+        CheckArray("embeddings.word_embeddings.weight", "vocab_size", VocabSize, width, EmbeddingWidth);
+        CheckArray("embeddings.position_embeddings.weight", "max_position_embeddings", MaxPositionEmbeddings, width, EmbeddingWidth);
+        CheckArray("embeddings.token_type_embeddings.weight", Field("type_vocab_size"), TypeVocabSize, width, EmbeddingWidth);
+        CheckArray("embeddings_project.weight", Field("hidden_size"), HiddenSize, width, EmbeddingWidth);
         CheckArray("the fused query, key and value weight", Field("hidden_size"), 3L * HiddenSize, Field("hidden_size"), HiddenSize);
         CheckArray("intermediate.dense.weight", Field("intermediate_size"), IntermediateSize, Field("hidden_size"), HiddenSize);
         CheckArray("classifier.weight", "num_labels", NumLabels, Field("hidden_size"), HiddenSize);
@@ -301,6 +324,7 @@ public sealed partial record BertConfig
         root["label2id"] = label2id;
         root["layer_norm_eps"] = LayerNormEps;
         root["max_position_embeddings"] = MaxPositionEmbeddings;
+        if (Family == ModelFamily.Electra) root["embedding_size"] = EmbeddingWidth;
         root["model_type"] = FamilyNames.ModelType(Family);
         root["num_attention_heads"] = NumAttentionHeads;
         root["num_hidden_layers"] = NumHiddenLayers;

@@ -20,6 +20,13 @@ public enum ModelFamily
     /// <c>classifier.dense</c> + tanh + <c>classifier.out_proj</c> on <c>&lt;s&gt;</c> (dropout before both), the masked-LM
     /// head <c>lm_head</c> with a GELU whatever <c>hidden_act</c> says.</summary>
     Roberta,
+    /// <summary>ELECTRA (<c>electra</c>): BERT's layers under <c>electra.</c>, with embeddings of <c>embedding_size</c>
+    /// projected to <c>hidden_size</c> by <c>embeddings_project</c> when the two differ; no pooler; sequence classification
+    /// through <c>classifier.dense</c> + GELU + <c>classifier.out_proj</c> on the first token (dropout before both);
+    /// <c>ElectraForPreTraining</c> is the discriminator, <c>discriminator_predictions</c>: one logit per token;
+    /// <c>ElectraForMaskedLM</c> the generator, whose masked-LM head maps hidden_size back to embedding_size
+    /// (<c>generator_predictions</c>, exact GELU, LayerNorm) before the tied <c>generator_lm_head</c>.</summary>
+    Electra,
 }
 
 /// <summary>
@@ -36,6 +43,7 @@ public static class FamilyNames
         null or "bert" => ModelFamily.Bert,
         "distilbert" => ModelFamily.DistilBert,
         "roberta" => ModelFamily.Roberta,
+        "electra" => ModelFamily.Electra,
         _ => null,
     };
 
@@ -44,6 +52,7 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "distilbert",
         ModelFamily.Roberta => "roberta",
+        ModelFamily.Electra => "electra",
         _ => "bert",
     };
 
@@ -52,6 +61,7 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "DistilBert",
         ModelFamily.Roberta => "Roberta",
+        ModelFamily.Electra => "Electra",
         _ => "Bert",
     };
 
@@ -60,14 +70,18 @@ public static class FamilyNames
     {
         ModelFamily.DistilBert => "distilbert",
         ModelFamily.Roberta => "roberta",
+        ModelFamily.Electra => "electra",
         _ => "bert",
     };
 
-    /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example).</summary>
+    /// <summary>The heads a family has in transformers (a DistilBERT has no next-sentence head, for example). ELECTRA's
+    /// pre-training head is its discriminator (<c>ElectraForPreTraining</c>), its masked-LM head the generator's
+    /// (<c>ElectraForMaskedLM</c>).</summary>
     public static bool Supports(ModelFamily family, BertArchitecture architecture) => family switch
     {
         ModelFamily.DistilBert or ModelFamily.Roberta =>
             architecture is not (BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction),
+        ModelFamily.Electra => architecture != BertArchitecture.BertForNextSentencePrediction,
         _ => true,
     };
 
@@ -84,11 +98,13 @@ public static class FamilyNames
         {
             ModelFamily.DistilBert => DistilBertName(parameter),
             ModelFamily.Roberta => RobertaName(parameter, architecture),
+            ModelFamily.Electra => ElectraName(parameter, architecture),
             _ => parameter,
         };
         // The base model's parts, by the family's name (DistilBERT's pre_classifier and RoBERTa's classifier.dense are the
         // head's, though they fill the pooler's slot).
-        bool body = name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("encoder.", StringComparison.Ordinal)
+        bool body = name.StartsWith("embeddings.", StringComparison.Ordinal) || name.StartsWith("embeddings_project.", StringComparison.Ordinal)
+            || name.StartsWith("encoder.", StringComparison.Ordinal)
             || name.StartsWith("transformer.", StringComparison.Ordinal) || name.StartsWith("pooler.", StringComparison.Ordinal);
         return body && architecture != BertArchitecture.BertModel ? BasePrefix(family) + "." + name : name;
     }
@@ -113,6 +129,22 @@ public static class FamilyNames
         ("cls.predictions.transform.dense.", "lm_head.dense."), ("cls.predictions.transform.LayerNorm.", "lm_head.layer_norm."),
         ("cls.predictions.decoder.", "lm_head.decoder."), ("cls.predictions.bias", "lm_head.bias"),
     ];
+
+    private static readonly (string Model, string Family)[] ElectraMaskedLm =
+    [
+        ("cls.predictions.transform.dense.", "generator_predictions.dense."), ("cls.predictions.transform.LayerNorm.", "generator_predictions.LayerNorm."),
+        ("cls.predictions.decoder.", "generator_lm_head."), ("cls.predictions.bias", "generator_lm_head.bias"),
+    ];
+
+    /// <summary>ELECTRA's names: BERT's body (with <c>embeddings_project</c>); the sequence classifier's as RoBERTa's
+    /// (<c>classifier.dense</c>, <c>classifier.out_proj</c>); the generator's masked-LM head <c>generator_predictions</c> (dense
+    /// from hidden_size to embedding_size, LayerNorm) and <c>generator_lm_head</c>; the discriminator's are the model's own.</summary>
+    private static string ElectraName(string parameter, BertArchitecture architecture)
+    {
+        foreach (var (model, family) in ElectraMaskedLm)
+            if (parameter.StartsWith(model, StringComparison.Ordinal)) return family + parameter[model.Length..];
+        return RobertaName(parameter, architecture);
+    }
 
     /// <summary>RoBERTa's names: BERT's body; the sequence classifier's dense layer (the model's pooler slot) is
     /// <c>classifier.dense</c> and its output layer <c>classifier.out_proj</c>; the masked-LM head is <c>lm_head</c>.</summary>

@@ -30,8 +30,17 @@ public sealed record NormParameters(ParameterSlot Weight, ParameterSlot Bias);
 public sealed record EncoderLayerParameters(LinearParameters Qkv, LinearParameters AttentionOutput, NormParameters AttentionNorm,
     LinearParameters Intermediate, LinearParameters Output, NormParameters OutputNorm);
 
-/// <summary>The embeddings: word, position and token-type tables (none in DistilBERT), then a LayerNorm.</summary>
-public sealed record EmbeddingParameters(ParameterSlot Word, ParameterSlot Position, ParameterSlot? TokenType, NormParameters Norm);
+/// <summary>The embeddings: word, position and token-type tables (none in DistilBERT), then a LayerNorm, then (ELECTRA with
+/// <c>embedding_size</c> != <c>hidden_size</c>) the <c>embeddings_project</c> linear layer to the hidden size.</summary>
+public sealed record EmbeddingParameters(ParameterSlot Word, ParameterSlot Position, ParameterSlot? TokenType, NormParameters Norm)
+{
+    /// <summary>ELECTRA's <c>embeddings_project</c> [hidden_size, embedding_size]; null when the embeddings are already hidden_size wide.</summary>
+    public LinearParameters? Projection { get; init; }
+}
+
+/// <summary>ELECTRA's discriminator (<c>discriminator_predictions</c>): <c>dense</c> [h, h], the config's activation, and
+/// <c>dense_prediction</c> [1, h], on every token.</summary>
+public sealed record DiscriminatorParameters(LinearParameters Dense, LinearParameters Prediction);
 
 /// <summary>The masked-LM head (<c>cls.predictions</c>): transform dense, LayerNorm, and the decoder, whose weight is the
 /// word embeddings when they are tied.</summary>
@@ -68,6 +77,8 @@ public sealed class ParameterLayout
     public LinearParameters? Classifier { get; }
     /// <summary>Question answering's start and end logits (<c>qa_outputs</c>, [2, h]).</summary>
     public LinearParameters? QaOutputs { get; }
+    /// <summary>ELECTRA's discriminator, for its pre-training head.</summary>
+    public DiscriminatorParameters? Discriminator { get; }
 
     private readonly Dictionary<string, ParameterSlot> _byName;
 
@@ -111,7 +122,10 @@ public sealed class ParameterLayout
         LinearParameters? Optional(string prefix) => _byName.ContainsKey(prefix + ".weight") ? Linear(prefix) : null;
 
         Embeddings = new EmbeddingParameters(this["embeddings.word_embeddings.weight"], this["embeddings.position_embeddings.weight"],
-            _byName.GetValueOrDefault("embeddings.token_type_embeddings.weight"), Norm("embeddings.LayerNorm"));
+            _byName.GetValueOrDefault("embeddings.token_type_embeddings.weight"), Norm("embeddings.LayerNorm"))
+        {
+            Projection = Optional("embeddings_project"),
+        };
         Layers = Enumerable.Range(0, config.NumHiddenLayers).Select(i =>
         {
             string l = $"encoder.layer.{i}";
@@ -125,11 +139,13 @@ public sealed class ParameterLayout
         {
             var decoder = config.TieWordEmbeddings ? Embeddings.Word : this["cls.predictions.decoder.weight"];
             MaskedLm = new MaskedLmParameters(Linear("cls.predictions.transform.dense"), Norm("cls.predictions.transform.LayerNorm"),
-                new LinearParameters([decoder], [this["cls.predictions.bias"]], config.VocabSize, config.HiddenSize));
+                new LinearParameters([decoder], [this["cls.predictions.bias"]], config.VocabSize, config.EmbeddingWidth));
         }
         NextSentence = Optional("cls.seq_relationship");
         Classifier = Optional("classifier");
         QaOutputs = Optional("qa_outputs");
+        if (Optional("discriminator_predictions.dense") is { } dense)
+            Discriminator = new DiscriminatorParameters(dense, Linear("discriminator_predictions.dense_prediction"));
     }
 
     /// <summary>A parameter's slot by the model's name (<c>encoder.layer.0.output.dense.weight</c>).</summary>

@@ -14,6 +14,13 @@ namespace NBert.Tasks;
 /// </summary>
 public static class Pretraining
 {
+    /// <summary>Why an ELECTRA discriminator is not pre-trained here: its objective, replaced-token detection, trains it on the
+    /// tokens a generator trained beside it substitutes, a two-model loop NBert does not run. An ELECTRA pre-trains with
+    /// masked LM as <c>ElectraForMaskedLM</c> (the generator's head), as transformers' <c>run_mlm.py</c> would.</summary>
+    public const string ElectraNotPretrained = "ELECTRA's discriminator (ElectraForPreTraining) is pre-trained by replaced-token detection against a " +
+        "generator trained beside it, which NBert does not run; pre-training supports masked LM and next sentence for BERT, and masked LM for " +
+        "DistilBERT, RoBERTa and ELECTRA (ElectraForMaskedLM, the generator's head).";
+
     /// <summary>
     /// Pre-trains <paramref name="model"/> in place on <paramref name="train"/>, scoring it on <paramref name="heldOut"/>
     /// (when given) every <see cref="TrainerOptions.EvalSteps"/> steps and at the end, min(64, batch size) instances at a
@@ -21,7 +28,8 @@ public static class Pretraining
     /// the trainer's (<see cref="Trainer.Train"/>).
     /// </summary>
     /// <returns>The last evaluation, if any.</returns>
-    /// <exception cref="ArgumentException">The model is neither <c>BertForPreTraining</c> nor <c>BertForMaskedLM</c>; there are no instances.</exception>
+    /// <exception cref="ArgumentException">The model is neither <c>BertForPreTraining</c> nor <c>BertForMaskedLM</c> (an ELECTRA
+    /// discriminator is neither: see <see cref="ElectraNotPretrained"/>); there are no instances.</exception>
     public static Evaluation? Run(BertPreTrainedModel model, BertTokenizer tokenizer, IReadOnlyList<PretrainingInstance> train, MaskedLmCollator collator,
         IReadOnlyList<PretrainingInstance>? heldOut = null, TrainerOptions? options = null, string? outputDirectory = null,
         IProgress<TrainerProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -30,6 +38,8 @@ public static class Pretraining
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(collator);
+        if (model is ElectraForPreTraining)
+            throw new ArgumentException(ElectraNotPretrained, nameof(model));
         bool nsp = model.Architecture switch
         {
             Schema.BertArchitecture.BertForPreTraining => true,

@@ -82,7 +82,7 @@ public sealed class AdamW<T> where T : unmanaged, IFloatingPointIeee754<T>
         _slots = model.Slots;
         _decays = model.Slots.Select(s => s.Decays).ToArray();
         _word = model.WordEmbeddings;
-        _hidden = model.Config.HiddenSize;
+        _hidden = model.WordEmbeddings.Shape[1]; // a word row: hidden_size, or ELECTRA's embedding_size
         _m = new T[model.Values.Length];
         _v = new T[model.Values.Length];
     }

@@ -51,6 +51,36 @@ public static class HeadLosses
         };
     }
 
+    /// <summary>
+    /// ELECTRA's discriminator loss (<c>ElectraForPreTraining</c>): binary cross-entropy with logits between each token's
+    /// logit and its label (1: replaced, 0: original), averaged over the active tokens, those whose attention mask is 1
+    /// (every token without a mask), as transformers computes it. <paramref name="dLogits"/> [m], when not empty, receives
+    /// the gradient at the active tokens (the others get none). No active token: 0.
+    /// </summary>
+    public static double Discriminator<T>(ReadOnlySpan<T> logits, ReadOnlySpan<int> labels, ReadOnlySpan<int> attentionMask, Span<T> dLogits)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (labels.Length != logits.Length)
+            throw new ArgumentException($"ElectraForPreTraining's 'labels' need one value per token ({logits.Length}), not {labels.Length}.");
+        var active = new List<int>(logits.Length);
+        for (int t = 0; t < logits.Length; t++)
+        {
+            if (!attentionMask.IsEmpty && attentionMask[t] != 1) continue;
+            if (labels[t] is not (0 or 1))
+                throw new ArgumentException($"ElectraForPreTraining's label at token {t} is {labels[t]}: a discriminator's labels are 1 (replaced) or 0 (original).");
+            active.Add(t);
+        }
+        if (active.Count == 0) return 0;
+        var x = new T[active.Count];
+        var y = new T[active.Count];
+        var d = dLogits.IsEmpty ? null : new T[active.Count];
+        for (int i = 0; i < active.Count; i++) (x[i], y[i]) = (logits[active[i]], T.CreateTruncating(labels[active[i]]));
+        double loss = Ops.BinaryCrossEntropyWithLogits<T>(x, y, d);
+        if (d is not null)
+            for (int i = 0; i < active.Count; i++) dLogits[active[i]] += d[i];
+        return loss;
+    }
+
     /// <summary>Question answering: the mean of the start and end cross-entropies over each sequence's positions, a
     /// position outside the sequence clamped to s and then ignored, as transformers does.</summary>
     public static double QuestionAnswering<T>(ReadOnlySpan<T> start, ReadOnlySpan<T> end, TrainingBatch batch, Span<T> dStart, Span<T> dEnd)
@@ -83,6 +113,8 @@ public static class HeadLosses
                 batch.Labels ?? throw new ArgumentException("BertForTokenClassification's loss needs 'labels' [batch, sequence]."), default, "classifier"),
             BertArchitecture.BertForNextSentencePrediction => Classification<float>(output.Logits!.Data, 2,
                 batch.Labels ?? batch.NextSentenceLabel ?? throw new ArgumentException("BertForNextSentencePrediction's loss needs 'labels'."), default, "cls.seq_relationship"),
+            BertArchitecture.BertForPreTraining when output is ElectraForPreTrainingOutput electra => Discriminator<float>(electra.Logits.Data,
+                batch.Labels ?? throw new ArgumentException("ElectraForPreTraining's loss needs 'labels' [batch, sequence]."), batch.Inputs.AttentionMask, default),
             BertArchitecture.BertForQuestionAnswering => QuestionAnswering<float>(((QuestionAnsweringModelOutput)output).StartLogits!.Data,
                 ((QuestionAnsweringModelOutput)output).EndLogits!.Data, batch, default, default),
             var a => throw new ArgumentException($"{a}'s loss is not computed from its outputs here: pre-training evaluation scores the masked positions only."),

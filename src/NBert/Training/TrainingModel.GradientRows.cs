@@ -78,7 +78,7 @@ public sealed partial class TrainingModel<T>
                 break;
             case GradientState.SparseWord:
                 var word = WordEmbeddings;
-                int h = Config.HiddenSize;
+                int h = word.Shape[1]; // a word row: hidden_size, or ELECTRA's embedding_size
                 _gradients.AsSpan(0, word.Offset).Clear();
                 _gradients.AsSpan(word.Offset + word.Length).Clear();
                 foreach (int row in _touchedWordRows) _gradients.AsSpan(word.Offset + row * h, h).Clear();
@@ -100,7 +100,7 @@ public sealed partial class TrainingModel<T>
         if (TouchedWordRows is not { } rows) return GradientClipping.GlobalNorm<T>(_gradients);
         const int chunk = GradientClipping.NormChunk;
         var word = WordEmbeddings;
-        int h = Config.HiddenSize;
+        int h = word.Shape[1];
         // Chunks lying wholly inside the word embeddings are summed only when a touched row reaches into them.
         int firstWordChunk = (word.Offset + chunk - 1) / chunk, endWordChunk = (word.Offset + word.Length) / chunk;
         var needed = new bool[Math.Max(0, endWordChunk - firstWordChunk)];

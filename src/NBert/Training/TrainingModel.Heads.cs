@@ -17,6 +17,8 @@ public sealed partial class TrainingModel<T>
     private int _classifierRows;
     private int[] _mlmRows = [];
     private T[] _mlmInput = [], _mlmDense = [], _mlmActivated = [], _mlmMean = [], _mlmRstd = [], _mlmNormed = [], _mlmLogits = [], _mlmDLogits = [];
+    // ELECTRA's discriminator: its dense layer's output before and after the activation [m, h].
+    private T[] _discriminatorDense = [], _discriminatorActivated = [];
 
     // Gradient scratch of the heads, kept between steps.
     private T[] _dPooled = [], _dPoolerInput = [], _dFirst = [], _dClassifierInput = [], _dMlmNormed = [], _dMlmActivated = [], _dMlmDense = [], _dMlmInput = [];
@@ -68,6 +70,15 @@ public sealed partial class TrainingModel<T>
         }
         switch (Architecture)
         {
+            case BertArchitecture.BertForPreTraining when _layout.Discriminator is { } discriminator:
+            {
+                var labels = batch.Labels ?? throw new ArgumentException("ElectraForPreTraining's loss needs 'labels' [batch, sequence]: 1 for a replaced token, 0 for an original.");
+                var logits = Ensure(ref _logits, m).AsSpan(0, m);
+                _logitsLength = m;
+                Heads<T>.Discriminator(_weights, discriminator, c.Activation, x, m, Ensure(ref _discriminatorDense, m * h),
+                    Ensure(ref _discriminatorActivated, m * h), logits);
+                return new TrainingLoss(HeadLosses.Discriminator<T>(logits, labels, batch.Inputs.AttentionMask, Zeroed(ref _dLogits, m)));
+            }
             case BertArchitecture.BertForPreTraining:
             {
                 if (batch.Labels is null || batch.NextSentenceLabel is null)
@@ -120,6 +131,14 @@ public sealed partial class TrainingModel<T>
         if (Architecture == BertArchitecture.BertForQuestionAnswering)
             QuestionAnsweringLogits.Merge<T>(_dQaStart.AsSpan(0, m), _dQaEnd.AsSpan(0, m), Ensure(ref _dLogits, 2 * m).AsSpan(0, 2 * m));
         if (_layout.MaskedLm is not null) MaskedLmBackward(scale, dx);
+        if (_layout.Discriminator is { } discriminator)
+        {
+            var d = _dLogits.AsSpan(0, m);
+            TensorPrimitives.Multiply<T>(d, scale, d);
+            Heads<T>.DiscriminatorBackward(_weights, _gradients, discriminator, c.Activation, d, _hidden, _discriminatorDense, _discriminatorActivated, m,
+                Ensure(ref _dMlmActivated, m * h), Ensure(ref _dMlmDense, m * h), dx);
+            return;
+        }
         if (_classifier is null) return;
         // The heads of a model with a pooler (pre-training, next sentence, sequence classification) classify the pooled
         // output; the others (token classification, QA) every token.
@@ -185,21 +204,22 @@ public sealed partial class TrainingModel<T>
         var input = Ensure(ref _mlmInput, r * h);
         Heads<T>.Gather(_hidden, _mlmRows, h, input);
         var logits = Ensure(ref _mlmLogits, r * v).AsSpan(0, r * v);
-        Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * h), Ensure(ref _mlmActivated, r * h),
-            Ensure(ref _mlmNormed, r * h), Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), logits);
+        int width = _layout.MaskedLm!.Transform.Outputs; // ELECTRA's generator: embedding_size
+        Heads<T>.MaskedLm(_weights, _layout.MaskedLm!, c, input, r, Ensure(ref _mlmDense, r * width), Ensure(ref _mlmActivated, r * width),
+            Ensure(ref _mlmNormed, r * width), Ensure(ref _mlmMean, r), Ensure(ref _mlmRstd, r), logits);
         return HeadLosses.MaskedLm<T>(logits, v, _mlmRows.Select(t => labels[t]).ToArray(), Zeroed(ref _mlmDLogits, r * v));
     }
 
     private void MaskedLmBackward(T scale, T[] dx)
     {
         var c = Config;
-        int h = c.HiddenSize, v = c.VocabSize, r = _mlmRows.Length;
+        int h = c.HiddenSize, v = c.VocabSize, r = _mlmRows.Length, t = _layout.MaskedLm!.Transform.Outputs;
         if (r == 0) return;
         var d = _mlmDLogits.AsSpan(0, r * v);
         TensorPrimitives.Multiply<T>(d, scale, d);
         var dInput = Ensure(ref _dMlmInput, r * h);
         Heads<T>.MaskedLmBackward(_weights, _gradients, _layout.MaskedLm!, c, d, r, _mlmInput, _mlmDense, _mlmActivated, _mlmNormed, _mlmMean, _mlmRstd,
-            Ensure(ref _dMlmNormed, r * h), Ensure(ref _dMlmActivated, r * h), Ensure(ref _dMlmDense, r * h), dInput);
+            Ensure(ref _dMlmNormed, r * t), Ensure(ref _dMlmActivated, r * t), Ensure(ref _dMlmDense, r * t), dInput);
         for (int i = 0; i < r; i++)
         {
             var row = dx.AsSpan(_mlmRows[i] * h, h);

@@ -111,6 +111,39 @@ public sealed class FineTuneCommandTests : TempDirectoryTest
         Assert.True(best >= 0.9, $"best accuracy {best}");
     }
 
+    /// <summary>An ELECTRA (embedding_size 8 projected to hidden_size 16) fine-tunes through the same command as a BERT, its
+    /// ElectraClassificationHead (classifier.dense, classifier.out_proj) new for the task's labels, saves under ELECTRA's
+    /// names and config, and classifies through the same pipeline command.</summary>
+    [Fact]
+    public void An_electra_fine_tunes_and_classifies_through_the_same_commands()
+    {
+        WriteSentiment("train.jsonl", 64, 1);
+        WriteSentiment("dev.jsonl", 24, 2);
+        var (code, stdout, error) = Run("finetune", "--task", "classification", "--model", Fixtures.Path("electra", "model"), "--train", Temp("train.jsonl"),
+            "--eval", Temp("dev.jsonl"), "--out", Temp("out"), "--epochs", "12", "--batch-size", "8", "--lr", "2e-3", "--seed", "3");
+        Assert.True(code == 0, error + stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;
+        Assert.Equal("ElectraForSequenceClassification", (string)config["architectures"]![0]!);
+        Assert.Equal("electra", (string)config["model_type"]!);
+        Assert.Equal(8, (int)config["embedding_size"]!);
+        using (var saved = new NBert.IO.SafeTensorsFile(Temp("out/model.safetensors")))
+        {
+            var names = saved.Tensors.Select(t => t.Name).ToHashSet();
+            Assert.Contains("classifier.dense.weight", names);
+            Assert.Contains("classifier.out_proj.weight", names);
+            Assert.Contains("electra.embeddings_project.weight", names);
+            Assert.Contains("electra.encoder.layer.1.output.dense.weight", names);
+            Assert.DoesNotContain(names, n => n.Contains("pooler", StringComparison.Ordinal) || n.StartsWith("bert.", StringComparison.Ordinal));
+        }
+        var evals = File.ReadAllLines(Temp("out/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(l => l["eval_accuracy"] is not null).ToList();
+        double best = evals.Max(l => (double)l["eval_accuracy"]!);
+        Console.WriteLine($"electra: best eval accuracy {best} over {evals.Count} evaluations");
+        Assert.True(best >= 0.9, $"best accuracy {best}");
+        (code, stdout, error) = Run("classify", "--model", Temp("out"), "he was with that");
+        Assert.True(code == 0, error);
+        Assert.Contains("good", stdout);
+    }
+
     [Fact]
     public void Bad_data_is_refused_before_training_with_file_and_line()
     {

@@ -12,6 +12,7 @@ public sealed class ModelCommandTests : TempDirectoryTest
     [Theory]
     [InlineData("distilbert", "DistilBertForSequenceClassification", "pre_classifier")]
     [InlineData("roberta", "RobertaForSequenceClassification", "classifier.dense")]
+    [InlineData("electra", "ElectraForSequenceClassification", "classifier.dense")]
     public void Inspect_names_a_familys_class_and_its_layer_in_the_poolers_slot(string family, string architecture, string pooler)
     {
         var (code, output, _) = Run("inspect", "--model", Fixtures.Path(family, "seqcls"), "--json");
@@ -20,6 +21,7 @@ public sealed class ModelCommandTests : TempDirectoryTest
         (code, output, _) = Run("inspect", "--model", Fixtures.Path(family, "seqcls"));
         Assert.Equal(0, code);
         Assert.Contains(pooler, output);
+        Assert.Equal(family == "electra", output.Contains("embedding_size", StringComparison.Ordinal)); // ELECTRA's field only
     }
 
     [Fact]

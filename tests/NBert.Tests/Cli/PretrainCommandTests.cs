@@ -69,6 +69,36 @@ public sealed class PretrainCommandTests : TempDirectoryTest
         Assert.Empty(model.LoadReport!.Initialized);
     }
 
+    /// <summary>An ELECTRA pre-trains with masked LM as ElectraForMaskedLM (the generator's head, new on a discriminator's
+    /// body, as transformers' run_mlm.py loads it), without next sentence, and saves under ELECTRA's names; its discriminator
+    /// objective (replaced-token detection against a generator) is not one NBert runs, and the library says so.</summary>
+    [Fact]
+    public void An_electra_pretrains_with_masked_lm_as_its_generator_head()
+    {
+        WriteCorpus("train.txt", 30, 1);
+        var (code, stdout, error) = Run("pretrain", "--model", Fixtures.Path("electra", "pretraining"), "--corpus", Temp("train.txt"), "--out", Temp("out"),
+            "--steps", "3", "--batch-size", "4", "--max-seq-length", "64", "--logging-steps", "1");
+        Assert.True(code == 0, error + stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Temp("out/config.json")))!;
+        Assert.Equal("ElectraForMaskedLM", (string)config["architectures"]![0]!);
+        Assert.Equal(8, (int)config["embedding_size"]!);
+        using (var saved = new NBert.IO.SafeTensorsFile(Temp("out/model.safetensors")))
+        {
+            var names = saved.Tensors.Select(t => t.Name).ToHashSet();
+            Assert.Contains("generator_predictions.dense.weight", names);
+            Assert.Contains("generator_lm_head.bias", names);
+            Assert.Contains("electra.embeddings_project.weight", names);
+            Assert.DoesNotContain(names, n => n.StartsWith("discriminator_predictions", StringComparison.Ordinal));
+        }
+        var model = BertPreTrainedModel.FromPretrained(Temp("out"));
+        Assert.Equal((ModelFamily.Electra, BertArchitecture.BertForMaskedLM), (model.Config.Family, model.Architecture));
+        Assert.Empty(model.LoadReport!.Initialized);
+        var discriminator = BertPreTrainedModel.FromPretrained(Fixtures.Path("electra", "pretraining"));
+        Assert.Contains("replaced-token detection", Assert.Throws<ArgumentException>(() => NBert.Tasks.Pretraining.Run(discriminator,
+            NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("electra", "pretraining")), [],
+            new NBert.Tasks.MaskedLmCollator(NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("electra", "pretraining"))))).Message);
+    }
+
     [Fact]
     public void Pretrain_refuses_bad_arguments_with_exit_code_2()
     {

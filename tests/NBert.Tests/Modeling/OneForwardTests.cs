@@ -92,16 +92,21 @@ public class OneForwardTests
     }
 
     [Theory]
-    [InlineData(BertArchitecture.BertForSequenceClassification)]
-    [InlineData(BertArchitecture.BertForPreTraining)]
-    [InlineData(BertArchitecture.BertForMaskedLM)]
-    public void Training_over_the_real_tokens_alone_gives_the_padded_pass_loss_and_gradients(BertArchitecture architecture)
+    [InlineData(BertArchitecture.BertForSequenceClassification, ModelFamily.Bert)]
+    [InlineData(BertArchitecture.BertForPreTraining, ModelFamily.Bert)]
+    [InlineData(BertArchitecture.BertForMaskedLM, ModelFamily.Bert)]
+    // ELECTRA: the embeddings 12 wide, projected to 32 (embeddings_project), over the real tokens alone too.
+    [InlineData(BertArchitecture.BertForSequenceClassification, ModelFamily.Electra)]
+    [InlineData(BertArchitecture.BertForMaskedLM, ModelFamily.Electra)]
+    public void Training_over_the_real_tokens_alone_gives_the_padded_pass_loss_and_gradients(BertArchitecture architecture, ModelFamily family)
     {
         // A right-padded batch whose padding no loss reads runs its layers over the 21 real tokens, not 27 rows; with
         // dropout on, each row draws its numbers at its padded place, so the two passes drop the same values.
         double[] Step(bool skip, out double loss, out int rows)
         {
-            using var model = BertPreTrainedModel.FromConfig(Config with { HiddenDropoutProb = 0.2, AttentionProbsDropoutProb = 0.2 }, architecture, seed: 6);
+            var config = Config with { HiddenDropoutProb = 0.2, AttentionProbsDropoutProb = 0.2 };
+            if (family == ModelFamily.Electra) config = config with { Family = family, EmbeddingSize = 12 };
+            using var model = BertPreTrainedModel.FromConfig(config, architecture, seed: 6);
             var training = TrainingModel<double>.From(model, seed: 9);
             training.SkipsPadding = skip;
             loss = training.Forward(Batch(Inputs(), architecture)).Loss;

@@ -179,6 +179,33 @@ public sealed class OnnxExportTests : TempDirectoryTest
         Assert.Contains(graph.Initializer, t => t.Name.EndsWith("encoder.layer.0.attention.self.query.bias", StringComparison.Ordinal));
     }
 
+    /// <summary>ELECTRA's classes export with embeddings_project after the embeddings' LayerNorm (8 wide to 16), no pooler,
+    /// the classification head's GELU, the discriminator's one logit per token and the generator's head back to 8 wide,
+    /// with ELECTRA's names.</summary>
+    [Theory]
+    [InlineData("model")]
+    [InlineData("pretraining")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void Every_electra_head_runs_in_onnx_runtime_as_in_nbert(string directory)
+    {
+        var model = BertPreTrainedModel.FromPretrained(Fixtures.Path("electra", directory));
+        var (differences, _) = Compare(model, name: "electra-" + directory);
+        Assert.Equal(OnnxExport.OutputNames(model, OnnxTask.Auto).Order(), differences.Keys.Order());
+        AssertWithin($"electra {directory}", differences);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(Temp($"electra-{directory}.onnx"))).Graph;
+        Assert.Contains(graph.Initializer, t => t.Name == (directory == "model" ? "" : "electra.") + "embeddings_project.weight");
+        if (directory == "pretraining")
+        {
+            Assert.Equal(["logits"], OnnxExport.OutputNames(model, OnnxTask.Auto));
+            // The discriminator holds neither a masked-LM nor a next-sentence head.
+            Assert.Contains("ElectraForPreTraining", Assert.Throws<ArgumentException>(() => OnnxExport.Save(model, Temp("x.onnx"),
+                new OnnxExportOptions { Task = OnnxTask.FillMask })).Message);
+        }
+    }
+
     /// <summary>ONNX Runtime's fusions apply to the export: each residual Add with its LayerNorm (two per layer, and the
     /// embeddings' sum with theirs) as SkipLayerNormalization, the Erf GELU with its bias as BiasGelu (no Erf left), and the
     /// scores' division by √d into the query-key product (FusedMatMul). The attention stays MatMul and Softmax: ONNX

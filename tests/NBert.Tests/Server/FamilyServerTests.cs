@@ -2,13 +2,14 @@ using NBert.Pipelines;
 
 namespace NBert.Tests.Server;
 
-/// <summary><c>serve</c> takes a DistilBERT and a RoBERTa as it takes a BERT: TEI's /predict gives the text-classification
+/// <summary><c>serve</c> takes a DistilBERT, a RoBERTa and an ELECTRA as it takes a BERT: TEI's /predict gives the text-classification
 /// pipeline's labels and scores, and /info names the classifier.</summary>
 public sealed class FamilyServerTests
 {
     [Theory]
     [InlineData("distilbert")]
     [InlineData("roberta")]
+    [InlineData("electra")]
     public async Task A_family_classifier_serves_the_pipelines_answers(string family)
     {
         string model = Fixtures.Path(family, "seqcls");

@@ -244,6 +244,11 @@ public class GradientCheckTests
         var inputs = new ModelInputs(b, s, ids, types, mask);
         return architecture switch
         {
+            // ELECTRA's discriminator: 1 for a replaced token, 0 for an original (the masked tokens' labels count for nothing).
+            BertArchitecture.BertForPreTraining when c.Family == ModelFamily.Electra => new TrainingBatch
+            {
+                Inputs = inputs, Labels = [0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1],
+            },
             BertArchitecture.BertForPreTraining => new TrainingBatch
             {
                 Inputs = inputs, Labels = [-100, 5, -100, 7, -100, 5, 9, -100, -100, 3, -100, -100], NextSentenceLabel = [0, 1],
@@ -284,6 +289,15 @@ public class GradientCheckTests
         { BertArchitecture.BertForSequenceClassification, "gelu_new", null, 3, ModelFamily.Roberta },
         { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Roberta },
         { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Roberta },
+        // ELECTRA: embedding_size 6 projected to hidden_size 8 (embeddings_project), the discriminator with hidden_act, the
+        // generator's head back to embedding_size with its fixed GELU, the classification head's fixed GELU and its dropout
+        // before classifier.dense.
+        { BertArchitecture.BertForPreTraining, "gelu_new", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForPreTraining, "relu", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForMaskedLM, "relu", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForSequenceClassification, "gelu_new", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForTokenClassification, "gelu", null, 3, ModelFamily.Electra },
+        { BertArchitecture.BertForQuestionAnswering, "gelu", null, 3, ModelFamily.Electra },
     };
 
     /// <summary>The tiny config as a model of <paramref name="family"/>.</summary>
@@ -291,6 +305,7 @@ public class GradientCheckTests
     {
         ModelFamily.DistilBert => c with { Family = family, TypeVocabSize = 0, ClassifierDropout = 0.3, QaDropout = 0.25 },
         ModelFamily.Roberta => c with { Family = family, PadTokenId = 1, ClassifierDropout = 0.3 },
+        ModelFamily.Electra => c with { Family = family, EmbeddingSize = 6, ClassifierDropout = 0.3 },
         _ => c,
     };
 
@@ -333,7 +348,7 @@ public class GradientCheckTests
         }
         // Positions past the sequence get no gradient (RoBERTa's start after pad_token_id + 1).
         int last = 6 + (config.PositionsFromPadding ? config.PadTokenId + 1 : 0);
-        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(last * 8)..].ToArray(), v => Assert.Equal(0, v));
+        Assert.All(model.Gradient("embeddings.position_embeddings.weight")[(last * config.EmbeddingWidth)..].ToArray(), v => Assert.Equal(0, v));
     }
 }
 

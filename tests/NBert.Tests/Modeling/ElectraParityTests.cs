@@ -1,0 +1,256 @@
+using System.Text.Json.Nodes;
+using NBert.IO;
+using NBert.Modeling;
+using NBert.Pipelines;
+using NBert.Schema;
+using NBert.Training;
+
+namespace NBert.Tests.Modeling;
+
+/// <summary>
+/// ELECTRA as a configuration of the one encoder, against <c>tests/fixtures/electra</c>: a small random checkpoint per
+/// transformers class with ELECTRA's names and config (embedding_size 8 projected to hidden_size 16 by
+/// embeddings_project, no pooler, gelu_new in the layers and the discriminator, the classification head's fixed GELU),
+/// every head's outputs and losses computed in float64 by numpy following transformers' modeling_electra.py
+/// (tools/FamilyReferences/make_references.py). NBert's float64 within 1e-6, its float32 inference within 1e-4.
+/// </summary>
+public sealed class ElectraParityTests() : FamilyParityTest("electra")
+{
+    private static readonly (string Head, BertArchitecture Architecture)[] Classes =
+    [
+        ("model", BertArchitecture.BertModel), ("pretraining", BertArchitecture.BertForPreTraining), ("maskedlm", BertArchitecture.BertForMaskedLM),
+        ("seqcls", BertArchitecture.BertForSequenceClassification), ("tokcls", BertArchitecture.BertForTokenClassification),
+        ("qa", BertArchitecture.BertForQuestionAnswering),
+    ];
+
+    [Fact]
+    public void Every_class_loads_from_its_own_names_with_nothing_initialised_or_left_over()
+    {
+        foreach (var (head, architecture) in Classes)
+        {
+            var model = Load(head);
+            Assert.Equal((ModelFamily.Electra, architecture), (model.Config.Family, model.Architecture));
+            Assert.Empty(model.LoadReport!.Initialized);
+            Assert.Empty(model.LoadReport.Unexpected);
+            // ElectraModel has no pooler; the sequence classifier's classifier.dense fills the pooler's slot.
+            Assert.Equal(head == "seqcls", model.HasPoolingLayer);
+            Assert.Equal([16, 8], model.Parameters["embeddings_project.weight"].Shape);
+        }
+        var c = Load("model").Config;
+        Assert.Equal((8, 16, true, 1e-12), (c.EmbeddingWidth, c.HiddenSize, c.ProjectsEmbeddings, c.LayerNormEps));
+        Assert.IsType<ElectraForPreTraining>(Load("pretraining"));
+        Assert.IsType<ElectraForPreTraining>(ElectraForPreTraining.FromPretrained(Fixtures.Path("electra", "pretraining")));
+        var error = Assert.Throws<NBertException>(() => BertForPreTraining.FromPretrained(Fixtures.Path("electra", "pretraining")));
+        Assert.Contains("ElectraForPreTraining.FromPretrained", error.Message);
+        // ELECTRA has no next-sentence head: the message lists the classes it has.
+        string dir = Temp("nsp");
+        Directory.CreateDirectory(dir);
+        var config = Fixtures.Json("electra", "model", "config.json").AsObject();
+        config["architectures"] = new JsonArray("ElectraForNextSentencePrediction");
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        File.Copy(Fixtures.Path("electra", "model", "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+        error = Assert.Throws<NBertException>(() => BertPreTrainedModel.FromPretrained(dir));
+        Assert.Contains("ElectraForNextSentencePrediction", error.Message);
+        Assert.Contains("ElectraForPreTraining, ElectraForMaskedLM", error.Message);
+        // The generator's head works in embedding_size: dense [8, 16], LayerNorm [8], the tied decoder [vocab, 8].
+        var generator = Load("maskedlm");
+        Assert.Equal([8, 16], generator.Parameters["cls.predictions.transform.dense.weight"].Shape);
+        Assert.Equal([8], generator.Parameters["cls.predictions.transform.LayerNorm.weight"].Shape);
+    }
+
+    [Fact]
+    public void Float32_inference_matches_the_float64_reference_for_every_head()
+    {
+        using var e = Expected();
+        var inputs = Inputs(e);
+        var output = ((BertModel)Load("model")).Forward(inputs, outputHiddenStates: true);
+        Assert.Null(output.PoolerOutput);
+        Close("last_hidden_state", e.ReadFloat64("last_hidden_state"), output.LastHiddenState.Data);
+        for (int i = 0; i <= 2; i++) Close($"hidden_states.{i}", e.ReadFloat64($"hidden_states.{i}"), output.HiddenStates![i].Data);
+        var discriminator = ((ElectraForPreTraining)Load("pretraining")).Forward(inputs);
+        Assert.Equal([3, 10], discriminator.Logits.Shape);
+        Close("pretraining.logits", e.ReadFloat64("pretraining.logits"), discriminator.Logits.Data);
+        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), ((BertForMaskedLM)Load("maskedlm")).Forward(inputs).Logits.Data);
+        Close("seqcls.logits", e.ReadFloat64("seqcls.logits"), ((BertForSequenceClassification)Load("seqcls")).Forward(inputs).Logits.Data);
+        Close("tokcls.logits", e.ReadFloat64("tokcls.logits"), ((BertForTokenClassification)Load("tokcls")).Forward(inputs).Logits.Data);
+        var qa = ((BertForQuestionAnswering)Load("qa")).Forward(inputs);
+        Close("qa.start_logits", e.ReadFloat64("qa.start_logits"), qa.StartLogits.Data);
+        Close("qa.end_logits", e.ReadFloat64("qa.end_logits"), qa.EndLogits.Data);
+    }
+
+    [Fact]
+    public void Float64_body_and_its_projection_match_the_reference_within_1e_6()
+    {
+        using var e = Expected();
+        var model = Load("model");
+        var layout = model.Layout;
+        var values = new double[layout.Length];
+        foreach (var slot in layout.Slots)
+        {
+            var data = model.Parameters[slot.Name].Data;
+            for (int i = 0; i < data.Length; i++) values[slot.Offset + i] = data[i];
+        }
+        var pass = EncoderPass<double>.Kept(model.Config);
+        pass.Start(Inputs(e), 0, 0, null);
+        var states = new List<double[]>();
+        new Encoder<double>(layout).Forward(new FlatWeights<double>(values), pass, states);
+        // Before embeddings_project (8 wide), then after it and each layer (16 wide).
+        Close("embeddings_normed", e.ReadFloat64("embeddings_normed"), pass.EmbeddingNormed.AsSpan(0, 3 * 10 * 8), Float64Tolerance);
+        for (int i = 0; i <= 2; i++) Close($"hidden_states.{i}", e.ReadFloat64($"hidden_states.{i}"), states[i], Float64Tolerance);
+    }
+
+    [Fact]
+    public void Float64_heads_and_their_losses_match_the_reference_within_1e_6()
+    {
+        using var e = Expected();
+        var inputs = Inputs(e);
+        int m = inputs.Batch * inputs.SequenceLength;
+
+        var mlm = TrainingModel<double>.From(Load("maskedlm"));
+        mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = new int[m] }, training: false);
+        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), mlm.MaskedLmLogits, Float64Tolerance);
+        double mlmLoss = mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "maskedlm.labels") }, training: false).Loss;
+        Assert.Equal(e.ReadFloat64("maskedlm.loss")[0], mlmLoss, Float64Tolerance);
+
+        var discriminator = TrainingModel<double>.From(Load("pretraining"));
+        double loss = discriminator.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "pretraining.labels") }, training: false).Loss;
+        Close("pretraining.logits", e.ReadFloat64("pretraining.logits"), discriminator.Logits, Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("pretraining.loss")[0], loss, Float64Tolerance);
+        // The float32 model's outputs give the same loss through HeadLosses.Of (evaluation's path).
+        var model = Load("pretraining");
+        var batch = new TrainingBatch { Inputs = inputs, Labels = Ints(e, "pretraining.labels") };
+        Assert.Equal(e.ReadFloat64("pretraining.loss")[0], HeadLosses.Of(model, model.Forward(inputs), batch), Float32Tolerance);
+
+        var seq = TrainingModel<double>.From(Load("seqcls"));
+        loss = seq.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "seqcls.labels") }, training: false).Loss;
+        Close("seqcls.logits", e.ReadFloat64("seqcls.logits"), seq.Logits, Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("seqcls.loss")[0], loss, Float64Tolerance);
+
+        var tok = TrainingModel<double>.From(Load("tokcls"));
+        loss = tok.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "tokcls.labels") }, training: false).Loss;
+        Close("tokcls.logits", e.ReadFloat64("tokcls.logits"), tok.Logits, Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("tokcls.loss")[0], loss, Float64Tolerance);
+
+        var qa = TrainingModel<double>.From(Load("qa"));
+        loss = qa.Forward(new TrainingBatch
+        {
+            Inputs = inputs, StartPositions = Ints(e, "qa.start_positions"), EndPositions = Ints(e, "qa.end_positions"),
+        }, training: false).Loss;
+        var both = qa.Logits.ToArray();
+        Close("qa.start_logits", e.ReadFloat64("qa.start_logits"), both.Where((_, i) => i % 2 == 0).ToArray(), Float64Tolerance);
+        Close("qa.end_logits", e.ReadFloat64("qa.end_logits"), both.Where((_, i) => i % 2 == 1).ToArray(), Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("qa.loss")[0], loss, Float64Tolerance);
+    }
+
+    [Fact]
+    public void The_discriminator_loss_counts_only_the_tokens_the_mask_keeps()
+    {
+        using var e = Expected();
+        var inputs = Inputs(e);
+        var labels = Ints(e, "pretraining.labels");
+        var model = TrainingModel<double>.From(Load("pretraining"));
+        double loss = model.Forward(new TrainingBatch { Inputs = inputs, Labels = labels }, training: false).Loss;
+        // Flipping the labels of masked tokens (padding, the hole) changes nothing; flipping a kept one does.
+        var mask = inputs.AttentionMask!;
+        var flipped = labels.Select((l, t) => mask[t] == 0 ? 1 - l : l).ToArray();
+        Assert.Equal(loss, model.Forward(new TrainingBatch { Inputs = inputs, Labels = flipped }, training: false).Loss);
+        flipped[1] = 1 - flipped[1];
+        Assert.NotEqual(loss, model.Forward(new TrainingBatch { Inputs = inputs, Labels = flipped }, training: false).Loss);
+        var bad = (int[])labels.Clone();
+        bad[1] = -100;
+        Assert.Contains("1 (replaced) or 0 (original)",
+            Assert.Throws<ArgumentException>(() => model.Forward(new TrainingBatch { Inputs = inputs, Labels = bad }, training: false)).Message);
+    }
+
+    [Theory]
+    [InlineData("model")]
+    [InlineData("pretraining")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void SavePretrained_writes_electras_own_names_and_config_and_loads_back(string head)
+    {
+        var model = Load(head);
+        string dir = Temp(head);
+        model.SavePretrained(dir);
+        using (var saved = new SafeTensorsFile(Path.Combine(dir, "model.safetensors")))
+        using (var original = new SafeTensorsFile(Fixtures.Path("electra", head, "model.safetensors")))
+        {
+            Assert.Equal(original.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), saved.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+            foreach (var t in original.Tensors) Assert.Equal(original.ReadFloat32(t.Name), saved.ReadFloat32(t.Name));
+        }
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+        foreach (var (k, v) in Fixtures.Json("electra", head, "config.json").AsObject())
+            Assert.True(JsonNode.DeepEquals(v, config[k]), $"{k}: {v?.ToJsonString()} written as {config[k]?.ToJsonString()}");
+        using var e = Expected();
+        var reloaded = BertPreTrainedModel.FromPretrained(dir);
+        Assert.Empty(reloaded.LoadReport!.Initialized);
+        Assert.Equal(model.Forward(Inputs(e)).LastHiddenState!.Data, reloaded.Forward(Inputs(e)).LastHiddenState!.Data);
+        Assert.Equal(model.Forward(Inputs(e)).Logits?.Data, reloaded.Forward(Inputs(e)).Logits?.Data);
+    }
+
+    [Fact]
+    public void A_config_written_without_embedding_size_projects_nothing_and_a_fresh_one_saves_it()
+    {
+        // embedding_size == hidden_size: no embeddings_project, as ElectraModel builds it.
+        var config = BertConfig.Parse("""{"model_type": "electra", "hidden_size": 16, "embedding_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 32, "vocab_size": 50}""");
+        Assert.False(config.ProjectsEmbeddings);
+        var model = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForTokenClassification);
+        Assert.DoesNotContain(model.Parameters.Keys, k => k.StartsWith("embeddings_project", StringComparison.Ordinal));
+        // ElectraConfig's defaults where fields are missing (electra-small's discriminator: 128 projected to 256, 4 heads).
+        var defaults = BertConfig.Parse("""{"model_type": "electra"}""");
+        Assert.Equal((128, 256, 4, 1024), (defaults.EmbeddingWidth, defaults.HiddenSize, defaults.NumAttentionHeads, defaults.IntermediateSize));
+        Assert.Equal(128, (int)JsonNode.Parse(defaults.ToJson())!["embedding_size"]!);
+        Assert.Contains("embedding_size must be positive",
+            Assert.Throws<NBertException>(() => BertConfig.Parse("""{"model_type": "electra", "embedding_size": 0}""")).Message);
+    }
+
+    [Fact]
+    public void The_generator_fills_masks_through_the_pipeline()
+    {
+        var pipeline = FillMask.FromPretrained(Fixtures.Path("electra", "maskedlm"));
+        var model = (BertForMaskedLM)Load("maskedlm");
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("electra", "maskedlm"));
+        var inputs = tokenizer.EncodeInputs(["the whale [MASK] away."]);
+        int at = Array.IndexOf(inputs.InputIds, tokenizer.TokenToId("[MASK]")!.Value);
+        var logits = model.Forward(inputs).Logits.Data.AsSpan(at * 4000, 4000).ToArray();
+        Assert.Equal(Array.IndexOf(logits, logits.Max()), pipeline.Run("the whale [MASK] away.")[0].Token);
+        // The discriminator is not a fill-mask model.
+        Assert.Contains("ElectraForPreTraining", Assert.Throws<ArgumentException>(() => FillMask.FromPretrained(Fixtures.Path("electra", "pretraining"))).Message);
+    }
+
+    [Fact]
+    public void Int8_runs_the_projection_and_the_layers_near_float32()
+    {
+        using var e = Expected();
+        var inputs = Inputs(e);
+        foreach (var head in new[] { "model", "pretraining", "seqcls" })
+        {
+            var model = Load(head);
+            var expected = model.Forward(inputs);
+            model.Quantize(Quantization.Int8);
+            var actual = model.Forward(inputs);
+            // The projected embeddings and every layer: each token's hidden state within cosine 0.99 of float32's.
+            var (x, y) = (expected.LastHiddenState!.Data, actual.LastHiddenState!.Data);
+            for (int t = 0; t < x.Length / 16; t++)
+            {
+                float cosine = System.Numerics.Tensors.TensorPrimitives.CosineSimilarity<float>(x.AsSpan(t * 16, 16), y.AsSpan(t * 16, 16));
+                Assert.True(cosine >= 0.99, $"{head} token {t}: cosine {cosine}");
+            }
+            Assert.NotEqual(x, y); // int8 ran
+        }
+    }
+
+    [Fact]
+    public void Its_tokenizer_is_wordpiece_and_the_classification_pipeline_agrees_with_the_model()
+    {
+        var pipeline = TextClassification.FromPretrained(Fixtures.Path("electra", "seqcls"));
+        var model = (BertForSequenceClassification)Load("seqcls");
+        var tokenizer = NBert.Tokenization.BertTokenizer.FromPretrained(Fixtures.Path("electra", "seqcls"));
+        var encoding = tokenizer.Encode("The whale swam.", "Ishmael saw it.");
+        Assert.Contains(1, encoding.TokenTypeIds); // ELECTRA takes BERT's pairs with token types
+        var logits = model.Forward(tokenizer.EncodeInputs(["The whale swam."])).Logits.Data;
+        Assert.Equal(model.Config.Id2Label[Array.IndexOf(logits, logits.Max())], pipeline.Run("The whale swam.")[0].Label);
+    }
+}
