@@ -8,7 +8,7 @@ namespace NBert.Modeling;
 
 /// <summary>
 /// BERT's body, forward and backward, written once (the llm.c layout: each step a plain function over flat row-major
-/// buffers, its backward beside it). Shapes, stated once: b sequences of s tokens, m = b·s rows, hidden h, heads of d,
+/// buffers, its backward beside it). Shapes, stated once: b sequences of s tokens, m rows (b·s, or the real tokens of a compact pass: EncoderPass.Rows), hidden h, heads of d,
 /// intermediate I. Inference and training run the same steps; what differs is data: the <see cref="Weights{T}"/> (packed
 /// float32, or a flat training buffer), the <see cref="EncoderPass{T}"/> buffers (kept per layer for backward, or one
 /// set of pooled scratch reused by every layer) and the dropout probabilities (0 outside training).
@@ -50,10 +50,14 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
     /// <summary>
     /// Embeddings and every layer; the last hidden state [m, h] is <see cref="EncoderPass{T}.Hidden"/> afterwards.
     /// <paramref name="hiddenStates"/> and <paramref name="attentions"/>, when given, receive a copy of each layer's
-    /// output (the embeddings' first) and each layer's attention probabilities [b, heads, s, s].
+    /// output (the embeddings' first) and each layer's attention probabilities [b, heads, s, s]. Attentions are for
+    /// inference passes (a kept pass's backward needs its own probabilities), hidden states for passes that are not
+    /// compact (whose rows are not [b·s, h]).
     /// </summary>
     public void Forward(Weights<T> w, EncoderPass<T> pass, List<T[]>? hiddenStates = null, List<T[]>? attentions = null)
     {
+        if ((pass.KeepsActivations && attentions is not null) || (pass.Compact && hiddenStates is not null))
+            throw new ArgumentException("Attentions are for inference passes, hidden states for passes that are not compact.");
         Embed(w, pass);
         int mh = pass.Rows * C.HiddenSize;
         hiddenStates?.Add(pass.Embedded.AsSpan(0, mh).ToArray());
@@ -258,7 +262,7 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         Array.Clear(dSum, 0, m * width);
         DropoutBackwardInPlace(dNormed.AsSpan(0, m * width), pass.HiddenDropout, pass.Keep0);
         LayerNormBackward(w, grads, e.Norm, dNormed, pass.EmbeddingSum, pass.Mean0!, pass.Rstd0!, dSum, m, width);
-        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * width), pass.Compact ? Enumerable.Range(0, m).Select(r => inputs.InputIds[pass.Token(r)]).ToArray() : inputs.InputIds,
+        Ops.EmbeddingBackward<T>(dSum.AsSpan(0, m * width), pass.Compact ? pass.RowIds : inputs.InputIds,
             grads.AsSpan(e.Word.Offset, e.Word.Length), width);
         var dPosition = grads.AsSpan(e.Position.Offset, e.Position.Length);
         var dTypes = e.TokenType is null ? default : grads.AsSpan(e.TokenType.Offset, e.TokenType.Length);

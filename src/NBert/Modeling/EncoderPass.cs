@@ -29,7 +29,8 @@ internal sealed class GradientBuffers<T> where T : unmanaged, IFloatingPointIeee
 
 /// <summary>
 /// The data of one pass through <see cref="Encoder{T}"/>: the batch, dropout, and the buffers. A kept pass (training)
-/// has buffers per layer, sized for the largest batch seen and reused; a scratch pass (inference) has one set rented
+/// has buffers per layer (the activation's output one buffer for all), sized for the largest batch seen and reused, and
+/// may be <see cref="Compact"/> (the real tokens' rows only); a scratch pass (inference) has one set rented
 /// from <see cref="ScratchPool{T}"/>, used by every layer in turn and returned on <see cref="Dispose"/>, so a steady stream
 /// of calls allocates only its outputs, any number of threads can run passes at once, and an idle process lets the
 /// scratch of its largest batches go.
@@ -62,6 +63,9 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     public bool Compact { get; private set; }
     private int[] _rowStarts = [], _tokens = [];
 
+    /// <summary>A compact pass's input ids, one per row.</summary>
+    public int[] RowIds { get; private set; } = [];
+
     /// <summary>The first row of sequence <paramref name="sequence"/>.</summary>
     public int RowStart(int sequence) => Compact ? _rowStarts[sequence] : sequence * Sequence;
     /// <summary>How many rows (queries) sequence <paramref name="sequence"/> has.</summary>
@@ -70,7 +74,8 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     public int Token(int row) => Compact ? _tokens[row] : row;
     /// <summary>Per sequence, the n of a right-padded mask (its keys 0..n-1 are attended), or 0 for another mask.</summary>
     public int[] ValidKeys { get; private set; } = [];
-    /// <summary>Each token's position id [m] where the family counts them from the input ids (RoBERTa); null for 0..s-1.</summary>
+    /// <summary>Each token's position id [b·s] (indexed by padded token, see <see cref="Token"/>) where the family counts
+    /// them from the input ids (RoBERTa); null for 0..s-1.</summary>
     public int[]? PositionIds { get; private set; }
 
     /// <summary>The position id of token <paramref name="t"/> (an index into b·s).</summary>
@@ -121,7 +126,8 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         return pass;
     }
 
-    /// <summary>Prepares a kept pass for a batch, growing its buffers when the batch is larger than any before.</summary>
+    /// <summary>Prepares a kept pass for a batch, growing its buffers when the batch is larger than any before (and
+    /// allocating them again, as large as before, after <see cref="Release"/>).</summary>
     public void Start(ModelInputs inputs, double hiddenDropout, double attentionDropout, DropoutRandom? random, bool compact = false)
     {
         SetInputs(inputs, hiddenDropout, attentionDropout, random);
@@ -129,13 +135,15 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         var c = _config;
         int m = Rows, probs = Batch * c.NumAttentionHeads * Sequence * Sequence;
         if (_layers.Length > 0 && m <= _rowCapacity && probs <= _probabilityCapacity) return;
+        // A growth takes a quarter more than asked: a compact pass's rows are the batch's real tokens, which set a new
+        // record now and then all through a run (about ln(steps) times), and each growth reallocates every buffer.
+        bool grown = _layers.Length > 0;
+        if (grown && m > _rowCapacity) m = Math.Max(m, _rowCapacity + _rowCapacity / 4);
+        if (grown && probs > _probabilityCapacity) probs = Math.Max(probs, _probabilityCapacity + _probabilityCapacity / 4);
         m = Math.Max(m, _rowCapacity);
         probs = Math.Max(probs, _probabilityCapacity);
-        (_rowCapacity, _probabilityCapacity) = (m, probs);
-        // Let the old buffers go before allocating new ones, and collect them now: a training run's batches grow a few
-        // times in its first steps (padded to their longest text), and each growth would otherwise leave the old set,
-        // hundreds of MB of large-object heap, committed beside the new one until a full collection happens to run.
-        bool grown = _layers.Length > 0;
+        // Let the old buffers go before allocating new ones, and collect them now: each growth would otherwise leave the
+        // old set, hundreds of MB of large-object heap, committed beside the new one until a full collection happens to run.
         Release();
         (_rowCapacity, _probabilityCapacity) = (m, probs);
         if (grown) GC.Collect();
@@ -185,6 +193,7 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
         for (int bi = 0; bi < Batch; bi++)
             for (int t = 0; t < keys[bi]; t++) tokens[starts[bi] + t] = bi * s + t;
         (_rowStarts, _tokens, Compact) = (starts, tokens, true);
+        RowIds = Array.ConvertAll(tokens, t => Inputs.InputIds[t]);
     }
 
     private void SetInputs(ModelInputs inputs, double hiddenDropout, double attentionDropout, DropoutRandom? random)

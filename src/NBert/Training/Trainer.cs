@@ -452,7 +452,9 @@ public sealed class Trainer
     /// <summary>A full, compacting collection that returns the freed memory to the system. Training's buffers (the
     /// optimiser's moments, the activations kept for backward, a loaded best checkpoint) are hundreds of MB on the
     /// large-object heap, which only a full collection frees: without one, what comes next (restoring the best weights,
-    /// the caller loading or evaluating a model) adds to them.</summary>
+    /// the caller loading or evaluating a model) adds to them. Aggressive, because only that mode gives the freed regions
+    /// back to the system at once (a forced collection keeps them committed for reuse: quickstart then peaked 70 MB
+    /// higher); it runs twice per run, after minutes of training.</summary>
     private static void CollectLargeGarbage() => GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     /// <summary>What a cancelled run says: where its checkpoint is and how to go on.</summary>

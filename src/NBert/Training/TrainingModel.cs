@@ -98,7 +98,11 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     }
 
     /// <summary>Lets the activations and gradient scratch kept for backward go (a later forward allocates them again).</summary>
-    internal void ReleaseActivations() => _pass.Release();
+    internal void ReleaseActivations()
+    {
+        _pass.Release();
+        (_batch, _hidden, _paddedHidden, _paddedDHidden) = (null, [], [], []);
+    }
 
     /// <summary>Writes the parameters back into <paramref name="model"/> (as float32) and tells it they changed.</summary>
     public void CopyTo(BertPreTrainedModel model)
@@ -143,7 +147,8 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
     {
         ArgumentNullException.ThrowIfNull(batch);
         _encoder.Check(batch.Inputs);
-        _batch = batch;
+        // Backward needs this forward to have finished: one that threw leaves no batch behind.
+        _batch = null;
         _training = training;
         _pass.Start(batch.Inputs, training ? Config.HiddenDropoutProb : 0, training ? Config.AttentionProbsDropoutProb : 0, Random, PaddingUnread(batch));
         _encoder.Forward(_weights, _pass);
@@ -156,7 +161,9 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
             Array.Clear(_hidden, 0, _pass.PaddedRows * h);
             for (int r = 0; r < _pass.Rows; r++) _pass.Hidden.AsSpan(r * h, h).CopyTo(_hidden.AsSpan(_pass.Token(r) * h, h));
         }
-        return HeadForward(batch);
+        var loss = HeadForward(batch);
+        _batch = batch;
+        return loss;
     }
 
     /// <summary>Whether the encoder may skip the padding's rows when nothing reads them (default); off runs every row,

@@ -124,6 +124,22 @@ public class OneForwardTests
         Assert.Contains(compact, g => g != 0);
     }
 
+    [Fact]
+    public void A_forward_that_throws_leaves_nothing_for_backward_to_run_on()
+    {
+        using var model = BertPreTrainedModel.FromConfig(Config, BertArchitecture.BertForSequenceClassification, seed: 6);
+        var training = TrainingModel<float>.From(model);
+        var good = Batch(Inputs(), BertArchitecture.BertForSequenceClassification);
+        training.Forward(good);
+        var inputs = Inputs();
+        inputs.InputIds[3] = Config.VocabSize; // outside the vocabulary
+        Assert.ThrowsAny<ArgumentException>(() => training.Forward(Batch(inputs, BertArchitecture.BertForSequenceClassification)));
+        Assert.Throws<InvalidOperationException>(() => training.Backward());
+        training.Forward(good);
+        training.ReleaseActivations();
+        Assert.Throws<InvalidOperationException>(() => training.Backward());
+    }
+
     private static float[] AtPositions(float[] logits, IReadOnlyList<int> positions) =>
         positions.SelectMany(p => logits.AsSpan(p * Config.VocabSize, Config.VocabSize).ToArray()).ToArray();
 
