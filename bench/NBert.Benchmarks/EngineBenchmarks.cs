@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using System.Text;
 using NBert.Modeling;
 using NBert.Tensors;
@@ -94,15 +96,93 @@ public static class EngineBenchmarks
         return sb.ToString();
     }
 
-    public static string Forward(int rounds, TextWriter log)
+    /// <summary>
+    /// The machine's measured float32 FMA peak: a loop of 12 independent FMA chains on registers only (no loads), per
+    /// instruction set and thread count, GFLOP/s (2 per lane per FMA). What a GEMM could reach at best.
+    /// </summary>
+    public static (string Table, Dictionary<int, double> Peak) FmaPeak(TextWriter log)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| instruction set | threads | GFLOP/s |");
+        sb.AppendLine("|---|---:|---:|");
+        var peak = new Dictionary<int, double>();
+        foreach (int threads in new[] { 1, Environment.ProcessorCount }.Distinct())
+        {
+            var sets = new List<(string Name, Func<long, float> Loop, int Lanes)>();
+            if (Fma.IsSupported) sets.Add(("AVX2 + FMA (Vector256, vfmadd231ps ymm)", Fma256, 8));
+            if (Avx512F.IsSupported) sets.Add(("AVX-512F (Vector512, vfmadd231ps zmm)", Fma512, 16));
+            foreach (var (name, loop, lanes) in sets)
+            {
+                const long iterations = 20_000_000;
+                loop(1000);
+                var best = 0.0;
+                for (int r = 0; r < 3; r++)
+                {
+                    var clock = Stopwatch.StartNew();
+                    var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => loop(iterations))).ToList();
+                    workers.ForEach(t => t.Start());
+                    workers.ForEach(t => t.Join());
+                    best = Math.Max(best, threads * iterations * 12.0 * lanes * 2 / clock.Elapsed.TotalSeconds / 1e9);
+                }
+                peak[threads] = Math.Max(peak.GetValueOrDefault(threads), best);
+                string line = string.Create(Inv, $"| {name} | {threads} | {best:F1} |");
+                log.WriteLine(line);
+                sb.AppendLine(line);
+            }
+        }
+        sb.AppendLine();
+        sb.AppendLine("Best of 3 runs of 20 M iterations of 12 independent FMA chains on registers, one loop per thread.");
+        return (sb.ToString(), peak);
+    }
+
+    private static float Fma256(long iterations)
+    {
+        Vector256<float> a = Vector256.Create(0.999999f), b = Vector256.Create(1e-7f);
+        Vector256<float> c0 = Vector256.Create(0f), c1 = Vector256.Create(1f), c2 = Vector256.Create(2f), c3 = Vector256.Create(3f),
+            c4 = Vector256.Create(4f), c5 = Vector256.Create(5f), c6 = Vector256.Create(6f), c7 = Vector256.Create(7f),
+            c8 = Vector256.Create(8f), c9 = Vector256.Create(9f), c10 = Vector256.Create(10f), c11 = Vector256.Create(11f);
+        for (long i = 0; i < iterations; i++)
+        {
+            c0 = Fma.MultiplyAdd(c0, a, b); c1 = Fma.MultiplyAdd(c1, a, b); c2 = Fma.MultiplyAdd(c2, a, b); c3 = Fma.MultiplyAdd(c3, a, b);
+            c4 = Fma.MultiplyAdd(c4, a, b); c5 = Fma.MultiplyAdd(c5, a, b); c6 = Fma.MultiplyAdd(c6, a, b); c7 = Fma.MultiplyAdd(c7, a, b);
+            c8 = Fma.MultiplyAdd(c8, a, b); c9 = Fma.MultiplyAdd(c9, a, b); c10 = Fma.MultiplyAdd(c10, a, b); c11 = Fma.MultiplyAdd(c11, a, b);
+        }
+        return Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    private static float Fma512(long iterations)
+    {
+        Vector512<float> a = Vector512.Create(0.999999f), b = Vector512.Create(1e-7f);
+        Vector512<float> c0 = Vector512.Create(0f), c1 = Vector512.Create(1f), c2 = Vector512.Create(2f), c3 = Vector512.Create(3f),
+            c4 = Vector512.Create(4f), c5 = Vector512.Create(5f), c6 = Vector512.Create(6f), c7 = Vector512.Create(7f),
+            c8 = Vector512.Create(8f), c9 = Vector512.Create(9f), c10 = Vector512.Create(10f), c11 = Vector512.Create(11f);
+        for (long i = 0; i < iterations; i++)
+        {
+            c0 = Avx512F.FusedMultiplyAdd(c0, a, b); c1 = Avx512F.FusedMultiplyAdd(c1, a, b); c2 = Avx512F.FusedMultiplyAdd(c2, a, b);
+            c3 = Avx512F.FusedMultiplyAdd(c3, a, b); c4 = Avx512F.FusedMultiplyAdd(c4, a, b); c5 = Avx512F.FusedMultiplyAdd(c5, a, b);
+            c6 = Avx512F.FusedMultiplyAdd(c6, a, b); c7 = Avx512F.FusedMultiplyAdd(c7, a, b); c8 = Avx512F.FusedMultiplyAdd(c8, a, b);
+            c9 = Avx512F.FusedMultiplyAdd(c9, a, b); c10 = Avx512F.FusedMultiplyAdd(c10, a, b); c11 = Avx512F.FusedMultiplyAdd(c11, a, b);
+        }
+        return Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    /// <summary>bert-base's forward FLOPs at b x s (the linear layers and attention's two products; the pooler and the
+    /// elementwise passes left out): 2·m·(4h² + 2hI) + 4·b·s²·h per layer.</summary>
+    private static double ForwardFlops(BertConfig c, int batch, int sequence)
+    {
+        double m = batch * sequence, h = c.HiddenSize, inner = c.IntermediateSize;
+        return c.NumHiddenLayers * (2 * m * (4 * h * h + 2 * h * inner) + 4.0 * batch * sequence * sequence * h);
+    }
+
+    public static string Forward(int rounds, TextWriter log, IReadOnlyDictionary<int, double> peak)
     {
         var config = new BertConfig(); // bert-base: 12 layers, hidden 768, 12 heads, intermediate 3072
         var model = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertModel, seed: 1);
         using var torchModel = new TorchBert(model);
         const int sequence = 128;
         var sb = new StringBuilder();
-        sb.AppendLine("| batch x sequence | threads | NBert latency | libtorch latency | NBert sequences/s | libtorch sequences/s | libtorch / NBert time | max \\|difference\\| |");
-        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("| batch x sequence | threads | NBert latency | libtorch latency | NBert sequences/s | libtorch sequences/s | libtorch / NBert time | NBert GFLOP/s (of FMA peak) | max \\|difference\\| |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         var rng = new Random(2);
         foreach (int threads in new[] { 1, Environment.ProcessorCount }.Distinct())
         {
@@ -126,7 +206,8 @@ public static class EngineBenchmarks
                     tTimes.Add(Time(() => torchModel.Forward(ids, mask, batch, sequence), 1.0));
                 }
                 double nt = Median(nTimes), tt = Median(tTimes);
-                string line = string.Create(Inv, $"| {batch} x {sequence} | {threads} | {nt * 1e3:F1} ms | {tt * 1e3:F1} ms | {batch / nt:F1} | {batch / tt:F1} | {tt / nt:F2} | {diff:E1} |");
+                double gflops = ForwardFlops(config, batch, sequence) / nt / 1e9;
+                string line = string.Create(Inv, $"| {batch} x {sequence} | {threads} | {nt * 1e3:F1} ms | {tt * 1e3:F1} ms | {batch / nt:F1} | {batch / tt:F1} | {tt / nt:F2} | {gflops:F1} ({gflops / peak[threads]:P0}) | {diff:E1} |");
                 log.WriteLine(line);
                 sb.AppendLine(line);
             }
@@ -134,7 +215,9 @@ public static class EngineBenchmarks
         sb.AppendLine();
         sb.AppendLine("bert-base (random weights, seed 1), BertModel forward (last_hidden_state and pooler). libtorch runs the same weights with");
         sb.AppendLine("transformers' computation (linear, scaled_dot_product_attention, exact GELU, layer_norm) under no_grad. Above 1 in the");
-        sb.AppendLine("time column, NBert is faster. The difference column compares last_hidden_state on unmasked positions.");
+        sb.AppendLine("time column, NBert is faster. The difference column compares last_hidden_state on unmasked positions. GFLOP/s counts");
+        sb.AppendLine("the linear layers and attention's two products (2·m·(4h² + 2hI) + 4·b·s²·h a layer, padding included), against the");
+        sb.AppendLine("best FMA peak of the same thread count above.");
         return sb.ToString();
     }
 

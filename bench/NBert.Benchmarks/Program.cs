@@ -47,9 +47,10 @@ switch (command)
     {
         // libtorch must be able to load before any TorchSharp type is touched.
         LibTorchLoader.Prepare();
+        var (fma, peak) = EngineBenchmarks.FmaPeak(Console.Out);
         string sgemm = EngineBenchmarks.Sgemm(rounds, Console.Out);
-        string forward = EngineBenchmarks.Forward(rounds, Console.Out);
-        return Publish($"{Measured(libTorch)}\n\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\n{Reproduce("")}");
+        string forward = EngineBenchmarks.Forward(rounds, Console.Out, peak);
+        return Publish($"{Measured(libTorch)}\n\n### FMA peak\n\n{fma}\n### SGEMM\n\n{sgemm}\n### bert-base forward, sequence 128\n\n{forward}\n{Reproduce("")}");
     }
     case "linear":
         return Publish($"{Measured("")}\n\n{LinearBenchmarks.Run(rounds, Console.Out)}\n{Reproduce("")}");

@@ -121,25 +121,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
         var batch = new TrainingBatch { Inputs = inputs, Labels = Ints(e, "pretraining.labels") };
         Assert.Equal(e.ReadFloat64("pretraining.loss")[0], HeadLosses.Of(model, model.Forward(inputs), batch), Float32Tolerance);
 
-        var seq = TrainingModel<double>.From(Load("seqcls"));
-        loss = seq.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "seqcls.labels") }, training: false).Loss;
-        Close("seqcls.logits", e.ReadFloat64("seqcls.logits"), seq.Logits, Float64Tolerance);
-        Assert.Equal(e.ReadFloat64("seqcls.loss")[0], loss, Float64Tolerance);
-
-        var tok = TrainingModel<double>.From(Load("tokcls"));
-        loss = tok.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "tokcls.labels") }, training: false).Loss;
-        Close("tokcls.logits", e.ReadFloat64("tokcls.logits"), tok.Logits, Float64Tolerance);
-        Assert.Equal(e.ReadFloat64("tokcls.loss")[0], loss, Float64Tolerance);
-
-        var qa = TrainingModel<double>.From(Load("qa"));
-        loss = qa.Forward(new TrainingBatch
-        {
-            Inputs = inputs, StartPositions = Ints(e, "qa.start_positions"), EndPositions = Ints(e, "qa.end_positions"),
-        }, training: false).Loss;
-        var both = qa.Logits.ToArray();
-        Close("qa.start_logits", e.ReadFloat64("qa.start_logits"), both.Where((_, i) => i % 2 == 0).ToArray(), Float64Tolerance);
-        Close("qa.end_logits", e.ReadFloat64("qa.end_logits"), both.Where((_, i) => i % 2 == 1).ToArray(), Float64Tolerance);
-        Assert.Equal(e.ReadFloat64("qa.loss")[0], loss, Float64Tolerance);
+        AssertTaskHeadsOnTheTrainingPath(e, inputs);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using NBert.IO;
 using NBert.Modeling;
 using NBert.Schema;
 using NBert.Tokenization;
+using NBert.Training;
 using Onnx;
 
 namespace NBert.Tests.Modeling;
@@ -39,6 +40,31 @@ public abstract class FamilyParityTest(string family) : TempDirectoryTest
         Close(what, expected, actual.Select(v => (double)v).ToArray(), Float32Tolerance);
 
     protected BertPreTrainedModel Load(string head) => BertPreTrainedModel.FromPretrained(Fixtures.Path(family, head));
+
+    /// <summary>The task heads (sequence and token classification, QA) on the training path in float64: logits and losses
+    /// within <see cref="Float64Tolerance"/> of the references.</summary>
+    protected void AssertTaskHeadsOnTheTrainingPath(SafeTensorsFile e, ModelInputs inputs)
+    {
+        var seq = TrainingModel<double>.From(Load("seqcls"));
+        double loss = seq.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "seqcls.labels") }, training: false).Loss;
+        Close("seqcls.logits", e.ReadFloat64("seqcls.logits"), seq.Logits, Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("seqcls.loss")[0], loss, Float64Tolerance);
+
+        var tok = TrainingModel<double>.From(Load("tokcls"));
+        loss = tok.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "tokcls.labels") }, training: false).Loss;
+        Close("tokcls.logits", e.ReadFloat64("tokcls.logits"), tok.Logits, Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("tokcls.loss")[0], loss, Float64Tolerance);
+
+        var qa = TrainingModel<double>.From(Load("qa"));
+        loss = qa.Forward(new TrainingBatch
+        {
+            Inputs = inputs, StartPositions = Ints(e, "qa.start_positions"), EndPositions = Ints(e, "qa.end_positions"),
+        }, training: false).Loss;
+        var both = qa.Logits.ToArray();
+        Close("qa.start_logits", e.ReadFloat64("qa.start_logits"), both.Where((_, i) => i % 2 == 0).ToArray(), Float64Tolerance);
+        Close("qa.end_logits", e.ReadFloat64("qa.end_logits"), both.Where((_, i) => i % 2 == 1).ToArray(), Float64Tolerance);
+        Assert.Equal(e.ReadFloat64("qa.loss")[0], loss, Float64Tolerance);
+    }
 
     /// <summary>config.json fields no graph holds (dropouts, initialisation, special token ids, versions, ELECTRA's
     /// <c>summary_*</c> of the multiple-choice head's SequenceSummary): an import writes the family's defaults for them
