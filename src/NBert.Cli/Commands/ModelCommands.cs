@@ -118,12 +118,12 @@ public static class ModelCommands
 
     public static Command ImportOnnx(TextWriter stdout)
     {
-        var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT, DistilBERT or RoBERTa model (or of one of its heads: its base model is imported)" };
+        var onnx = new Argument<string>("MODEL.onnx") { Description = "An ONNX export of a BERT, DistilBERT, RoBERTa or ELECTRA model (or of one of its heads: its base model is imported)" };
         var vocab = new Option<string>("--vocab", "--tokenizer") { Description = "Its tokenizer: vocab.txt, tokenizer.json, vocab.json (merges.txt beside it) or a folder holding them", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write the checkpoint to", Required = true };
         var heads = new Option<int?>("--heads") { Description = "Attention heads, when the graph does not say" }.AtLeast(1);
         var overwrite = OutputDirectory.OverwriteOption();
-        var command = new Command("import-onnx", "Turn an ONNX BERT, DistilBERT or RoBERTa into an ordinary checkpoint directory (config.json, model.safetensors, the tokenizer's files).")
+        var command = new Command("import-onnx", "Turn an ONNX BERT, DistilBERT, RoBERTa or ELECTRA into an ordinary checkpoint directory (config.json, model.safetensors, the tokenizer's files).")
         {
             onnx, vocab, output, heads, overwrite,
         };
@@ -133,7 +133,7 @@ public static class ModelCommands
             var result = OnnxImport.ToDirectory(parse.GetValue(onnx)!, parse.GetValue(vocab)!, parse.GetValue(output)!, parse.GetValue(heads));
             var c = result.Config;
             stdout.WriteLine($"wrote {parse.GetValue(output)}: a {FamilyNames.ClassName(c.Family, BertArchitecture.BertModel)}, {c.NumHiddenLayers} layers, hidden {c.HiddenSize}, {c.NumAttentionHeads} heads, " +
-                $"intermediate {c.IntermediateSize}, vocabulary {c.VocabSize}");
+                $"intermediate {c.IntermediateSize}, vocabulary {c.VocabSize}{(c.ProjectsEmbeddings ? $", embeddings {c.EmbeddingWidth} projected to {c.HiddenSize}" : "")}");
             foreach (var note in result.Notes) stdout.WriteLine($"  {note}");
             return Program.Ok;
         });

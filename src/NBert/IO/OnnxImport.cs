@@ -10,29 +10,36 @@ namespace NBert.IO;
 
 /// <summary>
 /// Recovers a transformers checkpoint of a BERT-family base model (<c>BertModel</c>, <c>DistilBertModel</c>,
-/// <c>RobertaModel</c>) from an ONNX export of it or of one of its heads, whichever exporter wrote it (IR and opset
-/// versions are only noted). Named initializers keep their family's names, less any prefix before the body's sections
-/// (<c>embeddings.</c>, <c>encoder.</c>, <c>transformer.</c>, <c>pooler.</c>): <c>bert.</c>, <c>distilbert.</c> or
-/// <c>roberta.</c> of a head's export. Linear weights are found through the nodes that use them: a MatMul reads
-/// [in, out] and a Gemm [out, in] unless <c>transB</c> is 0; an unnamed one is named from the bias its output is added
-/// to (<c>X.bias</c> makes <c>X.weight</c>), and every weight is stored as transformers' [out, in]. What the weights do
-/// not say is read off the graph: the head count from the reshape into [batch, sequence, heads, head size], else from
-/// the attention's scale (a Div by √d or a Mul by 1/√d on the scores, or by d^-1/4 on the query and the key before
-/// their product); the activation from its ops; LayerNorm's epsilon from the Add before its Sqrt or a
-/// LayerNormalization's attribute. An export without a pooler's weights is a base model without a pooling layer. Where
-/// the exporter applies the attention mask does not matter: NBert applies transformers' mask itself.
+/// <c>RobertaModel</c>, <c>ElectraModel</c>) from an ONNX export of it or of one of its heads, whichever exporter wrote
+/// it (IR and opset versions are only noted). Named initializers keep their family's names, less any prefix before the
+/// body's sections (<c>embeddings.</c>, <c>embeddings_project.</c>, <c>encoder.</c>, <c>transformer.</c>,
+/// <c>pooler.</c>): <c>bert.</c>, <c>distilbert.</c>, <c>roberta.</c> or <c>electra.</c> of a head's export. Linear
+/// weights are found through the nodes that use them: a MatMul reads [in, out] and a Gemm [out, in] unless
+/// <c>transB</c> is 0; an unnamed one is named from the bias its output is added to (<c>X.bias</c> makes
+/// <c>X.weight</c>), and every weight is stored as transformers' [out, in]. What the weights do not say is read off the
+/// graph: the head count from the reshape into [batch, sequence, heads, head size], else from the attention's scale (a
+/// Div by √d or a Mul by 1/√d on the scores, or by d^-1/4 on the query and the key before their product); the
+/// activation from the ops between the first layer's intermediate and output dense layers (else the whole graph's);
+/// LayerNorm's epsilon from the Add before its Sqrt or a LayerNormalization's attribute; hidden_size from the layers'
+/// query, and ELECTRA's <c>embedding_size</c> from the word table's width (projected by <c>embeddings_project</c> where
+/// they differ). An export without a pooler's weights is a base model without a pooling layer. Where the exporter
+/// applies the attention mask does not matter: NBert applies transformers' mask itself.
 /// <para>
-/// The family (config.json's <c>model_type</c>) is decided in one place, from what the graph says, in this order:
-/// (1) the base model's prefix on the names, if any (<c>distilbert.</c>, <c>roberta.</c>, <c>bert.</c>: transformers'
-/// <c>base_model_prefix</c>); any other prefix (<c>electra.</c>, <c>albert.</c>, ...) is refused;
-/// (2) the body's names: the families whose checkpoint names (<see cref="FamilyNames"/>) cover every one of them
-/// (<c>transformer.layer.N.attention.q_lin</c> is DistilBERT's alone; BERT and RoBERTa share theirs); a body no family
-/// names is refused; (3) how the position ids are computed: from the input ids compared with a constant (an Equal on
-/// <c>input_ids</c> whose result reaches a CumSum, transformers' <c>create_position_ids_from_input_ids</c> as torch's
-/// exporter, optimum and NBert write it) is RoBERTa's, positions from <c>pad_token_id + 1</c> with that constant as
-/// <c>pad_token_id</c>; counted from 0 (a slice of the position buffer, a CumSum of ones) is BERT's or DistilBERT's.
-/// Evidence that disagrees (a <c>bert.</c> prefix with positions from padding, DistilBERT's names with them) is
-/// refused naming both. A RoBERTa's <c>type_vocab_size</c> is its token-type table's rows (1); a DistilBERT has none.
+/// The family (config.json's <c>model_type</c>) is decided in one place, from what the graph says, in this order: (1)
+/// the base model's prefix on the names, if any (<c>distilbert.</c>, <c>roberta.</c>, <c>electra.</c>, <c>bert.</c>:
+/// transformers' <c>base_model_prefix</c>); any other prefix (<c>albert.</c>, ...) is refused; (2) the body's names:
+/// the families whose checkpoint names (<see cref="FamilyNames"/>) cover every one of them
+/// (<c>transformer.layer.N.attention.q_lin</c> is DistilBERT's alone, <c>embeddings_project</c> ELECTRA's; BERT,
+/// RoBERTa and an ELECTRA without a projection share the rest); a body no family names is refused; (3) how the position
+/// ids are computed: from the input ids compared with a constant (an Equal on <c>input_ids</c> whose result reaches a
+/// CumSum, transformers' <c>create_position_ids_from_input_ids</c> as torch's exporter, optimum and NBert write it) is
+/// RoBERTa's, positions from <c>pad_token_id + 1</c> with that constant as <c>pad_token_id</c>; counted from 0 (a slice
+/// of the position buffer, a CumSum of ones) is BERT's, DistilBERT's or ELECTRA's. What is still tied goes to the first
+/// family in <see cref="ModelFamily"/>'s order: a bare <c>ElectraModel</c> whose embedding size equals its hidden size
+/// (no projection, no prefix) has BERT's names and positions and imports as the BERT (without a pooler) it computes;
+/// with <c>electra.</c> on its names (a head's export) it is an ELECTRA. Evidence that disagrees (a <c>bert.</c> prefix
+/// with positions from padding, DistilBERT's names with them) is refused naming both. A RoBERTa's
+/// <c>type_vocab_size</c> is its token-type table's rows (1); a DistilBERT has none.
 /// </para>
 /// </summary>
 public static class OnnxImport
@@ -46,8 +53,8 @@ public static class OnnxImport
         public bool HasPooler => BertArchitectures.AddPoolingLayer(BertArchitecture.BertModel, Parameters.Keys);
     }
 
-    /// <summary>Reads an ONNX export of a BERT, DistilBERT or RoBERTa encoder: its config (the family told as the class
-    /// summary says) and its parameters by the model's names.</summary>
+    /// <summary>Reads an ONNX export of a BERT, DistilBERT, RoBERTa or ELECTRA encoder: its config (the family told as
+    /// the class summary says) and its parameters by the model's names.</summary>
     /// <param name="onnxPath">The .onnx file (weights inside it: external data is refused).</param>
     /// <param name="heads">The number of attention heads, for a graph that does not show it.</param>
     /// <exception cref="MissingFileException">There is no such file.</exception>
@@ -89,7 +96,7 @@ public static class OnnxImport
     /// the family's <c>model_type</c> and fields, model.safetensors under the family's names, the tokenizer's files) that
     /// NBert and transformers load.</summary>
     /// <param name="onnxPath">The .onnx file.</param>
-    /// <param name="tokenizerPath">The model's tokenizer: a <c>vocab.txt</c> (WordPiece: BERT, DistilBERT), a
+    /// <param name="tokenizerPath">The model's tokenizer: a <c>vocab.txt</c> (WordPiece: BERT, DistilBERT, ELECTRA), a
     /// <c>tokenizer.json</c>, a <c>vocab.json</c> with <c>merges.txt</c> beside it (RoBERTa's byte-level BPE), or a folder
     /// holding them (such as the folder optimum or <c>nbert export-onnx</c> wrote, whose tokenizer_config.json is kept).</param>
     /// <param name="directory">The checkpoint directory to write.</param>
@@ -145,13 +152,16 @@ public static class OnnxImport
     /// <summary>Each family's body, as a base model with a pooler names it in a checkpoint: checkpoint name, with the layer
     /// index written 0, to the model's name (<c>transformer.layer.0.attention.q_lin.weight</c> to
     /// <c>encoder.layer.0.attention.self.query.weight</c>). Built from <see cref="FamilyNames.CheckpointName"/>, the one
-    /// mapping loading and saving use, so a family added there is read here.</summary>
+    /// mapping loading and saving use, so a family added there is read here. ELECTRA's is built with an embedding size
+    /// other than its hidden size, so that its optional <c>embeddings_project</c> is among its names (an export without
+    /// it has a subset of them).</summary>
     private static readonly IReadOnlyList<(ModelFamily Family, Dictionary<string, string> Names)> Bodies =
-        Enum.GetValues<ModelFamily>().Select(f => (f, BertArchitectures.Parameters(new BertConfig { Family = f, NumHiddenLayers = 1 }, BertArchitecture.BertModel)
+        Enum.GetValues<ModelFamily>().Select(f => (f, BertArchitectures.Parameters(
+                new BertConfig { Family = f, NumHiddenLayers = 1, EmbeddingSize = f == ModelFamily.Electra ? 1 : null }, BertArchitecture.BertModel)
             .ToDictionary(s => FamilyNames.CheckpointName(s.Name, BertArchitecture.BertModel, f), s => s.Name, StringComparer.Ordinal))).ToList();
 
-    /// <summary>The first name part of every family's body (<c>embeddings</c>, <c>encoder</c>, <c>transformer</c>,
-    /// <c>pooler</c>): a name is the body's from the first of these on.</summary>
+    /// <summary>The first name part of every family's body (<c>embeddings</c>, <c>embeddings_project</c>, <c>encoder</c>,
+    /// <c>transformer</c>, <c>pooler</c>): a name is the body's from the first of these on.</summary>
     private static readonly string[] Sections = Bodies.SelectMany(b => b.Names.Keys).Select(n => n[..(n.IndexOf('.') + 1)]).Distinct().ToArray();
 
     /// <summary>An initializer's name split into the prefix before the body (<c>distilbert.</c> of a head's export, or
@@ -328,7 +338,10 @@ public static class OnnxImport
         var words = parameters.GetValueOrDefault("embeddings.word_embeddings.weight")
             ?? throw new InvalidOperationException("no embeddings.word_embeddings.weight: not a BERT export.");
         if (words.Rank != 2) throw new InvalidOperationException($"embeddings.word_embeddings.weight has shape [{string.Join(", ", words.Shape)}], not [vocab, hidden].");
-        int hidden = words.Shape[1];
+        // The embeddings' width is the word table's; the layers' (hidden_size) their query's. They differ only where the
+        // family projects one to the other (ELECTRA's embedding_size); elsewhere the shapes checked below refuse it.
+        int embedding = words.Shape[1];
+        int hidden = parameters.GetValueOrDefault("encoder.layer.0.attention.self.query.bias") is { Rank: 1 } query ? query.Shape[0] : embedding;
         int layers = 0;
         foreach (var k in parameters.Keys.Where(k => k.StartsWith("encoder.layer.", StringComparison.Ordinal)))
             layers = Math.Max(layers, int.Parse(k.Split('.')[2], System.Globalization.CultureInfo.InvariantCulture) + 1);
@@ -351,13 +364,18 @@ public static class OnnxImport
         }
         else throw new InvalidOperationException("the number of attention heads is not in the graph: give it (--heads N).");
 
-        var ops = graph.Node.Select(n => n.OpType).ToHashSet();
-        var gelu = graph.Node.FirstOrDefault(n => n.OpType is "Gelu" or "FastGelu");
-        string act = ops.Contains("Erf") ? "gelu"
-            : gelu is not null ? (gelu.OpType == "FastGelu" || gelu.Attribute.Any(a => a.Name == "approximate" && a.S.ToStringUtf8() == "tanh") ? "gelu_new" : "gelu")
-            : ops.Contains("Tanh") && ops.Contains("Pow") && graph.Node.Count(n => n.OpType == "Tanh") > 1 ? "gelu_new"
-            : ops.Contains("Sigmoid") ? "silu" : ops.Contains("Relu") ? "relu" : "gelu";
-        notes.Add($"hidden_act {act}, from the graph's ops");
+        // hidden_act from the ops between the first layer's intermediate dense and its output dense: a head's export may
+        // hold another activation (ELECTRA's classifier and generator, RoBERTa's lm_head: exact GELU whatever hidden_act).
+        // Only where that path is not found, from the whole graph's ops.
+        string intermediate = FamilyNames.CheckpointName("encoder.layer.0.intermediate.dense.bias", BertArchitecture.BertModel, family);
+        string? act = prefixes.TryGetValue(intermediate, out var intermediatePrefix) && graphInfo.AfterLinear(intermediatePrefix + intermediate) is { } between
+            ? ActivationOf(between, wholeGraph: false) : null;
+        if (act is not null) notes.Add($"hidden_act {act}, from the ops after '{NBertException.Quote(intermediatePrefix + intermediate[..^".bias".Length])}'");
+        else
+        {
+            act = ActivationOf(graph.Node, wholeGraph: true) ?? "gelu";
+            notes.Add($"hidden_act {act}, from the graph's ops");
+        }
         double eps = graph.Node.Where(n => n.OpType == "Add" && consumers.GetValueOrDefault(n.Output.FirstOrDefault() ?? "")?.Any(c => c.OpType == "Sqrt") == true)
             .Select(n => n.Input.Select(graphInfo.Scalar).FirstOrDefault(v => v is > 0 and < 1e-3))
             .FirstOrDefault(v => v is not null)
@@ -371,6 +389,8 @@ public static class OnnxImport
         {
             VocabSize = words.Shape[0],
             HiddenSize = hidden,
+            // ELECTRA's embedding_size is written whether or not it differs from hidden_size (ElectraConfig has the field).
+            EmbeddingSize = family == ModelFamily.Electra ? embedding : null,
             NumHiddenLayers = layers,
             NumAttentionHeads = headCount,
             IntermediateSize = Param(parameters, "encoder.layer.0.intermediate.dense.bias").Shape[0],
@@ -398,6 +418,20 @@ public static class OnnxImport
         if (other.Select(k => FamilyNames.CheckpointName(k, BertArchitecture.BertModel, family)).Concat(headWeights).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } ignored)
             notes.Add($"{ignored.Count} weights that are not {baseModel}'s ignored: {string.Join(", ", ignored.Take(5).Select(n => NBertException.Quote(n)))}{(ignored.Count > 5 ? ", ..." : "")}");
         return new Result(config, parameters, notes);
+    }
+
+    /// <summary>The activation its ops compute (Erf or a <c>Gelu</c> op: exact GELU; <c>FastGelu</c>,
+    /// <c>approximate="tanh"</c> or Tanh with Pow: gelu_new; Sigmoid: SiLU; Relu), or null for none of them. In the whole
+    /// graph one Tanh may be BERT's pooler's, so gelu_new's needs a second.</summary>
+    private static string? ActivationOf(IEnumerable<NodeProto> nodes, bool wholeGraph)
+    {
+        var list = nodes.ToList();
+        var ops = list.Select(n => n.OpType).ToHashSet();
+        var gelu = list.FirstOrDefault(n => n.OpType is "Gelu" or "FastGelu");
+        return ops.Contains("Erf") ? "gelu"
+            : gelu is not null ? (gelu.OpType == "FastGelu" || gelu.Attribute.Any(a => a.Name == "approximate" && a.S.ToStringUtf8() == "tanh") ? "gelu_new" : "gelu")
+            : ops.Contains("Tanh") && ops.Contains("Pow") && list.Count(n => n.OpType == "Tanh") > (wholeGraph ? 1 : 0) ? "gelu_new"
+            : ops.Contains("Sigmoid") ? "silu" : ops.Contains("Relu") ? "relu" : null;
     }
 
     /// <summary>The graph's nodes by what they read and write, and its constant values.</summary>
@@ -431,6 +465,33 @@ public static class OnnxImport
         }
 
         public double? Scalar(string name) => Values(name) is [double v] ? v : null;
+
+        /// <summary>The nodes between a linear layer, given by its bias (the Add or Gemm that reads it), and the next
+        /// MatMul or Gemm its output reaches (the layer after the activation), that one excluded; null when the bias is
+        /// read by no such node or no MatMul is reached within a few nodes.</summary>
+        public List<NodeProto>? AfterLinear(string bias)
+        {
+            if (Consumers.GetValueOrDefault(bias)?.FirstOrDefault(n => n.OpType is "Add" or "Gemm" && n.Output.Count > 0) is not { } linear) return null;
+            var between = new List<NodeProto>();
+            var seen = new HashSet<NodeProto> { linear };
+            var frontier = new List<string> { linear.Output[0] };
+            bool reached = false;
+            for (int hop = 0; hop < 12 && frontier.Count > 0; hop++)
+            {
+                var next = new List<string>();
+                foreach (var node in frontier.SelectMany(o => Consumers.GetValueOrDefault(o) ?? []))
+                {
+                    if (node.OpType is "MatMul" or "Gemm") reached = true;
+                    else if (seen.Add(node))
+                    {
+                        between.Add(node);
+                        next.AddRange(node.Output);
+                    }
+                }
+                frontier = next;
+            }
+            return reached && between.Count > 0 ? between : null;
+        }
 
         /// <summary>RoBERTa's <c>padding_idx</c>, when the position ids are computed from the input ids compared with it: an
         /// Equal of the <c>input_ids</c> input (or the graph's first input, through Cast or Identity) and a whole constant,

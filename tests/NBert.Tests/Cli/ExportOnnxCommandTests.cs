@@ -37,16 +37,19 @@ public sealed class ExportOnnxCommandTests : TempDirectoryTest
     [Theory]
     [InlineData("roberta", "RobertaModel", ModelFamily.Roberta)]
     [InlineData("distilbert", "DistilBertModel", ModelFamily.DistilBert)]
+    [InlineData("electra", "ElectraModel", ModelFamily.Electra)]
     public void Import_onnx_reads_a_familys_export_folder_back_to_that_family(string family, string className, ModelFamily expected)
     {
         string model = Fixtures.Path(family, "model"), output = Temp("onnx");
         var (code, _, stderr) = Run("export-onnx", "--model", model, "--out", output);
         Assert.True(code == 0, stderr);
-        // The export folder is the tokenizer: RoBERTa's vocab.json and merges.txt, DistilBERT's vocab.txt, each with its config.
+        // The export folder is the tokenizer: RoBERTa's vocab.json and merges.txt, DistilBERT's and ELECTRA's vocab.txt,
+        // each with its config.
         (code, string stdout, stderr) = Run("import-onnx", Path.Combine(output, "model.onnx"), "--tokenizer", output, "--out", Temp("imported"));
         Assert.True(code == 0, stderr);
         Assert.Contains($"a {className}, 2 layers, hidden 16, 2 heads", stdout);
         Assert.Contains($"model_type {family}, from the", stdout);
+        Assert.Equal(family == "electra", stdout.Contains("vocabulary 4000, embeddings 8 projected to 16", StringComparison.Ordinal));
         var original = BertPreTrainedModel.FromPretrained(model);
         var imported = BertPreTrainedModel.FromPretrained(Temp("imported"));
         Assert.Equal((expected, original.Config.PadTokenId, original.Config.MaxSequenceLength), (imported.Config.Family, imported.Config.PadTokenId, imported.Config.MaxSequenceLength));

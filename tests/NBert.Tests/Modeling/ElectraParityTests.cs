@@ -173,6 +173,78 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     }
 
     [Fact]
+    public void Its_onnx_export_imports_back_to_the_same_family_config_and_hidden_states() => AssertBaseModelImportsBackFromOnnx(ModelFamily.Electra);
+
+    [Fact]
+    public void A_torch_style_export_of_a_head_imports_to_the_family_by_its_prefix_and_biases() => AssertTorchStyleHeadExportImportsToTheFamily(ModelFamily.Electra);
+
+    /// <summary>Each head's whole export (its task's graph, the head included) imports to the ELECTRA base model with the
+    /// head's body weights, embedding_size 8 from the word table and hidden_size 16 from the layers; hidden_act is read
+    /// from the layers' gelu_new, not from the classifier's or the generator's exact GELU elsewhere in the graph.</summary>
+    [Theory]
+    [InlineData("pretraining")]
+    [InlineData("maskedlm")]
+    [InlineData("seqcls")]
+    [InlineData("tokcls")]
+    [InlineData("qa")]
+    public void Each_heads_whole_export_imports_to_its_electra_body(string head)
+    {
+        var model = Load(head);
+        string onnx = Temp($"{head}.onnx");
+        OnnxExport.Save(model, onnx);
+        var read = OnnxImport.Read(onnx);
+        Assert.Equal((ModelFamily.Electra, 8, 16, "gelu_new", 2, 2), (read.Config.Family, read.Config.EmbeddingWidth, read.Config.HiddenSize,
+            read.Config.HiddenAct, read.Config.NumHiddenLayers, read.Config.NumAttentionHeads));
+        Assert.Contains("model_type electra, from the initializers under electra. and the position ids counted from 0", read.Notes);
+        Assert.Contains("hidden_act gelu_new, from the ops after 'electra.encoder.layer.0.intermediate.dense'", read.Notes);
+        Assert.False(read.HasPooler);
+        var body = BertArchitectures.Parameters(read.Config, BertArchitecture.BertModel, addPoolingLayer: false);
+        Assert.Equal(body.Select(s => s.Name).Order(StringComparer.Ordinal), read.Parameters.Keys.Order(StringComparer.Ordinal));
+        foreach (var s in body) Assert.Equal(model.Parameters[s.Name].Data, read.Parameters[s.Name].Data);
+    }
+
+    /// <summary>
+    /// An ELECTRA whose embedding_size equals its hidden_size has no embeddings_project. Exported bare (ElectraModel: no
+    /// prefix, no pooler) its names and positions are BERT's, and it imports as the BERT it computes: a BertModel without
+    /// a pooler whose hidden states are the original's within 1e-5. Exported from a head, its names are under electra.:
+    /// it imports as an ELECTRA with embedding_size 16, written to config.json.
+    /// </summary>
+    [Fact]
+    public void Without_a_projection_a_bare_export_imports_as_bert_and_a_heads_as_electra()
+    {
+        var config = BertConfig.Parse("""{"model_type": "electra", "hidden_size": 16, "embedding_size": 16, "num_attention_heads": 2, "num_hidden_layers": 2, "intermediate_size": 32, "vocab_size": 4000, "max_position_embeddings": 64, "hidden_act": "gelu_new"}""");
+        var bare = (BertModel)BertPreTrainedModel.FromConfig(config, BertArchitecture.BertModel, seed: 3);
+        Assert.False(bare.HasPoolingLayer);
+        string onnx = Temp("bare.onnx");
+        OnnxExport.Save(bare, onnx);
+        var read = OnnxImport.Read(onnx);
+        Assert.Equal((ModelFamily.Bert, 16, "gelu_new"), (read.Config.Family, read.Config.HiddenSize, read.Config.HiddenAct));
+        Assert.Contains("model_type bert, from the initializer names (bert, roberta, electra alike) and the position ids counted from 0", read.Notes);
+        Assert.False(read.HasPooler);
+        string dir = Temp("bare");
+        OnnxImport.ToDirectory(onnx, Fixtures.Path("electra", "model", "vocab.txt"), dir);
+        var imported = (BertModel)BertPreTrainedModel.FromPretrained(dir);
+        Assert.Equal((ModelFamily.Bert, false), (imported.Config.Family, imported.HasPoolingLayer));
+        Assert.Empty(imported.LoadReport!.Initialized);
+        using var e = Expected();
+        var inputs = Inputs(e);
+        var (before, after) = (bare.Forward(inputs, outputHiddenStates: true), imported.Forward(inputs, outputHiddenStates: true));
+        for (int i = 0; i < before.HiddenStates!.Count; i++)
+            Close($"hidden_states.{i}", before.HiddenStates[i].Data.Select(v => (double)v).ToArray(), after.HiddenStates![i].Data.Select(v => (double)v).ToArray(), 1e-5);
+
+        var head = BertPreTrainedModel.FromConfig(config, BertArchitecture.BertForTokenClassification, seed: 3);
+        OnnxExport.Save(head, Temp("tokcls.onnx"));
+        read = OnnxImport.ToDirectory(Temp("tokcls.onnx"), Fixtures.Path("electra", "model"), Temp("tokcls"));
+        Assert.Equal((ModelFamily.Electra, 16, 16, false), (read.Config.Family, read.Config.EmbeddingWidth, read.Config.HiddenSize, read.Config.ProjectsEmbeddings));
+        Assert.DoesNotContain(read.Parameters.Keys, k => k.StartsWith("embeddings_project", StringComparison.Ordinal));
+        var written = JsonNode.Parse(File.ReadAllText(Path.Combine(Temp("tokcls"), "config.json")))!;
+        Assert.Equal(("electra", 16, 16), ((string)written["model_type"]!, (int)written["embedding_size"]!, (int)written["hidden_size"]!));
+        var electra = BertPreTrainedModel.FromPretrained(Temp("tokcls"));
+        Assert.Empty(electra.LoadReport!.Initialized);
+        foreach (var (name, t) in electra.Parameters) Assert.Equal(head.Parameters[name].Data, t.Data);
+    }
+
+    [Fact]
     public void A_config_written_without_embedding_size_projects_nothing_and_a_fresh_one_saves_it()
     {
         // embedding_size == hidden_size: no embeddings_project, as ElectraModel builds it.
