@@ -153,18 +153,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     [InlineData("qa")]
     public void SavePretrained_writes_electras_own_names_and_config_and_loads_back(string head)
     {
-        var model = Load(head);
-        string dir = Temp(head);
-        model.SavePretrained(dir);
-        using (var saved = new SafeTensorsFile(Path.Combine(dir, "model.safetensors")))
-        using (var original = new SafeTensorsFile(Fixtures.Path("electra", head, "model.safetensors")))
-        {
-            Assert.Equal(original.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), saved.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
-            foreach (var t in original.Tensors) Assert.Equal(original.ReadFloat32(t.Name), saved.ReadFloat32(t.Name));
-        }
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
-        foreach (var (k, v) in Fixtures.Json("electra", head, "config.json").AsObject())
-            Assert.True(JsonNode.DeepEquals(v, config[k]), $"{k}: {v?.ToJsonString()} written as {config[k]?.ToJsonString()}");
+        var (model, dir) = SaveAndCompareWithTheFixture(head);
         using var e = Expected();
         var reloaded = BertPreTrainedModel.FromPretrained(dir);
         Assert.Empty(reloaded.LoadReport!.Initialized);

@@ -41,6 +41,25 @@ public abstract class FamilyParityTest(string family) : TempDirectoryTest
 
     protected BertPreTrainedModel Load(string head) => BertPreTrainedModel.FromPretrained(Fixtures.Path(family, head));
 
+    /// <summary>Loads the fixture's <paramref name="head"/>, saves it, and asserts that the file holds the fixture's tensor
+    /// names and values and that config.json has every field of the fixture's with its value.</summary>
+    protected (BertPreTrainedModel Model, string Directory) SaveAndCompareWithTheFixture(string head)
+    {
+        var model = Load(head);
+        string dir = Temp(head);
+        model.SavePretrained(dir);
+        using (var saved = new SafeTensorsFile(Path.Combine(dir, "model.safetensors")))
+        using (var original = new SafeTensorsFile(Fixtures.Path(family, head, "model.safetensors")))
+        {
+            Assert.Equal(original.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), saved.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+            foreach (var t in original.Tensors) Assert.Equal(original.ReadFloat32(t.Name), saved.ReadFloat32(t.Name));
+        }
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+        foreach (var (k, v) in Fixtures.Json(family, head, "config.json").AsObject())
+            Assert.True(JsonNode.DeepEquals(v, config[k]), $"{k}: {v?.ToJsonString()} written as {config[k]?.ToJsonString()}");
+        return (model, dir);
+    }
+
     /// <summary>The task heads (sequence and token classification, QA) on the training path in float64: logits and losses
     /// within <see cref="Float64Tolerance"/> of the references.</summary>
     protected void AssertTaskHeadsOnTheTrainingPath(SafeTensorsFile e, ModelInputs inputs)

@@ -112,18 +112,7 @@ public sealed class RobertaParityTests() : FamilyParityTest("roberta")
     [InlineData("qa")]
     public void SavePretrained_writes_robertas_own_names_and_config_and_loads_back(string head)
     {
-        var model = Load(head);
-        string dir = Temp(head);
-        model.SavePretrained(dir);
-        using (var saved = new SafeTensorsFile(Path.Combine(dir, "model.safetensors")))
-        using (var original = new SafeTensorsFile(Fixtures.Path("roberta", head, "model.safetensors")))
-        {
-            Assert.Equal(original.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal), saved.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
-            foreach (var t in original.Tensors) Assert.Equal(original.ReadFloat32(t.Name), saved.ReadFloat32(t.Name));
-        }
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
-        foreach (var (k, v) in Fixtures.Json("roberta", head, "config.json").AsObject())
-            Assert.True(JsonNode.DeepEquals(v, config[k]), $"{k}: {v?.ToJsonString()} written as {config[k]?.ToJsonString()}");
+        var (model, dir) = SaveAndCompareWithTheFixture(head);
         using var e = Expected();
         Assert.Equal(model.Forward(Inputs(e)).LastHiddenState!.Data, BertPreTrainedModel.FromPretrained(dir).Forward(Inputs(e)).LastHiddenState!.Data);
     }
