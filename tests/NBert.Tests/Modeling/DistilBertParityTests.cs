@@ -75,18 +75,7 @@ public sealed class DistilBertParityTests() : FamilyParityTest("distilbert")
     {
         using var e = Expected();
         var model = Load("model");
-        var layout = model.Layout;
-        var values = new double[layout.Length];
-        foreach (var slot in layout.Slots)
-        {
-            var data = model.Parameters[slot.Name].Data;
-            for (int i = 0; i < data.Length; i++) values[slot.Offset + i] = data[i];
-        }
-        var inputs = Inputs(e);
-        var pass = EncoderPass<double>.Kept(model.Config);
-        pass.Start(inputs, 0, 0, null);
-        var states = new List<double[]>();
-        new Encoder<double>(layout).Forward(new FlatWeights<double>(values), pass, states);
+        var (pass, states) = Float64Body(model, Inputs(e));
         for (int i = 0; i <= 2; i++) Close($"hidden_states.{i}", e.ReadFloat64($"hidden_states.{i}"), states[i], Float64Tolerance);
         Close("last_hidden_state", e.ReadFloat64("last_hidden_state"), pass.Hidden.AsSpan(0, states[2].Length), Float64Tolerance);
     }

@@ -83,17 +83,7 @@ public sealed class ElectraParityTests() : FamilyParityTest("electra")
     {
         using var e = Expected();
         var model = Load("model");
-        var layout = model.Layout;
-        var values = new double[layout.Length];
-        foreach (var slot in layout.Slots)
-        {
-            var data = model.Parameters[slot.Name].Data;
-            for (int i = 0; i < data.Length; i++) values[slot.Offset + i] = data[i];
-        }
-        var pass = EncoderPass<double>.Kept(model.Config);
-        pass.Start(Inputs(e), 0, 0, null);
-        var states = new List<double[]>();
-        new Encoder<double>(layout).Forward(new FlatWeights<double>(values), pass, states);
+        var (pass, states) = Float64Body(model, Inputs(e));
         // Before embeddings_project (8 wide), then after it and each layer (16 wide).
         Close("embeddings_normed", e.ReadFloat64("embeddings_normed"), pass.EmbeddingNormed.AsSpan(0, 3 * 10 * 8), Float64Tolerance);
         for (int i = 0; i <= 2; i++) Close($"hidden_states.{i}", e.ReadFloat64($"hidden_states.{i}"), states[i], Float64Tolerance);

@@ -41,6 +41,24 @@ public abstract class FamilyParityTest(string family) : TempDirectoryTest
 
     protected BertPreTrainedModel Load(string head) => BertPreTrainedModel.FromPretrained(Fixtures.Path(family, head));
 
+    /// <summary>The one encoder in float64 over <paramref name="model"/>'s weights: the pass (its buffers) and the hidden
+    /// states (the embeddings', then each layer's).</summary>
+    private protected static (EncoderPass<double> Pass, List<double[]> States) Float64Body(BertPreTrainedModel model, ModelInputs inputs)
+    {
+        var layout = model.Layout;
+        var values = new double[layout.Length];
+        foreach (var slot in layout.Slots)
+        {
+            var data = model.Parameters[slot.Name].Data;
+            for (int i = 0; i < data.Length; i++) values[slot.Offset + i] = data[i];
+        }
+        var pass = EncoderPass<double>.Kept(model.Config);
+        pass.Start(inputs, 0, 0, null);
+        var states = new List<double[]>();
+        new Encoder<double>(layout).Forward(new FlatWeights<double>(values), pass, states);
+        return (pass, states);
+    }
+
     /// <summary>Loads the fixture's <paramref name="head"/>, saves it, and asserts that the file holds the fixture's tensor
     /// names and values and that config.json has every field of the fixture's with its value.</summary>
     protected (BertPreTrainedModel Model, string Directory) SaveAndCompareWithTheFixture(string head)

@@ -74,17 +74,7 @@ public sealed class RobertaParityTests() : FamilyParityTest("roberta")
     {
         using var e = Expected();
         var model = Load("model");
-        var layout = model.Layout;
-        var values = new double[layout.Length];
-        foreach (var slot in layout.Slots)
-        {
-            var data = model.Parameters[slot.Name].Data;
-            for (int i = 0; i < data.Length; i++) values[slot.Offset + i] = data[i];
-        }
-        var pass = EncoderPass<double>.Kept(model.Config);
-        pass.Start(Inputs(e), 0, 0, null);
-        var states = new List<double[]>();
-        new Encoder<double>(layout).Forward(new FlatWeights<double>(values), pass, states);
+        var (pass, states) = Float64Body(model, Inputs(e));
         for (int i = 0; i <= 2; i++) Close($"hidden_states.{i}", e.ReadFloat64($"hidden_states.{i}"), states[i], Float64Tolerance);
     }
 
