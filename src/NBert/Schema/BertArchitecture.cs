@@ -81,16 +81,21 @@ public static class BertArchitectures
     /// field that makes a model too large.</summary>
     private static List<(string Field, double Count)> ParameterTerms(BertConfig c, BertArchitecture a)
     {
+        // The same parts as Parameters below, counted: ELECTRA's pre-training head is the discriminator (no masked LM, no
+        // next sentence), its generator's transform ends in the word table's width e, and the pooler is the family's.
         double h = c.HiddenSize, v = c.VocabSize, i = c.IntermediateSize, e = c.EmbeddingWidth;
-        bool masked = a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM;
+        bool discriminator = a == BertArchitecture.BertForPreTraining && c.Family == ModelFamily.Electra;
+        bool masked = (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForMaskedLM) && !discriminator;
+        bool twoWay = a is BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForQuestionAnswering
+            || (a == BertArchitecture.BertForPreTraining && !discriminator);
         var terms = new List<(string, double)>
         {
-            ("vocab_size", v * e + (masked ? v + (c.TieWordEmbeddings ? 0 : v * h) : 0)),
+            ("vocab_size", v * e + (masked ? v + (c.TieWordEmbeddings ? 0 : v * e) : 0)),
             ("max_position_embeddings", (double)c.MaxPositionEmbeddings * e),
             ("type_vocab_size", c.HasTokenTypes ? (double)c.TypeVocabSize * e : 0),
             ("num_hidden_layers", c.NumHiddenLayers * (4 * h * h + 2 * h * i + 9 * h + i)),
-            ("hidden_size", 2 * e + (c.ProjectsEmbeddings ? e * h + h : 0) + (HasPooler(a) ? h * h + h : 0) + (masked ? h * h + 3 * h : 0)
-                + (a is BertArchitecture.BertForPreTraining or BertArchitecture.BertForNextSentencePrediction or BertArchitecture.BertForQuestionAnswering ? 2 * h + 2 : 0)),
+            ("hidden_size", 2 * e + (c.ProjectsEmbeddings ? e * h + h : 0) + (HasPooler(c, a) ? h * h + h : 0) + (masked ? h * e + 3 * e : 0)
+                + (discriminator ? h * h + 2 * h + 1 : 0) + (twoWay ? 2 * h + 2 : 0)),
         };
         if (a is BertArchitecture.BertForSequenceClassification or BertArchitecture.BertForTokenClassification)
             terms.Add(("num_labels", c.NumLabels * (h + 1)));

@@ -122,9 +122,11 @@ public sealed class ModelLoadingTests : TempDirectoryTest
     [Fact]
     public void The_parameter_count_from_the_config_is_the_sum_of_the_parameter_shapes()
     {
-        var configs = new[] { Tiny, Tiny with { TieWordEmbeddings = false, Id2Label = ["a", "b", "c"] } };
+        // BERT, and each family's fixture config (ELECTRA's embeddings 8 wide projected to 16), tied and untied.
+        var families = new[] { "distilbert", "roberta", "electra" }.Select(f => BertConfig.Load(Fixtures.Path(f, "model", "config.json")));
+        var configs = new[] { Tiny }.Concat(families).SelectMany(c => new[] { c, c with { TieWordEmbeddings = false, Id2Label = ["a", "b", "c"] } });
         foreach (var config in configs)
-            foreach (var a in Enum.GetValues<BertArchitecture>())
+            foreach (var a in Enum.GetValues<BertArchitecture>().Where(a => FamilyNames.Supports(config.Family, a)))
                 Assert.Equal(BertArchitectures.Parameters(config, a).Sum(p => p.Shape.Aggregate(1L, (n, d) => n * d)),
                     (long)BertArchitectures.ParameterCount(config, a));
     }
