@@ -244,6 +244,9 @@ public static class OnnxExport
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
+        if (model.Quantization != Quantization.None)
+            throw new ArgumentException($"A {model.Quantization} model cannot be exported: quantizing released its float32 weights. Export the float32 model, " +
+                "with OnnxExportOptions.Quantization for an int8 file.", nameof(model));
         if (!Enum.IsDefined(options.Quantization)) throw new ArgumentException($"Unknown quantization {options.Quantization}.", nameof(options));
         if (options.Opset is < 17 or > 21)
             throw new ArgumentException($"Opset {options.Opset} is not supported: 17 (the first with LayerNormalization) to 21 are.", nameof(options));

@@ -90,7 +90,7 @@ public sealed partial class TrainingModel<T> where T : unmanaged, IFloatingPoint
         var result = new TrainingModel<T>(config, model.Architecture, unchecked((ulong)seed));
         foreach (var slot in result.Slots)
         {
-            var source = model.Parameters[slot.Name].Data;
+            var source = model.ParametersToRead[slot.Name].Data; // read only: a model sharing its weights keeps sharing them
             var target = result.Values.AsSpan(slot.Offset, slot.Length);
             for (int i = 0; i < source.Length; i++) target[i] = T.CreateTruncating(source[i]);
         }

@@ -130,6 +130,17 @@ public sealed class OnnxExportTests : TempDirectoryTest
         { "qa", BertArchitecture.BertForQuestionAnswering },
     };
 
+    [Fact]
+    public void An_int8_model_is_refused_with_the_option_that_exports_int8()
+    {
+        var model = BertPreTrainedModel.FromConfig(new BertConfig { VocabSize = 50, HiddenSize = 16, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 32, MaxPositionEmbeddings = 16 },
+            BertArchitecture.BertModel, seed: 1);
+        model.Quantize(Quantization.Int8);
+        var ex = Assert.Throws<ArgumentException>(() => OnnxExport.Save(model, Temp("int8.onnx"), new OnnxExportOptions()));
+        Assert.Contains("OnnxExportOptions.Quantization", ex.Message);
+        Assert.False(File.Exists(Temp("int8.onnx")));
+    }
+
     [Theory]
     [MemberData(nameof(FixtureHeads))]
     public void Every_head_of_the_fixture_models_runs_in_onnx_runtime_as_in_nbert(string directory, BertArchitecture architecture)
