@@ -100,7 +100,9 @@ public abstract class Pipeline : IDisposable
         }
         catch (BatchItemException e) when (e.Index == 0 && e.InnerException is ArgumentException reason)
         {
-            throw reason;
+            // The single input's own error, with the stack trace it was thrown with.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(reason);
+            throw; // not reached
         }
     }
 
