@@ -11,9 +11,9 @@ internal enum Int8Path
 {
     /// <summary>Plain C#: the reference the vector paths are tested against.</summary>
     Scalar,
-    /// <summary>vpmaddubsw + vpmaddwd on 256-bit vectors, with the sign trick.</summary>
+    /// <summary>vpmaddubsw + vpmaddwd on 256-bit vectors.</summary>
     Avx2,
-    /// <summary>The same on 512-bit vectors (no vpsignb there: the sign goes in with xor and subtract).</summary>
+    /// <summary>The same on 512-bit vectors.</summary>
     Avx512BW,
     /// <summary>vpdpbusd on 256-bit vectors (Intel Alder Lake / Sapphire Rapids and later, AMD Zen 5).</summary>
     AvxVnni,
@@ -21,29 +21,28 @@ internal enum Int8Path
 
 /// <summary>
 /// Linear layers in int8: <c>y[m, out] = dequant(x_q[m, in] · W_qᵀ) + bias</c>, where W is quantized once
-/// (<see cref="Int8PackedWeight"/>) and each row of x (one token) on every call, both by <see cref="Int8Quantization"/>'s
-/// rule. The products are summed exactly in int32 and turned into float32 once per output:
+/// (<see cref="Int8PackedWeight"/>, 63 levels: <see cref="Int8Quantization.EngineWeightLevel"/>) and each row of x (one
+/// token) on every call (127 levels), both by <see cref="Int8Quantization"/>'s rule. The products are summed exactly in
+/// int32 and turned into float32 once per output:
 /// <c>y[i, j] = (float)sum_k(xq[i, k] · wq[j, k]) · (scale_x[i] · scale_w[j]) + bias[j]</c>. A row with a few huge
 /// channels (<see cref="Int8Quantization.NeedsSecondPass"/>) then gets a second pass on its remainder, added to y.
 /// <para>
-/// <b>Why the integer sums never saturate.</b> Without VNNI the only byte multiply is vpmaddubsw, which multiplies
-/// <i>unsigned</i> bytes by signed bytes and adds adjacent pairs into int16 with saturation: with activations offset
-/// to 0..255 and weights in -127..127 a pair reaches 2·255·127 = 64,770 and would be clipped at 32,767. NBert keeps
-/// both sides in -127..127 (the quantization rule never uses -128) and uses the sign trick: the unsigned operand is
-/// |x| (0..127) and the signed one is w·sign(x) (still in -127..127, as |w| ≤ 127), whose product is x·w. A pair sum is
-/// then at most 2·127·127 = 32,258 &lt; 32,767, so vpmaddubsw is exact; vpmaddwd by ones widens pairs to int32
-/// (at most 4·127² per group of four), and int32 holds the whole row for <c>in ≤ 65,536</c>
-/// (65,536·127² &lt; 2³¹). 7-bit weights would also avoid saturation, but would throw away half of the weight
-/// precision that the per-channel rule gives. With AVX-VNNI, vpdpbusd adds four u8·s8 products straight into int32
-/// with no 16-bit step, so activations go in as x + 128 (0..255, a flip of the sign bit) and 128·sum_k w[j, k] is
-/// subtracted at the end; the sums are exact for <c>in ≤ 65,536</c> (65,536·255·127 &lt; 2³¹). Every path therefore
-/// yields the same integers, and one shared step turns them into float32, so every path gives the same bits.
+/// <b>Why the integer sums never saturate.</b> The byte multiplies (vpmaddubsw; vpdpbusd with VNNI) take one
+/// <i>unsigned</i> operand, so activations are stored offset, u = x + 128 (0..255: the integer with its top bit
+/// flipped), and 128·sum_k wq[j, k] (<see cref="Int8PackedWeight.ColumnSums128"/>) comes off each sum at the end. Without
+/// VNNI, vpmaddubsw adds adjacent pairs of u·w into int16 with saturation: weights of 63 levels keep a pair within
+/// 2·255·63 = 32,130 &lt; 32,767, so it is exact, and vpmaddwd by ones widens pairs to int32. (With 127-level weights a
+/// pair would reach 64,770; the alternative, a sign trick with |x| times w·sign(x), cost three more instructions per
+/// row and weight vector and ran at 0.55x of this form.) vpdpbusd adds four products straight into int32. int32 holds
+/// a whole row's sum for <c>in ≤ 65,536</c> (65,536·255·63 &lt; 2³¹). Every path therefore yields the same integers,
+/// and one shared step turns them into float32, so every path gives the same bits.
 /// </para>
 /// <para>
 /// Layout: the weight is packed into panels of 16 output columns; within a panel, for each group of four inputs,
 /// 16 columns × 4 bytes (64 bytes: two 256-bit or one 512-bit vector, one int32 lane per column). Activations are
-/// quantized into a row-major int8 buffer (inputs padded to a multiple of four with zeros), and the kernels
-/// broadcast four bytes of a row at a time. Tiles: AVX2 4 rows × 16 columns, AVX-VNNI 6 × 16, AVX-512BW 8 × 32.
+/// quantized into a row-major buffer of offset bytes (inputs padded to a multiple of four with offset zeros, which
+/// meet zero weights), and the kernels broadcast four bytes of a row at a time. Tiles: AVX2 4 rows × 16 columns,
+/// AVX-VNNI 6 × 16, AVX-512BW 8 × 32.
 /// </para>
 /// </summary>
 internal static unsafe class Int8Gemm
@@ -55,24 +54,13 @@ internal static unsafe class Int8Gemm
     /// <summary>Rows that every path's tile height divides (4, 6, 8): the unit rows are split in over threads.</summary>
     private const int RowUnit = 24;
 
-    /// <summary>The fastest path this machine runs. AVX-512BW only where 512-bit vectors run at full width: AMD's Zen 4
-    /// splits each 512-bit operation in two 256-bit halves, so the wider kernel does the same work in more instructions
-    /// (no vpsignb: the sign goes in with xor and subtract) and measured 6-28% slower than the AVX2 one there
-    /// (<c>bench linear</c>, one thread, MiniLM's three shapes). Zen 5, whose datapath is 512 bits wide, has AVX-VNNI,
-    /// which comes first.</summary>
+    /// <summary>The fastest path this machine runs. On AMD's Zen 4, which splits each 512-bit operation in two 256-bit
+    /// halves, the AVX-512BW kernel (8 x 32) still ran 0-7% faster than the AVX2 one (4 x 16) at one thread and 12-22%
+    /// at two on MiniLM's shapes (<c>bench linear</c>): the taller tile loads each weight vector for twice the rows.</summary>
     internal static Int8Path Best { get; } =
         AvxVnni.IsSupported ? Int8Path.AvxVnni
-        : Avx512BW.IsSupported && !SplitsWideVectors() ? Int8Path.Avx512BW
+        : Avx512BW.IsSupported ? Int8Path.Avx512BW
         : Avx2.IsSupported ? Int8Path.Avx2 : Int8Path.Scalar;
-
-    /// <summary>Whether the processor is an AMD one, whose AVX-512 implementations before Zen 5 (the only ones without
-    /// AVX-VNNI) run 512-bit operations as two 256-bit halves.</summary>
-    private static bool SplitsWideVectors()
-    {
-        if (!X86Base.IsSupported) return false;
-        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
-        return (ebx, edx, ecx) == (0x68747541, 0x69746E65, 0x444D4163); // "AuthenticAMD"
-    }
 
     internal static bool IsSupported(Int8Path path) => path switch
     {
@@ -128,8 +116,9 @@ internal static unsafe class Int8Gemm
         GC.KeepAlive(w); // its memory is read through a raw pointer until here
     }
 
-    /// <summary>Each row of A into int8 with its own scale, and whether it needs a second pass
-    /// (<see cref="Int8Quantization.NeedsSecondPass"/>); the padding inputs (k..kp) are zeros, which add nothing.</summary>
+    /// <summary>Each row of A into int8 with its own scale, stored offset (x + 128, see the class comment), and whether it
+    /// needs a second pass (<see cref="Int8Quantization.NeedsSecondPass"/>); the padding inputs (k..kp) are offset zeros,
+    /// which meet zero weights.</summary>
     private static void QuantizeRows(int m, float* a, int lda, int k, int kp, sbyte* q, float* scales, bool* twice, int threads)
     {
         nint pa = (nint)a, pq = (nint)q, ps = (nint)scales, pt = (nint)twice;
@@ -142,11 +131,26 @@ internal static unsafe class Int8Gemm
                 ((float*)ps)[i] = Int8Quantization.QuantizeRow(x, row);
                 ((bool*)pt)[i] = Int8Quantization.NeedsSecondPass(x);
                 row[k..].Clear();
+                ToOffset(row);
             }
         }
         if (threads <= 1 || (long)m * k < 1 << 16) Rows(0, m);
         else Threading.ForRows(m, Rows);
     }
+
+    /// <summary>Flips each byte's top bit: a signed value x (-127..127) becomes x + 128 read as unsigned, and back.</summary>
+    private static void ToOffset(Span<sbyte> row)
+    {
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(row);
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (var top = Vector256.Create((byte)0x80); i + 32 <= bytes.Length; i += 32)
+                (Vector256.Create<byte>(bytes[i..]) ^ top).CopyTo(bytes[i..]);
+        for (; i < bytes.Length; i++) bytes[i] ^= 0x80;
+    }
+
+    /// <summary>The signed integer an offset byte stands for.</summary>
+    private static int Unoffset(sbyte stored) => (byte)stored - 128;
 
     /// <summary>
     /// For the rows that need it, the remainder r = x − q·scale (float32) quantized by the same rule and multiplied by
@@ -174,10 +178,11 @@ internal static unsafe class Int8Gemm
                 float* x = a + (long)i * lda;
                 sbyte* xq = q + (long)i * kp;
                 float scale = scales[i];
-                for (int p = 0; p < k; p++) remainder[p] = x[p] - xq[p] * scale;
+                for (int p = 0; p < k; p++) remainder[p] = x[p] - Unoffset(xq[p]) * scale;
                 var row = quantized.AsSpan(t * kp, kp);
                 scales2[t] = Int8Quantization.QuantizeRow(remainder.AsSpan(0, k), row);
                 row[k..].Clear();
+                ToOffset(row);
                 t++;
             }
             fixed (sbyte* pq = quantized)
@@ -247,15 +252,15 @@ internal static unsafe class Int8Gemm
                     switch (path)
                     {
                         case Int8Path.Avx2:
-                            KernelAvx2(a, kp, rows, panel0, groups, tile);
-                            KernelAvx2(a, kp, rows, panel1, groups, tile + Panel);
+                            KernelAvx2(a, kp, rows, panel0, groups, w.ColumnSums128 + j0, tile);
+                            KernelAvx2(a, kp, rows, panel1, groups, w.ColumnSums128 + j0 + Panel, tile + Panel);
                             break;
                         case Int8Path.AvxVnni:
                             KernelVnni(a, kp, rows, panel0, groups, w.ColumnSums128 + j0, tile);
                             KernelVnni(a, kp, rows, panel1, groups, w.ColumnSums128 + j0 + Panel, tile + Panel);
                             break;
                         case Int8Path.Avx512BW:
-                            KernelAvx512(a, kp, rows, panel0, panel1, groups, tile);
+                            KernelAvx512(a, kp, rows, panel0, panel1, groups, w.ColumnSums128 + j0, tile);
                             break;
                         default:
                             KernelScalar(a, kp, rows, panel0, groups, tile);
@@ -300,7 +305,8 @@ internal static unsafe class Int8Gemm
         }
     }
 
-    /// <summary>The reference: tile[r, 0..31] = exact int32 dot products of row r with the pair of panels.</summary>
+    /// <summary>The reference: tile[r, 0..31] = exact int32 dot products of row r (offset bytes, turned back into
+    /// signed values) with the pair of panels.</summary>
     private static void KernelScalar(sbyte* a, int lda, int rows, sbyte* panel0, int groups, int* tile)
     {
         for (int r = 0; r < rows; r++)
@@ -313,16 +319,16 @@ internal static unsafe class Int8Gemm
                 int sum = 0;
                 for (int g = 0; g < groups; g++)
                     for (int t = 0; t < 4; t++)
-                        sum += x[g * 4 + t] * wcol[g * 64 + t];
+                        sum += Unoffset(x[g * 4 + t]) * wcol[g * 64 + t];
                 tile[r * PanelPair + col] = sum;
             }
         }
     }
 
-    /// <summary>4 rows × 16 columns: per group of four inputs, |x| (u8) times w·sign(x) (s8) by vpmaddubsw, pairs
-    /// widened by vpmaddwd with ones, added into int32.</summary>
+    /// <summary>4 rows × 16 columns: per group of four inputs, u (x + 128) times w by vpmaddubsw, pairs widened by
+    /// vpmaddwd with ones, added into int32; 128 · (the column's weight sum) comes off at the end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelAvx2(sbyte* a, int lda, int rows, sbyte* panel, int groups, int* tile)
+    private static void KernelAvx2(sbyte* a, int lda, int rows, sbyte* panel, int groups, int* columnSums128, int* tile)
     {
         // Rows past the end read the last real row again; their sums are never stored.
         sbyte* a0 = a, a1 = a + (long)Math.Min(1, rows - 1) * lda, a2 = a + (long)Math.Min(2, rows - 1) * lda, a3 = a + (long)Math.Min(3, rows - 1) * lda;
@@ -338,19 +344,20 @@ internal static unsafe class Int8Gemm
             StepAvx2(a2 + at, b0, b1, ones, ref c20, ref c21);
             StepAvx2(a3 + at, b0, b1, ones, ref c30, ref c31);
         }
-        StoreRow(tile, c00, c01);
-        if (rows > 1) StoreRow(tile + PanelPair, c10, c11);
-        if (rows > 2) StoreRow(tile + 2 * PanelPair, c20, c21);
-        if (rows > 3) StoreRow(tile + 3 * PanelPair, c30, c31);
+        var s0 = Vector256.Load(columnSums128);
+        var s1 = Vector256.Load(columnSums128 + 8);
+        StoreRow(tile, c00 - s0, c01 - s1);
+        if (rows > 1) StoreRow(tile + PanelPair, c10 - s0, c11 - s1);
+        if (rows > 2) StoreRow(tile + 2 * PanelPair, c20 - s0, c21 - s1);
+        if (rows > 3) StoreRow(tile + 3 * PanelPair, c30 - s0, c31 - s1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StepAvx2(sbyte* x4, Vector256<sbyte> b0, Vector256<sbyte> b1, Vector256<short> ones, ref Vector256<int> c0, ref Vector256<int> c1)
+    private static void StepAvx2(sbyte* u4, Vector256<sbyte> b0, Vector256<sbyte> b1, Vector256<short> ones, ref Vector256<int> c0, ref Vector256<int> c1)
     {
-        var x = Vector256.Create(*(int*)x4).AsSByte();
-        var magnitude = Avx2.Abs(x);
-        c0 = Avx2.Add(c0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(b0, x)), ones));
-        c1 = Avx2.Add(c1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(magnitude, Avx2.Sign(b1, x)), ones));
+        var u = Vector256.Create(*(int*)u4).AsByte();
+        c0 = Avx2.Add(c0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, b0), ones));
+        c1 = Avx2.Add(c1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, b1), ones));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -360,7 +367,7 @@ internal static unsafe class Int8Gemm
         hi.Store(row + 8);
     }
 
-    /// <summary>6 rows × 16 columns with vpdpbusd: (x + 128) as u8 times w as s8, four products per int32 lane in one
+    /// <summary>6 rows × 16 columns with vpdpbusd: u (x + 128) times w, four products per int32 lane in one
     /// instruction; 128 · (the column's weight sum) comes off at the end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelVnni(sbyte* a, int lda, int rows, sbyte* panel, int groups, int* columnSums128, int* tile)
@@ -393,18 +400,17 @@ internal static unsafe class Int8Gemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StepVnni(sbyte* x4, Vector256<sbyte> b0, Vector256<sbyte> b1, ref Vector256<int> c0, ref Vector256<int> c1)
+    private static void StepVnni(sbyte* u4, Vector256<sbyte> b0, Vector256<sbyte> b1, ref Vector256<int> c0, ref Vector256<int> c1)
     {
-        // Flipping each byte's top bit adds 128 (mod 256): -127..127 becomes 1..255, read as unsigned.
-        var x = Vector256.Create(*(int*)x4 ^ unchecked((int)0x80808080)).AsByte();
-        c0 = AvxVnni.MultiplyWideningAndAdd(c0, x, b0);
-        c1 = AvxVnni.MultiplyWideningAndAdd(c1, x, b1);
+        var u = Vector256.Create(*(int*)u4).AsByte();
+        c0 = AvxVnni.MultiplyWideningAndAdd(c0, u, b0);
+        c1 = AvxVnni.MultiplyWideningAndAdd(c1, u, b1);
     }
 
-    /// <summary>8 rows × 32 columns (one 512-bit vector per panel and group): |x| times w·sign(x) by vpmaddubsw, as on
-    /// AVX2; AVX-512 has no vpsignb, so w·sign(x) is (w xor s) - s with s = -1 where x &lt; 0 (two's complement negation).</summary>
+    /// <summary>8 rows × 32 columns (one 512-bit vector per panel and group): u (x + 128) times w by vpmaddubsw, as on
+    /// AVX2.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void KernelAvx512(sbyte* a, int lda, int rows, sbyte* panel0, sbyte* panel1, int groups, int* tile)
+    private static void KernelAvx512(sbyte* a, int lda, int rows, sbyte* panel0, sbyte* panel1, int groups, int* columnSums128, int* tile)
     {
         var rowPointers = stackalloc sbyte*[8];
         for (int r = 0; r < 8; r++) rowPointers[r] = a + (long)Math.Min(r, rows - 1) * lda;
@@ -427,24 +433,24 @@ internal static unsafe class Int8Gemm
             StepAvx512(a6 + at, b0, b1, ones, ref c60, ref c61);
             StepAvx512(a7 + at, b0, b1, ones, ref c70, ref c71);
         }
-        StoreRow512(tile, c00, c01);
-        if (rows > 1) StoreRow512(tile + PanelPair, c10, c11);
-        if (rows > 2) StoreRow512(tile + 2 * PanelPair, c20, c21);
-        if (rows > 3) StoreRow512(tile + 3 * PanelPair, c30, c31);
-        if (rows > 4) StoreRow512(tile + 4 * PanelPair, c40, c41);
-        if (rows > 5) StoreRow512(tile + 5 * PanelPair, c50, c51);
-        if (rows > 6) StoreRow512(tile + 6 * PanelPair, c60, c61);
-        if (rows > 7) StoreRow512(tile + 7 * PanelPair, c70, c71);
+        var s0 = Vector512.Load(columnSums128);
+        var s1 = Vector512.Load(columnSums128 + 16);
+        StoreRow512(tile, c00 - s0, c01 - s1);
+        if (rows > 1) StoreRow512(tile + PanelPair, c10 - s0, c11 - s1);
+        if (rows > 2) StoreRow512(tile + 2 * PanelPair, c20 - s0, c21 - s1);
+        if (rows > 3) StoreRow512(tile + 3 * PanelPair, c30 - s0, c31 - s1);
+        if (rows > 4) StoreRow512(tile + 4 * PanelPair, c40 - s0, c41 - s1);
+        if (rows > 5) StoreRow512(tile + 5 * PanelPair, c50 - s0, c51 - s1);
+        if (rows > 6) StoreRow512(tile + 6 * PanelPair, c60 - s0, c61 - s1);
+        if (rows > 7) StoreRow512(tile + 7 * PanelPair, c70 - s0, c71 - s1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StepAvx512(sbyte* x4, Vector512<sbyte> b0, Vector512<sbyte> b1, Vector512<short> ones, ref Vector512<int> c0, ref Vector512<int> c1)
+    private static void StepAvx512(sbyte* u4, Vector512<sbyte> b0, Vector512<sbyte> b1, Vector512<short> ones, ref Vector512<int> c0, ref Vector512<int> c1)
     {
-        var x = Vector512.Create(*(int*)x4).AsSByte();
-        var magnitude = Avx512BW.Abs(x);
-        var negative = Vector512.LessThan(x, Vector512<sbyte>.Zero);
-        c0 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, (b0 ^ negative) - negative), ones);
-        c1 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(magnitude, (b1 ^ negative) - negative), ones);
+        var u = Vector512.Create(*(int*)u4).AsByte();
+        c0 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, b0), ones);
+        c1 += Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, b1), ones);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -456,7 +462,8 @@ internal static unsafe class Int8Gemm
 }
 
 /// <summary>
-/// A linear layer's weight W[out, in] in int8, quantized once by <see cref="Int8Quantization"/> (per output channel)
+/// A linear layer's weight W[out, in] in int8, quantized once by <see cref="Int8Quantization"/> (per output channel, 63
+/// levels: <see cref="Int8Quantization.EngineWeightLevel"/>)
 /// and packed in the layout <see cref="Int8Gemm"/>'s kernels read: a quarter of float32's memory, plus one scale and
 /// one column sum per output. Immutable once built, so one instance can serve several threads.
 /// </summary>
@@ -476,7 +483,7 @@ internal sealed unsafe class Int8PackedWeight
     private readonly int[] _columnSums128;
     /// <summary>Each output's scale (PaddedN values, 0 for padding), pinned.</summary>
     internal float* Scales { get; }
-    /// <summary>128 · sum_k wq[j, k] per output (PaddedN values), which the VNNI path's offset activations add.</summary>
+    /// <summary>128 · sum_k wq[j, k] per output (PaddedN values), which the vector paths' offset activations add.</summary>
     internal int* ColumnSums128 { get; }
 
     /// <summary>Quantizes and packs <paramref name="w"/>, row-major <c>[n, k]</c> as PyTorch stores <c>nn.Linear.weight</c>.</summary>
@@ -490,7 +497,7 @@ internal sealed unsafe class Int8PackedWeight
         K = k;
         PaddedK = (k + 3) / 4 * 4;
         PaddedN = (n + Int8Gemm.PanelPair - 1) / Int8Gemm.PanelPair * Int8Gemm.PanelPair;
-        var (q, scales) = Int8Quantization.QuantizeWeight(w, n, k);
+        var (q, scales) = Int8Quantization.QuantizeWeight(w, n, k, Int8Quantization.EngineWeightLevel);
         _memory = GC.AllocateArray<byte>(checked(PaddedN * PaddedK + 64), pinned: true);
         _scales = GC.AllocateArray<float>(PaddedN, pinned: true);
         _columnSums128 = GC.AllocateArray<int>(PaddedN, pinned: true);

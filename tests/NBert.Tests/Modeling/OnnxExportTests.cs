@@ -446,8 +446,9 @@ public sealed class OnnxExportTests : TempDirectoryTest
                 Assert.Equal(expected, (sbyte)values[i * outputs + o]);
             }
         }
-        // The same integers and scales as NBert's own int8 engine.
-        var (engine, engineScales) = NBert.Tensors.Int8Quantization.QuantizeWeight(w.Data, outputs, inputs);
+        // The rule's integers and scales at 127 levels (the engine's own int8 layers use its 63-level form, which
+        // their byte products need: Int8Quantization.EngineWeightLevel).
+        var (engine, engineScales) = NBert.Tensors.Int8Quantization.QuantizeWeight(w.Data, outputs, inputs, NBert.Tensors.Int8Quantization.MaxLevel);
         Assert.Equal(engineScales, scales);
         for (int o = 0; o < outputs; o++)
             for (int i = 0; i < inputs; i++) Assert.Equal(engine[o * inputs + i], (sbyte)values[i * outputs + o]);

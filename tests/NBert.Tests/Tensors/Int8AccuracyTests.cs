@@ -13,11 +13,14 @@ public class Int8AccuracyTests(ITestOutputHelper output)
 {
     /// <summary>
     /// Per layer: the relative error ‖y_int8 − y_fp32‖ / ‖y_fp32‖ over all outputs, and the lowest cosine between a token's
-    /// int8 and float32 output rows. Measured on 341 tokens: query (384 → 384) 1.13%, 0.99975; intermediate (384 → 1536)
-    /// 1.26%, 0.99972; output (1536 → 384, on the GELU of the intermediate) 2.03%, 0.99736 (1.30%, 0.99961; 1.44%,
-    /// 0.99874; 2.19%, 0.99619 before rows with huge channels took a second pass). The bounds are 2.5% and 0.995. Every int8 path gives the same bits (see <see cref="Int8GemmTests"/>), so these hold on any machine. The
-    /// error is the quantization's alone: a hidden state's few large channels set its row's scale, which leaves the
-    /// other channels fewer levels.
+    /// int8 and float32 output rows. Measured on 341 tokens with 63-level weights (<see cref="Int8Quantization.EngineWeightLevel"/>):
+    /// query (384 → 384) 1.51%, 0.99972; intermediate (384 → 1536) 1.70%, 0.99963; output (1536 → 384, on the GELU of the
+    /// intermediate) 2.73%, 0.99254. With 127-level weights they were 1.13%, 0.99975; 1.26%, 0.99972; 2.03%, 0.99736, and
+    /// the bounds 2.5% and 0.995: the 7-bit weights, which make the byte products 1.8x faster (see <see cref="Int8Gemm"/>),
+    /// cost about a third more error per layer, and the bounds are now 3% and 0.99 (the model-level bounds, sentence
+    /// embeddings within cosine 0.99 and the pipelines' labels, are unchanged: Int8InferenceTests). Every int8 path gives
+    /// the same bits (see <see cref="Int8GemmTests"/>), so these hold on any machine. The error is the quantization's
+    /// alone: a hidden state's few large channels set its row's scale, which leaves the other channels fewer levels.
     /// </summary>
     [Fact]
     public void An_int8_layer_of_minilm_stays_within_about_two_percent_of_float32_on_real_hidden_states()
@@ -44,8 +47,8 @@ public class Int8AccuracyTests(ITestOutputHelper output)
 
         foreach (var (name, (relative, cosine)) in new[] { ("query", query), ("intermediate", intermediate), ("output", outputLayer) })
         {
-            Assert.True(relative <= 0.025, $"{name}: relative error {relative:F4}");
-            Assert.True(cosine >= 0.995, $"{name}: lowest row cosine {cosine:F6}");
+            Assert.True(relative <= 0.03, $"{name}: relative error {relative:F4}");
+            Assert.True(cosine >= 0.99, $"{name}: lowest row cosine {cosine:F6}");
         }
     }
 

@@ -106,7 +106,7 @@ public class Int8GemmTests(ITestOutputHelper output)
     /// + (float)sum_r · (scale_r · scale_w), the same for its remainder r = x − xq · scale_x.</summary>
     private static float[] Reference(int m, int n, int k, float[] a, int lda, float[] w, float[]? bias, float[] c, int ldc, bool accumulate)
     {
-        var (wq, ws) = Int8Quantization.QuantizeWeight(w, n, k);
+        var (wq, ws) = Int8Quantization.QuantizeWeight(w, n, k, Int8Quantization.EngineWeightLevel);
         var result = (float[])c.Clone();
         var xq = new sbyte[k];
         var rq = new sbyte[k];
@@ -152,12 +152,7 @@ public class Int8GemmTests(ITestOutputHelper output)
         output.WriteLine($"Avx2 {System.Runtime.Intrinsics.X86.Avx2.IsSupported}, Avx512F {System.Runtime.Intrinsics.X86.Avx512F.IsSupported}, " +
             $"Avx512BW {System.Runtime.Intrinsics.X86.Avx512BW.IsSupported}, AvxVnni {System.Runtime.Intrinsics.X86.AvxVnni.IsSupported}; " +
             $"best int8 path {Int8Gemm.Best}; paths tested here: {string.Join(", ", Supported)}");
-        // AVX-512BW is skipped on AMD processors (Zen 4 splits 512-bit operations; Zen 5 has AVX-VNNI, which comes first).
-        bool amd = System.Runtime.Intrinsics.X86.X86Base.IsSupported && System.Text.Encoding.ASCII.GetString(
-            [.. new[] { System.Runtime.Intrinsics.X86.X86Base.CpuId(0, 0) }.SelectMany(r => new[] { r.Ebx, r.Edx, r.Ecx }).SelectMany(BitConverter.GetBytes)]) == "AuthenticAMD";
-        output.WriteLine($"processor vendor AMD: {amd}");
-        var expected = new[] { Int8Path.AvxVnni, Int8Path.Avx512BW, Int8Path.Avx2, Int8Path.Scalar }
-            .Where(p => p != Int8Path.Avx512BW || !amd).First(Int8Gemm.IsSupported);
+        var expected = new[] { Int8Path.AvxVnni, Int8Path.Avx512BW, Int8Path.Avx2, Int8Path.Scalar }.First(Int8Gemm.IsSupported);
         Assert.Equal(expected, Int8Gemm.Best);
         Assert.Contains(Int8Path.Scalar, Supported);
         foreach (var path in Enum.GetValues<Int8Path>().Where(p => !Int8Gemm.IsSupported(p)))
@@ -192,7 +187,7 @@ public class Int8GemmTests(ITestOutputHelper output)
         // the int8 weights, taken as they are) by 10x or more.
         row[7] = 400;
         var w = Random(rng, 64 * 384, 0.2);
-        var (wq, ws) = Int8Quantization.QuantizeWeight(w, 64, 384);
+        var (wq, ws) = Int8Quantization.QuantizeWeight(w, 64, 384, Int8Quantization.EngineWeightLevel);
         var exact = new double[64];
         for (int j = 0; j < 64; j++)
             for (int p = 0; p < 384; p++) exact[j] += (double)row[p] * wq[j * 384 + p] * ws[j];
@@ -241,12 +236,13 @@ public class Int8GemmTests(ITestOutputHelper output)
     [Fact]
     public unsafe void The_packed_weight_holds_the_rules_integers_scales_and_column_sums_and_zero_padding()
     {
-        // What the VNNI path subtracts (128 · the column's integer sum) is checked here on any machine; the padding
-        // columns and inputs must be zeros, which add nothing to a sum.
+        // What the vector paths subtract (128 · the column's integer sum); the padding columns and inputs must be
+        // zeros, which add nothing to a sum. The weights have 63 levels (EngineWeightLevel), the rule's 7-bit form.
         var rng = new Random(2);
         int n = 37, k = 10;
         var w = Random(rng, n * k);
-        var (values, scales) = Int8Quantization.QuantizeWeight(w, n, k);
+        var (values, scales) = Int8Quantization.QuantizeWeight(w, n, k, Int8Quantization.EngineWeightLevel);
+        Assert.Equal(Int8Quantization.EngineWeightLevel, values.Max(v => Math.Abs((int)v)));
         var packed = new Int8PackedWeight(w, n, k);
         Assert.Equal((12, 64), (packed.PaddedK, packed.PaddedN));
         for (int j = 0; j < packed.PaddedN; j++)
@@ -262,16 +258,16 @@ public class Int8GemmTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public unsafe void The_vnni_offset_and_column_sum_correction_give_the_exact_sums()
+    public unsafe void The_offset_and_column_sum_correction_give_the_exact_sums()
     {
-        // What the AVX-VNNI kernel computes, lane by lane, in scalar form (for machines that cannot run it): each
-        // activation byte with its top bit flipped, read as unsigned (x + 128), times the packed weight, summed, minus
-        // ColumnSums128. Extreme and random activations, every column of a weight with padding.
+        // What the vector kernels compute, lane by lane, in scalar form: each activation byte with its top bit
+        // flipped, read as unsigned (x + 128), times the packed weight, summed, minus ColumnSums128. Extreme and
+        // random activations, every column of a weight with padding.
         var rng = new Random(12);
         int n = 21, k = 9;
         var w = Random(rng, n * k);
-        w[0] = 1f; w[1] = -1f; // row 0 reaches ±127
-        var (values, _) = Int8Quantization.QuantizeWeight(w, n, k);
+        w[0] = 1f; w[1] = -1f; // row 0 reaches ±63
+        var (values, _) = Int8Quantization.QuantizeWeight(w, n, k, Int8Quantization.EngineWeightLevel);
         var packed = new Int8PackedWeight(w, n, k);
         var rows = new[] { Enumerable.Repeat((sbyte)127, k).ToArray(), Enumerable.Repeat((sbyte)-127, k).ToArray(),
             Enumerable.Range(0, k).Select(_ => (sbyte)rng.Next(-127, 128)).ToArray() };
@@ -294,9 +290,9 @@ public class Int8GemmTests(ITestOutputHelper output)
     [Fact]
     public void Extreme_values_do_not_saturate_the_integer_sums()
     {
-        // Every quantized value is ±127 (a row of equal magnitudes): each vpmaddubsw pair is ±2·127² = ±32,258, the
-        // extremes the sign trick must keep below 32,767, and a long row sums to ±in·127² in int32. An unsigned
-        // offset (x + 128) through vpmaddubsw would clip such pairs at 32,767 and give other sums.
+        // Every quantized value is at its extreme (rows of equal magnitudes): activations ±127, offset to 1 or 255, and
+        // weights ±63, so each vpmaddubsw pair reaches 2·255·63 = 32,130, just inside int16's 32,767, and a long row
+        // sums to ±in·127·63 in int32. 127-level weights would clip such pairs at 32,767 and give other sums.
         var rng = new Random(8);
         int m = 11, n = 40, k = 4099;
         var sign = () => rng.Next(2) == 0 ? -1f : 1f;
@@ -318,11 +314,11 @@ public class Int8GemmTests(ITestOutputHelper output)
             for (int j = 0; j < n; j++)
             {
                 long sum = 0;
-                for (int p = 0; p < k; p++) sum += (a[i * k + p] > 0 ? 127 : -127) * (w[j * k + p] > 0 ? 127 : -127);
-                expected[i * n + j] = (int)sum * ((0.5f + i) / 127 * (0.25f / 127));
+                for (int p = 0; p < k; p++) sum += (a[i * k + p] > 0 ? 127 : -127) * (w[j * k + p] > 0 ? 63 : -63);
+                expected[i * n + j] = (int)sum * ((0.5f + i) / 127 * (0.25f / 63));
             }
-        Assert.Equal(k * 127f * 127f * ((0.5f / 127) * (0.25f / 127)), expected[0]); // all +: in·127²
-        Assert.Equal(-k * 127f * 127f * ((0.5f / 127) * (0.25f / 127)), expected[1]); // + by -
+        Assert.Equal(k * 127f * 63f * ((0.5f / 127) * (0.25f / 63)), expected[0]); // all +: in·127·63
+        Assert.Equal(-k * 127f * 63f * ((0.5f / 127) * (0.25f / 63)), expected[1]); // + by -
         foreach (var path in Supported)
         {
             var y = new float[m * n];
