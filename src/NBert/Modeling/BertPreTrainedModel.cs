@@ -389,6 +389,23 @@ public abstract class BertPreTrainedModel : IDisposable
         };
     }
 
+    /// <summary>
+    /// The body's last hidden state lent to <paramref name="read"/> for the call only: its first batch x sequence x hidden
+    /// values are the states, in pooled scratch returned afterwards, and no pooler runs. A pipeline that reduces the
+    /// states (sentence embeddings) reads them here: a stream of batches through <see cref="Forward"/> allocates a new
+    /// [b, s, h] array each, large enough for the large-object heap, whose collections took 6% of int8 embedding time.
+    /// </summary>
+    internal TResult ReadLastHiddenState<TResult>(ModelInputs inputs, Func<float[], TResult> read)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _encoder.Check(inputs);
+        var weights = Weights;
+        using var pass = EncoderPass<float>.Scratch(Config, inputs, lendOutput: true);
+        _encoder.Forward(weights, pass);
+        return read(pass.Hidden);
+    }
+
     /// <summary>Refuses a batch whose <paramref name="what"/> would need more values than one array holds.</summary>
     private protected static void EnsureArray(string what, long count) => Encoder<float>.EnsureArray(what, count);
 

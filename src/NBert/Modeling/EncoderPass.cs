@@ -107,15 +107,16 @@ internal sealed class EncoderPass<T> : IDisposable where T : unmanaged, IFloatin
     public static EncoderPass<T> Kept(BertConfig config) => new(config, keep: true);
 
     /// <summary>An inference pass over <paramref name="inputs"/> with pooled scratch; its output, <see cref="Embedded"/> then
-    /// <see cref="Hidden"/>, is a fresh array of exactly [m, h] the caller keeps.</summary>
-    public static EncoderPass<T> Scratch(BertConfig config, ModelInputs inputs)
+    /// <see cref="Hidden"/>, is a fresh array of exactly [m, h] the caller keeps, or with <paramref name="lendOutput"/>
+    /// pooled scratch too (at least [m, h]), valid until the pass is disposed.</summary>
+    public static EncoderPass<T> Scratch(BertConfig config, ModelInputs inputs, bool lendOutput = false)
     {
         var pass = new EncoderPass<T>(config, keep: false);
         pass.SetInputs(inputs, 0, 0, null);
         int m = pass.Rows, h = config.HiddenSize, inner = config.IntermediateSize, e = config.EmbeddingWidth;
         pass.EmbeddingSum = pass.Rent(m * e);
         if (config.ProjectsEmbeddings) pass.EmbeddingNormed = pass.Rent(m * e);
-        pass.Embedded = new T[m * h];
+        pass.Embedded = lendOutput ? pass.Rent(m * h) : new T[m * h];
         var qkv = pass.Rent(m * 3 * h);
         var innerBuffer = pass.Rent(m * inner);
         pass._layers = [new LayerBuffers<T>

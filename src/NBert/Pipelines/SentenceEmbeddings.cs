@@ -135,11 +135,13 @@ public sealed partial class SentenceEmbeddings : Pipeline
             var rows = order.AsSpan(start, Math.Min(BatchSize, order.Length - start)).ToArray();
             var batch = Tokenizer.Pad(rows.Select(i => encodings[i]).ToArray(), new EncodeOptions { Padding = PaddingStrategy.Longest });
             var inputs = ModelInputs.FromEncodings(batch);
-            var hidden = Model.Forward(inputs).LastHiddenState!;
-            Model.EnsureFinite(hidden.Data, "hidden states");
-            for (int r = 0; r < rows.Length; r++)
-                result[rows[r]] = Pool(hidden.Data.AsSpan(r * inputs.SequenceLength * Dimension, inputs.SequenceLength * Dimension),
-                    batch[r].AttentionMask);
+            int tokensPerText = inputs.SequenceLength * Dimension;
+            var vectors = Model.ReadLastHiddenState(inputs, hidden =>
+            {
+                Model.EnsureFinite(hidden.AsSpan(0, rows.Length * tokensPerText), "hidden states");
+                return batch.Select((e, r) => Pool(hidden.AsSpan(r * tokensPerText, tokensPerText), e.AttentionMask)).ToArray();
+            });
+            for (int r = 0; r < rows.Length; r++) result[rows[r]] = vectors[r];
         }
         return result;
     }
