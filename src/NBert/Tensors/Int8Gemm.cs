@@ -25,7 +25,7 @@ internal enum Int8Path
 /// token) on every call (127 levels), both by <see cref="Int8Quantization"/>'s rule. The products are summed exactly in
 /// int32 and turned into float32 once per output:
 /// <c>y[i, j] = (float)sum_k(xq[i, k] · wq[j, k]) · (scale_x[i] · scale_w[j]) + bias[j]</c>. A row with a few huge
-/// channels (<see cref="Int8Quantization.NeedsSecondPass"/>) then gets a second pass on its remainder, added to y.
+/// channels (<see cref="Int8Quantization.NeedsSecondPass(ReadOnlySpan{float})"/>) then gets a second pass on its remainder, added to y.
 /// <para>
 /// <b>Why the integer sums never saturate.</b> The byte multiplies (vpmaddubsw; vpdpbusd with VNNI) take one
 /// <i>unsigned</i> operand, so activations are stored offset, u = x + 128 (0..255: the integer with its top bit
@@ -117,7 +117,7 @@ internal static unsafe class Int8Gemm
     }
 
     /// <summary>Each row of A into int8 with its own scale, stored offset (x + 128, see the class comment), and whether it
-    /// needs a second pass (<see cref="Int8Quantization.NeedsSecondPass"/>); the padding inputs (k..kp) are offset zeros,
+    /// needs a second pass (<see cref="Int8Quantization.NeedsSecondPass(ReadOnlySpan{float})"/>); the padding inputs (k..kp) are offset zeros,
     /// which meet zero weights.</summary>
     private static void QuantizeRows(int m, float* a, int lda, int k, int kp, sbyte* q, float* scales, bool* twice, int threads)
     {
@@ -128,26 +128,18 @@ internal static unsafe class Int8Gemm
             {
                 var row = new Span<sbyte>((sbyte*)pq + (long)i * kp, kp);
                 var x = new ReadOnlySpan<float>((float*)pa + (long)i * lda, k);
-                ((float*)ps)[i] = Int8Quantization.QuantizeRow(x, row);
-                ((bool*)pt)[i] = Int8Quantization.NeedsSecondPass(x);
-                row[k..].Clear();
-                ToOffset(row);
+                float max = k == 0 ? 0 : MathF.Abs(TensorPrimitives.MaxMagnitude(x));
+                ((float*)ps)[i] = Int8Quantization.QuantizeRow(x, row, Int8Quantization.MaxLevel, max, offset: true);
+                ((bool*)pt)[i] = Int8Quantization.NeedsSecondPass(x, max);
+                row[k..].Fill(OffsetZero);
             }
         }
         if (threads <= 1 || (long)m * k < 1 << 16) Rows(0, m);
         else Threading.ForRows(m, Rows);
     }
 
-    /// <summary>Flips each byte's top bit: a signed value x (-127..127) becomes x + 128 read as unsigned, and back.</summary>
-    private static void ToOffset(Span<sbyte> row)
-    {
-        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(row);
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-            for (var top = Vector256.Create((byte)0x80); i + 32 <= bytes.Length; i += 32)
-                (Vector256.Create<byte>(bytes[i..]) ^ top).CopyTo(bytes[i..]);
-        for (; i < bytes.Length; i++) bytes[i] ^= 0x80;
-    }
+    /// <summary>Zero as an offset byte (0 + 128).</summary>
+    private const sbyte OffsetZero = unchecked((sbyte)0x80);
 
     /// <summary>The signed integer an offset byte stands for.</summary>
     private static int Unoffset(sbyte stored) => (byte)stored - 128;
@@ -180,9 +172,9 @@ internal static unsafe class Int8Gemm
                 float scale = scales[i];
                 for (int p = 0; p < k; p++) remainder[p] = x[p] - Unoffset(xq[p]) * scale;
                 var row = quantized.AsSpan(t * kp, kp);
-                scales2[t] = Int8Quantization.QuantizeRow(remainder.AsSpan(0, k), row);
-                row[k..].Clear();
-                ToOffset(row);
+                var r = remainder.AsSpan(0, k);
+                scales2[t] = Int8Quantization.QuantizeRow(r, row, Int8Quantization.MaxLevel, MathF.Abs(TensorPrimitives.MaxMagnitude(r)), offset: true);
+                row[k..].Fill(OffsetZero);
                 t++;
             }
             fixed (sbyte* pq = quantized)

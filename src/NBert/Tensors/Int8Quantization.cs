@@ -50,15 +50,26 @@ internal static class Int8Quantization
 
     /// <summary>Quantizes one row into <paramref name="q"/> (the same length) with <paramref name="level"/> levels each
     /// side (1 to 127) and returns its scale.</summary>
-    public static unsafe float QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q, int level = MaxLevel)
+    public static float QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q, int level = MaxLevel)
+    {
+        if (level is < 1 or > MaxLevel) throw new ArgumentOutOfRangeException(nameof(level), $"{level} levels: 1 to {MaxLevel}.");
+        return QuantizeRow(x, q, level, x.IsEmpty ? 0 : MathF.Abs(TensorPrimitives.MaxMagnitude(x)), offset: false);
+    }
+
+    /// <summary>
+    /// The same with the row's largest magnitude already known (the engine also needs it for
+    /// <see cref="NeedsSecondPass(ReadOnlySpan{float}, float)"/>); with <paramref name="offset"/> each integer is stored
+    /// as x + 128 read as an unsigned byte (its top bit flipped), the form the int8 kernels multiply.
+    /// </summary>
+    internal static unsafe float QuantizeRow(ReadOnlySpan<float> x, Span<sbyte> q, int level, float maxAbs, bool offset)
     {
         if (q.Length < x.Length) throw new ArgumentException($"{q.Length} int8 values for a row of {x.Length}.");
-        if (level is < 1 or > MaxLevel) throw new ArgumentOutOfRangeException(nameof(level), $"{level} levels: 1 to {MaxLevel}.");
         if (x.IsEmpty) return 1f;
-        float scale = Scale(MathF.Abs(TensorPrimitives.MaxMagnitude(x)), level);
+        sbyte flip = offset ? unchecked((sbyte)0x80) : (sbyte)0;
+        float scale = Scale(maxAbs, level);
         if (float.IsNaN(scale))
         {
-            q[..x.Length].Clear();
+            q[..x.Length].Fill(flip);
             return scale;
         }
         int i = 0;
@@ -68,15 +79,16 @@ internal static class Int8Quantization
             // so a value's integer does not depend on where in the row it falls.
             var s = Vector256.Create(scale);
             var top = Vector256.Create(level);
+            var flips = Vector256.Create(flip);
             fixed (float* px = x)
                 for (; i + 32 <= x.Length; i += 32)
                 {
                     var words = Vector256.Narrow(Vector256.Narrow(Levels(px + i, s, top), Levels(px + i + 8, s, top)),
                         Vector256.Narrow(Levels(px + i + 16, s, top), Levels(px + i + 24, s, top)));
-                    words.CopyTo(q[i..]);
+                    (words ^ flips).CopyTo(q[i..]);
                 }
         }
-        for (; i < x.Length; i++) q[i] = Level(x[i], scale, level);
+        for (; i < x.Length; i++) q[i] = (sbyte)(Level(x[i], scale, level) ^ flip);
         return scale;
     }
 
@@ -94,10 +106,12 @@ internal static class Int8Quantization
     /// quantizes such a row's remainder (x − q·scale, at most half a level in every channel) once more and adds its
     /// product: two int8 passes for those rows only, which gives them about 14 bits.
     /// </summary>
-    public static bool NeedsSecondPass(ReadOnlySpan<float> x)
+    public static bool NeedsSecondPass(ReadOnlySpan<float> x) => !x.IsEmpty && NeedsSecondPass(x, MathF.Abs(TensorPrimitives.MaxMagnitude(x)));
+
+    /// <summary>The same with the row's largest magnitude <paramref name="max"/> already known.</summary>
+    internal static bool NeedsSecondPass(ReadOnlySpan<float> x, float max)
     {
         if (x.IsEmpty) return false;
-        float max = MathF.Abs(TensorPrimitives.MaxMagnitude(x));
         // max > ratio · sqrt(sumsq / n)  <=>  n · max² > ratio² · sumsq (no square root, no division).
         return (double)x.Length * max * max > (double)SecondPassRatio * SecondPassRatio * TensorPrimitives.SumOfSquares(x);
     }

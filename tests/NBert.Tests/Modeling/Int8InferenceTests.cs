@@ -25,7 +25,7 @@ public sealed class Int8InferenceTests(ITestOutputHelper output) : TempDirectory
 
     /// <summary>Measured on the 40 texts with 63-level weights in the linear layers: arctic-xs lowest 0.99939 (mean 0.99961);
     /// all-MiniLM-L6-v2 lowest 0.99328 (mean 0.99737), with the word-embedding table in int8 (127 levels) too. With 127-level
-    /// weights they were 0.99968 and 0.99468 (0.99559 with the table in float32). Before rows with huge channels took a second pass (<see cref="NBert.Tensors.Int8Quantization.NeedsSecondPass"/>)
+    /// weights they were 0.99968 and 0.99468 (0.99559 with the table in float32). Before rows with huge channels took a second pass (<see cref="NBert.Tensors.Int8Quantization.NeedsSecondPass(ReadOnlySpan{float})"/>)
     /// they were 0.99858 and 0.98572, MiniLM's on the empty text, whose [CLS] and [SEP] states are all it averages. ONNX
     /// Runtime's dynamic int8 (per-tensor activations) reaches 0.985 on MiniLM.</summary>
     [Theory]

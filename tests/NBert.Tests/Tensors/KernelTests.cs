@@ -37,6 +37,27 @@ public class KernelTests
     }
 
     [Fact]
+    public void Gelu_over_a_grid_stays_within_float_precision_of_the_exact_form_and_its_vector_lanes_give_the_scalar_bits()
+    {
+        // -10..10 in steps of 1/64 (160 vectors of 8 and a scalar tail of 1), and values whose exp(-x²/2) underflows.
+        var x = Enumerable.Range(-640, 1281).Select(i => i / 64f).Concat([-30f, -14f, 14f, 30f]).ToArray();
+        var y = (float[])x.Clone();
+        Kernels.Gelu(y);
+        double worst = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            double exact = 0.5 * x[i] * (1 + Kernels.Erf(x[i] / Math.Sqrt(2)));
+            worst = Math.Max(worst, Math.Abs(y[i] - exact) / Math.Max(1, Math.Abs(x[i])));
+            var alone = new[] { x[i] };
+            Kernels.Gelu(alone); // the scalar path
+            Assert.Equal(BitConverter.SingleToInt32Bits(y[i]), BitConverter.SingleToInt32Bits(alone[0]));
+        }
+        Assert.True(worst < 2e-7, $"largest error {worst:E2} · max(1, |x|)");
+        Assert.Equal(0f, y[^4]);
+        Assert.Equal(30f, y[^1]);
+    }
+
+    [Fact]
     public void Masked_softmax_gives_masked_keys_zero_and_rows_summing_to_one()
     {
         var scores = new float[] { 1f, 2f, 3f, 4f, 0f, 0f, 0f, 0f };
