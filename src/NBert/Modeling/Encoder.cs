@@ -116,30 +116,33 @@ internal sealed class Encoder<T>(ParameterLayout layout) where T : unmanaged, IF
         AttentionForward(l, pass, probs ?? l.Probs);
         w.Linear(p.AttentionOutput, l.Context.AsSpan(0, m * h), m, l.Residual1);
         Dropout(pass, l.Residual1, m * h, AttentionOutputDropout(pass), l.Keep1);
-        TensorPrimitives.Add(l.Residual1.AsSpan(0, m * h), x.AsSpan(0, m * h), l.Residual1);
-        LayerNorm(w, p.AttentionNorm, l.Residual1, l.Attended, l.Mean1, l.Rstd1, m);
+        LayerNorm(w, p.AttentionNorm, l.Residual1, l.Attended, l.Mean1, l.Rstd1, m, residual: x);
         w.Linear(p.Intermediate, l.Attended.AsSpan(0, m * h), m, l.Inner);
         var activation = C.Activation;
         var (pre, post) = (l.Inner, l.Activated);
         Threading.ForRows(m, (r0, r1) => activation.Forward<T>(pre.AsSpan(r0 * inner, (r1 - r0) * inner), post.AsSpan(r0 * inner, (r1 - r0) * inner)));
         w.Linear(p.Output, l.Activated.AsSpan(0, m * inner), m, l.Residual2);
         Dropout(pass, l.Residual2, m * h, pass.HiddenDropout, l.Keep2);
-        TensorPrimitives.Add(l.Residual2.AsSpan(0, m * h), l.Attended.AsSpan(0, m * h), l.Residual2);
-        LayerNorm(w, p.OutputNorm, l.Residual2, output, l.Mean2, l.Rstd2, m);
+        LayerNorm(w, p.OutputNorm, l.Residual2, output, l.Mean2, l.Rstd2, m, residual: l.Attended);
     }
 
     /// <summary>The dropout after the attention's output layer: the hidden dropout, where the family has it.</summary>
     private double AttentionOutputDropout(EncoderPass<T> pass) => C.AttentionOutputDropout ? pass.HiddenDropout : 0;
 
     /// <summary>LayerNorm of <paramref name="rows"/> rows of <paramref name="width"/> (default: the hidden size), in parallel;
-    /// mean and 1/std kept when the buffers are given.</summary>
-    public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows, int width = 0)
+    /// mean and 1/std kept when the buffers are given. With <paramref name="residual"/>, x += residual first, row by row in
+    /// the same parallel pass (x then holds the sum, which backward reads).</summary>
+    public void LayerNorm(Weights<T> w, NormParameters p, T[] x, T[] y, T[]? mean, T[]? rstd, int rows, int width = 0, T[]? residual = null)
     {
         int h = width > 0 ? width : C.HiddenSize;
         T eps = T.CreateTruncating(C.LayerNormEps);
-        Threading.ForRows(rows, (r0, r1) => Ops.LayerNormForward<T>(x.AsSpan(r0 * h, (r1 - r0) * h), y.AsSpan(r0 * h, (r1 - r0) * h),
-            w.Values(p.Weight), w.Values(p.Bias), eps,
-            mean is null ? default : mean.AsSpan(r0, r1 - r0), rstd is null ? default : rstd.AsSpan(r0, r1 - r0)));
+        Threading.ForRows(rows, (r0, r1) =>
+        {
+            var rowsOfX = x.AsSpan(r0 * h, (r1 - r0) * h);
+            if (residual is not null) TensorPrimitives.Add(rowsOfX, residual.AsSpan(r0 * h, (r1 - r0) * h), rowsOfX);
+            Ops.LayerNormForward<T>(rowsOfX, y.AsSpan(r0 * h, (r1 - r0) * h), w.Values(p.Weight), w.Values(p.Bias), eps,
+                mean is null ? default : mean.AsSpan(r0, r1 - r0), rstd is null ? default : rstd.AsSpan(r0, r1 - r0));
+        });
     }
 
     /// <summary>Dropout in place on the first <paramref name="length"/> values (rows of <paramref name="width"/>, default the
