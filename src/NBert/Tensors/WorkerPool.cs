@@ -57,8 +57,9 @@ internal sealed class WorkerPool
             int sleepers = Volatile.Read(ref _sleeping);
             if (sleepers > 0) _wake.Release(Math.Min(sleepers, Math.Min(parts, threads) - 1));
             Work(job);
-            var spin = new SpinWait();
-            while (Volatile.Read(ref job.Pending) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            // The workers' last parts are short: check often (SpinWait's backoff spun up to tens of microseconds between
+            // checks, and yielded, after the parts were done).
+            while (Volatile.Read(ref job.Pending) != 0) Thread.SpinWait(1);
             _job = null;
             if (job.Error is { } e) throw new AggregateException(e);
         }
