@@ -55,8 +55,8 @@ internal static unsafe class Int8Gemm
     private const int RowUnit = 24;
 
     /// <summary>The fastest path this machine runs. On AMD's Zen 4, which splits each 512-bit operation in two 256-bit
-    /// halves, the AVX-512BW kernel (8 x 32) still ran 0-7% faster than the AVX2 one (4 x 16) at one thread and 12-22%
-    /// at two on MiniLM's shapes (<c>bench linear</c>): the taller tile loads each weight vector for twice the rows.</summary>
+    /// halves, the AVX-512BW kernel (8 x 32) still ran 2-16% faster than the AVX2 one (4 x 16) at one and two threads
+    /// on MiniLM's shapes (<c>bench linear</c>): the taller tile loads each weight vector for twice the rows.</summary>
     internal static Int8Path Best { get; } =
         AvxVnni.IsSupported ? Int8Path.AvxVnni
         : Avx512BW.IsSupported ? Int8Path.Avx512BW
