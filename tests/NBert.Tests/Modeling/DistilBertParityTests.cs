@@ -87,13 +87,8 @@ public sealed class DistilBertParityTests() : FamilyParityTest("distilbert")
         var inputs = Inputs(e);
         int m = inputs.Batch * inputs.SequenceLength;
 
-        var mlm = TrainingModel<double>.From(Load("maskedlm"));
         // Every position labelled, so the masked-LM logits are computed at all of them.
-        mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = new int[m] }, training: false);
-        Assert.Equal(Enumerable.Range(0, m), mlm.MaskedLmPositions);
-        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), mlm.MaskedLmLogits, Float64Tolerance);
-        double loss = mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "maskedlm.labels") }, training: false).Loss;
-        Assert.Equal(e.ReadFloat64("maskedlm.loss")[0], loss, Float64Tolerance);
+        AssertMaskedLmOnTheTrainingPath(e, inputs, mlm => Assert.Equal(Enumerable.Range(0, m), mlm.MaskedLmPositions));
 
         AssertTaskHeadsOnTheTrainingPath(e, inputs);
     }

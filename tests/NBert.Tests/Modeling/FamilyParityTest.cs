@@ -78,6 +78,19 @@ public abstract class FamilyParityTest(string family) : TempDirectoryTest
         return (model, dir);
     }
 
+    /// <summary>The masked-LM head on the training path in float64: its logits at every position (all labelled) and its
+    /// loss on the fixture's labels within <see cref="Float64Tolerance"/> of the references. <paramref name="atEveryPosition"/>
+    /// sees the model after the all-positions pass.</summary>
+    protected void AssertMaskedLmOnTheTrainingPath(SafeTensorsFile e, ModelInputs inputs, Action<TrainingModel<double>>? atEveryPosition = null)
+    {
+        var mlm = TrainingModel<double>.From(Load("maskedlm"));
+        mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = new int[inputs.Batch * inputs.SequenceLength] }, training: false);
+        atEveryPosition?.Invoke(mlm);
+        Close("maskedlm.logits", e.ReadFloat64("maskedlm.logits"), mlm.MaskedLmLogits, Float64Tolerance);
+        double loss = mlm.Forward(new TrainingBatch { Inputs = inputs, Labels = Ints(e, "maskedlm.labels") }, training: false).Loss;
+        Assert.Equal(e.ReadFloat64("maskedlm.loss")[0], loss, Float64Tolerance);
+    }
+
     /// <summary>The task heads (sequence and token classification, QA) on the training path in float64: logits and losses
     /// within <see cref="Float64Tolerance"/> of the references.</summary>
     protected void AssertTaskHeadsOnTheTrainingPath(SafeTensorsFile e, ModelInputs inputs)
